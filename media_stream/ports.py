@@ -1,0 +1,77 @@
+"""The speech ports: what a transcriber and a synthesizer must offer the call bridge.
+
+Every engine, embedded or cloud, sits behind these protocols. Times are seconds on the
+stream clock (the caller's audio timeline, taken from Twilio's ``media.timestamp``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word with its place on the stream clock and the engine's confidence."""
+
+    text: str
+    start: float
+    end: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """The caller began speaking at ``at`` (stream seconds); drives barge-in."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """A final transcript of one stretch of caller speech.
+
+    ``start`` comes from voice-activity detection (the onset of speech), ``end`` from the
+    endpointer. ``confidence`` is the mean word confidence (0 when there are no words).
+    """
+
+    text: str
+    start: float
+    end: float
+    confidence: float
+    engine: str
+    words: tuple[Word, ...] = field(default=())
+
+
+SpeechEvent = SpeechStarted | Utterance
+
+
+class TranscriptionSession(Protocol):
+    """One call's streaming recognition: μ-law audio in, speech events out."""
+
+    def send_audio(self, ulaw: bytes, at: float) -> None:
+        """Feed μ-law 8 kHz audio whose first sample sits at ``at`` stream seconds."""
+
+    def events(self) -> AsyncIterator[SpeechEvent]:
+        """Speech events in order; the iterator ends after ``close``."""
+
+    async def close(self) -> None:
+        """Flush pending speech and stop; ``events`` ends after what is pending."""
+
+
+class Transcriber(Protocol):
+    """A speech-to-text engine that opens one session per call."""
+
+    name: str
+
+    def open_session(self) -> TranscriptionSession: ...
+
+
+class Synthesizer(Protocol):
+    """A text-to-speech engine yielding μ-law 8 kHz mono audio in chunks."""
+
+    name: str
+
+    def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        """Audio for ``text``; stop iterating to cancel."""
