@@ -6,7 +6,7 @@ stream clock (the caller's audio timeline, taken from Twilio's ``media.timestamp
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -65,6 +65,9 @@ class Transcriber(Protocol):
 
     name: str
 
+    def load(self) -> None:
+        """Get ready to transcribe (load a model, check a key); idempotent."""
+
     def open_session(self) -> TranscriptionSession: ...
 
 
@@ -73,5 +76,5 @@ class Synthesizer(Protocol):
 
     name: str
 
-    def synthesize(self, text: str) -> AsyncIterator[bytes]:
-        """Audio for ``text``; stop iterating to cancel."""
+    def synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
+        """Audio for ``text`` (an async generator); close it to cancel synthesis."""

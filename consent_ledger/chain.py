@@ -1,0 +1,230 @@
+"""The hash chain: how a consent event is written down, hashed, appended, and checked when read.
+
+Each business has its own chain. An event's ``body`` is the canonical JSON of
+``{"schema", "seq", "recorded_at", "evidence"}`` (sorted keys, UTF-8, no spaces, times as
+``YYYY-MM-DDTHH:MM:SS.ffffffZ``), and its hash is ``sha256(prev_hash + body)`` in lower-case hex, where
+``prev_hash`` is the previous event's hash in the same chain, or 64 zeros for the first. Anyone holding
+the rows can recompute every hash without parsing any JSON: the body is stored as the exact text that
+was hashed.
+
+The columns ``business_id``, ``seq``, ``phone_number``, ``kind`` and ``recorded_at`` repeat what the
+hashed body says; a row whose columns disagree with its body counts as damaged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from consent_ledger.evidence import ConsentEvidence, EventKind
+from consent_ledger.instants import format_instant, require_utc, stored_instant
+from consent_ledger.tables import consent_chain_heads, consent_events
+
+logger = logging.getLogger(__name__)
+
+GENESIS_HASH = "0" * 64
+"""The ``prev_hash`` of the first event in every chain."""
+
+BODY_SCHEMA = "consent-event/1"
+"""Names the layout of ``body``; a new layout gets a new name."""
+
+_BODY_FIELDS = frozenset({"schema", "seq", "recorded_at", "evidence"})
+
+
+class CorruptEventError(ValueError):
+    """A stored event whose body, hash or columns do not agree: the row was changed after writing."""
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """A consent event as it stands in the ledger."""
+
+    seq: int
+    business_id: str
+    phone_number: str
+    kind: EventKind
+    recorded_at: datetime
+    body: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def evidence(self) -> ConsentEvidence:
+        """The evidence this event records, checked again as it was when it was written.
+
+        Raises ValueError when the stored evidence does not make a valid record.
+        """
+        return ConsentEvidence.from_dict(self.body["evidence"])
+
+
+def canonical_json(value: Any) -> str:
+    """``value`` as canonical JSON: sorted keys, no spaces, UTF-8 text, datetimes as UTC instants."""
+    return json.dumps(
+        value,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        default=_json_default,
+    )
+
+
+def chain_hash(prev_hash: str, body: str) -> str:
+    """The hash of an event: lower-case hex sha256 of ``prev_hash + body`` in UTF-8."""
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def append_event(
+    conn: Connection, evidence: ConsentEvidence, recorded_at: datetime
+) -> RecordedEvent:
+    """Append ``evidence`` to its business's chain, inside the caller's transaction.
+
+    The business's chain-head row is locked first (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite
+    transactions from ``voice_agent.db.make_engine`` already hold the write lock), so concurrent
+    appends to one chain queue up and each gets the next sequence number. The caller commits.
+    """
+    if not isinstance(evidence, ConsentEvidence):
+        raise ValueError("append_event needs a ConsentEvidence")
+    require_utc("recorded_at", recorded_at)
+    head_seq, prev_hash = _lock_chain_head(conn, evidence.business_id)
+    seq = head_seq + 1
+    body = canonical_json(
+        {
+            "schema": BODY_SCHEMA,
+            "seq": seq,
+            "recorded_at": recorded_at,
+            "evidence": evidence.to_dict(),
+        }
+    )
+    digest = chain_hash(prev_hash, body)
+    conn.execute(
+        insert(consent_events).values(
+            business_id=evidence.business_id,
+            seq=seq,
+            phone_number=evidence.phone_number,
+            kind=evidence.kind.value,
+            recorded_at=recorded_at,
+            body=body,
+            prev_hash=prev_hash,
+            hash=digest,
+        )
+    )
+    conn.execute(
+        update(consent_chain_heads)
+        .where(consent_chain_heads.c.business_id == evidence.business_id)
+        .values(seq=seq, hash=digest)
+    )
+    logger.info(
+        "consent event appended",
+        extra={"business_id": evidence.business_id, "seq": seq, "kind": evidence.kind.value},
+    )
+    return RecordedEvent(
+        seq=seq,
+        business_id=evidence.business_id,
+        phone_number=evidence.phone_number,
+        kind=evidence.kind,
+        recorded_at=recorded_at,
+        body=json.loads(body),
+        prev_hash=prev_hash,
+        hash=digest,
+    )
+
+
+def row_defect(row: Row[Any]) -> str | None:
+    """Why a stored ``consent_events`` row cannot be trusted on its own, or None when it can.
+
+    Checks that the hash covers ``prev_hash`` and ``body``, and that the columns say what the body
+    says. Whether the row fits its chain (sequence, link to the previous event) is for the verifier.
+    """
+    if not isinstance(row.body, str) or chain_hash(row.prev_hash, row.body) != row.hash:
+        return "hash mismatch"
+    try:
+        body = json.loads(row.body)
+    except ValueError:
+        return "body is not valid JSON"
+    if not _is_event_body(body):
+        return "body is not a consent event"
+    evidence = body["evidence"]
+    hashed = {
+        "business_id": evidence["business_id"],
+        "seq": body["seq"],
+        "phone_number": evidence["phone_number"],
+        "kind": evidence["kind"],
+        "recorded_at": body["recorded_at"],
+    }
+    stored = {
+        "business_id": row.business_id,
+        "seq": row.seq,
+        "phone_number": row.phone_number,
+        "kind": row.kind,
+        "recorded_at": format_instant(stored_instant(row.recorded_at)),
+    }
+    for column, value in stored.items():
+        if value != hashed[column] or type(value) is not type(hashed[column]):
+            return f"{column} column does not match the hashed body"
+    return None
+
+
+def event_from_row(row: Row[Any]) -> RecordedEvent:
+    """The event a ``consent_events`` row holds; CorruptEventError when the row is damaged."""
+    defect = row_defect(row)
+    if defect is not None:
+        raise CorruptEventError(
+            f"consent event {row.business_id!r} #{row.seq} is damaged: {defect}"
+        )
+    try:
+        kind = EventKind(row.kind)
+    except ValueError:
+        raise CorruptEventError(
+            f"consent event {row.business_id!r} #{row.seq} has unknown kind {row.kind!r}"
+        ) from None
+    return RecordedEvent(
+        seq=row.seq,
+        business_id=row.business_id,
+        phone_number=row.phone_number,
+        kind=kind,
+        recorded_at=stored_instant(row.recorded_at),
+        body=json.loads(row.body),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def _lock_chain_head(conn: Connection, business_id: str) -> tuple[int, str]:
+    dialect_insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(
+        conn.dialect.name
+    )
+    if dialect_insert is None:
+        raise ValueError(
+            f"the consent ledger supports sqlite and postgresql, not {conn.dialect.name!r}"
+        )
+    conn.execute(
+        dialect_insert(consent_chain_heads)
+        .values(business_id=business_id, seq=0, hash=GENESIS_HASH)
+        .on_conflict_do_nothing(index_elements=[consent_chain_heads.c.business_id])
+    )
+    head = conn.execute(
+        select(consent_chain_heads.c.seq, consent_chain_heads.c.hash)
+        .where(consent_chain_heads.c.business_id == business_id)
+        .with_for_update()
+    ).one()
+    return int(head.seq), str(head.hash)
+
+
+def _is_event_body(body: object) -> bool:
+    if not isinstance(body, dict) or set(body) != _BODY_FIELDS:
+        return False
+    evidence = body["evidence"]
+    return isinstance(evidence, dict) and {"business_id", "phone_number", "kind"} <= set(evidence)
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return format_instant(value)
+    raise TypeError(f"{type(value).__name__} has no canonical JSON form")

@@ -1,0 +1,313 @@
+"""CallBridge: one live call's media stream, between Twilio's websocket and the conversation.
+
+The bridge reads Twilio's messages (skipping malformed or out-of-order ones), feeds the caller's
+audio to a transcription session, turns speech and keypad presses into ``CallerInput``, sends
+synthesized replies as outbound media followed by a mark per chunk, and clears the caller's
+playout buffer when the caller talks over an interruptible reply (never over the consent script).
+
+Audio is sent as soon as it is synthesized: Twilio buffers it and plays it in real time, so the
+caller never hears a gap, and the echoed marks say what has actually been played.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from contextlib import aclosing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from media_stream.codec import FRAME_BYTES, duration_seconds
+from media_stream.ports import SpeechStarted, Synthesizer, TranscriptionSession, Utterance
+from media_stream.protocol import (
+    Clear,
+    Dtmf,
+    Mark,
+    Media,
+    OutboundMark,
+    OutboundMedia,
+    ProtocolError,
+    Start,
+    Stop,
+    encode_outbound,
+    parse_inbound,
+)
+from media_stream.sequencing import InboundOrder
+
+logger = logging.getLogger(__name__)
+
+CHUNK_BYTES = FRAME_BYTES * 10  # 200 ms of audio per outbound media message
+
+
+class StreamClosed(Exception):
+    """The websocket closed."""
+
+
+class CallEnded(Exception):
+    """The caller hung up (Twilio sent ``stop`` or the websocket closed)."""
+
+
+class StreamSocket(Protocol):
+    """The websocket the bridge talks over (adapted from the web framework's)."""
+
+    async def receive_text(self) -> str:
+        """The next text message; raises StreamClosed when the socket is gone."""
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class CallerInput:
+    """Something the caller did: finished an utterance, or pressed a key."""
+
+    at: float
+    utterance: Utterance | None = None
+    digit: str | None = None
+
+
+@dataclass(frozen=True)
+class PlaybackResult:
+    """How a reply ended: fully played (proven by its last mark), cleared, or cut off by hang-up.
+
+    ``finished_at`` is the stream time when that became known.
+    """
+
+    played: bool
+    finished_at: float
+    cleared: bool = False
+
+
+@dataclass
+class Playback:
+    """One reply being played to the caller; one mark per synthesized chunk."""
+
+    text: str
+    interruptible: bool
+    started_at: float
+    marks: list[str] = field(default_factory=list)
+    played_marks: set[str] = field(default_factory=set)
+    result: asyncio.Future[PlaybackResult] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    sending_done: bool = False
+
+    @property
+    def fully_played(self) -> bool:
+        return self.sending_done and bool(self.marks) and self.marks[-1] in self.played_marks
+
+    async def finished(self) -> PlaybackResult:
+        """Wait until Twilio has played the whole reply, or it was cleared, or the call ended."""
+        return await asyncio.shield(self.result)
+
+
+class CallBridge:
+    """One call's media stream: inbound frames, caller input, outbound speech."""
+
+    def __init__(
+        self,
+        socket: StreamSocket,
+        transcription: TranscriptionSession,
+        synthesizer: Synthesizer,
+        *,
+        on_input: Callable[[CallerInput], Awaitable[None]] | None = None,
+    ) -> None:
+        self._socket = socket
+        self._transcription = transcription
+        self._synthesizer = synthesizer
+        self._order = InboundOrder()
+        self._inputs: asyncio.Queue[CallerInput | None] = asyncio.Queue()
+        self._playbacks: dict[str, Playback] = {}
+        self._current: Playback | None = None
+        self._mark_ids = itertools.count(1)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ended = asyncio.Event()
+        self._closed = False
+        self._on_input = on_input
+        self.start: Start | None = None
+        self.stream_time = 0.0
+        self.end_reason = "in progress"
+        self.skipped_frames = 0
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    async def open(self) -> Start:
+        """Read until Twilio's ``start``; then run the reader and the transcription in the background."""
+        while self.start is None:
+            message = await self._next_message()
+            if message is None:
+                raise CallEnded("the stream closed before it started")
+            if isinstance(message, Start):
+                self.start = message
+            elif isinstance(message, Stop):
+                raise CallEnded("the stream stopped before it started")
+        self._tasks = [
+            asyncio.create_task(self._read_stream(), name="bridge-reader"),
+            asyncio.create_task(self._read_transcripts(), name="bridge-transcripts"),
+        ]
+        return self.start
+
+    async def say(self, text: str, *, interruptible: bool = True) -> Playback:
+        """Synthesize ``text`` and send it, with a mark after each chunk; returns once all is sent.
+
+        A non-interruptible reply (the consent script) is never cleared by caller speech.
+        """
+        if self.ended:
+            raise CallEnded(self.end_reason)
+        playback = Playback(text=text, interruptible=interruptible, started_at=self.stream_time)
+        self._current = playback
+        async with aclosing(self._synthesizer.synthesize(text)) as audio_chunks:
+            async for audio in audio_chunks:
+                if playback.result.done():
+                    break
+                await self._send_audio(playback, audio)
+        playback.sending_done = True
+        if not playback.result.done() and (playback.fully_played or not playback.marks):
+            playback.result.set_result(PlaybackResult(True, self.stream_time))
+        return playback
+
+    async def next_input(self, timeout: float, *, after: float | None = None) -> CallerInput | None:
+        """The caller's next utterance or key press, or None after ``timeout`` seconds of nothing.
+
+        Utterances that began before ``after`` (stream seconds) are skipped: they overlapped
+        what the caller was being asked. Raises CallEnded once the caller has hung up.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            try:
+                item = await asyncio.wait_for(self._inputs.get(), remaining)
+            except TimeoutError:
+                return None
+            if item is None:
+                self._inputs.put_nowait(None)
+                raise CallEnded(self.end_reason)
+            if after is not None and item.utterance is not None and item.utterance.start < after:
+                logger.info("skipping speech that began before the prompt ended: %r", item)
+                continue
+            return item
+
+    async def close(self) -> None:
+        """Stop everything and close the stream, so Twilio runs the TwiML after <Connect>
+        (our <Hangup/>). Safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        self._finish("assistant hung up")
+        await self._transcription.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await self._socket.close()
+        except Exception:  # the peer may already be gone
+            logger.debug("socket already closed", exc_info=True)
+
+    async def _send_audio(self, playback: Playback, audio: bytes) -> None:
+        assert self.start is not None
+        stream_sid = self.start.stream_sid
+        for offset in range(0, len(audio), CHUNK_BYTES):
+            payload = audio[offset : offset + CHUNK_BYTES]
+            await self._send(encode_outbound(OutboundMedia(stream_sid, payload)))
+        name = f"say-{next(self._mark_ids)}"
+        playback.marks.append(name)
+        self._playbacks[name] = playback
+        await self._send(encode_outbound(OutboundMark(stream_sid, name)))
+        logger.debug("sent %.2fs of audio, mark %s", duration_seconds(audio), name)
+
+    async def _send(self, text: str) -> None:
+        try:
+            await self._socket.send_text(text)
+        except StreamClosed:
+            self._finish("caller hung up")
+            raise CallEnded(self.end_reason) from None
+
+    async def _next_message(self) -> Start | Media | Dtmf | Mark | Stop | None:
+        """The next well-formed, in-order message; None when the socket closed."""
+        while True:
+            try:
+                raw = await self._socket.receive_text()
+            except StreamClosed:
+                return None
+            try:
+                message = parse_inbound(raw)
+            except ProtocolError as error:
+                self.skipped_frames += 1
+                logger.warning("skipping malformed frame: %s", error)
+                continue
+            reason = self._order.admit(message)
+            if reason is not None:
+                self.skipped_frames += 1
+                logger.warning("skipping out-of-order frame: %s", reason)
+                continue
+            if isinstance(message, Start | Media | Dtmf | Mark | Stop):
+                return message
+
+    async def _read_stream(self) -> None:
+        while True:
+            message = await self._next_message()
+            if message is None:
+                self._finish("caller hung up")
+                return
+            if isinstance(message, Media):
+                self.stream_time = message.timestamp_ms / 1000
+                if message.track in ("inbound", "inbound_track"):
+                    self._transcription.send_audio(message.payload, self.stream_time)
+            elif isinstance(message, Dtmf):
+                await self._deliver(CallerInput(at=self.stream_time, digit=message.digit))
+            elif isinstance(message, Mark):
+                self._mark_played(message.name)
+            elif isinstance(message, Stop):
+                self._finish("caller hung up")
+                return
+
+    async def _read_transcripts(self) -> None:
+        async for event in self._transcription.events():
+            if isinstance(event, SpeechStarted):
+                await self._barge_in(event)
+            elif not self.ended:
+                await self._deliver(CallerInput(at=event.end, utterance=event))
+
+    async def _deliver(self, item: CallerInput) -> None:
+        if self._on_input is not None:
+            await self._on_input(item)
+        self._inputs.put_nowait(item)
+
+    async def _barge_in(self, event: SpeechStarted) -> None:
+        playback = self._current
+        if playback is None or playback.result.done() or not playback.interruptible:
+            return
+        assert self.start is not None
+        logger.info("caller spoke at %.2fs over the assistant: clearing playback", event.at)
+        playback.result.set_result(PlaybackResult(False, self.stream_time, cleared=True))
+        try:
+            await self._send(encode_outbound(Clear(self.start.stream_sid)))
+        except CallEnded:
+            return
+
+    def _mark_played(self, name: str) -> None:
+        playback = self._playbacks.pop(name, None)
+        if playback is None or playback.result.done():
+            return  # unknown, or echoed because of a clear: proves nothing
+        playback.played_marks.add(name)
+        if playback.fully_played:
+            playback.result.set_result(PlaybackResult(True, self.stream_time))
+
+    def _finish(self, reason: str) -> None:
+        if self._ended.is_set():
+            return
+        self.end_reason = reason
+        self._ended.set()
+        self._inputs.put_nowait(None)
+        for playback in {id(p): p for p in self._playbacks.values()}.values():
+            if not playback.result.done():
+                playback.result.set_result(PlaybackResult(False, self.stream_time))
+        self._playbacks.clear()

@@ -1,0 +1,233 @@
+"""Energy-based endpointing: where a caller's speech begins and ends on the stream clock.
+
+Audio is 8 kHz int16 PCM fed in pieces of any size, each stamped with the stream time of its
+first sample. It is judged in 20 ms frames against an adaptive noise floor: the floor drops
+at once to any quieter frame, follows quiet frames quickly and creeps up only slowly under
+loud ones, so steady line noise or mains hum becomes the floor and never counts as speech,
+while the pauses inside real speech keep the floor down. A frame is voiced when it is well
+above the floor and above an absolute minimum level.
+
+An utterance begins at its first voiced frame once ``min_speech`` seconds of voice have been
+heard (shorter blips are dropped), and ends ``silence_to_end`` seconds after its last voiced
+frame, or is cut at ``max_utterance``. A gap in the timestamps counts as silence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from media_stream.codec import SAMPLE_RATE
+
+FRAME_SECONDS = 0.020
+FRAME_SAMPLES = round(SAMPLE_RATE * FRAME_SECONDS)  # 160
+PRE_ROLL_SECONDS = 0.2
+_PRE_ROLL_FRAMES = round(PRE_ROLL_SECONDS / FRAME_SECONDS)
+_GAP_TOLERANCE = FRAME_SECONDS / 2  # timestamps further ahead than this are a gap
+
+_ONSET_MARGIN_DB = 12.0  # a new utterance needs this much above the floor …
+_SUSTAIN_MARGIN_DB = 8.0  # … an open one keeps going on this much
+_MIN_SPEECH_DB = 40.0  # absolute minimum: RMS 100 of 32767, about −50 dBFS
+_FLOOR_FOLLOW = 0.1  # share of the distance the floor moves towards a quiet frame
+_FLOOR_CREEP_DB = 2.0 * FRAME_SECONDS  # rise under loud frames: 2 dB per second
+
+
+@dataclass(frozen=True)
+class SpeechBegan:
+    """Speech was confirmed; it began at ``at`` (stream seconds)."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    """One stretch of speech, ``start`` to ``end`` (stream seconds).
+
+    ``audio`` starts at ``audio_start``: up to ``PRE_ROLL_SECONDS`` before ``start`` (less
+    at the start of the stream or after a gap) and runs to the moment the end was decided.
+    """
+
+    start: float
+    end: float
+    audio: npt.NDArray[np.int16]
+    audio_start: float
+
+
+def frame_level_db(frame: npt.NDArray[np.int16]) -> float:
+    """RMS level of a frame in dB relative to one quantisation step (0 for digital silence)."""
+    mean_square = float(np.mean(np.square(frame, dtype=np.float64)))
+    return 10.0 * math.log10(max(mean_square, 1.0))
+
+
+@dataclass
+class _OpenUtterance:
+    """Speech being gathered: confirmed once ``voiced_seconds`` reaches ``min_speech``."""
+
+    start: float
+    audio_start: float
+    last_voiced_end: float
+    voiced_seconds: float
+    audio: list[npt.NDArray[np.int16]]
+    confirmed: bool = False
+
+
+class Endpointer:
+    """Turns a stream of PCM into `SpeechBegan` / `SpeechEnded` events."""
+
+    def __init__(
+        self, *, silence_to_end: float = 0.7, min_speech: float = 0.12, max_utterance: float = 15.0
+    ) -> None:
+        if not 0 < silence_to_end <= 10 or not 0 < min_speech <= 5:
+            raise ValueError("silence_to_end must be in (0, 10] s and min_speech in (0, 5] s")
+        if not min_speech < max_utterance <= 60:
+            raise ValueError("max_utterance must exceed min_speech and be at most 60 s")
+        self._silence_to_end = silence_to_end
+        self._min_speech = min_speech
+        self._max_utterance = max_utterance
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pending = np.zeros(0, dtype=np.int16)  # samples not yet making a whole frame
+        self._anchor: float | None = None  # stream time of the first sample since the last gap
+        self._judged = 0  # samples judged since the anchor
+        self._floor_db: float | None = None
+        self._recent: deque[npt.NDArray[np.int16]] = deque(maxlen=_PRE_ROLL_FRAMES)
+        self._open: _OpenUtterance | None = None
+
+    def push(self, pcm: npt.NDArray[np.int16], at: float) -> list[SpeechBegan | SpeechEnded]:
+        """Feed ``pcm`` whose first sample sits at ``at``; returns the events it completes."""
+        samples = np.asarray(pcm)
+        if samples.ndim != 1 or samples.dtype != np.int16:
+            raise ValueError(f"expected 1-D int16 PCM, got {samples.ndim}-D {samples.dtype}")
+        if not math.isfinite(at) or at < 0:
+            raise ValueError(f"stream time must be finite and non-negative, got {at}")
+        events: list[SpeechBegan | SpeechEnded] = []
+        expected = self._next_sample_time()
+        if expected is None or at > expected + _GAP_TOLERANCE:
+            events.extend(self._skip_to(at, expected))
+        # A piece that overlaps or slightly precedes the expected time is taken as contiguous.
+        self._pending = np.concatenate([self._pending, samples])
+        whole = len(self._pending) // FRAME_SAMPLES * FRAME_SAMPLES
+        for offset in range(0, whole, FRAME_SAMPLES):
+            events.extend(self._judge(self._pending[offset : offset + FRAME_SAMPLES]))
+        self._pending = self._pending[whole:]
+        return events
+
+    def flush(self) -> list[SpeechEnded]:
+        """End of stream: close a confirmed utterance, drop an unconfirmed one, start afresh."""
+        events = [self._close()] if self._open is not None and self._open.confirmed else []
+        self._reset()
+        return events
+
+    def _next_sample_time(self) -> float | None:
+        if self._anchor is None:
+            return None
+        return self._anchor + (self._judged + len(self._pending)) / SAMPLE_RATE
+
+    def _frame_start_time(self) -> float:
+        assert self._anchor is not None
+        return self._anchor + self._judged / SAMPLE_RATE
+
+    def _skip_to(self, at: float, expected: float | None) -> list[SpeechEnded]:
+        """Jump the clock over missing audio, which counts as silence (but not as line noise)."""
+        missing_from = self._frame_start_time() if expected is not None else at
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._recent.clear()
+        self._anchor = at
+        self._judged = 0
+        utterance = self._open
+        if utterance is None:
+            return []
+        if at - utterance.last_voiced_end < self._silence_to_end:
+            # Fill with silence, so the audio's samples stay on the stream clock.
+            gap_samples = round((at - missing_from) * SAMPLE_RATE)
+            utterance.audio.append(np.zeros(gap_samples, dtype=np.int16))
+            return []
+        if not utterance.confirmed:
+            self._open = None
+            return []
+        return [self._close()]
+
+    def _judge(self, frame: npt.NDArray[np.int16]) -> list[SpeechBegan | SpeechEnded]:
+        frame_start = self._frame_start_time()
+        self._judged += FRAME_SAMPLES
+        level = frame_level_db(frame)
+        voiced = self._is_voiced(level)
+        self._update_floor(level)
+        events = self._advance(frame, frame_start, voiced)
+        self._recent.append(frame)
+        return events
+
+    def _is_voiced(self, level: float) -> bool:
+        if self._floor_db is None:
+            self._floor_db = level
+        margin = _SUSTAIN_MARGIN_DB if self._open is not None else _ONSET_MARGIN_DB
+        return level >= _MIN_SPEECH_DB and level >= self._floor_db + margin
+
+    def _update_floor(self, level: float) -> None:
+        assert self._floor_db is not None
+        if level <= self._floor_db:
+            self._floor_db = level
+        elif level < self._floor_db + _SUSTAIN_MARGIN_DB:
+            self._floor_db += _FLOOR_FOLLOW * (level - self._floor_db)
+        else:
+            self._floor_db += _FLOOR_CREEP_DB
+
+    def _advance(
+        self, frame: npt.NDArray[np.int16], frame_start: float, voiced: bool
+    ) -> list[SpeechBegan | SpeechEnded]:
+        frame_end = frame_start + FRAME_SECONDS
+        utterance = self._open
+        if utterance is None:
+            if voiced:
+                self._begin(frame, frame_start)
+            return []
+        events: list[SpeechBegan | SpeechEnded] = []
+        if voiced and frame_end - utterance.start > self._max_utterance and utterance.confirmed:
+            events.append(self._close())
+            events.append(SpeechBegan(frame_start))
+            utterance = self._begin(frame, frame_start, confirmed=True)
+            return events
+        utterance.audio.append(frame)
+        if voiced:
+            utterance.last_voiced_end = frame_end
+            utterance.voiced_seconds += FRAME_SECONDS
+            if not utterance.confirmed and utterance.voiced_seconds >= self._min_speech - 1e-9:
+                utterance.confirmed = True
+                events.append(SpeechBegan(utterance.start))
+        elif not utterance.confirmed:
+            if frame_end - utterance.last_voiced_end >= self._min_speech - 1e-9:
+                self._open = None
+        elif frame_end - utterance.last_voiced_end >= self._silence_to_end - 1e-9:
+            events.append(self._close())
+        return events
+
+    def _begin(
+        self, frame: npt.NDArray[np.int16], frame_start: float, *, confirmed: bool = False
+    ) -> _OpenUtterance:
+        pre_roll = list(self._recent)
+        self._open = _OpenUtterance(
+            start=frame_start,
+            audio_start=frame_start - len(pre_roll) * FRAME_SECONDS,
+            last_voiced_end=frame_start + FRAME_SECONDS,
+            voiced_seconds=FRAME_SECONDS,
+            audio=[*pre_roll, frame],
+            confirmed=confirmed,
+        )
+        return self._open
+
+    def _close(self) -> SpeechEnded:
+        utterance = self._open
+        assert utterance is not None
+        self._open = None
+        audio = np.concatenate(utterance.audio) if utterance.audio else np.zeros(0, np.int16)
+        return SpeechEnded(
+            start=utterance.start,
+            end=utterance.last_voiced_end,
+            audio=audio,
+            audio_start=utterance.audio_start,
+        )

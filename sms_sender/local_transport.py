@@ -1,0 +1,45 @@
+"""The embedded SMS transport: records texts in memory and logs them, sends nothing anywhere.
+
+It lets the whole product run on a laptop with no provider account. The outbox row is the
+database record of each text; ``on_send`` lets the CLI show each text as it goes out.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+
+from sms_sender.transport import OutgoingSms, SendReceipt
+
+logger = logging.getLogger(__name__)
+
+SendListener = Callable[[OutgoingSms, SendReceipt], None]
+
+
+class LocalSmsTransport:
+    """An ``SmsTransport`` that keeps every text in ``delivered`` instead of sending it."""
+
+    name = "local"
+
+    def __init__(self, on_send: SendListener | None = None) -> None:
+        self.delivered: list[OutgoingSms] = []
+        self._on_send = on_send
+        self._lock = threading.Lock()
+
+    def send(self, sms: OutgoingSms) -> SendReceipt:
+        """Record ``sms`` and return a local message id ("LM" and 32 hex digits)."""
+        receipt = SendReceipt(provider_message_id=f"LM{uuid.uuid4().hex}")
+        with self._lock:
+            self.delivered.append(sms)
+        logger.info(
+            "local SMS %s from %s to %s: %s",
+            receipt.provider_message_id,
+            sms.from_number,
+            sms.to_number,
+            sms.body,
+        )
+        if self._on_send is not None:
+            self._on_send(sms, receipt)
+        return receipt

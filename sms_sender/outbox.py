@@ -1,0 +1,197 @@
+"""The outbox: texts we plan to send, queued in the caller's transaction, one row per text.
+
+A row is the database record of a text from the moment it is planned: the dispatcher later
+claims it, asks the consent gate, and records whether it was sent, blocked or failed. Queuing is
+idempotent per call and kind, so a retried hang-up handler never plans the same text twice.
+Every function here runs on a ``Connection`` inside a transaction the caller began.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, Insert, Row, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from sms_sender.segments import segment_count
+from sms_sender.tables import outbox
+from sms_sender.templates import ConfirmationRequest, render_confirmation
+
+logger = logging.getLogger(__name__)
+
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+class OutboxStatus(StrEnum):
+    """Where a text is in its life."""
+
+    SCHEDULED = "scheduled"
+    CLAIMED = "claimed"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    BLOCKED = "blocked"
+
+
+class OutboxKind(StrEnum):
+    """What a text is for; one text of each kind per call."""
+
+    CONFIRMATION = "confirmation"
+
+
+HANDED_TO_CARRIER = (OutboxStatus.SENT, OutboxStatus.DELIVERED, OutboxStatus.UNDELIVERED)
+PENDING = (OutboxStatus.SCHEDULED, OutboxStatus.CLAIMED)
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One outbox row."""
+
+    id: int
+    business_id: str
+    call_sid: str
+    to_number: str
+    from_number: str
+    kind: OutboxKind
+    body: str
+    segments: int
+    status: OutboxStatus
+    reason: str | None
+    consent_event_hash: str
+    due_at: datetime
+    created_at: datetime
+    claimed_at: datetime | None
+    sent_at: datetime | None
+    provider_message_id: str | None
+    attempts: int
+
+
+def queue_confirmation(
+    conn: Connection, request: ConfirmationRequest, due_at: datetime
+) -> OutboxMessage:
+    """Plan the confirmation text for ``request``'s call; the existing row if already planned."""
+    _check_request(request)
+    body = render_confirmation(request)
+    values = {
+        "business_id": request.business_id,
+        "call_sid": request.call_sid,
+        "to_number": request.to_number,
+        "from_number": request.from_number,
+        "kind": OutboxKind.CONFIRMATION.value,
+        "body": body,
+        "segments": segment_count(body),
+        "status": OutboxStatus.SCHEDULED.value,
+        "consent_event_hash": request.consent_event_hash,
+        "due_at": due_at,
+        "created_at": datetime.now(UTC),
+        "attempts": 0,
+    }
+    inserted = conn.execute(_insert_unless_planned(conn.dialect.name, values))
+    if inserted.rowcount == 0:
+        logger.info(
+            "confirmation already queued",
+            extra={"call_sid": request.call_sid, "business_id": request.business_id},
+        )
+    return _planned(conn, request.call_sid, OutboxKind.CONFIRMATION)
+
+
+def list_outbox(
+    conn: Connection, business_id: str | None = None, call_sid: str | None = None
+) -> list[OutboxMessage]:
+    """Outbox rows, oldest first, optionally only one business's or one call's."""
+    query = select(outbox).order_by(outbox.c.created_at, outbox.c.id)
+    if business_id is not None:
+        query = query.where(outbox.c.business_id == business_id)
+    if call_sid is not None:
+        query = query.where(outbox.c.call_sid == call_sid)
+    return [message_from_row(row) for row in conn.execute(query)]
+
+
+def count_sent(conn: Connection, business_id: str, to_number: str, since: datetime) -> int:
+    """How many texts this business handed to the carrier for this number since ``since``."""
+    query = (
+        select(func.count())
+        .select_from(outbox)
+        .where(
+            outbox.c.business_id == business_id,
+            outbox.c.to_number == to_number,
+            outbox.c.status.in_(_values(HANDED_TO_CARRIER)),
+            outbox.c.sent_at >= since,
+        )
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def cancel_pending(conn: Connection, business_id: str, to_number: str, reason: str) -> int:
+    """Cancel every text not yet sent to this number for this business; how many were cancelled.
+
+    On PostgreSQL this waits for a row the dispatcher holds, so once the caller's transaction
+    commits no cancelled text can still reach the transport.
+    """
+    cancelled = conn.execute(
+        update(outbox)
+        .where(
+            outbox.c.business_id == business_id,
+            outbox.c.to_number == to_number,
+            outbox.c.status.in_(_values(PENDING)),
+        )
+        .values(status=OutboxStatus.CANCELLED.value, reason=reason)
+    )
+    logger.info(
+        "cancelled %d pending texts", cancelled.rowcount, extra={"business_id": business_id}
+    )
+    return cancelled.rowcount
+
+
+def message_from_row(row: Row[Any]) -> OutboxMessage:
+    """The ``OutboxMessage`` for a selected outbox row."""
+    fields = row._asdict()
+    fields["kind"] = OutboxKind(fields["kind"])
+    fields["status"] = OutboxStatus(fields["status"])
+    return OutboxMessage(**fields)
+
+
+def is_e164(number: str) -> bool:
+    """Whether ``number`` is written in E.164 (``+`` then 7 to 15 digits)."""
+    return _E164.fullmatch(number) is not None
+
+
+def _check_request(request: ConfirmationRequest) -> None:
+    for name in ("business_id", "call_sid", "consent_event_hash"):
+        if not getattr(request, name).strip():
+            raise ValueError(f"a confirmation request needs a {name}")
+    for name in ("to_number", "from_number"):
+        if not is_e164(getattr(request, name)):
+            raise ValueError(f"{name} must be an E.164 number, got {getattr(request, name)!r}")
+
+
+def _insert_unless_planned(dialect_name: str, values: dict[str, Any]) -> Insert:
+    unique_key = ["call_sid", "kind"]
+    if dialect_name == "postgresql":
+        return (
+            postgresql.insert(outbox)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=unique_key)
+        )
+    if dialect_name == "sqlite":
+        return (
+            sqlite.insert(outbox).values(values).on_conflict_do_nothing(index_elements=unique_key)
+        )
+    raise ValueError(f"the outbox supports SQLite and PostgreSQL, not {dialect_name}")
+
+
+def _planned(conn: Connection, call_sid: str, kind: OutboxKind) -> OutboxMessage:
+    query = select(outbox).where(outbox.c.call_sid == call_sid, outbox.c.kind == kind.value)
+    return message_from_row(conn.execute(query).one())
+
+
+def _values(statuses: Sequence[OutboxStatus]) -> list[str]:
+    return [status.value for status in statuses]

@@ -1,0 +1,77 @@
+"""The SMS sender's tables: the outbox, one row per text we plan, send or refuse to send.
+
+Times are stored in UTC. SQLite has no time-zone-aware timestamp, so ``UtcDateTime`` stores a
+naive UTC value there (whose text sorts in time order) and hands back aware UTC datetimes on every
+database; a naive datetime is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData()
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp that goes in and comes out as an aware UTC datetime."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"a naive datetime cannot be stored as UTC: {value!r}")
+        in_utc = value.astimezone(UTC)
+        return in_utc.replace(tzinfo=None) if dialect.name == "sqlite" else in_utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {value!r}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("business_id", String(64), nullable=False),
+    Column("call_sid", String(64), nullable=False),
+    Column("to_number", String(16), nullable=False),
+    Column("from_number", String(16), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("segments", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("consent_event_hash", String(128), nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("claimed_at", UtcDateTime, nullable=True),
+    Column("sent_at", UtcDateTime, nullable=True),
+    Column("provider_message_id", String(64), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    UniqueConstraint("call_sid", "kind", name="uq_outbox_call_sid_kind"),
+    Index("ix_outbox_status_due_at", "status", "due_at"),
+    Index("ix_outbox_business_to_number", "business_id", "to_number"),
+)

@@ -1,0 +1,182 @@
+"""What happens when a call ends: the call, its consent evidence and any follow-up text are
+stored together in one transaction, so a text can never exist without its consent record."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from consent_ledger import (
+    AnswerEvidence,
+    ConsentEvidence,
+    ConsentMethod,
+    ConsentScope,
+    EventKind,
+    RecordedEvent,
+    ScriptEvidence,
+    WordEvidence,
+    append_event,
+)
+from media_stream import CallerInput
+from sms_sender import ConfirmationRequest, queue_confirmation
+from voice_agent.businesses import Business
+from voice_agent.call_records import CallRecord, save_call
+from voice_agent.consent import CLASSIFIER_NAME, CLASSIFIER_VERSION
+from voice_agent.conversation import ConsentAttempt, ConsentOutcome, Conversation
+
+logger = logging.getLogger(__name__)
+
+CONSENT_WINDOW = timedelta(hours=24)
+CONSENT_PURPOSE = "follow-up texts about the caller's service request"
+
+_EVENT_KINDS = {
+    ConsentOutcome.AFFIRMATIVE: EventKind.CONSENT_GRANTED,
+    ConsentOutcome.DECLINED: EventKind.CONSENT_DECLINED,
+    ConsentOutcome.UNCLEAR: EventKind.CONSENT_UNCLEAR,
+    ConsentOutcome.NOT_ASKED: EventKind.CONSENT_NOT_ASKED,
+}
+
+
+@dataclass(frozen=True)
+class CallIdentity:
+    """Who the call was between, from Twilio's ``start`` message."""
+
+    call_sid: str
+    stream_sid: str
+    caller_number: str
+    started_at: datetime  # UTC instant of stream time 0
+
+    def instant(self, stream_seconds: float) -> datetime:
+        """The UTC instant of a point on the stream clock."""
+        return self.started_at + timedelta(seconds=stream_seconds)
+
+
+@dataclass(frozen=True)
+class CallWrapUp:
+    """What was stored for the call."""
+
+    record: CallRecord
+    consent_event: RecordedEvent
+    texts_queued: int
+
+
+def record_call(
+    engine: Engine,
+    business: Business,
+    identity: CallIdentity,
+    conversation: Conversation,
+    end_reason: str,
+    ended_at: datetime,
+) -> CallWrapUp:
+    """Store the call, append its consent event, and queue the confirmation if the caller said yes."""
+    with engine.begin() as conn:
+        event = append_event(conn, consent_evidence(business, identity, conversation.consent, ended_at), ended_at)
+        texts = 0
+        if conversation.consent.outcome is ConsentOutcome.AFFIRMATIVE:
+            queue_confirmation(
+                conn,
+                ConfirmationRequest(
+                    business_id=business.id,
+                    business_name=business.name,
+                    from_number=business.twilio_numbers[0],
+                    to_number=identity.caller_number,
+                    call_sid=identity.call_sid,
+                    need=conversation.message.need or "your service request",
+                    callback_time=business.callback_time,
+                    consent_event_hash=event.hash,
+                ),
+                due_at=ended_at,
+            )
+            texts = 1
+        message = conversation.message
+        record = CallRecord(
+            call_sid=identity.call_sid,
+            stream_sid=identity.stream_sid,
+            business_id=business.id,
+            caller_number=identity.caller_number,
+            started_at=identity.started_at,
+            ended_at=ended_at,
+            end_reason=end_reason,
+            caller_name=message.caller_name,
+            need=message.need,
+            callback_number=message.callback_number,
+            urgency=message.urgency.value if message.urgency else None,
+            notes=tuple(message.notes),
+            consent_outcome=conversation.consent.outcome.value,
+            consent_event_hash=event.hash,
+            turns=tuple(conversation.transcript),
+        )
+        save_call(conn, record)
+    logger.info(
+        "call %s stored: consent %s, %d text(s) queued",
+        identity.call_sid,
+        conversation.consent.outcome.value,
+        texts,
+    )
+    return CallWrapUp(record, event, texts)
+
+
+def consent_evidence(
+    business: Business, identity: CallIdentity, attempt: ConsentAttempt, now: datetime
+) -> ConsentEvidence:
+    """The evidence record of ARCHITECTURE.md for this call's consent question."""
+
+    def instant(stream_seconds: float | None) -> datetime | None:
+        return None if stream_seconds is None else identity.instant(stream_seconds)
+
+    granted = attempt.outcome is ConsentOutcome.AFFIRMATIVE
+    return ConsentEvidence(
+        business_id=business.id,
+        business_name=business.name,
+        phone_number=identity.caller_number,
+        call_sid=identity.call_sid,
+        stream_sid=identity.stream_sid,
+        kind=_EVENT_KINDS[attempt.outcome],
+        method=ConsentMethod(attempt.method),
+        script=ScriptEvidence(
+            version=attempt.script.version,
+            text=attempt.script.text,
+            sha256=attempt.script.sha256,
+            started_at=instant(attempt.script_started_at),
+            playback_confirmed_at=instant(attempt.playback_confirmed_at),
+        ),
+        answers=tuple(_answer_evidence(answer, identity) for answer in attempt.answers),
+        classifier=CLASSIFIER_NAME,
+        classifier_version=CLASSIFIER_VERSION,
+        reasked=attempt.reasked,
+        scope=ConsentScope(CONSENT_PURPOSE, business.max_texts, now + CONSENT_WINDOW)
+        if granted
+        else None,
+        occurred_at=now,
+        note=attempt.note,
+    )
+
+
+def _answer_evidence(answer: CallerInput, identity: CallIdentity) -> AnswerEvidence:
+    if answer.digit is not None:
+        moment = identity.instant(answer.at)
+        return AnswerEvidence(
+            transcript="",
+            words=(),
+            engine="keypad",
+            confidence=1.0,
+            started_at=moment,
+            ended_at=moment,
+            keypad_digit=answer.digit,
+        )
+    assert answer.utterance is not None
+    spoken = answer.utterance
+    return AnswerEvidence(
+        transcript=spoken.text,
+        words=tuple(
+            WordEvidence(w.text, identity.instant(w.start), identity.instant(w.end), w.confidence)
+            for w in spoken.words
+        ),
+        engine=spoken.engine,
+        confidence=spoken.confidence,
+        started_at=identity.instant(spoken.start),
+        ended_at=identity.instant(spoken.end),
+    )

@@ -1,0 +1,40 @@
+"""The FastAPI application factory: webhooks, the media stream, and the text dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from voice_agent.call_flow import router as call_flow_router
+from voice_agent.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(services: Services) -> FastAPI:
+    """The web application; the speech model loads and the dispatcher starts with it."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(services.transcriber.load)
+        dispatcher = asyncio.create_task(services.dispatcher.run(), name="text-dispatcher")
+        try:
+            yield
+        finally:
+            dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dispatcher
+
+    app = FastAPI(title="Voice receptionist", lifespan=lifespan)
+    app.state.services = services
+    app.include_router(call_flow_router)
+
+    @app.get("/healthz")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,241 @@
+"""The ``receptionist`` command: serve, simulate calls, inspect calls and texts, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from consent_ledger import event_by_hash
+from sms_sender import OutgoingSms, SendReceipt, list_outbox
+from voice_agent.businesses import BusinessConfigError, list_businesses, load_businesses, save_business
+from voice_agent.call_records import get_call, list_calls
+from voice_agent.db import make_engine
+from voice_agent.migrate import upgrade
+from voice_agent.reports import (
+    call_as_dict,
+    outbox_as_dict,
+    render_call,
+    render_call_list,
+    render_outbox,
+)
+from voice_agent.settings import Settings
+
+logger = logging.getLogger("receptionist")
+
+
+class CommandError(Exception):
+    """A command that cannot do what was asked; the message says why."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"error: invalid settings: {error}", file=sys.stderr)
+        return 2
+    try:
+        result: int = args.handler(settings, args)
+        return result
+    except (CommandError, BusinessConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="receptionist", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
+    db.add_parser("upgrade", help="apply migrations").set_defaults(handler=cmd_db_upgrade)
+
+    business = commands.add_parser("business", help="businesses we answer for")
+    business_commands = business.add_subparsers(dest="business", required=True)
+    importer = business_commands.add_parser("import", help="load businesses from YAML")
+    importer.add_argument("file", type=Path)
+    importer.set_defaults(handler=cmd_business_import)
+    lister = business_commands.add_parser("list", help="list businesses")
+    lister.add_argument("--json", action="store_true")
+    lister.set_defaults(handler=cmd_business_list)
+
+    serve = commands.add_parser("serve", help="run the web server (webhooks and media streams)")
+    serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser("worker", help="send due texts until stopped")
+    worker.add_argument("--once", action="store_true", help="one pass, then exit")
+    worker.set_defaults(handler=cmd_worker)
+
+    simulate = commands.add_parser("simulate", help="place simulated Twilio calls")
+    simulate.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
+    simulate.add_argument("--server", help="server URL (default: http://HOST:PORT)")
+    simulate.add_argument("--speed", type=_speed, default=1.0, help="time scale, 1 = real time")
+    simulate.add_argument("--json", action="store_true")
+    simulate.set_defaults(handler=cmd_simulate)
+
+    calls = commands.add_parser("calls", help="calls taken")
+    call_commands = calls.add_subparsers(dest="calls", required=True)
+    calls_list = call_commands.add_parser("list")
+    calls_list.add_argument("--business")
+    calls_list.add_argument("--limit", type=int, default=50)
+    calls_list.add_argument("--json", action="store_true")
+    calls_list.set_defaults(handler=cmd_calls_list)
+    calls_show = call_commands.add_parser("show")
+    calls_show.add_argument("call_sid")
+    calls_show.add_argument("--json", action="store_true")
+    calls_show.set_defaults(handler=cmd_calls_show)
+
+    outbox = commands.add_parser("outbox", help="follow-up texts")
+    outbox_commands = outbox.add_subparsers(dest="outbox", required=True)
+    outbox_list = outbox_commands.add_parser("list")
+    outbox_list.add_argument("--business")
+    outbox_list.add_argument("--json", action="store_true")
+    outbox_list.set_defaults(handler=cmd_outbox_list)
+
+    demo = commands.add_parser("demo", help="serve, simulate three calls, show what happened")
+    demo.add_argument("--speed", type=_speed, default=4.0)
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def _speed(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
+    if not 0.25 <= value <= 20:
+        raise argparse.ArgumentTypeError("speed must be between 0.25 and 20")
+    return value
+
+
+def print_text(sms: OutgoingSms, receipt: SendReceipt) -> None:
+    print(f"[text {receipt.provider_message_id}] to {sms.to_number}: {sms.body}", flush=True)
+
+
+def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    upgrade(settings.database_url)
+    print("database is up to date")
+    return 0
+
+
+def cmd_business_import(settings: Settings, args: argparse.Namespace) -> int:
+    loaded = load_businesses(args.file)
+    upgrade(settings.database_url)
+    with make_engine(settings.database_url).begin() as conn:
+        for business in loaded:
+            save_business(conn, business)
+    print(f"imported {len(loaded)} business(es): {', '.join(b.id for b in loaded)}")
+    return 0
+
+
+def cmd_business_list(settings: Settings, args: argparse.Namespace) -> int:
+    with make_engine(settings.database_url).connect() as conn:
+        found = list_businesses(conn)
+    if args.json:
+        _print_json([business.model_dump() for business in found])
+    else:
+        for b in found:
+            print(f"{b.id:<24} {b.name:<28} {', '.join(b.twilio_numbers)}  max texts {b.max_texts}")
+    return 0
+
+
+def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from voice_agent.app import create_app
+    from voice_agent.services import build_services
+
+    upgrade(settings.database_url)
+    app = create_app(build_services(settings, on_text=print_text))
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", ws_max_size=65536)
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from voice_agent.services import build_services
+
+    upgrade(settings.database_url)
+    dispatcher = build_services(settings, on_text=print_text).dispatcher
+    if args.once:
+        report = asyncio.run(dispatcher.run_once())
+        print(f"{report.sent} sent, {report.blocked} blocked, {report.failed} failed")
+        return 0
+    asyncio.run(dispatcher.run())
+    return 0
+
+
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from voice_agent.simulation_run import run_scenarios
+
+    server = args.server or f"http://{settings.host}:{settings.port}"
+    outcomes = asyncio.run(run_scenarios(settings, args.scenarios, server, args.speed))
+    if args.json:
+        _print_json([outcome.as_dict() for outcome in outcomes])
+    else:
+        print("\n\n".join(outcome.render() for outcome in outcomes))
+    return 0 if all(outcome.ok for outcome in outcomes) else 1
+
+
+def cmd_calls_list(settings: Settings, args: argparse.Namespace) -> int:
+    with make_engine(settings.database_url).connect() as conn:
+        records = list_calls(conn, args.business, args.limit)
+    if args.json:
+        _print_json([call_as_dict(record, None, []) for record in records])
+    else:
+        print(render_call_list(records))
+    return 0
+
+
+def cmd_calls_show(settings: Settings, args: argparse.Namespace) -> int:
+    with make_engine(settings.database_url).connect() as conn:
+        record = get_call(conn, args.call_sid)
+        if record is None:
+            raise CommandError(f"no call {args.call_sid!r}")
+        event = (
+            event_by_hash(conn, record.consent_event_hash) if record.consent_event_hash else None
+        )
+        texts = list_outbox(conn, call_sid=record.call_sid)
+    if args.json:
+        _print_json(call_as_dict(record, event, texts))
+    else:
+        print(render_call(record, event, texts))
+    return 0
+
+
+def cmd_outbox_list(settings: Settings, args: argparse.Namespace) -> int:
+    with make_engine(settings.database_url).connect() as conn:
+        messages = list_outbox(conn, business_id=args.business)
+    if args.json:
+        _print_json([outbox_as_dict(message) for message in messages])
+    else:
+        print(render_outbox(messages))
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from voice_agent.demo import run_demo
+
+    return run_demo(settings, args.speed)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""One live call from the websocket's first frame to the stored record."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from media_stream import CallBridge, CallEnded, StreamSocket
+from voice_agent.after_call import CallIdentity, record_call
+from voice_agent.businesses import Business, get_business
+from voice_agent.conversation import Conversation
+from voice_agent.phone import InvalidPhoneNumber, to_e164
+from voice_agent.services import Services
+from voice_agent.twiml import UNKNOWN_NUMBER_APOLOGY
+
+logger = logging.getLogger(__name__)
+
+
+async def handle_call(services: Services, socket: StreamSocket) -> None:
+    """Run the conversation over the stream, then store the call (also after an abrupt hang-up)."""
+    bridge = CallBridge(socket, services.transcriber.open_session(), services.synthesizer)
+    try:
+        start = await bridge.open()
+    except CallEnded as ended:
+        logger.warning("media stream ended before it started: %s", ended)
+        await bridge.close()
+        return
+    started_at = services.clock()
+    business = await asyncio.to_thread(_business, services, start.custom_parameters)
+    caller = _caller(start.custom_parameters)
+    if business is None or caller is None:
+        logger.warning("stream %s names no known business or caller", start.stream_sid)
+        await _apologise(bridge)
+        return
+    conversation = Conversation(business, caller, services.chat_model, bridge)
+    try:
+        await conversation.run()
+    finally:
+        await bridge.close()
+        identity = CallIdentity(start.call_sid, start.stream_sid, caller, started_at)
+        await _store(services, business, identity, conversation, bridge.end_reason)
+
+
+async def _store(
+    services: Services,
+    business: Business,
+    identity: CallIdentity,
+    conversation: Conversation,
+    end_reason: str,
+) -> None:
+    try:
+        wrap_up = await asyncio.to_thread(
+            record_call,
+            services.engine,
+            business,
+            identity,
+            conversation,
+            end_reason,
+            services.clock(),
+        )
+    except Exception:
+        logger.exception("storing call %s failed; no text will be sent", identity.call_sid)
+        return
+    if wrap_up.texts_queued:
+        services.dispatcher.wake()
+
+
+async def _apologise(bridge: CallBridge) -> None:
+    try:
+        playback = await bridge.say(UNKNOWN_NUMBER_APOLOGY, interruptible=False)
+        await playback.finished()
+    except CallEnded:
+        pass
+    finally:
+        await bridge.close()
+
+
+def _business(services: Services, parameters: dict[str, str]) -> Business | None:
+    business_id = parameters.get("business", "")
+    with services.engine.connect() as conn:
+        return get_business(conn, business_id)
+
+
+def _caller(parameters: dict[str, str]) -> str | None:
+    try:
+        return to_e164(parameters.get("caller", ""))
+    except InvalidPhoneNumber:
+        return None

@@ -1,0 +1,59 @@
+"""Operator settings, read from the environment and ``.env`` (see ``.env.example``)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from functools import cached_property
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TranscriberChoice(str, Enum):
+    EMBEDDED = "embedded"
+
+
+class SynthesizerChoice(str, Enum):
+    EMBEDDED = "embedded"
+
+
+class ChatModelChoice(str, Enum):
+    SCRIPTED = "scripted"
+
+
+class SmsTransportChoice(str, Enum):
+    LOCAL = "local"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; defaults run on a laptop with no keys and no network."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./var/receptionist.db"
+    public_base_url: str = Field(
+        "http://127.0.0.1:8765",
+        description="The base URL Twilio uses to reach us; webhook signatures are checked against it.",
+    )
+    twilio_account_sid: str = "AC00000000000000000000000000000000"
+    twilio_auth_token: SecretStr = SecretStr("local-development-token")
+    transcriber: TranscriberChoice = TranscriberChoice.EMBEDDED
+    synthesizer: SynthesizerChoice = SynthesizerChoice.EMBEDDED
+    chat_model: ChatModelChoice = ChatModelChoice.SCRIPTED
+    sms_transport: SmsTransportChoice = SmsTransportChoice.LOCAL
+    assistant_voice: str = "en-us"
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=1, le=65535)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("PUBLIC_BASE_URL must start with http:// or https://")
+        return value.rstrip("/")
+
+    @cached_property
+    def media_stream_url(self) -> str:
+        """The ``wss://`` URL Twilio connects the media stream to (signed exactly as written)."""
+        host = self.public_base_url.split("://", 1)[1]
+        return f"wss://{host}/twilio/media-stream"

@@ -1,0 +1,81 @@
+"""The receptionist's own tables: businesses, their numbers, calls and call transcripts."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+businesses = Table(
+    "businesses",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("owner_phone", String(20), nullable=False),
+    Column("ring_owner_first", Boolean, nullable=False),
+    Column("ring_seconds", Integer, nullable=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("services", Text, nullable=False),
+    Column("callback_time", String(200), nullable=False),
+    Column("max_texts", Integer, nullable=False),
+    Column("help_contact", String(200), nullable=False),
+    Column("consent_script_version", String(32), nullable=False),
+    Column("recording_enabled", Boolean, nullable=False, default=False),
+)
+
+business_numbers = Table(
+    "business_numbers",
+    metadata,
+    Column("number", String(20), primary_key=True),
+    Column("business_id", String(64), ForeignKey("businesses.id"), nullable=False),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("call_sid", String(64), primary_key=True),
+    Column("stream_sid", String(64)),
+    Column("business_id", String(64), nullable=False),
+    Column("caller_number", String(20), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("end_reason", String(64)),
+    Column("caller_name", String(200)),
+    Column("need", Text),
+    Column("callback_number", String(20)),
+    Column("urgency", String(20)),
+    Column("notes", JSON, nullable=False),
+    Column("consent_outcome", String(32)),
+    Column("consent_event_hash", String(64)),
+    Index("ix_calls_business_started", "business_id", "started_at"),
+)
+
+call_turns = Table(
+    "call_turns",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_sid", String(64), ForeignKey("calls.call_sid"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("speaker", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("start", Float, nullable=False),
+    Column("end", Float),
+    Column("confidence", Float),
+    Column("words", JSON, nullable=False),
+    Column("interrupted", Boolean, nullable=False, default=False),
+    Index("ix_call_turns_call", "call_sid", "position"),
+)
