@@ -1,11 +1,11 @@
 """The hash chain: how a consent event is written down, hashed, appended, and checked when read.
 
-Each business has its own chain. An event's ``body`` is the canonical JSON of
-``{"schema", "seq", "recorded_at", "evidence"}`` (sorted keys, UTF-8, no spaces, times as
-``YYYY-MM-DDTHH:MM:SS.ffffffZ``), and its hash is ``sha256(prev_hash + body)`` in lower-case hex, where
-``prev_hash`` is the previous event's hash in the same chain, or 64 zeros for the first. Anyone holding
-the rows can recompute every hash without parsing any JSON: the body is stored as the exact text that
-was hashed.
+Each business has its own chain. An event's ``body`` is the canonical JSON of ``{"schema", "seq",
+"recorded_at", "evidence"}`` (sorted keys, UTF-8, no spaces, times as
+``YYYY-MM-DDTHH:MM:SS.ffffffZ``), and its hash is ``sha256(prev_hash + body)`` in lower-case hex,
+where ``prev_hash`` is the previous event's hash in the same chain, or 64 zeros for the first.
+Anyone holding the rows can recompute every hash without parsing any JSON: the body is stored as the
+exact text that was hashed.
 
 The columns ``business_id``, ``seq``, ``phone_number``, ``kind`` and ``recorded_at`` repeat what the
 hashed body says; a row whose columns disagree with its body counts as damaged.
@@ -39,7 +39,7 @@ _BODY_FIELDS = frozenset({"schema", "seq", "recorded_at", "evidence"})
 
 
 class CorruptEventError(ValueError):
-    """A stored event whose body, hash or columns do not agree: the row was changed after writing."""
+    """A stored event whose body, hash and columns disagree: the row was changed after writing."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class RecordedEvent:
 
 
 def canonical_json(value: Any) -> str:
-    """``value`` as canonical JSON: sorted keys, no spaces, UTF-8 text, datetimes as UTC instants."""
+    """``value`` as canonical JSON: sorted keys, no spaces, UTF-8, datetimes as UTC instants."""
     return json.dumps(
         value,
         sort_keys=True,
@@ -197,24 +197,35 @@ def event_from_row(row: Row[Any]) -> RecordedEvent:
 
 
 def _lock_chain_head(conn: Connection, business_id: str) -> tuple[int, str]:
-    dialect_insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(
-        conn.dialect.name
-    )
-    if dialect_insert is None:
-        raise ValueError(
-            f"the consent ledger supports sqlite and postgresql, not {conn.dialect.name!r}"
-        )
-    conn.execute(
-        dialect_insert(consent_chain_heads)
-        .values(business_id=business_id, seq=0, hash=GENESIS_HASH)
-        .on_conflict_do_nothing(index_elements=[consent_chain_heads.c.business_id])
-    )
+    _create_chain_head_if_missing(conn, business_id)
     head = conn.execute(
         select(consent_chain_heads.c.seq, consent_chain_heads.c.hash)
         .where(consent_chain_heads.c.business_id == business_id)
         .with_for_update()
     ).one()
     return int(head.seq), str(head.hash)
+
+
+def _create_chain_head_if_missing(conn: Connection, business_id: str) -> None:
+    """Insert the genesis head race-free: a concurrent insert of the same head is not an error."""
+    genesis = {"business_id": business_id, "seq": 0, "hash": GENESIS_HASH}
+    conflict_target = [consent_chain_heads.c.business_id]
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            postgresql.insert(consent_chain_heads)
+            .values(genesis)
+            .on_conflict_do_nothing(index_elements=conflict_target)
+        )
+    elif conn.dialect.name == "sqlite":
+        conn.execute(
+            sqlite.insert(consent_chain_heads)
+            .values(genesis)
+            .on_conflict_do_nothing(index_elements=conflict_target)
+        )
+    else:
+        raise ValueError(
+            f"the consent ledger supports sqlite and postgresql, not {conn.dialect.name!r}"
+        )
 
 
 def _is_event_body(body: object) -> bool:

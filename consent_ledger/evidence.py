@@ -2,13 +2,14 @@
 
 The classes here are the evidence record of ARCHITECTURE.md ("Evidence record"): who asked (the
 business), whom (an E.164 number), on which call, what was read (the script, its version and sha256,
-when it started and when its playback was confirmed), what the caller answered (transcript, word timings,
-engine and confidence, UTC start and end, any keypad digit), how it was classified, and what it permits.
+when it started and when its playback was confirmed), what the caller answered (transcript, word
+timings, engine and confidence, UTC start and end, any keypad digit), how it was classified, and
+what it permits.
 
-Each class checks itself on construction and raises :class:`EvidenceError` (a ValueError) with a clear
-message, so that a record that would not stand up in an audit is never written. ``to_dict`` gives the
-JSON-ready form stored in the ledger, and ``from_dict`` reads it back with the same checks, so a stored
-record that has been damaged fails to load instead of being trusted.
+Each class checks itself on construction and raises :class:`EvidenceError` (a ValueError) with a
+clear message, so that a record that would not stand up in an audit is never written. ``to_dict``
+gives the JSON-ready form stored in the ledger, and ``from_dict`` reads it back with the same
+checks, so a stored record that has been damaged fails to load instead of being trusted.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import phonenumbers
@@ -40,7 +41,7 @@ class EvidenceError(ValueError):
     """A consent record that is incomplete, inconsistent or malformed."""
 
 
-class EventKind(str, Enum):
+class EventKind(StrEnum):
     """What happened: the outcome of a consent question, or a later change to the consent."""
 
     CONSENT_GRANTED = "consent_granted"
@@ -51,7 +52,7 @@ class EventKind(str, Enum):
     RESUBSCRIBED = "resubscribed"
 
 
-class ConsentMethod(str, Enum):
+class ConsentMethod(StrEnum):
     """How the caller expressed the decision."""
 
     VERBAL = "verbal"
@@ -103,8 +104,9 @@ class ScriptEvidence:
 
     @classmethod
     def from_dict(cls, data: object) -> ScriptEvidence:
-        fields = _fields("script", data, ("version", "text", "sha256", "started_at",
-                                          "playback_confirmed_at"))
+        fields = _fields(
+            "script", data, ("version", "text", "sha256", "started_at", "playback_confirmed_at")
+        )
         return cls(
             version=fields["version"],
             text=fields["text"],
@@ -175,8 +177,9 @@ class AnswerEvidence:
         if self.keypad_digit is not None and (
             not isinstance(self.keypad_digit, str) or self.keypad_digit not in KEYPAD_DIGITS
         ):
-            raise EvidenceError(f"answer.keypad_digit must be one of 0-9, * or #, got "
-                                f"{self.keypad_digit!r}")
+            raise EvidenceError(
+                f"answer.keypad_digit must be one of 0-9, * or #, got {self.keypad_digit!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -191,12 +194,24 @@ class AnswerEvidence:
 
     @classmethod
     def from_dict(cls, data: object) -> AnswerEvidence:
-        fields = _fields("answer", data, ("transcript", "words", "engine", "confidence",
-                                          "started_at", "ended_at", "keypad_digit"))
+        fields = _fields(
+            "answer",
+            data,
+            (
+                "transcript",
+                "words",
+                "engine",
+                "confidence",
+                "started_at",
+                "ended_at",
+                "keypad_digit",
+            ),
+        )
         return cls(
             transcript=fields["transcript"],
-            words=tuple(WordEvidence.from_dict(word) for word in _list("answer.words",
-                                                                       fields["words"])),
+            words=tuple(
+                WordEvidence.from_dict(word) for word in _list("answer.words", fields["words"])
+            ),
             engine=fields["engine"],
             confidence=fields["confidence"],
             started_at=parse_instant(fields["started_at"]),
@@ -207,7 +222,7 @@ class AnswerEvidence:
 
 @dataclass(frozen=True)
 class ConsentScope:
-    """What a consent permits: texts for one purpose, at most ``max_texts``, until ``expires_at``."""
+    """What a consent allows: texts for one purpose, at most ``max_texts``, until ``expires_at``."""
 
     purpose: str
     max_texts: int
@@ -220,8 +235,9 @@ class ConsentScope:
             or isinstance(self.max_texts, bool)
             or self.max_texts not in MAX_TEXTS_RANGE
         ):
-            raise EvidenceError(f"scope.max_texts must be an integer from 1 to 4, got "
-                                f"{self.max_texts!r}")
+            raise EvidenceError(
+                f"scope.max_texts must be an integer from 1 to 4, got {self.max_texts!r}"
+            )
         _require_utc("scope.expires_at", self.expires_at)
 
     def to_dict(self) -> dict[str, Any]:
@@ -378,9 +394,22 @@ class ConsentEvidence:
 
 
 _EVIDENCE_FIELDS = (
-    "business_id", "business_name", "phone_number", "call_sid", "stream_sid", "kind", "method",
-    "script", "answers", "classifier", "classifier_version", "reasked", "scope", "occurred_at",
-    "revokes", "audio_sha256",
+    "business_id",
+    "business_name",
+    "phone_number",
+    "call_sid",
+    "stream_sid",
+    "kind",
+    "method",
+    "script",
+    "answers",
+    "classifier",
+    "classifier_version",
+    "reasked",
+    "scope",
+    "occurred_at",
+    "revokes",
+    "audio_sha256",
 )
 
 

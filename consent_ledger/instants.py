@@ -12,7 +12,7 @@ _INSTANT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def require_utc(name: str, value: object) -> datetime:
-    """``value`` when it is an aware datetime at UTC offset zero; otherwise a ValueError naming it."""
+    """``value`` when it is an aware datetime at UTC offset zero; else a ValueError naming it."""
     if not isinstance(value, datetime):
         raise ValueError(f"{name} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:

@@ -12,9 +12,7 @@ from consent_ledger.chain import RecordedEvent, event_from_row
 from consent_ledger.tables import consent_events
 
 
-def events_for_number(
-    conn: Connection, business_id: str, phone_number: str
-) -> list[RecordedEvent]:
+def events_for_number(conn: Connection, business_id: str, phone_number: str) -> list[RecordedEvent]:
     """Every event of ``business_id`` about ``phone_number``, oldest first (chain order)."""
     statement = (
         select(consent_events)
@@ -39,5 +37,7 @@ def latest_events(
 
 def event_by_hash(conn: Connection, event_hash: str) -> RecordedEvent | None:
     """The event whose hash is ``event_hash``, or None when there is none."""
-    row = conn.execute(select(consent_events).where(consent_events.c.hash == event_hash)).one_or_none()
+    row = conn.execute(
+        select(consent_events).where(consent_events.c.hash == event_hash)
+    ).one_or_none()
     return None if row is None else event_from_row(row)

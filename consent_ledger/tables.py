@@ -2,8 +2,8 @@
 
 ``consent_events`` holds one row per event; ``body`` is the canonical JSON that the event's hash
 covers, and the other columns repeat what the body says so that the database can index them (the
-verifier checks that they agree). ``consent_chain_heads`` holds each business's last sequence number and
-hash: appends lock that row, and the verifier uses it to notice events missing from the end.
+verifier checks that they agree). ``consent_chain_heads`` holds each business's last sequence number
+and hash: appends lock that row, and the verifier uses it to notice events missing from the end.
 
 Migrations create the tables from :data:`metadata` and then run :func:`append_only_ddl`.
 """
@@ -60,7 +60,10 @@ consent_chain_heads = Table(
 )
 
 _REFUSE_FUNCTION = "consent_events_refuse_change"
-_SQLITE_TRIGGERS = {"UPDATE": "consent_events_refuse_update", "DELETE": "consent_events_refuse_delete"}
+_SQLITE_TRIGGERS = {
+    "UPDATE": "consent_events_refuse_update",
+    "DELETE": "consent_events_refuse_delete",
+}
 _POSTGRESQL_TRIGGERS = {
     "consent_events_refuse_update_delete": "BEFORE UPDATE OR DELETE ON consent_events FOR EACH ROW",
     "consent_events_refuse_truncate": "BEFORE TRUNCATE ON consent_events FOR EACH STATEMENT",
@@ -81,7 +84,8 @@ def append_only_ddl(dialect_name: str) -> list[str]:
         ]
     if dialect_name == "postgresql":
         function = (
-            f"CREATE OR REPLACE FUNCTION {_REFUSE_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"CREATE OR REPLACE FUNCTION {_REFUSE_FUNCTION}() RETURNS trigger "
+            "LANGUAGE plpgsql AS $$ "
             "BEGIN RAISE EXCEPTION USING MESSAGE = "
             "'consent_events is append-only, ' || TG_OP || ' refused'; END $$"
         )
@@ -102,7 +106,9 @@ def drop_append_only_ddl(dialect_name: str) -> list[str]:
     if dialect_name == "sqlite":
         return [f"DROP TRIGGER IF EXISTS {name}" for name in _SQLITE_TRIGGERS.values()]
     if dialect_name == "postgresql":
-        drops = [f"DROP TRIGGER IF EXISTS {name} ON consent_events" for name in _POSTGRESQL_TRIGGERS]
+        drops = [
+            f"DROP TRIGGER IF EXISTS {name} ON consent_events" for name in _POSTGRESQL_TRIGGERS
+        ]
         return [*drops, f"DROP FUNCTION IF EXISTS {_REFUSE_FUNCTION}()"]
     raise ValueError(f"the consent ledger supports sqlite and postgresql, not {dialect_name!r}")
 

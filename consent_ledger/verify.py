@@ -1,8 +1,8 @@
 """Ledger verification: prove that no consent event was changed, removed or reordered.
 
 The verifier reads the events in the order they were appended (row id), a batch at a time, keeping
-only the last sequence number and hash of each chain, so a ledger of millions of events is checked in
-bounded memory. Each event must carry the next sequence number of its chain, link to the previous
+only the last sequence number and hash of each chain, so a ledger of millions of events is checked
+in bounded memory. Each event must carry the next sequence number of its chain, link to the previous
 event's hash, hash correctly, and have columns that agree with its hashed body. Finally each chain's
 head row must point at the chain's last event, which exposes events removed from the end.
 """

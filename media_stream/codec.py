@@ -71,7 +71,8 @@ def _lowpass(samples: npt.NDArray[np.float64], ratio: float) -> npt.NDArray[np.f
     n = np.arange(taps) - (taps - 1) / 2
     kernel = 2 * cutoff * np.sinc(2 * cutoff * n) * np.hamming(taps)
     kernel /= kernel.sum()
-    return np.convolve(samples, kernel, mode="same")
+    delay = (taps - 1) // 2
+    return np.convolve(samples, kernel, mode="full")[delay : delay + len(samples)]
 
 
 def frames(ulaw: bytes, size: int = FRAME_BYTES) -> Iterator[bytes]:

@@ -14,7 +14,7 @@ import ctypes
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import espeakng_loader
 import numpy as np
@@ -155,14 +155,14 @@ class EspeakSynthesizer:
         with _library_lock:
             _loaded_library().select_voice(voice, words_per_minute)
 
-    def synthesize(self, text: str) -> AsyncIterator[bytes]:
+    def synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
         """μ-law audio for ``text``, one chunk per sentence; stop iterating to cancel.
 
         Raises ValueError at once for text over ``MAX_TEXT_CHARS``; blank text yields nothing.
         """
         return self._voice_sentences(_sentences(_clean(text)))
 
-    async def _voice_sentences(self, sentences: list[str]) -> AsyncIterator[bytes]:
+    async def _voice_sentences(self, sentences: list[str]) -> AsyncGenerator[bytes, None]:
         for sentence in sentences:
             audio = await asyncio.to_thread(self._render, sentence)
             if audio:

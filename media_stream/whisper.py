@@ -59,7 +59,7 @@ _INVENTED_DOUBT_NO_SPEECH = 0.4  # a stock phrase this likely to be non-speech i
 _INVENTED_DOUBT_LOG_PROB = -0.8  # … as is one decoded this unsurely
 
 _model_lock = threading.Lock()  # guards loading and every use of a model
-_loaded_models: dict[tuple[Path, int], WhisperModel] = {}
+_loaded_models: dict[tuple[Path, int, str], WhisperModel] = {}
 
 
 class ModelIntegrityError(RuntimeError):
@@ -197,7 +197,7 @@ class WhisperTranscriber:
 
     def _model(self) -> WhisperModel:
         model_dir = (self._model_dir or bundled_model_dir()).resolve()
-        key = (model_dir, self._cpu_threads)
+        key = (model_dir, self._cpu_threads, self._expected_sha256)
         with _model_lock:
             if key not in _loaded_models:
                 _verify_model(model_dir, self._expected_sha256)

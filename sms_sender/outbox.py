@@ -79,6 +79,8 @@ def queue_confirmation(
 ) -> OutboxMessage:
     """Plan the confirmation text for ``request``'s call; the existing row if already planned."""
     _check_request(request)
+    if due_at.tzinfo is None or due_at.utcoffset() is None:
+        raise ValueError("due_at must be an aware datetime")
     body = render_confirmation(request)
     values = {
         "business_id": request.business_id,

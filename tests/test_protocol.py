@@ -40,9 +40,11 @@ CALL = "CA" + "0123456789abcdef" * 2
 AUDIO = bytes(range(256))[:FRAME_BYTES]
 AUDIO_B64 = base64.b64encode(AUDIO).decode()
 
+Frame = dict[str, object]
+
 # The frames as Twilio's "Media Streams - WebSocket Messages" page shows them.
-CONNECTED = {"event": "connected", "protocol": "Call", "version": "1.0.0"}
-START = {
+CONNECTED: Frame = {"event": "connected", "protocol": "Call", "version": "1.0.0"}
+START: Frame = {
     "event": "start",
     "sequenceNumber": "1",
     "start": {
@@ -55,37 +57,42 @@ START = {
     },
     "streamSid": STREAM,
 }
-MEDIA = {
+MEDIA: Frame = {
     "event": "media",
     "sequenceNumber": "4",
     "media": {"track": "inbound", "chunk": "2", "timestamp": "5", "payload": AUDIO_B64},
     "streamSid": STREAM,
 }
-DTMF = {
+DTMF: Frame = {
     "event": "dtmf",
     "streamSid": STREAM,
     "sequenceNumber": "5",
     "dtmf": {"track": "inbound_track", "digit": "1"},
 }
-MARK = {"event": "mark", "sequenceNumber": "6", "streamSid": STREAM, "mark": {"name": "reply-3"}}
-STOP = {
+MARK: Frame = {
+    "event": "mark",
+    "sequenceNumber": "6",
+    "streamSid": STREAM,
+    "mark": {"name": "reply-3"},
+}
+STOP: Frame = {
     "event": "stop",
     "sequenceNumber": "7",
     "stop": {"accountSid": ACCOUNT, "callSid": CALL},
     "streamSid": STREAM,
 }
-OUT_MEDIA = {"event": "media", "streamSid": STREAM, "media": {"payload": AUDIO_B64}}
-OUT_MARK = {"event": "mark", "streamSid": STREAM, "mark": {"name": "reply-3"}}
-OUT_CLEAR = {"event": "clear", "streamSid": STREAM}
+OUT_MEDIA: Frame = {"event": "media", "streamSid": STREAM, "media": {"payload": AUDIO_B64}}
+OUT_MARK: Frame = {"event": "mark", "streamSid": STREAM, "mark": {"name": "reply-3"}}
+OUT_CLEAR: Frame = {"event": "clear", "streamSid": STREAM}
 
 MISSING = object()
 
 
-def changed(frame: dict[str, object], path: str, value: object) -> str:
+def changed(frame: Frame, path: str, value: object) -> str:
     """``frame`` as JSON with the dotted ``path`` set to ``value`` (or removed if MISSING)."""
     result = copy.deepcopy(frame)
     *parents, leaf = path.split(".")
-    target: dict[str, object] = result
+    target: Frame = result
     for name in parents:
         child = target[name]
         assert isinstance(child, dict)
@@ -97,7 +104,7 @@ def changed(frame: dict[str, object], path: str, value: object) -> str:
     return json.dumps(result)
 
 
-INBOUND_EXAMPLES: list[tuple[dict[str, object], InboundMessage]] = [
+INBOUND_EXAMPLES: list[tuple[Frame, InboundMessage]] = [
     (CONNECTED, Connected(protocol="Call", version="1.0.0")),
     (
         START,
@@ -127,7 +134,7 @@ INBOUND_EXAMPLES: list[tuple[dict[str, object], InboundMessage]] = [
     (STOP, Stop(sequence_number=7, stream_sid=STREAM, account_sid=ACCOUNT, call_sid=CALL)),
 ]
 
-OUTBOUND_EXAMPLES: list[tuple[dict[str, object], OutboundMessage]] = [
+OUTBOUND_EXAMPLES: list[tuple[Frame, OutboundMessage]] = [
     (OUT_MEDIA, OutboundMedia(stream_sid=STREAM, payload=AUDIO)),
     (OUT_MARK, OutboundMark(stream_sid=STREAM, name="reply-3")),
     (OUT_CLEAR, Clear(stream_sid=STREAM)),
@@ -138,34 +145,32 @@ OUTBOUND_EXAMPLES: list[tuple[dict[str, object], OutboundMessage]] = [
 
 
 @pytest.mark.parametrize(("frame", "message"), INBOUND_EXAMPLES)
-def test_parse_inbound_reads_each_documented_message(
-    frame: dict[str, object], message: InboundMessage
-) -> None:
+def test_parse_inbound_reads_each_documented_message(frame: Frame, message: InboundMessage) -> None:
     assert parse_inbound(json.dumps(frame)) == message
 
 
 @pytest.mark.parametrize(("frame", "message"), INBOUND_EXAMPLES)
 def test_encode_inbound_writes_exactly_the_documented_frame(
-    frame: dict[str, object], message: InboundMessage
+    frame: Frame, message: InboundMessage
 ) -> None:
     assert json.loads(encode_inbound(message)) == frame
 
 
 @pytest.mark.parametrize(("frame", "message"), INBOUND_EXAMPLES)
-def test_inbound_round_trip(frame: dict[str, object], message: InboundMessage) -> None:
+def test_inbound_round_trip(frame: Frame, message: InboundMessage) -> None:
     assert parse_inbound(encode_inbound(message)) == message
     assert parse_inbound(encode_inbound(message).encode()) == message
 
 
 @pytest.mark.parametrize(("frame", "message"), OUTBOUND_EXAMPLES)
 def test_encode_outbound_writes_exactly_the_documented_frame(
-    frame: dict[str, object], message: OutboundMessage
+    frame: Frame, message: OutboundMessage
 ) -> None:
     assert json.loads(encode_outbound(message)) == frame
 
 
 @pytest.mark.parametrize(("frame", "message"), OUTBOUND_EXAMPLES)
-def test_outbound_round_trip(frame: dict[str, object], message: OutboundMessage) -> None:
+def test_outbound_round_trip(frame: Frame, message: OutboundMessage) -> None:
     assert parse_outbound(json.dumps(frame)) == message
     assert parse_outbound(encode_outbound(message)) == message
     assert parse_outbound(encode_outbound(message).encode()) == message
@@ -190,7 +195,9 @@ def test_outbound_media_payload_is_raw_mulaw_in_base64() -> None:
 
 
 def test_twilio_media_format_is_the_documented_one() -> None:
-    assert parse_inbound(json.dumps(START)).media_format == TWILIO_MEDIA_FORMAT  # type: ignore[union-attr]
+    start = parse_inbound(json.dumps(START))
+    assert isinstance(start, Start)
+    assert start.media_format == TWILIO_MEDIA_FORMAT
 
 
 def test_start_without_custom_parameters_has_none() -> None:

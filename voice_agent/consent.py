@@ -173,7 +173,7 @@ def _phrase_table() -> dict[tuple[str, ...], _Meaning]:
         (_Meaning.HEDGE, _HEDGE_PHRASES),
         (_Meaning.AMBIGUOUS, _AMBIGUOUS_PHRASES),
     ):
-        for phrase in phrases.split("|"):
+        for phrase in re.split(r"[|\n]", phrases.strip()):
             words = tuple(phrase.split())
             if words in table:
                 raise ValueError(f"phrase listed twice: {phrase.strip()!r}")
@@ -248,12 +248,14 @@ def _normalised_words(text: str) -> list[str]:
 
 
 def _strip_control_characters(text: str) -> str:
-    return "".join(
-        ("" if unicodedata.category(char) == "Cf" else " ")
-        if unicodedata.category(char).startswith("C")
-        else char
-        for char in text
-    )
+    return "".join(_visible(char) for char in text)
+
+
+def _visible(char: str) -> str:
+    category = unicodedata.category(char)
+    if category == "Cf":  # zero-width joiners and direction marks sit inside words
+        return ""
+    return " " if category.startswith("C") else char
 
 
 def _canonical_word(word: str) -> str:

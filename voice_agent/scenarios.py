@@ -180,7 +180,9 @@ class _ScenarioReader:
         if value is None:
             return None
         if not isinstance(value, str) or not _VOICE.fullmatch(value):
-            raise self._error("caller_voice", f"must be an espeak-ng voice like en-us+f3, got {value!r}")
+            raise self._error(
+                "caller_voice", f"must be an espeak-ng voice like en-us+f3, got {value!r}"
+            )
         return value
 
     def _flag(self, value: object, field: str) -> bool:
@@ -201,7 +203,9 @@ class _ScenarioReader:
         fields = self._mapping(value, field, _STEP_KEYS)
         actions = [key for key in _ACTION_KEYS if key in fields]
         if len(actions) != 1:
-            raise self._error(field, f"must have exactly one of {list(_ACTION_KEYS)}, got {actions}")
+            raise self._error(
+                field, f"must have exactly one of {list(_ACTION_KEYS)}, got {actions}"
+            )
         action = actions[0]
         where = f"{field}.{action}"
         interrupt_after = self._interrupt_after(fields.get("interrupt_after"), field)
@@ -273,5 +277,7 @@ class _ScenarioReader:
             raise self._error("expect.consent", f"must be one of {list(allowed)}, got {consent!r}")
         texts = fields["texts"]
         if isinstance(texts, bool) or not isinstance(texts, int) or not 0 <= texts <= _MAX_TEXTS:
-            raise self._error("expect.texts", f"must be a whole number 0–{_MAX_TEXTS}, got {texts!r}")
+            raise self._error(
+                "expect.texts", f"must be a whole number 0–{_MAX_TEXTS}, got {texts!r}"
+            )
         return Expectation(consent=cast(ConsentExpectation, consent), texts=texts)

@@ -191,7 +191,9 @@ def read_wav_as_ulaw(path: Path) -> bytes:
     except (OSError, EOFError, wave.Error) as error:
         raise SimulationError(f"cannot read the caller's audio {path}: {error}") from error
     if width != 2 or channels not in (1, 2):
-        raise SimulationError(f"{path}: need 16-bit mono or stereo, got {8 * width}-bit × {channels}")
+        raise SimulationError(
+            f"{path}: need 16-bit mono or stereo, got {8 * width}-bit × {channels}"
+        )
     samples = np.frombuffer(data[: len(data) - len(data) % (2 * channels)], dtype="<i2")
     mono = samples.reshape(-1, channels).mean(axis=1).round().astype(np.int16)
     return ulaw_encode(resample(mono, rate, SAMPLE_RATE))
@@ -322,7 +324,9 @@ class _TwimlDocument:
         try:
             root = ElementTree.fromstring(text)
         except ElementTree.ParseError as error:
-            raise SimulationError(f"{url} returned malformed TwiML ({error}): {text[:300]!r}")
+            raise SimulationError(
+                f"{url} returned malformed TwiML ({error}): {text[:300]!r}"
+            ) from error
         if root.tag != "Response":
             raise SimulationError(f"{url} returned <{root.tag}>, not a TwiML <Response>")
         return cls(url, root)
@@ -428,7 +432,7 @@ class _TwimlFollower:
             raise SimulationError(f"{document.url}: <Connect> must hold exactly one <Stream>")
         target = self._stream_target(document, streams[0])
         self._call.heard("Connect", f"Stream {target.twiml_url} {target.parameters}")
-        await _MediaStreamSession(self._call, target, self._stream_settings).run()
+        await _run_media_stream(self._call, target, self._stream_settings)
         if self._call.closed_by == "caller":
             return None
         action = verb.get("action")
@@ -436,7 +440,9 @@ class _TwimlFollower:
             return "continue"
         return await self._action(document, verb, action, self._call.params("in-progress"))
 
-    def _stream_target(self, document: _TwimlDocument, stream: ElementTree.Element) -> _StreamTarget:
+    def _stream_target(
+        self, document: _TwimlDocument, stream: ElementTree.Element
+    ) -> _StreamTarget:
         url = stream.get("url", "")
         if urlsplit(url).scheme != "wss":
             raise SimulationError(f"{document.url}: <Stream url={url!r}> must be a wss:// URL")
@@ -458,3 +464,430 @@ class _TwimlFollower:
             parameters=parameters,
         )
 
+
+@dataclass(frozen=True)
+class _StreamTarget:
+    """Where the media stream goes and how it is signed."""
+
+    twiml_url: str  # the wss:// URL exactly as written in the TwiML (what is signed)
+    local_url: str  # the same path on the local server
+    signature: str
+    parameters: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _PendingMark:
+    name: str
+    due: float  # stream time at which the audio before the mark has played
+
+
+class PlayoutBuffer:
+    """Twilio's outbound audio buffer, on the stream clock (seconds since the stream started).
+
+    Audio plays in order, in real time, from when it arrives or when the audio before it
+    ends. A mark is due when the audio queued before it has played; ``clear`` drops what has
+    not played and hands back every pending mark to be echoed at once.
+    """
+
+    def __init__(self) -> None:
+        self._play_end = 0.0
+        self._last_arrival = 0.0
+        self._received_seconds = 0.0
+        self._dropped_seconds = 0.0
+        self._marks: deque[_PendingMark] = deque()
+
+    def append_audio(self, seconds: float, now: float) -> float:
+        """Queue ``seconds`` of audio that arrived at ``now``; returns when it starts playing."""
+        start = max(now, self._play_end)
+        self._play_end = start + seconds
+        self._last_arrival = now
+        self._received_seconds += seconds
+        return start
+
+    def add_mark(self, name: str, now: float) -> None:
+        self._marks.append(_PendingMark(name, max(now, self._play_end)))
+
+    def next_mark_due(self) -> float | None:
+        return self._marks[0].due if self._marks else None
+
+    def pop_due_marks(self, now: float) -> list[str]:
+        """Names of the marks whose audio has played by ``now``, in the order they came."""
+        due: list[str] = []
+        while self._marks and self._marks[0].due <= now:
+            due.append(self._marks.popleft().name)
+        return due
+
+    def clear(self, now: float) -> list[str]:
+        """Drop the audio not yet played; returns every pending mark's name."""
+        self._dropped_seconds += self.unplayed_seconds(now)
+        self._play_end = min(self._play_end, now)
+        names = [mark.name for mark in self._marks]
+        self._marks.clear()
+        return names
+
+    def unplayed_seconds(self, now: float) -> float:
+        return max(0.0, self._play_end - now)
+
+    def played_seconds(self, now: float) -> float:
+        return self._received_seconds - self._dropped_seconds - self.unplayed_seconds(now)
+
+    def quiet_since(self) -> float:
+        """When the line went quiet: the later of the playout's end and the last arrival."""
+        return max(self._play_end, self._last_arrival)
+
+
+class _StreamClock:
+    """Stream time in seconds since ``start``, running ``speed`` times faster than the wall."""
+
+    def __init__(self, speed: float) -> None:
+        self._speed = speed
+        self._loop = asyncio.get_running_loop()
+        self._origin = self._loop.time()
+
+    def restart(self) -> None:
+        """Stream time 0 is now."""
+        self._origin = self._loop.time()
+
+    def now(self) -> float:
+        return (self._loop.time() - self._origin) * self._speed
+
+    def wall_seconds(self, stream_seconds: float) -> float:
+        return max(0.0, stream_seconds) / self._speed
+
+    async def sleep_until(self, stream_time: float) -> None:
+        await asyncio.sleep(self.wall_seconds(stream_time - self.now()))
+
+
+class _CallerMouth:
+    """The caller's side of the line: frames of the current line, silence when there is none."""
+
+    def __init__(self) -> None:
+        self._frames: deque[bytes] = deque()
+        self._finished: asyncio.Future[None] | None = None
+
+    def speak(self, audio: bytes) -> asyncio.Future[None]:
+        """Queue ``audio``; the future resolves once its last frame has been sent."""
+        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._frames.extend(frames(audio))
+        if self._frames:
+            self._finished = finished
+        else:
+            finished.set_result(None)
+        return finished
+
+    def next_frame(self) -> tuple[bytes, asyncio.Future[None] | None]:
+        """The next frame, and the line's future when this frame is its last."""
+        if not self._frames:
+            return _SILENT_FRAME, None
+        frame = self._frames.popleft()
+        if self._frames:
+            return frame, None
+        finished, self._finished = self._finished, None
+        return frame, finished
+
+
+def describe_step(step: Step) -> str:
+    """A short human description of a caller step, for logs and errors."""
+    if isinstance(step, SayStep):
+        return f"say {step.text!r}"
+    if isinstance(step, PressStep):
+        return f"press {step.digits!r}"
+    if isinstance(step, WavStep):
+        return f"play {step.path.name}"
+    return "hang up"
+
+
+async def _run_media_stream(
+    call: _CallRecord, target: _StreamTarget, settings: _StreamSettings
+) -> None:
+    """Open the signed websocket to the local server and carry the call's stream over it."""
+    headers = {"x-twilio-signature": target.signature}
+    try:
+        websocket = await connect(target.local_url, additional_headers=headers, compression=None)
+    except (OSError, InvalidHandshake, TimeoutError) as error:
+        raise SimulationError(
+            f"cannot open the media stream {target.local_url}: {error}"
+        ) from error
+    async with websocket:
+        await _MediaStreamSession(call, target, settings, websocket).run()
+
+
+class _MediaStreamSession:
+    """One bidirectional media stream, Twilio's side: audio out, playout and marks in."""
+
+    def __init__(
+        self,
+        call: _CallRecord,
+        target: _StreamTarget,
+        settings: _StreamSettings,
+        websocket: ClientConnection,
+    ) -> None:
+        self._call = call
+        self._target = target
+        self._settings = settings
+        self._websocket = websocket
+        self._stream_sid = new_sid("MZ")
+        self._sequence = 0
+        self._send_lock = asyncio.Lock()
+        self._playout = PlayoutBuffer()
+        self._mouth = _CallerMouth()
+        self._marks_changed = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._reply_start: float | None = None  # play start of the first reply since the caller
+        self._clock = _StreamClock(settings.speed)
+
+    async def run(self) -> None:
+        """Connect, start, take the caller's turns, and account for what was played."""
+        self._call.stream_sid = self._stream_sid
+        await self._websocket.send(encode_inbound(Connected(protocol="Call", version="1.0.0")))
+        await self._send(self._start_message)
+        self._clock.restart()
+        tasks = [
+            asyncio.create_task(self._receive()),
+            asyncio.create_task(self._send_frames()),
+            asyncio.create_task(self._echo_marks_when_played()),
+        ]
+        try:
+            self._call.closed_by = await self._perform_steps()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._account_for_playout()
+
+    def _account_for_playout(self) -> None:
+        now = self._clock.now()
+        self._call.assistant_audio_seconds += self._playout.played_seconds(now)
+        unplayed = self._playout.unplayed_seconds(now)
+        if self._call.closed_by == "server" and unplayed > FRAME_SECONDS:
+            self._call.error(
+                f"the server closed the stream with {unplayed:.2f} s of audio unplayed"
+            )
+
+    async def _send(self, message_for: Callable[[int], InboundMessage]) -> None:
+        """Send the message built with the next sequence number (in sequence order)."""
+        async with self._send_lock:
+            self._sequence += 1
+            await self._websocket.send(encode_inbound(message_for(self._sequence)))
+
+    def _start_message(self, sequence_number: int) -> Start:
+        return Start(
+            sequence_number=sequence_number,
+            stream_sid=self._stream_sid,
+            account_sid=self._call.account_sid,
+            call_sid=self._call.call_sid,
+            tracks=("inbound",),
+            custom_parameters=dict(self._target.parameters),
+            media_format=TWILIO_MEDIA_FORMAT,
+        )
+
+    def _media_message(self, chunk: int, frame: bytes) -> Callable[[int], Media]:
+        return lambda sequence_number: Media(
+            sequence_number=sequence_number,
+            stream_sid=self._stream_sid,
+            track="inbound",
+            chunk=chunk,
+            timestamp_ms=(chunk - 1) * FRAME_BYTES * 1000 // SAMPLE_RATE,
+            payload=frame,
+        )
+
+    def _dtmf_message(self, digit: str) -> Callable[[int], Dtmf]:
+        return lambda sequence_number: Dtmf(
+            sequence_number=sequence_number,
+            stream_sid=self._stream_sid,
+            track="inbound_track",
+            digit=digit,
+        )
+
+    def _mark_message(self, name: str) -> Callable[[int], Mark]:
+        return lambda sequence_number: Mark(
+            sequence_number=sequence_number, stream_sid=self._stream_sid, name=name
+        )
+
+    def _stop_message(self, sequence_number: int) -> Stop:
+        return Stop(
+            sequence_number=sequence_number,
+            stream_sid=self._stream_sid,
+            account_sid=self._call.account_sid,
+            call_sid=self._call.call_sid,
+        )
+
+    async def _send_frames(self) -> None:
+        """A caller frame every 20 ms of stream time, as Twilio sends them: speech or silence."""
+        chunk = 0
+        try:
+            while True:
+                chunk += 1
+                await self._clock.sleep_until((chunk - 1) * FRAME_SECONDS)
+                frame, finished = self._mouth.next_frame()
+                await self._send(self._media_message(chunk, frame))
+                if finished is not None:
+                    finished.set_result(None)
+        except ConnectionClosed:
+            return
+
+    async def _receive(self) -> None:
+        try:
+            async for raw in self._websocket:
+                await self._handle(raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._closed.set()
+
+    async def _handle(self, raw: str | bytes) -> None:
+        try:
+            message = parse_outbound(raw)
+        except ProtocolError as error:
+            self._call.error(f"malformed message from the server: {error}")
+            return
+        if message.stream_sid != self._stream_sid:
+            self._call.error(
+                f"{type(message).__name__} for streamSid {message.stream_sid!r}, "
+                f"not this stream's {self._stream_sid!r}"
+            )
+            return
+        now = self._clock.now()
+        match message:
+            case OutboundMedia():
+                start = self._playout.append_audio(duration_seconds(message.payload), now)
+                if self._reply_start is None:
+                    self._reply_start = start
+            case OutboundMark():
+                self._playout.add_mark(message.name, now)
+                self._marks_changed.set()
+            case Clear():
+                self._call.clears_received += 1
+                await self._echo_marks(self._playout.clear(now))
+                self._marks_changed.set()
+
+    async def _echo_marks_when_played(self) -> None:
+        try:
+            while True:
+                self._marks_changed.clear()
+                due = self._playout.next_mark_due()
+                if due is None:
+                    await self._marks_changed.wait()
+                    continue
+                delay = self._clock.wall_seconds(due - self._clock.now())
+                if delay > 0:
+                    await self._until_event(self._marks_changed, delay)
+                    continue
+                await self._echo_marks(self._playout.pop_due_marks(self._clock.now()))
+        except ConnectionClosed:
+            return
+
+    async def _echo_marks(self, names: list[str]) -> None:
+        for name in names:
+            await self._send(self._mark_message(name))
+            self._call.marks_echoed += 1
+
+    @staticmethod
+    async def _until_event(event: asyncio.Event, timeout: float) -> bool:
+        """Wait for ``event`` at most ``timeout`` wall seconds; True if it was set."""
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _perform_steps(self) -> ClosedBy:
+        """Take the caller's turns; who ended the stream."""
+        try:
+            return await self._take_turns()
+        except SimulationError:
+            await self._hang_up()
+            raise
+
+    async def _take_turns(self) -> ClosedBy:
+        steps = self._call.scenario.steps
+        for index, step in enumerate(steps):
+            where = f"step {index + 1} of {len(steps)} ({describe_step(step)})"
+            if not await self._await_turn(step, where):
+                self._call.error(f"the server closed the stream before {where}")
+                return "server"
+            started = self._clock.now()
+            if isinstance(step, HangUpStep):
+                await self._hang_up()
+                self._record_step(index, step, started)
+                return "caller"
+            if not await self._perform(index, step):
+                self._call.error(f"the server closed the stream during {where}")
+                return "server"
+            self._record_step(index, step, started)
+            self._reply_start = None
+        if await self._until_event(self._closed, self._settings.reply_timeout):
+            return "server"
+        self._call.error(
+            f"the server did not end the call within {self._settings.reply_timeout:g} s "
+            "after the caller's last step; the caller hung up"
+        )
+        await self._hang_up()
+        return "caller"
+
+    def _record_step(self, index: int, step: Step, started: float) -> None:
+        performed = PerformedStep(index, step, started, self._clock.now())
+        self._call.caller_steps.append(performed)
+        logger.info(
+            "call %s: caller step %d %s at %.2f–%.2f s",
+            self._call.call_sid,
+            index + 1,
+            describe_step(step),
+            performed.started_at,
+            performed.ended_at,
+        )
+
+    async def _await_turn(self, step: Step, where: str) -> bool:
+        """Wait until the caller may take ``step``; False if the server closed the stream."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.reply_timeout
+        poll = self._clock.wall_seconds(FRAME_SECONDS)
+        while not self._closed.is_set():
+            if self._turn_has_come(step):
+                return True
+            if loop.time() >= deadline:
+                awaited = "start" if step.interrupt_after is not None else "finish"
+                raise SimulationError(
+                    f"before {where}: the assistant did not {awaited} a reply "
+                    f"within {self._settings.reply_timeout:g} s"
+                )
+            await self._until_event(self._closed, poll)
+        return False
+
+    def _turn_has_come(self, step: Step) -> bool:
+        if self._reply_start is None:
+            return False
+        now = self._clock.now()
+        if step.interrupt_after is not None:
+            return now >= self._reply_start + step.interrupt_after
+        return now >= self._playout.quiet_since() + QUIET_SECONDS
+
+    async def _perform(self, index: int, step: SayStep | PressStep | WavStep) -> bool:
+        """Speak or press ``step``; False if the stream closed first."""
+        if isinstance(step, PressStep):
+            return await self._press(step.digits)
+        line = self._mouth.speak(self._settings.caller_audio[index])
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait((line, closed), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+        return line.done()
+
+    async def _press(self, digits: str) -> bool:
+        try:
+            for position, digit in enumerate(digits):
+                if position:
+                    await self._clock.sleep_until(self._clock.now() + DIGIT_SECONDS)
+                await self._send(self._dtmf_message(digit))
+        except ConnectionClosed:
+            return False
+        return True
+
+    async def _hang_up(self) -> None:
+        """``stop`` and close at once, as Twilio does when the caller hangs up."""
+        try:
+            await self._send(self._stop_message)
+            await self._websocket.close()
+        except ConnectionClosed:
+            logger.info("call %s: the stream was already closed at hang-up", self._call.call_sid)

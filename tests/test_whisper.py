@@ -1,0 +1,293 @@
+"""Offline Whisper: silence and line noise say nothing, phone speech is heard, times are honest."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from media_stream.codec import SAMPLE_RATE, SILENCE_BYTE, frames, ulaw_decode, ulaw_encode
+from media_stream.endpointing import Endpointer, SpeechEnded
+from media_stream.espeak import EspeakSynthesizer
+from media_stream.ports import SpeechEvent, SpeechStarted, Transcriber, Utterance
+from media_stream.whisper import (
+    MODEL_FILE,
+    MODEL_SHA256,
+    ModelIntegrityError,
+    WhisperSession,
+    WhisperTranscriber,
+    _Heard,
+    _is_trustworthy,
+    bundled_model_dir,
+)
+
+pytestmark = pytest.mark.slow
+
+STREAM_OFFSET = 100.0  # a call already under way: times must not be clip-relative
+
+
+@pytest.fixture(scope="module")
+def transcriber() -> Iterator[WhisperTranscriber]:
+    engine = WhisperTranscriber()
+    engine.load()
+    yield engine
+
+
+def phone_silence(seconds: float) -> bytes:
+    return bytes([SILENCE_BYTE]) * round(seconds * SAMPLE_RATE)
+
+
+def phone_noise(seconds: float, rms: float) -> bytes:
+    noise = np.random.default_rng(11).normal(0, rms, round(seconds * SAMPLE_RATE))
+    return ulaw_encode(np.clip(noise, -32768, 32767).astype(np.int16))
+
+
+def phone_hum(seconds: float) -> bytes:
+    t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return ulaw_encode((4000 * np.sin(2 * np.pi * 60 * t)).astype(np.int16))
+
+
+def caller_says(text: str, voice: str = "en-us") -> bytes:
+    """What the caller's words sound like after the phone network: 8 kHz μ-law."""
+    return EspeakSynthesizer(voice).render_ulaw(text)
+
+
+def endpointed(ulaw: bytes, at: float = STREAM_OFFSET) -> list[SpeechEnded]:
+    endpointer = Endpointer()
+    events = endpointer.push(ulaw_decode(ulaw), at) + endpointer.flush()
+    return [e for e in events if isinstance(e, SpeechEnded)]
+
+
+def hear(transcriber: WhisperTranscriber, ulaw: bytes) -> Utterance:
+    """Transcribe one spoken stretch as the session would: framed by the endpointer."""
+    (speech,) = endpointed(phone_silence(1) + ulaw + phone_silence(1.5))
+    return transcriber.transcribe(speech.audio, speech.audio_start, speech.start, speech.end)
+
+
+def whole_clip(transcriber: WhisperTranscriber, ulaw: bytes) -> Utterance:
+    pcm = ulaw_decode(ulaw)
+    return transcriber.transcribe(pcm, STREAM_OFFSET, STREAM_OFFSET)
+
+
+async def run_session(session: WhisperSession, ulaw: bytes) -> list[SpeechEvent]:
+    at = STREAM_OFFSET
+    for frame in frames(ulaw):
+        session.send_audio(frame, at)
+        at += 0.02
+    await session.close()
+    return [event async for event in session.events()]
+
+
+def test_is_a_transcriber(transcriber: WhisperTranscriber) -> None:
+    engine: Transcriber = transcriber
+    assert engine.name == "faster-whisper tiny.en"
+    assert isinstance(engine.open_session(), WhisperSession)
+
+
+@pytest.mark.parametrize(
+    "clip",
+    [phone_silence(3), phone_noise(3, 60), phone_noise(3, 1500), phone_hum(3)],
+    ids=["silence", "quiet-line-noise", "loud-line-noise", "60-hz-hum"],
+)
+def test_silence_and_line_noise_give_no_words(
+    transcriber: WhisperTranscriber, clip: bytes
+) -> None:
+    utterance = whole_clip(transcriber, clip)
+    assert utterance.text == ""
+    assert utterance.words == ()
+    assert utterance.confidence == 0.0
+
+
+def test_a_spoken_yes_is_heard(transcriber: WhisperTranscriber) -> None:
+    utterance = hear(transcriber, caller_says("Yes please, that sounds good."))
+    assert "yes" in utterance.text.lower()
+    assert utterance.engine == transcriber.name
+    assert 0.0 < utterance.confidence <= 1.0
+    assert utterance.confidence == pytest.approx(
+        sum(w.confidence for w in utterance.words) / len(utterance.words)
+    )
+
+
+def test_a_callers_name_is_heard(transcriber: WhisperTranscriber) -> None:
+    utterance = hear(transcriber, caller_says("My name is Maria Lopez.", voice="en-us+f3"))
+    assert "maria lopez" in utterance.text.lower()
+
+
+def test_word_times_are_ordered_and_on_the_stream_clock(
+    transcriber: WhisperTranscriber,
+) -> None:
+    speech = caller_says("Hi, this is John Smith calling about a leaking pipe.")
+    (stretch,) = endpointed(phone_silence(1) + speech + phone_silence(1.5))
+    utterance = transcriber.transcribe(
+        stretch.audio, stretch.audio_start, stretch.start, stretch.end
+    )
+    assert (utterance.start, utterance.end) == (stretch.start, stretch.end)
+    assert utterance.start == pytest.approx(STREAM_OFFSET + 1.0, abs=0.06)
+    assert len(utterance.words) >= 6
+    audio_end = stretch.audio_start + len(stretch.audio) / SAMPLE_RATE
+    previous_end = utterance.start
+    for word in utterance.words:
+        assert previous_end <= word.start <= word.end <= audio_end
+        previous_end = word.end
+    spoken_end = STREAM_OFFSET + 1.0 + len(speech) / SAMPLE_RATE
+    assert utterance.words[-1].end == pytest.approx(stretch.end, abs=0.3)
+    assert utterance.words[-1].end <= spoken_end
+
+
+def test_a_looping_transcript_counts_as_nothing_heard(transcriber: WhisperTranscriber) -> None:
+    """Six people talking at once: Whisper loops on it, so nothing trustworthy was heard."""
+    voice = ulaw_decode(caller_says("The quick brown fox jumps over the lazy dog near the river"))
+    babble = sum(np.roll(voice.astype(np.float64), shift * 997) for shift in range(6)) / 3
+    clip = ulaw_encode(np.clip(babble, -32768, 32767).astype(np.int16))
+    assert whole_clip(transcriber, clip).text == ""
+
+
+def test_a_blip_too_short_to_transcribe_is_empty(transcriber: WhisperTranscriber) -> None:
+    utterance = transcriber.transcribe(np.full(400, 3000, np.int16), 5.0, 5.0, 5.05)
+    assert (utterance.text, utterance.start, utterance.end) == ("", 5.0, 5.05)
+
+
+@pytest.mark.parametrize(
+    ("pcm", "audio_start", "speech_start", "speech_end"),
+    [
+        (np.zeros((2, 8000), np.int16), 0.0, 0.0, None),
+        (np.zeros(8000, np.float32), 0.0, 0.0, None),
+        (np.zeros(31 * SAMPLE_RATE, np.int16), 0.0, 0.0, None),
+        (np.zeros(8000, np.int16), float("nan"), 0.0, None),
+        (np.zeros(8000, np.int16), 1.0, 0.5, None),
+        (np.zeros(8000, np.int16), 0.0, 1.0, 0.5),
+    ],
+)
+def test_malformed_input_is_refused(
+    transcriber: WhisperTranscriber,
+    pcm: npt.NDArray[np.int16],
+    audio_start: float,
+    speech_start: float,
+    speech_end: float | None,
+) -> None:
+    with pytest.raises(ValueError):
+        transcriber.transcribe(pcm, audio_start, speech_start, speech_end)
+
+
+def heard(text: str, *, start: float = 0.2, no_speech: float = 0.1, logprob: float = -0.3) -> _Heard:
+    return _Heard(text, start, logprob, no_speech, 1.0, ((text, start, start + 0.4, 0.8),))
+
+
+@pytest.mark.parametrize(
+    ("segment", "trusted"),
+    [
+        (heard("Thank you."), True),
+        (heard("Thank you.", no_speech=0.5), False),
+        (heard("Thank you.", logprob=-0.9), False),
+        (heard("Thank you.", start=2.5), False),  # after the speech ended at 2.0
+        (heard("Thanks for watching!", no_speech=0.45), False),
+        (heard("Yes, please.", no_speech=0.5), True),
+        (heard("Yes, please.", logprob=-2.0), False),
+        (heard(""), False),
+    ],
+)
+def test_invented_stock_phrases_are_dropped(segment: _Heard, trusted: bool) -> None:
+    assert _is_trustworthy(segment, speech_end_offset=2.0) is trusted
+
+
+async def test_session_reports_onset_then_the_utterance(transcriber: WhisperTranscriber) -> None:
+    speech = caller_says("Yes please, that sounds good.")
+    events = await run_session(
+        transcriber.open_session(), phone_silence(1) + speech + phone_silence(1.5)
+    )
+    assert [type(e) for e in events] == [SpeechStarted, Utterance]
+    started, utterance = events
+    assert isinstance(started, SpeechStarted) and isinstance(utterance, Utterance)
+    assert started.at == pytest.approx(STREAM_OFFSET + 1.0, abs=0.06)
+    assert utterance.start == started.at
+    assert "yes" in utterance.text.lower()
+
+
+async def test_session_keeps_utterances_in_order(transcriber: WhisperTranscriber) -> None:
+    audio = (
+        phone_silence(1)
+        + caller_says("My name is Maria Lopez.", voice="en-us+f3")
+        + phone_silence(1.5)
+        + caller_says("Yes please, that sounds good.")
+        + phone_silence(0.3)  # the call ends mid-pause: close() must flush it
+    )
+    events = await run_session(transcriber.open_session(), audio)
+    utterances = [e for e in events if isinstance(e, Utterance)]
+    assert len([e for e in events if isinstance(e, SpeechStarted)]) == 2
+    assert ["maria" in utterances[0].text.lower(), "yes" in utterances[1].text.lower()] == [
+        True,
+        True,
+    ]
+    assert utterances[0].end < utterances[1].start
+
+
+async def test_session_on_line_noise_emits_no_text(transcriber: WhisperTranscriber) -> None:
+    audio = phone_noise(3, 60) + phone_noise(3, 1500) + phone_hum(3)
+    events = await run_session(transcriber.open_session(), audio)
+    assert all(e.text == "" for e in events if isinstance(e, Utterance))
+
+
+class _BrokenTranscriber(WhisperTranscriber):
+    def transcribe(
+        self,
+        pcm8k: npt.NDArray[np.int16],
+        audio_start: float,
+        speech_start: float,
+        speech_end: float | None = None,
+    ) -> Utterance:
+        raise RuntimeError("engine fell over")
+
+
+async def test_session_reports_unheard_speech_when_the_engine_fails() -> None:
+    session = WhisperSession(_BrokenTranscriber())
+    speech = caller_says("Yes please.")
+    events = await run_session(session, phone_silence(1) + speech + phone_silence(1.5))
+    utterances = [e for e in events if isinstance(e, Utterance)]
+    assert len(utterances) == 1
+    assert utterances[0].text == ""
+    assert utterances[0].start == pytest.approx(STREAM_OFFSET + 1.0, abs=0.06)
+
+
+async def test_session_ignores_audio_after_close_and_closes_once() -> None:
+    session = WhisperSession(_BrokenTranscriber())
+    await session.close()
+    session.send_audio(caller_says("Yes please."), 0.0)
+    await session.close()
+    assert [event async for event in session.events()] == []
+
+
+def test_bundled_model_matches_the_pinned_hash() -> None:
+    assert len(MODEL_SHA256) == 64
+    assert (bundled_model_dir() / MODEL_FILE).is_file()
+
+
+def test_a_tampered_model_is_refused(tmp_path: Path) -> None:
+    tampered = tmp_path / "model"
+    shutil.copytree(bundled_model_dir(), tampered)
+    with (tampered / MODEL_FILE).open("r+b") as model_file:
+        model_file.seek(1_000_000)
+        byte = model_file.read(1)
+        model_file.seek(1_000_000)
+        model_file.write(bytes([byte[0] ^ 0x01]))
+    with pytest.raises(ModelIntegrityError, match=str(tampered / MODEL_FILE)):
+        WhisperTranscriber(model_dir=tampered).load()
+
+
+def test_a_missing_model_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelIntegrityError, match="missing"):
+        WhisperTranscriber(model_dir=tmp_path).load()
+
+
+def test_a_different_pin_is_refused() -> None:
+    with pytest.raises(ModelIntegrityError, match="expected 0000"):
+        WhisperTranscriber(expected_sha256="0" * 64).load()
+
+
+@pytest.mark.parametrize("threads", [0, -1, 65])
+def test_nonsense_thread_counts_are_refused(threads: int) -> None:
+    with pytest.raises(ValueError):
+        WhisperTranscriber(cpu_threads=threads)

@@ -1,0 +1,86 @@
+"""The ChatModel port: the message-taking brain the Conversation talks to.
+
+The Conversation greets the caller, then hands each final utterance to a ``ChatModel`` until the
+model reports the message complete; then the Conversation itself reads the consent script. A
+model only ever fills in the :class:`CallerMessage` and says what comes next — it never speaks,
+writes or paraphrases the consent script. The embedded default is the deterministic
+``ScriptedInterviewer``; an LLM adapter sits behind the same protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+
+class Urgency(str, Enum):
+    """How soon the caller needs the business."""
+
+    EMERGENCY = "emergency"
+    URGENT = "urgent"
+    ROUTINE = "routine"
+
+
+class MessageField(str, Enum):
+    """The parts of the message, in the order a receptionist asks for them."""
+
+    CALLER_NAME = "caller_name"
+    NEED = "need"
+    CALLBACK_NUMBER = "callback_number"
+    URGENCY = "urgency"
+
+
+@dataclass
+class CallerMessage:
+    """The message the receptionist takes down; filled in during the call.
+
+    ``missed_answers`` lists a field once for every time the caller gave no usable answer to its
+    question (speech recognition heard nothing, or nothing that fits); it is the only per-call
+    state a model keeps, so one model instance can serve many calls.
+    """
+
+    caller_name: str | None = None
+    need: str | None = None
+    callback_number: str | None = None  # E.164
+    urgency: Urgency | None = None
+    notes: list[str] = field(default_factory=list)
+    missed_answers: list[MessageField] = field(default_factory=list)
+
+    def times_missed(self, message_field: MessageField) -> int:
+        """How many times the question for ``message_field`` went without a usable answer."""
+        return self.missed_answers.count(message_field)
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What a model knows about the call: the business and the number calling."""
+
+    business_name: str
+    services: str
+    callback_time: str
+    caller_number: str  # E.164
+
+
+@dataclass(frozen=True)
+class AgentReply:
+    """What the assistant says next; ``finished`` means the message is complete."""
+
+    text: str
+    finished: bool
+
+
+class ChatModel(Protocol):
+    """Takes the caller's message, one turn at a time."""
+
+    name: str
+
+    async def reply(
+        self, context: CallContext, message: CallerMessage, caller_said: str | None
+    ) -> AgentReply:
+        """Record what the caller said into ``message`` and say what comes next.
+
+        ``caller_said`` is None when the call has just started (after the greeting): ask the
+        first question.
+        """
+        ...
