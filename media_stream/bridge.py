@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from contextlib import aclosing
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -137,7 +137,7 @@ class CallBridge:
         return self._ended.is_set()
 
     async def open(self) -> Start:
-        """Read until Twilio's ``start``; then run the reader and the transcription in the background."""
+        """Read until Twilio's ``start``, then read and transcribe in the background."""
         while self.start is None:
             message = await self._next_message()
             if message is None:

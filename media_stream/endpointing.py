@@ -2,10 +2,12 @@
 
 Audio is 8 kHz int16 PCM fed in pieces of any size, each stamped with the stream time of its
 first sample. It is judged in 20 ms frames against an adaptive noise floor: the floor drops
-at once to any quieter frame, follows quiet frames quickly and creeps up only slowly under
-loud ones, so steady line noise or mains hum becomes the floor and never counts as speech,
-while the pauses inside real speech keep the floor down. A frame is voiced when it is well
-above the floor and above an absolute minimum level.
+at once to any quieter frame, follows quiet frames quickly, follows loud frames quickly only
+while their level stays steady (line noise that got louder), and otherwise creeps up slowly,
+so steady line noise or mains hum becomes the floor, while the syllable-rate ups and downs
+and the pauses of real speech keep the floor down. A frame is voiced when it is well above
+the floor and above an absolute minimum level. (A pure steady tone is therefore treated as
+noise after about half a second.)
 
 An utterance begins at its first voiced frame once ``min_speech`` seconds of voice have been
 heard (shorter blips are dropped), and ends ``silence_to_end`` seconds after its last voiced
@@ -33,7 +35,9 @@ _ONSET_MARGIN_DB = 12.0  # a new utterance needs this much above the floor …
 _SUSTAIN_MARGIN_DB = 8.0  # … an open one keeps going on this much
 _MIN_SPEECH_DB = 40.0  # absolute minimum: RMS 100 of 32767, about −50 dBFS
 _FLOOR_FOLLOW = 0.1  # share of the distance the floor moves towards a quiet frame
-_FLOOR_CREEP_DB = 2.0 * FRAME_SECONDS  # rise under loud frames: 2 dB per second
+_FLOOR_CREEP_DB = 2.0 * FRAME_SECONDS  # rise under loud, changing frames: 2 dB per second
+_STEADY_FRAMES = 20  # loud frames whose levels over 0.4 s …
+_STEADY_SPREAD_DB = 2.5  # … stay within this spread are noise, not speech
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class Endpointer:
         self._anchor: float | None = None  # stream time of the first sample since the last gap
         self._judged = 0  # samples judged since the anchor
         self._floor_db: float | None = None
+        self._levels: deque[float] = deque(maxlen=_STEADY_FRAMES)
         self._recent: deque[npt.NDArray[np.int16]] = deque(maxlen=_PRE_ROLL_FRAMES)
         self._open: _OpenUtterance | None = None
 
@@ -170,12 +175,17 @@ class Endpointer:
 
     def _update_floor(self, level: float) -> None:
         assert self._floor_db is not None
+        self._levels.append(level)
         if level <= self._floor_db:
             self._floor_db = level
-        elif level < self._floor_db + _SUSTAIN_MARGIN_DB:
+        elif level < self._floor_db + _SUSTAIN_MARGIN_DB or self._is_steady():
             self._floor_db += _FLOOR_FOLLOW * (level - self._floor_db)
         else:
             self._floor_db += _FLOOR_CREEP_DB
+
+    def _is_steady(self) -> bool:
+        full = len(self._levels) == _STEADY_FRAMES
+        return full and max(self._levels) - min(self._levels) <= _STEADY_SPREAD_DB
 
     def _advance(
         self, frame: npt.NDArray[np.int16], frame_start: float, voiced: bool

@@ -38,7 +38,13 @@ def _post(
 
 
 def _call(to: str, **extra: str) -> dict[str, str]:
-    return {"CallSid": "CA" + "1" * 32, "AccountSid": "AC" + "2" * 32, "From": CALLER, "To": to, **extra}
+    return {
+        "CallSid": "CA" + "1" * 32,
+        "AccountSid": "AC" + "2" * 32,
+        "From": CALLER,
+        "To": to,
+        **extra,
+    }
 
 
 def test_twilio_published_signature_vector() -> None:
@@ -136,8 +142,9 @@ def test_too_many_form_fields_are_refused(client: TestClient) -> None:
 
 def test_websocket_upgrade_requires_the_signature(client: TestClient) -> None:
     for headers in ({}, {"x-twilio-signature": "forged"}):
-        with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(
-            "/twilio/media-stream", headers=headers
+        with (
+            pytest.raises(WebSocketDisconnect) as closed,
+            client.websocket_connect("/twilio/media-stream", headers=headers),
         ):
             pass
         assert closed.value.code == 1008

@@ -45,6 +45,10 @@ BUSINESS = "acme-plumbing"
 CALLER = "+15125550123"
 CONSENTED_AT = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
 NOW = CONSENTED_AT + timedelta(minutes=1)
+DROP_UPDATE_TRIGGER = {
+    "sqlite": "DROP TRIGGER consent_events_refuse_update",
+    "postgresql": "DROP TRIGGER consent_events_refuse_update_delete ON consent_events",
+}
 SCRIPT = "Would it be okay if Acme Plumbing texts you about your service request? Sound good?"
 
 
@@ -411,23 +415,18 @@ def test_an_unexpected_error_sends_nothing_and_the_next_row_still_goes(engine: E
     assert dispatch_due(engine, transport, NOW + timedelta(hours=1)) == DispatchReport(0, 0, 0)
 
 
-def test_an_unreadable_ledger_blocks_instead_of_sending(engine: Engine) -> None:
+def test_a_tampered_ledger_blocks_instead_of_sending(engine: Engine) -> None:
     grant(engine)
     queue(engine)
     with engine.begin() as conn:
-        for statement in [
-            "DROP TRIGGER IF EXISTS consent_events_refuse_update ON consent_events",
-            "DROP TRIGGER IF EXISTS consent_events_refuse_update_delete ON consent_events",
-        ] if conn.dialect.name == "postgresql" else ["DROP TRIGGER consent_events_refuse_update"]:
-            conn.exec_driver_sql(statement)
+        conn.exec_driver_sql(DROP_UPDATE_TRIGGER[conn.dialect.name])
         conn.exec_driver_sql("UPDATE consent_events SET body = replace(body, 'yes', 'yes!')")
     transport = LocalSmsTransport()
 
-    report = dispatch_due(engine, transport, NOW)
+    assert dispatch_due(engine, transport, NOW) == DispatchReport(sent=0, blocked=1, failed=0)
 
-    assert report.sent == 0
     assert transport.delivered == []
-    assert outbox_rows(engine)["CA0001"].status in (OutboxStatus.BLOCKED, OutboxStatus.FAILED)
+    assert outbox_rows(engine)["CA0001"].reason == "invalid_record"
 
 
 # --- PostgreSQL: concurrency ------------------------------------------------------------------

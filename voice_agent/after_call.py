@@ -71,9 +71,11 @@ def record_call(
     end_reason: str,
     ended_at: datetime,
 ) -> CallWrapUp:
-    """Store the call, append its consent event, and queue the confirmation if the caller said yes."""
+    """Store the call and its consent event; queue the confirmation if the caller said yes."""
     with engine.begin() as conn:
-        event = append_event(conn, consent_evidence(business, identity, conversation.consent, ended_at), ended_at)
+        event = append_event(
+            conn, consent_evidence(business, identity, conversation.consent, ended_at), ended_at
+        )
         texts = 0
         if conversation.consent.outcome is ConsentOutcome.AFFIRMATIVE:
             queue_confirmation(

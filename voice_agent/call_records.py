@@ -47,7 +47,10 @@ def save_call(conn: Connection, record: CallRecord) -> None:
     if record.turns:
         conn.execute(
             insert(call_turns),
-            [_turn_row(record.call_sid, position, turn) for position, turn in enumerate(record.turns)],
+            [
+                _turn_row(record.call_sid, position, turn)
+                for position, turn in enumerate(record.turns)
+            ],
         )
 
 

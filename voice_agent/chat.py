@@ -10,11 +10,11 @@ writes or paraphrases the consent script. The embedded default is the determinis
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 
-class Urgency(str, Enum):
+class Urgency(StrEnum):
     """How soon the caller needs the business."""
 
     EMERGENCY = "emergency"
@@ -22,7 +22,7 @@ class Urgency(str, Enum):
     ROUTINE = "routine"
 
 
-class MessageField(str, Enum):
+class MessageField(StrEnum):
     """The parts of the message, in the order a receptionist asks for them."""
 
     CALLER_NAME = "caller_name"

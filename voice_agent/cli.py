@@ -15,7 +15,12 @@ from pydantic import ValidationError
 
 from consent_ledger import event_by_hash
 from sms_sender import OutgoingSms, SendReceipt, list_outbox
-from voice_agent.businesses import BusinessConfigError, list_businesses, load_businesses, save_business
+from voice_agent.businesses import (
+    BusinessConfigError,
+    list_businesses,
+    load_businesses,
+    save_business,
+)
 from voice_agent.call_records import get_call, list_calls
 from voice_agent.db import make_engine
 from voice_agent.migrate import upgrade

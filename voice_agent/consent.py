@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 
 CLASSIFIER_NAME = "rules"
 CLASSIFIER_VERSION = "1"
@@ -44,7 +44,7 @@ NEGATION_WINDOW = 4
 """How many words before a yes-phrase a negation still reaches ("I don't think that's fine")."""
 
 
-class ConsentAnswer(str, Enum):
+class ConsentAnswer(StrEnum):
     """The classified answer to the consent question."""
 
     AFFIRMATIVE = "affirmative"
@@ -117,11 +117,8 @@ great good perfect cool nice awesome excellent wonderful lovely text texts texti
 messages send number cell phone sir ma'am maam mam man guys buddy hey hi
 """
 
-_FILLER_WORDS = frozenset("um umm uh uhm er erm ah oh hmm hm mm well so".split())
-
-_SCOPING_NEGATIONS = frozenset(
-    "not don't never won't wouldn't can't isn't doesn't didn't shouldn't ain't".split()
-)
+_FILLERS = "um umm uh uhm er erm ah oh hmm hm mm well so"
+_NEGATIONS = "not don't never won't wouldn't can't isn't doesn't didn't shouldn't ain't"
 
 _CONTRACTION_WORDS = {
     "dont": "don't",
@@ -184,6 +181,8 @@ def _phrase_table() -> dict[tuple[str, ...], _Meaning]:
 _PHRASES = _phrase_table()
 _LONGEST_PHRASE = max(len(words) for words in _PHRASES)
 _COURTESY = frozenset(_COURTESY_WORDS.split())
+_FILLER_WORDS = frozenset(_FILLERS.split())
+_SCOPING_NEGATIONS = frozenset(_NEGATIONS.split())
 _LEXICON = frozenset(word for words in _PHRASES for word in words) | _COURTESY | _FILLER_WORDS
 
 

@@ -1,4 +1,7 @@
-"""The SMS consent script: rendered from a versioned file in ``prompts/consent/``, never by the LLM."""
+"""The SMS consent script: rendered from a versioned file in ``prompts/consent/``.
+
+The language model never writes or paraphrases it.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ class ConsentScript:
 
 
 def text_count_phrase(max_texts: int) -> str:
-    """"one text", "one or two texts", "one to four texts"."""
+    """ "one text", "one or two texts", "one to four texts"."""
     if max_texts not in _COUNT_WORDS:
         raise ValueError(f"max texts must be 1–4, got {max_texts}")
     if max_texts == 1:

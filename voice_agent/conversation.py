@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from media_stream import CallBridge, CallEnded, CallerInput, Word
 from voice_agent.businesses import Business
@@ -24,7 +24,7 @@ CONSENT_ANSWER_TIMEOUT = 7.0
 MAX_MESSAGE_TURNS = 12
 
 
-class ConsentOutcome(str, Enum):
+class ConsentOutcome(StrEnum):
     AFFIRMATIVE = "affirmative"
     DECLINED = "declined"
     UNCLEAR = "unclear"
@@ -152,7 +152,9 @@ class Conversation:
             )
             attempt.note = "an error interrupted the consent question"
 
-    async def _consent_answer(self, *, after: float, keypad_from: float | None = None) -> ConsentAnswer:
+    async def _consent_answer(
+        self, *, after: float, keypad_from: float | None = None
+    ) -> ConsentAnswer:
         """Classify the first answer after the prompt's last mark (keypad only on the re-ask)."""
         while True:
             heard = await self.bridge.next_input(CONSENT_ANSWER_TIMEOUT)
@@ -212,7 +214,9 @@ class Conversation:
         )
 
     def _goodbye(self) -> str:
-        callback = f"Someone from {self.business.name} will call you back {self.business.callback_time}."
+        callback = (
+            f"Someone from {self.business.name} will call you back {self.business.callback_time}."
+        )
         if self.consent.outcome is ConsentOutcome.AFFIRMATIVE:
             return f"Great, you'll get a text shortly. {callback} Thanks for calling. Goodbye!"
         return f"No problem, we won't text you. {callback} Thanks for calling. Goodbye!"

@@ -49,8 +49,10 @@ def run_demo(settings: Settings, speed: float) -> int:
     failed = [outcome.name for outcome in outcomes if not outcome.ok]
     print()
     print(f"Demo finished: {len(outcomes) - len(failed)} of {len(outcomes)} calls as expected.")
-    print("Look again with: receptionist calls list · receptionist calls show CALL_SID · "
-          "receptionist outbox list")
+    print(
+        "Look again with: receptionist calls list · receptionist calls show CALL_SID · "
+        "receptionist outbox list"
+    )
     return 1 if failed else 0
 
 

@@ -46,31 +46,28 @@ _REPEATS = {"double": 2, "triple": 3}
 _ZERO_LETTERS = frozenset({"oh", "o"})
 _FILLERS = frozenset({"um", "umm", "uh", "uhh", "uhm", "er", "erm", "ah", "hmm", "mm", "well"})
 
-_YES_WORDS = frozenset(
-    "yes yeah yep yup sure correct right ok okay fine good works best perfect absolutely "
-    "definitely exactly".split()
-)
-_NO_WORDS = frozenset("no nope nah not don't isn't different another other".split())
+_CALLBACK_YES = "yes yeah yep yup sure correct right ok okay fine good works best perfect exactly"
+_CALLBACK_NO = "no nope nah not don't isn't different another other"
 
 _NAME_INTRO = re.compile(
     r"\b(?:my name is|my name's|name is|name's|this is|it is|it's|i am|i'm|call me)\s+",
     re.IGNORECASE,
 )
 _NAME_TOKEN = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*|\d+|[^\w\s]")
-_LEADING_SKIP = frozenset("yeah yes yep sure okay ok hi hello hey oh so uh um".split())
-_NAME_STOP_WORDS = frozenset(
-    """a an the and but or so because calling about from with at in on for of to here speaking
-    i i'm im my me we you your it it's is was not no just really having trying looking wondering
-    going gonna need needing got have has sorry please thanks thank there that this what who why
-    how when where leaking broken flooding yeah yes okay ok""".split()
-)
+_NAME_LEADING_SKIP = "yeah yes yep sure okay ok hi hello hey oh so uh um"
+_NAME_STOPS = """
+a an the and but or so because calling about from with at in on for of to here speaking i i'm im
+my me we you your it it's is was not no just really having trying looking wondering going gonna
+need needing got have has sorry please thanks thank there that this what who why how when where
+leaking broken flooding yeah yes okay ok
+"""
 _CLAUSE_END = frozenset(".,!?;:")
 
 _EMERGENCY_PHRASES = """
 emergency | flood | floods | flooding | flooded | water everywhere | gas smell | smell gas
 smell of gas | smells like gas | smelling gas | gas leak | leaking gas | carbon monoxide
-spark | sparks | sparking | smoke | smoking | fire | on fire | burning | burst | burst pipe
-burst pipes | pipe burst | pipes burst | no heat | no power | sewage
+spark | sparks | sparking | smoke | smoking | fire | burning | burst | no heat | no power
+sewage
 """
 _URGENT_PHRASES = """
 urgent | urgently | asap | a s a p | as soon as possible | as soon as you can | right away
@@ -80,19 +77,22 @@ quickly | hurry
 _ROUTINE_PHRASES = """
 no rush | no big rush | no hurry | not in a hurry | whenever | can wait | not pressing
 """
-_NEGATIONS = frozenset("not no isn't don't doesn't never nothing without ain't wasn't".split())
+_URGENCY_NEGATIONS = "not no isn't don't doesn't never nothing without ain't wasn't"
 _CLAUSE_BOUNDARIES = frozenset({".", ",", "!", "?", ";", "but"})
 _NEGATION_REACH = 3
-_URGENCY_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[.,!?;]")
+_WORD_OR_PUNCTUATION = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[.,!?;]")
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'"})
 
 
 def _phrases(listing: str) -> tuple[tuple[str, ...], ...]:
-    return tuple(
-        tuple(phrase.split()) for phrase in re.split(r"[|\n]", listing) if phrase.strip()
-    )
+    return tuple(tuple(phrase.split()) for phrase in re.split(r"[|\n]", listing) if phrase.strip())
 
 
+_YES_WORDS = frozenset(_CALLBACK_YES.split())
+_NO_WORDS = frozenset(_CALLBACK_NO.split())
+_LEADING_SKIP = frozenset(_NAME_LEADING_SKIP.split())
+_NAME_STOP_WORDS = frozenset(_NAME_STOPS.split())
+_NEGATIONS = frozenset(_URGENCY_NEGATIONS.split())
 _EMERGENCY = _phrases(_EMERGENCY_PHRASES)
 _URGENT = _phrases(_URGENT_PHRASES)
 _ROUTINE = _phrases(_ROUTINE_PHRASES)
@@ -240,7 +240,7 @@ def _record_callback(context: CallContext, message: CallerMessage, text: str) ->
     calling_number = _e164_or_none(context.caller_number)
     if calling_number is None:
         return None
-    words = set(_urgency_tokens(text))
+    words = set(_words(text))
     if words & _NO_WORDS:
         message.callback_number = calling_number
         message.notes.append(
@@ -274,19 +274,23 @@ def extract_name(text: str) -> str | None:
     """
     cleaned = _clean(text)
     intro = _NAME_INTRO.search(cleaned)
-    remainder = cleaned[intro.end() :] if intro else cleaned
+    after_intro = _name_at_start(cleaned[intro.end() :]) if intro else None
+    return after_intro or _name_at_start(cleaned)
+
+
+def _name_at_start(text: str) -> str | None:
     words: list[str] = []
-    for token in _NAME_TOKEN.findall(remainder):
+    for token in _NAME_TOKEN.findall(text):
         lowered = token.casefold()
-        if not words and (lowered in _LEADING_SKIP or not token[0].isalnum()):
+        if token in _CLAUSE_END:
+            if words:
+                break
             continue
-        if lowered in _FILLERS or (not token[0].isalnum() and token not in _CLAUSE_END):
+        if not token[0].isalnum() or lowered in _FILLERS:
             continue
-        if token in _CLAUSE_END or lowered in _NAME_STOP_WORDS or not token.isalpha() and not (
-            _is_name_word(token)
-        ):
-            break
-        if len(token) > MAX_NAME_WORD_CHARS:
+        if not words and lowered in _LEADING_SKIP:
+            continue
+        if lowered in _NAME_STOP_WORDS or not _is_name_word(token):
             break
         words.append(_title_case(token))
         if len(words) == MAX_NAME_WORDS:
@@ -295,11 +299,12 @@ def extract_name(text: str) -> str | None:
 
 
 def _is_name_word(token: str) -> bool:
-    return all(part.isalpha() for part in re.split(r"['-]", token))
+    parts = re.split(r"['-]", token)
+    return len(token) <= MAX_NAME_WORD_CHARS and all(part.isalpha() for part in parts)
 
 
 def _title_case(word: str) -> str:
-    """"maria" → "Maria", "o'brien" → "O'Brien", "mary-jane" → "Mary-Jane"; "McKay" unchanged."""
+    """Title-case an all-lower or all-upper name word: "o'brien" → "O'Brien"; "McKay" stays."""
     if not (word.islower() or word.isupper()):
         return word
     return "-".join(_title_case_part(part) for part in word.split("-"))
@@ -374,7 +379,7 @@ def _parsed_number(candidate: str) -> phonenumbers.PhoneNumber | None:
 
 def classify_urgency(text: str) -> Urgency:
     """Emergency words win; then an explicit "no rush"/"not urgent"; then urgency words."""
-    tokens = _urgency_tokens(text)
+    tokens = _words(text)
     if any(_mentions(tokens, phrase, negated=False) for phrase in _EMERGENCY):
         return Urgency.EMERGENCY
     plainly_routine = any(_mentions(tokens, phrase, negated=None) for phrase in _ROUTINE)
@@ -405,8 +410,8 @@ def _is_negated(tokens: list[str], start: int) -> bool:
     return False
 
 
-def _urgency_tokens(text: str) -> list[str]:
-    return _URGENCY_TOKEN.findall(_clean(text).casefold().translate(_APOSTROPHES))
+def _words(text: str) -> list[str]:
+    return _WORD_OR_PUNCTUATION.findall(_clean(text).casefold().translate(_APOSTROPHES))
 
 
 # --- text hygiene --------------------------------------------------------------------------

@@ -111,7 +111,8 @@ def render_outbox(messages: list[OutboxMessage]) -> str:
     if not messages:
         return "The outbox is empty."
     return "\n".join(
-        f"#{m.id} [{m.status.value}] {m.business_id} → {m.to_number} due {m.due_at:%Y-%m-%d %H:%M:%S}"
+        f"#{m.id} [{m.status.value}] {m.business_id} → {m.to_number}"
+        f" due {m.due_at:%Y-%m-%d %H:%M:%S}"
         f" ({m.segments} segment{'s' if m.segments != 1 else ''}): {m.body}"
         + (f" ({m.reason})" if m.reason else "")
         for m in messages

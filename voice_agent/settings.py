@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from functools import cached_property
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class TranscriberChoice(str, Enum):
+class TranscriberChoice(StrEnum):
     EMBEDDED = "embedded"
 
 
-class SynthesizerChoice(str, Enum):
+class SynthesizerChoice(StrEnum):
     EMBEDDED = "embedded"
 
 
-class ChatModelChoice(str, Enum):
+class ChatModelChoice(StrEnum):
     SCRIPTED = "scripted"
 
 
-class SmsTransportChoice(str, Enum):
+class SmsTransportChoice(StrEnum):
     LOCAL = "local"
 
 
@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/receptionist.db"
     public_base_url: str = Field(
         "http://127.0.0.1:8765",
-        description="The base URL Twilio uses to reach us; webhook signatures are checked against it.",
+        description="The base URL Twilio reaches us at; signatures are checked against it.",
     )
     twilio_account_sid: str = "AC00000000000000000000000000000000"
     twilio_auth_token: SecretStr = SecretStr("local-development-token")

@@ -57,9 +57,12 @@ class ScenarioOutcome:
         if self.simulated is not None:
             lines.append(
                 "  Twilio: "
-                + " → ".join(f"{heard.verb} {heard.detail}".strip() for heard in self.simulated.twiml)
+                + " → ".join(
+                    f"{heard.verb} {heard.detail}".strip() for heard in self.simulated.twiml
+                )
                 + f" · {self.simulated.marks_echoed} marks played"
-                + f" · {self.simulated.clears_received} clears · closed by {self.simulated.closed_by}"
+                + f" · {self.simulated.clears_received} clears"
+                + f" · closed by {self.simulated.closed_by}"
             )
         if self.call is not None:
             lines.append(render_call(self.call, self.event, self.texts))
@@ -112,8 +115,10 @@ def _collect(engine: Engine, outcome: ScenarioOutcome) -> None:
         outcome.problems.append(f"the server stored no record of call {call_sid}")
         return
     _poll(
-        lambda: _load(engine, outcome, call_sid) is not None
-        and all(text.status is not OutboxStatus.SCHEDULED for text in outcome.texts),
+        lambda: (
+            _load(engine, outcome, call_sid) is not None
+            and all(text.status is not OutboxStatus.SCHEDULED for text in outcome.texts)
+        ),
         SEND_TIMEOUT,
     )
 

@@ -1,9 +1,10 @@
-"""Runs the SMS dispatcher in the background: right after a call queues a text, and every few
-seconds for texts that come due later. The server runs one; ``receptionist worker`` runs one alone."""
+"""Runs the SMS dispatcher in the background: right after a call queues a text, and every
+few seconds for texts that come due later. The server runs one; ``receptionist worker`` too."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from sqlalchemy import Engine
@@ -31,9 +32,7 @@ class TextDispatcher:
         self._wake.set()
 
     async def run_once(self) -> DispatchReport:
-        return await asyncio.to_thread(
-            dispatch_due, self._engine, self._transport, self._clock()
-        )
+        return await asyncio.to_thread(dispatch_due, self._engine, self._transport, self._clock())
 
     async def run(self) -> None:
         """Dispatch until cancelled; an error is logged and the loop goes on."""
@@ -49,8 +48,6 @@ class TextDispatcher:
                     )
             except Exception:
                 logger.exception("dispatching texts failed; will retry")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
-            except TimeoutError:
-                pass
             self._wake.clear()

@@ -1,0 +1,265 @@
+"""CallBridge against a scripted Twilio peer: marks, barge-in, the consent script, bad frames."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+
+import pytest
+
+from media_stream import (
+    CallBridge,
+    CallEnded,
+    Connected,
+    Dtmf,
+    Mark,
+    Media,
+    MediaFormat,
+    SpeechEvent,
+    SpeechStarted,
+    Start,
+    Stop,
+    StreamClosed,
+    Utterance,
+    encode_inbound,
+)
+
+STREAM = "MZ" + "a" * 32
+CALL = "CA" + "b" * 32
+
+
+class FakeTwilio:
+    """The Twilio side of the websocket, driven by the test."""
+
+    def __init__(self) -> None:
+        self.incoming: asyncio.Queue[str | None] = asyncio.Queue()
+        self.sent: list[dict[str, object]] = []
+        self.closed = False
+        self.sequence = 0
+
+    async def receive_text(self) -> str:
+        item = await self.incoming.get()
+        if item is None:
+            raise StreamClosed()
+        return item
+
+    async def send_text(self, text: str) -> None:
+        if self.closed:
+            raise StreamClosed()
+        self.sent.append(json.loads(text))
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def push(self, text: str) -> None:
+        self.incoming.put_nowait(text)
+
+    def next_sequence(self) -> int:
+        self.sequence += 1
+        return self.sequence
+
+    def start(self) -> None:
+        self.push(encode_inbound(Connected("Call", "1.0.0")))
+        self.push(
+            encode_inbound(
+                Start(
+                    self.next_sequence(),
+                    STREAM,
+                    "AC" + "c" * 32,
+                    CALL,
+                    ("inbound",),
+                    {"business": "acme-plumbing", "caller": "+15125550142"},
+                    MediaFormat("audio/x-mulaw", 8000, 1),
+                )
+            )
+        )
+
+    def media(self, chunk: int) -> None:
+        self.push(
+            encode_inbound(
+                Media(
+                    self.next_sequence(), STREAM, "inbound", chunk, (chunk - 1) * 20, b"\xff" * 160
+                )
+            )
+        )
+
+    def mark(self, name: str) -> None:
+        self.push(encode_inbound(Mark(self.next_sequence(), STREAM, name)))
+
+    def sent_events(self, event: str) -> list[dict[str, object]]:
+        return [message for message in self.sent if message["event"] == event]
+
+    def mark_names(self) -> list[str]:
+        return [str(m["mark"]["name"]) for m in self.sent_events("mark")]  # type: ignore[index]
+
+
+class FakeTranscription:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[SpeechEvent | None] = asyncio.Queue()
+        self.audio: list[tuple[bytes, float]] = []
+
+    def send_audio(self, ulaw: bytes, at: float) -> None:
+        self.audio.append((ulaw, at))
+
+    async def events(self) -> AsyncIterator[SpeechEvent]:
+        while (event := await self.queue.get()) is not None:
+            yield event
+
+    async def close(self) -> None:
+        self.queue.put_nowait(None)
+
+
+class FakeSynthesizer:
+    name = "fake"
+
+    async def synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
+        for _sentence in text.split("."):
+            yield b"\x7f" * 800
+
+
+async def _open() -> tuple[FakeTwilio, FakeTranscription, CallBridge]:
+    twilio, transcription = FakeTwilio(), FakeTranscription()
+    bridge = CallBridge(twilio, transcription, FakeSynthesizer())
+    twilio.start()
+    start = await bridge.open()
+    assert start.call_sid == CALL
+    return twilio, transcription, bridge
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def _utterance(text: str, start: float, end: float) -> Utterance:
+    return Utterance(text, start, end, 0.9, "fake")
+
+
+async def test_reply_is_sent_with_a_mark_per_chunk_and_proven_by_the_last() -> None:
+    twilio, _, bridge = await _open()
+    playback = await bridge.say("One. Two")
+    assert len(twilio.sent_events("media")) == 2
+    first, last = twilio.mark_names()
+    twilio.mark(first)
+    await _settle()
+    assert not playback.result.done()
+    twilio.media(1)
+    twilio.mark(last)
+    result = await asyncio.wait_for(playback.finished(), 1)
+    assert result.played and not result.cleared
+    await bridge.close()
+
+
+async def test_caller_speech_clears_an_interruptible_reply() -> None:
+    twilio, transcription, bridge = await _open()
+    playback = await bridge.say("Thanks for calling. What is your name?")
+    transcription.queue.put_nowait(SpeechStarted(0.4))
+    result = await asyncio.wait_for(playback.finished(), 1)
+    assert result.cleared and not result.played
+    assert len(twilio.sent_events("clear")) == 1
+    for name in twilio.mark_names():  # Twilio echoes cleared marks: they prove nothing
+        twilio.mark(name)
+    await _settle()
+    assert (await playback.finished()).cleared
+    await bridge.close()
+
+
+async def test_the_consent_script_is_never_cleared() -> None:
+    twilio, transcription, bridge = await _open()
+    playback = await bridge.say("Would it be okay if we text you?", interruptible=False)
+    transcription.queue.put_nowait(SpeechStarted(0.4))
+    await _settle()
+    assert twilio.sent_events("clear") == []
+    assert not playback.result.done()
+    twilio.mark(twilio.mark_names()[-1])
+    assert (await asyncio.wait_for(playback.finished(), 1)).played
+    await bridge.close()
+
+
+async def test_speech_that_began_before_the_prompt_ended_is_skipped() -> None:
+    _twilio, transcription, bridge = await _open()
+    transcription.queue.put_nowait(_utterance("yes", 1.0, 1.5))
+    transcription.queue.put_nowait(_utterance("no thanks", 3.0, 3.6))
+    heard = await bridge.next_input(1, after=2.0)
+    assert heard is not None and heard.utterance is not None
+    assert heard.utterance.text == "no thanks"
+    await bridge.close()
+
+
+async def test_keypad_and_timeout() -> None:
+    twilio, _, bridge = await _open()
+    assert await bridge.next_input(0.05) is None
+    twilio.push(encode_inbound(Dtmf(twilio.next_sequence(), STREAM, "inbound_track", "1")))
+    heard = await bridge.next_input(1)
+    assert heard is not None and heard.digit == "1"
+    await bridge.close()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "not json",
+        "[]",
+        '{"event": "media"}',
+        '{"event": "teleport", "streamSid": "x"}',
+        json.dumps(
+            {
+                "event": "media",
+                "sequenceNumber": "99",
+                "streamSid": "MZother",
+                "media": {"track": "inbound", "chunk": "1", "timestamp": "0", "payload": "/w=="},
+            }
+        ),
+        "x" * 100_000,
+    ],
+)
+async def test_malformed_and_foreign_frames_are_skipped(frame: str) -> None:
+    twilio, transcription, bridge = await _open()
+    twilio.push(frame)
+    twilio.media(1)
+    twilio.media(2)
+    await _settle()
+    assert bridge.skipped_frames == 1
+    assert [at for _, at in transcription.audio] == [0.0, 0.02]
+    await bridge.close()
+
+
+async def test_out_of_order_media_is_skipped() -> None:
+    twilio, transcription, bridge = await _open()
+    twilio.media(2)
+    twilio.media(1)  # chunk number goes backwards
+    await _settle()
+    assert bridge.skipped_frames == 1
+    assert len(transcription.audio) == 1
+    await bridge.close()
+
+
+async def test_stop_ends_the_call() -> None:
+    twilio, _, bridge = await _open()
+    twilio.push(encode_inbound(Stop(twilio.next_sequence(), STREAM, "AC" + "c" * 32, CALL)))
+    with pytest.raises(CallEnded):
+        await bridge.next_input(1)
+    assert bridge.end_reason == "caller hung up"
+    await bridge.close()
+
+
+async def test_abrupt_disconnect_ends_the_call_and_resolves_pending_playback() -> None:
+    twilio, _, bridge = await _open()
+    playback = await bridge.say("Still talking.")
+    twilio.incoming.put_nowait(None)
+    result = await asyncio.wait_for(playback.finished(), 1)
+    assert not result.played
+    with pytest.raises(CallEnded):
+        await bridge.next_input(1)
+    await bridge.close()
+    assert twilio.closed
+
+
+async def test_stream_that_never_starts() -> None:
+    twilio, transcription = FakeTwilio(), FakeTranscription()
+    bridge = CallBridge(twilio, transcription, FakeSynthesizer())
+    twilio.push(encode_inbound(Connected("Call", "1.0.0")))
+    twilio.incoming.put_nowait(None)
+    with pytest.raises(CallEnded):
+        await bridge.open()

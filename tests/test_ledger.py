@@ -1,0 +1,547 @@
+"""The consent ledger: evidence validation, the hash chain, append-only storage and verification.
+
+Storage tests run on SQLite (a temporary file) and on PostgreSQL when it is reachable, each test in
+its own schema so that nothing else in the shared test database is touched.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from consent_ledger.chain import (
+    GENESIS_HASH,
+    CorruptEventError,
+    RecordedEvent,
+    append_event,
+    canonical_json,
+)
+from consent_ledger.evidence import (
+    AnswerEvidence,
+    ConsentEvidence,
+    ConsentMethod,
+    ConsentScope,
+    EventKind,
+    ScriptEvidence,
+    WordEvidence,
+)
+from consent_ledger.queries import event_by_hash, events_for_number, latest_events
+from consent_ledger.tables import (
+    append_only_ddl,
+    consent_chain_heads,
+    consent_events,
+    create_ledger_schema,
+    drop_append_only_ddl,
+)
+from consent_ledger.verify import verify_ledger
+from voice_agent.db import make_engine
+
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+T0 = datetime(2025, 4, 11, 14, 0, tzinfo=UTC)
+NUMBER = "+15555550123"
+OTHER_NUMBER = "+15555550188"
+SCRIPT_TEXT = (
+    "This is Acme Plumbing's automated assistant. May we send you up to 2 text messages about "
+    "this call in the next 24 hours? Msg & data rates may apply. Reply STOP to opt out, HELP for "
+    "help. Is that okay?"
+)
+
+
+# --- database fixtures -------------------------------------------------------------------------
+
+
+@functools.cache
+def _postgres_unreachable() -> str | None:
+    try:
+        psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=2).close()
+    except psycopg.Error as error:
+        return str(error).strip() or type(error).__name__
+    return None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
+    """An engine on a fresh ledger schema (tables and append-only triggers)."""
+    if request.param == "sqlite":
+        database = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+        with database.begin() as conn:
+            create_ledger_schema(conn)
+        yield database
+        database.dispose()
+        return
+    reason = _postgres_unreachable()
+    if reason is not None:
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable: {reason}")
+    schema = f"ledger_test_{uuid.uuid4().hex}"
+    url = make_url(POSTGRES_URL).set(query={"options": f"-csearch_path={schema}"})
+    database = make_engine(url.render_as_string(hide_password=False))
+    with database.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        create_ledger_schema(conn)
+    yield database
+    with database.begin() as conn:
+        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    database.dispose()
+
+
+def _drop_append_only_triggers(conn: Connection) -> None:
+    for statement in drop_append_only_ddl(conn.dialect.name):
+        conn.exec_driver_sql(statement)
+
+
+# --- evidence builders -------------------------------------------------------------------------
+
+
+def _script(started_at: datetime) -> ScriptEvidence:
+    digest = hashlib.sha256(SCRIPT_TEXT.encode()).hexdigest()
+    return ScriptEvidence("sms-consent/1", SCRIPT_TEXT, digest, started_at, started_at + timedelta(seconds=8))
+
+
+def _answer(started_at: datetime, transcript: str = "yes please") -> AnswerEvidence:
+    step = timedelta(milliseconds=300)
+    words = tuple(
+        WordEvidence(word, started_at + i * step, started_at + (i + 1) * step, 0.9)
+        for i, word in enumerate(transcript.split())
+    )
+    return AnswerEvidence(
+        transcript, words, "deepgram/nova-3", 0.93, started_at, started_at + timedelta(seconds=1)
+    )
+
+
+def _evidence(
+    kind: EventKind = EventKind.CONSENT_GRANTED,
+    *,
+    business_id: str = "acme",
+    number: str = NUMBER,
+    at: datetime = T0,
+    revokes: str | None = None,
+) -> ConsentEvidence:
+    """A valid record of ``kind`` whose script started at ``at``; the answer came 9 s later."""
+    answered = at + timedelta(seconds=9)
+    occurred = at + timedelta(seconds=10)
+    scope = None
+    if kind in (EventKind.CONSENT_GRANTED, EventKind.RESUBSCRIBED):
+        scope = ConsentScope("follow-up about this call", 2, occurred + timedelta(hours=24))
+    return ConsentEvidence(
+        business_id=business_id,
+        business_name="Acme Plumbing & Heating — Müller",
+        phone_number=number,
+        call_sid="CA" + "1" * 32,
+        stream_sid="MZ" + "2" * 32,
+        kind=kind,
+        method=ConsentMethod.VERBAL,
+        script=_script(at),
+        answers=(_answer(answered),),
+        classifier="keyword-yes",
+        classifier_version="1",
+        reasked=False,
+        scope=scope,
+        occurred_at=occurred,
+        revokes=revokes,
+        audio_sha256=hashlib.sha256(b"audio").hexdigest(),
+    )
+
+
+# --- validation --------------------------------------------------------------------------------
+
+_VALID = _evidence()
+_LATE = T0 + timedelta(seconds=30)
+
+_INVALID_CHANGES: dict[str, tuple[Callable[[], object], str]] = {
+    "number without plus": (lambda: replace(_VALID, phone_number="15555550123"), "E.164"),
+    "number with spaces": (lambda: replace(_VALID, phone_number="+1 555 555 0123"), "E.164"),
+    "number with letters": (lambda: replace(_VALID, phone_number="+1555555012x"), "phone"),
+    "number too short": (lambda: replace(_VALID, phone_number="+1"), "phone"),
+    "number not a string": (lambda: replace(_VALID, phone_number=15555550123), "E.164"),
+    "naive time": (lambda: replace(_VALID, occurred_at=datetime(2025, 4, 11, 14)), "naive"),
+    "non-UTC time": (
+        lambda: replace(_VALID, occurred_at=T0.astimezone(timezone(timedelta(hours=2)))),
+        "UTC",
+    ),
+    "zero texts": (lambda: ConsentScope("x", 0, T0), "max_texts"),
+    "five texts": (lambda: ConsentScope("x", 5, T0), "max_texts"),
+    "bool texts": (lambda: ConsentScope("x", True, T0), "max_texts"),
+    "text count as string": (lambda: ConsentScope("x", "2", T0), "max_texts"),  # type: ignore[arg-type]
+    "grant without scope": (lambda: replace(_VALID, scope=None), "needs a scope"),
+    "decline with scope": (
+        lambda: replace(_VALID, kind=EventKind.CONSENT_DECLINED),
+        "takes no scope",
+    ),
+    "window over 24 hours": (
+        lambda: replace(
+            _VALID, scope=ConsentScope("x", 2, _VALID.occurred_at + timedelta(hours=24, seconds=1))
+        ),
+        "24 hours",
+    ),
+    "window ending before consent": (
+        lambda: replace(_VALID, scope=ConsentScope("x", 2, _VALID.occurred_at)),
+        "after occurred_at",
+    ),
+    "script hash of other text": (
+        lambda: ScriptEvidence("v1", "other text", hashlib.sha256(b"text").hexdigest(), None, None),
+        "sha256 of script.text",
+    ),
+    "script hash upper-case": (
+        lambda: ScriptEvidence("v1", "t", hashlib.sha256(b"t").hexdigest().upper(), None, None),
+        "lower-case hex",
+    ),
+    "playback confirmed before start": (
+        lambda: ScriptEvidence(
+            "v1", SCRIPT_TEXT, hashlib.sha256(SCRIPT_TEXT.encode()).hexdigest(), _LATE, T0
+        ),
+        "before the script started",
+    ),
+    "answer before playback confirmed": (
+        lambda: replace(_VALID, answers=(_answer(T0 + timedelta(seconds=7)),)),
+        "before the script's playback",
+    ),
+    "spoken grant without answer": (lambda: replace(_VALID, answers=()), "caller's answer"),
+    "spoken grant without script": (lambda: replace(_VALID, script=None), "playback confirmed"),
+    "two answers without re-ask": (
+        lambda: replace(_VALID, answers=(_answer(_LATE), _answer(_LATE))),
+        "re-ask",
+    ),
+    "three answers": (
+        lambda: replace(_VALID, reasked=True, answers=(_answer(_LATE),) * 3),
+        "re-ask",
+    ),
+    "answers as a list": (lambda: replace(_VALID, answers=[_answer(_LATE)]), "tuple"),
+    "revocation pointing nowhere": (
+        lambda: replace(_VALID, kind=EventKind.REVOKED, scope=None),
+        "revokes",
+    ),
+    "decline that revokes": (
+        lambda: replace(_VALID, kind=EventKind.CONSENT_DECLINED, scope=None, revokes="a" * 64),
+        "revokes nothing",
+    ),
+    "classifier without version": (
+        lambda: replace(_VALID, classifier_version=None),
+        "go together",
+    ),
+    "NaN confidence": (lambda: replace(_answer(_LATE), confidence=math.nan), "confidence"),
+    "confidence above one": (lambda: replace(_answer(_LATE), confidence=1.5), "confidence"),
+    "two keypad digits": (lambda: replace(_answer(_LATE), keypad_digit="12"), "keypad_digit"),
+    "word ending before start": (lambda: WordEvidence("yes", _LATE, T0, 0.9), "ends before"),
+    "empty business id": (lambda: replace(_VALID, business_id=" "), "business_id"),
+    "long business id": (lambda: replace(_VALID, business_id="b" * 65), "longer than 64"),
+    "kind as plain string": (lambda: replace(_VALID, kind="consent_granted"), "EventKind"),
+    "bad audio hash": (lambda: replace(_VALID, audio_sha256="xyz"), "audio_sha256"),
+}
+
+
+@pytest.mark.parametrize("case", list(_INVALID_CHANGES))
+def test_invalid_evidence_is_refused_with_a_clear_message(case: str) -> None:
+    build, message = _INVALID_CHANGES[case]
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_evidence_survives_the_round_trip_through_json() -> None:
+    stored = json.loads(canonical_json(_VALID.to_dict()))
+    assert ConsentEvidence.from_dict(stored) == _VALID
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.pop("scope"),
+        lambda d: d.update(extra="field"),
+        lambda d: d.update(kind="consent_maybe"),
+        lambda d: d.update(occurred_at="2025-04-11 14:00:10"),
+        lambda d: d.update(answers="yes"),
+        lambda d: d["scope"].update(max_texts=9),
+        lambda d: d["script"].update(text="a different script"),
+        lambda d: d["answers"][0]["words"][0].update(confidence="high"),
+    ],
+    ids=["missing", "extra", "kind", "time", "answers", "cap", "script", "word"],
+)
+def test_damaged_stored_evidence_does_not_load(damage: Callable[[dict[str, Any]], Any]) -> None:
+    stored = json.loads(canonical_json(_VALID.to_dict()))
+    damage(stored)
+    with pytest.raises(ValueError):
+        ConsentEvidence.from_dict(stored)
+
+
+def test_canonical_json_is_sorted_compact_utf8_with_utc_instants() -> None:
+    text = canonical_json({"b": "Müller", "a": [1, 2.5], "at": T0 + timedelta(microseconds=7)})
+    assert text == '{"a":[1,2.5],"at":"2025-04-11T14:00:00.000007Z","b":"Müller"}'
+    with pytest.raises(ValueError):
+        canonical_json({"x": math.inf})
+
+
+def test_append_only_ddl_refuses_unknown_databases() -> None:
+    with pytest.raises(ValueError, match="sqlite and postgresql"):
+        append_only_ddl("mysql")
+
+
+# --- appending and reading ---------------------------------------------------------------------
+
+
+def _append(engine: Engine, evidence: ConsentEvidence, minutes: int = 0) -> RecordedEvent:
+    with engine.begin() as conn:
+        return append_event(conn, evidence, T0 + timedelta(minutes=1 + minutes))
+
+
+def _five_acme_events_among_others(engine: Engine) -> list[RecordedEvent]:
+    """Five events for acme (the third is the one tests damage), interleaved with bolt's."""
+    acme = []
+    for i in range(5):
+        number = NUMBER if i % 2 == 0 else OTHER_NUMBER
+        acme.append(_append(engine, _evidence(number=number, at=T0 + timedelta(minutes=i)), i))
+        _append(engine, _evidence(business_id="bolt", at=T0 + timedelta(minutes=i)), i)
+    return acme
+
+
+def _row_id(engine: Engine, event: RecordedEvent) -> int:
+    with engine.begin() as conn:
+        return int(conn.scalar(select(consent_events.c.id).where(consent_events.c.hash == event.hash)))
+
+
+def test_appends_form_one_unbroken_chain_per_business(engine: Engine) -> None:
+    acme = _five_acme_events_among_others(engine)
+
+    assert [event.seq for event in acme] == [1, 2, 3, 4, 5]
+    assert acme[0].prev_hash == GENESIS_HASH
+    assert [event.prev_hash for event in acme[1:]] == [event.hash for event in acme[:-1]]
+    with engine.begin() as conn:
+        report = verify_ledger(conn)
+        stored = conn.execute(select(consent_events).order_by(consent_events.c.id)).all()
+    assert report.ok and report.first_broken is None
+    assert (report.events_checked, report.chains_checked) == (10, 2)
+    for row in stored:
+        expected = hashlib.sha256((row.prev_hash + row.body).encode("utf-8")).hexdigest()
+        assert row.hash == expected
+        assert row.body == json.dumps(
+            json.loads(row.body), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        assert "Müller" in row.body
+
+
+def test_recorded_event_holds_the_evidence_as_given(engine: Engine) -> None:
+    evidence = _evidence()
+    event = _append(engine, evidence)
+
+    assert event.evidence() == evidence
+    assert event.kind is EventKind.CONSENT_GRANTED
+    assert event.body["recorded_at"] == "2025-04-11T14:01:00.000000Z"
+    with engine.begin() as conn:
+        assert event_by_hash(conn, event.hash) == event
+        assert event_by_hash(conn, "f" * 64) is None
+
+
+def test_events_for_number_keeps_to_one_business_and_number(engine: Engine) -> None:
+    acme = _five_acme_events_among_others(engine)
+    with engine.begin() as conn:
+        assert events_for_number(conn, "acme", NUMBER) == [acme[0], acme[2], acme[4]]
+        assert events_for_number(conn, "acme", "+15555550999") == []
+        assert len(events_for_number(conn, "bolt", NUMBER)) == 5
+
+
+def test_latest_events_are_newest_first(engine: Engine) -> None:
+    acme = _five_acme_events_among_others(engine)
+    with engine.begin() as conn:
+        assert latest_events(conn, 2, business_id="acme") == [acme[4], acme[3]]
+        assert [event.business_id for event in latest_events(conn, 3)] == ["bolt", "acme", "bolt"]
+        assert latest_events(conn, 0) == []
+        with pytest.raises(ValueError):
+            latest_events(conn, -1)
+
+
+def test_append_refuses_a_naive_recorded_time(engine: Engine) -> None:
+    with engine.begin() as conn, pytest.raises(ValueError, match="naive"):
+        append_event(conn, _evidence(), datetime(2025, 4, 11, 14))
+
+
+def test_concurrent_appends_to_one_chain_stay_unbroken(engine: Engine) -> None:
+    def append_many(worker: int) -> None:
+        for i in range(100):
+            number = f"+1555555{worker:02d}{i:02d}"
+            with engine.begin() as conn:
+                append_event(conn, _evidence(number=number), T0 + timedelta(minutes=1))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(append_many, range(4)))
+
+    with engine.begin() as conn:
+        report = verify_ledger(conn)
+        seqs = conn.scalars(select(consent_events.c.seq).order_by(consent_events.c.seq)).all()
+    assert report.ok, report.first_broken
+    assert report.events_checked == 400
+    assert seqs == list(range(1, 401))
+
+
+# --- the database refuses changes --------------------------------------------------------------
+
+
+def test_database_refuses_update(engine: Engine) -> None:
+    event = _append(engine, _evidence())
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(
+            update(consent_events)
+            .where(consent_events.c.hash == event.hash)
+            .values(phone_number=OTHER_NUMBER)
+        )
+
+
+def test_database_refuses_delete(engine: Engine) -> None:
+    _append(engine, _evidence())
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(delete(consent_events))
+    with engine.begin() as conn:
+        assert len(latest_events(conn, 10)) == 1
+
+
+def test_postgresql_refuses_truncate(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("TRUNCATE exists only on PostgreSQL")
+    _append(engine, _evidence())
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.exec_driver_sql("TRUNCATE consent_events")
+
+
+# --- verification finds damage -----------------------------------------------------------------
+
+
+def _flip_hex(digest: str) -> str:
+    return digest[:-1] + ("0" if digest[-1] != "0" else "1")
+
+
+_DAMAGE: dict[str, tuple[Callable[[Any], dict[str, Any]], str]] = {
+    "body": (lambda row: {"body": row.body.replace("yes please", "yes pleasE")}, "hash mismatch"),
+    "body bracket": (lambda row: {"body": "[" + row.body[1:]}, "hash mismatch"),
+    "hash": (lambda row: {"hash": _flip_hex(row.hash)}, "hash mismatch"),
+    "prev_hash": (
+        lambda row: {"prev_hash": _flip_hex(row.prev_hash)},
+        "prev_hash does not match the previous event",
+    ),
+    "seq": (lambda row: {"seq": row.seq + 1000}, "sequence gap: expected 3, found 1003"),
+    "phone_number": (
+        lambda row: {"phone_number": "+15555550124"},
+        "phone_number column does not match the hashed body",
+    ),
+    "kind": (
+        lambda row: {"kind": EventKind.CONSENT_DECLINED.value},
+        "kind column does not match the hashed body",
+    ),
+    "recorded_at": (
+        lambda row: {"recorded_at": row.recorded_at + timedelta(microseconds=1)},
+        "recorded_at column does not match the hashed body",
+    ),
+}
+
+
+@pytest.mark.parametrize("column", list(_DAMAGE))
+def test_a_changed_column_is_found_and_the_event_named(engine: Engine, column: str) -> None:
+    acme = _five_acme_events_among_others(engine)
+    target = _row_id(engine, acme[2])
+    change, reason = _DAMAGE[column]
+    with engine.begin() as conn:
+        _drop_append_only_triggers(conn)
+        row = conn.execute(select(consent_events).where(consent_events.c.id == target)).one()
+        conn.execute(update(consent_events).where(consent_events.c.id == target).values(change(row)))
+
+    with engine.begin() as conn:
+        report = verify_ledger(conn)
+        assert verify_ledger(conn, "bolt").ok
+    assert not report.ok
+    assert report.first_broken is not None
+    assert report.first_broken.event_id == target
+    assert report.first_broken.business_id == "acme"
+    assert report.first_broken.reason == reason
+    assert report.events_checked == 5  # acme 1, bolt 1, acme 2, bolt 2, the damaged acme 3
+    with engine.begin() as conn, pytest.raises(CorruptEventError):
+        events_for_number(conn, "acme", NUMBER)
+
+
+def test_a_deleted_event_is_found_by_the_gap(engine: Engine) -> None:
+    acme = _five_acme_events_among_others(engine)
+    with engine.begin() as conn:
+        _drop_append_only_triggers(conn)
+        conn.execute(delete(consent_events).where(consent_events.c.hash == acme[2].hash))
+    with engine.begin() as conn:
+        broken = verify_ledger(conn).first_broken
+    assert broken is not None
+    assert (broken.seq, broken.event_id) == (4, _row_id(engine, acme[3]))
+    assert broken.reason == "sequence gap: expected 3, found 4"
+
+
+def test_a_deleted_last_event_is_found_by_the_chain_head(engine: Engine) -> None:
+    acme = _five_acme_events_among_others(engine)
+    with engine.begin() as conn:
+        _drop_append_only_triggers(conn)
+        conn.execute(delete(consent_events).where(consent_events.c.hash == acme[4].hash))
+    with engine.begin() as conn:
+        broken = verify_ledger(conn).first_broken
+    assert broken is not None
+    assert (broken.business_id, broken.seq, broken.event_id) == ("acme", 5, None)
+    assert broken.reason == "chain head points past the last event"
+
+
+def test_reordered_sequence_numbers_are_found(engine: Engine) -> None:
+    acme = _five_acme_events_among_others(engine)
+    second, third = _row_id(engine, acme[1]), _row_id(engine, acme[2])
+    with engine.begin() as conn:
+        _drop_append_only_triggers(conn)
+        for row_id, seq in ((second, 999), (third, 2), (second, 3)):
+            conn.execute(update(consent_events).where(consent_events.c.id == row_id).values(seq=seq))
+    with engine.begin() as conn:
+        broken = verify_ledger(conn).first_broken
+    assert broken is not None
+    assert broken.event_id == second
+    assert broken.reason == "sequence gap: expected 2, found 3"
+
+
+def test_swapped_rows_are_found(engine: Engine) -> None:
+    acme = _five_acme_events_among_others(engine)
+    second, third = _row_id(engine, acme[1]), _row_id(engine, acme[2])
+    columns = [column for column in consent_events.c if column.name != "id"]
+    with engine.begin() as conn:
+        _drop_append_only_triggers(conn)
+        rows = {
+            row.id: {column.name: row._mapping[column] for column in columns}
+            for row in conn.execute(select(consent_events).where(consent_events.c.id.in_([second, third])))
+        }
+        placeholder = {"seq": 999, "hash": "t" * 64}
+        for row_id, values in ((second, placeholder), (third, rows[second]), (second, rows[third])):
+            conn.execute(update(consent_events).where(consent_events.c.id == row_id).values(values))
+    with engine.begin() as conn:
+        broken = verify_ledger(conn).first_broken
+    assert broken is not None
+    assert broken.event_id == second
+    assert broken.reason == "sequence gap: expected 2, found 3"
+
+
+def test_a_changed_or_missing_chain_head_is_found(engine: Engine) -> None:
+    _five_acme_events_among_others(engine)
+    heads = consent_chain_heads
+    with engine.begin() as conn:
+        conn.execute(update(heads).where(heads.c.business_id == "acme").values(hash="a" * 64))
+        broken = verify_ledger(conn).first_broken
+        assert broken is not None
+        assert broken.reason == "chain head hash does not match the last event"
+        conn.execute(delete(heads).where(heads.c.business_id == "acme"))
+        broken = verify_ledger(conn).first_broken
+        assert broken is not None
+        assert (broken.business_id, broken.reason) == ("acme", "chain head is missing")
+        assert verify_ledger(conn, "bolt").ok
+
+
+def test_verifying_an_empty_ledger_is_ok(engine: Engine) -> None:
+    with engine.begin() as conn:
+        report = verify_ledger(conn)
+    assert report.ok
+    assert (report.events_checked, report.chains_checked) == (0, 0)
