@@ -277,6 +277,8 @@ class ConsentEvidence:
     occurred_at: datetime
     revokes: str | None = None
     audio_sha256: str | None = None
+    note: str = ""
+    """Why the outcome is what it is, where that needs saying ("the caller hung up")."""
 
     def __post_init__(self) -> None:
         self._check_identity()
@@ -308,6 +310,8 @@ class ConsentEvidence:
         _require_optional_text("classifier_version", self.classifier_version)
         if self.audio_sha256 is not None:
             _require_sha256("audio_sha256", self.audio_sha256)
+        if not isinstance(self.note, str):
+            raise EvidenceError(f"note must be a string, got {self.note!r}")
 
     def _check_answers(self) -> None:
         _require_tuple_of("answers", self.answers, AnswerEvidence)
@@ -368,6 +372,7 @@ class ConsentEvidence:
             "occurred_at": format_instant(self.occurred_at),
             "revokes": self.revokes,
             "audio_sha256": self.audio_sha256,
+            "note": self.note,
         }
 
     @classmethod
@@ -390,6 +395,7 @@ class ConsentEvidence:
             occurred_at=parse_instant(fields["occurred_at"]),
             revokes=fields["revokes"],
             audio_sha256=fields["audio_sha256"],
+            note=fields["note"],
         )
 
 
@@ -410,6 +416,7 @@ _EVIDENCE_FIELDS = (
     "occurred_at",
     "revokes",
     "audio_sha256",
+    "note",
 )
 
 

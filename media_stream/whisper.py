@@ -156,6 +156,14 @@ def _is_trustworthy(segment: _Heard, speech_end_offset: float) -> bool:
     return True
 
 
+def _trusted(segments: list[_Heard], speech_end_offset: float) -> list[_Heard]:
+    """The segments worth reporting; none at all when the transcript loops."""
+    if any(s.compression_ratio > _MAX_COMPRESSION_RATIO for s in segments):
+        logger.info("dropped a looping transcript (compression ratio over 2.4)")
+        return []
+    return [s for s in segments if _is_trustworthy(s, speech_end_offset)]
+
+
 def _stream_words(
     segments: Iterable[_Heard], audio_start: float, speech_start: float
 ) -> tuple[Word, ...]:
@@ -223,11 +231,7 @@ class WhisperTranscriber:
         end = audio_end if speech_end is None else speech_end
         if len(samples) < _MIN_AUDIO_SECONDS * SAMPLE_RATE:
             return Utterance("", speech_start, end, 0.0, self.name)
-        segments = self._recognise(samples)
-        if any(s.compression_ratio > _MAX_COMPRESSION_RATIO for s in segments):
-            logger.info("dropped a looping transcript (compression ratio over 2.4)")
-            return Utterance("", speech_start, end, 0.0, self.name)
-        kept = [s for s in segments if _is_trustworthy(s, end - audio_start)]
+        kept = _trusted(self._recognise(samples), speech_end_offset=end - audio_start)
         words = _stream_words(kept, audio_start, speech_start)
         text = " ".join(s.text for s in kept).strip()
         if not text or not words:
@@ -331,9 +335,11 @@ class WhisperSession:
         if self._closed:
             return
         self._closed = True
-        for ended in self._endpointer.flush():
-            self._dispatch(ended)
-        if self._worker is not None:
-            self._speech.put_nowait(None)
-            await self._worker
-        self._events.put_nowait(None)
+        try:
+            for ended in self._endpointer.flush():
+                self._dispatch(ended)
+            if self._worker is not None:
+                self._speech.put_nowait(None)
+                await self._worker
+        finally:
+            self._events.put_nowait(None)  # ``events`` ends even if closing was cancelled

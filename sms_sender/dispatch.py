@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from consent_ledger.gate import may_send
+from consent_ledger import may_send
 from sms_sender.outbox import OutboxMessage, OutboxStatus, count_sent, message_from_row
 from sms_sender.tables import outbox
 from sms_sender.transport import OutgoingSms, SendFailed, SendReceipt, SmsTransport
@@ -114,7 +114,12 @@ def _dispatch_next(
         )
         if not decision.allowed:
             _record(conn, message.id, status=OutboxStatus.BLOCKED, reason=decision.reason.value)
-            logger.info("outbox row %d blocked: %s", message.id, decision.reason.value)
+            logger.info(
+                "outbox row %d blocked: %s",
+                message.id,
+                decision.reason.value,
+                extra=_log_fields(message),
+            )
             return _Outcome.BLOCKED
         return _send(conn, transport, message, now, in_flight)
 
@@ -144,7 +149,7 @@ def _serialise_per_recipient(conn: Connection, message: OutboxMessage) -> None:
         return
     recipient = f"sms_sender.outbox:{message.business_id}:{message.to_number}".encode()
     key = int.from_bytes(hashlib.sha256(recipient).digest()[:8], "big", signed=True)
-    pass
+    conn.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 def _send(
@@ -172,7 +177,9 @@ def _send(
         provider_message_id=receipt.provider_message_id,
         attempts=attempts,
     )
-    logger.info("outbox row %d sent through %s", message.id, transport.name)
+    logger.info(
+        "outbox row %d sent through %s", message.id, transport.name, extra=_log_fields(message)
+    )
     return _Outcome.SENT
 
 
@@ -184,7 +191,7 @@ def _after_send_failed(
         if not failure.permanent:
             reason = f"gave up after {attempts} attempts: {failure.reason}"
         _record(conn, message.id, status=OutboxStatus.FAILED, reason=reason, attempts=attempts)
-        logger.warning("outbox row %d failed: %s", message.id, reason)
+        logger.warning("outbox row %d failed: %s", message.id, reason, extra=_log_fields(message))
         return _Outcome.FAILED
     retry_at = now + retry_delay(attempts)
     _record(
@@ -195,7 +202,13 @@ def _after_send_failed(
         due_at=retry_at,
         attempts=attempts,
     )
-    logger.warning("outbox row %d will be retried at %s: %s", message.id, retry_at, failure.reason)
+    logger.warning(
+        "outbox row %d will be retried at %s: %s",
+        message.id,
+        retry_at,
+        failure.reason,
+        extra=_log_fields(message),
+    )
     return _Outcome.RETRIED
 
 
@@ -247,6 +260,10 @@ def _record_if_scheduled(
         .values(status=status.value, **values)
     )
     return updated.rowcount == 1
+
+
+def _log_fields(message: OutboxMessage) -> dict[str, str]:
+    return {"business_id": message.business_id, "call_sid": message.call_sid}
 
 
 def _as_utc(now: datetime) -> datetime:

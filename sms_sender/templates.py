@@ -92,7 +92,7 @@ class ConfirmationTemplate:
         return _cut(need, low, ellipsis)
 
     def _ellipsis(self) -> str:
-        """ "..." less the full stop the template itself puts after the need."""
+        """Three dots, less the full stop the template itself puts after the need."""
         after_need = self.text.split("{need}", 1)[1]
         return ELLIPSIS[:-1] if after_need.startswith(".") else ELLIPSIS
 

@@ -21,7 +21,7 @@ def voiced(seconds: float, level: float = 3000.0) -> npt.NDArray[np.int16]:
     """A vowel-like buzz: 120 Hz harmonics with a syllable-rate swell, never fully quiet."""
     t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     buzz = sum(np.sin(2 * np.pi * 120 * h * t) / h for h in range(1, 12))
-    swell = 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)
+    swell = 0.7 + 0.3 * np.sin(2 * np.pi * 4 * t)
     return (level * buzz * swell / 2).astype(np.int16)
 
 
@@ -88,14 +88,27 @@ def test_utterance_audio_has_pre_roll_and_lines_up_with_the_clock() -> None:
     assert np.array_equal(ended.audio, pcm[first : first + len(ended.audio)])
 
 
-def test_a_tone_burst_in_line_noise_is_found() -> None:
+def test_a_voiced_burst_in_line_noise_is_found() -> None:
     pcm = white_noise(4, 200)
-    pcm[SAMPLE_RATE : 2 * SAMPLE_RATE] += tone(1)
+    pcm[SAMPLE_RATE : 2 * SAMPLE_RATE] += voiced(1)
     events = feed(pcm)
     assert [type(e) for e in events] == [SpeechBegan, SpeechEnded]
     ended = events[1]
     assert isinstance(ended, SpeechEnded)
     assert (ended.start, ended.end) == pytest.approx((1.0, 2.0), abs=TOLERANCE)
+
+
+def test_line_noise_that_gets_louder_is_soon_the_new_floor() -> None:
+    pcm = np.concatenate([white_noise(3, 60), white_noise(6, 1500, seed=8)])
+    found = utterances(feed(pcm))
+    assert all(u.end - u.start < 1.0 and u.end < 4.0 for u in found)
+
+
+def test_a_steady_tone_is_treated_as_noise_after_a_moment() -> None:
+    found = utterances(feed(np.concatenate([silence(1), tone(5), silence(1)])))
+    assert len(found) == 1
+    assert found[0].start == pytest.approx(1.0, abs=TOLERANCE)
+    assert found[0].end - found[0].start < 1.5
 
 
 def test_two_bursts_a_second_apart_are_two_utterances() -> None:
@@ -146,9 +159,7 @@ def test_missing_frames_inside_speech_are_bridged_and_keep_the_clock() -> None:
     events += endpointer.flush()
     (ended,) = utterances(events)
     assert (ended.start, ended.end) == pytest.approx((1.0, 2.0), abs=TOLERANCE)
-    assert len(ended.audio) / SAMPLE_RATE == pytest.approx(
-        2.0 + 0.7 - ended.audio_start, abs=0.021
-    )
+    assert len(ended.audio) / SAMPLE_RATE == pytest.approx(2.0 + 0.7 - ended.audio_start, abs=0.021)
 
 
 def test_a_long_gap_ends_the_utterance_at_the_last_voice() -> None:
@@ -168,7 +179,8 @@ def test_timestamps_running_backwards_never_move_the_clock_back() -> None:
     events = endpointer.push(silence(1), 5.0)
     events += endpointer.push(voiced(1), 0.0)  # a replayed or bogus timestamp
     events += endpointer.push(silence(1), 0.0)
-    (ended,) = utterances(events + endpointer.flush())
+    events += endpointer.flush()
+    (ended,) = utterances(events)
     assert ended.start == pytest.approx(6.0, abs=TOLERANCE)
     assert ended.end >= ended.start
 

@@ -31,7 +31,9 @@ def test_is_a_synthesizer() -> None:
 
 
 async def test_one_chunk_per_sentence_of_audible_speech() -> None:
-    chunks = await collect(EspeakSynthesizer(), "Hello there. This is Acme Plumbing! How can I help?")
+    chunks = await collect(
+        EspeakSynthesizer(), "Hello there. This is Acme Plumbing! How can I help?"
+    )
     assert len(chunks) == 3
     for chunk in chunks:
         assert 0.4 < speech_seconds(chunk) < 4.0
@@ -92,7 +94,8 @@ def test_text_at_the_limit_is_spoken() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["nul\x00inside", "<speak>tags</speak> & [[phonemes]]", "emoji 🔧 ünïcödé", "\x07\x1b[31m"]
+    "text",
+    ["nul\x00inside", "<speak>tags</speak> & [[phonemes]]", "emoji 🔧 ünïcödé", "\x07\x1b[31m"],
 )
 def test_hostile_text_is_spoken_or_silent_but_never_crashes(text: str) -> None:
     audio = EspeakSynthesizer().render_ulaw(text)

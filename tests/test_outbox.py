@@ -80,7 +80,7 @@ def test_segment_count(body: str, segments: int) -> None:
 def test_gsm7_alphabet_and_folding() -> None:
     assert is_gsm7("Ça coûte 5€ [max] {ok} ~ ^ | \\ @£$¥") is False  # û is not GSM-7
     assert is_gsm7("Ça coute 5€ [max] {ok} ~ ^ | \\ @£$¥ ÄÖÑÜ§¿äöñüà")
-    assert to_gsm7("don’t “leak” — café crème côté… 🚰") == "don't \"leak\" - café crème coté... "
+    assert to_gsm7("don’t “leak” — café crème côté… 🚰") == 'don\'t "leak" - café crème coté... '
 
 
 # --- rendering --------------------------------------------------------------------------------

@@ -40,6 +40,9 @@ CLASSIFIER_VERSION = "1"
 MAX_ANSWER_WORDS = 40
 """A longer answer is not a clear answer to a yes-or-no question, so it is never affirmative."""
 
+MAX_WORD_CHARS = 24
+"""A longer "word" is noise, not a stretched "yesss"; it is left as it is and matches nothing."""
+
 NEGATION_WINDOW = 4
 """How many words before a yes-phrase a negation still reaches ("I don't think that's fine")."""
 
@@ -74,6 +77,8 @@ sounds good to me | sounds like a plan | sound good | that sounds good | that so
 that's fine | that's great | that's good | that's perfect | that's fine with me
 that's okay with me | that's ok with me | that's all right with me | that's alright with me
 okay with me | ok with me | fine with me | fine by me | okay by me | ok by me
+okay with that | ok with that | fine with that | i'm okay with that | i'm ok with that
+i'm fine with that | i'm good with that
 that'd be great | that'd be fine | that'd be good | that'd be perfect | that'd be helpful
 that'd be nice | i'd like that | i'd love that | text me | you can text me | send them
 send me | send it | send them over
@@ -259,7 +264,7 @@ def _visible(char: str) -> str:
 
 def _canonical_word(word: str) -> str:
     word = _CONTRACTION_WORDS.get(word, word)
-    if word in _LEXICON:
+    if word in _LEXICON or len(word) > MAX_WORD_CHARS:
         return word
     return _BY_SQUEEZED.get(_squeeze(word), word)
 

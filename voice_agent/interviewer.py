@@ -50,7 +50,7 @@ _CALLBACK_YES = "yes yeah yep yup sure correct right ok okay fine good works bes
 _CALLBACK_NO = "no nope nah not don't isn't different another other"
 
 _NAME_INTRO = re.compile(
-    r"\b(?:my name is|my name's|name is|name's|this is|it is|it's|i am|i'm|call me)\s+",
+    r"\b(?:my name is|my name's|name is|name's|this is|it is|it's|i am|i'm|call me)\b[\s,:]*",
     re.IGNORECASE,
 )
 _NAME_TOKEN = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*|\d+|[^\w\s]")
@@ -70,7 +70,7 @@ spark | sparks | sparking | smoke | smoking | fire | burning | burst | no heat |
 sewage
 """
 _URGENT_PHRASES = """
-urgent | urgently | asap | a s a p | as soon as possible | as soon as you can | right away
+urgent | urgently | asap | as soon as possible | as soon as you can | right away
 right now | immediately | today | tonight | this morning | this afternoon | this evening
 quickly | hurry
 """

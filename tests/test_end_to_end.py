@@ -1,0 +1,113 @@
+"""Every scenario in fixtures/calls, through the real server and websocket, end to end.
+
+The simulated Twilio signs its webhooks and the websocket upgrade, follows the TwiML, speaks
+the caller's lines as μ-law frames (faster than real time), answers marks, and hangs up; the
+test then reads what the server stored: the call, its consent event, and the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from sqlalchemy import Engine
+
+from consent_ledger import verify_ledger
+from tests.conftest import ROOT
+from voice_agent.app import create_app
+from voice_agent.consent_script import render_consent_script
+from voice_agent.services import build_services
+from voice_agent.settings import Settings
+from voice_agent.simulation_run import ScenarioOutcome, run_scenarios
+
+SCENARIOS = sorted((ROOT / "fixtures" / "calls").glob("*.yaml"))
+SPEED = 6.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str, Engine]]:
+    from tests.conftest import receptionist_settings
+    from voice_agent.businesses import load_businesses, save_business
+    from voice_agent.migrate import upgrade
+
+    database = tmp_path_factory.mktemp("e2e") / "receptionist.db"
+    settings = receptionist_settings(f"sqlite:///{database}", port=_free_port())
+    upgrade(settings.database_url)
+    services = build_services(settings)
+    with services.engine.begin() as conn:
+        for business in load_businesses(ROOT / "fixtures" / "businesses.yaml"):
+            save_business(conn, business)
+    config = uvicorn.Config(
+        create_app(services), host="127.0.0.1", port=settings.port, log_level="warning"
+    )
+    uvicorn_server = uvicorn.Server(config)
+    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not uvicorn_server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield settings, f"http://127.0.0.1:{settings.port}", services.engine
+    uvicorn_server.should_exit = True
+    thread.join(timeout=15)
+
+
+def _run(settings: Settings, server_url: str, path: Path) -> ScenarioOutcome:
+    (outcome,) = asyncio.run(run_scenarios(settings, [path], server_url, SPEED))
+    return outcome
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[path.stem for path in SCENARIOS])
+def test_scenario_end_to_end(server: tuple[Settings, str, Engine], path: Path) -> None:
+    settings, server_url, engine = server
+    outcome = _run(settings, server_url, path)
+    assert outcome.ok, outcome.render()
+    assert outcome.scenario is not None and outcome.scenario.expect is not None
+    if outcome.simulated is not None and outcome.simulated.stream_sid is None:
+        assert outcome.call is None  # the owner answered: the assistant never joined
+        return
+    call, event = outcome.call, outcome.event
+    assert call is not None and event is not None
+    assert event.phone_number == outcome.scenario.caller
+    evidence = event.body["evidence"]
+    script = evidence["script"]
+    business_name = {"acme-plumbing": "Acme Plumbing", "bright-spark-electric": "Bright Spark Electric"}[
+        call.business_id
+    ]
+    max_texts = {"acme-plumbing": 2, "bright-spark-electric": 4}[call.business_id]
+    expected_script = render_consent_script("v1", business_name, max_texts)
+    assert script["text"] == expected_script.text
+    assert script["sha256"] == expected_script.sha256
+    spoken = [turn.text for turn in call.turns if turn.speaker == "assistant"]
+    assert spoken[0].startswith(f"Thanks for calling {business_name}.")
+    assert "automated assistant" in spoken[0]
+    if outcome.scenario.expect.consent == "not_asked":
+        assert expected_script.text not in spoken
+        assert script["playback_confirmed_at"] is None
+    else:
+        assert expected_script.text in spoken
+        assert script["playback_confirmed_at"] is not None
+        assert evidence["answers"], "an answered question stores the caller's answer"
+    if outcome.scenario.expect.consent == "affirmative":
+        (text,) = outcome.texts
+        assert text.status.value == "sent"
+        assert business_name in text.body
+        assert text.body.endswith("Msg & data rates may apply. Reply HELP for help, STOP to opt out.")
+        assert text.consent_event_hash == event.hash
+    else:
+        assert outcome.texts == []
+    with engine.connect() as conn:
+        assert verify_ledger(conn).ok
