@@ -28,6 +28,10 @@ from voice_agent.simulation_run import ScenarioOutcome, run_scenarios
 
 SCENARIOS = sorted((ROOT / "fixtures" / "calls").glob("*.yaml"))
 SPEED = 6.0
+DEMO_BUSINESSES = {
+    "acme-plumbing": ("Acme Plumbing", 2),
+    "bright-spark-electric": ("Bright Spark Electric", 4),
+}
 
 
 def _free_port() -> int:
@@ -84,10 +88,7 @@ def test_scenario_end_to_end(server: tuple[Settings, str, Engine], path: Path) -
     assert event.phone_number == outcome.scenario.caller
     evidence = event.body["evidence"]
     script = evidence["script"]
-    business_name = {"acme-plumbing": "Acme Plumbing", "bright-spark-electric": "Bright Spark Electric"}[
-        call.business_id
-    ]
-    max_texts = {"acme-plumbing": 2, "bright-spark-electric": 4}[call.business_id]
+    business_name, max_texts = DEMO_BUSINESSES[call.business_id]
     expected_script = render_consent_script("v1", business_name, max_texts)
     assert script["text"] == expected_script.text
     assert script["sha256"] == expected_script.sha256
@@ -105,7 +106,7 @@ def test_scenario_end_to_end(server: tuple[Settings, str, Engine], path: Path) -
         (text,) = outcome.texts
         assert text.status.value == "sent"
         assert business_name in text.body
-        assert text.body.endswith("Msg & data rates may apply. Reply HELP for help, STOP to opt out.")
+        assert text.body.endswith("Reply HELP for help, STOP to opt out.")
         assert text.consent_event_hash == event.hash
     else:
         assert outcome.texts == []

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./var/receptionist.db"
     public_base_url: str = Field(
-        "http://127.0.0.1:8765",
+        default="http://127.0.0.1:8765",
         description="The base URL Twilio reaches us at; signatures are checked against it.",
     )
     twilio_account_sid: str = "AC00000000000000000000000000000000"
@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     sms_transport: SmsTransportChoice = SmsTransportChoice.LOCAL
     assistant_voice: str = "en-us"
     host: str = "127.0.0.1"
-    port: int = Field(8765, ge=1, le=65535)
+    port: int = Field(default=8765, ge=1, le=65535)
 
     @field_validator("public_base_url")
     @classmethod
