@@ -31,6 +31,9 @@ TEMPLATE_FIELDS = frozenset({"business_name", "need", "callback_time"})
 _RAW_NEED_LIMIT = 2000  # bounds the work a hostile, huge need can cause
 _LONGEST_USEFUL_NEED = 320  # more than two GSM-7 segments hold; longer needs are cut first
 _WHITESPACE = re.compile(r"\s+")
+_SENTENCE_STARTERS = frozenset(
+    {"My", "Our", "The", "A", "An", "There", "There's", "It", "It's", "We", "This", "That", "Some"}
+)
 _NEED_TRAILING = " .,;:!?-"
 
 
@@ -153,7 +156,15 @@ def _clean(text: str) -> str:
 
 
 def _clean_need(need: str) -> str:
-    return _clean(need).rstrip(_NEED_TRAILING)
+    return _lower_sentence_start(_clean(need).rstrip(_NEED_TRAILING))
+
+
+def _lower_sentence_start(need: str) -> str:
+    """"My sink leaks" reads "…about my sink leaks"; names, "I" and acronyms stay as said."""
+    first_word, _, rest = need.partition(" ")
+    if first_word in _SENTENCE_STARTERS:
+        return f"{first_word.lower()} {rest}".rstrip()
+    return need
 
 
 def _cut(need: str, length: int, ellipsis: str) -> str:

@@ -348,3 +348,27 @@ def test_cancel_pending_cancels_only_unsent_texts_to_that_number(engine: Engine)
         "CA4": (OutboxStatus.SCHEDULED, None),
         "CA5": (OutboxStatus.SCHEDULED, None),
     }
+
+
+@pytest.mark.parametrize(
+    ("need", "reads"),
+    [
+        ("My kitchen sink is leaking.", "about my kitchen sink is leaking."),
+        ("The breaker keeps tripping", "about the breaker keeps tripping."),
+        ("Maria's water heater", "about Maria's water heater."),
+        ("I need a new outlet", "about I need a new outlet."),
+        ("EV charger install", "about EV charger install."),
+    ],
+)
+def test_the_need_reads_as_part_of_the_sentence(need: str, reads: str) -> None:
+    request = ConfirmationRequest(
+        business_id="acme-plumbing",
+        business_name="Acme Plumbing",
+        from_number="+15125550100",
+        to_number="+15125550142",
+        call_sid="CA" + "0" * 32,
+        need=need,
+        callback_time="within 30 minutes",
+        consent_event_hash="a" * 64,
+    )
+    assert reads in render_confirmation(request)

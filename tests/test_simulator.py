@@ -381,6 +381,38 @@ async def test_owner_answering_ends_the_call_without_a_stream(server: FakeServer
 
 
 @on_server_loop
+async def test_dial_without_action_goes_on_to_the_next_verb(server: FakeServer) -> None:
+    server.voice_twiml = _twiml('<Dial timeout="5">+15125550199</Dial>', "<Hangup/>")
+
+    call = await _call(server, _scenario(HangUpStep()))
+
+    assert _verbs(call) == ["Dial", "Hangup"]
+    assert [hook.path for hook in server.webhooks] == ["/twilio/voice"]
+
+
+@on_server_loop
+async def test_connect_action_is_requested_after_the_server_closes(server: FakeServer) -> None:
+    relative = '<Connect action="voice/dial-status">'  # resolved against /twilio/voice
+    connect = _connect(business="acme").replace("<Connect>", relative)
+    server.voice_twiml = _twiml(connect, "<Say>Never reached.</Say>")
+    server.dial_twiml = _twiml("<Say>Bye.</Say>", "<Hangup/>")
+
+    async def script(peer: StreamPeer) -> None:
+        await peer.started()
+        await peer.send_audio(0.2)
+        await peer.until(lambda: peer.speech_ended_ms is not None)
+
+    server.script = script
+    call = await _call(server, _scenario(SayStep("Hi.")))
+
+    assert [hook.path for hook in server.webhooks] == ["/twilio/voice", "/twilio/voice/dial-status"]
+    assert all(hook.signed for hook in server.webhooks)
+    assert server.webhooks[1].form["CallSid"] == call.call_sid
+    assert _verbs(call) == ["Connect", "Say", "Hangup"]
+    assert call.closed_by == "server"
+
+
+@on_server_loop
 async def test_mark_is_echoed_once_the_audio_before_it_has_played(server: FakeServer) -> None:
     async def script(peer: StreamPeer) -> None:
         await peer.started()

@@ -146,7 +146,7 @@ async def simulate_call(
     if reply_timeout <= 0:
         raise ValueError(f"reply_timeout must be positive, got {reply_timeout}")
     caller_audio = await asyncio.to_thread(_render_caller_audio, scenario, synthesizer)
-    call = _CallRecord(scenario=scenario, account_sid=account_sid)
+    call = _CallState(scenario=scenario, account_sid=account_sid)
     signer = _Signer(RequestValidator(auth_token))
     addresses = _Addresses(server_url=server_url, public_base_url=public_base_url)
     async with httpx.AsyncClient(timeout=_HTTP_TIMEOUT_SECONDS) as http:
@@ -200,7 +200,7 @@ def read_wav_as_ulaw(path: Path) -> bytes:
 
 
 @dataclass
-class _CallRecord:
+class _CallState:
     """The call's identity and everything observed so far; becomes the ``SimulatedCall``."""
 
     scenario: Scenario
@@ -266,9 +266,10 @@ class _Addresses:
     server_url: str
     public_base_url: str
 
-    def public(self, path_or_url: str, relative_to: str | None = None) -> str:
+    @staticmethod
+    def public(path_or_url: str, document_url: str) -> str:
         """A TwiML URL resolved the way Twilio does, against the document it came from."""
-        return urljoin(relative_to or self.public_base_url.rstrip("/") + "/", path_or_url)
+        return urljoin(document_url, path_or_url)
 
     def local_http(self, public_url: str) -> str:
         return self.server_url.rstrip("/") + self._local_path(public_url, keep_query=True)
@@ -348,7 +349,7 @@ class _TwimlFollower:
 
     def __init__(
         self,
-        call: _CallRecord,
+        call: _CallState,
         webhooks: _Webhooks,
         addresses: _Addresses,
         signer: _Signer,
@@ -367,7 +368,7 @@ class _TwimlFollower:
         }
 
     async def run(self) -> None:
-        url = self._addresses.public(VOICE_WEBHOOK_PATH)
+        url = self._addresses.public_base_url.rstrip("/") + VOICE_WEBHOOK_PATH
         document: _TwimlDocument | None = await self._fetch(url, self._call.params("ringing"))
         fetched = 1
         while document is not None:
@@ -598,7 +599,7 @@ def describe_step(step: Step) -> str:
 
 
 async def _run_media_stream(
-    call: _CallRecord, target: _StreamTarget, settings: _StreamSettings
+    call: _CallState, target: _StreamTarget, settings: _StreamSettings
 ) -> None:
     """Open the signed websocket to the local server and carry the call's stream over it."""
     headers = {"x-twilio-signature": target.signature}
@@ -617,7 +618,7 @@ class _MediaStreamSession:
 
     def __init__(
         self,
-        call: _CallRecord,
+        call: _CallState,
         target: _StreamTarget,
         settings: _StreamSettings,
         websocket: ClientConnection,
@@ -637,7 +638,7 @@ class _MediaStreamSession:
         self._clock = _StreamClock(settings.speed)
 
     async def run(self) -> None:
-        """Connect, start, take the caller's turns, and account for what was played."""
+        """Send connected and start, take the caller's turns, then account for the playout."""
         self._call.stream_sid = self._stream_sid
         await self._websocket.send(encode_inbound(Connected(protocol="Call", version="1.0.0")))
         await self._send(self._start_message)
@@ -652,8 +653,11 @@ class _MediaStreamSession:
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         self._account_for_playout()
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                raise SimulationError(f"the simulated stream failed: {outcome!r}") from outcome
 
     def _account_for_playout(self) -> None:
         now = self._clock.now()
