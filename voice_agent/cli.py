@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from consent_ledger import event_by_hash
-from sms_sender import OutgoingSms, SendReceipt, list_outbox
+from sms_sender import list_outbox
+from voice_agent import cli_sms
 from voice_agent.businesses import (
     BusinessConfigError,
     list_businesses,
@@ -22,22 +21,13 @@ from voice_agent.businesses import (
     save_business,
 )
 from voice_agent.call_records import get_call, list_calls
+from voice_agent.cli_support import CommandError, print_json, print_text
 from voice_agent.db import make_engine
 from voice_agent.migrate import upgrade
-from voice_agent.reports import (
-    call_as_dict,
-    outbox_as_dict,
-    render_call,
-    render_call_list,
-    render_outbox,
-)
+from voice_agent.reports import call_as_dict, render_call, render_call_list
 from voice_agent.settings import Settings
 
 logger = logging.getLogger("receptionist")
-
-
-class CommandError(Exception):
-    """A command that cannot do what was asked; the message says why."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,10 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the web server (webhooks and media streams)")
     serve.set_defaults(handler=cmd_serve)
 
-    worker = commands.add_parser("worker", help="send due texts until stopped")
-    worker.add_argument("--once", action="store_true", help="one pass, then exit")
-    worker.set_defaults(handler=cmd_worker)
-
     simulate = commands.add_parser("simulate", help="place simulated Twilio calls")
     simulate.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO")
     simulate.add_argument("--server", help="server URL (default: http://HOST:PORT)")
@@ -105,12 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     calls_show.add_argument("--json", action="store_true")
     calls_show.set_defaults(handler=cmd_calls_show)
 
-    outbox = commands.add_parser("outbox", help="follow-up texts")
-    outbox_commands = outbox.add_subparsers(dest="outbox", required=True)
-    outbox_list = outbox_commands.add_parser("list")
-    outbox_list.add_argument("--business")
-    outbox_list.add_argument("--json", action="store_true")
-    outbox_list.set_defaults(handler=cmd_outbox_list)
+    cli_sms.register(commands)
 
     demo = commands.add_parser("demo", help="serve, simulate three calls, show what happened")
     demo.add_argument("--speed", type=_speed, default=4.0)
@@ -126,10 +107,6 @@ def _speed(raw: str) -> float:
     if not 0.25 <= value <= 20:
         raise argparse.ArgumentTypeError("speed must be between 0.25 and 20")
     return value
-
-
-def print_text(sms: OutgoingSms, receipt: SendReceipt) -> None:
-    print(f"[text {receipt.provider_message_id}] to {sms.to_number}: {sms.body}", flush=True)
 
 
 def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
@@ -152,7 +129,7 @@ def cmd_business_list(settings: Settings, args: argparse.Namespace) -> int:
     with make_engine(settings.database_url).connect() as conn:
         found = list_businesses(conn)
     if args.json:
-        _print_json([business.model_dump() for business in found])
+        print_json([business.model_dump() for business in found])
     else:
         for b in found:
             print(f"{b.id:<24} {b.name:<28} {', '.join(b.twilio_numbers)}  max texts {b.max_texts}")
@@ -171,26 +148,13 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from voice_agent.services import build_services
-
-    upgrade(settings.database_url)
-    dispatcher = build_services(settings, on_text=print_text).dispatcher
-    if args.once:
-        report = asyncio.run(dispatcher.run_once())
-        print(f"{report.sent} sent, {report.blocked} blocked, {report.failed} failed")
-        return 0
-    asyncio.run(dispatcher.run())
-    return 0
-
-
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from voice_agent.simulation_run import run_scenarios
 
     server = args.server or f"http://{settings.host}:{settings.port}"
     outcomes = asyncio.run(run_scenarios(settings, args.scenarios, server, args.speed))
     if args.json:
-        _print_json([outcome.as_dict() for outcome in outcomes])
+        print_json([outcome.as_dict() for outcome in outcomes])
     else:
         print("\n\n".join(outcome.render() for outcome in outcomes))
     return 0 if all(outcome.ok for outcome in outcomes) else 1
@@ -200,7 +164,7 @@ def cmd_calls_list(settings: Settings, args: argparse.Namespace) -> int:
     with make_engine(settings.database_url).connect() as conn:
         records = list_calls(conn, args.business, args.limit)
     if args.json:
-        _print_json([call_as_dict(record, None, []) for record in records])
+        print_json([call_as_dict(record, None, []) for record in records])
     else:
         print(render_call_list(records))
     return 0
@@ -216,19 +180,9 @@ def cmd_calls_show(settings: Settings, args: argparse.Namespace) -> int:
         )
         texts = list_outbox(conn, call_sid=record.call_sid)
     if args.json:
-        _print_json(call_as_dict(record, event, texts))
+        print_json(call_as_dict(record, event, texts))
     else:
         print(render_call(record, event, texts))
-    return 0
-
-
-def cmd_outbox_list(settings: Settings, args: argparse.Namespace) -> int:
-    with make_engine(settings.database_url).connect() as conn:
-        messages = list_outbox(conn, business_id=args.business)
-    if args.json:
-        _print_json([outbox_as_dict(message) for message in messages])
-    else:
-        print(render_outbox(messages))
     return 0
 
 
@@ -236,10 +190,6 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from voice_agent.demo import run_demo
 
     return run_demo(settings, args.speed)
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

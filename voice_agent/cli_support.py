@@ -1,0 +1,21 @@
+"""What every ``receptionist`` sub-command shares: errors, JSON output, the printed texts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sms_sender import OutgoingSms, SendReceipt
+
+
+class CommandError(Exception):
+    """A command that cannot do what was asked; the message says why (exit status 1)."""
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def print_text(sms: OutgoingSms, receipt: SendReceipt) -> None:
+    """What the local SMS transport shows for each text it 'sends'."""
+    print(f"[text {receipt.provider_message_id}] to {sms.to_number}: {sms.body}", flush=True)
