@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,20 +22,16 @@ from voice_agent.businesses import (
 from voice_agent.call_records import get_call, list_calls
 from voice_agent.cli_support import CommandError, print_json, print_text
 from voice_agent.db import make_engine
+from voice_agent.logging_setup import configure_logging
 from voice_agent.migrate import upgrade
 from voice_agent.reports import call_as_dict, render_call, render_call_list
 from voice_agent.settings import Settings
-
-logger = logging.getLogger("receptionist")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     try:
         settings = Settings()
     except ValidationError as error:

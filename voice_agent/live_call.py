@@ -9,6 +9,7 @@ from media_stream import CallBridge, CallEnded, StreamSocket
 from voice_agent.after_call import CallIdentity, record_call
 from voice_agent.businesses import Business, get_business
 from voice_agent.conversation import Conversation
+from voice_agent.logging_setup import bind_call
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.services import Services
 from voice_agent.twiml import UNKNOWN_NUMBER_APOLOGY
@@ -26,6 +27,7 @@ async def handle_call(services: Services, socket: StreamSocket) -> None:
         await bridge.close()
         return
     started_at = services.clock()
+    bind_call(start.call_sid, start.custom_parameters.get("business", "-"))
     business = await asyncio.to_thread(_business, services, start.custom_parameters)
     caller = _caller(start.custom_parameters)
     if business is None or caller is None:
