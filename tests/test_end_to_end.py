@@ -95,7 +95,8 @@ def test_scenario_end_to_end(server: tuple[Settings, str, Engine], path: Path) -
     spoken = [turn.text for turn in call.turns if turn.speaker == "assistant"]
     assert spoken[0].startswith(f"Thanks for calling {business_name}.")
     assert "automated assistant" in spoken[0]
-    if outcome.scenario.expect.consent == "not_asked":
+    refused_on_call = evidence["note"] == "the caller asked not to be texted during the call"
+    if outcome.scenario.expect.consent == "not_asked" or refused_on_call:
         assert expected_script.text not in spoken
         assert script["playback_confirmed_at"] is None
     else:

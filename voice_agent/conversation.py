@@ -16,6 +16,7 @@ from voice_agent.businesses import Business
 from voice_agent.chat import CallContext, CallerMessage, ChatModel
 from voice_agent.consent import ConsentAnswer, classify_answer, classify_keypad
 from voice_agent.consent_script import REASK, ConsentScript, render_consent_script
+from voice_agent.text_refusal import asks_not_to_be_texted
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class ConsentAttempt:
     reasked: bool = False
     outcome: ConsentOutcome = ConsentOutcome.NOT_ASKED
     note: str = ""
+    refused_during_call: bool = False  # "don't text me" before the question: never asked
 
     @property
     def method(self) -> str:
@@ -91,7 +93,11 @@ class Conversation:
         try:
             finished = await self._take_message()
             if finished:
-                await self._ask_consent()
+                if self.consent.refused_during_call:
+                    self.consent.outcome = ConsentOutcome.DECLINED
+                    self.consent.note = "the caller asked not to be texted during the call"
+                else:
+                    await self._ask_consent()
                 await self._say_uninterrupted(self._goodbye())
         except CallEnded:
             logger.info("caller hung up (%s)", self.bridge.end_reason)
@@ -115,7 +121,10 @@ class Conversation:
         if heard is None:
             return ""
         self._record_input(heard)
-        return heard.utterance.text if heard.utterance is not None else ""
+        said = heard.utterance.text if heard.utterance is not None else ""
+        if asks_not_to_be_texted(said):
+            self.consent.refused_during_call = True
+        return said
 
     async def _ask_consent(self) -> None:
         """Read the script verbatim, take the answer, re-ask once; fail closed on any error."""
