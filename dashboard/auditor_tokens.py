@@ -13,7 +13,7 @@ import hashlib
 import logging
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -117,19 +117,21 @@ def revoke_token(conn: Connection, token_id: int, now: datetime) -> AuditorToken
     Revoking a revoked token changes nothing: it keeps its first revocation time.
     """
     now = _utc("now", now)
-    conn.execute(
-        update(auditor_tokens)
-        .where(auditor_tokens.c.id == token_id)
-        .where(auditor_tokens.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    row = conn.execute(select(auditor_tokens).where(auditor_tokens.c.id == token_id)).one_or_none()
+    row = conn.execute(
+        select(auditor_tokens).where(auditor_tokens.c.id == token_id).with_for_update()
+    ).one_or_none()
     if row is None:
         return None
-    logger.info(
-        "auditor token revoked", extra={"business_id": row.business_id, "token_id": token_id}
+    token = _token_from_row(row)
+    if token.revoked_at is not None:
+        return token
+    conn.execute(
+        update(auditor_tokens).where(auditor_tokens.c.id == token_id).values(revoked_at=now)
     )
-    return _token_from_row(row)
+    logger.info(
+        "auditor token revoked", extra={"business_id": token.business_id, "token_id": token_id}
+    )
+    return replace(token, revoked_at=now)
 
 
 def authenticate(conn: Connection, presented: str, now: datetime) -> AuditorToken | None:
@@ -155,15 +157,7 @@ def authenticate(conn: Connection, presented: str, now: datetime) -> AuditorToke
     conn.execute(
         update(auditor_tokens).where(auditor_tokens.c.id == token.id).values(last_used_at=now)
     )
-    return AuditorToken(
-        token.id,
-        token.business_id,
-        token.label,
-        token.created_at,
-        token.expires_at,
-        None,
-        now,
-    )
+    return replace(token, last_used_at=now)
 
 
 def _digest(secret: str) -> str:
@@ -190,22 +184,22 @@ def _utc(name: str, value: datetime) -> datetime:
     return value
 
 
-def _stored(value: datetime | None) -> datetime | None:
-    """A datetime read back from the database as aware UTC (SQLite keeps no zone)."""
-    if value is None:
-        return None
+def _stored(value: datetime) -> datetime:
+    """A datetime read back from the database, as aware UTC (SQLite keeps no zone)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _stored_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else _stored(value)
+
+
 def _token_from_row(row: Row[Any]) -> AuditorToken:
-    created_at, expires_at = _stored(row.created_at), _stored(row.expires_at)
-    assert created_at is not None and expires_at is not None  # NOT NULL columns
     return AuditorToken(
         id=int(row.id),
         business_id=row.business_id,
         label=row.label,
-        created_at=created_at,
-        expires_at=expires_at,
-        revoked_at=_stored(row.revoked_at),
-        last_used_at=_stored(row.last_used_at),
+        created_at=_stored(row.created_at),
+        expires_at=_stored(row.expires_at),
+        revoked_at=_stored_or_none(row.revoked_at),
+        last_used_at=_stored_or_none(row.last_used_at),
     )

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from voice_agent.businesses import load_businesses, save_business
 from voice_agent.db import make_engine
@@ -44,3 +49,35 @@ def migrated_engine(settings: Settings) -> Iterator[Engine]:
             save_business(conn, business)
     yield engine
     engine.dispose()
+
+
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@functools.cache
+def postgres_unreachable() -> str | None:
+    """Why PostgreSQL at 127.0.0.1:5432 cannot be used, or None when it can."""
+    try:
+        psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=2).close()
+    except psycopg.Error as error:
+        return str(error).strip() or type(error).__name__
+    return None
+
+
+@contextlib.contextmanager
+def postgres_schema(prefix: str) -> Iterator[str]:
+    """A database URL whose connections use a fresh schema, dropped afterwards (or a skip)."""
+    reason = postgres_unreachable()
+    if reason is not None:
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable: {reason}")
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    url = make_url(POSTGRES_URL).set(query={"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()

@@ -8,6 +8,7 @@ test then reads what the server stored: the call, its consent event, and the out
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -19,15 +20,18 @@ import uvicorn
 from sqlalchemy import Engine
 
 from consent_ledger import verify_ledger
-from tests.conftest import ROOT
+from tests.conftest import ROOT, postgres_schema, receptionist_settings
 from voice_agent.app import create_app
+from voice_agent.businesses import load_businesses, save_business
 from voice_agent.consent_script import render_consent_script
+from voice_agent.migrate import upgrade
 from voice_agent.services import build_services
 from voice_agent.settings import Settings
 from voice_agent.simulation_run import ScenarioOutcome, run_scenarios
 
 SCENARIOS = sorted((ROOT / "fixtures" / "calls").glob("*.yaml"))
 SPEED = 6.0
+POSTGRES_SCENARIOS = ("consent-yes", "keypad-on-reask", "hangup-before-question")
 DEMO_BUSINESSES = {
     "acme-plumbing": ("Acme Plumbing", 2),
     "bright-spark-electric": ("Bright Spark Electric", 4),
@@ -41,14 +45,10 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str, Engine]]:
-    from tests.conftest import receptionist_settings
-    from voice_agent.businesses import load_businesses, save_business
-    from voice_agent.migrate import upgrade
-
-    database = tmp_path_factory.mktemp("e2e") / "receptionist.db"
-    settings = receptionist_settings(f"sqlite:///{database}", port=_free_port())
+@contextlib.contextmanager
+def _serving(database_url: str) -> Iterator[tuple[Settings, str, Engine]]:
+    """The real application under uvicorn on a free loopback port, on ``database_url``."""
+    settings = receptionist_settings(database_url, port=_free_port())
     upgrade(settings.database_url)
     services = build_services(settings)
     with services.engine.begin() as conn:
@@ -64,9 +64,25 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings,
     while not uvicorn_server.started:
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
-    yield settings, f"http://127.0.0.1:{settings.port}", services.engine
-    uvicorn_server.should_exit = True
-    thread.join(timeout=15)
+    try:
+        yield settings, f"http://127.0.0.1:{settings.port}", services.engine
+    finally:
+        uvicorn_server.should_exit = True
+        thread.join(timeout=15)
+        services.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str, Engine]]:
+    database = tmp_path_factory.mktemp("e2e") / "receptionist.db"
+    with _serving(f"sqlite:///{database}") as serving:
+        yield serving
+
+
+@pytest.fixture(scope="module")
+def postgres_server() -> Iterator[tuple[Settings, str, Engine]]:
+    with postgres_schema("e2e") as database_url, _serving(database_url) as serving:
+        yield serving
 
 
 def _run(settings: Settings, server_url: str, path: Path) -> ScenarioOutcome:
@@ -76,7 +92,18 @@ def _run(settings: Settings, server_url: str, path: Path) -> ScenarioOutcome:
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[path.stem for path in SCENARIOS])
 def test_scenario_end_to_end(server: tuple[Settings, str, Engine], path: Path) -> None:
-    settings, server_url, engine = server
+    _check_scenario(server, path)
+
+
+@pytest.mark.parametrize("name", POSTGRES_SCENARIOS)
+def test_scenario_end_to_end_on_postgresql(
+    postgres_server: tuple[Settings, str, Engine], name: str
+) -> None:
+    _check_scenario(postgres_server, ROOT / "fixtures" / "calls" / f"{name}.yaml")
+
+
+def _check_scenario(serving: tuple[Settings, str, Engine], path: Path) -> None:
+    settings, server_url, engine = serving
     outcome = _run(settings, server_url, path)
     assert outcome.ok, outcome.render()
     assert outcome.scenario is not None and outcome.scenario.expect is not None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol
 
 
 class Urgency(StrEnum):
@@ -31,21 +31,34 @@ class MessageField(StrEnum):
     URGENCY = "urgency"
 
 
+@dataclass(frozen=True)
+class SpokenTurn:
+    """One thing said while the message was taken, as a conversational model remembers it."""
+
+    speaker: Literal["caller", "assistant"]
+    text: str
+
+
 @dataclass
 class CallerMessage:
     """The message the receptionist takes down; filled in during the call.
 
     ``missed_answers`` lists a field once for every time the caller gave no usable answer to its
-    question (speech recognition heard nothing, or nothing that fits); it is the only per-call
-    state a model keeps, so one model instance can serve many calls.
+    question (speech recognition heard nothing, or nothing that fits). ``history`` is what was
+    said so far, for models that keep the conversation (the scripted interviewer does not); an
+    interrupted reply should be cut there to what the caller actually heard. Together they are
+    the only per-call state a model keeps, so one model instance can serve many calls.
     """
 
     caller_name: str | None = None
     need: str | None = None
     callback_number: str | None = None  # E.164
     urgency: Urgency | None = None
+    address: str | None = None
+    preferred_time: str | None = None  # in the caller's words; nobody promised it
     notes: list[str] = field(default_factory=list)
     missed_answers: list[MessageField] = field(default_factory=list)
+    history: list[SpokenTurn] = field(default_factory=list)
 
     def times_missed(self, message_field: MessageField) -> int:
         """How many times the question for ``message_field`` went without a usable answer."""
