@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from consent_ledger.evidence import ConsentEvidence, EventKind
 from consent_ledger.instants import format_instant, require_utc, stored_instant
+from consent_ledger.projection import ChainedEvidence, project
 from consent_ledger.tables import consent_chain_heads, consent_events
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,12 @@ class RecordedEvent:
         """
         return ConsentEvidence.from_dict(self.body["evidence"])
 
+    def chained(self) -> ChainedEvidence:
+        """The event as the consent fold sees it; ValueError when its evidence does not validate."""
+        return ChainedEvidence(
+            seq=self.seq, hash=self.hash, recorded_at=self.recorded_at, evidence=self.evidence()
+        )
+
 
 def canonical_json(value: Any) -> str:
     """``value`` as canonical JSON: sorted keys, no spaces, UTF-8, datetimes as UTC instants."""
@@ -87,7 +94,8 @@ def append_event(
 
     The business's chain-head row is locked first (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite
     transactions from ``voice_agent.db.make_engine`` already hold the write lock), so concurrent
-    appends to one chain queue up and each gets the next sequence number. The caller commits.
+    appends to one chain queue up and each gets the next sequence number. The number's row in the
+    current-state projection is updated in the same transaction. The caller commits.
     """
     if not isinstance(evidence, ConsentEvidence):
         raise ValueError("append_event needs a ConsentEvidence")
@@ -120,6 +128,7 @@ def append_event(
         .where(consent_chain_heads.c.business_id == evidence.business_id)
         .values(seq=seq, hash=digest)
     )
+    project(conn, ChainedEvidence(seq=seq, hash=digest, recorded_at=recorded_at, evidence=evidence))
     logger.info(
         "consent event appended",
         extra={"business_id": evidence.business_id, "seq": seq, "kind": evidence.kind.value},

@@ -50,22 +50,71 @@ class EventKind(StrEnum):
     CONSENT_NOT_ASKED = "consent_not_asked"
     REVOKED = "revoked"
     RESUBSCRIBED = "resubscribed"
+    OWNER_NOTIFICATIONS_OPT_IN = "owner_notifications_opt_in"
+    OWNER_NOTIFICATIONS_OPT_OUT = "owner_notifications_opt_out"
+    WEB_FORM_CONSENT = "web_form_consent"
 
 
 class ConsentMethod(StrEnum):
-    """How the caller expressed the decision."""
+    """How the person expressed the decision.
+
+    ``verbal`` and ``keypad`` answer the consent question on a call; ``spoken`` is a revocation
+    said on a call outside that question ("don't text me"); ``sms_keyword`` is STOP, START and
+    their kin, ``sms_text`` a plain-language text ("please stop texting me"); ``web_form`` is a
+    submitted form; ``owner`` is the business owner acting (a revocation on the caller's behalf,
+    or the owner's own notification choice).
+    """
 
     VERBAL = "verbal"
     KEYPAD = "keypad"
     WEB_FORM = "web_form"
     SMS_KEYWORD = "sms_keyword"
+    SMS_TEXT = "sms_text"
+    SPOKEN = "spoken"
+    OWNER = "owner"
 
 
-GRANTING_KINDS = frozenset({EventKind.CONSENT_GRANTED, EventKind.RESUBSCRIBED})
+GRANTING_KINDS = frozenset(
+    {EventKind.CONSENT_GRANTED, EventKind.WEB_FORM_CONSENT, EventKind.RESUBSCRIBED}
+)
 """Kinds that carry a scope: they permit texts."""
+
+CONSENT_GIVING_KINDS = frozenset({EventKind.CONSENT_GRANTED, EventKind.WEB_FORM_CONSENT})
+"""Kinds that put a new consent in force, for at most :data:`MAX_CONSENT_WINDOW`."""
 
 POINTING_KINDS = frozenset({EventKind.REVOKED, EventKind.RESUBSCRIBED})
 """Kinds that point (``revokes``) at the event whose effect they undo."""
+
+OWNER_NOTIFICATION_KINDS = frozenset(
+    {EventKind.OWNER_NOTIFICATIONS_OPT_IN, EventKind.OWNER_NOTIFICATIONS_OPT_OUT}
+)
+"""Kinds about the owner's own phone number: whether the owner gets notification texts. They
+never bear on texts to callers."""
+
+_ON_CALL = frozenset({ConsentMethod.VERBAL, ConsentMethod.KEYPAD})
+_BY_TEXT = frozenset({ConsentMethod.SMS_KEYWORD, ConsentMethod.SMS_TEXT})
+
+REVOCATION_METHODS = frozenset(
+    {ConsentMethod.SPOKEN, ConsentMethod.KEYPAD, ConsentMethod.OWNER} | _BY_TEXT
+)
+"""The ways a consent can be revoked."""
+
+METHODS_BY_KIND: dict[EventKind, frozenset[ConsentMethod]] = {
+    EventKind.CONSENT_GRANTED: _ON_CALL,
+    EventKind.CONSENT_DECLINED: _ON_CALL | _BY_TEXT | {ConsentMethod.WEB_FORM},
+    EventKind.CONSENT_UNCLEAR: _ON_CALL,
+    EventKind.CONSENT_NOT_ASKED: _ON_CALL,
+    EventKind.REVOKED: REVOCATION_METHODS,
+    EventKind.RESUBSCRIBED: _BY_TEXT | {ConsentMethod.WEB_FORM},
+    EventKind.OWNER_NOTIFICATIONS_OPT_IN: _BY_TEXT | {ConsentMethod.WEB_FORM, ConsentMethod.OWNER},
+    EventKind.OWNER_NOTIFICATIONS_OPT_OUT: _BY_TEXT | {ConsentMethod.WEB_FORM, ConsentMethod.OWNER},
+    EventKind.WEB_FORM_CONSENT: frozenset({ConsentMethod.WEB_FORM}),
+}
+"""Which methods can produce each kind of event. Only the person concerned gives consent: the
+owner may revoke a caller's consent but never grant or restore it."""
+
+CALL_REVOCATION_METHODS = frozenset({ConsentMethod.SPOKEN, ConsentMethod.KEYPAD})
+"""Revocations made on a call; their event names the call (``call_sid``)."""
 
 
 @dataclass(frozen=True)
@@ -286,6 +335,7 @@ class ConsentEvidence:
         self._check_answers()
         self._check_scope()
         self._check_pointer()
+        self._check_method()
 
     def _check_identity(self) -> None:
         _require_text("business_id", self.business_id)
@@ -341,7 +391,7 @@ class ConsentEvidence:
                 raise EvidenceError(f"a {self.kind.value} event needs a scope")
         elif self.scope is not None:
             raise EvidenceError(f"a {self.kind.value} event grants nothing and takes no scope")
-        if self.kind is EventKind.CONSENT_GRANTED and self.scope is not None:
+        if self.kind in CONSENT_GIVING_KINDS and self.scope is not None:
             window = self.scope.expires_at - self.occurred_at
             if not timedelta(0) < window <= MAX_CONSENT_WINDOW:
                 raise EvidenceError(
@@ -353,6 +403,28 @@ class ConsentEvidence:
             _require_sha256("revokes", self.revokes)
         elif self.revokes is not None:
             raise EvidenceError(f"a {self.kind.value} event revokes nothing")
+
+    def _check_method(self) -> None:
+        if self.method not in METHODS_BY_KIND[self.kind]:
+            allowed = ", ".join(sorted(method.value for method in METHODS_BY_KIND[self.kind]))
+            raise EvidenceError(
+                f"a {self.kind.value} event cannot be made by method {self.method.value}; "
+                f"expected one of {allowed}"
+            )
+        if self.kind is EventKind.REVOKED and self.method in CALL_REVOCATION_METHODS:
+            _require_text(f"call_sid of a {self.method.value} revocation", self.call_sid)
+        if self.kind is EventKind.WEB_FORM_CONSENT:
+            self._check_web_form()
+        if self.kind in OWNER_NOTIFICATION_KINDS | {EventKind.WEB_FORM_CONSENT}:
+            _require_absent(self.kind, "answers", self.answers != ())
+            _require_absent(self.kind, "classifier", self.classifier is not None)
+
+    def _check_web_form(self) -> None:
+        """A web form consent shows its disclosure (the script) and happens on no call."""
+        if self.script is None:
+            raise EvidenceError("a web_form_consent event needs the form's disclosure as script")
+        _require_absent(self.kind, "call_sid", self.call_sid is not None)
+        _require_absent(self.kind, "stream_sid", self.stream_sid is not None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -423,6 +495,11 @@ _EVIDENCE_FIELDS = (
 def _require_text(name: str, value: object) -> None:
     if not isinstance(value, str) or not value.strip():
         raise EvidenceError(f"{name} must be a non-empty string, got {value!r}")
+
+
+def _require_absent(kind: EventKind, name: str, present: bool) -> None:
+    if present:
+        raise EvidenceError(f"a {kind.value} event has no {name}")
 
 
 def _require_optional_text(name: str, value: object) -> None:

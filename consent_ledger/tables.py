@@ -4,6 +4,8 @@
 covers, and the other columns repeat what the body says so that the database can index them (the
 verifier checks that they agree). ``consent_chain_heads`` holds each business's last sequence number
 and hash: appends lock that row, and the verifier uses it to notice events missing from the end.
+``consent_state`` is the current-state projection, one row per business and number, derived from
+the events (see ``projection``); it is evidence of nothing and can always be rebuilt.
 
 Migrations create the tables from :data:`metadata` and then run :func:`append_only_ddl`.
 """
@@ -57,6 +59,23 @@ consent_chain_heads = Table(
     Column("business_id", String(MAX_BUSINESS_ID_LENGTH), primary_key=True),
     Column("seq", BigInteger(), nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+consent_states = Table(
+    "consent_state",
+    metadata,
+    Column("business_id", String(MAX_BUSINESS_ID_LENGTH), primary_key=True),
+    Column("phone_number", String(16), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("event_hash", String(64)),
+    Column("event_seq", BigInteger()),
+    Column("consent_hash", String(64)),
+    Column("consent_seq", BigInteger()),
+    Column("window_start", DateTime(timezone=True)),
+    Column("window_end", DateTime(timezone=True)),
+    Column("max_texts", Integer()),
+    Column("last_seq", BigInteger(), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 _REFUSE_FUNCTION = "consent_events_refuse_change"

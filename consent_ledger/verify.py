@@ -20,9 +20,9 @@ purged is counted as purged, and a missing or corrupt file breaks the event.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
+from hashlib import sha256
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +42,6 @@ ProgressCallback = Callable[[int], None]
 
 _BODY_HEAD = '{"evidence":{'
 _AUDIO_KEY = '"audio_sha256":'
-_PLAIN_KEYS = ("business_id", "kind", "phone_number")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -187,37 +186,36 @@ def _link_defect(seq: int, prev_hash: str, end: _ChainEnd) -> str | None:
 def _agrees_with_body(row: Row[Any]) -> bool:
     """A quick test that the row hashes correctly and its columns say what its body says.
 
-    True is always right; False only means the row needs the full check.
+    True is always right; False only means the row needs the full check. The body's evidence
+    keys are sorted and the only values nested before ``phone_number`` are the answers, whose
+    fields have other names, so the first ``"business_id":``, ``"kind":`` and ``"phone_number":``
+    in a body that hashes correctly are the evidence's own. Inside a JSON string every quote is
+    escaped, so a caller's words can never look like a key.
     """
     _id, business, seq, number, kind, recorded_at, body, prev_hash, digest = row
+    if not (_is_plain(business) and _is_plain(kind) and _is_plain(number)):
+        return False
     if not isinstance(body, str) or not isinstance(prev_hash, str) or type(seq) is not int:
         return False
-    if hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest() != digest:
+    if sha256((prev_hash + body).encode()).hexdigest() != digest:
         return False
-    tail = f'}},"recorded_at":"{recorded_at}","schema":"{BODY_SCHEMA}","seq":{seq}}}'
-    if not (body.startswith(_BODY_HEAD) and body.endswith(tail)):
+    if not body.endswith(
+        f'}},"recorded_at":"{recorded_at}","schema":"{BODY_SCHEMA}","seq":{seq}}}'
+    ):
         return False
-    return all(
-        _holds_once(body, key, value)
-        for key, value in zip(_PLAIN_KEYS, (business, kind, number), strict=True)
-    )
+    at = body.find('"business_id":"', 13)
+    if at < 0 or not body.startswith(f'{business}"', at + 15):
+        return False
+    at = body.find('"kind":"', at)
+    if at < 0 or not body.startswith(f'{kind}"', at + 8):
+        return False
+    at = body.find('"phone_number":"', at)
+    return at >= 0 and body.startswith(f'{number}"', at + 16)
 
 
-def _holds_once(body: str, key: str, value: object) -> bool:
-    """Whether ``body`` has exactly one ``key`` and its value is the string ``value``.
-
-    A value that JSON would escape is left to the full check. Inside a JSON string every quote
-    is escaped, so ``"key":`` can only match a real key.
-    """
-    if not isinstance(value, str) or '"' in value or "\\" in value or not value.isprintable():
-        return False
-    label = f'"{key}":'
-    at = body.find(label)
-    return (
-        at >= 0
-        and body.startswith(f'{label}"{value}"', at)
-        and body.find(label, at + len(label)) < 0
-    )
+def _is_plain(value: object) -> bool:
+    """Whether ``value`` is a string that JSON writes as it is (nothing escaped)."""
+    return isinstance(value, str) and value.isprintable() and '"' not in value and "\\" not in value
 
 
 def _full_row_defect(conn: Connection, event_id: int) -> str | None:

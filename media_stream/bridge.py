@@ -12,8 +12,12 @@ caller never hears a gap, and the echoed marks say what has actually been played
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import logging
+import math
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -39,6 +43,7 @@ from media_stream.sequencing import InboundOrder
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = FRAME_BYTES * 10  # 200 ms of audio per outbound media message
+ARRIVALS_KEPT = 1500  # arrival times of the last 30 s of inbound frames, for latency metrics
 
 
 class StreamClosed(Exception):
@@ -62,11 +67,15 @@ class StreamSocket(Protocol):
 
 @dataclass(frozen=True)
 class CallerInput:
-    """Something the caller did: finished an utterance, or pressed a key."""
+    """Something the caller did: finished an utterance, or pressed a key.
+
+    ``at`` is on the stream clock; ``received_at`` is ``time.monotonic()`` when it reached us.
+    """
 
     at: float
     utterance: Utterance | None = None
     digit: str | None = None
+    received_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,7 @@ class Playback:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     sending_done: bool = False
+    first_audio_at: float | None = None  # time.monotonic() when its first audio was sent
 
     @property
     def fully_played(self) -> bool:
@@ -131,6 +141,7 @@ class CallBridge:
         self.stream_time = 0.0
         self.end_reason = "in progress"
         self.skipped_frames = 0
+        self._arrivals: deque[tuple[float, float]] = deque(maxlen=ARRIVALS_KEPT)
 
     @property
     def ended(self) -> bool:
@@ -195,6 +206,13 @@ class CallBridge:
                 continue
             return item
 
+    def arrival_time(self, stream_time: float) -> float | None:
+        """``time.monotonic()`` when the caller's audio at ``stream_time`` arrived, if recent."""
+        index = bisect.bisect_left(self._arrivals, (stream_time, -math.inf))
+        if index >= len(self._arrivals):
+            return None
+        return self._arrivals[index][1]
+
     async def close(self) -> None:
         """Stop everything and close the stream, so Twilio runs the TwiML after <Connect>
         (our <Hangup/>). Safe to call more than once."""
@@ -217,6 +235,8 @@ class CallBridge:
         for offset in range(0, len(audio), CHUNK_BYTES):
             payload = audio[offset : offset + CHUNK_BYTES]
             await self._send(encode_outbound(OutboundMedia(stream_sid, payload)))
+            if playback.first_audio_at is None:
+                playback.first_audio_at = time.monotonic()
         name = f"say-{next(self._mark_ids)}"
         playback.marks.append(name)
         self._playbacks[name] = playback
@@ -259,6 +279,7 @@ class CallBridge:
                 return
             if isinstance(message, Media):
                 self.stream_time = message.timestamp_ms / 1000
+                self._arrivals.append((self.stream_time, time.monotonic()))
                 if message.track in ("inbound", "inbound_track"):
                     self._transcription.send_audio(message.payload, self.stream_time)
             elif isinstance(message, Dtmf):

@@ -42,6 +42,7 @@ class Utterance:
     confidence: float
     engine: str
     words: tuple[Word, ...] = field(default=())
+    endpointed_at: float | None = None  # time.monotonic() when the end of speech was detected
 
 
 SpeechEvent = SpeechStarted | Utterance

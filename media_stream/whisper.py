@@ -23,8 +23,9 @@ import math
 import os
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -292,7 +293,7 @@ class WhisperSession:
         self._transcriber = transcriber
         self._endpointer = endpointer or Endpointer()
         self._events: asyncio.Queue[SpeechEvent | None] = asyncio.Queue()
-        self._speech: asyncio.Queue[SpeechEnded | None] = asyncio.Queue()
+        self._speech: asyncio.Queue[tuple[SpeechEnded, float] | None] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -310,11 +311,13 @@ class WhisperSession:
             return
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._transcribe_in_order())
-        self._speech.put_nowait(event)
+        self._speech.put_nowait((event, time.monotonic()))
 
     async def _transcribe_in_order(self) -> None:
-        while (speech := await self._speech.get()) is not None:
-            self._events.put_nowait(await asyncio.to_thread(self._transcribe, speech))
+        while (pending := await self._speech.get()) is not None:
+            speech, endpointed_at = pending
+            heard = await asyncio.to_thread(self._transcribe, speech)
+            self._events.put_nowait(replace(heard, endpointed_at=endpointed_at))
 
     def _transcribe(self, speech: SpeechEnded) -> Utterance:
         try:

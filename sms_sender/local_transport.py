@@ -10,12 +10,21 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sms_sender.transport import OutgoingSms, SendReceipt
 
 logger = logging.getLogger(__name__)
 
 SendListener = Callable[[OutgoingSms, SendReceipt], None]
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    sms: OutgoingSms
+    receipt: SendReceipt
+    at: datetime
 
 
 class LocalSmsTransport:
@@ -25,6 +34,7 @@ class LocalSmsTransport:
 
     def __init__(self, on_send: SendListener | None = None) -> None:
         self.delivered: list[OutgoingSms] = []
+        self._accepted: list[_Accepted] = []
         self._on_send = on_send
         self._lock = threading.Lock()
 
@@ -33,6 +43,7 @@ class LocalSmsTransport:
         receipt = SendReceipt(provider_message_id=f"LM{uuid.uuid4().hex}")
         with self._lock:
             self.delivered.append(sms)
+            self._accepted.append(_Accepted(sms, receipt, datetime.now(UTC)))
         logger.info(
             "local SMS %s from %s to %s: %s",
             receipt.provider_message_id,
@@ -43,3 +54,11 @@ class LocalSmsTransport:
         if self._on_send is not None:
             self._on_send(sms, receipt)
         return receipt
+
+    def find_accepted(self, sms: OutgoingSms, since: datetime) -> SendReceipt | None:
+        """The receipt of an identical text recorded at or after ``since`` (wall clock)."""
+        with self._lock:
+            for accepted in reversed(self._accepted):
+                if accepted.sms == sms and accepted.at >= since:
+                    return accepted.receipt
+        return None

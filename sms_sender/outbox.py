@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -42,10 +42,30 @@ class OutboxStatus(StrEnum):
 
 
 class OutboxKind(StrEnum):
-    """What a text is for; one text of each kind per call."""
+    """What a text is for; one text of each kind per call (or per inbound text it answers)."""
 
     CONFIRMATION = "confirmation"
+    NO_REPLY_FOLLOW_UP = "no_reply_follow_up"
+    CALLBACK_CHECK = "callback_check"
+    HELP_REPLY = "help_reply"
+    OPT_OUT_CONFIRMATION = "opt_out_confirmation"
+    OPT_IN_CONFIRMATION = "opt_in_confirmation"
+    OWNER_SUMMARY = "owner_summary"
+    OWNER_FORWARD = "owner_forward"
 
+
+CONSENTED_KINDS = frozenset(
+    {OutboxKind.CONFIRMATION, OutboxKind.NO_REPLY_FOLLOW_UP, OutboxKind.CALLBACK_CHECK}
+)
+"""Texts that rest on the caller's consent: gated, capped and counted."""
+FOLLOW_UP_KINDS = frozenset({OutboxKind.NO_REPLY_FOLLOW_UP, OutboxKind.CALLBACK_CHECK})
+"""Consented texts after the confirmation: they wait for the recipient's daytime."""
+REPLY_KINDS = frozenset(
+    {OutboxKind.HELP_REPLY, OutboxKind.OPT_OUT_CONFIRMATION, OutboxKind.OPT_IN_CONFIRMATION}
+)
+"""Answers to a keyword the recipient sent: allowed without consent, never counted."""
+OWNER_KINDS = frozenset({OutboxKind.OWNER_SUMMARY, OutboxKind.OWNER_FORWARD})
+"""Notices to the business owner: allowed only when the owner opted in."""
 
 HANDED_TO_CARRIER = (OutboxStatus.SENT, OutboxStatus.DELIVERED, OutboxStatus.UNDELIVERED)
 PENDING = (OutboxStatus.SCHEDULED, OutboxStatus.CLAIMED)
@@ -74,35 +94,73 @@ class OutboxMessage:
     attempts: int
 
 
-def queue_confirmation(
-    conn: Connection, request: ConfirmationRequest, due_at: datetime
-) -> OutboxMessage:
-    """Plan the confirmation text for ``request``'s call; the existing row if already planned."""
-    _check_request(request)
-    if due_at.tzinfo is None or due_at.utcoffset() is None:
+@dataclass(frozen=True)
+class PlannedText:
+    """A text to queue. ``reference`` is the call SID (or, for a reply, the inbound MessageSid)
+    that makes queuing idempotent per kind; ``consent_event_hash`` is the ledger event the text
+    rests on, empty for texts that rest on none (HELP replies, owner notices)."""
+
+    business_id: str
+    reference: str
+    to_number: str
+    from_number: str
+    kind: OutboxKind
+    body: str
+    consent_event_hash: str
+    due_at: datetime
+
+
+def queue_text(conn: Connection, text: PlannedText) -> OutboxMessage:
+    """Queue ``text``; the row already planned for its reference and kind if there is one."""
+    if not text.business_id.strip() or not text.reference.strip():
+        raise ValueError("a text needs a business_id and a reference")
+    for name in ("to_number", "from_number"):
+        if not is_e164(getattr(text, name)):
+            raise ValueError(f"{name} must be an E.164 number, got {getattr(text, name)!r}")
+    if text.due_at.tzinfo is None or text.due_at.utcoffset() is None:
         raise ValueError("due_at must be an aware datetime")
-    body = render_confirmation(request)
     values = {
-        "business_id": request.business_id,
-        "call_sid": request.call_sid,
-        "to_number": request.to_number,
-        "from_number": request.from_number,
-        "kind": OutboxKind.CONFIRMATION.value,
-        "body": body,
-        "segments": segment_count(body),
+        "business_id": text.business_id,
+        "call_sid": text.reference,
+        "to_number": text.to_number,
+        "from_number": text.from_number,
+        "kind": text.kind.value,
+        "body": text.body,
+        "segments": segment_count(text.body),
         "status": OutboxStatus.SCHEDULED.value,
-        "consent_event_hash": request.consent_event_hash,
-        "due_at": due_at,
+        "consent_event_hash": text.consent_event_hash,
+        "due_at": text.due_at,
         "created_at": datetime.now(UTC),
         "attempts": 0,
     }
     inserted = conn.execute(_insert_unless_planned(conn.dialect.name, values))
     if inserted.rowcount == 0:
         logger.info(
-            "confirmation already queued",
-            extra={"call_sid": request.call_sid, "business_id": request.business_id},
+            "%s already queued",
+            text.kind.value,
+            extra={"call_sid": text.reference, "business_id": text.business_id},
         )
-    return _planned(conn, request.call_sid, OutboxKind.CONFIRMATION)
+    return _planned(conn, text.reference, text.kind)
+
+
+def queue_confirmation(
+    conn: Connection, request: ConfirmationRequest, due_at: datetime
+) -> OutboxMessage:
+    """Plan the confirmation text for ``request``'s call; the existing row if already planned."""
+    _check_request(request)
+    return queue_text(
+        conn,
+        PlannedText(
+            business_id=request.business_id,
+            reference=request.call_sid,
+            to_number=request.to_number,
+            from_number=request.from_number,
+            kind=OutboxKind.CONFIRMATION,
+            body=render_confirmation(request),
+            consent_event_hash=request.consent_event_hash,
+            due_at=due_at,
+        ),
+    )
 
 
 def list_outbox(
@@ -118,13 +176,15 @@ def list_outbox(
 
 
 def count_sent(conn: Connection, business_id: str, to_number: str, since: datetime) -> int:
-    """How many texts this business handed to the carrier for this number since ``since``."""
+    """How many consented texts this business handed to the carrier for this number since
+    ``since``; HELP and opt-out/opt-in replies do not count against a cap."""
     query = (
         select(func.count())
         .select_from(outbox)
         .where(
             outbox.c.business_id == business_id,
             outbox.c.to_number == to_number,
+            outbox.c.kind.in_([kind.value for kind in CONSENTED_KINDS]),
             outbox.c.status.in_(_values(HANDED_TO_CARRIER)),
             outbox.c.sent_at >= since,
         )
@@ -132,20 +192,28 @@ def count_sent(conn: Connection, business_id: str, to_number: str, since: dateti
     return int(conn.execute(query).scalar_one())
 
 
-def cancel_pending(conn: Connection, business_id: str, to_number: str, reason: str) -> int:
-    """Cancel every text not yet sent to this number for this business; how many were cancelled.
+def cancel_pending(
+    conn: Connection,
+    business_id: str,
+    to_number: str,
+    reason: str,
+    kinds: Collection[OutboxKind] | None = None,
+) -> int:
+    """Cancel every text not yet sent to this number for this business (only ``kinds`` when
+    given); how many were cancelled.
 
     On PostgreSQL this waits for a row the dispatcher holds, so once the caller's transaction
     commits no cancelled text can still reach the transport.
     """
+    statement = update(outbox).where(
+        outbox.c.business_id == business_id,
+        outbox.c.to_number == to_number,
+        outbox.c.status.in_(_values(PENDING)),
+    )
+    if kinds is not None:
+        statement = statement.where(outbox.c.kind.in_([kind.value for kind in kinds]))
     cancelled = conn.execute(
-        update(outbox)
-        .where(
-            outbox.c.business_id == business_id,
-            outbox.c.to_number == to_number,
-            outbox.c.status.in_(_values(PENDING)),
-        )
-        .values(status=OutboxStatus.CANCELLED.value, reason=reason)
+        statement.values(status=OutboxStatus.CANCELLED.value, reason=reason)
     )
     logger.info(
         "cancelled %d pending texts", cancelled.rowcount, extra={"business_id": business_id}

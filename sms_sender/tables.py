@@ -1,4 +1,5 @@
-"""The SMS sender's tables: the outbox, one row per text we plan, send or refuse to send.
+"""The SMS sender's tables: the outbox (one row per text we plan, send or refuse to send) and
+the inbound texts (one row per text received).
 
 Times are stored in UTC. SQLite has no time-zone-aware timestamp, so ``UtcDateTime`` stores a
 naive UTC value there (whose text sorts in time order) and hands back aware UTC datetimes on every
@@ -75,3 +76,23 @@ outbox = Table(
     Index("ix_outbox_status_due_at", "status", "due_at"),
     Index("ix_outbox_business_to_number", "business_id", "to_number"),
 )
+
+Index("ix_outbox_provider_message_id", outbox.c.provider_message_id)
+
+sms_inbound = Table(
+    "sms_inbound",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_sid", String(64), nullable=False),
+    Column("business_id", String(64), nullable=False),
+    Column("from_number", String(16), nullable=False),
+    Column("to_number", String(16), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("intent", String(16), nullable=False),
+    Column("opt_out_type", String(16), nullable=True),
+    Column("num_media", Integer, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    UniqueConstraint("message_sid", name="uq_sms_inbound_message_sid"),
+    Index("ix_sms_inbound_thread", "business_id", "from_number", "received_at"),
+)
+"""Texts people sent to a business's number, one row per Twilio MessageSid."""

@@ -59,8 +59,8 @@ class ConfirmationTemplate:
 
     def render(self, business_name: str, need: str, callback_time: str) -> str:
         """The confirmation for these fields, at most two segments long."""
-        name = _clean(business_name)
-        callback = _clean(callback_time)
+        name = clean_field(business_name)
+        callback = clean_field(callback_time)
         if not name or not callback:
             raise ValueError("a confirmation needs a business name and a callback time")
         as_said = _clean_need(need[:_RAW_NEED_LIMIT]) or FALLBACK_NEED
@@ -148,7 +148,7 @@ def _check_fields(text: str) -> None:
         )
 
 
-def _clean(text: str) -> str:
+def clean_field(text: str) -> str:
     """``text`` on one line, without control, format or unassigned characters."""
     spaced = _WHITESPACE.sub(" ", text)
     visible = "".join(char for char in spaced if not unicodedata.category(char).startswith("C"))
@@ -156,7 +156,7 @@ def _clean(text: str) -> str:
 
 
 def _clean_need(need: str) -> str:
-    return _lower_sentence_start(_clean(need).rstrip(_NEED_TRAILING))
+    return _lower_sentence_start(clean_field(need).rstrip(_NEED_TRAILING))
 
 
 def _lower_sentence_start(need: str) -> str:

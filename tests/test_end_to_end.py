@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 
 from consent_ledger import verify_ledger
 from tests.conftest import ROOT, postgres_schema, receptionist_settings
-from voice_agent.app import create_app
 from voice_agent.businesses import load_businesses, save_business
 from voice_agent.consent_script import render_consent_script
+from voice_agent.local_server import free_port, serving
 from voice_agent.migrate import upgrade
 from voice_agent.services import build_services
 from voice_agent.settings import Settings
@@ -38,37 +34,19 @@ DEMO_BUSINESSES = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def _serving(database_url: str) -> Iterator[tuple[Settings, str, Engine]]:
     """The real application under uvicorn on a free loopback port, on ``database_url``."""
-    settings = receptionist_settings(database_url, port=_free_port())
+    settings = receptionist_settings(database_url, port=free_port())
     upgrade(settings.database_url)
     services = build_services(settings)
     with services.engine.begin() as conn:
         for business in load_businesses(ROOT / "fixtures" / "businesses.yaml"):
             save_business(conn, business)
-    config = uvicorn.Config(
-        create_app(services), host="127.0.0.1", port=settings.port, log_level="warning"
-    )
-    uvicorn_server = uvicorn.Server(config)
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not uvicorn_server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
     try:
-        yield settings, f"http://127.0.0.1:{settings.port}", services.engine
+        with serving(services) as server_url:
+            yield settings, server_url, services.engine
     finally:
-        uvicorn_server.should_exit = True
-        thread.join(timeout=15)
         services.engine.dispose()
 
 

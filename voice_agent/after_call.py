@@ -109,6 +109,7 @@ def record_call(
             notes=tuple(message.notes),
             consent_outcome=conversation.consent.outcome.value,
             consent_event_hash=event.hash,
+            turn_metrics=tuple(conversation.turn_metrics),
             turns=tuple(conversation.transcript),
         )
         save_call(conn, record)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.responses import Response
 
 from voice_agent.call_flow import router as call_flow_router
 from voice_agent.services import Services
@@ -36,5 +37,9 @@ def create_app(services: Services) -> FastAPI:
     @app.get("/healthz")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(services.metrics.render(), media_type=services.metrics.content_type)
 
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy import Connection, delete, insert, select
 from media_stream import Word
 from voice_agent.conversation import Turn
 from voice_agent.tables import call_turns, calls
+from voice_agent.turn_metrics import TurnMetrics
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class CallRecord:
     notes: tuple[str, ...]
     consent_outcome: str | None
     consent_event_hash: str | None
+    turn_metrics: tuple[TurnMetrics, ...] = ()
     turns: tuple[Turn, ...] = ()
 
 
@@ -41,9 +43,15 @@ def save_call(conn: Connection, record: CallRecord) -> None:
     row = {
         name: getattr(record, name)
         for name in calls.c.keys()  # noqa: SIM118 - Column collection, not a dict
-        if name != "notes"
+        if name not in ("notes", "turn_metrics")
     }
-    conn.execute(insert(calls).values(**row, notes=list(record.notes)))
+    conn.execute(
+        insert(calls).values(
+            **row,
+            notes=list(record.notes),
+            turn_metrics=[asdict(metrics) for metrics in record.turn_metrics],
+        )
+    )
     if record.turns:
         conn.execute(
             insert(call_turns),
@@ -105,6 +113,7 @@ def list_calls(
 def _record(row: Any, turns: tuple[Turn, ...]) -> CallRecord:
     values = dict(row)
     values["notes"] = tuple(values["notes"] or ())
+    values["turn_metrics"] = tuple(TurnMetrics(**m) for m in values["turn_metrics"] or ())
     for name in ("started_at", "ended_at"):
         if values[name] is not None and values[name].tzinfo is None:
             values[name] = values[name].replace(tzinfo=UTC)  # SQLite drops the zone

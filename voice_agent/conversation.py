@@ -8,15 +8,17 @@ last chunk counts as the answer (ARCHITECTURE.md, invariants 1–6 and 10).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from media_stream import CallBridge, CallEnded, CallerInput, Word
+from media_stream import CallBridge, CallEnded, CallerInput, Playback, Word
 from voice_agent.businesses import Business
 from voice_agent.chat import CallContext, CallerMessage, ChatModel
 from voice_agent.consent import ConsentAnswer, classify_answer, classify_keypad
 from voice_agent.consent_script import REASK, ConsentScript, render_consent_script
 from voice_agent.text_refusal import asks_not_to_be_texted
+from voice_agent.turn_metrics import TurnMetrics, measure_turn
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class Conversation:
         )
         self.message = CallerMessage()
         self.transcript: list[Turn] = []
+        self.turn_metrics: list[TurnMetrics] = []
         self.consent = ConsentAttempt(
             render_consent_script(
                 business.consent_script_version, business.name, business.max_texts
@@ -91,33 +94,32 @@ class Conversation:
     async def run(self) -> None:
         """The whole call; returns when it is over (the caller may hang up at any point)."""
         try:
-            finished = await self._take_message()
-            if finished:
-                if self.consent.refused_during_call:
-                    self.consent.outcome = ConsentOutcome.DECLINED
-                    self.consent.note = "the caller asked not to be texted during the call"
-                else:
-                    await self._ask_consent()
-                await self._say_uninterrupted(self._goodbye())
+            await self._take_message()
+            if self.consent.refused_during_call:
+                self.consent.outcome = ConsentOutcome.DECLINED
+                self.consent.note = "the caller asked not to be texted during the call"
+            else:
+                await self._ask_consent()
+            await self._say_uninterrupted(self._goodbye())
         except CallEnded:
             logger.info("caller hung up (%s)", self.bridge.end_reason)
 
-    async def _take_message(self) -> bool:
+    async def _take_message(self) -> None:
         first = await self.chat_model.reply(self.context, self.message, None)
         await self._say(f"{self._greeting()} {first.text}")
         for _ in range(MAX_MESSAGE_TURNS):
-            heard = await self._listen_for_speech()
-            reply = await self.chat_model.reply(self.context, self.message, heard)
+            heard = await self.bridge.next_input(ANSWER_TIMEOUT)
+            reply = await self.chat_model.reply(self.context, self.message, self._hear(heard))
+            reply_ready_at = time.monotonic()
+            playback = await self._say(reply.text)
+            if heard is not None:
+                self.turn_metrics.append(measure_turn(self.bridge, heard, reply_ready_at, playback))
             if reply.finished:
-                await self._say(reply.text)
-                return True
-            await self._say(reply.text)
+                return
         self.message.notes.append("message taking stopped after too many turns")
-        return True
 
-    async def _listen_for_speech(self) -> str:
-        """The caller's next utterance ("" for silence or speech nobody could make out)."""
-        heard = await self.bridge.next_input(ANSWER_TIMEOUT)
+    def _hear(self, heard: CallerInput | None) -> str:
+        """What the caller said ("" for silence, a key press, or speech nobody made out)."""
         if heard is None:
             return ""
         self._record_input(heard)
@@ -183,9 +185,10 @@ class Conversation:
             self.consent.answers.append(heard)
             return classify_answer(heard.utterance.text)
 
-    async def _say(self, text: str) -> None:
+    async def _say(self, text: str) -> Playback:
         playback = await self.bridge.say(text)
         self.transcript.append(Turn("assistant", "speech", text, playback.started_at))
+        return playback
 
     async def _say_uninterrupted(self, text: str) -> float | None:
         """Play ``text`` without barge-in; the stream time its last mark came back, or None."""

@@ -35,10 +35,12 @@ async def handle_call(services: Services, socket: StreamSocket) -> None:
         await _apologise(bridge)
         return
     conversation = Conversation(business, caller, services.chat_model, bridge)
+    services.metrics.call_started()
     try:
         await conversation.run()
     finally:
         await bridge.close()
+        services.metrics.call_ended(conversation.consent.outcome.value, conversation.turn_metrics)
         identity = CallIdentity(start.call_sid, start.stream_sid, caller, started_at)
         await _store(services, business, identity, conversation, bridge.end_reason)
 

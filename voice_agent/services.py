@@ -13,6 +13,7 @@ from voice_agent.chat import ChatModel
 from voice_agent.clock import Clock, system_clock
 from voice_agent.db import make_engine
 from voice_agent.interviewer import ScriptedInterviewer
+from voice_agent.metrics import CallMetrics
 from voice_agent.settings import Settings
 from voice_agent.signatures import TwilioSignatures
 from voice_agent.text_dispatcher import TextDispatcher
@@ -31,6 +32,7 @@ class Services:
     sms_transport: SmsTransport
     dispatcher: TextDispatcher
     clock: Clock
+    metrics: CallMetrics
 
 
 def build_services(
@@ -54,4 +56,5 @@ def build_services(
         sms_transport=transport,
         dispatcher=TextDispatcher(engine, transport, clock),
         clock=clock,
+        metrics=CallMetrics(),
     )

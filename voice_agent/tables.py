@@ -60,6 +60,7 @@ calls = Table(
     Column("notes", JSON, nullable=False),
     Column("consent_outcome", String(32)),
     Column("consent_event_hash", String(64)),
+    Column("turn_metrics", JSON, nullable=False),
     Index("ix_calls_business_started", "business_id", "started_at"),
 )
 

@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("notes", sa.JSON(), nullable=False),
         sa.Column("consent_outcome", sa.String(length=32), nullable=True),
         sa.Column("consent_event_hash", sa.String(length=64), nullable=True),
+        sa.Column("turn_metrics", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("call_sid"),
     )
     with op.batch_alter_table("calls", schema=None) as batch_op:

@@ -1,0 +1,118 @@
+"""Per-turn latency and word error rate of the embedded voice pipeline, through the real server.
+
+Places the scenario calls in real time (speed 1, as on a phone line) against the application
+served on a loopback port, then reads the per-turn metrics each call stored: caller's last
+frame of speech → endpointing → transcription → agent → synthesis → our first frame out.
+Also scores the offline transcription of every caller line (word error rate).
+
+    .venv/bin/python bench/turn_latency.py [--calls consent-yes consent-no …] [--speed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import statistics
+import tempfile
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from voice_agent.businesses import load_businesses, save_business
+from voice_agent.call_records import CallRecord
+from voice_agent.local_server import free_port, serving
+from voice_agent.migrate import upgrade
+from voice_agent.scenarios import SayStep
+from voice_agent.services import build_services
+from voice_agent.settings import Settings
+from voice_agent.simulation_run import ScenarioOutcome, run_scenarios
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CALLS = ("consent-yes", "consent-no", "unclear-then-yes", "keypad-on-reask", "talk-over")
+STAGES = ("endpointing", "transcription", "agent", "synthesis", "total")
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(edit distance in words, reference length) after lower-casing and dropping punctuation."""
+    ref, hyp = _WORD.findall(reference.lower()), _WORD.findall(hypothesis.lower())
+    previous = list(range(len(hyp) + 1))
+    for i, ref_word in enumerate(ref, 1):
+        current = [i]
+        for j, hyp_word in enumerate(hyp, 1):
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
+            )
+        previous = current
+    return previous[-1], len(ref)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def caller_lines(outcome: ScenarioOutcome) -> list[tuple[str, str]]:
+    """(what the caller said, what we heard) for each spoken line answered in turn."""
+    assert outcome.scenario is not None and outcome.call is not None
+    said = [step.text for step in outcome.scenario.steps if isinstance(step, SayStep)]
+    heard = [t.text for t in outcome.call.turns if t.speaker == "caller" and t.kind == "speech"]
+    return list(zip(said, heard, strict=False))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", nargs="+", default=list(DEFAULT_CALLS))
+    parser.add_argument("--speed", type=float, default=1.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Settings(
+            database_url=f"sqlite:///{folder}/bench.db",
+            twilio_auth_token=SecretStr("bench-token"),
+            port=free_port(),
+            _env_file=None,  # type: ignore[call-arg]
+        )
+        upgrade(settings.database_url)
+        services = build_services(settings)
+        with services.engine.begin() as conn:
+            for business in load_businesses(ROOT / "fixtures" / "businesses.yaml"):
+                save_business(conn, business)
+        paths = [ROOT / "fixtures" / "calls" / f"{name}.yaml" for name in args.calls]
+        with serving(services) as server_url:
+            outcomes = asyncio.run(run_scenarios(settings, paths, server_url, args.speed))
+        services.engine.dispose()
+    report(outcomes)
+    return 0 if all(outcome.ok for outcome in outcomes) else 1
+
+
+def report(outcomes: list[ScenarioOutcome]) -> None:
+    calls: list[CallRecord] = [o.call for o in outcomes if o.call is not None]
+    turns = [turn for call in calls for turn in call.turn_metrics]
+    print(f"{len(calls)} calls, {len(turns)} caller turns (embedded engines, real time)\n")
+    print(f"{'stage':<14}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
+    for stage in STAGES:
+        values = [v for turn in turns if (v := getattr(turn, f"{stage}_ms")) is not None]
+        if values:
+            print(
+                f"{stage:<14}{statistics.median(values):>10.0f}"
+                f"{percentile(values, 0.95):>10.0f}{max(values):>10.0f}"
+            )
+    errors = words = 0
+    print("\nword error rate per caller line (espeak caller voice → μ-law → faster-whisper):")
+    for outcome in outcomes:
+        if outcome.call is None:
+            continue
+        for said, heard in caller_lines(outcome):
+            line_errors, line_words = word_errors(said, heard)
+            errors, words = errors + line_errors, words + line_words
+            print(f"  {line_errors:>2}/{line_words:<2} {said!r} → {heard!r}")
+    if words:
+        print(f"\nword error rate: {errors / words:.1%} over {words} words")
+    for outcome in outcomes:
+        for problem in outcome.problems:
+            print(f"PROBLEM in {outcome.name}: {problem}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

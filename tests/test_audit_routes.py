@@ -1,0 +1,328 @@
+"""Auditor routes over HTTP: a token opens its own business's records, read-only; nothing else.
+
+Runs the router in a FastAPI app of its own, through ``TestClient``, on SQLite and on PostgreSQL
+when it is reachable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from httpx import Response
+from sqlalchemy import Engine, update
+
+from consent_ledger.chain import append_event
+from consent_ledger.evidence import (
+    AnswerEvidence,
+    ConsentEvidence,
+    ConsentMethod,
+    ConsentScope,
+    EventKind,
+    ScriptEvidence,
+    WordEvidence,
+)
+from consent_ledger.gate import revoke
+from consent_ledger.tables import consent_events, drop_append_only_ddl
+from dashboard.audit_routes import AuditContext, audit_router
+from dashboard.auditor_tokens import issue_token, list_tokens, revoke_token
+from tests.test_auditor_tokens import audit_database
+
+T0 = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
+ACME = "acme-plumbing"
+SPARK = "bright-spark-electric"
+CALLER = "+15125550123"
+NEIGHBOUR = "+15125550188"
+SPARK_ONLY = "+15125550199"
+SCRIPT = (
+    "This is Acme Plumbing's automated assistant. May we text you up to 2 messages about this "
+    "call in the next 24 hours? Msg & data rates may apply. Reply STOP to opt out. Is that okay?"
+)
+
+
+@dataclass
+class SteppingClock:
+    """A clock the test moves by hand."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass(frozen=True)
+class AuditSite:
+    client: TestClient
+    engine: Engine
+    clock: SteppingClock
+    acme_token: str
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+def _grant(business_id: str, number: str, at: datetime) -> ConsentEvidence:
+    """A verbal consent: the script started at ``at``, the caller said "yes please" 9 s later."""
+    confirmed = at + timedelta(seconds=8)
+    answered = at + timedelta(seconds=9)
+    words = (
+        WordEvidence("yes", answered, answered + timedelta(milliseconds=300), 0.97),
+        WordEvidence(
+            "please",
+            answered + timedelta(milliseconds=300),
+            answered + timedelta(milliseconds=700),
+            0.91,
+        ),
+    )
+    return ConsentEvidence(
+        business_id=business_id,
+        business_name=f"{business_id} <b>&amp; sons</b>",
+        phone_number=number,
+        call_sid="CA" + "1" * 32,
+        stream_sid="MZ" + "2" * 32,
+        kind=EventKind.CONSENT_GRANTED,
+        method=ConsentMethod.VERBAL,
+        script=ScriptEvidence(
+            "v1", SCRIPT, hashlib.sha256(SCRIPT.encode()).hexdigest(), at, confirmed
+        ),
+        answers=(
+            AnswerEvidence(
+                "yes please",
+                words,
+                "faster-whisper/tiny.en",
+                0.94,
+                answered,
+                answered + timedelta(seconds=1),
+            ),
+        ),
+        classifier="keyword-yes",
+        classifier_version="1",
+        reasked=False,
+        scope=ConsentScope("follow-up about this call", 2, at + timedelta(hours=20)),
+        occurred_at=at + timedelta(seconds=10),
+    )
+
+
+def _record_history(engine: Engine) -> None:
+    """Acme: the caller consents then texts STOP, a neighbour consents. Spark: its own caller."""
+    with engine.begin() as conn:
+        append_event(conn, _grant(ACME, CALLER, T0), T0 + timedelta(seconds=11))
+        append_event(conn, _grant(ACME, NEIGHBOUR, T0), T0 + timedelta(seconds=12))
+        stop_at = T0 + timedelta(hours=1)
+        revoke(conn, ACME, "Acme", CALLER, ConsentMethod.SMS_KEYWORD, stop_at, stop_at)
+        append_event(conn, _grant(SPARK, SPARK_ONLY, T0), T0 + timedelta(seconds=13))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AuditSite]:
+    with audit_database(request.param, tmp_path) as engine:
+        _record_history(engine)
+        with engine.begin() as conn:
+            acme_token = issue_token(conn, ACME, "carrier", T0, timedelta(days=7)).secret
+        clock = SteppingClock(T0 + timedelta(days=1))
+        app = FastAPI()
+        app.state.audit = AuditContext(engine, tmp_path / "audio", clock)
+        app.include_router(audit_router())
+        with TestClient(app) as client:
+            yield AuditSite(client, engine, clock, acme_token)
+
+
+def _get(site: AuditSite, path: str, token: str | None = None) -> Response:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    return site.client.get(path, headers=headers)
+
+
+def _issue(site: AuditSite, business_id: str, lifetime: timedelta = timedelta(days=7)) -> str:
+    with site.engine.begin() as conn:
+        return issue_token(conn, business_id, "", site.clock(), lifetime).secret
+
+
+def _tamper(engine: Engine, business_id: str, seq: int, **values: Any) -> None:
+    """Change a stored event through a raw connection, with the append-only triggers dropped."""
+    with engine.begin() as conn:
+        for statement in drop_append_only_ddl(conn.dialect.name):
+            conn.exec_driver_sql(statement)
+        conn.execute(
+            update(consent_events)
+            .where(consent_events.c.business_id == business_id)
+            .where(consent_events.c.seq == seq)
+            .values(**values)
+        )
+
+
+# --- who gets in ------------------------------------------------------------------------------
+
+
+def test_no_token_is_401_with_a_bearer_challenge(site: AuditSite) -> None:
+    response = _get(site, f"/audit/numbers/{CALLER}")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert "error=" not in response.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer rcpt_audit_" + "A" * 43,
+        "Bearer",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        "rcpt_audit_" + "A" * 43,
+        "Bearer rcpt_audit_" + "A" * 4000,
+        "Bearer ' OR 1=1 --",
+    ],
+)
+def test_a_wrong_token_is_401(site: AuditSite, authorization: str) -> None:
+    response = site.client.get(f"/audit/numbers/{CALLER}", headers={"Authorization": authorization})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert CALLER not in response.text
+
+
+def test_the_scheme_is_case_insensitive(site: AuditSite) -> None:
+    response = site.client.get(
+        f"/audit/numbers/{CALLER}", headers={"Authorization": f"bearer {site.acme_token}"}
+    )
+    assert response.status_code == 200
+
+
+def test_a_revoked_token_is_401(site: AuditSite) -> None:
+    assert _get(site, f"/audit/numbers/{CALLER}", site.acme_token).status_code == 200
+    with site.engine.begin() as conn:
+        (token,) = list_tokens(conn, ACME)
+        revoke_token(conn, token.id, site.clock())
+    response = _get(site, f"/audit/numbers/{CALLER}", site.acme_token)
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+def test_an_expired_token_is_401(site: AuditSite) -> None:
+    token = _issue(site, ACME, lifetime=timedelta(hours=1))
+    assert _get(site, f"/audit/numbers/{CALLER}", token).status_code == 200
+    site.clock.now += timedelta(hours=1)
+    assert _get(site, f"/audit/numbers/{CALLER}", token).status_code == 401
+
+
+def test_the_token_check_comes_before_the_number_check(site: AuditSite) -> None:
+    assert _get(site, "/audit/numbers/abc").status_code == 401
+
+
+def test_use_is_recorded_on_the_token(site: AuditSite) -> None:
+    _get(site, f"/audit/numbers/{CALLER}", site.acme_token)
+    with site.engine.connect() as conn:
+        (token,) = list_tokens(conn, ACME)
+    assert token.last_used_at == site.clock()
+
+
+# --- what a token sees ------------------------------------------------------------------------
+
+
+def test_another_business_s_number_is_404_like_an_unknown_one(site: AuditSite) -> None:
+    elsewhere = _get(site, f"/audit/numbers/{SPARK_ONLY}", site.acme_token)
+    unknown = _get(site, "/audit/numbers/+15125550111", site.acme_token)
+
+    assert elsewhere.status_code == unknown.status_code == 404
+    assert elsewhere.json() == unknown.json()
+    assert SPARK not in elsewhere.text
+    assert _get(site, f"/audit/numbers/{SPARK_ONLY}", _issue(site, SPARK)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "abc",
+        "+1" + "5" * 100,
+        "%00",
+        "..%2F",
+        "..%2F..%2Fetc%2Fpasswd",
+        "15125550123",
+        "+1%20512%20555%200123",
+        "+0123456789",
+        "+1",
+        "%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        "+1512555012%C3%A9",
+    ],
+)
+def test_a_malformed_number_is_422_and_not_repeated(site: AuditSite, raw: str) -> None:
+    response = _get(site, f"/audit/numbers/{raw}", site.acme_token)
+    assert response.status_code == 422
+    assert response.json() == {"detail": "not a phone number in E.164 form, like +15125550123"}
+    assert "script" not in response.text and "passwd" not in response.text
+
+
+def test_the_literal_dot_dot_path_never_reaches_records(site: AuditSite) -> None:
+    response = _get(site, "/audit/numbers/../", site.acme_token)
+    assert response.status_code in (404, 422)
+    assert "events" not in response.text
+
+
+def test_a_number_s_history_in_chain_order_with_a_verified_chain(site: AuditSite) -> None:
+    response = _get(site, f"/audit/numbers/{CALLER}", site.acme_token)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    audit = response.json()
+    assert (audit["business_id"], audit["phone_number"]) == (ACME, CALLER)
+    granted, revoked = audit["events"]
+    assert [granted["seq"], revoked["seq"]] == [1, 3]
+    assert [granted["kind"], revoked["kind"]] == ["consent_granted", "revoked"]
+    assert granted["method"] == "verbal" and revoked["method"] == "sms_keyword"
+    assert granted["recorded_at"] == "2025-06-02T15:00:11.000000Z"
+    assert granted["script"]["text"] == SCRIPT
+    assert granted["script"]["version"] == "v1"
+    assert granted["script"]["sha256"] == hashlib.sha256(SCRIPT.encode()).hexdigest()
+    (answer,) = granted["answers"]
+    assert answer["transcript"] == "yes please"
+    assert answer["started_at"] == "2025-06-02T15:00:09.000000Z"
+    assert [word["word"] for word in answer["words"]] == ["yes", "please"]
+    assert revoked["revokes"] == granted["hash"]
+    assert granted["business_name"] == "acme-plumbing <b>&amp; sons</b>"
+    assert audit["verification"] == {"ok": True, "events_checked": 3, "first_broken": None}
+
+
+def test_each_event_can_be_checked_without_our_code(site: AuditSite) -> None:
+    events = _get(site, f"/audit/numbers/{CALLER}", site.acme_token).json()["events"]
+    for event in events:
+        recomputed = hashlib.sha256((event["prev_hash"] + event["canonical_body"]).encode())
+        assert recomputed.hexdigest() == event["hash"]
+    assert events[0]["prev_hash"] == "0" * 64
+
+
+def test_a_changed_event_of_another_number_is_named_by_the_verification(site: AuditSite) -> None:
+    _tamper(site.engine, ACME, 2, prev_hash="f" * 64)
+
+    audit = _get(site, f"/audit/numbers/{CALLER}", site.acme_token).json()
+
+    assert [event["seq"] for event in audit["events"]] == [1, 3]
+    assert audit["verification"]["ok"] is False
+    assert audit["verification"]["first_broken"]["seq"] == 2
+    assert "prev_hash" in audit["verification"]["first_broken"]["reason"]
+
+
+def test_a_changed_event_of_this_number_is_reported_not_served(site: AuditSite) -> None:
+    _tamper(site.engine, ACME, 3, kind="consent_granted")
+
+    response = _get(site, f"/audit/numbers/{CALLER}", site.acme_token)
+
+    assert response.status_code == 200
+    audit = response.json()
+    assert audit["events"] is None
+    assert "#3" in audit["records_error"]
+    assert audit["verification"]["first_broken"]["seq"] == 3
+    assert (
+        audit["verification"]["first_broken"]["reason"]
+        == "kind column does not match the hashed body"
+    )
+
+
+def test_another_business_s_broken_chain_does_not_fail_this_one(site: AuditSite) -> None:
+    _tamper(site.engine, SPARK, 1, body="{}")
+    audit = _get(site, f"/audit/numbers/{CALLER}", site.acme_token).json()
+    assert audit["verification"]["ok"] is True

@@ -1,0 +1,365 @@
+"""Auditor tokens: shown once, stored only as a hash, scoped to one business, refused once expired
+or revoked; and the ``receptionist auditor token create|list|revoke`` commands.
+
+Storage tests run on SQLite and on PostgreSQL when it is reachable (a schema of their own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from consent_ledger.tables import create_ledger_schema
+from dashboard.auditor_tokens import (
+    TOKEN_PREFIX,
+    AuditorToken,
+    TokenError,
+    TokenStatus,
+    authenticate,
+    issue_token,
+    list_tokens,
+    revoke_token,
+)
+from dashboard.tables import auditor_tokens
+from dashboard.tables import metadata as dashboard_metadata
+from tests.conftest import ROOT, postgres_schema, receptionist_settings
+from voice_agent import cli_auditor
+from voice_agent.businesses import load_businesses, save_business
+from voice_agent.cli_support import CommandError
+from voice_agent.db import make_engine
+from voice_agent.migrate import upgrade
+from voice_agent.settings import Settings
+
+T0 = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+TOKEN_SHAPE = re.compile(rf"{TOKEN_PREFIX}[A-Za-z0-9_-]{{43}}")
+
+
+# --- databases --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def audit_database(kind: str, tmp_path: Path) -> Iterator[Engine]:
+    """An engine holding the consent ledger (tables and append-only triggers) and the dashboard's
+    tables, on a SQLite file or on a PostgreSQL schema of its own (skipped when unreachable)."""
+    with contextlib.ExitStack() as stack:
+        if kind == "sqlite":
+            url = f"sqlite:///{tmp_path / 'audit.db'}"
+        else:
+            url = stack.enter_context(postgres_schema("audit_tokens"))
+        engine = make_engine(url)
+        stack.callback(engine.dispose)
+        with engine.begin() as conn:
+            create_ledger_schema(conn)
+            dashboard_metadata.create_all(conn)
+        yield engine
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    with audit_database(request.param, tmp_path) as database:
+        yield database
+
+
+def _issue(
+    engine: Engine, business_id: str = "acme-plumbing", lifetime: timedelta = DAY
+) -> tuple[str, AuditorToken]:
+    with engine.begin() as conn:
+        issued = issue_token(conn, business_id, "carrier audit", T0, lifetime)
+    return issued.secret, issued.token
+
+
+def _authenticate(engine: Engine, presented: str, at: datetime) -> AuditorToken | None:
+    with engine.begin() as conn:
+        return authenticate(conn, presented, at)
+
+
+# --- issuing ----------------------------------------------------------------------------------
+
+
+def test_a_token_is_random_recognisable_and_only_its_hash_is_stored(engine: Engine) -> None:
+    secret, token = _issue(engine)
+    other_secret, _ = _issue(engine)
+
+    assert TOKEN_SHAPE.fullmatch(secret)
+    assert secret != other_secret
+    with engine.connect() as conn:
+        row = conn.execute(select(auditor_tokens).where(auditor_tokens.c.id == token.id)).one()
+    assert row.token_sha256 == hashlib.sha256(secret.encode()).hexdigest()
+    stored = " ".join(str(value) for value in row)
+    assert secret not in stored
+    assert secret.removeprefix(TOKEN_PREFIX) not in stored
+    assert "secret" not in {field.name for field in dataclasses.fields(AuditorToken)}
+    assert (token.business_id, token.label, token.created_at) == (
+        "acme-plumbing",
+        "carrier audit",
+        T0,
+    )
+    assert token.expires_at == T0 + DAY
+    assert (token.revoked_at, token.last_used_at) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("business_id", "label", "lifetime", "message"),
+    [
+        ("", "x", DAY, "business id"),
+        ("b" * 65, "x", DAY, "business id"),
+        ("acme", "x" * 201, DAY, "at most 200"),
+        ("acme", "carrier\naudit", DAY, "control characters"),
+        ("acme", "carrier\x1b[31m", DAY, "control characters"),
+        ("acme", "x", timedelta(0), "positive"),
+        ("acme", "x", -DAY, "positive"),
+    ],
+)
+def test_a_token_that_would_be_unclear_or_unbounded_is_refused(
+    engine: Engine, business_id: str, label: str, lifetime: timedelta, message: str
+) -> None:
+    with engine.begin() as conn, pytest.raises(TokenError, match=message):
+        issue_token(conn, business_id, label, T0, lifetime)
+    with engine.connect() as conn:
+        assert list_tokens(conn) == []
+
+
+def test_times_must_be_utc(engine: Engine) -> None:
+    with engine.begin() as conn, pytest.raises(ValueError, match="UTC"):
+        issue_token(conn, "acme", "x", datetime(2025, 6, 2, 15), DAY)
+
+
+# --- presenting -------------------------------------------------------------------------------
+
+
+def test_an_active_token_opens_its_business_and_its_use_is_recorded(engine: Engine) -> None:
+    secret, token = _issue(engine)
+    used_at = T0 + timedelta(hours=3)
+
+    found = _authenticate(engine, secret, used_at)
+
+    assert found is not None
+    assert (found.id, found.business_id, found.last_used_at) == (token.id, "acme-plumbing", used_at)
+    with engine.connect() as conn:
+        (listed,) = list_tokens(conn)
+    assert listed.last_used_at == used_at
+
+
+def _one_character_changed(secret: str) -> str:
+    last = secret[-1]
+    return secret[:-1] + ("A" if last != "A" else "B")
+
+
+@pytest.mark.parametrize(
+    "presented",
+    [
+        "",
+        TOKEN_PREFIX,
+        "rcpt_audit_" + "A" * 42,
+        "rcpt_audit_" + "A" * 44,
+        "RCPT_AUDIT_" + "A" * 43,
+        "other_prefix_" + "A" * 43,
+        "rcpt_audit_" + "A" * 42 + "=",
+        "rcpt_audit_" + "A" * 42 + "é",
+        "rcpt_audit_" + "A" * 42 + "\x00",
+        "' OR '1'='1",
+        "rcpt_audit_" + "A" * 10_000,
+    ],
+)
+def test_malformed_tokens_open_nothing(engine: Engine, presented: str) -> None:
+    _issue(engine)
+    assert _authenticate(engine, presented, T0) is None
+
+
+def test_a_token_that_was_never_issued_or_was_altered_opens_nothing(engine: Engine) -> None:
+    secret, _ = _issue(engine)
+    assert _authenticate(engine, TOKEN_PREFIX + "A" * 43, T0) is None
+    assert _authenticate(engine, _one_character_changed(secret), T0) is None
+    assert _authenticate(engine, " " + secret, T0) is None
+    with engine.connect() as conn:
+        assert [token.last_used_at for token in list_tokens(conn)] == [None]
+
+
+def test_a_token_expires_at_its_expiry_instant(engine: Engine) -> None:
+    secret, token = _issue(engine)
+    just_before = token.expires_at - timedelta(microseconds=1)
+
+    assert _authenticate(engine, secret, just_before) is not None
+    assert _authenticate(engine, secret, token.expires_at) is None
+    assert token.status(token.expires_at) is TokenStatus.EXPIRED
+    with engine.connect() as conn:
+        (listed,) = list_tokens(conn)
+    assert listed.last_used_at == just_before
+
+
+def test_a_revoked_token_opens_nothing_and_keeps_its_first_revocation_time(engine: Engine) -> None:
+    secret, token = _issue(engine)
+    revoked_at = T0 + timedelta(hours=1)
+    with engine.begin() as conn:
+        revoked = revoke_token(conn, token.id, revoked_at)
+    with engine.begin() as conn:
+        again = revoke_token(conn, token.id, revoked_at + timedelta(hours=1))
+        missing = revoke_token(conn, token.id + 1000, revoked_at)
+
+    assert revoked is not None and revoked.revoked_at == revoked_at
+    assert again is not None and again.revoked_at == revoked_at
+    assert missing is None
+    assert _authenticate(engine, secret, revoked_at) is None
+    assert _authenticate(engine, secret, revoked_at - timedelta(minutes=1)) is None
+    assert revoked.status(T0 + 2 * DAY) is TokenStatus.REVOKED
+
+
+def test_revoking_one_token_leaves_the_others_working(engine: Engine) -> None:
+    first, first_token = _issue(engine)
+    second, _ = _issue(engine)
+    with engine.begin() as conn:
+        revoke_token(conn, first_token.id, T0)
+    assert _authenticate(engine, first, T0) is None
+    assert _authenticate(engine, second, T0) is not None
+
+
+def test_listing_by_business_shows_only_that_business(engine: Engine) -> None:
+    _issue(engine, "acme-plumbing")
+    _issue(engine, "bright-spark-electric")
+    _issue(engine, "acme-plumbing")
+    with engine.connect() as conn:
+        acme = list_tokens(conn, "acme-plumbing")
+        everyone = list_tokens(conn)
+        nobody = list_tokens(conn, "no-such-business")
+    assert [token.business_id for token in acme] == ["acme-plumbing", "acme-plumbing"]
+    assert [token.id for token in everyone] == sorted(token.id for token in everyone)
+    assert len(everyone) == 3
+    assert nobody == []
+
+
+# --- the CLI ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cli_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Settings on a migrated database with the demo businesses and the dashboard's tables."""
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'cli.db'}"
+        else:
+            url = stack.enter_context(postgres_schema("audit_cli"))
+        upgrade(url)
+        engine = make_engine(url)
+        stack.callback(engine.dispose)
+        with engine.begin() as conn:
+            for business in load_businesses(ROOT / "fixtures" / "businesses.yaml"):
+                save_business(conn, business)
+            dashboard_metadata.create_all(conn)
+        yield receptionist_settings(url)
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="receptionist")
+    cli_auditor.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(list(argv))
+
+
+def _run(settings: Settings, *argv: str) -> int:
+    args = _parse(*argv)
+    status: int = args.handler(settings, args)
+    return status
+
+
+def test_create_prints_the_token_once_and_it_works(
+    cli_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = _run(
+        cli_settings, "auditor", "token", "create", "--business", "acme-plumbing",
+        "--label", "T-Mobile audit", "--expires-days", "7",
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+
+    assert status == 0
+    secret = out.strip()
+    assert TOKEN_SHAPE.fullmatch(secret)
+    assert secret not in err and "not shown again" in err
+    engine = make_engine(cli_settings.database_url)
+    with engine.begin() as conn:
+        (token,) = list_tokens(conn)
+        found = authenticate(conn, secret, token.created_at)
+    engine.dispose()
+    assert found is not None and found.business_id == "acme-plumbing"
+    assert token.label == "T-Mobile audit"
+    assert token.expires_at - token.created_at == timedelta(days=7)
+
+
+def test_list_never_shows_a_token(
+    cli_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(cli_settings, "auditor", "token", "create", "--business", "acme-plumbing", "--label", "a")
+    _run(cli_settings, "auditor", "token", "create", "--business", "bright-spark-electric")
+    secrets = capsys.readouterr().out.split()
+
+    _run(cli_settings, "auditor", "token", "list")
+    table = capsys.readouterr().out
+    _run(cli_settings, "auditor", "token", "list", "--business", "acme-plumbing", "--json")
+    listed = json.loads(capsys.readouterr().out)
+
+    assert all(secret not in table for secret in secrets)
+    assert TOKEN_PREFIX not in table
+    assert "acme-plumbing" in table and "bright-spark-electric" in table
+    assert [(entry["business_id"], entry["label"], entry["status"]) for entry in listed] == [
+        ("acme-plumbing", "a", "active")
+    ]
+    assert set(listed[0]) == {
+        "id", "business_id", "label", "status", "created_at", "expires_at", "revoked_at",
+        "last_used_at",
+    }  # fmt: skip
+
+
+def test_revoke_stops_a_token_and_says_so(
+    cli_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(cli_settings, "auditor", "token", "create", "--business", "acme-plumbing")
+    secret = capsys.readouterr().out.strip()
+    engine = make_engine(cli_settings.database_url)
+    with engine.connect() as conn:
+        (token,) = list_tokens(conn)
+
+    assert _run(cli_settings, "auditor", "token", "revoke", str(token.id)) == 0
+    assert f"revoked auditor token {token.id}" in capsys.readouterr().out
+    assert _run(cli_settings, "auditor", "token", "revoke", str(token.id)) == 0
+    assert "already revoked" in capsys.readouterr().out
+    with engine.begin() as conn:
+        assert authenticate(conn, secret, token.created_at) is None
+    engine.dispose()
+    _run(cli_settings, "auditor", "token", "list", "--json")
+    assert json.loads(capsys.readouterr().out)[0]["status"] == "revoked"
+
+
+def test_commands_refuse_what_does_not_exist(cli_settings: Settings) -> None:
+    with pytest.raises(CommandError, match="no business"):
+        _run(cli_settings, "auditor", "token", "create", "--business", "nobody")
+    with pytest.raises(CommandError, match="no auditor token 999"):
+        _run(cli_settings, "auditor", "token", "revoke", "999")
+    with pytest.raises(CommandError, match="control characters"):
+        _run(cli_settings, "auditor", "token", "create", "--business", "acme-plumbing",
+             "--label", "bad\x07label")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("auditor", "token", "create"),
+        ("auditor", "token", "create", "--business", "acme-plumbing", "--expires-days", "0"),
+        ("auditor", "token", "create", "--business", "acme-plumbing", "--expires-days", "367"),
+        ("auditor", "token", "create", "--business", "acme-plumbing", "--expires-days", "1.5"),
+        ("auditor", "token", "revoke", "one"),
+        ("auditor", "token"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(argv: tuple[str, ...]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        _parse(*argv)
+    assert exit_info.value.code == 2
