@@ -32,9 +32,9 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from consent_ledger.audio_store import AudioStore  # noqa: E402
-from consent_ledger.chain import BODY_SCHEMA, GENESIS_HASH, append_event, canonical_json  # noqa: E402
-from consent_ledger.evidence import (  # noqa: E402
+from consent_ledger.audio_store import AudioStore
+from consent_ledger.chain import BODY_SCHEMA, GENESIS_HASH, append_event, canonical_json
+from consent_ledger.evidence import (
     AnswerEvidence,
     ConsentEvidence,
     ConsentMethod,
@@ -43,10 +43,10 @@ from consent_ledger.evidence import (  # noqa: E402
     ScriptEvidence,
     WordEvidence,
 )
-from consent_ledger.export import PacketRequest, build_audit_packet  # noqa: E402
-from consent_ledger.tables import consent_chain_heads, create_ledger_schema  # noqa: E402
-from consent_ledger.verify import verify_ledger  # noqa: E402
-from voice_agent.db import make_engine  # noqa: E402
+from consent_ledger.export import PacketRequest, build_audit_packet
+from consent_ledger.tables import consent_chain_heads, create_ledger_schema
+from consent_ledger.verify import verify_ledger
+from voice_agent.db import make_engine
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 START = datetime(2025, 4, 11, 14, 0, tzinfo=UTC)
@@ -113,8 +113,9 @@ def call_evidence(business_id: str, number: str, kind: EventKind, call_sid: str)
 def bench_appends(engine: Engine, count: int) -> float:
     """Appends per second, each in its own transaction, to a few chains."""
     evidences = [
-        call_evidence(f"append-{i % 4}", f"+1212555{i % 10000:04d}", EventKind.CONSENT_GRANTED,
-                      f"CA{i:032d}")  # fmt: skip
+        call_evidence(
+            f"append-{i % 4}", f"+1212555{i % 10000:04d}", EventKind.CONSENT_GRANTED, f"CA{i:032d}"
+        )
         for i in range(count)
     ]
     began = time.perf_counter()
@@ -241,7 +242,7 @@ def postgres_engine() -> tuple[Engine, str] | None:
         with engine.begin() as conn:
             conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
             create_ledger_schema(conn)
-    except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception as error:
         print(f"PostgreSQL skipped: {error}", file=sys.stderr)
         return None
     return engine, schema

@@ -1,6 +1,7 @@
 """Consent evidence: an append-only, hash-chained ledger per business, its verification, and
 the send gate that every text must pass."""
 
+from consent_ledger.audio_store import AudioStatus, AudioStore
 from consent_ledger.chain import GENESIS_HASH, RecordedEvent, append_event, canonical_json
 from consent_ledger.evidence import (
     AnswerEvidence,
@@ -12,35 +13,59 @@ from consent_ledger.evidence import (
     ScriptEvidence,
     WordEvidence,
 )
+from consent_ledger.export import (
+    EventSummary,
+    PacketRequest,
+    PacketRequestError,
+    build_audit_packet,
+    summaries_to_csv,
+    summaries_to_json,
+    summarize_events,
+)
 from consent_ledger.gate import GateDecision, GateReason, may_send, resubscribe, revoke
 from consent_ledger.queries import event_by_hash, events_for_number, latest_events
 from consent_ledger.tables import append_only_ddl, metadata
-from consent_ledger.verify import BrokenEvent, VerificationReport, verify_ledger
+from consent_ledger.verify import (
+    BrokenEvent,
+    VerificationReport,
+    ledger_event_total,
+    verify_ledger,
+)
 
 __all__ = [
     "GENESIS_HASH",
     "AnswerEvidence",
+    "AudioStatus",
+    "AudioStore",
     "BrokenEvent",
     "ConsentEvidence",
     "ConsentMethod",
     "ConsentScope",
     "EventKind",
+    "EventSummary",
     "EvidenceError",
     "GateDecision",
     "GateReason",
+    "PacketRequest",
+    "PacketRequestError",
     "RecordedEvent",
     "ScriptEvidence",
     "VerificationReport",
     "WordEvidence",
     "append_event",
     "append_only_ddl",
+    "build_audit_packet",
     "canonical_json",
     "event_by_hash",
     "events_for_number",
     "latest_events",
+    "ledger_event_total",
     "may_send",
     "metadata",
     "resubscribe",
     "revoke",
+    "summaries_to_csv",
+    "summaries_to_json",
+    "summarize_events",
     "verify_ledger",
 ]

@@ -1,33 +1,37 @@
 """The send gate: may this business text this number now? Derived from the ledger alone.
 
 The events of one (business, number) pair are read in chain order and folded into the consent's
-standing:
-
-- ``consent_granted`` puts a consent in force; its scope sets the window (from when the grant was
-  recorded until ``scope.expires_at``) and the cap (``scope.max_texts``).
-- A later ``consent_declined`` or ``revoked`` withdraws it.
-- ``resubscribed`` restores a consent withdrawn by the revocation it points at, never beyond the
-  original window or cap (the stricter of both scopes applies).
-- ``consent_unclear`` and ``consent_not_asked`` never grant and never withdraw.
+standing by ``projection.advance`` (the rules are written there), the same fold that keeps the
+current-state projection. The gate reads the events themselves, not the projection: the events
+are the truth, and each is checked against its hash on the way.
 
 Anything unreadable in the history means no (fail closed). :func:`revoke` and :func:`resubscribe`
-record the SMS keywords STOP and START against the same standing.
+record a revocation (STOP, a plain-language text, "don't text me" on a call, the owner) and the
+keyword START against the same standing. :func:`owner_notifications_allowed` answers the separate
+question whether the owner's own phone may get notification texts.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import Connection
 
-from consent_ledger.chain import RecordedEvent, append_event
-from consent_ledger.evidence import ConsentEvidence, ConsentMethod, ConsentScope, EventKind
+from consent_ledger.chain import CorruptEventError, RecordedEvent, append_event
+from consent_ledger.evidence import (
+    OWNER_NOTIFICATION_KINDS,
+    ConsentEvidence,
+    ConsentMethod,
+    ConsentScope,
+    EventKind,
+)
 from consent_ledger.instants import require_utc
-from consent_ledger.queries import events_for_number
+from consent_ledger.projection import ConsentStateRow, ConsentStatus, fold
+from consent_ledger.queries import events_for_number, latest_event_of_kinds
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +48,17 @@ class GateReason(StrEnum):
     INVALID_RECORD = "invalid_record"
 
 
+_REFUSALS = {ConsentStatus.DECLINED: GateReason.DECLINED, ConsentStatus.REVOKED: GateReason.REVOKED}
+
+
 @dataclass(frozen=True)
 class GateDecision:
     """The gate's answer.
 
     ``event`` is the grant that allows the text (or whose window or cap refuses it), or the event
-    that withdrew consent; ``remaining`` is how many texts the consent still allows, this one
-    included; ``window_end`` is when the consent's window closes.
+    the refusal rests on (the decline, the revocation, an inconclusive answer; None when nothing is
+    on record); ``remaining`` is how many texts the consent still allows, this one included;
+    ``window_end`` is when the consent's window closes.
     """
 
     allowed: bool
@@ -62,19 +70,17 @@ class GateDecision:
 
 @dataclass(frozen=True)
 class _Standing:
-    """Where a number's consent stands after its history.
+    """A number's folded standing, with the events its hashes name."""
 
-    ``status`` is ALLOWED while a consent is in force, else NO_CONSENT, DECLINED or REVOKED.
-    ``latest`` is the event that last changed the status.
-    """
+    state: ConsentStateRow | None
+    events: dict[str, RecordedEvent]
 
-    status: GateReason
-    grant: RecordedEvent | None
-    scope: ConsentScope | None
-    latest: RecordedEvent | None
+    @property
+    def status(self) -> ConsentStatus:
+        return ConsentStatus.NONE if self.state is None else self.state.status
 
-
-_NOTHING_ON_RECORD = _Standing(GateReason.NO_CONSENT, grant=None, scope=None, latest=None)
+    def event_named(self, event_hash: str | None) -> RecordedEvent | None:
+        return None if event_hash is None else self.events[event_hash]
 
 
 def may_send(
@@ -91,27 +97,30 @@ def may_send(
     """
     require_utc("at", at)
     try:
-        standing = _standing_of(events_for_number(conn, business_id, phone_number))
+        standing = _standing_of(conn, business_id, phone_number)
     except ValueError as error:
         logger.error(
             "consent history unreadable, refusing to send",
             extra={"business_id": business_id, "error": str(error)},
         )
         return GateDecision(False, GateReason.INVALID_RECORD, None, 0, None)
-    if standing.status is not GateReason.ALLOWED:
-        return GateDecision(False, standing.status, standing.latest, 0, None)
-    grant, scope = standing.grant, standing.scope
-    if grant is None or scope is None:
+    state = standing.state
+    if state is None or state.status is not ConsentStatus.GRANTED:
+        event = standing.event_named(None if state is None else state.event_hash)
+        reason = _REFUSALS.get(standing.status, GateReason.NO_CONSENT)
+        return GateDecision(False, reason, event, 0, None)
+    grant = standing.event_named(state.consent_hash)
+    if grant is None or state.window_start is None or state.window_end is None:
         return GateDecision(False, GateReason.INVALID_RECORD, None, 0, None)
-    if not grant.recorded_at <= at < scope.expires_at:
-        return GateDecision(False, GateReason.EXPIRED, grant, 0, scope.expires_at)
-    sent = count_sent(grant.recorded_at)
+    if not state.window_start <= at < state.window_end:
+        return GateDecision(False, GateReason.EXPIRED, grant, 0, state.window_end)
+    sent = count_sent(state.window_start)
     if not isinstance(sent, int) or isinstance(sent, bool) or sent < 0:
         raise ValueError(f"count_sent must return a count of texts, got {sent!r}")
-    remaining = max(scope.max_texts - sent, 0)
+    remaining = max((state.max_texts or 0) - sent, 0)
     if remaining == 0:
-        return GateDecision(False, GateReason.CAP_REACHED, grant, 0, scope.expires_at)
-    return GateDecision(True, GateReason.ALLOWED, grant, remaining, scope.expires_at)
+        return GateDecision(False, GateReason.CAP_REACHED, grant, 0, state.window_end)
+    return GateDecision(True, GateReason.ALLOWED, grant, remaining, state.window_end)
 
 
 def revoke(
@@ -122,24 +131,30 @@ def revoke(
     method: ConsentMethod,
     occurred_at: datetime,
     recorded_at: datetime,
+    *,
+    call_sid: str | None = None,
+    note: str = "",
 ) -> RecordedEvent | None:
-    """Record that the caller revoked consent; None when no consent is in force to revoke.
+    """Record that the caller (or the owner) revoked consent; None when none is in force.
 
-    The ``revoked`` event points at the latest grant. Raises CorruptEventError or ValueError when
-    the history cannot be read (the gate refuses every text for that number meanwhile).
+    The ``revoked`` event points at the grant in force. A revocation said or keyed on a call
+    (``spoken``, ``keypad``) names the call. Raises CorruptEventError or ValueError when the
+    history cannot be read (the gate refuses every text for that number meanwhile).
     """
-    standing = _standing_of(events_for_number(conn, business_id, phone_number))
-    if standing.status is not GateReason.ALLOWED or standing.grant is None:
+    state = _standing_of(conn, business_id, phone_number).state
+    if state is None or state.status is not ConsentStatus.GRANTED or state.consent_hash is None:
         return None
-    revocation = _keyword_evidence(
+    revocation = _change_evidence(
         business_id,
         business_name,
         phone_number,
         method,
         occurred_at,
         EventKind.REVOKED,
-        revokes=standing.grant.hash,
+        revokes=state.consent_hash,
         scope=None,
+        call_sid=call_sid,
+        note=note,
     )
     return append_event(conn, revocation, recorded_at)
 
@@ -158,72 +173,55 @@ def resubscribe(
     The ``resubscribed`` event points at the revocation and carries the revoked consent's scope, so
     it restores at most what was granted, inside the original window.
     """
-    standing = _standing_of(events_for_number(conn, business_id, phone_number))
+    standing = _standing_of(conn, business_id, phone_number)
+    state = standing.state
+    grant = None if state is None else standing.event_named(state.consent_hash)
+    granted_scope = None if grant is None else grant.evidence().scope
     if (
-        standing.status is not GateReason.REVOKED
-        or standing.latest is None
-        or standing.grant is None
-        or standing.scope is None
+        state is None
+        or state.status is not ConsentStatus.REVOKED
+        or state.event_hash is None
+        or state.window_end is None
+        or state.max_texts is None
+        or granted_scope is None
     ):
         return None
-    resubscription = _keyword_evidence(
+    resubscription = _change_evidence(
         business_id,
         business_name,
         phone_number,
         method,
         occurred_at,
         EventKind.RESUBSCRIBED,
-        revokes=standing.latest.hash,
-        scope=standing.scope,
+        revokes=state.event_hash,
+        scope=ConsentScope(granted_scope.purpose, state.max_texts, state.window_end),
     )
     return append_event(conn, resubscription, recorded_at)
 
 
-def _standing_of(events: Sequence[RecordedEvent]) -> _Standing:
-    standing = _NOTHING_ON_RECORD
-    for event in events:
-        standing = _apply(standing, event, event.evidence())
-    return standing
+def owner_notifications_allowed(conn: Connection, business_id: str, owner_number: str) -> bool:
+    """Whether the owner's phone ``owner_number`` may get notification texts from ``business_id``.
 
-
-def _apply(standing: _Standing, event: RecordedEvent, evidence: ConsentEvidence) -> _Standing:
-    kind = evidence.kind
-    if kind is EventKind.CONSENT_GRANTED:
-        return _Standing(GateReason.ALLOWED, grant=event, scope=evidence.scope, latest=event)
-    if kind is EventKind.CONSENT_DECLINED:
-        return replace(standing, status=GateReason.DECLINED, latest=event)
-    if kind is EventKind.REVOKED:
-        return replace(standing, status=GateReason.REVOKED, latest=event)
-    if kind is EventKind.RESUBSCRIBED:
-        return _apply_resubscription(standing, event, evidence)
-    return standing
-
-
-def _apply_resubscription(
-    standing: _Standing, event: RecordedEvent, evidence: ConsentEvidence
-) -> _Standing:
-    revocation = standing.latest
-    if (
-        standing.status is not GateReason.REVOKED
-        or revocation is None
-        or evidence.revokes != revocation.hash
-        or standing.scope is None
-        or evidence.scope is None
-    ):
-        logger.warning(
-            "resubscription does not undo the revocation in force; ignored",
-            extra={"business_id": event.business_id, "seq": event.seq},
+    The newest opt-in or opt-out wins; none on record, or a damaged one, means no.
+    """
+    try:
+        latest = latest_event_of_kinds(conn, business_id, owner_number, OWNER_NOTIFICATION_KINDS)
+    except CorruptEventError as error:
+        logger.error(
+            "owner notification choice unreadable, refusing to notify",
+            extra={"business_id": business_id, "error": str(error)},
         )
-        return standing
-    scope = ConsentScope(
-        purpose=standing.scope.purpose,
-        max_texts=min(standing.scope.max_texts, evidence.scope.max_texts),
-        expires_at=min(standing.scope.expires_at, evidence.scope.expires_at),
-    )
-    return replace(standing, status=GateReason.ALLOWED, scope=scope, latest=event)
+        return False
+    return latest is not None and latest.kind is EventKind.OWNER_NOTIFICATIONS_OPT_IN
 
 
-def _keyword_evidence(
+def _standing_of(conn: Connection, business_id: str, phone_number: str) -> _Standing:
+    events = events_for_number(conn, business_id, phone_number)
+    state = fold(event.chained() for event in events)
+    return _Standing(state, {event.hash: event for event in events})
+
+
+def _change_evidence(
     business_id: str,
     business_name: str,
     phone_number: str,
@@ -233,13 +231,15 @@ def _keyword_evidence(
     *,
     revokes: str,
     scope: ConsentScope | None,
+    call_sid: str | None = None,
+    note: str = "",
 ) -> ConsentEvidence:
-    """Evidence of a change made outside a consent question: no script, no spoken answer."""
+    """Evidence of a change made outside a consent question: no script, no classified answer."""
     return ConsentEvidence(
         business_id=business_id,
         business_name=business_name,
         phone_number=phone_number,
-        call_sid=None,
+        call_sid=call_sid,
         stream_sid=None,
         kind=kind,
         method=method,
@@ -251,4 +251,5 @@ def _keyword_evidence(
         scope=scope,
         occurred_at=occurred_at,
         revokes=revokes,
+        note=note,
     )

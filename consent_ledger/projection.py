@@ -71,8 +71,8 @@ class ConsentStateRow:
     inconclusive event for ``unclear`` and ``not_asked``, none for ``none``. ``consent_hash`` and
     ``consent_seq`` name the grant whose window (``window_start`` to ``window_end``) and cap
     (``max_texts``) apply: the consent in force, or the revoked consent a resubscription would
-    restore; otherwise all five are None. ``last_seq`` and ``updated_at`` are the sequence number and recorded time of the newest
-    event about the number.
+    restore; otherwise all five are None. ``last_seq`` and ``updated_at`` are the sequence number
+    and recorded time of the newest event about the number.
     """
 
     business_id: str
@@ -149,7 +149,7 @@ def store_states(conn: Connection, states: list[ConsentStateRow]) -> None:
 def consent_state(
     conn: Connection, business_id: str, phone_number: str, *, for_update: bool = False
 ) -> ConsentStateRow | None:
-    """The stored standing of ``phone_number`` with ``business_id``; None when no event is on record."""
+    """The stored standing of ``phone_number`` with ``business_id``; None: nothing on record."""
     statement = (
         select(consent_states)
         .where(consent_states.c.business_id == business_id)

@@ -1,4 +1,8 @@
-"""Auditor access over HTTP: one business's consent records for a named number, read-only.
+"""Auditor access over HTTP, read-only: a number's consent records, and the audit export.
+
+``GET /audit/numbers/{e164}`` answers with every event of the number, where its consent stands,
+and whether the business's chain verifies; ``GET /audit/export`` gives the audit packet (zip) or a
+JSON/CSV summary, for the business or one number, over an optional period.
 
 Every request carries ``Authorization: Bearer rcpt_audit_…``; the token decides the business, so an
 auditor never names one and never sees another's records (a number on record only elsewhere is a
@@ -10,24 +14,33 @@ The lead puts an :class:`AuditContext` at ``app.state.audit`` and includes :func
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any
 
 import phonenumbers
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from sqlalchemy import Connection, Engine
 
 from consent_ledger import (
+    AudioStore,
+    ConsentStateRow,
+    PacketRequest,
+    PacketRequestError,
     RecordedEvent,
     VerificationReport,
+    build_audit_packet,
     canonical_json,
+    consent_state,
     events_for_number,
+    summaries_to_csv,
+    summaries_to_json,
+    summarize_events,
     verify_ledger,
 )
 from dashboard.auditor_tokens import AuditorToken, authenticate
@@ -36,6 +49,12 @@ logger = logging.getLogger(__name__)
 
 _E164_SHAPE = re.compile(r"\+[1-9][0-9]{1,14}")
 _BEARER = re.compile(r"Bearer +(\S+) *", re.IGNORECASE)
+_EXPORT_MEDIA_TYPES = {
+    "zip": "application/zip",
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+}
+_UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9-]")
 _NO_TOKEN_CHALLENGE = 'Bearer realm="audit"'
 _BAD_TOKEN_CHALLENGE = 'Bearer realm="audit", error="invalid_token"'
 
@@ -53,6 +72,7 @@ def audit_router() -> APIRouter:
     """The ``/audit`` routes."""
     router = APIRouter(prefix="/audit", tags=["audit"])
     router.add_api_route("/numbers/{e164:path}", audit_number, methods=["GET"])
+    router.add_api_route("/export", audit_export, methods=["GET"], response_class=Response)
     return router
 
 
@@ -93,18 +113,18 @@ Auditor = Annotated[AuditorToken, Depends(current_auditor)]
 
 def audit_number(e164: str, auditor: Auditor, context: Context) -> dict[str, Any]:
     """Every consent event of the auditor's business about ``e164``, where consent stands now, and
-    whether the business's whole chain verifies."""
+    whether the business's whole chain (and its answer audio) verifies."""
     number = parse_e164(e164)
+    now = context.clock()
     with _snapshot(context.engine) as conn:
         try:
             events = events_for_number(conn, auditor.business_id, number)
         except ValueError as error:
-            return _damaged_record(
-                auditor, number, str(error), verify_ledger(conn, auditor.business_id)
-            )
+            return _damaged_record(auditor, number, str(error), _verify(conn, auditor, context))
         if not events:
             raise HTTPException(404, "no consent events for this number")
-        report = verify_ledger(conn, auditor.business_id)
+        standing = consent_state(conn, auditor.business_id, number)
+        report = _verify(conn, auditor, context)
     logger.info(
         "auditor read a number's consent records",
         extra={"business_id": auditor.business_id, "token_id": auditor.id},
@@ -114,8 +134,49 @@ def audit_number(e164: str, auditor: Auditor, context: Context) -> dict[str, Any
         "business_name": events[-1].body["evidence"]["business_name"],
         "phone_number": number,
         "events": [_event_json(event) for event in events],
+        "standing": None if standing is None else _standing_json(standing, now),
         "verification": _verification_json(report),
     }
+
+
+def audit_export(
+    auditor: Auditor,
+    context: Context,
+    number: str | None = None,
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+    export_format: Annotated[str, Query(alias="format")] = "zip",
+) -> Response:
+    """The audit packet (``format=zip``) or a summary (``json``, ``csv``) of the auditor's business,
+    or of one number with it, for events recorded from ``from`` (inclusive) to ``to``
+    (exclusive). A ``+`` left unencoded in ``number`` arrives as a space and is read as ``+``."""
+    if export_format not in _EXPORT_MEDIA_TYPES:
+        raise HTTPException(422, "format must be zip, json or csv")
+    phone_number = None if number is None else parse_e164(_plus_restored(number))
+    try:
+        request = PacketRequest(
+            auditor.business_id, phone_number, _instant_param(start), _instant_param(end)
+        )
+    except PacketRequestError as error:  # the inputs are checked: only the period can be wrong
+        raise HTTPException(422, str(error)) from None
+    generated_at = context.clock()
+    with _snapshot(context.engine) as conn:
+        if (
+            phone_number is not None
+            and consent_state(conn, auditor.business_id, phone_number) is None
+        ):
+            raise HTTPException(404, "no consent events for this number")
+        content = _export(conn, request, export_format, context, generated_at)
+    logger.info(
+        "auditor exported consent records",
+        extra={"business_id": auditor.business_id, "token_id": auditor.id, "format": export_format},
+    )
+    file_name = _export_file_name(request, generated_at, export_format)
+    return Response(
+        content,
+        media_type=_EXPORT_MEDIA_TYPES[export_format],
+        headers={"Content-Disposition": f'attachment; filename="{file_name}"'},
+    )
 
 
 def parse_e164(raw: str) -> str:
@@ -131,7 +192,50 @@ def parse_e164(raw: str) -> str:
     raise HTTPException(422, "not a phone number in E.164 form, like +15125550123")
 
 
-@contextmanager
+def _plus_restored(raw: str) -> str:
+    return "+" + raw[1:] if raw.startswith(" ") else raw
+
+
+def _instant_param(raw: str | None) -> datetime | None:
+    """A ``from``/``to`` value: a date (midnight UTC) or an ISO-8601 time with a zone, as UTC."""
+    if raw is None:
+        return None
+    with contextlib.suppress(ValueError):
+        return datetime.combine(date.fromisoformat(raw), time(), UTC)
+    try:
+        instant: datetime | None = datetime.fromisoformat(raw)
+    except ValueError:
+        instant = None
+    if instant is None or instant.tzinfo is None:
+        raise HTTPException(
+            422, "from and to take a date (2025-06-01) or a time with a zone (2025-06-01T09:00Z)"
+        )
+    return instant.astimezone(UTC)
+
+
+def _export(
+    conn: Connection,
+    request: PacketRequest,
+    export_format: str,
+    context: AuditContext,
+    generated_at: datetime,
+) -> bytes:
+    if export_format == "zip":
+        audio_store = AudioStore(context.audio_store_root)
+        return build_audit_packet(conn, request, audio_store=audio_store, generated_at=generated_at)
+    summaries = summarize_events(conn, request)
+    render = summaries_to_json if export_format == "json" else summaries_to_csv
+    return render(summaries).encode("utf-8")
+
+
+def _export_file_name(request: PacketRequest, generated_at: datetime, extension: str) -> str:
+    """``consent-audit-<business>-<number digits or "all">-<UTC time>.<format>``, file-name safe."""
+    business = _UNSAFE_IN_FILE_NAME.sub("_", request.business_id or "")
+    subject = (request.phone_number or "+all")[1:]
+    return f"consent-audit-{business}-{subject}-{generated_at:%Y%m%dT%H%M%SZ}.{extension}"
+
+
+@contextlib.contextmanager
 def _snapshot(engine: Engine) -> Iterator[Connection]:
     """A read-only connection that sees one consistent state of the ledger.
 
@@ -158,15 +262,44 @@ def _event_json(event: RecordedEvent) -> dict[str, Any]:
     }
 
 
+def _standing_json(standing: ConsentStateRow, now: datetime) -> dict[str, Any]:
+    """Where the number's consent stands: the status, the event it rests on, and the window and cap
+    of the consent it concerns; ``window_open`` says whether ``now`` falls inside that window."""
+    start, end = standing.window_start, standing.window_end
+    return {
+        "status": standing.status.value,
+        "rests_on_seq": standing.event_seq,
+        "consent_seq": standing.consent_seq,
+        "window_start": _instant(start),
+        "window_end": _instant(end),
+        "window_open": start is not None and end is not None and start <= now < end,
+        "max_texts": standing.max_texts,
+        "last_seq": standing.last_seq,
+    }
+
+
+def _verify(conn: Connection, auditor: AuditorToken, context: AuditContext) -> VerificationReport:
+    """The business's whole chain, re-hashed now, with each event's answer audio."""
+    return verify_ledger(
+        conn, auditor.business_id, audio_store=AudioStore(context.audio_store_root)
+    )
+
+
 def _verification_json(report: VerificationReport) -> dict[str, Any]:
     broken = report.first_broken
     return {
         "ok": report.ok,
         "events_checked": report.events_checked,
+        "audio_checked": report.audio_checked,
+        "audio_purged": report.audio_purged,
         "first_broken": None
         if broken is None
         else {"seq": broken.seq, "event_id": broken.event_id, "reason": broken.reason},
     }
+
+
+def _instant(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _damaged_record(
@@ -181,5 +314,6 @@ def _damaged_record(
         "phone_number": number,
         "events": None,
         "records_error": problem,
+        "standing": None,
         "verification": _verification_json(report),
     }

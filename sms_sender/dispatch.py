@@ -1,15 +1,24 @@
-"""The dispatcher: claims due outbox rows and sends each one only if the consent gate allows it.
+"""The dispatcher: leases due outbox rows, then sends each one only if its rules allow it.
 
-Each row gets one transaction that claims it (``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL;
-on SQLite ``BEGIN IMMEDIATE`` already serialises writers), asks the consent gate, hands the text
-to the transport and records the outcome. The send happens inside that transaction on purpose:
-a revocation cancels pending rows with an UPDATE that waits for the row lock, so once it commits
-no cancelled text can still reach the transport. On PostgreSQL a transaction-scoped advisory lock
-per business and number also serialises two workers texting the same number, so the gate's count
-of texts already sent is never stale.
+A pass has three steps, each its own transaction:
 
-Failures close: a row whose dispatch raises anything unexpected is rolled back and then marked
-failed (or sent, if the provider had already accepted it), never retried blindly.
+1. Recover: rows claimed longer ago than the lease by a worker that died go back to scheduled.
+2. Lease: due rows are claimed (``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's
+   ``BEGIN IMMEDIATE`` serialises writers) and marked ``claimed`` with one more attempt counted.
+   The claim is committed, so a worker that dies later leaves a trace.
+3. Send, per row: lock the row again, check it is still claimed (a revocation may have cancelled
+   it), ask the rules of its kind (consent gate, caps, exclusions, send window — see
+   ``send_rules``), re-check with the provider when an earlier attempt may have reached it, hand the
+   text to the transport and record the outcome. The send happens while the row is locked, so a
+   revocation that cancels it waits, and once the revocation commits nothing it cancelled can reach
+   the transport. On PostgreSQL a transaction-scoped advisory lock per business and number also
+   serialises two workers texting the same number, so counts of texts sent are never stale.
+
+No duplicates: a row whose earlier attempt may have been accepted (a worker died mid-send, a
+timeout) is looked up with the provider before it is sent again. Failures close: a row whose
+dispatch raises anything unexpected is rolled back and marked failed (or sent, if the provider had
+already accepted it), never retried blindly. Error 21610 (unsubscribed at the carrier) records a
+revocation and cancels the number's pending texts in the send's transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -25,8 +33,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from consent_ledger import may_send
-from sms_sender.outbox import OutboxMessage, OutboxStatus, count_sent, message_from_row
+from consent_ledger import ConsentMethod, revoke
+from sms_sender.outbox import OutboxMessage, OutboxStatus, cancel_pending, message_from_row
+from sms_sender.send_rules import SendRules, Verdict, judge
 from sms_sender.tables import outbox
 from sms_sender.transport import OutgoingSms, SendFailed, SendReceipt, SmsTransport
 
@@ -34,17 +43,21 @@ logger = logging.getLogger(__name__)
 
 MAX_SEND_ATTEMPTS = 5
 FIRST_RETRY_DELAY = timedelta(seconds=30)
+LEASE = timedelta(minutes=5)
+LEASE_BATCH = 10
+UNSUBSCRIBED_AT_CARRIER = 21610
 
 
 @dataclass(frozen=True)
 class DispatchReport:
     """What one ``dispatch_due`` pass did; ``retried`` rows were rescheduled after a transient
-    failure."""
+    failure, ``deferred`` rows wait for the recipient's send window."""
 
     sent: int
     blocked: int
     failed: int
     retried: int = 0
+    deferred: int = 0
 
 
 class _Outcome(Enum):
@@ -52,95 +65,187 @@ class _Outcome(Enum):
     BLOCKED = "blocked"
     FAILED = "failed"
     RETRIED = "retried"
+    DEFERRED = "deferred"
+    SKIPPED = "skipped"
 
 
 @dataclass
 class _RowInFlight:
-    """What is known of the row being dispatched, kept for when its transaction rolls back."""
+    """What is known of the row being sent, kept for when its transaction rolls back."""
 
-    message_id: int | None = None
     receipt: SendReceipt | None = None
 
 
 def dispatch_due(
-    engine: Engine, transport: SmsTransport, now: datetime, limit: int = 50
+    engine: Engine,
+    transport: SmsTransport,
+    now: datetime,
+    limit: int = 50,
+    rules: SendRules | None = None,
 ) -> DispatchReport:
     """Dispatch up to ``limit`` rows that are scheduled and due at ``now``."""
     now = _as_utc(now)
+    chosen_rules = rules or SendRules()
+    recover_stale_claims(engine, now)
     outcomes: Counter[_Outcome] = Counter()
-    troubled: set[int] = set()
-    for _ in range(limit):
-        in_flight = _RowInFlight()
-        try:
-            outcome = _dispatch_next(engine, transport, now, troubled, in_flight)
-        except Exception:
-            message_id = in_flight.message_id
-            if message_id is None:
-                raise
-            logger.exception("dispatching outbox row %d failed; rolled back", message_id)
-            troubled.add(message_id)
-            outcome = _record_after_error(engine, message_id, in_flight.receipt, now)
-        if outcome is None:
+    remaining = limit
+    while remaining > 0:
+        leased = _lease(engine, now, min(LEASE_BATCH, remaining))
+        if not leased:
             break
-        outcomes[outcome] += 1
+        remaining -= len(leased)
+        for message_id in leased:
+            outcomes[_dispatch_leased(engine, transport, message_id, now, chosen_rules)] += 1
     return DispatchReport(
         sent=outcomes[_Outcome.SENT],
         blocked=outcomes[_Outcome.BLOCKED],
         failed=outcomes[_Outcome.FAILED],
         retried=outcomes[_Outcome.RETRIED],
+        deferred=outcomes[_Outcome.DEFERRED],
     )
 
 
-def _dispatch_next(
-    engine: Engine,
-    transport: SmsTransport,
-    now: datetime,
-    troubled: Collection[int],
-    in_flight: _RowInFlight,
-) -> _Outcome | None:
-    """Claim, gate and send the next due row in one transaction; None when nothing is due."""
+def recover_stale_claims(engine: Engine, now: datetime) -> int:
+    """Put rows claimed before ``now - LEASE`` back to scheduled; how many there were.
+
+    Their attempt is already counted, so the next worker re-checks with the provider first.
+    """
     with engine.begin() as conn:
-        message = _claim_next_due(conn, now, troubled)
-        if message is None:
-            return None
-        in_flight.message_id = message.id
-        _serialise_per_recipient(conn, message)
-        decision = may_send(
-            conn,
-            message.business_id,
-            message.to_number,
-            now,
-            lambda since: count_sent(conn, message.business_id, message.to_number, since),
-        )
-        if not decision.allowed:
-            _record(conn, message.id, status=OutboxStatus.BLOCKED, reason=decision.reason.value)
-            logger.info(
-                "outbox row %d blocked: %s",
-                message.id,
-                decision.reason.value,
-                extra=_log_fields(message),
+        stale = conn.execute(
+            select(outbox.c.id)
+            .where(
+                outbox.c.status == OutboxStatus.CLAIMED.value,
+                outbox.c.claimed_at <= now - LEASE,
             )
-            return _Outcome.BLOCKED
-        return _send(conn, transport, message, now, in_flight)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+        ids = list(stale)
+        if ids:
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(ids))
+                .values(status=OutboxStatus.SCHEDULED.value, reason="claim expired")
+            )
+            logger.warning("%d outbox rows claimed by a stopped worker are rescheduled", len(ids))
+    return len(ids)
 
 
-def _claim_next_due(
-    conn: Connection, now: datetime, troubled: Collection[int]
-) -> OutboxMessage | None:
-    query = (
+def _lease(engine: Engine, now: datetime, count: int) -> list[int]:
+    with engine.begin() as conn:
+        due = conn.execute(
+            select(outbox.c.id)
+            .where(outbox.c.status == OutboxStatus.SCHEDULED.value, outbox.c.due_at <= now)
+            .order_by(outbox.c.due_at, outbox.c.id)
+            .limit(count)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+        ids = list(due)
+        if ids:
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(ids))
+                .values(
+                    status=OutboxStatus.CLAIMED.value,
+                    claimed_at=now,
+                    attempts=outbox.c.attempts + 1,
+                )
+            )
+    return ids
+
+
+def _dispatch_leased(
+    engine: Engine, transport: SmsTransport, message_id: int, now: datetime, rules: SendRules
+) -> _Outcome:
+    in_flight = _RowInFlight()
+    try:
+        with engine.begin() as conn:
+            return _send_claimed(conn, transport, message_id, now, rules, in_flight)
+    except Exception:
+        logger.exception("dispatching outbox row %d failed; rolled back", message_id)
+        return _record_after_error(engine, message_id, in_flight.receipt, now)
+
+
+def _send_claimed(
+    conn: Connection,
+    transport: SmsTransport,
+    message_id: int,
+    now: datetime,
+    rules: SendRules,
+    in_flight: _RowInFlight,
+) -> _Outcome:
+    row = conn.execute(
         select(outbox)
-        .where(outbox.c.status == OutboxStatus.SCHEDULED.value, outbox.c.due_at <= now)
-        .order_by(outbox.c.due_at, outbox.c.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    if troubled:
-        query = query.where(outbox.c.id.not_in(troubled))
-    row = conn.execute(query).first()
+        .where(outbox.c.id == message_id, outbox.c.status == OutboxStatus.CLAIMED.value)
+        .with_for_update()
+    ).first()
     if row is None:
+        return _Outcome.SKIPPED  # cancelled or recovered since it was leased
+    message = message_from_row(row)
+    _serialise_per_recipient(conn, message)
+    verdict = judge(conn, message, now, rules)
+    if not verdict.allowed:
+        return _hold_back(conn, message, verdict)
+    sms = OutgoingSms(
+        to_number=message.to_number, from_number=message.from_number, body=message.body
+    )
+    try:
+        receipt = _accepted_before(transport, message, sms) or transport.send(sms)
+    except SendFailed as failure:
+        return _after_send_failed(conn, message, failure, now, rules)
+    in_flight.receipt = receipt
+    _record(
+        conn,
+        message.id,
+        status=OutboxStatus.SENT,
+        reason=None,
+        sent_at=now,
+        provider_message_id=receipt.provider_message_id,
+    )
+    logger.info(
+        "outbox row %d sent through %s", message.id, transport.name, extra=_log_fields(message)
+    )
+    return _Outcome.SENT
+
+
+def _accepted_before(
+    transport: SmsTransport, message: OutboxMessage, sms: OutgoingSms
+) -> SendReceipt | None:
+    """On a second or later attempt, the provider's receipt if an earlier attempt got through."""
+    if message.attempts <= 1:
         return None
-    _record(conn, row.id, status=OutboxStatus.CLAIMED, claimed_at=now)
-    return message_from_row(row)
+    receipt = transport.find_accepted(sms, since=message.created_at - timedelta(minutes=1))
+    if receipt is not None:
+        logger.warning(
+            "outbox row %d was already accepted as %s; not sent again",
+            message.id,
+            receipt.provider_message_id,
+            extra=_log_fields(message),
+        )
+    return receipt
+
+
+def _hold_back(conn: Connection, message: OutboxMessage, verdict: Verdict) -> _Outcome:
+    if verdict.defer_until is not None:
+        _record(
+            conn,
+            message.id,
+            status=OutboxStatus.SCHEDULED,
+            reason=verdict.reason,
+            due_at=verdict.defer_until,
+            claimed_at=None,
+            attempts=message.attempts - 1,
+        )
+        logger.info(
+            "outbox row %d deferred to %s (%s)",
+            message.id,
+            verdict.defer_until,
+            verdict.reason,
+            extra=_log_fields(message),
+        )
+        return _Outcome.DEFERRED
+    _record(conn, message.id, status=OutboxStatus.BLOCKED, reason=verdict.reason)
+    logger.info("outbox row %d blocked: %s", message.id, verdict.reason, extra=_log_fields(message))
+    return _Outcome.BLOCKED
 
 
 def _serialise_per_recipient(conn: Connection, message: OutboxMessage) -> None:
@@ -152,56 +257,21 @@ def _serialise_per_recipient(conn: Connection, message: OutboxMessage) -> None:
     conn.execute(select(func.pg_advisory_xact_lock(key)))
 
 
-def _send(
-    conn: Connection,
-    transport: SmsTransport,
-    message: OutboxMessage,
-    now: datetime,
-    in_flight: _RowInFlight,
-) -> _Outcome:
-    attempts = message.attempts + 1
-    sms = OutgoingSms(
-        to_number=message.to_number, from_number=message.from_number, body=message.body
-    )
-    try:
-        receipt = transport.send(sms)
-    except SendFailed as failure:
-        return _after_send_failed(conn, message, failure, attempts, now)
-    in_flight.receipt = receipt
-    _record(
-        conn,
-        message.id,
-        status=OutboxStatus.SENT,
-        reason=None,
-        sent_at=now,
-        provider_message_id=receipt.provider_message_id,
-        attempts=attempts,
-    )
-    logger.info(
-        "outbox row %d sent through %s", message.id, transport.name, extra=_log_fields(message)
-    )
-    return _Outcome.SENT
-
-
 def _after_send_failed(
-    conn: Connection, message: OutboxMessage, failure: SendFailed, attempts: int, now: datetime
+    conn: Connection, message: OutboxMessage, failure: SendFailed, now: datetime, rules: SendRules
 ) -> _Outcome:
+    attempts = message.attempts
     if failure.permanent or attempts >= MAX_SEND_ATTEMPTS:
         reason = failure.reason
         if not failure.permanent:
             reason = f"gave up after {attempts} attempts: {failure.reason}"
-        _record(conn, message.id, status=OutboxStatus.FAILED, reason=reason, attempts=attempts)
+        _record(conn, message.id, status=OutboxStatus.FAILED, reason=reason)
         logger.warning("outbox row %d failed: %s", message.id, reason, extra=_log_fields(message))
+        if failure.code == UNSUBSCRIBED_AT_CARRIER:
+            revoke_after_carrier_opt_out(conn, message, now, rules)
         return _Outcome.FAILED
     retry_at = now + retry_delay(attempts)
-    _record(
-        conn,
-        message.id,
-        status=OutboxStatus.SCHEDULED,
-        reason=failure.reason,
-        due_at=retry_at,
-        attempts=attempts,
-    )
+    _record(conn, message.id, status=OutboxStatus.SCHEDULED, reason=failure.reason, due_at=retry_at)
     logger.warning(
         "outbox row %d will be retried at %s: %s",
         message.id,
@@ -210,6 +280,30 @@ def _after_send_failed(
         extra=_log_fields(message),
     )
     return _Outcome.RETRIED
+
+
+def revoke_after_carrier_opt_out(
+    conn: Connection, message: OutboxMessage, now: datetime, rules: SendRules
+) -> None:
+    """The carrier says the recipient unsubscribed (21610): cancel every pending text to them
+    and record the revocation in the ledger, in the caller's transaction."""
+    cancel_pending(conn, message.business_id, message.to_number, "unsubscribed at the carrier")
+    policy = rules.policies(conn, message.business_id) if rules.policies else None
+    if policy is None:
+        logger.error(
+            "no policy for %s: the carrier opt-out cancels texts but is not in the ledger",
+            message.business_id,
+        )
+        return
+    revoke(
+        conn,
+        message.business_id,
+        policy.business_name,
+        message.to_number,
+        ConsentMethod.SMS_KEYWORD,
+        now,
+        now,
+    )
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -222,25 +316,27 @@ def _record_after_error(
 ) -> _Outcome:
     """After a rollback: the row is sent if the provider accepted it, otherwise failed."""
     outcome = _Outcome.FAILED if receipt is None else _Outcome.SENT
+    values: dict[str, Any] = (
+        {"status": OutboxStatus.FAILED.value, "reason": "internal error"}
+        if receipt is None
+        else {
+            "status": OutboxStatus.SENT.value,
+            "reason": "recorded after an internal error",
+            "sent_at": now,
+            "provider_message_id": receipt.provider_message_id,
+        }
+    )
     try:
         with engine.begin() as conn:
-            if receipt is None:
-                recorded = _record_if_scheduled(
-                    conn, message_id, status=OutboxStatus.FAILED, reason="internal error"
-                )
-            else:
-                recorded = _record_if_scheduled(
-                    conn,
-                    message_id,
-                    status=OutboxStatus.SENT,
-                    reason="recorded after an internal error",
-                    sent_at=now,
-                    provider_message_id=receipt.provider_message_id,
-                )
+            recorded = conn.execute(
+                update(outbox)
+                .where(outbox.c.id == message_id, outbox.c.status == OutboxStatus.CLAIMED.value)
+                .values(**values)
+            )
     except Exception:
         logger.exception("could not record the outcome of outbox row %d", message_id)
         return outcome
-    if not recorded:
+    if recorded.rowcount != 1:
         logger.error("outbox row %d changed meanwhile; %s not recorded", message_id, outcome.value)
     return outcome
 
@@ -249,17 +345,6 @@ def _record(conn: Connection, message_id: int, status: OutboxStatus, **values: A
     conn.execute(
         update(outbox).where(outbox.c.id == message_id).values(status=status.value, **values)
     )
-
-
-def _record_if_scheduled(
-    conn: Connection, message_id: int, status: OutboxStatus, **values: Any
-) -> bool:
-    updated = conn.execute(
-        update(outbox)
-        .where(outbox.c.id == message_id, outbox.c.status == OutboxStatus.SCHEDULED.value)
-        .values(status=status.value, **values)
-    )
-    return updated.rowcount == 1
 
 
 def _log_fields(message: OutboxMessage) -> dict[str, str]:

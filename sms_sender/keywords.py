@@ -39,7 +39,7 @@ _TEXTS = r"(?:texts?|texting|txts?|txting|messages?|messaging|msgs?|sms|alerts?|
 _PLAIN_LANGUAGE_OPT_OUTS = tuple(
     re.compile(pattern)
     for pattern in (
-        rf"\b(?:stop|quit|cease|end)\s+(?:sending|texting|messaging|contacting|txting)\b",
+        r"\b(?:stop|quit|cease|end)\s+(?:sending|texting|messaging|contacting|txting)\b",
         rf"\b(?:stop|quit)\s+(?:receiving|getting)\s+(?:these\s+|your\s+|the\s+)?{_TEXTS}",
         rf"\b(?:stop|end|no more)\s+(?:the\s+|these\s+|your\s+|all\s+)?{_TEXTS}\b",
         r"\b(?:don ?t|do not|never|dont)\s+(?:ever\s+)?(?:text|txt|message|sms|contact)\s+"

@@ -1,4 +1,4 @@
-"""The texts other than the confirmation: HELP and opt-out/opt-in replies, follow-ups, owner notices.
+"""The texts besides the confirmation: HELP, opt-out and opt-in replies, follow-ups, owner notices.
 
 Each wording lives in ``prompts/sms/<name>.txt`` and is checked when it is loaded: it uses exactly
 its fields, names the business, carries the phrases CTIA expects of its kind, is written in GSM-7,

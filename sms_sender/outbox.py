@@ -212,9 +212,7 @@ def cancel_pending(
     )
     if kinds is not None:
         statement = statement.where(outbox.c.kind.in_([kind.value for kind in kinds]))
-    cancelled = conn.execute(
-        statement.values(status=OutboxStatus.CANCELLED.value, reason=reason)
-    )
+    cancelled = conn.execute(statement.values(status=OutboxStatus.CANCELLED.value, reason=reason))
     logger.info(
         "cancelled %d pending texts", cancelled.rowcount, extra={"business_id": business_id}
     )
@@ -265,3 +263,20 @@ def _planned(conn: Connection, call_sid: str, kind: OutboxKind) -> OutboxMessage
 
 def _values(statuses: Sequence[OutboxStatus]) -> list[str]:
     return [status.value for status in statuses]
+
+
+def get_message(conn: Connection, message_id: int) -> OutboxMessage | None:
+    """The outbox row ``message_id``, or None."""
+    row = conn.execute(select(outbox).where(outbox.c.id == message_id)).first()
+    return None if row is None else message_from_row(row)
+
+
+def cancel_message(conn: Connection, message_id: int, reason: str) -> bool:
+    """Cancel one text if it is not yet sent; whether it was cancelled (waits for a dispatcher
+    sending it, like ``cancel_pending``)."""
+    cancelled = conn.execute(
+        update(outbox)
+        .where(outbox.c.id == message_id, outbox.c.status.in_(_values(PENDING)))
+        .values(status=OutboxStatus.CANCELLED.value, reason=reason)
+    )
+    return cancelled.rowcount == 1

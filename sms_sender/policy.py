@@ -12,11 +12,20 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sms_sender.message_templates import TemplateName, shipped_template
+
 MAX_TEXTS_PER_CONSENT = 4
 NO_REPLY_DELAY_RANGE = (timedelta(hours=1), timedelta(hours=7))
 DEFAULT_QUIET_HOURS_START = time(8, 0)
 DEFAULT_QUIET_HOURS_END = time(20, 0)
 
+FIXED_TEMPLATES = (
+    TemplateName.HELP,
+    TemplateName.OPT_OUT,
+    TemplateName.OPT_IN,
+    TemplateName.NO_REPLY_FOLLOW_UP,
+    TemplateName.CALLBACK_CHECK,
+)
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
@@ -29,9 +38,10 @@ class SmsPolicy:
     """What one business allows its follow-up texts to do.
 
     ``send_window_start``/``send_window_end`` bound, in the recipient's local time, when a
-    follow-up after the confirmation may go out (8:00–20:00 by default). ``no_reply_follow_up_after``
-    (1–7 h) plans a nudge when the caller has not replied; ``callback_check_after`` plans a "did
-    we reach you?" once the callback window has passed. ``excluded_numbers`` are never texted.
+    follow-up after the confirmation may go out (8:00–20:00 by default).
+    ``no_reply_follow_up_after`` (1–7 h) plans a nudge when the caller has not replied;
+    ``callback_check_after`` plans a "did we reach you?" once the callback window has passed.
+    ``excluded_numbers`` are never texted.
     ``owner_number`` receives call summaries and forwarded replies when the owner opted in.
     ``state_caps`` applies the 3-per-24-h limit of Florida, Oklahoma and Maryland.
     """
@@ -73,6 +83,17 @@ class SmsPolicy:
         for number in (*self.excluded_numbers, *filter(None, [self.owner_number])):
             if not _E164.fullmatch(number):
                 raise PolicyError(f"{number!r} is not an E.164 number")
+        self._check_replies_fit()
+
+    def _check_replies_fit(self) -> None:
+        """The business name and help contact must leave every fixed reply within two segments."""
+        fields = {"business_name": self.business_name, "help_contact": self.help_contact}
+        for name in FIXED_TEMPLATES:
+            template = shipped_template(name)
+            try:
+                template.render(**{key: fields[key] for key in template.spec.fields})
+            except ValueError as error:
+                raise PolicyError(f"business_name or help_contact too long: {error}") from None
 
     @property
     def zone(self) -> ZoneInfo:

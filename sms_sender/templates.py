@@ -160,7 +160,7 @@ def _clean_need(need: str) -> str:
 
 
 def _lower_sentence_start(need: str) -> str:
-    """"My sink leaks" reads "…about my sink leaks"; names, "I" and acronyms stay as said."""
+    """ "My sink leaks" reads "…about my sink leaks"; names, "I" and acronyms stay as said."""
     first_word, _, rest = need.partition(" ")
     if first_word in _SENTENCE_STARTERS:
         return f"{first_word.lower()} {rest}".rstrip()

@@ -1,21 +1,22 @@
 """A protocol-faithful fake Deepgram on 127.0.0.1: live transcription and Aura speech.
 
-``FakeDeepgramListen`` is the ``/v1/listen`` websocket: it checks the ``Authorization: Token``
-header and validates the query the way Deepgram does (bad values are refused with HTTP 400
-before the upgrade), records the audio and control messages it receives, and speaks the wire
-format: ``Results`` (interim and final, word timings, ``speech_final``, ``from_finalize``),
+``FakeDeepgramListen`` is the ``/v1/listen`` websocket. It checks the ``Authorization: Token``
+header and validates the query as Deepgram does (bad values are refused with HTTP 400 before
+the upgrade), records the audio and control messages it receives, and speaks the wire format:
+``Results`` (interim and final, word timings, ``speech_final``, ``from_finalize``),
 ``SpeechStarted``, ``UtteranceEnd`` and ``Metadata``. Like Deepgram it sends an empty interim
-``Results`` for each second of audio, answers ``Finalize`` with the staged words marked
-``from_finalize``, answers ``CloseStream`` with the staged words, ``Metadata`` and a normal
-close, and closes with 1011 after ``idle_timeout`` seconds with neither audio nor ``KeepAlive``.
-A test drives each connection through its `ListenStream`; `ListenBehaviour` makes the server
-refuse the handshake, reply slowly or go silent.
+``Results`` for each second of audio; answers ``Finalize`` with the staged words marked
+``from_finalize`` (and, as Deepgram may, not ``speech_final``); answers ``CloseStream`` with
+the staged words, ``Metadata`` and a normal close; and closes with 1011 after
+``idle_timeout`` seconds with neither audio nor ``KeepAlive``. A test drives each connection
+through its `ListenStream`; `ListenBehaviour` makes the server refuse the handshake, reply
+slowly or go silent.
 
 ``FakeDeepgramSpeak`` is ``POST /v1/speak``: a small HTTP/1.1 server that validates the
-request, then streams `speech_for` the text as chunked μ-law; `SpeakBehaviour` makes it fail
+request, then streams `speech_for` the text as chunked μ-law. `SpeakBehaviour` makes it fail
 with a status, hold or stall after the first chunk, cut the body short, or answer with a
-non-audio content type. Each request is recorded as a `SpeakRequest`, which notes whether
-the client went away before the body was complete.
+non-audio content type or an empty body. Each request is recorded as a `SpeakRequest`, which
+notes whether the client went away before the body was complete.
 """
 
 from __future__ import annotations
@@ -203,6 +204,7 @@ class ListenStream:
         self.query = parse_qs(urlsplit(connection.request.path).query)
         self.headers: Headers = connection.request.headers
         self.audio = bytearray()
+        self.audio_message_sizes: list[int] = []
         self.controls: list[str] = []
         self.staged_words: list[FakeWord] = []
         self.close_code: int | None = None
@@ -224,14 +226,14 @@ class ListenStream:
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self.connection.close(code, reason)
 
-    async def wait_for_control(self, kind: str, count: int = 1) -> None:
+    async def wait_for_control(self, kind: str, count: int = 1, timeout: float = 5.0) -> None:
         """Until ``count`` control messages of type ``kind`` have arrived."""
-        async with self._changed:
+        async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(lambda: self.controls.count(kind) >= count)
 
-    async def wait_for_audio(self, seconds: float) -> None:
+    async def wait_for_audio(self, seconds: float, timeout: float = 5.0) -> None:
         """Until at least ``seconds`` of audio have arrived."""
-        async with self._changed:
+        async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(lambda: self.audio_seconds >= seconds)
 
     async def wait_closed(self) -> None:
@@ -258,6 +260,7 @@ class ListenStream:
     async def _take_audio(self, chunk: bytes) -> None:
         async with self._changed:
             self.audio.extend(chunk)
+            self.audio_message_sizes.append(len(chunk))
             self._changed.notify_all()
         every = self.behaviour.empty_result_every
         if every and len(self.audio) - self._last_result_at >= every:
@@ -286,7 +289,12 @@ class ListenStream:
         words, self.staged_words = self.staged_words, []
         if words or from_finalize:
             await self.send(
-                results_message(words, is_final=True, speech_final=True, from_finalize=from_finalize)
+                results_message(
+                    words,
+                    is_final=True,
+                    speech_final=not from_finalize,
+                    from_finalize=from_finalize,
+                )
             )
 
 
@@ -368,6 +376,7 @@ class SpeakBehaviour:
     hold_after_first: asyncio.Event | None = None  # wait for this after the first chunk
     stall_after_first: bool = False  # after the first chunk, send nothing more, ever
     truncate_after_first: bool = False  # drop the connection after the first chunk
+    empty_body: bool = False  # a 200 with no audio at all
     content_type: str = "audio/basic"
 
 
@@ -478,6 +487,8 @@ class FakeDeepgramSpeak:
             await self._answer(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            return  # the server is shutting down: asyncio must not see this as a failure
         finally:
             self._handlers.discard(task)
             writer.close()
@@ -485,8 +496,8 @@ class FakeDeepgramSpeak:
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = await _read_request(reader)
-        except _HttpProblem as problem:
-            await _send_error(writer, problem)
+        except _HttpProblem as bad_request:
+            await _send_error(writer, bad_request)
             return
         self.requests.append(request)
         problem = _speak_problem(request, self.api_key)
@@ -496,7 +507,8 @@ class FakeDeepgramSpeak:
             await _send_error(writer, problem)
             return
         assert request.text is not None
-        streaming = asyncio.ensure_future(self._stream(writer, speech_for(request.text)))
+        audio = b"" if self.behaviour.empty_body else speech_for(request.text)
+        streaming = asyncio.ensure_future(self._stream(writer, audio))
         gone = asyncio.ensure_future(reader.read(1))  # b"" when the client closes
         await asyncio.wait({streaming, gone}, return_when=asyncio.FIRST_COMPLETED)
         if not streaming.done():

@@ -59,18 +59,18 @@ def sqlite_engine(tmp_path: Path) -> Engine:
     return make_engine(f"sqlite:///{tmp_path / 'dispatch.db'}")
 
 
-def postgres_engine() -> Engine:
+def postgres_engine(schema: str = POSTGRES_SCHEMA) -> Engine:
     """An engine on a fresh schema of its own, so that no other test's tables are touched."""
     admin = make_engine(POSTGRES_URL)
     try:
         with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {POSTGRES_SCHEMA} CASCADE"))
-            conn.execute(text(f"CREATE SCHEMA {POSTGRES_SCHEMA}"))
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
     except OperationalError as error:
         pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}: {error.orig}")
     finally:
         admin.dispose()
-    return make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{POSTGRES_SCHEMA}")
+    return make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
 
 
 def with_tables(engine: Engine) -> Engine:
@@ -103,8 +103,15 @@ def grant(
     engine: Engine, number: str = CALLER, max_texts: int = 2, at: datetime = CONSENTED_AT
 ) -> str:
     """Record a clear spoken yes from ``number``; the event's hash."""
+    return record(engine, spoken_yes(number, max_texts, at), at)
+
+
+def spoken_yes(
+    number: str = CALLER, max_texts: int = 2, at: datetime = CONSENTED_AT
+) -> ConsentEvidence:
+    """The evidence of a clear spoken yes from ``number`` at ``at``."""
     answered = at - timedelta(seconds=3)
-    evidence = ConsentEvidence(
+    return ConsentEvidence(
         business_id=BUSINESS,
         business_name="Acme Plumbing",
         phone_number=number,
@@ -135,7 +142,6 @@ def grant(
         scope=ConsentScope("follow-up texts", max_texts, at + timedelta(hours=24)),
         occurred_at=at,
     )
-    return record(engine, evidence, at)
 
 
 def change_of_mind(engine: Engine, kind: EventKind, revokes: str | None, at: datetime) -> None:
@@ -172,7 +178,15 @@ def queue(
     due_at: datetime = CONSENTED_AT,
     consent: str = "c" * 64,
 ) -> OutboxMessage:
-    request = ConfirmationRequest(
+    with engine.begin() as conn:
+        return queue_confirmation(conn, confirmation(call_sid, number, consent), due_at)
+
+
+def confirmation(
+    call_sid: str = "CA0001", number: str = CALLER, consent: str = "c" * 64
+) -> ConfirmationRequest:
+    """The confirmation request of a call from ``number``."""
+    return ConfirmationRequest(
         business_id=BUSINESS,
         business_name="Acme Plumbing",
         from_number="+15125550100",
@@ -182,8 +196,6 @@ def queue(
         callback_time="within 30 minutes",
         consent_event_hash=consent,
     )
-    with engine.begin() as conn:
-        return queue_confirmation(conn, request, due_at)
 
 
 def outbox_rows(engine: Engine) -> dict[str, OutboxMessage]:
@@ -194,14 +206,24 @@ def outbox_rows(engine: Engine) -> dict[str, OutboxMessage]:
 # --- transports -------------------------------------------------------------------------------
 
 
-class FailingTransport:
+class OverLocalTransport:
+    """A test transport that hands what it sends to a local transport and asks it for receipts."""
+
+    def __init__(self) -> None:
+        self.local = LocalSmsTransport()
+
+    def find_accepted(self, sms: OutgoingSms, since: datetime) -> SendReceipt | None:
+        return self.local.find_accepted(sms, since)
+
+
+class FailingTransport(OverLocalTransport):
     """Fails every send with the failures given, in order, then sends through a local one."""
 
     name = "failing"
 
     def __init__(self, *failures: Exception) -> None:
         self.failures = list(failures)
-        self.local = LocalSmsTransport()
+        super().__init__()
         self.tried = 0
 
     def send(self, sms: OutgoingSms) -> SendReceipt:
@@ -432,13 +454,13 @@ def test_a_tampered_ledger_blocks_instead_of_sending(engine: Engine) -> None:
 # --- PostgreSQL: concurrency ------------------------------------------------------------------
 
 
-class RendezvousTransport:
+class RendezvousTransport(OverLocalTransport):
     """Holds each thread's first send until both threads are sending at the same time."""
 
     name = "rendezvous"
 
     def __init__(self) -> None:
-        self.local = LocalSmsTransport()
+        super().__init__()
         self.both_sending = threading.Barrier(2, timeout=10)
         self.thread_state = threading.local()
 
@@ -477,13 +499,13 @@ def test_two_dispatchers_skip_each_others_rows_and_send_each_once(postgres: Engi
     assert {m.status for m in outbox_rows(postgres).values()} == {OutboxStatus.SENT}
 
 
-class WaitForRivalTransport:
+class WaitForRivalTransport(OverLocalTransport):
     """Holds the first send until another session waits for an advisory lock."""
 
     name = "wait-for-rival"
 
     def __init__(self, engine: Engine) -> None:
-        self.local = LocalSmsTransport()
+        super().__init__()
         self.engine = engine
         self.rival_waited = False
 
@@ -523,13 +545,13 @@ def test_two_dispatchers_never_exceed_the_cap_for_one_number(postgres: Engine) -
     assert sorted(m.reason or "" for m in outbox_rows(postgres).values()) == ["", "cap_reached"]
 
 
-class HeldTransport:
+class HeldTransport(OverLocalTransport):
     """Sends, then holds the transaction open until told to finish."""
 
     name = "held"
 
     def __init__(self) -> None:
-        self.local = LocalSmsTransport()
+        super().__init__()
         self.sending = threading.Event()
         self.finish = threading.Event()
 

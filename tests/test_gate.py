@@ -29,7 +29,14 @@ from consent_ledger.evidence import (
     EventKind,
     ScriptEvidence,
 )
-from consent_ledger.gate import GateDecision, GateReason, may_send, resubscribe, revoke
+from consent_ledger.gate import (
+    GateDecision,
+    GateReason,
+    may_send,
+    owner_notifications_allowed,
+    resubscribe,
+    revoke,
+)
 from consent_ledger.tables import (
     consent_chain_heads,
     consent_events,
@@ -132,7 +139,7 @@ def _call_outcome(
 class Step:
     """One thing that happened to the number, ``hours`` after T0."""
 
-    what: str  # grant, decline, unclear, not_asked, revoke, resubscribe
+    what: str  # grant, web_form, decline, unclear, not_asked, revoke, resubscribe, opt_in, opt_out
     hours: float
     business_id: str = "acme"
     max_texts: int = 2
@@ -157,8 +164,57 @@ def _happen(conn: Connection, step: Step) -> RecordedEvent | None:
         return resubscribe(
             conn, step.business_id, name, NUMBER, ConsentMethod.SMS_KEYWORD, at, recorded
         )
+    if step.what == "web_form":
+        return append_event(conn, _web_form(at, step.business_id, step.max_texts), recorded)
+    if step.what in _OWNER_KINDS:
+        choice = _no_question(_OWNER_KINDS[step.what], ConsentMethod.OWNER, at, step.business_id)
+        return append_event(conn, choice, recorded)
     evidence = _call_outcome(_CALL_KINDS[step.what], at, step.business_id, step.max_texts)
     return append_event(conn, evidence, recorded)
+
+
+_OWNER_KINDS = {
+    "opt_in": EventKind.OWNER_NOTIFICATIONS_OPT_IN,
+    "opt_out": EventKind.OWNER_NOTIFICATIONS_OPT_OUT,
+}
+DISCLOSURE = "Tick to let Acme text you about this request. Reply STOP to opt out."
+
+
+def _no_question(
+    kind: EventKind,
+    method: ConsentMethod,
+    at: datetime,
+    business_id: str = "acme",
+    script: ScriptEvidence | None = None,
+    scope: ConsentScope | None = None,
+) -> ConsentEvidence:
+    return ConsentEvidence(
+        business_id=business_id,
+        business_name=business_id.title(),
+        phone_number=NUMBER,
+        call_sid=None,
+        stream_sid=None,
+        kind=kind,
+        method=method,
+        script=script,
+        answers=(),
+        classifier=None,
+        classifier_version=None,
+        reasked=False,
+        scope=scope,
+        occurred_at=at,
+    )
+
+
+def _web_form(at: datetime, business_id: str, max_texts: int) -> ConsentEvidence:
+    """A callback form submitted at ``at`` whose disclosure allows texts for 12 hours."""
+    disclosure = ScriptEvidence(
+        "callback-form/1", DISCLOSURE, hashlib.sha256(DISCLOSURE.encode()).hexdigest(), at, None
+    )
+    scope = ConsentScope("callback request", max_texts, at + timedelta(hours=12))
+    return _no_question(
+        EventKind.WEB_FORM_CONSENT, ConsentMethod.WEB_FORM, at, business_id, disclosure, scope
+    )
 
 
 def _record(engine: Engine, *steps: Step) -> list[RecordedEvent | None]:
@@ -257,6 +313,44 @@ _CASES: dict[str, tuple[tuple[Step, ...], float, int, GateReason, int]] = {
     "decline only": ((Step("decline", 0),), 1, 0, GateReason.DECLINED, 0),
     "no events": ((), 1, 0, GateReason.NO_CONSENT, 0),
     "another business's grant": ((Step("grant", 0, "bolt"),), 1, 0, GateReason.NO_CONSENT, 0),
+    "web form": ((Step("web_form", 0),), 1, 0, GateReason.ALLOWED, 2),
+    "web form of three texts, one sent": (
+        (Step("web_form", 0, max_texts=3),),
+        1,
+        1,
+        GateReason.ALLOWED,
+        2,
+    ),
+    "web form, asked after its window": ((Step("web_form", 0),), 12, 0, GateReason.EXPIRED, 0),
+    "web form then revoke": (
+        (Step("web_form", 0), Step("revoke", 1)),
+        2,
+        0,
+        GateReason.REVOKED,
+        0,
+    ),
+    "web form, revoke, resubscribe": (
+        (Step("web_form", 0), Step("revoke", 1), Step("resubscribe", 2)),
+        3,
+        1,
+        GateReason.ALLOWED,
+        1,
+    ),
+    "grant then web form replaces it": (
+        (GRANT, Step("web_form", 1, max_texts=1)),
+        14,
+        0,
+        GateReason.EXPIRED,
+        0,
+    ),
+    "owner opt-in is no consent": ((Step("opt_in", 0),), 1, 0, GateReason.NO_CONSENT, 0),
+    "owner opt-out does not withdraw a consent": (
+        (GRANT, Step("opt_out", 1)),
+        2,
+        0,
+        GateReason.ALLOWED,
+        2,
+    ),
     "another business's revocation": (
         (GRANT, Step("grant", 0, "bolt"), Step("revoke", 1, "bolt")),
         2,
@@ -461,3 +555,86 @@ def test_caller_mistakes_are_errors_not_permissions(engine: Engine) -> None:
 def test_revoke_cannot_point_at_nothing() -> None:
     with pytest.raises(ValueError, match="revokes"):
         replace(_resubscription("a" * 64, 1), kind=EventKind.REVOKED, scope=None, revokes=None)
+
+
+# --- revocation methods ------------------------------------------------------------------------
+
+
+def test_a_revocation_said_on_a_call_names_the_call(engine: Engine) -> None:
+    (grant,) = _record(engine, GRANT)
+    call_sid = "CA" + "7" * 32
+    with engine.begin() as conn:
+        revocation = revoke(
+            conn,
+            "acme",
+            "Acme",
+            NUMBER,
+            ConsentMethod.SPOKEN,
+            _hours(1),
+            _hours(1),
+            call_sid=call_sid,
+            note="caller said: don't text me",
+        )
+
+    assert revocation is not None and grant is not None
+    evidence = revocation.evidence()
+    assert (evidence.method, evidence.call_sid, evidence.revokes) == (
+        ConsentMethod.SPOKEN,
+        call_sid,
+        grant.hash,
+    )
+    assert evidence.note == "caller said: don't text me"
+    assert _ask(engine, 2)[0].reason is GateReason.REVOKED
+
+
+@pytest.mark.parametrize("method", [ConsentMethod.SPOKEN, ConsentMethod.KEYPAD])
+def test_a_call_revocation_without_the_call_is_refused_and_nothing_recorded(
+    engine: Engine, method: ConsentMethod
+) -> None:
+    _record(engine, GRANT)
+    with pytest.raises(ValueError, match="call_sid"), engine.begin() as conn:
+        revoke(conn, "acme", "Acme", NUMBER, method, _hours(1), _hours(1))
+
+    assert _ask(engine, 2)[0].reason is GateReason.ALLOWED
+
+
+def test_the_owner_may_revoke_but_never_resubscribe(engine: Engine) -> None:
+    _record(engine, GRANT)
+    with engine.begin() as conn:
+        assert revoke(conn, "acme", "Acme", NUMBER, ConsentMethod.OWNER, _hours(1), _hours(1))
+    with pytest.raises(ValueError, match="method owner"), engine.begin() as conn:
+        resubscribe(conn, "acme", "Acme", NUMBER, ConsentMethod.OWNER, _hours(2), _hours(2))
+    assert _ask(engine, 3)[0].reason is GateReason.REVOKED
+
+
+# --- the owner's own notifications -------------------------------------------------------------
+
+_OWNER_CASES: dict[str, tuple[tuple[Step, ...], bool]] = {
+    "nothing on record": ((), False),
+    "opted in": ((Step("opt_in", 0),), True),
+    "opted out": ((Step("opt_out", 0),), False),
+    "in, then out": ((Step("opt_in", 0), Step("opt_out", 1)), False),
+    "out, then in": ((Step("opt_out", 0), Step("opt_in", 1)), True),
+    "in, then caller events": ((Step("opt_in", 0), GRANT, Step("revoke", 1)), True),
+    "caller consent only": ((GRANT,), False),
+    "another business's opt-in": ((Step("opt_in", 0, "bolt"),), False),
+}
+
+
+@pytest.mark.parametrize("case", list(_OWNER_CASES))
+def test_owner_notifications_follow_the_latest_choice(engine: Engine, case: str) -> None:
+    history, allowed = _OWNER_CASES[case]
+    _record(engine, *history)
+    with engine.begin() as conn:
+        assert owner_notifications_allowed(conn, "acme", NUMBER) is allowed
+        assert owner_notifications_allowed(conn, "acme", "+15555550999") is False
+
+
+def test_a_damaged_owner_choice_means_no_notifications(engine: Engine) -> None:
+    _record(engine, Step("opt_in", 0))
+    with engine.begin() as conn:
+        for statement in drop_append_only_ddl(conn.dialect.name):
+            conn.exec_driver_sql(statement)
+        stored = conn.execute(select(consent_events.c.body)).scalar_one()
+        conn.execute(update(consent_events).values(body=stored.replace('"note":""', '"note":"x"')))
+        assert owner_notifications_allowed(conn, "acme", NUMBER) is False

@@ -19,9 +19,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from consent_ledger.chain import (
     GENESIS_HASH,
@@ -285,6 +285,189 @@ def test_canonical_json_is_sorted_compact_utf8_with_utc_instants() -> None:
     assert text == '{"a":[1,2.5],"at":"2025-04-11T14:00:00.000007Z","b":"Müller"}'
     with pytest.raises(ValueError):
         canonical_json({"x": math.inf})
+
+
+# --- the kinds recorded outside a consent question ----------------------------------------------
+
+DISCLOSURE = "By submitting this form you agree that Acme may text you up to 3 times today."
+
+
+def _web_form(**changes: Any) -> ConsentEvidence:
+    """A valid web form consent: the form's disclosure is the script; no call, no spoken answer."""
+    digest = hashlib.sha256(DISCLOSURE.encode()).hexdigest()
+    evidence = ConsentEvidence(
+        business_id="acme",
+        business_name="Acme",
+        phone_number=NUMBER,
+        call_sid=None,
+        stream_sid=None,
+        kind=EventKind.WEB_FORM_CONSENT,
+        method=ConsentMethod.WEB_FORM,
+        script=ScriptEvidence("callback-form/1", DISCLOSURE, digest, T0, None),
+        answers=(),
+        classifier=None,
+        classifier_version=None,
+        reasked=False,
+        scope=ConsentScope("callback request", 3, T0 + timedelta(hours=24)),
+        occurred_at=T0,
+        note="form submitted from 203.0.113.7",
+    )
+    return replace(evidence, **changes)
+
+
+def _no_question(kind: EventKind, method: ConsentMethod, **changes: Any) -> ConsentEvidence:
+    """A revocation or an owner's notification choice, recorded outside any consent question."""
+    fields: dict[str, Any] = {
+        "kind": kind,
+        "method": method,
+        "script": None,
+        "scope": None,
+        "revokes": "a" * 64 if kind is EventKind.REVOKED else None,
+        "note": "",
+    }
+    return replace(_web_form(), **(fields | changes))
+
+
+_OPT_IN = EventKind.OWNER_NOTIFICATIONS_OPT_IN
+_VALID_WITHOUT_QUESTION: dict[str, Callable[[], ConsentEvidence]] = {
+    "web form consent": _web_form,
+    "STOP": lambda: _no_question(EventKind.REVOKED, ConsentMethod.SMS_KEYWORD),
+    "please stop texting me": lambda: _no_question(EventKind.REVOKED, ConsentMethod.SMS_TEXT),
+    "don't text me, said on a call": lambda: _no_question(
+        EventKind.REVOKED, ConsentMethod.SPOKEN, call_sid="CA" + "3" * 32
+    ),
+    "2 pressed to stop on a call": lambda: _no_question(
+        EventKind.REVOKED, ConsentMethod.KEYPAD, call_sid="CA" + "3" * 32
+    ),
+    "owner revokes for the caller": lambda: _no_question(EventKind.REVOKED, ConsentMethod.OWNER),
+    "START": lambda: _no_question(
+        EventKind.RESUBSCRIBED,
+        ConsentMethod.SMS_KEYWORD,
+        revokes="c" * 64,
+        scope=ConsentScope("callback request", 3, T0 + timedelta(hours=2)),
+    ),
+    "owner opts in": lambda: _no_question(_OPT_IN, ConsentMethod.OWNER),
+    "owner texts STOP": lambda: _no_question(
+        EventKind.OWNER_NOTIFICATIONS_OPT_OUT, ConsentMethod.SMS_KEYWORD
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(_VALID_WITHOUT_QUESTION))
+def test_events_outside_a_consent_question_are_valid_and_round_trip(case: str) -> None:
+    evidence = _VALID_WITHOUT_QUESTION[case]()
+    assert ConsentEvidence.from_dict(json.loads(canonical_json(evidence.to_dict()))) == evidence
+
+
+_ANSWER = _answer(T0 + timedelta(seconds=1))
+_INVALID_WITHOUT_QUESTION: dict[str, tuple[Callable[[], object], str]] = {
+    "web form consent by voice": (lambda: _web_form(method=ConsentMethod.VERBAL), "method verbal"),
+    "web form without disclosure": (lambda: _web_form(script=None), "disclosure"),
+    "web form on a call": (lambda: _web_form(call_sid="CA1"), "has no call_sid"),
+    "web form with a stream": (lambda: _web_form(stream_sid="MZ1"), "has no stream_sid"),
+    "web form with a spoken answer": (lambda: _web_form(answers=(_ANSWER,)), "has no answers"),
+    "web form with a classifier": (
+        lambda: _web_form(classifier="x", classifier_version="1"),
+        "has no classifier",
+    ),
+    "web form without scope": (lambda: _web_form(scope=None), "needs a scope"),
+    "web form window over 24 hours": (
+        lambda: _web_form(scope=ConsentScope("x", 1, T0 + timedelta(hours=25))),
+        "24 hours",
+    ),
+    "spoken revocation without the call": (
+        lambda: _no_question(EventKind.REVOKED, ConsentMethod.SPOKEN),
+        "call_sid of a spoken revocation",
+    ),
+    "keypad revocation without the call": (
+        lambda: _no_question(EventKind.REVOKED, ConsentMethod.KEYPAD),
+        "call_sid of a keypad revocation",
+    ),
+    "revocation by web form": (
+        lambda: _no_question(EventKind.REVOKED, ConsentMethod.WEB_FORM),
+        "cannot be made by method web_form",
+    ),
+    "call grant by the owner": (
+        lambda: replace(_VALID, method=ConsentMethod.OWNER),
+        "cannot be made by method owner",
+    ),
+    "call grant by web form": (
+        lambda: replace(_VALID, method=ConsentMethod.WEB_FORM),
+        "cannot be made by method web_form",
+    ),
+    "owner restores a caller's consent": (
+        lambda: replace(
+            _no_question(EventKind.REVOKED, ConsentMethod.OWNER),
+            kind=EventKind.RESUBSCRIBED,
+            scope=ConsentScope("x", 1, T0 + timedelta(hours=1)),
+        ),
+        "cannot be made by method owner",
+    ),
+    "owner choice with a scope": (
+        lambda: _no_question(
+            _OPT_IN, ConsentMethod.OWNER, scope=ConsentScope("x", 1, T0 + timedelta(hours=1))
+        ),
+        "takes no scope",
+    ),
+    "owner choice pointing at an event": (
+        lambda: _no_question(_OPT_IN, ConsentMethod.OWNER, revokes="b" * 64),
+        "revokes nothing",
+    ),
+    "owner choice with a spoken answer": (
+        lambda: _no_question(_OPT_IN, ConsentMethod.OWNER, answers=(_ANSWER,)),
+        "has no answers",
+    ),
+    "owner choice made on the call": (
+        lambda: _no_question(_OPT_IN, ConsentMethod.VERBAL),
+        "cannot be made by method verbal",
+    ),
+    "method as plain string": (
+        lambda: _web_form(method="web_form"),
+        "ConsentMethod",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(_INVALID_WITHOUT_QUESTION))
+def test_events_outside_a_consent_question_are_checked(case: str) -> None:
+    build, message = _INVALID_WITHOUT_QUESTION[case]
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_every_kind_is_accepted_by_the_database(engine: Engine) -> None:
+    cases = [build() for build in _VALID_WITHOUT_QUESTION.values()]
+    cases += [_evidence(kind) for kind in _CALL_KINDS]
+    with engine.begin() as conn:
+        for evidence in cases:
+            append_event(conn, evidence, T0 + timedelta(minutes=1))
+        kinds = set(conn.scalars(select(consent_events.c.kind)))
+        assert verify_ledger(conn).ok
+    assert kinds == {kind.value for kind in EventKind}
+
+
+def test_the_database_refuses_an_unknown_kind(engine: Engine) -> None:
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(
+            insert(consent_events).values(
+                business_id="acme",
+                seq=1,
+                phone_number=NUMBER,
+                kind="consent_maybe",
+                recorded_at=T0,
+                body="{}",
+                prev_hash=GENESIS_HASH,
+                hash="9" * 64,
+            )
+        )
+
+
+_CALL_KINDS = (
+    EventKind.CONSENT_GRANTED,
+    EventKind.CONSENT_DECLINED,
+    EventKind.CONSENT_UNCLEAR,
+    EventKind.CONSENT_NOT_ASKED,
+)
 
 
 def test_append_only_ddl_refuses_unknown_databases() -> None:

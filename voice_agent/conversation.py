@@ -106,8 +106,9 @@ class Conversation:
 
     async def _take_message(self) -> None:
         first = await self.chat_model.reply(self.context, self.message, None)
-        await self._say(f"{self._greeting()} {first.text}")
+        playback = await self._say(f"{self._greeting()} {first.text}")
         for _ in range(MAX_MESSAGE_TURNS):
+            await playback.finished()  # the caller gets ANSWER_TIMEOUT after hearing the question
             heard = await self.bridge.next_input(ANSWER_TIMEOUT)
             reply = await self.chat_model.reply(self.context, self.message, self._hear(heard))
             reply_ready_at = time.monotonic()

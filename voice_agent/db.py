@@ -14,8 +14,12 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 
-def make_engine(database_url: str) -> Engine:
-    """An engine for ``database_url``; creates the SQLite file's folder when needed."""
+def make_engine(database_url: str, *, read_only: bool = False) -> Engine:
+    """An engine for ``database_url``; creates the SQLite file's folder when needed.
+
+    ``read_only`` engines (long reads such as ledger verification) start plain deferred
+    transactions on SQLite, so they never hold the write lock that calls need.
+    """
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
@@ -23,7 +27,7 @@ def make_engine(database_url: str) -> Engine:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
     event.listen(engine, "connect", _configure_sqlite_connection)
-    event.listen(engine, "begin", _begin_immediate)
+    event.listen(engine, "begin", _begin_deferred if read_only else _begin_immediate)
     return engine
 
 
@@ -39,3 +43,7 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
 
 def _begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _begin_deferred(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")

@@ -40,7 +40,8 @@ _FLAGS = re.IGNORECASE | re.VERBOSE
 
 _DANGER = re.compile(
     r"""\b(?:
-        gas\s+(?:smell|leak|odou?r)s? | smell(?:s|ing|ed)?\s+(?:of\s+|like\s+)?gas | gas\s+is\s+leaking
+        gas\s+(?:smell|leak|odou?r)s? | smell(?:s|ing|ed)?\s+(?:of\s+|like\s+)?gas
+      | gas\s+is\s+leaking
       | propane | flood(?:s|ed|ing)? | water\s+everywhere
       | sparks? | sparking | sparked | arcing
       | smoke | smoking | smoky | fires? | on\s+fire | flames?
@@ -65,7 +66,8 @@ _EMERGENCY_LINE = re.compile(r"\b(?:911|nine\s+one\s+one|emergency\s+(?:line|ser
 _FAREWELL = re.compile(
     r"""\b(?:
         good\s*-?\s*bye | bye | farewell | take\s+care
-      | have\s+a\s+(?:good|great|nice|wonderful|lovely|safe)\s+(?:day|night|evening|afternoon|one|weekend)
+      | have\s+a\s+(?:good|great|nice|wonderful|lovely|safe)\s+
+            (?:day|night|evening|afternoon|one|weekend)
       | talk\s+(?:to\s+you\s+)?soon | hang(?:ing)?\s+up | end(?:ing)?\s+(?:the|this|our)\s+call
       | disconnect\w*
     )\b""",
@@ -148,7 +150,8 @@ _PRICE = re.compile(
 
 _COMMITMENT = re.compile(
     r"""\b(?:
-        be\s+(?:there|over|out|at\s+your|by\s+your) | (?:come|coming|get|getting)\s+(?:out|over|by|there|to\s+you)
+        be\s+(?:there|over|out|at\s+your|by\s+your)
+      | (?:come|coming|get|getting)\s+(?:out|over|by|there|to\s+you)
       | arriv\w* | send(?:ing)?\s+(?:someone|somebody|a\s+\w+|an\s+\w+|out|over)
       | dispatch\w* | on\s+(?:the|their|his|her|my|our)\s+way | out\s+(?:there|to\s+you)
       | schedul\w* | book\w* | appointments? | slots? | visit\w* | fix\s+it
@@ -159,8 +162,10 @@ _COMMITMENT = re.compile(
 _WHEN = re.compile(
     r"""\b(?:
         \d{1,2}(?::\d{2})?\s*(?:a\.?m\.?|p\.?m\.?|o'clock)
-      | (?:by|at|around|before|after|until)\s+(?:\d{1,2}|noon|midnight|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\b
-      | (?:in|within)\s+(?:the\s+next\s+)?(?:an?|the|half\s+an|\d+|a\s+few|one|two|three|five|ten|fifteen|twenty|thirty|forty-five)\s+
+      | (?:by|at|around|before|after|until)\s+
+            (?:\d{1,2}|noon|midnight|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\b
+      | (?:in|within)\s+(?:the\s+next\s+)?
+            (?:an?|the|half\s+an|\d+|a\s+few|one|two|three|five|ten|fifteen|twenty|thirty|forty-five)\s+
             (?:minutes?|mins?|hours?|hrs?|days?)
       | today | tonight | tomorrow | this\s+(?:morning|afternoon|evening|week|weekend)
       | right\s+(?:away|now) | asap | shortly | immediately | first\s+thing
@@ -177,7 +182,9 @@ _BOOKED = re.compile(
     _FLAGS,
 )
 
-_MARKDOWN = re.compile(r"[*_#`~>|]+|\[(?=[^\]]*\]\()|\]\([^)]*\)")
+_MARKDOWN = re.compile(
+    r"[*_#`~>|]+|\[(?=[^\]]*\]\()|\]\([^)]*\)|^\s*(?:[-•]|\d+[.)])\s+", re.MULTILINE
+)
 _URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'"})
 _WORD = re.compile(r"\S+")
@@ -248,7 +255,7 @@ class ReplyGuard:
         if not mentions_danger(self.caller_said):
             return []
         self._advice_given = True
-        return [self._admit(EMERGENCY_ADVICE)]
+        return [self.admit(EMERGENCY_ADVICE)]
 
     def screen(self, sentence: str) -> str | None:
         """``sentence`` as it may be spoken, a safe replacement, or None to drop it."""
@@ -304,15 +311,16 @@ class ReplyGuard:
         budget = self.max_words - self.words
         words = _WORD.findall(text)
         if len(words) <= budget:
-            return self._admit(text)
+            return self.admit(text)
         self.full = True
         if self.spoken:
             logger.warning("reply over %d words: the rest is dropped", self.max_words)
             return None
         logger.warning("sentence over %d words: cut", self.max_words)
-        return self._admit(" ".join(words[:budget]).rstrip(",;:-") + ".")
+        return self.admit(" ".join(words[:budget]).rstrip(",;:-") + ".")
 
-    def _admit(self, text: str) -> str:
+    def admit(self, text: str) -> str:
+        """Count ``text`` (our own words, not screened) as spoken in this reply."""
         self.spoken.append(text)
         return text
 
@@ -332,7 +340,7 @@ class ReplyGuard:
 def speakable(text: str) -> str:
     """``text`` ready for a voice: no markdown, links, emoji or control characters; one line."""
     normalised = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
-    without_links = _MARKDOWN.sub(" ", _URL.sub(" ", normalised))
+    without_links = _URL.sub(" ", _MARKDOWN.sub(" ", normalised))
     kept = "".join(
         " " if unicodedata.category(char)[0] in "CS" and char not in "$€£%" else char
         for char in without_links

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import cached_property
+from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,7 @@ class Settings(BaseSettings):
     chat_model: ChatModelChoice = ChatModelChoice.SCRIPTED
     sms_transport: SmsTransportChoice = SmsTransportChoice.LOCAL
     assistant_voice: str = "en-us"
+    audio_dir: Path = Path("./var/audio")
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=1, le=65535)
 

@@ -1,0 +1,281 @@
+"""Texts people send to a business's number: STOP, HELP, START, and everything else.
+
+Each inbound text is stored once per Twilio MessageSid (a repeated webhook does nothing twice) in
+the caller's thread, classified by ``keywords.classify_reply``, and acted on in the same
+transaction:
+
+- opt-out: every pending text to the number is cancelled and a ``revoked`` event is appended to
+  the ledger, together; one confirmation is queued when a consent was in force, unless Twilio's
+  Advanced Opt-Out already answered (``OptOutType``);
+- HELP: the HELP reply (not counted against any cap), unless Twilio already answered;
+- START / UNSTOP, or a bare YES from a number that opted out: a ``resubscribed`` event and a
+  confirmation;
+- anything else: kept in the thread, forwarded to the owner (the dispatcher sends it only while
+  the owner's opt-in stands), and it cancels the pending no-reply follow-up.
+
+Replies go through the outbox like every other text, so each is recorded and sent by the
+dispatcher.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from consent_ledger import ConsentMethod, RecordedEvent, resubscribe, revoke
+from sms_sender.keywords import ReplyIntent, classify_reply, is_bare_yes
+from sms_sender.message_templates import TemplateName, shipped_template
+from sms_sender.outbox import (
+    OutboxKind,
+    OutboxMessage,
+    PlannedText,
+    cancel_pending,
+    is_e164,
+    queue_text,
+)
+from sms_sender.policy import SmsPolicy
+from sms_sender.tables import sms_inbound
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_SID_LENGTH = 64
+MAX_STORED_BODY = 1600  # ten segments of GSM-7; Twilio concatenates no more than that
+ADVANCED_OPT_OUT_TYPES = frozenset({"STOP", "START", "HELP"})
+_CANCELLED_BY_OPT_OUT = frozenset(OutboxKind) - {OutboxKind.OPT_OUT_CONFIRMATION}
+"""An opt-out cancels every pending text but the confirmation of an earlier opt-out."""
+
+
+class InboundError(ValueError):
+    """An inbound text that cannot be taken: no MessageSid, or numbers that are not E.164."""
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    """One inbound text, as Twilio's webhook describes it."""
+
+    message_sid: str
+    from_number: str
+    to_number: str
+    body: str
+    num_media: int = 0
+    opt_out_type: str | None = None
+
+    def __post_init__(self) -> None:
+        sid = self.message_sid
+        if not sid or len(sid) > MAX_MESSAGE_SID_LENGTH or not sid.isalnum():
+            raise InboundError(f"not a MessageSid: {sid[:80]!r}")
+        for name in ("from_number", "to_number"):
+            if not is_e164(getattr(self, name)):
+                raise InboundError(f"{name} is not an E.164 number")
+        if self.opt_out_type is not None and self.opt_out_type not in ADVANCED_OPT_OUT_TYPES:
+            raise InboundError(f"unknown OptOutType {self.opt_out_type[:20]!r}")
+
+
+@dataclass(frozen=True)
+class InboundOutcome:
+    """What handling an inbound text did."""
+
+    intent: ReplyIntent
+    duplicate: bool = False
+    ledger_event: RecordedEvent | None = None
+    cancelled: int = 0
+    reply: OutboxMessage | None = None
+    forwarded: OutboxMessage | None = None
+
+
+def handle_inbound(
+    conn: Connection, sms: InboundSms, policy: SmsPolicy, received_at: datetime
+) -> InboundOutcome:
+    """Store ``sms`` in its thread and act on it, inside the caller's transaction."""
+    intent = classify_reply(sms.body)
+    if not _store(conn, sms, policy, intent, received_at):
+        logger.info("inbound %s already handled", sms.message_sid, extra=_log(policy))
+        return InboundOutcome(intent=intent, duplicate=True)
+    if intent is ReplyIntent.OPT_OUT:
+        return _opt_out(conn, sms, policy, received_at)
+    if intent is ReplyIntent.HELP:
+        return _help(conn, sms, policy, received_at)
+    if intent is ReplyIntent.OPT_IN:
+        return _opt_in(conn, sms, policy, received_at)
+    if is_bare_yes(sms.body):
+        outcome = _opt_in(conn, sms, policy, received_at)
+        if outcome.ledger_event is not None:
+            _restate_intent(conn, sms, ReplyIntent.OPT_IN)
+            return outcome
+    return _message(conn, sms, policy, received_at)
+
+
+def _opt_out(
+    conn: Connection, sms: InboundSms, policy: SmsPolicy, received_at: datetime
+) -> InboundOutcome:
+    cancelled = cancel_pending(
+        conn, policy.business_id, sms.from_number, "revoked by text", kinds=_CANCELLED_BY_OPT_OUT
+    )
+    event = revoke(
+        conn,
+        policy.business_id,
+        policy.business_name,
+        sms.from_number,
+        ConsentMethod.SMS_KEYWORD,
+        received_at,
+        received_at,
+    )
+    reply = None
+    if event is not None and sms.opt_out_type is None:
+        body = shipped_template(TemplateName.OPT_OUT).render(business_name=policy.business_name)
+        reply = _reply(
+            conn, sms, policy, OutboxKind.OPT_OUT_CONFIRMATION, body, event.hash, received_at
+        )
+    logger.info(
+        "opt-out: %d pending texts cancelled, revocation %s",
+        cancelled,
+        "recorded" if event else "not needed",
+        extra=_log(policy),
+    )
+    return InboundOutcome(ReplyIntent.OPT_OUT, ledger_event=event, cancelled=cancelled, reply=reply)
+
+
+def _help(
+    conn: Connection, sms: InboundSms, policy: SmsPolicy, received_at: datetime
+) -> InboundOutcome:
+    if sms.opt_out_type is not None:
+        return InboundOutcome(ReplyIntent.HELP)
+    body = shipped_template(TemplateName.HELP).render(
+        business_name=policy.business_name, help_contact=policy.help_contact
+    )
+    reply = _reply(conn, sms, policy, OutboxKind.HELP_REPLY, body, "", received_at)
+    return InboundOutcome(ReplyIntent.HELP, reply=reply)
+
+
+def _opt_in(
+    conn: Connection, sms: InboundSms, policy: SmsPolicy, received_at: datetime
+) -> InboundOutcome:
+    event = resubscribe(
+        conn,
+        policy.business_id,
+        policy.business_name,
+        sms.from_number,
+        ConsentMethod.SMS_KEYWORD,
+        received_at,
+        received_at,
+    )
+    reply = None
+    if event is not None and sms.opt_out_type is None:
+        body = shipped_template(TemplateName.OPT_IN).render(business_name=policy.business_name)
+        reply = _reply(
+            conn, sms, policy, OutboxKind.OPT_IN_CONFIRMATION, body, event.hash, received_at
+        )
+    return InboundOutcome(ReplyIntent.OPT_IN, ledger_event=event, reply=reply)
+
+
+def _message(
+    conn: Connection, sms: InboundSms, policy: SmsPolicy, received_at: datetime
+) -> InboundOutcome:
+    cancelled = cancel_pending(
+        conn,
+        policy.business_id,
+        sms.from_number,
+        "the caller replied",
+        kinds=(OutboxKind.NO_REPLY_FOLLOW_UP,),
+    )
+    forwarded = None
+    if policy.owner_number is not None and policy.owner_number != sms.from_number:
+        body = shipped_template(TemplateName.OWNER_FORWARD).render(
+            business_name=policy.business_name,
+            caller_number=sms.from_number,
+            body=sms.body or "(a picture or file)",
+        )
+        forwarded = queue_text(
+            conn,
+            PlannedText(
+                business_id=policy.business_id,
+                reference=sms.message_sid,
+                to_number=policy.owner_number,
+                from_number=sms.to_number,
+                kind=OutboxKind.OWNER_FORWARD,
+                body=body,
+                consent_event_hash="",
+                due_at=received_at,
+            ),
+        )
+    return InboundOutcome(ReplyIntent.MESSAGE, cancelled=cancelled, forwarded=forwarded)
+
+
+def _reply(
+    conn: Connection,
+    sms: InboundSms,
+    policy: SmsPolicy,
+    kind: OutboxKind,
+    body: str,
+    event_hash: str,
+    received_at: datetime,
+) -> OutboxMessage:
+    return queue_text(
+        conn,
+        PlannedText(
+            business_id=policy.business_id,
+            reference=sms.message_sid,
+            to_number=sms.from_number,
+            from_number=sms.to_number,
+            kind=kind,
+            body=body,
+            consent_event_hash=event_hash,
+            due_at=received_at,
+        ),
+    )
+
+
+def _store(
+    conn: Connection,
+    sms: InboundSms,
+    policy: SmsPolicy,
+    intent: ReplyIntent,
+    received_at: datetime,
+) -> bool:
+    """Insert the inbound row; False when this MessageSid was stored before."""
+    values = {
+        "message_sid": sms.message_sid,
+        "business_id": policy.business_id,
+        "from_number": sms.from_number,
+        "to_number": sms.to_number,
+        "body": sms.body[:MAX_STORED_BODY],
+        "intent": intent.value,
+        "opt_out_type": sms.opt_out_type,
+        "num_media": max(sms.num_media, 0),
+        "received_at": received_at,
+    }
+    inserted = conn.execute(_insert_once(conn.dialect.name, values).returning(sms_inbound.c.id))
+    return inserted.first() is not None
+
+
+def _insert_once(dialect_name: str, values: Mapping[str, object]) -> Insert:
+    if dialect_name == "postgresql":
+        return (
+            postgresql.insert(sms_inbound)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["message_sid"])
+        )
+    if dialect_name == "sqlite":
+        return (
+            sqlite.insert(sms_inbound)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["message_sid"])
+        )
+    raise ValueError(f"inbound texts support SQLite and PostgreSQL, not {dialect_name}")
+
+
+def _restate_intent(conn: Connection, sms: InboundSms, intent: ReplyIntent) -> None:
+    conn.execute(
+        update(sms_inbound)
+        .where(sms_inbound.c.message_sid == sms.message_sid)
+        .values(intent=intent.value)
+    )
+
+
+def _log(policy: SmsPolicy) -> dict[str, str]:
+    return {"business_id": policy.business_id}

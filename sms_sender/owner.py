@@ -1,0 +1,70 @@
+"""The owner's notice after every call: who called, what they need, how urgent, and whether they
+agreed to texts. It is queued like any text; the dispatcher sends it only while the owner's
+opt-in to notification texts stands in the ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from sms_sender.message_templates import TemplateName, shipped_template
+from sms_sender.outbox import OutboxKind, OutboxMessage, PlannedText, queue_text
+from sms_sender.policy import SmsPolicy
+
+UNKNOWN = "not given"
+
+
+@dataclass(frozen=True)
+class CallSummary:
+    """What the owner needs to know about one call; ``business_number`` is the number called."""
+
+    call_sid: str
+    business_number: str
+    caller_number: str
+    caller_name: str | None
+    need: str | None
+    callback_number: str | None
+    urgency: str | None
+    consent_outcome: str
+
+
+def queue_owner_summary(
+    conn: Connection, summary: CallSummary, policy: SmsPolicy, ended_at: datetime
+) -> OutboxMessage | None:
+    """Queue the summary of ``summary``'s call to the owner; None when the business has no owner
+    number. Idempotent per call."""
+    if policy.owner_number is None:
+        return None
+    body = shipped_template(TemplateName.OWNER_SUMMARY).render(
+        business_name=policy.business_name,
+        caller_number=summary.caller_number,
+        caller_name=summary.caller_name or "caller (no name)",
+        need=summary.need or UNKNOWN,
+        urgency=summary.urgency or UNKNOWN,
+        callback_number=summary.callback_number or summary.caller_number,
+        consent=_consent_words(summary.consent_outcome),
+    )
+    return queue_text(
+        conn,
+        PlannedText(
+            business_id=policy.business_id,
+            reference=summary.call_sid,
+            to_number=policy.owner_number,
+            from_number=summary.business_number,
+            kind=OutboxKind.OWNER_SUMMARY,
+            body=body,
+            consent_event_hash="",
+            due_at=ended_at,
+        ),
+    )
+
+
+def _consent_words(outcome: str) -> str:
+    return {
+        "affirmative": "agreed",
+        "declined": "declined",
+        "unclear": "unclear, none sent",
+        "not_asked": "not asked",
+    }.get(outcome, outcome or UNKNOWN)

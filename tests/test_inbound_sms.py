@@ -1,0 +1,396 @@
+"""Inbound texts: STOP, HELP, START, YES and messages, through the handler and the signed
+webhook."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from twilio.request_validator import RequestValidator
+
+from consent_ledger import EventKind, events_for_number
+from sms_sender.dispatch import DispatchReport, dispatch_due
+from sms_sender.inbound import InboundError, InboundSms, handle_inbound
+from sms_sender.keywords import ReplyIntent
+from sms_sender.local_transport import LocalSmsTransport
+from sms_sender.outbox import OutboxKind, OutboxStatus, list_outbox
+from sms_sender.policy import SmsPolicy
+from sms_sender.send_rules import SendRules
+from sms_sender.tables import metadata as sms_metadata
+from sms_sender.tables import sms_inbound
+from sms_sender.thread import Direction, conversation_thread
+from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
+from tests.test_dispatch import (
+    BUSINESS,
+    CALLER,
+    CONSENTED_AT,
+    NOW,
+    grant,
+    postgres_engine,
+    queue,
+    sqlite_engine,
+    with_tables,
+)
+from voice_agent.signatures import TwilioSignatures
+from voice_agent.sms_routes import router
+
+BUSINESS_NUMBER = "+15125550100"
+OWNER = "+15125550199"
+POLICY = SmsPolicy(
+    business_id=BUSINESS,
+    business_name="Acme Plumbing",
+    time_zone="America/Chicago",
+    help_contact="(512) 555-0199",
+    owner_number=OWNER,
+)
+OPT_OUT_TEXT = (
+    "You're unsubscribed from Acme Plumbing texts. No more messages will be sent. "
+    "Reply START to resubscribe."
+)
+HELP_TEXT = (
+    "Acme Plumbing: for help with your service request contact (512) 555-0199. "
+    "Msg & data rates may apply. Reply STOP to opt out."
+)
+RULES = SendRules(policies=lambda _conn, business_id: POLICY if business_id == BUSINESS else None)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    database = (
+        sqlite_engine(tmp_path)
+        if request.param == "sqlite"
+        else postgres_engine("sms_sender_inbound_tests")
+    )
+    yield with_tables(database)
+    database.dispose()
+
+
+_sids = iter(range(1, 1_000_000))
+
+
+def text(body: str, number: str = CALLER, opt_out_type: str | None = None) -> InboundSms:
+    return InboundSms(
+        message_sid=f"SM{next(_sids):032d}",
+        from_number=number,
+        to_number=BUSINESS_NUMBER,
+        body=body,
+        opt_out_type=opt_out_type,
+    )
+
+
+def receive(engine: Engine, sms: InboundSms, at: datetime = NOW) -> ReplyIntent:
+    with engine.begin() as conn:
+        return handle_inbound(conn, sms, POLICY, at).intent
+
+
+def kinds_and_statuses(engine: Engine) -> list[tuple[OutboxKind, OutboxStatus]]:
+    with engine.begin() as conn:
+        return [(m.kind, m.status) for m in list_outbox(conn)]
+
+
+def ledger_kinds(engine: Engine, number: str = CALLER) -> list[EventKind]:
+    with engine.begin() as conn:
+        return [event.kind for event in events_for_number(conn, BUSINESS, number)]
+
+
+# --- opt-out ----------------------------------------------------------------------------------
+
+
+def test_stop_revokes_cancels_pending_and_confirms_once(engine: Engine) -> None:
+    consent = grant(engine)
+    queue(engine, "CA0001", consent=consent, due_at=NOW + timedelta(hours=2))
+    queue(engine, "CA0002", consent=consent, due_at=NOW + timedelta(hours=3))
+
+    assert receive(engine, text("STOP")) is ReplyIntent.OPT_OUT
+    assert receive(engine, text("stop!!"), at=NOW + timedelta(seconds=5)) is ReplyIntent.OPT_OUT
+
+    assert ledger_kinds(engine) == [EventKind.CONSENT_GRANTED, EventKind.REVOKED]
+    assert kinds_and_statuses(engine) == [
+        (OutboxKind.CONFIRMATION, OutboxStatus.CANCELLED),
+        (OutboxKind.CONFIRMATION, OutboxStatus.CANCELLED),
+        (OutboxKind.OPT_OUT_CONFIRMATION, OutboxStatus.SCHEDULED),
+    ]
+    transport = LocalSmsTransport()
+    assert dispatch_due(engine, transport, NOW + timedelta(minutes=1), rules=RULES).sent == 1
+    assert [sms.body for sms in transport.delivered] == [OPT_OUT_TEXT]
+    assert dispatch_due(engine, transport, NOW + timedelta(hours=5), rules=RULES).sent == 0
+
+
+def test_plain_language_revocation_is_a_revocation(engine: Engine) -> None:
+    grant(engine)
+    receive(engine, text("please stop texting me"))
+    assert ledger_kinds(engine)[-1] is EventKind.REVOKED
+
+
+def test_no_confirmation_when_twilio_advanced_opt_out_already_answered(engine: Engine) -> None:
+    grant(engine)
+    queue(engine, due_at=NOW + timedelta(hours=1))
+
+    receive(engine, text("STOP", opt_out_type="STOP"))
+
+    assert ledger_kinds(engine)[-1] is EventKind.REVOKED
+    assert kinds_and_statuses(engine) == [(OutboxKind.CONFIRMATION, OutboxStatus.CANCELLED)]
+
+
+def test_an_opt_out_confirmation_older_than_five_minutes_is_not_sent(engine: Engine) -> None:
+    grant(engine)
+    receive(engine, text("STOP"))
+
+    report = dispatch_due(engine, LocalSmsTransport(), NOW + timedelta(minutes=6), rules=RULES)
+
+    assert report == DispatchReport(sent=0, blocked=1, failed=0)
+
+
+def test_messages_that_mention_stop_do_not_revoke(engine: Engine) -> None:
+    grant(engine)
+    for body in (
+        "Can you stop by tomorrow?",
+        "the leak won't stop",
+        "cancel my appointment and rebook",
+    ):
+        assert receive(engine, text(body)) is ReplyIntent.MESSAGE
+    assert ledger_kinds(engine) == [EventKind.CONSENT_GRANTED]
+
+
+# --- help, start, yes -------------------------------------------------------------------------
+
+
+def test_help_is_answered_even_after_revocation_and_is_not_counted(engine: Engine) -> None:
+    grant(engine, max_texts=1)
+    receive(engine, text("STOP"))
+    receive(engine, text("HELP"))
+    receive(engine, text("Help me, the basement is flooding"))
+    transport = LocalSmsTransport()
+
+    dispatch_due(engine, transport, NOW + timedelta(minutes=1), rules=RULES)
+
+    assert [sms.body for sms in transport.delivered] == [OPT_OUT_TEXT, HELP_TEXT]
+
+
+def test_start_resubscribes_and_confirms(engine: Engine) -> None:
+    grant(engine)
+    receive(engine, text("STOP"))
+    assert receive(engine, text("START")) is ReplyIntent.OPT_IN
+
+    assert ledger_kinds(engine) == [
+        EventKind.CONSENT_GRANTED,
+        EventKind.REVOKED,
+        EventKind.RESUBSCRIBED,
+    ]
+    assert kinds_and_statuses(engine)[-1] == (
+        OutboxKind.OPT_IN_CONFIRMATION,
+        OutboxStatus.SCHEDULED,
+    )
+
+
+def test_yes_resubscribes_only_a_number_that_opted_out(engine: Engine) -> None:
+    grant(engine)
+    assert receive(engine, text("yes")) is ReplyIntent.MESSAGE
+    receive(engine, text("STOP"))
+    assert receive(engine, text("YES")) is ReplyIntent.OPT_IN
+    assert ledger_kinds(engine)[-1] is EventKind.RESUBSCRIBED
+    with engine.begin() as conn:
+        intents = conn.execute(select(sms_inbound.c.intent).order_by(sms_inbound.c.id)).scalars()
+        assert list(intents) == ["message", "opt_out", "opt_in"]
+
+
+def test_start_without_a_revoked_consent_records_nothing(engine: Engine) -> None:
+    receive(engine, text("START"))
+    assert ledger_kinds(engine) == []
+    assert kinds_and_statuses(engine) == []
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+def test_a_message_is_kept_forwarded_and_stops_the_no_reply_follow_up(engine: Engine) -> None:
+    grant(engine)
+    with engine.begin() as conn:
+        from sms_sender.outbox import PlannedText, queue_text
+
+        queue_text(
+            conn,
+            PlannedText(
+                BUSINESS,
+                "CA0001",
+                CALLER,
+                BUSINESS_NUMBER,
+                OutboxKind.NO_REPLY_FOLLOW_UP,
+                "Acme Plumbing: following up.",
+                "c" * 64,
+                NOW + timedelta(hours=2),
+            ),
+        )
+    receive(engine, text("Yes please come at 3pm"))
+
+    assert kinds_and_statuses(engine) == [
+        (OutboxKind.NO_REPLY_FOLLOW_UP, OutboxStatus.CANCELLED),
+        (OutboxKind.OWNER_FORWARD, OutboxStatus.SCHEDULED),
+    ]
+    with engine.begin() as conn:
+        thread = conversation_thread(conn, BUSINESS, CALLER)
+    assert [(entry.direction, entry.state) for entry in thread] == [
+        (Direction.INBOUND, "message"),
+        (Direction.OUTBOUND, "cancelled"),
+    ]
+
+
+def test_owner_forwards_go_only_with_the_owners_opt_in(engine: Engine) -> None:
+    receive(engine, text("Is anyone there?"))
+    transport = LocalSmsTransport()
+
+    assert dispatch_due(engine, transport, NOW, rules=RULES).blocked == 1
+    receive(engine, text("Hello again?"))
+    opted_in = SendRules(
+        policies=RULES.policies, owner_opted_in=lambda _c, _b, number: number == OWNER
+    )
+    assert dispatch_due(engine, transport, NOW, rules=opted_in).sent == 1
+    assert [sms.to_number for sms in transport.delivered] == [OWNER]
+    assert transport.delivered[0].body == f"Acme Plumbing text from {CALLER}: Hello again?"
+
+
+def test_the_same_message_sid_is_handled_once(engine: Engine) -> None:
+    grant(engine)
+    sms = text("STOP")
+    with engine.begin() as conn:
+        first = handle_inbound(conn, sms, POLICY, NOW)
+    with engine.begin() as conn:
+        again = handle_inbound(conn, sms, POLICY, NOW)
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert len(kinds_and_statuses(engine)) == 1
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"message_sid": ""},
+        {"message_sid": "SM' OR 1=1"},
+        {"message_sid": "SM" + "1" * 80},
+        {"from_number": "5125550123"},
+        {"to_number": "not a number"},
+        {"opt_out_type": "DELETE"},
+    ],
+)
+def test_malformed_inbound_texts_are_refused(fields: dict[str, str]) -> None:
+    values = {
+        "message_sid": "SM" + "1" * 32,
+        "from_number": CALLER,
+        "to_number": BUSINESS_NUMBER,
+        "body": "hi",
+        **fields,
+    }
+    with pytest.raises(InboundError):
+        InboundSms(**values)  # type: ignore[arg-type]
+
+
+# --- the webhooks -----------------------------------------------------------------------------
+
+
+@dataclass
+class WakeCounter:
+    wakes: int = 0
+
+    def wake(self) -> None:
+        self.wakes += 1
+
+
+@dataclass
+class WebhookServices:
+    engine: Engine
+    signatures: TwilioSignatures = field(
+        default_factory=lambda: TwilioSignatures(AUTH_TOKEN, PUBLIC_BASE_URL)
+    )
+    dispatcher: WakeCounter = field(default_factory=WakeCounter)
+
+    def clock(self) -> datetime:
+        return NOW
+
+
+@pytest.fixture
+def webhook(migrated_engine: Engine) -> Iterator[tuple[TestClient, WebhookServices]]:
+    with migrated_engine.begin() as conn:
+        sms_metadata.create_all(conn)
+    app = FastAPI()
+    app.include_router(router)
+    services = WebhookServices(migrated_engine)
+    app.state.services = services
+    with TestClient(app) as client:
+        yield client, services
+
+
+def post_signed(client: TestClient, path: str, params: dict[str, str]) -> int:
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC_BASE_URL + path, params)
+    response = client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+    if response.status_code == 200:
+        assert response.text.endswith("<Response/>")
+    return response.status_code
+
+
+def inbound_params(body: str, sid: str = "SM" + "a" * 32) -> dict[str, str]:
+    return {
+        "MessageSid": sid,
+        "AccountSid": "AC" + "0" * 32,
+        "From": CALLER,
+        "To": BUSINESS_NUMBER,
+        "Body": body,
+        "NumMedia": "0",
+        "NumSegments": "1",
+    }
+
+
+def test_the_webhook_refuses_unsigned_and_forged_requests(
+    webhook: tuple[TestClient, WebhookServices],
+) -> None:
+    client, _services = webhook
+    assert client.post("/twilio/sms", data=inbound_params("STOP")).status_code == 403
+    forged = client.post(
+        "/twilio/sms", data=inbound_params("STOP"), headers={"X-Twilio-Signature": "bm90IGl0"}
+    )
+    assert forged.status_code == 403
+    assert client.post("/twilio/sms/status", data={"MessageSid": "SM1"}).status_code == 403
+
+
+def test_the_webhook_handles_stop_once_and_wakes_the_dispatcher(
+    webhook: tuple[TestClient, WebhookServices],
+) -> None:
+    client, services = webhook
+    grant(services.engine, at=CONSENTED_AT)
+
+    assert post_signed(client, "/twilio/sms", inbound_params("Stop.")) == 200
+    assert post_signed(client, "/twilio/sms", inbound_params("Stop.")) == 200
+
+    assert services.dispatcher.wakes == 1
+    assert ledger_kinds(services.engine)[-1] is EventKind.REVOKED
+    assert kinds_and_statuses(services.engine) == [
+        (OutboxKind.OPT_OUT_CONFIRMATION, OutboxStatus.SCHEDULED)
+    ]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"MessageSid": "", "From": CALLER, "To": BUSINESS_NUMBER, "Body": "hi"},
+        {"MessageSid": "SM" + "b" * 32, "From": "anonymous", "To": BUSINESS_NUMBER, "Body": "x"},
+        {"MessageSid": "SM" + "b" * 32, "From": CALLER, "To": BUSINESS_NUMBER, "NumMedia": "x"},
+    ],
+)
+def test_malformed_webhooks_get_400(
+    webhook: tuple[TestClient, WebhookServices], params: dict[str, str]
+) -> None:
+    client, _services = webhook
+    assert post_signed(client, "/twilio/sms", params) == 400
+
+
+def test_a_text_to_an_unknown_number_is_logged_and_answered_empty(
+    webhook: tuple[TestClient, WebhookServices],
+) -> None:
+    client, services = webhook
+    params = {**inbound_params("hello"), "To": "+15125550111"}
+    assert post_signed(client, "/twilio/sms", params) == 200
+    assert kinds_and_statuses(services.engine) == []

@@ -1,0 +1,302 @@
+"""The plan after a call: follow-ups in the recipient's daytime across zones and DST, caps across
+repeat calls and state law, exclusions, owner summaries, policies and templates checked at load."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine
+
+from sms_sender.dispatch import dispatch_due
+from sms_sender.local_time import (
+    in_send_window,
+    next_send_time,
+    recipient_state,
+    recipient_zones,
+    state_cap,
+)
+from sms_sender.local_transport import LocalSmsTransport
+from sms_sender.message_templates import (
+    SPECS,
+    TemplateError,
+    TemplateName,
+    load_template,
+    shipped_template,
+)
+from sms_sender.outbox import OutboxKind, OutboxStatus, list_outbox
+from sms_sender.owner import CallSummary, queue_owner_summary
+from sms_sender.plan import plan_texts
+from sms_sender.policy import PolicyError, SmsPolicy
+from sms_sender.segments import segment_count
+from sms_sender.send_rules import SendRules
+from tests.test_dispatch import (
+    BUSINESS,
+    confirmation,
+    grant,
+    postgres_engine,
+    sqlite_engine,
+    with_tables,
+)
+
+NEW_YORK = ZoneInfo("America/New_York")
+EIGHT, TWENTY = time(8), time(20)
+FLORIDA = "+13055550123"
+TEXAS = "+15125550123"
+
+
+def policy(**changes: object) -> SmsPolicy:
+    values: dict[str, object] = {
+        "business_id": BUSINESS,
+        "business_name": "Acme Plumbing",
+        "time_zone": "America/Chicago",
+        "help_contact": "(512) 555-0199",
+        "max_texts": 4,
+        "no_reply_follow_up_after": timedelta(hours=3),
+        "callback_check_after": timedelta(hours=6),
+        "owner_number": "+15125550199",
+        **changes,
+    }
+    return SmsPolicy(**values)  # type: ignore[arg-type]
+
+
+def local(zone: str, *fields: int) -> datetime:
+    return datetime(*fields, tzinfo=ZoneInfo(zone)).astimezone(UTC)  # type: ignore[misc]
+
+
+# --- local time -------------------------------------------------------------------------------
+
+
+def test_zones_and_states_come_from_the_area_code() -> None:
+    assert recipient_zones(FLORIDA, "America/Denver") == (NEW_YORK,)
+    assert recipient_zones("+18005550123", "America/Denver") == (ZoneInfo("America/Denver"),)
+    assert recipient_zones("+447700900123", "America/Denver") == (ZoneInfo("America/Denver"),)
+    assert len(recipient_zones("+16055550123", "America/Denver")) == 2  # South Dakota spans two
+    assert [recipient_state(n) for n in (FLORIDA, "+14055550123", "+14105550123", TEXAS)] == [
+        "Florida",
+        "Oklahoma",
+        "Maryland",
+        "Texas",
+    ]
+    assert [state_cap(n) for n in (FLORIDA, "+14055550123", "+14105550123", TEXAS)] == [
+        3,
+        3,
+        3,
+        None,
+    ]
+    assert recipient_state("garbage") == "" and state_cap("garbage") is None
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        (local("America/New_York", 2025, 6, 2, 7, 59), local("America/New_York", 2025, 6, 2, 8, 0)),
+        (local("America/New_York", 2025, 6, 2, 8, 0), local("America/New_York", 2025, 6, 2, 8, 0)),
+        (
+            local("America/New_York", 2025, 6, 2, 19, 59),
+            local("America/New_York", 2025, 6, 2, 19, 59),
+        ),
+        (local("America/New_York", 2025, 6, 2, 20, 0), local("America/New_York", 2025, 6, 3, 8, 0)),
+        # spring forward (9 March 2025): 8:00 EDT is 12:00 UTC, not 13:00
+        (local("America/New_York", 2025, 3, 8, 21, 0), datetime(2025, 3, 9, 12, 0, tzinfo=UTC)),
+        # fall back (2 November 2025): 8:00 EST is 13:00 UTC
+        (local("America/New_York", 2025, 11, 1, 22, 0), datetime(2025, 11, 2, 13, 0, tzinfo=UTC)),
+    ],
+)
+def test_next_send_time_in_one_zone_across_dst(at: datetime, expected: datetime) -> None:
+    assert next_send_time(at, (NEW_YORK,), EIGHT, TWENTY) == expected
+
+
+def test_a_number_in_two_zones_waits_for_both() -> None:
+    zones = (ZoneInfo("America/Denver"), ZoneInfo("America/Chicago"))
+    seven_in_denver = local("America/Denver", 2025, 6, 2, 7, 0)  # 8:00 in Chicago
+    opens = next_send_time(seven_in_denver, zones, EIGHT, TWENTY)
+    assert opens == local("America/Denver", 2025, 6, 2, 8, 0)
+    assert in_send_window(opens, zones, EIGHT, TWENTY)
+    last = local("America/Chicago", 2025, 6, 2, 19, 59)
+    assert in_send_window(last, zones, EIGHT, TWENTY)
+    assert not in_send_window(last + timedelta(minutes=1), zones, EIGHT, TWENTY)
+
+
+def test_a_naive_time_is_refused() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        next_send_time(datetime(2025, 6, 2, 12), (NEW_YORK,), EIGHT, TWENTY)
+
+
+# --- policy and templates ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"time_zone": "Mars/Olympus"},
+        {"max_texts": 5},
+        {"max_texts": 0},
+        {"business_name": "  "},
+        {"send_window_start": time(20), "send_window_end": time(8)},
+        {"no_reply_follow_up_after": timedelta(minutes=30)},
+        {"no_reply_follow_up_after": timedelta(hours=8)},
+        {"callback_check_after": timedelta(hours=24)},
+        {"excluded_numbers": frozenset({"5125550123"})},
+        {"owner_number": "owner"},
+        {"help_contact": "call " * 60},
+    ],
+)
+def test_policies_that_cannot_be_obeyed_are_refused(changes: dict[str, object]) -> None:
+    with pytest.raises(PolicyError):
+        policy(**changes)
+
+
+def test_every_shipped_template_loads_and_renders_within_two_segments() -> None:
+    for name in TemplateName:
+        template = shipped_template(name)
+        values = dict.fromkeys(SPECS[name].fields, "x" * 30)
+        values["business_name"] = "Acme Plumbing"
+        if SPECS[name].free_field is not None:
+            values[SPECS[name].free_field] = "a hostile, very long need " * 100
+        assert segment_count(template.render(**values)) <= 2, name
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        (TemplateName.HELP, "{business_name}: call {help_contact}.", "must say"),
+        (TemplateName.OPT_OUT, "{business_name} {nope}", "exactly once"),
+        (
+            TemplateName.OPT_OUT,
+            "{business_name} " + "No more messages will be sent. " * 12,
+            "segments",
+        ),
+        (TemplateName.OPT_OUT, "{business_name} No more messages will be sent. ✓", "GSM-7"),
+        (TemplateName.OPT_OUT, "{business_name!r} No more messages will be sent.", "exactly once"),
+        (TemplateName.OPT_OUT, "{business_name No more messages will be sent.", "malformed"),
+    ],
+)
+def test_bad_templates_are_refused_at_load(
+    tmp_path: Path, name: TemplateName, text: str, problem: str
+) -> None:
+    path = tmp_path / "template.txt"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(TemplateError, match=problem):
+        load_template(name, path)
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    database = (
+        sqlite_engine(tmp_path) if request.param == "sqlite" else postgres_engine("sms_plan_tests")
+    )
+    yield with_tables(database)
+    database.dispose()
+
+
+def plan(engine: Engine, call_sid: str, ended_at: datetime, number: str = TEXAS, **changes: object):  # type: ignore[no-untyped-def]
+    with engine.begin() as conn:
+        return plan_texts(
+            conn,
+            confirmation(call_sid, number),
+            policy(**changes),
+            ended_at,
+            ended_at + timedelta(hours=24),
+        )
+
+
+def test_follow_ups_wait_for_the_callers_daytime(engine: Engine) -> None:
+    ended = local("America/Chicago", 2025, 6, 2, 18, 30)
+    made = plan(engine, "CA1", ended)
+    assert [(m.kind, m.due_at) for m in made.queued] == [
+        (OutboxKind.CONFIRMATION, ended),
+        (OutboxKind.NO_REPLY_FOLLOW_UP, local("America/Chicago", 2025, 6, 3, 8, 0)),
+        (OutboxKind.CALLBACK_CHECK, local("America/Chicago", 2025, 6, 3, 8, 0)),
+    ]
+    assert made.left_out == ()
+
+
+def test_nothing_is_planned_after_the_consent_expires(engine: Engine) -> None:
+    ended = local("America/Chicago", 2025, 6, 2, 7, 0)  # 20:30 waits until 8:00, too late
+    made = plan(engine, "CA1", ended, callback_check_after=timedelta(hours=13, minutes=30))
+    assert [m.kind for m in made.queued] == [OutboxKind.CONFIRMATION, OutboxKind.NO_REPLY_FOLLOW_UP]
+    assert made.left_out == ("callback_check: after the consent expires",)
+
+
+def test_repeat_calls_share_one_budget_and_florida_caps_at_three(engine: Engine) -> None:
+    ended = local("America/New_York", 2025, 6, 2, 10, 0)
+    first = plan(engine, "CA1", ended, number=FLORIDA)
+    second = plan(engine, "CA2", ended + timedelta(hours=1), number=FLORIDA)
+    again = plan(engine, "CA1", ended, number=FLORIDA)
+    assert len(first.queued) == 3 and second.queued == ()
+    assert second.left_out[0] == "confirmation: over the cap"
+    assert [m.id for m in again.queued] == [m.id for m in first.queued]  # idempotent per call
+
+
+def test_excluded_numbers_get_nothing(engine: Engine) -> None:
+    made = plan(
+        engine, "CA1", datetime(2025, 6, 2, 15, tzinfo=UTC), excluded_numbers=frozenset({TEXAS})
+    )
+    assert made == type(made)((), ("excluded",))
+
+
+def test_the_dispatcher_defers_follow_ups_to_daytime_and_enforces_the_state_cap(
+    engine: Engine,
+) -> None:
+    ended = local("America/New_York", 2025, 6, 2, 10, 0)
+    grant(engine, number=FLORIDA, max_texts=4, at=ended)
+    rules = SendRules(policies=lambda _c, _b: policy(max_texts=4, callback_check_after=None))
+    made = plan(engine, "CA1", ended, number=FLORIDA, callback_check_after=None)
+    transport = LocalSmsTransport()
+    assert dispatch_due(engine, transport, ended, rules=rules).sent == 1
+    late_night = local("America/New_York", 2025, 6, 2, 22, 0)
+    with engine.begin() as conn:
+        from sqlalchemy import update
+
+        from sms_sender.tables import outbox
+
+        conn.execute(
+            update(outbox).where(outbox.c.id == made.queued[1].id).values(due_at=late_night)
+        )
+    report = dispatch_due(engine, transport, late_night, rules=rules)
+    assert report.deferred == 1
+    with engine.begin() as conn:
+        deferred = next(m for m in list_outbox(conn) if m.id == made.queued[1].id)
+    assert (deferred.status, deferred.due_at, deferred.attempts) == (
+        OutboxStatus.SCHEDULED,
+        local("America/New_York", 2025, 6, 3, 8, 0),
+        0,
+    )
+
+
+def test_owner_summary_is_queued_and_sent_only_with_the_opt_in(engine: Engine) -> None:
+    summary = CallSummary(
+        call_sid="CA1",
+        business_number="+15125550100",
+        caller_number=TEXAS,
+        caller_name="Dana",
+        need="a burst pipe under the sink " * 20,
+        callback_number=None,
+        urgency="urgent",
+        consent_outcome="affirmative",
+    )
+    with engine.begin() as conn:
+        queued = queue_owner_summary(conn, summary, policy(), datetime(2025, 6, 2, 15, tzinfo=UTC))
+        assert (
+            queue_owner_summary(conn, summary, policy(owner_number=None), datetime.now(UTC)) is None
+        )
+    assert queued is not None and queued.segments <= 2
+    assert queued.body.startswith(
+        f"Acme Plumbing missed call from {TEXAS}: Dana needs a burst pipe"
+    )
+    transport = LocalSmsTransport()
+    at = datetime(2025, 6, 2, 15, tzinfo=UTC)
+    assert (
+        dispatch_due(
+            engine, transport, at, rules=SendRules(policies=lambda _c, _b: policy())
+        ).blocked
+        == 1
+    )
+    assert transport.delivered == []
