@@ -2,7 +2,13 @@
 the send gate that every text must pass."""
 
 from consent_ledger.audio_store import AudioStatus, AudioStore
-from consent_ledger.chain import GENESIS_HASH, RecordedEvent, append_event, canonical_json
+from consent_ledger.chain import (
+    GENESIS_HASH,
+    CorruptEventError,
+    RecordedEvent,
+    append_event,
+    canonical_json,
+)
 from consent_ledger.evidence import (
     AnswerEvidence,
     ConsentEvidence,
@@ -22,8 +28,23 @@ from consent_ledger.export import (
     summaries_to_json,
     summarize_events,
 )
-from consent_ledger.gate import GateDecision, GateReason, may_send, resubscribe, revoke
-from consent_ledger.queries import event_by_hash, events_for_number, latest_events
+from consent_ledger.gate import (
+    GateDecision,
+    GateReason,
+    may_send,
+    owner_notifications_allowed,
+    resubscribe,
+    revoke,
+)
+from consent_ledger.projection import ConsentStateRow, ConsentStatus, consent_state
+from consent_ledger.queries import (
+    AudioReference,
+    audio_references,
+    event_by_hash,
+    events_for_number,
+    latest_events,
+    rebuild_projection,
+)
 from consent_ledger.tables import append_only_ddl, metadata
 from consent_ledger.verify import (
     BrokenEvent,
@@ -35,12 +56,16 @@ from consent_ledger.verify import (
 __all__ = [
     "GENESIS_HASH",
     "AnswerEvidence",
+    "AudioReference",
     "AudioStatus",
     "AudioStore",
     "BrokenEvent",
     "ConsentEvidence",
     "ConsentMethod",
     "ConsentScope",
+    "ConsentStateRow",
+    "ConsentStatus",
+    "CorruptEventError",
     "EventKind",
     "EventSummary",
     "EvidenceError",
@@ -54,14 +79,18 @@ __all__ = [
     "WordEvidence",
     "append_event",
     "append_only_ddl",
+    "audio_references",
     "build_audit_packet",
     "canonical_json",
+    "consent_state",
     "event_by_hash",
     "events_for_number",
     "latest_events",
     "ledger_event_total",
     "may_send",
     "metadata",
+    "owner_notifications_allowed",
+    "rebuild_projection",
     "resubscribe",
     "revoke",
     "summaries_to_csv",

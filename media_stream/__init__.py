@@ -19,12 +19,17 @@ from media_stream.codec import (
     ulaw_decode,
     ulaw_encode,
 )
+from media_stream.deepgram_synthesizer import DeepgramSynthesizer
+from media_stream.deepgram_transcriber import DeepgramSession, DeepgramTranscriber
 from media_stream.espeak import EspeakSynthesizer
+from media_stream.openai_tts import OpenAITtsSynthesizer
 from media_stream.ports import (
     SpeechEvent,
     SpeechStarted,
     Synthesizer,
+    SynthesizerFailure,
     Transcriber,
+    TranscriberFailure,
     TranscriptionSession,
     Utterance,
     Word,
@@ -60,6 +65,9 @@ __all__ = [
     "CallerInput",
     "Clear",
     "Connected",
+    "DeepgramSession",
+    "DeepgramSynthesizer",
+    "DeepgramTranscriber",
     "Dtmf",
     "EspeakSynthesizer",
     "InboundMessage",
@@ -68,6 +76,7 @@ __all__ = [
     "Media",
     "MediaFormat",
     "ModelIntegrityError",
+    "OpenAITtsSynthesizer",
     "OutboundMark",
     "OutboundMedia",
     "OutboundMessage",
@@ -81,7 +90,9 @@ __all__ = [
     "StreamClosed",
     "StreamSocket",
     "Synthesizer",
+    "SynthesizerFailure",
     "Transcriber",
+    "TranscriberFailure",
     "TranscriptionSession",
     "Utterance",
     "WhisperTranscriber",

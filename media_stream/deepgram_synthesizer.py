@@ -26,6 +26,7 @@ from deepgram.speak.v1.audio.client import AsyncAudioClient
 
 from media_stream.codec import SAMPLE_RATE
 from media_stream.deepgram_transcriber import check_api_key, deepgram_environment
+from media_stream.ports import SynthesizerFailure
 
 DEFAULT_VOICE = "aura-2-thalia-en"
 MAX_TEXT_CHARS = 2000  # Deepgram's limit for one request
@@ -33,14 +34,6 @@ _MIN_PIECE_CHARS = 24  # a shorter sentence is merged with the next (fewer, stea
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s*\n+\s*")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 _NOT_AUDIO = ("application/json", "text/")
-
-
-class SynthesizerFailure(Exception):
-    """Deepgram could not speak a piece of text.
-
-    Raised while iterating `DeepgramSynthesizer.synthesize` (possibly after some audio was
-    yielded): speak the rest with another engine.
-    """
 
 
 def speech_pieces(text: str) -> list[str]:

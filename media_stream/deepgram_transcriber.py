@@ -13,16 +13,18 @@ with the audio. A receiver task turns Deepgram's messages into speech events:
 * One `Utterance` per finished utterance: final results accumulate until one is marked
   ``speech_final`` (the endpointer), comes ``from_finalize`` (our `DeepgramSession.finalize`)
   or an ``UtteranceEnd`` arrives. Words keep their timings and confidences (punctuated form
-  preferred); confidence is the mean word confidence.
+  preferred); confidence is the mean word confidence; start and end are the first word's
+  start and the last word's end. Unlike Whisper's, no empty utterance is ever reported.
 
 Deepgram's times are seconds of audio it has received. They are mapped onto the stream clock
 from the ``at`` of the audio sent: contiguous audio keeps the first ``at``'s offset, and a
 jump in ``at`` (a gap in the caller's audio) starts a new offset from there.
 
-A connect failure, a websocket error, an unexpected close, or no message at all for
-``stall_timeout`` seconds while audio is being sent ends the session with `TranscriberFailure`,
-which ``events()`` raises after the events it already had: the caller's cue to move the call
-to another engine. Malformed or unknown messages are logged and skipped.
+A connect failure (refused, HTTP error, or not open within ``connect_timeout``), a websocket
+error, an unexpected close, or no message at all while ``stall_timeout`` seconds (of time and
+of audio) were sent ends the session with `TranscriberFailure`, which ``events()`` raises
+after the events it already had (the utterance in progress included): the caller's cue to
+move the call to another engine. Malformed or unknown messages are logged and skipped.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import asyncio
 import bisect
 import contextlib
 import enum
+import functools
 import logging
 import math
 from collections import deque
@@ -50,23 +53,13 @@ from deepgram.listen.v1 import (
 )
 
 from media_stream.codec import SAMPLE_RATE
-from media_stream.ports import SpeechEvent, SpeechStarted, Utterance, Word
+from media_stream.ports import SpeechEvent, SpeechStarted, TranscriberFailure, Utterance, Word
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "nova-3"
 _CLOCK_GAP_TOLERANCE = 0.005  # seconds: a larger jump in ``at`` is a gap in the audio
 MAX_MEDIA_BYTES = 4000  # at most 0.5 s of audio per websocket message, however much is queued
-
-
-class TranscriberFailure(Exception):
-    """Deepgram can no longer transcribe this call.
-
-    Raised by `DeepgramSession.events` (after the events it already had) when the websocket
-    could not be opened, failed, closed on its own, or went ``stall_timeout`` seconds without
-    a message while audio was being sent. The session is over: move the call to another
-    engine. Audio sent after the failure is dropped.
-    """
 
 
 @dataclass(frozen=True)
@@ -133,7 +126,7 @@ class DeepgramTranscriber:
         self._model = model
         self._endpointing_ms = endpointing_ms
         self._utterance_end_ms = utterance_end_ms
-        self._keyterms = list(dict.fromkeys(t.strip() for t in keyterms if t.strip()))
+        self._keyterms = _distinct_terms(keyterms)
         self._timing = timing or StreamTiming()
         self._environment = deepgram_environment(base_url)
         # Built now, not on the first call: the SDK takes ~0.1 s to set itself up.
@@ -143,13 +136,20 @@ class DeepgramTranscriber:
         """Check the key (ValueError when unusable); nothing to download. Idempotent."""
         check_api_key(self._api_key)
 
-    def open_session(self) -> DeepgramSession:
-        """Start connecting at once; call from the event loop."""
+    def open_session(self, keyterms: Sequence[str] = ()) -> DeepgramSession:
+        """Start connecting at once; call from the event loop.
+
+        ``keyterms`` (this call's business name, services …) are added to the transcriber's.
+        """
+        terms = _distinct_terms([*self._keyterms, *keyterms])
         return DeepgramSession(
-            self._connect, self.name, self._timing, onset_window=self._utterance_end_ms / 1000
+            functools.partial(self._connect, terms),
+            self.name,
+            self._timing,
+            onset_window=self._utterance_end_ms / 1000,
         )
 
-    def _connect(self) -> contextlib.AbstractAsyncContextManager[Any]:
+    def _connect(self, keyterms: list[str]) -> contextlib.AbstractAsyncContextManager[Any]:
         return self._client.listen.v1.connect(
             model=self._model,
             encoding="mulaw",
@@ -160,8 +160,12 @@ class DeepgramTranscriber:
             utterance_end_ms=self._utterance_end_ms,
             vad_events="true",
             smart_format="true",
-            keyterm=self._keyterms or None,
+            keyterm=keyterms or None,
         )
+
+
+def _distinct_terms(terms: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(t.strip() for t in terms if t.strip()))
 
 
 class _StreamClock:

@@ -20,7 +20,7 @@ import numpy.typing as npt
 import openai
 
 from media_stream.codec import SAMPLE_RATE, resample, ulaw_encode
-from media_stream.synthesis_errors import SynthesizerFailure
+from media_stream.ports import SynthesizerFailure
 
 logger = logging.getLogger(__name__)
 

@@ -48,6 +48,14 @@ class Utterance:
 SpeechEvent = SpeechStarted | Utterance
 
 
+class TranscriberFailure(Exception):
+    """A cloud transcriber can no longer transcribe this call (raised from ``events``)."""
+
+
+class SynthesizerFailure(Exception):
+    """A cloud synthesizer could not speak a piece of text (raised while iterating)."""
+
+
 class TranscriptionSession(Protocol):
     """One call's streaming recognition: μ-law audio in, speech events out."""
 

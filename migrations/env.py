@@ -6,11 +6,17 @@ from alembic import context
 from sqlalchemy import MetaData
 
 from consent_ledger import metadata as ledger_metadata
+from dashboard import metadata as dashboard_metadata
 from sms_sender import metadata as sms_metadata
 from voice_agent.db import make_engine
 from voice_agent.tables import metadata as receptionist_metadata
 
-target_metadata: list[MetaData] = [receptionist_metadata, ledger_metadata, sms_metadata]
+target_metadata: list[MetaData] = [
+    receptionist_metadata,
+    ledger_metadata,
+    sms_metadata,
+    dashboard_metadata,
+]
 
 
 def run_migrations_online() -> None:

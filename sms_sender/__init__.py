@@ -1,38 +1,76 @@
-"""Follow-up texts: the confirmation template, the transactional outbox, transports, dispatch."""
+"""Follow-up texts: plans, the transactional outbox, transports, dispatch, inbound replies."""
 
-from sms_sender.dispatch import DispatchReport, dispatch_due
+from sms_sender.delivery import DeliveryReport, DeliveryUpdate, record_delivery
+from sms_sender.dispatch import DispatchReport, dispatch_due, recover_stale_claims
+from sms_sender.inbound import InboundError, InboundOutcome, InboundSms, handle_inbound
+from sms_sender.keywords import ReplyIntent, classify_reply
 from sms_sender.local_transport import LocalSmsTransport
 from sms_sender.outbox import (
     OutboxKind,
     OutboxMessage,
     OutboxStatus,
+    PlannedText,
+    cancel_message,
     cancel_pending,
     count_sent,
+    get_message,
     list_outbox,
     queue_confirmation,
+    queue_text,
 )
+from sms_sender.owner import CallSummary, queue_owner_summary
+from sms_sender.plan import TextPlan, plan_texts
+from sms_sender.policy import PolicyError, SmsPolicy
 from sms_sender.segments import segment_count
+from sms_sender.send_rules import SendRules
 from sms_sender.tables import metadata
 from sms_sender.templates import ConfirmationRequest, render_confirmation
+from sms_sender.thread import Direction, ThreadEntry, conversation_thread
 from sms_sender.transport import OutgoingSms, SendFailed, SendReceipt, SmsTransport
+from sms_sender.twilio_transport import TwilioSmsTransport
 
 __all__ = [
+    "CallSummary",
     "ConfirmationRequest",
+    "DeliveryReport",
+    "DeliveryUpdate",
+    "Direction",
     "DispatchReport",
+    "InboundError",
+    "InboundOutcome",
+    "InboundSms",
     "LocalSmsTransport",
     "OutboxKind",
     "OutboxMessage",
     "OutboxStatus",
     "OutgoingSms",
+    "PlannedText",
+    "PolicyError",
+    "ReplyIntent",
     "SendFailed",
     "SendReceipt",
+    "SendRules",
+    "SmsPolicy",
     "SmsTransport",
+    "TextPlan",
+    "ThreadEntry",
+    "TwilioSmsTransport",
+    "cancel_message",
     "cancel_pending",
+    "classify_reply",
+    "conversation_thread",
     "count_sent",
     "dispatch_due",
+    "get_message",
+    "handle_inbound",
     "list_outbox",
     "metadata",
+    "plan_texts",
     "queue_confirmation",
+    "queue_owner_summary",
+    "queue_text",
+    "record_delivery",
+    "recover_stale_claims",
     "render_confirmation",
     "segment_count",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import AsyncIterator
 
@@ -112,6 +113,14 @@ async def test_connects_with_the_token_and_the_documented_query(
     await stream_session.close()
 
 
+async def test_a_call_adds_its_own_keyterms(fake: FakeDeepgramListen) -> None:
+    chosen = transcriber(fake.url, keyterms=["Acme Plumbing"])
+    session = chosen.open_session(keyterms=["water heater", "Acme Plumbing", " "])
+    stream = await fake.next_stream()
+    assert stream.query["keyterm"] == ["Acme Plumbing", "water heater"]
+    await session.close()
+
+
 async def test_custom_endpointing_and_no_keyterms(fake: FakeDeepgramListen) -> None:
     session = transcriber(fake.url, endpointing_ms=500, utterance_end_ms=1500).open_session()
     stream = await fake.next_stream()
@@ -147,7 +156,8 @@ async def test_a_refused_connection_is_a_failure() -> None:
 
 async def test_a_handshake_that_never_completes_is_a_failure() -> None:
     async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()  # accept the TCP connection, never answer the upgrade
+        with contextlib.suppress(asyncio.CancelledError):  # cancelled when the test ends
+            await reader.read()  # accept the TCP connection, never answer the upgrade
 
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]

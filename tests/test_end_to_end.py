@@ -109,12 +109,14 @@ def _check_scenario(serving: tuple[Settings, str, Engine], path: Path) -> None:
         assert script["playback_confirmed_at"] is not None
         assert evidence["answers"], "an answered question stores the caller's answer"
     if outcome.scenario.expect.consent == "affirmative":
-        (text,) = outcome.texts
+        (text,) = outcome.caller_texts
         assert text.status.value == "sent"
         assert business_name in text.body
         assert text.body.endswith("Reply HELP for help, STOP to opt out.")
         assert text.consent_event_hash == event.hash
     else:
-        assert outcome.texts == []
+        assert outcome.caller_texts == []
+    owner_texts = [text for text in outcome.texts if text.kind.value == "owner_summary"]
+    assert [text.reason for text in owner_texts] == ["owner_not_opted_in"]
     with engine.connect() as conn:
         assert verify_ledger(conn).ok

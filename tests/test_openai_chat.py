@@ -9,13 +9,19 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.fake_openai import FakeOpenAI, FakeToolCall, ScriptedCompletion
-from voice_agent.chat import CallContext, CallerMessage, ChatModel, SpokenTurn, Urgency
+from voice_agent.chat import (
+    CallContext,
+    CallerMessage,
+    ChatModel,
+    ChatModelFailure,
+    SpokenTurn,
+    Urgency,
+)
 from voice_agent.guardrails import EMERGENCY_ADVICE
 from voice_agent.openai_chat import (
     CALLER_SILENT,
     FINISH_MESSAGE,
     RECORD_MESSAGE,
-    ChatModelFailure,
     OpenAIChatModel,
     SentenceSplitter,
 )

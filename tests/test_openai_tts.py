@@ -17,8 +17,7 @@ from media_stream.openai_tts import (
     OpenAITtsSynthesizer,
     StreamingDownsampler,
 )
-from media_stream.ports import Synthesizer
-from media_stream.synthesis_errors import SynthesizerFailure
+from media_stream.ports import Synthesizer, SynthesizerFailure
 from tests.fake_openai import FakeOpenAI, ScriptedSpeech, tone
 
 SPEECH = "/v1/audio/speech"

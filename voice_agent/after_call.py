@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from consent_ledger import (
     AnswerEvidence,
@@ -19,13 +19,21 @@ from consent_ledger import (
     ScriptEvidence,
     WordEvidence,
     append_event,
+    revoke,
 )
 from media_stream import CallerInput
-from sms_sender import ConfirmationRequest, queue_confirmation
+from sms_sender import (
+    CallSummary,
+    ConfirmationRequest,
+    cancel_pending,
+    plan_texts,
+    queue_owner_summary,
+)
 from voice_agent.businesses import Business
 from voice_agent.call_records import CallRecord, save_call
 from voice_agent.consent import CLASSIFIER_NAME, CLASSIFIER_VERSION
 from voice_agent.conversation import ConsentAttempt, ConsentOutcome, Conversation
+from voice_agent.sms_policies import sms_policy
 
 logger = logging.getLogger(__name__)
 
@@ -71,55 +79,97 @@ def record_call(
     end_reason: str,
     ended_at: datetime,
 ) -> CallWrapUp:
-    """Store the call and its consent event; queue the confirmation if the caller said yes."""
+    """Store the call and its consent event, plan the caller's texts if they said yes, revoke
+    standing consent if they said "don't text me", and queue the owner's summary."""
+    policy = sms_policy(business)
+    consent = conversation.consent
     with engine.begin() as conn:
         event = append_event(
-            conn, consent_evidence(business, identity, conversation.consent, ended_at), ended_at
+            conn, consent_evidence(business, identity, consent, ended_at), ended_at
         )
-        texts = 0
-        if conversation.consent.outcome is ConsentOutcome.AFFIRMATIVE:
-            queue_confirmation(
+        queued = 0
+        if consent.outcome is ConsentOutcome.AFFIRMATIVE:
+            plan = plan_texts(
                 conn,
-                ConfirmationRequest(
-                    business_id=business.id,
-                    business_name=business.name,
-                    from_number=business.twilio_numbers[0],
-                    to_number=identity.caller_number,
-                    call_sid=identity.call_sid,
-                    need=conversation.message.need or "your service request",
-                    callback_time=business.callback_time,
-                    consent_event_hash=event.hash,
-                ),
-                due_at=ended_at,
+                _confirmation(business, identity, conversation, event.hash),
+                policy,
+                ended_at,
+                ended_at + CONSENT_WINDOW,
             )
-            texts = 1
-        message = conversation.message
-        record = CallRecord(
-            call_sid=identity.call_sid,
-            stream_sid=identity.stream_sid,
-            business_id=business.id,
-            caller_number=identity.caller_number,
-            started_at=identity.started_at,
-            ended_at=ended_at,
-            end_reason=end_reason,
-            caller_name=message.caller_name,
-            need=message.need,
-            callback_number=message.callback_number,
-            urgency=message.urgency.value if message.urgency else None,
-            notes=tuple(message.notes),
-            consent_outcome=conversation.consent.outcome.value,
-            consent_event_hash=event.hash,
-            turn_metrics=tuple(conversation.turn_metrics),
-            turns=tuple(conversation.transcript),
-        )
+            queued += len(plan.queued)
+        if consent.refused_during_call:
+            _revoke_spoken(conn, business, identity.caller_number, ended_at)
+        record = _call_record(business, identity, conversation, end_reason, ended_at, event.hash)
         save_call(conn, record)
+        if queue_owner_summary(conn, _owner_summary(business, record), policy, ended_at):
+            queued += 1
     logger.info(
-        "call %s stored: consent %s, %d text(s) queued",
-        identity.call_sid,
-        conversation.consent.outcome.value,
-        texts,
+        "call %s stored: consent %s, %d text(s) queued", identity.call_sid, consent.outcome, queued
     )
-    return CallWrapUp(record, event, texts)
+    return CallWrapUp(record, event, queued)
+
+
+def _confirmation(
+    business: Business, identity: CallIdentity, conversation: Conversation, consent_hash: str
+) -> ConfirmationRequest:
+    return ConfirmationRequest(
+        business_id=business.id,
+        business_name=business.name,
+        from_number=business.twilio_numbers[0],
+        to_number=identity.caller_number,
+        call_sid=identity.call_sid,
+        need=conversation.message.need or "your service request",
+        callback_time=business.callback_time,
+        consent_event_hash=consent_hash,
+    )
+
+
+def _revoke_spoken(conn: Connection, business: Business, number: str, at: datetime) -> None:
+    """A spoken "don't text me" revokes any consent in force and cancels what is pending."""
+    revoke(conn, business.id, business.name, number, ConsentMethod.SPOKEN, at, at)
+    cancel_pending(conn, business.id, number, "the caller asked not to be texted on a call")
+
+
+def _call_record(
+    business: Business,
+    identity: CallIdentity,
+    conversation: Conversation,
+    end_reason: str,
+    ended_at: datetime,
+    consent_hash: str,
+) -> CallRecord:
+    message = conversation.message
+    return CallRecord(
+        call_sid=identity.call_sid,
+        stream_sid=identity.stream_sid,
+        business_id=business.id,
+        caller_number=identity.caller_number,
+        started_at=identity.started_at,
+        ended_at=ended_at,
+        end_reason=end_reason,
+        caller_name=message.caller_name,
+        need=message.need,
+        callback_number=message.callback_number,
+        urgency=message.urgency.value if message.urgency else None,
+        notes=tuple(message.notes),
+        consent_outcome=conversation.consent.outcome.value,
+        consent_event_hash=consent_hash,
+        turn_metrics=tuple(conversation.turn_metrics),
+        turns=tuple(conversation.transcript),
+    )
+
+
+def _owner_summary(business: Business, record: CallRecord) -> CallSummary:
+    return CallSummary(
+        call_sid=record.call_sid,
+        business_number=business.twilio_numbers[0],
+        caller_number=record.caller_number,
+        caller_name=record.caller_name,
+        need=record.need,
+        callback_number=record.callback_number,
+        urgency=record.urgency,
+        consent_outcome=record.consent_outcome or "not_asked",
+    )
 
 
 def consent_evidence(

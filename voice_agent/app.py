@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.responses import Response
 
+from dashboard import AuditContext, audit_router
 from voice_agent.call_flow import router as call_flow_router
 from voice_agent.services import Services
+from voice_agent.sms_routes import router as sms_router
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +34,14 @@ def create_app(services: Services) -> FastAPI:
 
     app = FastAPI(title="Voice receptionist", lifespan=lifespan)
     app.state.services = services
+    app.state.audit = AuditContext(
+        engine=services.engine,
+        audio_store_root=services.settings.audio_dir,
+        clock=services.clock,
+    )
     app.include_router(call_flow_router)
+    app.include_router(sms_router)
+    app.include_router(audit_router())
 
     @app.get("/healthz")
     async def health() -> dict[str, str]:

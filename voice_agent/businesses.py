@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import Connection, delete, insert, select
 
 from voice_agent.phone import InvalidPhoneNumber, to_e164
@@ -38,10 +46,25 @@ class Business(BaseModel):
     help_contact: str = Field(min_length=1, max_length=200)
     consent_script_version: str = Field("v1", pattern=r"^v[0-9]{1,4}$")
     recording_enabled: bool = False
+    transcript_retention_days: int = Field(90, ge=1, le=3650)
+    consent_retention_years: int = Field(5, ge=5, le=20)
+    sms_send_window_start: time = time(8, 0)
+    sms_send_window_end: time = time(20, 0)
+    no_reply_follow_up_hours: float | None = Field(None, ge=1, le=7)
+    callback_check_hours: float | None = Field(None, gt=0, lt=24)
+    excluded_numbers: tuple[str, ...] = ()
+    sms_state_caps: bool = True
 
     @field_validator("twilio_numbers", mode="before")
     @classmethod
     def _numbers_e164(cls, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list | tuple):
+            raise ValueError("must be a list of phone numbers")
+        return tuple(_e164(number) for number in value)
+
+    @field_validator("excluded_numbers", mode="before")
+    @classmethod
+    def _excluded_e164(cls, value: Any) -> tuple[str, ...]:
         if not isinstance(value, list | tuple):
             raise ValueError("must be a list of phone numbers")
         return tuple(_e164(number) for number in value)
@@ -66,6 +89,12 @@ class Business(BaseModel):
         if not (PROMPTS_DIR / "consent" / f"{value}.txt").is_file():
             raise ValueError(f"no consent script prompts/consent/{value}.txt")
         return value
+
+    @model_validator(mode="after")
+    def _send_window_is_a_daytime_span(self) -> Business:
+        if self.sms_send_window_start >= self.sms_send_window_end:
+            raise ValueError("sms_send_window_start must be before sms_send_window_end")
+        return self
 
 
 def _e164(value: Any) -> str:
@@ -111,6 +140,7 @@ def _refuse_duplicates(path: Path, loaded: list[Business]) -> None:
 def save_business(conn: Connection, business: Business) -> None:
     """Insert or replace a business and its numbers."""
     row = business.model_dump(exclude={"twilio_numbers"})
+    row["excluded_numbers"] = list(business.excluded_numbers)
     conn.execute(delete(business_numbers).where(business_numbers.c.business_id == business.id))
     conn.execute(
         delete(business_numbers).where(business_numbers.c.number.in_(business.twilio_numbers))

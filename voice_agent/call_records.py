@@ -33,6 +33,7 @@ class CallRecord:
     consent_outcome: str | None
     consent_event_hash: str | None
     turn_metrics: tuple[TurnMetrics, ...] = ()
+    transcript_purged_at: datetime | None = None
     turns: tuple[Turn, ...] = ()
 
 
@@ -114,7 +115,7 @@ def _record(row: Any, turns: tuple[Turn, ...]) -> CallRecord:
     values = dict(row)
     values["notes"] = tuple(values["notes"] or ())
     values["turn_metrics"] = tuple(TurnMetrics(**m) for m in values["turn_metrics"] or ())
-    for name in ("started_at", "ended_at"):
+    for name in ("started_at", "ended_at", "transcript_purged_at"):
         if values[name] is not None and values[name].tzinfo is None:
             values[name] = values[name].replace(tzinfo=UTC)  # SQLite drops the zone
     return CallRecord(**values, turns=turns)

@@ -83,6 +83,10 @@ class AgentReply:
     finished: bool
 
 
+class ChatModelFailure(Exception):
+    """The chat provider failed or stalled; the call moves to the scripted interviewer."""
+
+
 class ChatModel(Protocol):
     """Takes the caller's message, one turn at a time."""
 

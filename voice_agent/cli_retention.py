@@ -31,7 +31,7 @@ def cmd_retention_apply(settings: Settings, args: argparse.Namespace) -> int:
     engine = make_engine(settings.database_url)
     try:
         report = apply_retention(
-            engine, AudioStore(settings.audio_store_dir), system_clock(), dry_run=args.dry_run
+            engine, AudioStore(settings.audio_dir), system_clock(), dry_run=args.dry_run
         )
     finally:
         engine.dispose()

@@ -7,9 +7,14 @@ import argparse
 import asyncio
 from typing import Any
 
-from sms_sender import OutgoingSms, SendFailed, list_outbox
-from sms_sender.outbox import cancel_message, get_message
-from sms_sender.twilio_transport import TwilioSmsTransport
+from sms_sender import (
+    OutgoingSms,
+    SendFailed,
+    TwilioSmsTransport,
+    cancel_message,
+    get_message,
+    list_outbox,
+)
 from voice_agent.cli_support import CommandError, print_json, print_text
 from voice_agent.db import make_engine
 from voice_agent.migrate import upgrade

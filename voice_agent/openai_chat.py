@@ -32,6 +32,7 @@ from voice_agent.chat import (
     AgentReply,
     CallContext,
     CallerMessage,
+    ChatModelFailure,
     MessageField,
     SpokenTurn,
     Urgency,
@@ -110,10 +111,6 @@ TOOLS: list[ChatCompletionToolParam] = [
         },
     },
 ]
-
-
-class ChatModelFailure(Exception):
-    """The chat provider failed or stalled; move the call to the scripted interviewer."""
 
 
 # --- sentences from a token stream ---------------------------------------------------------

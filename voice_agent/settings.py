@@ -6,24 +6,29 @@ from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class TranscriberChoice(StrEnum):
     EMBEDDED = "embedded"
+    DEEPGRAM = "deepgram"
 
 
 class SynthesizerChoice(StrEnum):
     EMBEDDED = "embedded"
+    DEEPGRAM = "deepgram"
+    OPENAI = "openai"
 
 
 class ChatModelChoice(StrEnum):
     SCRIPTED = "scripted"
+    OPENAI = "openai"
 
 
 class SmsTransportChoice(StrEnum):
     LOCAL = "local"
+    TWILIO = "twilio"
 
 
 class Settings(BaseSettings):
@@ -44,6 +49,15 @@ class Settings(BaseSettings):
     sms_transport: SmsTransportChoice = SmsTransportChoice.LOCAL
     assistant_voice: str = "en-us"
     audio_dir: Path = Path("./var/audio")
+    deepgram_api_key: SecretStr | None = None
+    deepgram_base_url: str | None = None
+    deepgram_voice: str = "aura-2-thalia-en"
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    openai_tts_model: str = "gpt-4o-mini-tts"
+    openai_tts_voice: str = "alloy"
+    openai_timeout: float = Field(default=10.0, gt=0, le=120)
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=1, le=65535)
 
@@ -53,6 +67,22 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("PUBLIC_BASE_URL must start with http:// or https://")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _keys_for_chosen_providers(self) -> Settings:
+        uses_deepgram = (
+            self.transcriber is TranscriberChoice.DEEPGRAM
+            or self.synthesizer is SynthesizerChoice.DEEPGRAM
+        )
+        if uses_deepgram and self.deepgram_api_key is None:
+            raise ValueError("TRANSCRIBER=deepgram or SYNTHESIZER=deepgram needs DEEPGRAM_API_KEY")
+        uses_openai = (
+            self.chat_model is ChatModelChoice.OPENAI
+            or self.synthesizer is SynthesizerChoice.OPENAI
+        )
+        if uses_openai and self.openai_api_key is None:
+            raise ValueError("CHAT_MODEL=openai or SYNTHESIZER=openai needs OPENAI_API_KEY")
+        return self
 
     @cached_property
     def media_stream_url(self) -> str:

@@ -37,6 +37,12 @@ class ScenarioOutcome:
     problems: list[str] = field(default_factory=list)
 
     @property
+    def caller_texts(self) -> list[OutboxMessage]:
+        """The texts to the caller (the owner's summary of the call is not one of them)."""
+        caller = self.scenario.caller if self.scenario else None
+        return [text for text in self.texts if text.to_number == caller]
+
+    @property
     def ok(self) -> bool:
         return not self.problems
 
@@ -48,8 +54,9 @@ class ScenarioOutcome:
         recorded = self.call.consent_outcome if self.call else "not_asked"
         if recorded != expect.consent:
             self.problems.append(f"expected consent {expect.consent}, recorded {recorded}")
-        if len(self.texts) != expect.texts:
-            self.problems.append(f"expected {expect.texts} text(s), found {len(self.texts)}")
+        texts = len(self.caller_texts)
+        if texts != expect.texts:
+            self.problems.append(f"expected {expect.texts} text(s) to the caller, found {texts}")
 
     def render(self) -> str:
         header = f"━━ {self.name}" + (f": {self.scenario.description}" if self.scenario else "")

@@ -842,13 +842,18 @@ class _MediaStreamSession:
         )
 
     async def _await_turn(self, step: Step, where: str) -> bool:
-        """Wait until the caller may take ``step``; False if the server closed the stream."""
+        """Wait until the caller may take ``step``; False if the server closed the stream.
+
+        The timeout runs while the assistant is silent: a long reply never trips it.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.reply_timeout
         poll = self._clock.wall_seconds(FRAME_SECONDS)
         while not self._closed.is_set():
             if self._turn_has_come(step):
                 return True
+            if self._playout.quiet_since() >= self._clock.now():
+                deadline = loop.time() + self._settings.reply_timeout  # still talking: no stall
             if loop.time() >= deadline:
                 awaited = "start" if step.interrupt_after is not None else "finish"
                 raise SimulationError(

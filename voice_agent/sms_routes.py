@@ -14,16 +14,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
-from sqlalchemy import Connection
 
-from sms_sender.delivery import DeliveryReport, DeliveryUpdate, record_delivery
-from sms_sender.inbound import InboundError, InboundOutcome, InboundSms, handle_inbound
-from sms_sender.policy import SmsPolicy
-from sms_sender.send_rules import SendRules
-from voice_agent.businesses import Business, business_for_number, get_business
+from sms_sender import (
+    DeliveryReport,
+    DeliveryUpdate,
+    InboundError,
+    InboundOutcome,
+    InboundSms,
+    handle_inbound,
+    record_delivery,
+)
+from voice_agent.businesses import business_for_number
 from voice_agent.call_flow import signed_form
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.services import Services
+from voice_agent.sms_policies import send_rules, sms_policy
 
 logger = logging.getLogger(__name__)
 
@@ -31,29 +36,6 @@ router = APIRouter()
 
 SignedForm = Annotated[dict[str, str], Depends(signed_form)]
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
-
-
-def sms_policy(business: Business) -> SmsPolicy:
-    """The texting policy of ``business``."""
-    return SmsPolicy(
-        business_id=business.id,
-        business_name=business.name,
-        time_zone=business.time_zone,
-        help_contact=business.help_contact,
-        max_texts=business.max_texts,
-        owner_number=business.owner_phone,
-    )
-
-
-def policy_for(conn: Connection, business_id: str) -> SmsPolicy | None:
-    """The texting policy of the business ``business_id`` (None when there is none)."""
-    business = get_business(conn, business_id)
-    return None if business is None else sms_policy(business)
-
-
-def send_rules() -> SendRules:
-    """The dispatcher's rules with business policies from the database."""
-    return SendRules(policies=policy_for)
 
 
 def _services(request: Request) -> Services:

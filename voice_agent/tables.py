@@ -15,7 +15,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Time,
 )
+from sqlalchemy import true as sa_true
 
 metadata = MetaData()
 
@@ -34,6 +36,14 @@ businesses = Table(
     Column("help_contact", String(200), nullable=False),
     Column("consent_script_version", String(32), nullable=False),
     Column("recording_enabled", Boolean, nullable=False, default=False),
+    Column("transcript_retention_days", Integer, nullable=False, server_default="90"),
+    Column("consent_retention_years", Integer, nullable=False, server_default="5"),
+    Column("sms_send_window_start", Time, nullable=False, server_default="08:00:00"),
+    Column("sms_send_window_end", Time, nullable=False, server_default="20:00:00"),
+    Column("no_reply_follow_up_hours", Float),
+    Column("callback_check_hours", Float),
+    Column("excluded_numbers", JSON, nullable=False, server_default="[]"),
+    Column("sms_state_caps", Boolean, nullable=False, server_default=sa_true()),
 )
 
 business_numbers = Table(
@@ -61,6 +71,7 @@ calls = Table(
     Column("consent_outcome", String(32)),
     Column("consent_event_hash", String(64)),
     Column("turn_metrics", JSON, nullable=False),
+    Column("transcript_purged_at", DateTime(timezone=True)),
     Index("ix_calls_business_started", "business_id", "started_at"),
 )
 

@@ -9,7 +9,7 @@ import logging
 
 from sqlalchemy import Engine
 
-from sms_sender import DispatchReport, SmsTransport, dispatch_due
+from sms_sender import DispatchReport, SendRules, SmsTransport, dispatch_due
 from voice_agent.clock import Clock
 
 logger = logging.getLogger(__name__)
@@ -19,9 +19,15 @@ class TextDispatcher:
     """Wakes the dispatcher on demand and on a timer."""
 
     def __init__(
-        self, engine: Engine, transport: SmsTransport, clock: Clock, poll_seconds: float = 5.0
+        self,
+        engine: Engine,
+        transport: SmsTransport,
+        clock: Clock,
+        rules: SendRules,
+        poll_seconds: float = 5.0,
     ) -> None:
         self._engine = engine
+        self._rules = rules
         self._transport = transport
         self._clock = clock
         self._poll_seconds = poll_seconds
@@ -32,7 +38,9 @@ class TextDispatcher:
         self._wake.set()
 
     async def run_once(self) -> DispatchReport:
-        return await asyncio.to_thread(dispatch_due, self._engine, self._transport, self._clock())
+        return await asyncio.to_thread(
+            dispatch_due, self._engine, self._transport, self._clock(), rules=self._rules
+        )
 
     async def run(self) -> None:
         """Dispatch until cancelled; an error is logged and the loop goes on."""

@@ -1,0 +1,108 @@
+"""Per-call failover: a cloud provider that fails mid-call hands that call to the embedded engine.
+
+Each call gets its own wrappers, so one call's failure never moves another call. The caller
+hears at most a short "One moment." and the call's notes say what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
+
+from media_stream import (
+    SpeechEvent,
+    Synthesizer,
+    SynthesizerFailure,
+    Transcriber,
+    TranscriberFailure,
+    TranscriptionSession,
+)
+from voice_agent.chat import AgentReply, CallContext, CallerMessage, ChatModel, ChatModelFailure
+
+logger = logging.getLogger(__name__)
+
+ONE_MOMENT = "One moment."
+
+Notify = Callable[[str, str], None]  # (provider, what happened)
+
+
+class FailoverChatModel:
+    """The configured chat model until it fails, then the fallback for the rest of the call."""
+
+    def __init__(self, primary: ChatModel, fallback: ChatModel, notify: Notify) -> None:
+        self._primary, self._fallback, self._notify = primary, fallback, notify
+        self._failed = primary is fallback
+        self.name = primary.name
+
+    async def reply(
+        self, context: CallContext, message: CallerMessage, caller_said: str | None
+    ) -> AgentReply:
+        if not self._failed:
+            try:
+                return await self._primary.reply(context, message, caller_said)
+            except ChatModelFailure as failure:
+                self._failed = True
+                self._notify(self._primary.name, f"{failure}; {self._fallback.name} took over")
+        return await self._fallback.reply(context, message, caller_said)
+
+
+class FailoverSynthesizer:
+    """The configured voice until it fails, then the embedded voice, after "One moment."."""
+
+    def __init__(self, primary: Synthesizer, fallback: Synthesizer, notify: Notify) -> None:
+        self._primary, self._fallback, self._notify = primary, fallback, notify
+        self._failed = primary is fallback
+        self.name = primary.name
+
+    async def synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
+        if not self._failed:
+            try:
+                async with aclosing(self._primary.synthesize(text)) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
+                return
+            except SynthesizerFailure as failure:
+                self._failed = True
+                self._notify(self._primary.name, f"{failure}; {self._fallback.name} took over")
+                text = f"{ONE_MOMENT} {text}"
+        async with aclosing(self._fallback.synthesize(text)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+
+class FailoverTranscription:
+    """A transcription session that reopens on the fallback engine when the primary fails.
+
+    Speech in flight when the primary failed is lost; the conversation's silence timeout
+    asks the caller again.
+    """
+
+    def __init__(
+        self, primary: Transcriber, fallback: Transcriber, notify: Notify
+    ) -> None:
+        self._primary_name = primary.name
+        self._fallback = fallback
+        self._notify = notify
+        self._session: TranscriptionSession = primary.open_session()
+        self._failed = primary is fallback
+
+    def send_audio(self, ulaw: bytes, at: float) -> None:
+        self._session.send_audio(ulaw, at)
+
+    async def events(self) -> AsyncIterator[SpeechEvent]:
+        try:
+            async for event in self._session.events():
+                yield event
+            return
+        except TranscriberFailure as failure:
+            if self._failed:
+                raise
+            self._failed = True
+            self._notify(self._primary_name, f"{failure}; {self._fallback.name} took over")
+            self._session = self._fallback.open_session()
+        async for event in self._session.events():
+            yield event
+
+    async def close(self) -> None:
+        await self._session.close()
