@@ -22,6 +22,7 @@ from voice_agent.simulator import SimulatedCall, SimulationError, simulate_call
 
 STORE_TIMEOUT = 20.0  # seconds to wait for the server to store a finished call
 SEND_TIMEOUT = 10.0  # seconds to wait for a queued text to reach the transport
+PENDING = (OutboxStatus.SCHEDULED, OutboxStatus.CLAIMED)
 
 
 @dataclass
@@ -125,7 +126,7 @@ def _collect(engine: Engine, outcome: ScenarioOutcome) -> None:
     _poll(
         lambda: (
             _load(engine, outcome, call_sid) is not None
-            and all(text.status is not OutboxStatus.SCHEDULED for text in outcome.texts)
+            and not any(text.status in PENDING for text in outcome.texts)
         ),
         SEND_TIMEOUT,
     )
