@@ -16,6 +16,7 @@ import bisect
 import itertools
 import logging
 import math
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -23,7 +24,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from media_stream.codec import FRAME_BYTES, duration_seconds
+from media_stream.codec import FRAME_BYTES
 from media_stream.ports import SpeechStarted, Synthesizer, TranscriptionSession, Utterance
 from media_stream.protocol import (
     Clear,
@@ -43,7 +44,13 @@ from media_stream.sequencing import InboundOrder
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = FRAME_BYTES * 10  # 200 ms of audio per outbound media message
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 ARRIVALS_KEPT = 1500  # arrival times of the last 30 s of inbound frames, for latency metrics
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of a reply, each synthesized and marked on its own."""
+    return [sentence for sentence in _SENTENCE_END.split(text.strip()) if sentence]
 
 
 class StreamClosed(Exception):
@@ -92,12 +99,13 @@ class PlaybackResult:
 
 @dataclass
 class Playback:
-    """One reply being played to the caller; one mark per synthesized chunk."""
+    """One reply being played to the caller; one mark after each sentence."""
 
     text: str
     interruptible: bool
     started_at: float
     marks: list[str] = field(default_factory=list)
+    sentences: dict[str, str] = field(default_factory=dict)  # mark name → the sentence before it
     played_marks: set[str] = field(default_factory=set)
     result: asyncio.Future[PlaybackResult] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -108,6 +116,10 @@ class Playback:
     @property
     def fully_played(self) -> bool:
         return self.sending_done and bool(self.marks) and self.marks[-1] in self.played_marks
+
+    def played_text(self) -> str:
+        """The sentences Twilio confirmed it played (all of them unless the reply was cut)."""
+        return " ".join(self.sentences[name] for name in self.marks if name in self.played_marks)
 
     async def finished(self) -> PlaybackResult:
         """Wait until Twilio has played the whole reply, or it was cleared, or the call ended."""
@@ -172,11 +184,15 @@ class CallBridge:
             raise CallEnded(self.end_reason)
         playback = Playback(text=text, interruptible=interruptible, started_at=self.stream_time)
         self._current = playback
-        async with aclosing(self._synthesizer.synthesize(text)) as audio_chunks:
-            async for audio in audio_chunks:
-                if playback.result.done():
-                    break
-                await self._send_audio(playback, audio)
+        for sentence in split_sentences(text):
+            async with aclosing(self._synthesizer.synthesize(sentence)) as audio_chunks:
+                async for audio in audio_chunks:
+                    if playback.result.done():
+                        break
+                    await self._send_audio(playback, audio)
+            if playback.result.done():
+                break
+            await self._send_mark(playback, sentence)
         playback.sending_done = True
         if not playback.result.done() and (playback.fully_played or not playback.marks):
             playback.result.set_result(PlaybackResult(True, self.stream_time))
@@ -237,11 +253,14 @@ class CallBridge:
             await self._send(encode_outbound(OutboundMedia(stream_sid, payload)))
             if playback.first_audio_at is None:
                 playback.first_audio_at = time.monotonic()
+
+    async def _send_mark(self, playback: Playback, sentence: str) -> None:
+        assert self.start is not None
         name = f"say-{next(self._mark_ids)}"
         playback.marks.append(name)
+        playback.sentences[name] = sentence
         self._playbacks[name] = playback
-        await self._send(encode_outbound(OutboundMark(stream_sid, name)))
-        logger.debug("sent %.2fs of audio, mark %s", duration_seconds(audio), name)
+        await self._send(encode_outbound(OutboundMark(self.start.stream_sid, name)))
 
     async def _send(self, text: str) -> None:
         try:

@@ -114,8 +114,7 @@ class FakeSynthesizer:
     name = "fake"
 
     async def synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
-        for _sentence in text.split("."):
-            yield b"\x7f" * 800
+        yield b"\x7f" * 800  # 100 ms per sentence
 
 
 async def _open() -> tuple[FakeTwilio, FakeTranscription, CallBridge]:
@@ -136,7 +135,7 @@ def _utterance(text: str, start: float, end: float) -> Utterance:
     return Utterance(text, start, end, 0.9, "fake")
 
 
-async def test_reply_is_sent_with_a_mark_per_chunk_and_proven_by_the_last() -> None:
+async def test_reply_is_sent_with_a_mark_per_sentence_and_proven_by_the_last() -> None:
     twilio, _, bridge = await _open()
     playback = await bridge.say("One. Two")
     assert len(twilio.sent_events("media")) == 2
@@ -162,6 +161,18 @@ async def test_caller_speech_clears_an_interruptible_reply() -> None:
         twilio.mark(name)
     await _settle()
     assert (await playback.finished()).cleared
+    await bridge.close()
+
+
+async def test_a_cut_reply_keeps_only_the_sentences_that_were_played() -> None:
+    twilio, transcription, bridge = await _open()
+    playback = await bridge.say("Thanks for calling. We can help. What is your name?")
+    first, *_ = twilio.mark_names()
+    twilio.mark(first)
+    await _settle()
+    transcription.queue.put_nowait(SpeechStarted(0.4))
+    assert (await asyncio.wait_for(playback.finished(), 1)).cleared
+    assert playback.played_text() == "Thanks for calling."
     await bridge.close()
 
 

@@ -130,12 +130,12 @@ def _token_as_dict(token: AuditorToken, now: datetime) -> dict[str, Any]:
 def _render_tokens(tokens: list[AuditorToken], now: datetime) -> str:
     if not tokens:
         return "no auditor tokens"
-    header = f"{'id':>5}  {'business':<24} {'status':<8} {'created':<20} {'expires':<20} "
-    lines = [header + f"{'last used':<20} label"]
+    header = f"{'id':>5}  {'business':<24} {'status':<8} {'created':<21} {'expires':<21} "
+    lines = [header + f"{'last used':<21} label"]
     for token in tokens:
         lines.append(
             f"{token.id:>5}  {token.business_id:<24} {token.status(now).value:<8} "
-            f"{_instant(token.created_at):<20} {_instant(token.expires_at):<20} "
-            f"{_instant(token.last_used_at):<20} {token.label}"
+            f"{_instant(token.created_at):<21} {_instant(token.expires_at):<21} "
+            f"{_instant(token.last_used_at):<21} {token.label}"
         )
     return "\n".join(lines)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from media_stream import CallBridge, CallEnded, CallerInput, Playback, Word
 from voice_agent.businesses import Business
-from voice_agent.chat import CallContext, CallerMessage, ChatModel
+from voice_agent.chat import CallContext, CallerMessage, ChatModel, SpokenTurn
 from voice_agent.consent import ConsentAnswer, classify_answer, classify_keypad
 from voice_agent.consent_script import REASK, ConsentScript, render_consent_script
 from voice_agent.text_refusal import asks_not_to_be_texted
@@ -108,7 +108,9 @@ class Conversation:
         first = await self.chat_model.reply(self.context, self.message, None)
         playback = await self._say(f"{self._greeting()} {first.text}")
         for _ in range(MAX_MESSAGE_TURNS):
-            await playback.finished()  # the caller gets ANSWER_TIMEOUT after hearing the question
+            played = await playback.finished()  # ANSWER_TIMEOUT runs once the question is heard
+            if played.cleared:
+                self._cut_to_what_was_played(playback)
             heard = await self.bridge.next_input(ANSWER_TIMEOUT)
             reply = await self.chat_model.reply(self.context, self.message, self._hear(heard))
             reply_ready_at = time.monotonic()
@@ -118,6 +120,15 @@ class Conversation:
             if reply.finished:
                 return
         self.message.notes.append("message taking stopped after too many turns")
+
+    def _cut_to_what_was_played(self, playback: Playback) -> None:
+        """The caller talked over a reply: remember only what they actually heard."""
+        played = playback.played_text()
+        index = max(i for i, turn in enumerate(self.transcript) if turn.speaker == "assistant")
+        self.transcript[index] = replace(self.transcript[index], text=played, interrupted=True)
+        history = self.message.history
+        if history and history[-1].speaker == "assistant":
+            history[-1] = SpokenTurn("assistant", played)
 
     def _hear(self, heard: CallerInput | None) -> str:
         """What the caller said ("" for silence, a key press, or speech nobody made out)."""

@@ -6,7 +6,7 @@ hears at most a short "One moment." and the call's notes say what happened.
 
 from __future__ import annotations
 
-import logging
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 
@@ -20,7 +20,6 @@ from media_stream import (
 )
 from voice_agent.chat import AgentReply, CallContext, CallerMessage, ChatModel, ChatModelFailure
 
-logger = logging.getLogger(__name__)
 
 ONE_MOMENT = "One moment."
 
@@ -78,9 +77,7 @@ class FailoverTranscription:
     asks the caller again.
     """
 
-    def __init__(
-        self, primary: Transcriber, fallback: Transcriber, notify: Notify
-    ) -> None:
+    def __init__(self, primary: Transcriber, fallback: Transcriber, notify: Notify) -> None:
         self._primary_name = primary.name
         self._fallback = fallback
         self._notify = notify
@@ -100,7 +97,9 @@ class FailoverTranscription:
                 raise
             self._failed = True
             self._notify(self._primary_name, f"{failure}; {self._fallback.name} took over")
-            self._session = self._fallback.open_session()
+            failed, self._session = self._session, self._fallback.open_session()
+            with contextlib.suppress(Exception):  # the failed provider may not close cleanly
+                await failed.close()
         async for event in self._session.events():
             yield event
 

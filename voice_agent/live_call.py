@@ -9,6 +9,7 @@ from media_stream import CallBridge, CallEnded, StreamSocket
 from voice_agent.after_call import CallIdentity, record_call
 from voice_agent.businesses import Business, get_business
 from voice_agent.conversation import Conversation
+from voice_agent.failover import FailoverChatModel, FailoverSynthesizer, FailoverTranscription
 from voice_agent.logging_setup import bind_call
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.services import Services
@@ -19,7 +20,18 @@ logger = logging.getLogger(__name__)
 
 async def handle_call(services: Services, socket: StreamSocket) -> None:
     """Run the conversation over the stream, then store the call (also after an abrupt hang-up)."""
-    bridge = CallBridge(socket, services.transcriber.open_session(), services.synthesizer)
+    failures: list[str] = []
+
+    def provider_failed(provider: str, what: str) -> None:
+        logger.warning("%s failed mid-call: %s", provider, what)
+        services.metrics.provider_error(provider)
+        failures.append(f"{provider} failed: {what}")
+
+    bridge = CallBridge(
+        socket,
+        FailoverTranscription(services.transcriber, services.embedded_transcriber, provider_failed),
+        FailoverSynthesizer(services.synthesizer, services.embedded_synthesizer, provider_failed),
+    )
     try:
         start = await bridge.open()
     except CallEnded as ended:
@@ -34,12 +46,16 @@ async def handle_call(services: Services, socket: StreamSocket) -> None:
         logger.warning("stream %s names no known business or caller", start.stream_sid)
         await _apologise(bridge)
         return
-    conversation = Conversation(business, caller, services.chat_model, bridge)
+    chat_model = FailoverChatModel(
+        services.chat_model, services.embedded_chat_model, provider_failed
+    )
+    conversation = Conversation(business, caller, chat_model, bridge)
     services.metrics.call_started()
     try:
         await conversation.run()
     finally:
         await bridge.close()
+        conversation.message.notes.extend(failures)
         services.metrics.call_ended(conversation.consent.outcome.value, conversation.turn_metrics)
         identity = CallIdentity(start.call_sid, start.stream_sid, caller, started_at)
         await _store(services, business, identity, conversation, bridge.end_reason)
