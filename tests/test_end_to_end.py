@@ -97,6 +97,10 @@ def _check_scenario(serving: tuple[Settings, str, Engine], path: Path) -> None:
     expected_script = render_consent_script("v1", business_name, max_texts)
     assert script["text"] == expected_script.text
     assert script["sha256"] == expected_script.sha256
+    barged_in = any(step.interrupt_after is not None for step in outcome.scenario.steps)
+    if barged_in:
+        assert outcome.simulated is not None and outcome.simulated.clears_received >= 1
+        assert any(turn.interrupted for turn in call.turns if turn.speaker == "assistant")
     spoken = [turn.text for turn in call.turns if turn.speaker == "assistant"]
     assert spoken[0].startswith(f"Thanks for calling {business_name}.")
     assert "automated assistant" in spoken[0]

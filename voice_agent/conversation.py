@@ -122,13 +122,13 @@ class Conversation:
         self.message.notes.append("message taking stopped after too many turns")
 
     def _cut_to_what_was_played(self, playback: Playback) -> None:
-        """The caller talked over a reply: remember only what they actually heard."""
-        played = playback.played_text()
+        """The caller talked over a reply: the transcript marks it interrupted, and the model's
+        history keeps only the sentences the caller actually heard."""
         index = max(i for i, turn in enumerate(self.transcript) if turn.speaker == "assistant")
-        self.transcript[index] = replace(self.transcript[index], text=played, interrupted=True)
+        self.transcript[index] = replace(self.transcript[index], interrupted=True)
         history = self.message.history
         if history and history[-1].speaker == "assistant":
-            history[-1] = SpokenTurn("assistant", played)
+            history[-1] = SpokenTurn("assistant", playback.played_text())
 
     def _hear(self, heard: CallerInput | None) -> str:
         """What the caller said ("" for silence, a key press, or speech nobody made out)."""

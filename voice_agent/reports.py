@@ -63,6 +63,7 @@ def render_call(call: CallRecord, event: RecordedEvent | None, texts: list[Outbo
         for turn in call.turns:
             who = "assistant" if turn.speaker == "assistant" else "caller   "
             text = f"[key {turn.text}]" if turn.kind == "keypad" else turn.text
+            text += " [interrupted by the caller]" if turn.interrupted else ""
             confidence = f"  (confidence {turn.confidence:.2f})" if turn.confidence else ""
             lines.append(f"    {turn.start:6.1f}s  {who}  {text}{confidence}")
     lines.extend(render_consent(call, event))

@@ -1,0 +1,309 @@
+"""The application with fake engines at fixed latencies, served in a process of its own.
+
+Benchmarks start it with `running_fake_server`, so the server's CPU, memory and event loop are
+measured apart from the callers'. It runs the production app exactly as ``receptionist serve``
+does (same uvicorn settings, same logging), with the transcriber, voice and agent swapped for
+the fakes of ``bench/fake_providers.py``, and adds bench-only probes on the same event loop:
+
+- ``GET /bench/loop-lag``: how late a 10 ms timer fired since the last read (event-loop lag);
+- ``POST /bench/profile/start`` and ``POST /bench/profile/stop``: a sampling profile of the
+  event-loop thread (stacks read with ``sys._current_frames`` every few milliseconds).
+
+    .venv/bin/python bench/fake_server.py --port 8790 --database-url sqlite:///…/bench.db \
+        --scenario fixtures/calls/consent-yes.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.fake_providers import FakeLatencies, with_fake_engines
+from voice_agent.app import create_app
+from voice_agent.businesses import load_businesses, save_business
+from voice_agent.logging_setup import configure_logging
+from voice_agent.migrate import upgrade
+from voice_agent.scenarios import SayStep, load_scenario
+from voice_agent.services import build_services
+from voice_agent.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+BUSINESSES_FILE = ROOT / "fixtures" / "businesses.yaml"
+LAG_INTERVAL = 0.010  # seconds between the loop-lag probe's timers
+LAG_SAMPLES_KEPT = 100_000
+SAMPLE_INTERVAL = 0.002  # seconds between profile samples
+STARTUP_TIMEOUT = 60.0
+SHUTDOWN_TIMEOUT = 20.0
+IDLE_FRAMES = frozenset({("runners.py", "run"), ("base_events.py", "run_forever")})
+
+
+@dataclass(frozen=True)
+class FakeServerOptions:
+    """What the bench server runs with; the same values drive the benchmark's arithmetic."""
+
+    port: int
+    database_url: str
+    scenario: Path
+    latencies: FakeLatencies = field(default_factory=FakeLatencies)
+    auth_token: str = "bench-auth-token"
+    public_base_url: str = "https://receptionist.bench.example"
+
+    def settings(self) -> Settings:
+        return Settings(
+            database_url=self.database_url,
+            public_base_url=self.public_base_url,
+            twilio_auth_token=SecretStr(self.auth_token),
+            port=self.port,
+            _env_file=None,  # type: ignore[call-arg]
+        )
+
+    def command(self) -> list[str]:
+        latencies = self.latencies
+        return [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            f"--port={self.port}",
+            f"--database-url={self.database_url}",
+            f"--scenario={self.scenario}",
+            f"--auth-token={self.auth_token}",
+            f"--public-base-url={self.public_base_url}",
+            f"--endpointing-silence={latencies.endpointing_silence}",
+            f"--transcription={latencies.transcription}",
+            f"--agent={latencies.agent}",
+            f"--first-byte={latencies.first_byte}",
+            f"--stream-speed={latencies.stream_speed}",
+            f"--chunk-seconds={latencies.chunk_seconds}",
+        ]
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """A started bench server: where to reach it and which process to measure."""
+
+    url: str
+    pid: int
+    options: FakeServerOptions
+
+
+@contextlib.contextmanager
+def running_fake_server(options: FakeServerOptions, log: IO[str]) -> Iterator[RunningServer]:
+    """Start the bench server in a child process (its output to ``log``); stop it afterwards."""
+    process = subprocess.Popen(options.command(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    url = f"http://127.0.0.1:{options.port}"
+    try:
+        _wait_until_healthy(process, url)
+        yield RunningServer(url, process.pid, options)
+    finally:
+        process.terminate()
+        try:
+            process.wait(SHUTDOWN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], url: str) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the bench server exited with status {process.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"the bench server did not answer at {url}")
+
+
+class LoopLagProbe:
+    """A timer every ``LAG_INTERVAL`` on the event loop; records how late each one fired."""
+
+    def __init__(self) -> None:
+        self._lags: deque[float] = deque(maxlen=LAG_SAMPLES_KEPT)
+        self._task: asyncio.Task[None] | None = None
+
+    def ensure_running(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-lag")
+
+    async def _run(self) -> None:
+        while True:
+            expected = time.monotonic() + LAG_INTERVAL
+            await asyncio.sleep(LAG_INTERVAL)
+            self._lags.append(time.monotonic() - expected)
+
+    def read_and_reset(self) -> dict[str, float]:
+        """Lag in milliseconds since the last read: count, p50, p99 and max."""
+        lags = sorted(self._lags)
+        self._lags.clear()
+        if not lags:
+            return {"samples": 0}
+        return {
+            "samples": len(lags),
+            "p50_ms": statistics.median(lags) * 1000,
+            "p99_ms": lags[min(len(lags) - 1, round(0.99 * (len(lags) - 1)))] * 1000,
+            "max_ms": lags[-1] * 1000,
+        }
+
+
+class StackSampler:
+    """A statistical profile of one thread: which functions are on its stack, how often."""
+
+    def __init__(self, thread_id: int) -> None:
+        self._thread_id = thread_id
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.samples = 0
+        self.idle = 0
+        self.own: Counter[str] = Counter()  # the innermost Python function
+        self.inclusive: Counter[str] = Counter()  # anywhere on the stack
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="stack-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_INTERVAL):
+            frame = sys._current_frames().get(self._thread_id)
+            if frame is not None:
+                self._record(frame)
+
+    def _record(self, leaf: FrameType) -> None:
+        self.samples += 1
+        if (Path(leaf.f_code.co_filename).name, leaf.f_code.co_name) in IDLE_FRAMES:
+            self.idle += 1
+            return
+        self.own[_describe(leaf)] += 1
+        seen: set[str] = set()
+        frame: FrameType | None = leaf
+        while frame is not None:
+            seen.add(_describe(frame))
+            frame = frame.f_back
+        self.inclusive.update(seen)
+
+    def report(self, top: int) -> dict[str, Any]:
+        return {
+            "samples": self.samples,
+            "idle": self.idle,
+            "own": self.own.most_common(top),
+            "inclusive": self.inclusive.most_common(top),
+        }
+
+
+def _describe(frame: FrameType) -> str:
+    code = frame.f_code
+    path = Path(code.co_filename)
+    return f"{path.parent.name}/{path.name}:{code.co_firstlineno} {code.co_name}"
+
+
+def add_bench_routes(app: FastAPI) -> None:
+    """The probes, on the app's own event loop (started by the first request)."""
+    probe = LoopLagProbe()
+    profile: dict[str, StackSampler] = {}
+
+    @app.get("/bench/loop-lag")
+    async def loop_lag() -> dict[str, float]:
+        probe.ensure_running()
+        return probe.read_and_reset()
+
+    @app.post("/bench/profile/start")
+    async def start_profile() -> dict[str, str]:
+        sampler = StackSampler(threading.get_ident())
+        profile["current"] = sampler
+        sampler.start()
+        return {"status": "sampling"}
+
+    @app.post("/bench/profile/stop")
+    async def stop_profile(top: int = 30) -> dict[str, Any]:
+        sampler = profile.pop("current", None)
+        if sampler is None:
+            return {"samples": 0}
+        await asyncio.to_thread(sampler.stop)
+        return sampler.report(top)
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = FakeLatencies()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--scenario", type=Path, required=True, help="its lines are transcripts")
+    parser.add_argument("--auth-token", default="bench-auth-token")
+    parser.add_argument("--public-base-url", default="https://receptionist.bench.example")
+    for name in ("endpointing_silence", "transcription", "agent", "first_byte"):
+        option = f"--{name.replace('_', '-')}"
+        parser.add_argument(option, type=float, default=getattr(defaults, name))
+    parser.add_argument("--stream-speed", type=float, default=defaults.stream_speed)
+    parser.add_argument("--chunk-seconds", type=float, default=defaults.chunk_seconds)
+    return parser
+
+
+def _options(args: argparse.Namespace) -> FakeServerOptions:
+    latencies = FakeLatencies(
+        endpointing_silence=args.endpointing_silence,
+        transcription=args.transcription,
+        agent=args.agent,
+        first_byte=args.first_byte,
+        stream_speed=args.stream_speed,
+        chunk_seconds=args.chunk_seconds,
+    )
+    return FakeServerOptions(
+        port=args.port,
+        database_url=args.database_url,
+        scenario=args.scenario,
+        latencies=latencies,
+        auth_token=args.auth_token,
+        public_base_url=args.public_base_url,
+    )
+
+
+def serve(options: FakeServerOptions) -> None:
+    """Migrate, import the demo businesses, and serve the app with fakes until terminated."""
+    settings = options.settings()
+    upgrade(settings.database_url)
+    services = build_services(settings)
+    with services.engine.begin() as conn:
+        for business in load_businesses(BUSINESSES_FILE):
+            save_business(conn, business)
+    scenario = load_scenario(options.scenario)
+    transcripts = [step.text for step in scenario.steps if isinstance(step, SayStep)]
+    app = create_app(with_fake_engines(services, options.latencies, transcripts))
+    add_bench_routes(app)
+    logger.info("bench server with fake engines: %s", options.latencies)
+    uvicorn.run(app, host="127.0.0.1", port=options.port, log_level="info", ws_max_size=65536)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    configure_logging()
+    serve(_options(_parser().parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
