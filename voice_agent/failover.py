@@ -20,7 +20,6 @@ from media_stream import (
 )
 from voice_agent.chat import AgentReply, CallContext, CallerMessage, ChatModel, ChatModelFailure
 
-
 ONE_MOMENT = "One moment."
 
 Notify = Callable[[str, str], None]  # (provider, what happened)
