@@ -21,10 +21,12 @@ from typing import Any, TextIO
 
 from consent_ledger import (
     AudioStore,
+    CorruptEventError,
     PacketRequest,
     PacketRequestError,
     build_audit_packet,
     ledger_event_total,
+    rebuild_projection,
     summaries_to_csv,
     summaries_to_json,
     summarize_events,
@@ -32,6 +34,7 @@ from consent_ledger import (
 )
 from voice_agent.cli_support import CommandError
 from voice_agent.db import make_engine
+from voice_agent.migrate import upgrade
 from voice_agent.settings import Settings
 
 PROGRESS_THRESHOLD = 10_000
@@ -39,8 +42,8 @@ PROGRESS_THRESHOLD = 10_000
 
 
 def register(commands: Any) -> None:
-    """Add ``ledger verify`` and ``ledger export`` to the top-level sub-command parser."""
-    ledger = commands.add_parser("ledger", help="the consent ledger: verify, export")
+    """Add ``ledger verify|export|rebuild`` to the top-level sub-command parser."""
+    ledger = commands.add_parser("ledger", help="the consent ledger: verify, export, rebuild")
     ledger_commands = ledger.add_subparsers(dest="ledger", required=True)
 
     verify = ledger_commands.add_parser("verify", help="recompute every hash, check the audio")
@@ -60,6 +63,28 @@ def register(commands: Any) -> None:
     )
     export.add_argument("--format", choices=("zip", "json", "csv"), default="zip")
     export.set_defaults(handler=cmd_ledger_export)
+
+    rebuild = ledger_commands.add_parser(
+        "rebuild", help="recompute the consent-state projection from the events"
+    )
+    rebuild.add_argument("--business", help="only this business")
+    rebuild.set_defaults(handler=cmd_ledger_rebuild)
+
+
+def cmd_ledger_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.begin() as conn:
+            states = rebuild_projection(conn, args.business)
+    except CorruptEventError as error:
+        raise CommandError(
+            f"the ledger is damaged, run `receptionist ledger verify`: {error}"
+        ) from None
+    finally:
+        engine.dispose()
+    print(f"consent state rebuilt for {states:,} number(s)")
+    return 0
 
 
 def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:

@@ -36,3 +36,5 @@ def configure_logging(verbose: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for chatty in ("alembic", "faster_whisper", "httpx"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if verbose else logging.WARNING)
