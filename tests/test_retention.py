@@ -416,7 +416,7 @@ def _run_command(database_url: str, audio_dir: Path, *argv: str) -> int:
     args = parser.parse_args(list(argv))
     settings = Settings(
         database_url=database_url,
-        audio_store_dir=audio_dir,
+        audio_dir=audio_dir,
         twilio_auth_token=SecretStr("test"),
         _env_file=None,  # type: ignore[call-arg]
     )
