@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = FRAME_BYTES * 10  # 200 ms of audio per outbound media message
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+FRAME_SECONDS = 0.02
 ARRIVALS_KEPT = 1500  # arrival times of the last 30 s of inbound frames, for latency metrics
 
 
@@ -154,6 +155,7 @@ class CallBridge:
         self.end_reason = "in progress"
         self.skipped_frames = 0
         self._arrivals: deque[tuple[float, float]] = deque(maxlen=ARRIVALS_KEPT)
+        self._recording: deque[tuple[float, bytes]] | None = None
 
     @property
     def ended(self) -> bool:
@@ -221,6 +223,16 @@ class CallBridge:
                 logger.info("skipping speech that began before the prompt ended: %r", item)
                 continue
             return item
+
+    def record_caller_audio(self, seconds: float) -> None:
+        """Keep the caller's last ``seconds`` of audio (only for businesses that record calls)."""
+        self._recording = deque(maxlen=max(1, round(seconds / FRAME_SECONDS)))
+
+    def caller_audio(self, start: float, end: float) -> bytes:
+        """The caller's μ-law audio between two stream times (empty when not recording)."""
+        if self._recording is None:
+            return b""
+        return b"".join(payload for at, payload in self._recording if start <= at <= end)
 
     def arrival_time(self, stream_time: float) -> float | None:
         """``time.monotonic()`` when the caller's audio at ``stream_time`` arrived, if recent."""
@@ -301,6 +313,8 @@ class CallBridge:
                 self._arrivals.append((self.stream_time, time.monotonic()))
                 if message.track in ("inbound", "inbound_track"):
                     self._transcription.send_audio(message.payload, self.stream_time)
+                    if self._recording is not None:
+                        self._recording.append((self.stream_time, message.payload))
             elif isinstance(message, Dtmf):
                 await self._deliver(CallerInput(at=self.stream_time, digit=message.digit))
             elif isinstance(message, Mark):

@@ -24,9 +24,12 @@ AUTH_TOKEN = "test-auth-token"
 PUBLIC_BASE_URL = "https://receptionist.example.com"
 
 
-def receptionist_settings(database_url: str, port: int = 8765) -> Settings:
+def receptionist_settings(
+    database_url: str, port: int = 8765, audio_dir: Path = Path("var/audio")
+) -> Settings:
     return Settings(
         database_url=database_url,
+        audio_dir=audio_dir,
         public_base_url=PUBLIC_BASE_URL,
         twilio_auth_token=SecretStr(AUTH_TOKEN),
         port=port,

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
-from consent_ledger import verify_ledger
+from consent_ledger import AudioStatus, AudioStore, verify_ledger
 from tests.conftest import ROOT, postgres_schema, receptionist_settings
 from voice_agent.businesses import load_businesses, save_business
 from voice_agent.consent_script import render_consent_script
@@ -37,17 +38,18 @@ DEMO_BUSINESSES = {
 @contextlib.contextmanager
 def _serving(database_url: str) -> Iterator[tuple[Settings, str, Engine]]:
     """The real application under uvicorn on a free loopback port, on ``database_url``."""
-    settings = receptionist_settings(database_url, port=free_port())
-    upgrade(settings.database_url)
-    services = build_services(settings)
-    with services.engine.begin() as conn:
-        for business in load_businesses(ROOT / "fixtures" / "businesses.yaml"):
-            save_business(conn, business)
-    try:
-        with serving(services) as server_url:
-            yield settings, server_url, services.engine
-    finally:
-        services.engine.dispose()
+    with tempfile.TemporaryDirectory(prefix="receptionist-audio-") as audio_dir:
+        settings = receptionist_settings(database_url, port=free_port(), audio_dir=Path(audio_dir))
+        upgrade(settings.database_url)
+        services = build_services(settings)
+        with services.engine.begin() as conn:
+            for business in load_businesses(ROOT / "fixtures" / "businesses.yaml"):
+                save_business(conn, business)
+        try:
+            with serving(services) as server_url:
+                yield settings, server_url, services.engine
+        finally:
+            services.engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -122,5 +124,14 @@ def _check_scenario(serving: tuple[Settings, str, Engine], path: Path) -> None:
         assert outcome.caller_texts == []
     owner_texts = [text for text in outcome.texts if text.kind.value == "owner_summary"]
     assert [text.reason for text in owner_texts] == ["owner_not_opted_in"]
+    recorded = call.business_id == "bright-spark-electric"  # the demo business that records
+    assert ("This call is recorded." in spoken[0]) == recorded
+    spoken_answers = [a for a in evidence["answers"] if not a.get("keypad_digit")]
+    if recorded and spoken_answers:
+        audio = AudioStore(settings.audio_dir)
+        assert audio.status(evidence["audio_sha256"]) is AudioStatus.PRESENT
+    else:
+        assert evidence["audio_sha256"] is None
     with engine.connect() as conn:
-        assert verify_ledger(conn).ok
+        report = verify_ledger(conn, audio_store=AudioStore(settings.audio_dir))
+        assert report.ok

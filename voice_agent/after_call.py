@@ -3,14 +3,17 @@ stored together in one transaction, so a text can never exist without its consen
 
 from __future__ import annotations
 
+import io
 import logging
-from dataclasses import dataclass
+import wave
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine
 
 from consent_ledger import (
     AnswerEvidence,
+    AudioStore,
     ConsentEvidence,
     ConsentMethod,
     ConsentScope,
@@ -21,7 +24,7 @@ from consent_ledger import (
     append_event,
     revoke,
 )
-from media_stream import CallerInput
+from media_stream import SAMPLE_RATE, CallerInput, ulaw_decode
 from sms_sender import (
     CallSummary,
     ConfirmationRequest,
@@ -73,6 +76,7 @@ class CallWrapUp:
 
 def record_call(
     engine: Engine,
+    audio_store: AudioStore,
     business: Business,
     identity: CallIdentity,
     conversation: Conversation,
@@ -83,10 +87,12 @@ def record_call(
     standing consent if they said "don't text me", and queue the owner's summary."""
     policy = sms_policy(business)
     consent = conversation.consent
+    audio_sha256 = (
+        audio_store.put(wav_from_ulaw(consent.answer_audio)) if consent.answer_audio else None
+    )
     with engine.begin() as conn:
-        event = append_event(
-            conn, consent_evidence(business, identity, consent, ended_at), ended_at
-        )
+        evidence = consent_evidence(business, identity, consent, ended_at)
+        event = append_event(conn, replace(evidence, audio_sha256=audio_sha256), ended_at)
         queued = 0
         if consent.outcome is ConsentOutcome.AFFIRMATIVE:
             plan = plan_texts(
@@ -107,6 +113,17 @@ def record_call(
         "call %s stored: consent %s, %d text(s) queued", identity.call_sid, consent.outcome, queued
     )
     return CallWrapUp(record, event, queued)
+
+
+def wav_from_ulaw(ulaw: bytes) -> bytes:
+    """A 16-bit PCM WAV (8 kHz mono) of μ-law audio, as stored in the evidence."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(SAMPLE_RATE)
+        wav.writeframes(ulaw_decode(ulaw).astype("<i2").tobytes())
+    return buffer.getvalue()
 
 
 def _confirmation(

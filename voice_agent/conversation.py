@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 ANSWER_TIMEOUT = 8.0  # seconds of caller silence before a question counts as unanswered
 CONSENT_ANSWER_TIMEOUT = 7.0
 MAX_MESSAGE_TURNS = 12
+ANSWER_AUDIO_LEAD = 1.0  # seconds of audio kept before a recorded consent answer
+RECORDING_SECONDS = 60.0  # how much caller audio a recorded call keeps in memory
 
 
 class ConsentOutcome(StrEnum):
@@ -60,6 +62,7 @@ class ConsentAttempt:
     outcome: ConsentOutcome = ConsentOutcome.NOT_ASKED
     note: str = ""
     refused_during_call: bool = False  # "don't text me" before the question: never asked
+    answer_audio: bytes = b""  # μ-law, 1 s before the spoken answer to its end (when recording)
 
     @property
     def method(self) -> str:
@@ -195,7 +198,11 @@ class Conversation:
                 continue  # began while the question was still playing: not an answer
             self._record_input(heard)
             self.consent.answers.append(heard)
-            return classify_answer(heard.utterance.text)
+            spoken = heard.utterance
+            self.consent.answer_audio = self.bridge.caller_audio(
+                spoken.start - ANSWER_AUDIO_LEAD, spoken.end
+            )
+            return classify_answer(spoken.text)
 
     async def _say(self, text: str) -> Playback:
         playback = await self.bridge.say(text)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from consent_ledger import AudioStore
 from media_stream import CallBridge, CallEnded, StreamSocket
 from voice_agent.after_call import CallIdentity, record_call
 from voice_agent.businesses import Business, get_business
-from voice_agent.conversation import Conversation
+from voice_agent.conversation import RECORDING_SECONDS, Conversation
 from voice_agent.failover import FailoverChatModel, FailoverSynthesizer, FailoverTranscription
 from voice_agent.logging_setup import bind_call
 from voice_agent.phone import InvalidPhoneNumber, to_e164
@@ -46,6 +47,8 @@ async def handle_call(services: Services, socket: StreamSocket) -> None:
         logger.warning("stream %s names no known business or caller", start.stream_sid)
         await _apologise(bridge)
         return
+    if business.recording_enabled:
+        bridge.record_caller_audio(RECORDING_SECONDS)
     chat_model = FailoverChatModel(
         services.chat_model, services.embedded_chat_model, provider_failed
     )
@@ -72,6 +75,7 @@ async def _store(
         wrap_up = await asyncio.to_thread(
             record_call,
             services.engine,
+            AudioStore(services.settings.audio_dir),
             business,
             identity,
             conversation,
