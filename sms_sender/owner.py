@@ -41,7 +41,7 @@ def queue_owner_summary(
         business_name=policy.business_name,
         caller_number=summary.caller_number,
         caller_name=summary.caller_name or "caller (no name)",
-        need=summary.need or UNKNOWN,
+        need=summary.need.rstrip(" .!?") if summary.need else UNKNOWN,
         urgency=summary.urgency or UNKNOWN,
         callback_number=summary.callback_number or summary.caller_number,
         consent=_consent_words(summary.consent_outcome),
