@@ -10,18 +10,25 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from consent_ledger import event_by_hash
+from consent_ledger import (
+    ConsentEvidence,
+    ConsentMethod,
+    EventKind,
+    append_event,
+    event_by_hash,
+)
 from sms_sender import list_outbox
 from voice_agent import cli_auditor, cli_ledger, cli_retention, cli_sms
 from voice_agent.businesses import (
     BusinessConfigError,
+    get_business,
     list_businesses,
     load_businesses,
     save_business,
 )
 from voice_agent.call_records import get_call, list_calls
-from voice_agent.cli_support import CommandError, print_json, print_text
-from voice_agent.db import make_engine
+from voice_agent.cli_support import CommandError, open_database, print_json, print_text
+from voice_agent.clock import system_clock
 from voice_agent.logging_setup import configure_logging
 from voice_agent.migrate import upgrade
 from voice_agent.reports import call_as_dict, render_call, render_call_list
@@ -63,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     lister = business_commands.add_parser("list", help="list businesses")
     lister.add_argument("--json", action="store_true")
     lister.set_defaults(handler=cmd_business_list)
+    owner_texts = business_commands.add_parser(
+        "owner-texts", help="record the owner's choice about call-summary texts (a ledger event)"
+    )
+    owner_texts.add_argument("business_id", metavar="BUSINESS")
+    owner_texts.add_argument("choice", choices=("on", "off"))
+    owner_texts.set_defaults(handler=cmd_business_owner_texts)
 
     serve = commands.add_parser("serve", help="run the web server (webhooks and media streams)")
     serve.set_defaults(handler=cmd_serve)
@@ -115,8 +128,7 @@ def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_business_import(settings: Settings, args: argparse.Namespace) -> int:
     loaded = load_businesses(args.file)
-    upgrade(settings.database_url)
-    with make_engine(settings.database_url).begin() as conn:
+    with open_database(settings).begin() as conn:
         for business in loaded:
             save_business(conn, business)
     print(f"imported {len(loaded)} business(es): {', '.join(b.id for b in loaded)}")
@@ -124,13 +136,51 @@ def cmd_business_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_business_list(settings: Settings, args: argparse.Namespace) -> int:
-    with make_engine(settings.database_url).connect() as conn:
+    with open_database(settings).connect() as conn:
         found = list_businesses(conn)
     if args.json:
         print_json([business.model_dump() for business in found])
     else:
         for b in found:
             print(f"{b.id:<24} {b.name:<28} {', '.join(b.twilio_numbers)}  max texts {b.max_texts}")
+    return 0
+
+
+def cmd_business_owner_texts(settings: Settings, args: argparse.Namespace) -> int:
+    engine = open_database(settings)
+    with engine.begin() as conn:
+        business = get_business(conn, args.business_id)
+        if business is None:
+            raise CommandError(f"no business {args.business_id!r}")
+        now = system_clock()
+        kind = (
+            EventKind.OWNER_NOTIFICATIONS_OPT_IN
+            if args.choice == "on"
+            else EventKind.OWNER_NOTIFICATIONS_OPT_OUT
+        )
+        event = append_event(
+            conn,
+            ConsentEvidence(
+                business_id=business.id,
+                business_name=business.name,
+                phone_number=business.owner_phone,
+                call_sid=None,
+                stream_sid=None,
+                kind=kind,
+                method=ConsentMethod.OWNER,
+                script=None,
+                answers=(),
+                classifier=None,
+                classifier_version=None,
+                reasked=False,
+                scope=None,
+                occurred_at=now,
+            ),
+            now,
+        )
+    engine.dispose()
+    print(f"{business.name}: call-summary texts to {business.owner_phone} {args.choice}")
+    print(f"recorded as ledger event #{event.seq} ({event.hash[:16]}…)")
     return 0
 
 
@@ -159,7 +209,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_calls_list(settings: Settings, args: argparse.Namespace) -> int:
-    with make_engine(settings.database_url).connect() as conn:
+    with open_database(settings).connect() as conn:
         records = list_calls(conn, args.business, args.limit)
     if args.json:
         print_json([call_as_dict(record, None, []) for record in records])
@@ -169,7 +219,7 @@ def cmd_calls_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_calls_show(settings: Settings, args: argparse.Namespace) -> int:
-    with make_engine(settings.database_url).connect() as conn:
+    with open_database(settings).connect() as conn:
         record = get_call(conn, args.call_sid)
         if record is None:
             raise CommandError(f"no call {args.call_sid!r}")

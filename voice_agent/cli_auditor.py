@@ -14,10 +14,8 @@ from typing import Any
 
 from dashboard import AuditorToken, TokenError, issue_token, list_tokens, revoke_token
 from voice_agent.businesses import get_business
-from voice_agent.cli_support import CommandError, print_json
+from voice_agent.cli_support import CommandError, open_database, print_json
 from voice_agent.clock import system_clock
-from voice_agent.db import make_engine
-from voice_agent.migrate import upgrade
 from voice_agent.settings import Settings
 
 DEFAULT_LIFETIME_DAYS = 30
@@ -53,8 +51,7 @@ def register(commands: Any) -> None:
 
 
 def cmd_auditor_token_create(settings: Settings, args: argparse.Namespace) -> int:
-    upgrade(settings.database_url)
-    with make_engine(settings.database_url).begin() as conn:
+    with open_database(settings).begin() as conn:
         if get_business(conn, args.business) is None:
             raise CommandError(f"no business {args.business!r}")
         try:
@@ -74,7 +71,7 @@ def cmd_auditor_token_create(settings: Settings, args: argparse.Namespace) -> in
 
 
 def cmd_auditor_token_list(settings: Settings, args: argparse.Namespace) -> int:
-    with make_engine(settings.database_url).connect() as conn:
+    with open_database(settings).connect() as conn:
         tokens = list_tokens(conn, args.business)
     now = system_clock()
     if args.json:
@@ -86,8 +83,7 @@ def cmd_auditor_token_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_auditor_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
     now = system_clock()
-    upgrade(settings.database_url)
-    with make_engine(settings.database_url).begin() as conn:
+    with open_database(settings).begin() as conn:
         token = revoke_token(conn, args.token_id, now)
     if token is None:
         raise CommandError(f"no auditor token {args.token_id}")

@@ -32,9 +32,8 @@ from consent_ledger import (
     summarize_events,
     verify_ledger,
 )
-from voice_agent.cli_support import CommandError
+from voice_agent.cli_support import CommandError, open_database
 from voice_agent.db import make_engine
-from voice_agent.migrate import upgrade
 from voice_agent.settings import Settings
 
 PROGRESS_THRESHOLD = 10_000
@@ -72,8 +71,7 @@ def register(commands: Any) -> None:
 
 
 def cmd_ledger_rebuild(settings: Settings, args: argparse.Namespace) -> int:
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
+    engine = open_database(settings)
     try:
         with engine.begin() as conn:
             states = rebuild_projection(conn, args.business)

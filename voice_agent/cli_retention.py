@@ -6,9 +6,8 @@ import argparse
 from typing import Any
 
 from consent_ledger import AudioStore
+from voice_agent.cli_support import open_database
 from voice_agent.clock import system_clock
-from voice_agent.db import make_engine
-from voice_agent.migrate import upgrade
 from voice_agent.retention import RetentionReport, apply_retention
 from voice_agent.settings import Settings
 
@@ -27,8 +26,7 @@ def register(commands: Any) -> None:
 
 
 def cmd_retention_apply(settings: Settings, args: argparse.Namespace) -> int:
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
+    engine = open_database(settings)
     try:
         report = apply_retention(
             engine, AudioStore(settings.audio_dir), system_clock(), dry_run=args.dry_run

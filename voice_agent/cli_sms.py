@@ -15,8 +15,7 @@ from sms_sender import (
     get_message,
     list_outbox,
 )
-from voice_agent.cli_support import CommandError, print_json, print_text
-from voice_agent.db import make_engine
+from voice_agent.cli_support import CommandError, open_database, print_json, print_text
 from voice_agent.migrate import upgrade
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.reports import outbox_as_dict, render_outbox
@@ -67,7 +66,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_outbox_list(settings: Settings, args: argparse.Namespace) -> int:
-    with make_engine(settings.database_url).connect() as conn:
+    with open_database(settings).connect() as conn:
         messages = list_outbox(conn, business_id=args.business)
     if args.json:
         print_json([outbox_as_dict(message) for message in messages])
@@ -77,7 +76,7 @@ def cmd_outbox_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_outbox_show(settings: Settings, args: argparse.Namespace) -> int:
-    with make_engine(settings.database_url).connect() as conn:
+    with open_database(settings).connect() as conn:
         message = get_message(conn, args.id)
     if message is None:
         raise CommandError(f"no text #{args.id}")
@@ -91,7 +90,7 @@ def cmd_outbox_show(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_outbox_cancel(settings: Settings, args: argparse.Namespace) -> int:
-    with make_engine(settings.database_url).begin() as conn:
+    with open_database(settings).begin() as conn:
         cancelled = cancel_message(conn, args.id, "cancelled by the operator")
     if not cancelled:
         raise CommandError(f"text #{args.id} does not exist or is no longer pending")

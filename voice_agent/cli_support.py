@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlalchemy import Engine
+
 from sms_sender import OutgoingSms, SendReceipt
+from voice_agent.db import make_engine
+from voice_agent.migrate import upgrade
+from voice_agent.settings import Settings
 
 
 class CommandError(Exception):
@@ -19,3 +24,9 @@ def print_json(data: Any) -> None:
 def print_text(sms: OutgoingSms, receipt: SendReceipt) -> None:
     """What the local SMS transport shows for each text it 'sends'."""
     print(f"[text {receipt.provider_message_id}] to {sms.to_number}: {sms.body}", flush=True)
+
+
+def open_database(settings: Settings) -> Engine:
+    """The configured database, migrated to the newest schema first (a fresh one is created)."""
+    upgrade(settings.database_url)
+    return make_engine(settings.database_url)
