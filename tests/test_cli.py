@@ -50,8 +50,8 @@ def test_empty_listings(database: str, capsys: pytest.CaptureFixture[str]) -> No
         ("{{{", "cannot read"),
         ("businesses:\n  - id: Bad Id\n", "business #1"),
         (
-            "businesses:\n  - {id: a, name: A, twilio_numbers: ['+1 555'], owner_phone: '+15125550199',"
-            " help_contact: x}\n",
+            "businesses:\n  - {id: a, name: A, twilio_numbers: ['+1 555'],"
+            " owner_phone: '+15125550199', help_contact: x}\n",
             "twilio_numbers",
         ),
         (
