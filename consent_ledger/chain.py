@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from consent_ledger.evidence import ConsentEvidence, EventKind
@@ -112,21 +112,20 @@ def append_event(
     )
     digest = chain_hash(prev_hash, body)
     conn.execute(
-        insert(consent_events).values(
-            business_id=evidence.business_id,
-            seq=seq,
-            phone_number=evidence.phone_number,
-            kind=evidence.kind.value,
-            recorded_at=recorded_at,
-            body=body,
-            prev_hash=prev_hash,
-            hash=digest,
-        )
+        _INSERT_EVENT,
+        {
+            "business_id": evidence.business_id,
+            "seq": seq,
+            "phone_number": evidence.phone_number,
+            "kind": evidence.kind.value,
+            "recorded_at": recorded_at,
+            "body": body,
+            "prev_hash": prev_hash,
+            "hash": digest,
+        },
     )
     conn.execute(
-        update(consent_chain_heads)
-        .where(consent_chain_heads.c.business_id == evidence.business_id)
-        .values(seq=seq, hash=digest)
+        _ADVANCE_HEAD, {"head_business_id": evidence.business_id, "seq": seq, "hash": digest}
     )
     project(conn, ChainedEvidence(seq=seq, hash=digest, recorded_at=recorded_at, evidence=evidence))
     logger.info(
@@ -205,36 +204,45 @@ def event_from_row(row: Row[Any]) -> RecordedEvent:
     )
 
 
+# Statements of the append path, built once: executing a prepared statement with parameters
+# skips SQLAlchemy's per-call statement construction, which dominated the cost of an append.
+_SELECT_HEAD = (
+    select(consent_chain_heads.c.seq, consent_chain_heads.c.hash)
+    .where(consent_chain_heads.c.business_id == bindparam("business_id"))
+    .with_for_update()
+)
+_INSERT_EVENT = insert(consent_events)
+_ADVANCE_HEAD = (
+    update(consent_chain_heads)
+    .where(consent_chain_heads.c.business_id == bindparam("head_business_id"))
+    .values(seq=bindparam("seq"), hash=bindparam("hash"))
+)
+_GENESIS_INSERTS = {
+    "postgresql": postgresql.insert(consent_chain_heads).on_conflict_do_nothing(
+        index_elements=[consent_chain_heads.c.business_id]
+    ),
+    "sqlite": sqlite.insert(consent_chain_heads).on_conflict_do_nothing(
+        index_elements=[consent_chain_heads.c.business_id]
+    ),
+}
+
+
 def _lock_chain_head(conn: Connection, business_id: str) -> tuple[int, str]:
-    _create_chain_head_if_missing(conn, business_id)
-    head = conn.execute(
-        select(consent_chain_heads.c.seq, consent_chain_heads.c.hash)
-        .where(consent_chain_heads.c.business_id == business_id)
-        .with_for_update()
-    ).one()
+    head = conn.execute(_SELECT_HEAD, {"business_id": business_id}).one_or_none()
+    if head is None:
+        _create_chain_head_if_missing(conn, business_id)
+        head = conn.execute(_SELECT_HEAD, {"business_id": business_id}).one()
     return int(head.seq), str(head.hash)
 
 
 def _create_chain_head_if_missing(conn: Connection, business_id: str) -> None:
     """Insert the genesis head race-free: a concurrent insert of the same head is not an error."""
-    genesis = {"business_id": business_id, "seq": 0, "hash": GENESIS_HASH}
-    conflict_target = [consent_chain_heads.c.business_id]
-    if conn.dialect.name == "postgresql":
-        conn.execute(
-            postgresql.insert(consent_chain_heads)
-            .values(genesis)
-            .on_conflict_do_nothing(index_elements=conflict_target)
-        )
-    elif conn.dialect.name == "sqlite":
-        conn.execute(
-            sqlite.insert(consent_chain_heads)
-            .values(genesis)
-            .on_conflict_do_nothing(index_elements=conflict_target)
-        )
-    else:
+    statement = _GENESIS_INSERTS.get(conn.dialect.name)
+    if statement is None:
         raise ValueError(
             f"the consent ledger supports sqlite and postgresql, not {conn.dialect.name!r}"
         )
+    conn.execute(statement, {"business_id": business_id, "seq": 0, "hash": GENESIS_HASH})
 
 
 def _is_event_body(body: object) -> bool:

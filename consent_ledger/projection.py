@@ -25,7 +25,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from consent_ledger.evidence import CONSENT_GIVING_KINDS, ConsentEvidence, EventKind
 from consent_ledger.instants import stored_instant
@@ -119,6 +119,20 @@ def fold(events: Iterable[ChainedEvidence]) -> ConsentStateRow | None:
     return state
 
 
+_SELECT_STATE = (
+    select(consent_states)
+    .where(consent_states.c.business_id == bindparam("business_id"))
+    .where(consent_states.c.phone_number == bindparam("phone_number"))
+)
+_SELECT_STATE_FOR_UPDATE = _SELECT_STATE.with_for_update()
+_INSERT_STATE = insert(consent_states)
+_UPDATE_STATE = (
+    update(consent_states)
+    .where(consent_states.c.business_id == bindparam("key_business_id"))
+    .where(consent_states.c.phone_number == bindparam("key_phone_number"))
+)
+
+
 def project(conn: Connection, event: ChainedEvidence) -> ConsentStateRow:
     """Fold a just-appended event into its number's stored standing, in the caller's transaction.
 
@@ -128,15 +142,12 @@ def project(conn: Connection, event: ChainedEvidence) -> ConsentStateRow:
     evidence = event.evidence
     before = consent_state(conn, evidence.business_id, evidence.phone_number, for_update=True)
     after = advance(before, event)
+    columns = _columns(after)
     if before is None:
-        conn.execute(insert(consent_states).values(_columns(after)))
+        conn.execute(_INSERT_STATE, columns)
     else:
-        conn.execute(
-            update(consent_states)
-            .where(consent_states.c.business_id == after.business_id)
-            .where(consent_states.c.phone_number == after.phone_number)
-            .values(_columns(after))
-        )
+        key = {"key_business_id": after.business_id, "key_phone_number": after.phone_number}
+        conn.execute(_UPDATE_STATE, {**columns, **key})
     return after
 
 
@@ -150,14 +161,9 @@ def consent_state(
     conn: Connection, business_id: str, phone_number: str, *, for_update: bool = False
 ) -> ConsentStateRow | None:
     """The stored standing of ``phone_number`` with ``business_id``; None: nothing on record."""
-    statement = (
-        select(consent_states)
-        .where(consent_states.c.business_id == business_id)
-        .where(consent_states.c.phone_number == phone_number)
-    )
-    if for_update:
-        statement = statement.with_for_update()
-    row = conn.execute(statement).one_or_none()
+    statement = _SELECT_STATE_FOR_UPDATE if for_update else _SELECT_STATE
+    key = {"business_id": business_id, "phone_number": phone_number}
+    row = conn.execute(statement, key).one_or_none()
     return None if row is None else _state_from_row(row)
 
 

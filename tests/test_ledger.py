@@ -554,22 +554,26 @@ def test_append_refuses_a_naive_recorded_time(engine: Engine) -> None:
         append_event(conn, _evidence(), datetime(2025, 4, 11, 14))
 
 
+WRITERS, APPENDS_EACH = 8, 500
+
+
 def test_concurrent_appends_to_one_chain_stay_unbroken(engine: Engine) -> None:
     def append_many(worker: int) -> None:
-        for i in range(100):
-            number = f"+1555555{worker:02d}{i:02d}"
+        for i in range(APPENDS_EACH):
+            number = f"+155555{worker:02d}{i:03d}"
             with engine.begin() as conn:
                 append_event(conn, _evidence(number=number), T0 + timedelta(minutes=1))
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(append_many, range(4)))
+    with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+        list(pool.map(append_many, range(WRITERS)))
 
+    total = WRITERS * APPENDS_EACH
     with engine.begin() as conn:
         report = verify_ledger(conn)
         seqs = conn.scalars(select(consent_events.c.seq).order_by(consent_events.c.seq)).all()
     assert report.ok, report.first_broken
-    assert report.events_checked == 400
-    assert seqs == list(range(1, 401))
+    assert report.events_checked == total
+    assert seqs == list(range(1, total + 1))
 
 
 # --- the database refuses changes --------------------------------------------------------------
