@@ -1,4 +1,5 @@
-"""Shared fixtures: settings on a temporary SQLite database with the demo businesses loaded."""
+"""Shared fixtures: settings on a temporary SQLite database with the demo businesses loaded, and
+fresh databases on SQLite or on PostgreSQL (a schema of their own) for the storage tests."""
 
 from __future__ import annotations
 
@@ -84,3 +85,17 @@ def postgres_schema(prefix: str) -> Iterator[str]:
         with admin.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         admin.dispose()
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@contextlib.contextmanager
+def fresh_database(backend: str, tmp_path: Path, name: str) -> Iterator[str]:
+    """The URL of an empty database: a SQLite file ``name``.db, or a PostgreSQL schema named
+    after ``name`` (dropped afterwards; a skip when PostgreSQL is unreachable)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / f'{name}.db'}"
+        return
+    with postgres_schema(f"{name}_test") as url:
+        yield url

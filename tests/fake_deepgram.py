@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,14 +52,6 @@ LISTEN_ENCODINGS = {
 SPEAK_ENCODINGS = {"linear16", "flac", "mulaw", "alaw", "mp3", "opus", "aac"}
 MAX_SPEAK_CHARACTERS = 2000
 SPEECH_BYTES_PER_CHARACTER = 80  # 10 ms of fake speech per character of text
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released): connecting to it is refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,8 +3,10 @@ PostgreSQL (a schema of its own), realistic call evidence, and answer audio as W
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import uuid
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from consent_ledger.evidence import (
     WordEvidence,
 )
 from consent_ledger.tables import create_ledger_schema, drop_append_only_ddl
-from tests.conftest import postgres_schema
+from tests.conftest import BACKENDS, fresh_database
 from voice_agent.db import make_engine
 
 T0 = datetime(2025, 4, 11, 14, 0, tzinfo=UTC)
@@ -48,33 +50,61 @@ class Ledger:
     audio: AudioStore
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
-    audio = AudioStore(tmp_path / "audio")
-    if request.param == "sqlite":
-        yield from _ledger_at(f"sqlite:///{tmp_path / 'ledger.db'}", audio)
-        return
-    with postgres_schema("ledger_export") as url:
-        yield from _ledger_at(url, audio)
+    with fresh_database(request.param, tmp_path, "ledger") as url, ledger_engine(url) as engine:
+        yield Ledger(url, engine, AudioStore(tmp_path / "audio"))
 
 
-def _ledger_at(url: str, audio: AudioStore) -> Iterator[Ledger]:
+@contextlib.contextmanager
+def ledger_engine(url: str) -> Iterator[Engine]:
+    """An engine on ``url`` with the ledger schema created (tables and append-only triggers)."""
     engine = make_engine(url)
     with engine.begin() as conn:
         create_ledger_schema(conn)
-    yield Ledger(url, engine, audio)
-    engine.dispose()
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
-def answer_wav(seconds: float = 0.5, tone: int = 1) -> bytes:
-    """A mono 8 kHz 16-bit WAV, different for each ``tone``."""
+def mono_wav(frames: bytes) -> bytes:
+    """``frames`` (16-bit little-endian samples) as a mono 8 kHz WAV."""
     out = io.BytesIO()
     with wave.open(out, "wb") as file:
         file.setnchannels(1)
         file.setsampwidth(2)
         file.setframerate(8000)
-        file.writeframes(tone.to_bytes(2, "little", signed=True) * int(8000 * seconds))
+        file.writeframes(frames)
     return out.getvalue()
+
+
+def answer_wav(seconds: float = 0.5, tone: int = 1) -> bytes:
+    """A mono 8 kHz 16-bit WAV, different for each ``tone``."""
+    return mono_wav(tone.to_bytes(2, "little", signed=True) * int(8000 * seconds))
+
+
+def consent_script(started_at: datetime) -> ScriptEvidence:
+    """The consent script, started at ``started_at`` and confirmed played 8 s later."""
+    return ScriptEvidence(
+        "sms-consent/1",
+        SCRIPT_TEXT,
+        sha256_hex(SCRIPT_TEXT),
+        started_at,
+        started_at + timedelta(seconds=8),
+    )
+
+
+def spoken_answer(started_at: datetime, transcript: str = "yes please") -> AnswerEvidence:
+    """A one-second answer whose words take 300 ms each."""
+    step = timedelta(milliseconds=300)
+    words = tuple(
+        WordEvidence(word, started_at + i * step, started_at + (i + 1) * step, 0.9)
+        for i, word in enumerate(transcript.split())
+    )
+    return AnswerEvidence(
+        transcript, words, "deepgram/nova-3", 0.93, started_at, started_at + timedelta(seconds=1)
+    )
 
 
 def call_evidence(
@@ -89,13 +119,6 @@ def call_evidence(
     note: str = "",
 ) -> ConsentEvidence:
     """A call's evidence: the script played, the answer 9 s later with word times."""
-    confirmed = at + timedelta(seconds=8)
-    answered = at + timedelta(seconds=9)
-    step = timedelta(milliseconds=300)
-    words = tuple(
-        WordEvidence(word, answered + i * step, answered + (i + 1) * step, 0.9)
-        for i, word in enumerate(transcript.split())
-    )
     occurred = at + timedelta(seconds=10)
     granting = kind in (EventKind.CONSENT_GRANTED, EventKind.RESUBSCRIBED)
     method = ConsentMethod.SMS_KEYWORD if revokes else ConsentMethod.VERBAL
@@ -107,27 +130,8 @@ def call_evidence(
         stream_sid=None if revokes else "MZ" + "2" * 32,
         kind=kind,
         method=method,
-        script=None
-        if revokes
-        else ScriptEvidence(
-            "sms-consent/1",
-            SCRIPT_TEXT,
-            hashlib.sha256(SCRIPT_TEXT.encode()).hexdigest(),
-            at,
-            confirmed,
-        ),
-        answers=()
-        if revokes
-        else (
-            AnswerEvidence(
-                transcript,
-                words,
-                "deepgram/nova-3",
-                0.93,
-                answered,
-                answered + timedelta(seconds=1),
-            ),
-        ),
+        script=None if revokes else consent_script(at),
+        answers=() if revokes else (spoken_answer(at + timedelta(seconds=9), transcript),),
         classifier=None if revokes else "keyword-yes",
         classifier_version=None if revokes else "1",
         reasked=False,
@@ -148,3 +152,84 @@ def append(conn: Connection, evidence: ConsentEvidence, minutes: int = 0) -> Rec
 def drop_append_only_triggers(conn: Connection) -> None:
     for statement in drop_append_only_ddl(conn.dialect.name):
         conn.exec_driver_sql(statement)
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def answered_call(
+    kind: EventKind,
+    at: datetime,
+    *,
+    business_id: str = "acme",
+    number: str = NUMBER,
+    script: tuple[str, str] = ("sms-consent/1", SCRIPT_TEXT),
+    transcript: str = "yes",
+    confidence: float = 0.8,
+    scope: ConsentScope | None = None,
+    audio_sha256: str | None = None,
+) -> ConsentEvidence:
+    """A consent question on a call at ``at``: ``script`` (version, text) played from 10 s to 8 s
+    before, then (unless the question was never asked) the caller's answer 7 s before."""
+    version, text = script
+    played = ScriptEvidence(
+        version, text, sha256_hex(text), at - timedelta(seconds=10), at - timedelta(seconds=8)
+    )
+    answers: tuple[AnswerEvidence, ...] = ()
+    if kind is not EventKind.CONSENT_NOT_ASKED:
+        answered = at - timedelta(seconds=7)
+        answers = (
+            AnswerEvidence(transcript, (), "whisper/tiny.en", confidence, answered, answered),
+        )
+    return ConsentEvidence(
+        business_id=business_id,
+        business_name=business_id.title(),
+        phone_number=number,
+        call_sid="CA" + uuid.uuid4().hex,
+        stream_sid="MZ" + uuid.uuid4().hex,
+        kind=kind,
+        method=ConsentMethod.VERBAL,
+        script=played,
+        answers=answers,
+        classifier="keyword-yes",
+        classifier_version="1",
+        reasked=False,
+        scope=scope,
+        occurred_at=at,
+        audio_sha256=audio_sha256,
+    )
+
+
+def without_call(
+    kind: EventKind,
+    method: ConsentMethod,
+    at: datetime,
+    *,
+    business_id: str = "acme",
+    business_name: str | None = None,
+    number: str = NUMBER,
+    revokes: str | None = None,
+    scope: ConsentScope | None = None,
+    script: ScriptEvidence | None = None,
+    note: str = "",
+) -> ConsentEvidence:
+    """An event no call question produced: a keyword, a web form, the owner's choice."""
+    return ConsentEvidence(
+        business_id=business_id,
+        business_name=business_id.title() if business_name is None else business_name,
+        phone_number=number,
+        call_sid=None,
+        stream_sid=None,
+        kind=kind,
+        method=method,
+        script=script,
+        answers=(),
+        classifier=None,
+        classifier_version=None,
+        reasked=False,
+        scope=scope,
+        occurred_at=at,
+        revokes=revokes,
+        note=note,
+    )

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import wave
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -13,19 +11,14 @@ from pathlib import Path
 import pytest
 
 from consent_ledger.audio_store import AudioStatus, AudioStore
+from tests.ledger_support import mono_wav
 
 AT = datetime(2030, 4, 11, 3, 0, 0, 250000, tzinfo=UTC)
 
 
 def _wav(seed: int = 0, frames: int = 800) -> bytes:
     """A short 8 kHz mono 16-bit WAV whose samples depend on ``seed``."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as audio:
-        audio.setnchannels(1)
-        audio.setsampwidth(2)
-        audio.setframerate(8000)
-        audio.writeframes(bytes((seed + i) % 256 for i in range(frames * 2)))
-    return buffer.getvalue()
+    return mono_wav(bytes((seed + i) % 256 for i in range(frames * 2)))
 
 
 @pytest.fixture

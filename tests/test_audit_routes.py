@@ -12,7 +12,6 @@ import io
 import json
 import subprocess
 import sys
-import wave
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,9 +37,10 @@ from consent_ledger.evidence import (
     WordEvidence,
 )
 from consent_ledger.gate import revoke
-from consent_ledger.tables import consent_events, drop_append_only_ddl
+from consent_ledger.tables import consent_events
 from dashboard.audit_routes import AuditContext, audit_router
 from dashboard.auditor_tokens import issue_token, list_tokens, revoke_token
+from tests.ledger_support import answer_wav, drop_append_only_triggers, sha256_hex
 from tests.test_auditor_tokens import audit_database
 
 T0 = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
@@ -100,9 +100,7 @@ def _grant(
         stream_sid="MZ" + "2" * 32,
         kind=EventKind.CONSENT_GRANTED,
         method=ConsentMethod.VERBAL,
-        script=ScriptEvidence(
-            "v1", SCRIPT, hashlib.sha256(SCRIPT.encode()).hexdigest(), at, confirmed
-        ),
+        script=ScriptEvidence("v1", SCRIPT, sha256_hex(SCRIPT), at, confirmed),
         answers=(
             AnswerEvidence(
                 "yes please",
@@ -159,8 +157,7 @@ def _issue(site: AuditSite, business_id: str, lifetime: timedelta = timedelta(da
 def _tamper(engine: Engine, business_id: str, seq: int, **values: Any) -> None:
     """Change a stored event through a raw connection, with the append-only triggers dropped."""
     with engine.begin() as conn:
-        for statement in drop_append_only_ddl(conn.dialect.name):
-            conn.exec_driver_sql(statement)
+        drop_append_only_triggers(conn)
         conn.execute(
             update(consent_events)
             .where(consent_events.c.business_id == business_id)
@@ -283,7 +280,7 @@ def test_a_number_s_history_in_chain_order_with_a_verified_chain(site: AuditSite
     assert granted["recorded_at"] == "2025-06-02T15:00:11.000000Z"
     assert granted["script"]["text"] == SCRIPT
     assert granted["script"]["version"] == "v1"
-    assert granted["script"]["sha256"] == hashlib.sha256(SCRIPT.encode()).hexdigest()
+    assert granted["script"]["sha256"] == sha256_hex(SCRIPT)
     (answer,) = granted["answers"]
     assert answer["transcript"] == "yes please"
     assert answer["started_at"] == "2025-06-02T15:00:09.000000Z"
@@ -366,19 +363,12 @@ def test_another_business_s_broken_chain_does_not_fail_this_one(site: AuditSite)
 # --- answer audio -----------------------------------------------------------------------------
 
 
-def _answer_wav() -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(8000)
-        wav.writeframes(b"\x00\x01" * 8000)
-    return buffer.getvalue()
+ANSWER_WAV = answer_wav(seconds=1.0, tone=256)
 
 
 def _record_with_audio(site: AuditSite) -> str:
     """A consent whose answer audio is kept; returns the audio's hash (the event is Acme #4)."""
-    audio_sha256 = site.audio.put(_answer_wav())
+    audio_sha256 = site.audio.put(ANSWER_WAV)
     with site.engine.begin() as conn:
         append_event(
             conn, _grant(ACME, "+15125550177", T0, audio_sha256), T0 + timedelta(seconds=20)
@@ -389,7 +379,7 @@ def _record_with_audio(site: AuditSite) -> str:
 def test_the_answer_audio_is_checked_with_the_chain(site: AuditSite) -> None:
     _record_with_audio(site)
     audit = _get(site, "/audit/numbers/+15125550177", site.acme_token).json()
-    assert audit["events"][0]["audio_sha256"] == hashlib.sha256(_answer_wav()).hexdigest()
+    assert audit["events"][0]["audio_sha256"] == hashlib.sha256(ANSWER_WAV).hexdigest()
     assert audit["verification"]["ok"] is True
     assert audit["verification"]["audio_checked"] == 1
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from consent_ledger.tables import create_ledger_schema
 from dashboard.auditor_tokens import (
     TOKEN_PREFIX,
     AuditorToken,
@@ -32,7 +31,8 @@ from dashboard.auditor_tokens import (
 )
 from dashboard.tables import auditor_tokens
 from dashboard.tables import metadata as dashboard_metadata
-from tests.conftest import ROOT, postgres_schema, receptionist_settings
+from tests.conftest import BACKENDS, ROOT, fresh_database, receptionist_settings
+from tests.ledger_support import ledger_engine
 from voice_agent import cli_auditor
 from voice_agent.businesses import load_businesses, save_business
 from voice_agent.cli_support import CommandError
@@ -52,20 +52,13 @@ TOKEN_SHAPE = re.compile(rf"{TOKEN_PREFIX}[A-Za-z0-9_-]{{43}}")
 def audit_database(kind: str, tmp_path: Path) -> Iterator[Engine]:
     """An engine holding the consent ledger (tables and append-only triggers) and the dashboard's
     tables, on a SQLite file or on a PostgreSQL schema of its own (skipped when unreachable)."""
-    with contextlib.ExitStack() as stack:
-        if kind == "sqlite":
-            url = f"sqlite:///{tmp_path / 'audit.db'}"
-        else:
-            url = stack.enter_context(postgres_schema("audit_tokens"))
-        engine = make_engine(url)
-        stack.callback(engine.dispose)
+    with fresh_database(kind, tmp_path, "audit") as url, ledger_engine(url) as engine:
         with engine.begin() as conn:
-            create_ledger_schema(conn)
             dashboard_metadata.create_all(conn)
         yield engine
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     with audit_database(request.param, tmp_path) as database:
         yield database
@@ -241,21 +234,17 @@ def test_listing_by_business_shows_only_that_business(engine: Engine) -> None:
 # --- the CLI ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def cli_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     """Settings on a migrated database with the demo businesses and the dashboard's tables."""
-    with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{tmp_path / 'cli.db'}"
-        else:
-            url = stack.enter_context(postgres_schema("audit_cli"))
+    with fresh_database(request.param, tmp_path, "audit_cli") as url:
         upgrade(url)
         engine = make_engine(url)
-        stack.callback(engine.dispose)
         with engine.begin() as conn:
             for business in load_businesses(ROOT / "fixtures" / "businesses.yaml"):
                 save_business(conn, business)
             dashboard_metadata.create_all(conn)
+        engine.dispose()
         yield receptionist_settings(url)
 
 

@@ -24,11 +24,11 @@ from tests.fake_deepgram import (
     FakeWord,
     ListenBehaviour,
     ListenStream,
-    free_port,
     results_message,
     speech_started_message,
     utterance_end_message,
 )
+from voice_agent.local_server import free_port
 
 FAST = StreamTiming(
     keepalive_interval=0.05, stall_timeout=0.3, connect_timeout=2.0, close_timeout=1.0

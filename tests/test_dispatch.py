@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from consent_ledger.chain import append_event
 from consent_ledger.evidence import (
@@ -37,10 +38,10 @@ from sms_sender.outbox import (
 from sms_sender.tables import metadata as outbox_metadata
 from sms_sender.templates import ConfirmationRequest
 from sms_sender.transport import OutgoingSms, SendFailed, SendReceipt
+from tests.conftest import BACKENDS, fresh_database
+from tests.ledger_support import without_call
 from voice_agent.db import make_engine
 
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-POSTGRES_SCHEMA = "sms_sender_dispatch_tests"
 BUSINESS = "acme-plumbing"
 CALLER = "+15125550123"
 CONSENTED_AT = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
@@ -55,24 +56,6 @@ SCRIPT = "Would it be okay if Acme Plumbing texts you about your service request
 # --- databases --------------------------------------------------------------------------------
 
 
-def sqlite_engine(tmp_path: Path) -> Engine:
-    return make_engine(f"sqlite:///{tmp_path / 'dispatch.db'}")
-
-
-def postgres_engine(schema: str = POSTGRES_SCHEMA) -> Engine:
-    """An engine on a fresh schema of its own, so that no other test's tables are touched."""
-    admin = make_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except OperationalError as error:
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}: {error.orig}")
-    finally:
-        admin.dispose()
-    return make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
-
-
 def with_tables(engine: Engine) -> Engine:
     with engine.begin() as conn:
         outbox_metadata.create_all(conn)
@@ -82,18 +65,27 @@ def with_tables(engine: Engine) -> Engine:
     return engine
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@contextlib.contextmanager
+def sms_engine(backend: str, tmp_path: Path, name: str) -> Iterator[Engine]:
+    """An engine on a fresh database (see ``fresh_database``) with the outbox and ledger tables."""
+    with fresh_database(backend, tmp_path, name) as url:
+        database = with_tables(make_engine(url))
+        try:
+            yield database
+        finally:
+            database.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    database = sqlite_engine(tmp_path) if request.param == "sqlite" else postgres_engine()
-    yield with_tables(database)
-    database.dispose()
+    with sms_engine(request.param, tmp_path, "dispatch") as database:
+        yield database
 
 
 @pytest.fixture
-def postgres() -> Iterator[Engine]:
-    database = with_tables(postgres_engine())
-    yield database
-    database.dispose()
+def postgres(tmp_path: Path) -> Iterator[Engine]:
+    with sms_engine("postgresql", tmp_path, "dispatch") as database:
+        yield database
 
 
 # --- consent events and outbox rows -----------------------------------------------------------
@@ -146,21 +138,13 @@ def spoken_yes(
 
 def change_of_mind(engine: Engine, kind: EventKind, revokes: str | None, at: datetime) -> None:
     """Record a decline (on a call) or a revocation (by SMS keyword) for ``CALLER``."""
-    evidence = ConsentEvidence(
+    evidence = without_call(
+        kind,
+        ConsentMethod.SMS_KEYWORD,
+        at,
         business_id=BUSINESS,
         business_name="Acme Plumbing",
-        phone_number=CALLER,
-        call_sid=None,
-        stream_sid=None,
-        kind=kind,
-        method=ConsentMethod.SMS_KEYWORD,
-        script=None,
-        answers=(),
-        classifier=None,
-        classifier_version=None,
-        reasked=False,
-        scope=None,
-        occurred_at=at,
+        number=CALLER,
         revokes=revokes,
     )
     record(engine, evidence, at)

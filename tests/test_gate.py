@@ -6,23 +6,18 @@ schema.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.engine import make_url
 
 from consent_ledger.chain import RecordedEvent, append_event, canonical_json, chain_hash
 from consent_ledger.evidence import (
-    AnswerEvidence,
     ConsentEvidence,
     ConsentMethod,
     ConsentScope,
@@ -40,13 +35,17 @@ from consent_ledger.gate import (
 from consent_ledger.tables import (
     consent_chain_heads,
     consent_events,
-    create_ledger_schema,
-    drop_append_only_ddl,
 )
 from consent_ledger.verify import verify_ledger
-from voice_agent.db import make_engine
+from tests.conftest import BACKENDS, fresh_database
+from tests.ledger_support import (
+    answered_call,
+    drop_append_only_triggers,
+    ledger_engine,
+    sha256_hex,
+    without_call,
+)
 
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 T0 = datetime(2025, 4, 11, 14, 0, tzinfo=UTC)
 NUMBER = "+15555550123"
 SCRIPT_TEXT = "May Acme Plumbing text you up to 2 times about this call? Reply STOP to opt out."
@@ -55,38 +54,11 @@ SCRIPT_TEXT = "May Acme Plumbing text you up to 2 times about this call? Reply S
 # --- database fixture --------------------------------------------------------------------------
 
 
-@functools.cache
-def _postgres_unreachable() -> str | None:
-    try:
-        psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=2).close()
-    except psycopg.Error as error:
-        return str(error).strip() or type(error).__name__
-    return None
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An engine on a fresh ledger schema (tables and append-only triggers)."""
-    if request.param == "sqlite":
-        database = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
-        with database.begin() as conn:
-            create_ledger_schema(conn)
+    with fresh_database(request.param, tmp_path, "gate") as url, ledger_engine(url) as database:
         yield database
-        database.dispose()
-        return
-    reason = _postgres_unreachable()
-    if reason is not None:
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable: {reason}")
-    schema = f"gate_test_{uuid.uuid4().hex}"
-    url = make_url(POSTGRES_URL).set(query={"options": f"-csearch_path={schema}"})
-    database = make_engine(url.render_as_string(hide_password=False))
-    with database.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        create_ledger_schema(conn)
-    yield database
-    with database.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    database.dispose()
 
 
 # --- histories ---------------------------------------------------------------------------------
@@ -100,38 +72,19 @@ def _call_outcome(
     kind: EventKind, at: datetime, business_id: str, max_texts: int
 ) -> ConsentEvidence:
     """What a call recorded at ``at``: script confirmed 8 s before, then the answer."""
-    script = ScriptEvidence(
-        "sms-consent/1",
-        SCRIPT_TEXT,
-        hashlib.sha256(SCRIPT_TEXT.encode()).hexdigest(),
-        at - timedelta(seconds=10),
-        at - timedelta(seconds=8),
-    )
     transcript = {EventKind.CONSENT_GRANTED: "yes", EventKind.CONSENT_DECLINED: "no"}.get(
         kind, "hmm"
     )
-    answers: tuple[AnswerEvidence, ...] = ()
-    if kind is not EventKind.CONSENT_NOT_ASKED:
-        answered = at - timedelta(seconds=7)
-        answers = (AnswerEvidence(transcript, (), "whisper/tiny.en", 0.8, answered, answered),)
     scope = None
     if kind is EventKind.CONSENT_GRANTED:
         scope = ConsentScope("follow-up about this call", max_texts, at + timedelta(hours=24))
-    return ConsentEvidence(
+    return answered_call(
+        kind,
+        at,
         business_id=business_id,
-        business_name=business_id.title(),
-        phone_number=NUMBER,
-        call_sid="CA" + uuid.uuid4().hex,
-        stream_sid="MZ" + uuid.uuid4().hex,
-        kind=kind,
-        method=ConsentMethod.VERBAL,
-        script=script,
-        answers=answers,
-        classifier="keyword-yes",
-        classifier_version="1",
-        reasked=False,
+        script=("sms-consent/1", SCRIPT_TEXT),
+        transcript=transcript,
         scope=scope,
-        occurred_at=at,
     )
 
 
@@ -167,7 +120,9 @@ def _happen(conn: Connection, step: Step) -> RecordedEvent | None:
     if step.what == "web_form":
         return append_event(conn, _web_form(at, step.business_id, step.max_texts), recorded)
     if step.what in _OWNER_KINDS:
-        choice = _no_question(_OWNER_KINDS[step.what], ConsentMethod.OWNER, at, step.business_id)
+        choice = without_call(
+            _OWNER_KINDS[step.what], ConsentMethod.OWNER, at, business_id=step.business_id
+        )
         return append_event(conn, choice, recorded)
     evidence = _call_outcome(_CALL_KINDS[step.what], at, step.business_id, step.max_texts)
     return append_event(conn, evidence, recorded)
@@ -180,40 +135,17 @@ _OWNER_KINDS = {
 DISCLOSURE = "Tick to let Acme text you about this request. Reply STOP to opt out."
 
 
-def _no_question(
-    kind: EventKind,
-    method: ConsentMethod,
-    at: datetime,
-    business_id: str = "acme",
-    script: ScriptEvidence | None = None,
-    scope: ConsentScope | None = None,
-) -> ConsentEvidence:
-    return ConsentEvidence(
-        business_id=business_id,
-        business_name=business_id.title(),
-        phone_number=NUMBER,
-        call_sid=None,
-        stream_sid=None,
-        kind=kind,
-        method=method,
-        script=script,
-        answers=(),
-        classifier=None,
-        classifier_version=None,
-        reasked=False,
-        scope=scope,
-        occurred_at=at,
-    )
-
-
 def _web_form(at: datetime, business_id: str, max_texts: int) -> ConsentEvidence:
     """A callback form submitted at ``at`` whose disclosure allows texts for 12 hours."""
-    disclosure = ScriptEvidence(
-        "callback-form/1", DISCLOSURE, hashlib.sha256(DISCLOSURE.encode()).hexdigest(), at, None
-    )
+    disclosure = ScriptEvidence("callback-form/1", DISCLOSURE, sha256_hex(DISCLOSURE), at, None)
     scope = ConsentScope("callback request", max_texts, at + timedelta(hours=12))
-    return _no_question(
-        EventKind.WEB_FORM_CONSENT, ConsentMethod.WEB_FORM, at, business_id, disclosure, scope
+    return without_call(
+        EventKind.WEB_FORM_CONSENT,
+        ConsentMethod.WEB_FORM,
+        at,
+        business_id=business_id,
+        script=disclosure,
+        scope=scope,
     )
 
 
@@ -441,22 +373,12 @@ def test_resubscribe_records_nothing_when_nothing_is_revoked(
 
 
 def _resubscription(revokes: str, max_texts: int) -> ConsentEvidence:
-    return ConsentEvidence(
-        business_id="acme",
-        business_name="Acme",
-        phone_number=NUMBER,
-        call_sid=None,
-        stream_sid=None,
-        kind=EventKind.RESUBSCRIBED,
-        method=ConsentMethod.SMS_KEYWORD,
-        script=None,
-        answers=(),
-        classifier=None,
-        classifier_version=None,
-        reasked=False,
-        scope=ConsentScope("anything", max_texts, _hours(48)),
-        occurred_at=_hours(2),
+    return without_call(
+        EventKind.RESUBSCRIBED,
+        ConsentMethod.SMS_KEYWORD,
+        _hours(2),
         revokes=revokes,
+        scope=ConsentScope("anything", max_texts, _hours(48)),
     )
 
 
@@ -525,8 +447,7 @@ def test_a_damaged_event_refuses_the_text(engine: Engine) -> None:
     (grant,) = _record(engine, GRANT)
     assert grant is not None
     with engine.begin() as conn:
-        for statement in drop_append_only_ddl(conn.dialect.name):
-            conn.exec_driver_sql(statement)
+        drop_append_only_triggers(conn)
         stored = conn.execute(select(consent_events.c.body)).scalar_one()
         conn.execute(
             update(consent_events).values(body=stored.replace('"max_texts":2', '"max_texts":4'))
@@ -633,8 +554,7 @@ def test_owner_notifications_follow_the_latest_choice(engine: Engine, case: str)
 def test_a_damaged_owner_choice_means_no_notifications(engine: Engine) -> None:
     _record(engine, Step("opt_in", 0))
     with engine.begin() as conn:
-        for statement in drop_append_only_ddl(conn.dialect.name):
-            conn.exec_driver_sql(statement)
+        drop_append_only_triggers(conn)
         stored = conn.execute(select(consent_events.c.body)).scalar_one()
         conn.execute(update(consent_events).values(body=stored.replace('"note":""', '"note":"x"')))
         assert owner_notifications_allowed(conn, "acme", NUMBER) is False

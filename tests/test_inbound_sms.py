@@ -25,17 +25,15 @@ from sms_sender.send_rules import SendRules
 from sms_sender.tables import metadata as sms_metadata
 from sms_sender.tables import sms_inbound
 from sms_sender.thread import Direction, conversation_thread
-from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
+from tests.conftest import AUTH_TOKEN, BACKENDS, PUBLIC_BASE_URL
 from tests.test_dispatch import (
     BUSINESS,
     CALLER,
     CONSENTED_AT,
     NOW,
     grant,
-    postgres_engine,
     queue,
-    sqlite_engine,
-    with_tables,
+    sms_engine,
 )
 from voice_agent.signatures import TwilioSignatures
 from voice_agent.sms_routes import router
@@ -60,15 +58,10 @@ HELP_TEXT = (
 RULES = SendRules(policies=lambda _conn, business_id: POLICY if business_id == BUSINESS else None)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    database = (
-        sqlite_engine(tmp_path)
-        if request.param == "sqlite"
-        else postgres_engine("sms_sender_inbound_tests")
-    )
-    yield with_tables(database)
-    database.dispose()
+    with sms_engine(request.param, tmp_path, "sms_inbound") as database:
+        yield database
 
 
 _sids = iter(range(1, 1_000_000))

@@ -6,21 +6,18 @@ its own schema so that nothing else in the shared test database is touched.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from sqlalchemy import Connection, Engine, delete, insert, select, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from consent_ledger.chain import (
@@ -31,7 +28,6 @@ from consent_ledger.chain import (
     canonical_json,
 )
 from consent_ledger.evidence import (
-    AnswerEvidence,
     ConsentEvidence,
     ConsentMethod,
     ConsentScope,
@@ -44,84 +40,33 @@ from consent_ledger.tables import (
     append_only_ddl,
     consent_chain_heads,
     consent_events,
-    create_ledger_schema,
-    drop_append_only_ddl,
 )
 from consent_ledger.verify import verify_ledger
-from voice_agent.db import make_engine
-
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-T0 = datetime(2025, 4, 11, 14, 0, tzinfo=UTC)
-NUMBER = "+15555550123"
-OTHER_NUMBER = "+15555550188"
-SCRIPT_TEXT = (
-    "This is Acme Plumbing's automated assistant. May we send you up to 2 text messages about "
-    "this call in the next 24 hours? Msg & data rates may apply. Reply STOP to opt out, HELP for "
-    "help. Is that okay?"
+from tests.conftest import BACKENDS, fresh_database
+from tests.ledger_support import (
+    NUMBER,
+    OTHER_NUMBER,
+    SCRIPT_TEXT,
+    T0,
+    call_evidence,
+    drop_append_only_triggers,
+    ledger_engine,
+    sha256_hex,
+    spoken_answer,
+    without_call,
 )
-
 
 # --- database fixtures -------------------------------------------------------------------------
 
 
-@functools.cache
-def _postgres_unreachable() -> str | None:
-    try:
-        psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=2).close()
-    except psycopg.Error as error:
-        return str(error).strip() or type(error).__name__
-    return None
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An engine on a fresh ledger schema (tables and append-only triggers)."""
-    if request.param == "sqlite":
-        database = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
-        with database.begin() as conn:
-            create_ledger_schema(conn)
+    with fresh_database(request.param, tmp_path, "ledger") as url, ledger_engine(url) as database:
         yield database
-        database.dispose()
-        return
-    reason = _postgres_unreachable()
-    if reason is not None:
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable: {reason}")
-    schema = f"ledger_test_{uuid.uuid4().hex}"
-    url = make_url(POSTGRES_URL).set(query={"options": f"-csearch_path={schema}"})
-    database = make_engine(url.render_as_string(hide_password=False))
-    with database.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        create_ledger_schema(conn)
-    yield database
-    with database.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    database.dispose()
-
-
-def _drop_append_only_triggers(conn: Connection) -> None:
-    for statement in drop_append_only_ddl(conn.dialect.name):
-        conn.exec_driver_sql(statement)
 
 
 # --- evidence builders -------------------------------------------------------------------------
-
-
-def _script(started_at: datetime) -> ScriptEvidence:
-    digest = hashlib.sha256(SCRIPT_TEXT.encode()).hexdigest()
-    return ScriptEvidence(
-        "sms-consent/1", SCRIPT_TEXT, digest, started_at, started_at + timedelta(seconds=8)
-    )
-
-
-def _answer(started_at: datetime, transcript: str = "yes please") -> AnswerEvidence:
-    step = timedelta(milliseconds=300)
-    words = tuple(
-        WordEvidence(word, started_at + i * step, started_at + (i + 1) * step, 0.9)
-        for i, word in enumerate(transcript.split())
-    )
-    return AnswerEvidence(
-        transcript, words, "deepgram/nova-3", 0.93, started_at, started_at + timedelta(seconds=1)
-    )
 
 
 def _evidence(
@@ -130,33 +75,17 @@ def _evidence(
     business_id: str = "acme",
     number: str = NUMBER,
     at: datetime = T0,
-    revokes: str | None = None,
 ) -> ConsentEvidence:
     """A valid record of ``kind`` whose script started at ``at``; the answer came 9 s later."""
-    answered = at + timedelta(seconds=9)
-    occurred = at + timedelta(seconds=10)
-    scope = None
-    if kind in (EventKind.CONSENT_GRANTED, EventKind.RESUBSCRIBED):
-        scope = ConsentScope("follow-up about this call", 2, occurred + timedelta(hours=24))
-    return ConsentEvidence(
+    evidence = call_evidence(
+        kind,
         business_id=business_id,
-        business_name="Acme Plumbing & Heating — Müller",
-        phone_number=number,
-        call_sid="CA" + "1" * 32,
-        stream_sid="MZ" + "2" * 32,
-        kind=kind,
-        method=ConsentMethod.VERBAL,
-        script=_script(at),
-        answers=(_answer(answered),),
-        classifier="keyword-yes",
-        classifier_version="1",
-        reasked=False,
-        scope=scope,
-        occurred_at=occurred,
-        revokes=revokes,
-        audio_sha256=hashlib.sha256(b"audio").hexdigest(),
+        number=number,
+        at=at,
+        audio_sha256=sha256_hex("audio"),
         note="answered on the first ask",
     )
+    return replace(evidence, business_name="Acme Plumbing & Heating — Müller")
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -209,20 +138,20 @@ _INVALID_CHANGES: dict[str, tuple[Callable[[], object], str]] = {
         "before the script started",
     ),
     "answer before playback confirmed": (
-        lambda: replace(_VALID, answers=(_answer(T0 + timedelta(seconds=7)),)),
+        lambda: replace(_VALID, answers=(spoken_answer(T0 + timedelta(seconds=7)),)),
         "before the script's playback",
     ),
     "spoken grant without answer": (lambda: replace(_VALID, answers=()), "caller's answer"),
     "spoken grant without script": (lambda: replace(_VALID, script=None), "playback confirmed"),
     "two answers without re-ask": (
-        lambda: replace(_VALID, answers=(_answer(_LATE), _answer(_LATE))),
+        lambda: replace(_VALID, answers=(spoken_answer(_LATE), spoken_answer(_LATE))),
         "re-ask",
     ),
     "three answers": (
-        lambda: replace(_VALID, reasked=True, answers=(_answer(_LATE),) * 3),
+        lambda: replace(_VALID, reasked=True, answers=(spoken_answer(_LATE),) * 3),
         "re-ask",
     ),
-    "answers as a list": (lambda: replace(_VALID, answers=[_answer(_LATE)]), "tuple"),  # type: ignore[arg-type]
+    "answers as a list": (lambda: replace(_VALID, answers=[spoken_answer(_LATE)]), "tuple"),  # type: ignore[arg-type]
     "revocation pointing nowhere": (
         lambda: replace(_VALID, kind=EventKind.REVOKED, scope=None),
         "revokes",
@@ -235,9 +164,9 @@ _INVALID_CHANGES: dict[str, tuple[Callable[[], object], str]] = {
         lambda: replace(_VALID, classifier_version=None),
         "go together",
     ),
-    "NaN confidence": (lambda: replace(_answer(_LATE), confidence=math.nan), "confidence"),
-    "confidence above one": (lambda: replace(_answer(_LATE), confidence=1.5), "confidence"),
-    "two keypad digits": (lambda: replace(_answer(_LATE), keypad_digit="12"), "keypad_digit"),
+    "NaN confidence": (lambda: replace(spoken_answer(_LATE), confidence=math.nan), "confidence"),
+    "confidence above one": (lambda: replace(spoken_answer(_LATE), confidence=1.5), "confidence"),
+    "two keypad digits": (lambda: replace(spoken_answer(_LATE), keypad_digit="12"), "keypad_digit"),
     "word ending before start": (lambda: WordEvidence("yes", _LATE, T0, 0.9), "ends before"),
     "empty business id": (lambda: replace(_VALID, business_id=" "), "business_id"),
     "long business id": (lambda: replace(_VALID, business_id="b" * 65), "longer than 64"),
@@ -294,22 +223,12 @@ DISCLOSURE = "By submitting this form you agree that Acme may text you up to 3 t
 
 def _web_form(**changes: Any) -> ConsentEvidence:
     """A valid web form consent: the form's disclosure is the script; no call, no spoken answer."""
-    digest = hashlib.sha256(DISCLOSURE.encode()).hexdigest()
-    evidence = ConsentEvidence(
-        business_id="acme",
-        business_name="Acme",
-        phone_number=NUMBER,
-        call_sid=None,
-        stream_sid=None,
-        kind=EventKind.WEB_FORM_CONSENT,
-        method=ConsentMethod.WEB_FORM,
-        script=ScriptEvidence("callback-form/1", DISCLOSURE, digest, T0, None),
-        answers=(),
-        classifier=None,
-        classifier_version=None,
-        reasked=False,
+    evidence = without_call(
+        EventKind.WEB_FORM_CONSENT,
+        ConsentMethod.WEB_FORM,
+        T0,
+        script=ScriptEvidence("callback-form/1", DISCLOSURE, sha256_hex(DISCLOSURE), T0, None),
         scope=ConsentScope("callback request", 3, T0 + timedelta(hours=24)),
-        occurred_at=T0,
         note="form submitted from 203.0.113.7",
     )
     return replace(evidence, **changes)
@@ -359,7 +278,7 @@ def test_events_outside_a_consent_question_are_valid_and_round_trip(case: str) -
     assert ConsentEvidence.from_dict(json.loads(canonical_json(evidence.to_dict()))) == evidence
 
 
-_ANSWER = _answer(T0 + timedelta(seconds=1))
+_ANSWER = spoken_answer(T0 + timedelta(seconds=1))
 _INVALID_WITHOUT_QUESTION: dict[str, tuple[Callable[[], object], str]] = {
     "web form consent by voice": (lambda: _web_form(method=ConsentMethod.VERBAL), "method verbal"),
     "web form without disclosure": (lambda: _web_form(script=None), "disclosure"),
@@ -642,7 +561,7 @@ def test_a_changed_column_is_found_and_the_event_named(engine: Engine, column: s
     target = _row_id(engine, acme[2])
     change, reason = _DAMAGE[column]
     with engine.begin() as conn:
-        _drop_append_only_triggers(conn)
+        drop_append_only_triggers(conn)
         row = conn.execute(select(consent_events).where(consent_events.c.id == target)).one()
         conn.execute(
             update(consent_events).where(consent_events.c.id == target).values(change(row))
@@ -664,7 +583,7 @@ def test_a_changed_column_is_found_and_the_event_named(engine: Engine, column: s
 def test_a_deleted_event_is_found_by_the_gap(engine: Engine) -> None:
     acme = _five_acme_events_among_others(engine)
     with engine.begin() as conn:
-        _drop_append_only_triggers(conn)
+        drop_append_only_triggers(conn)
         conn.execute(delete(consent_events).where(consent_events.c.hash == acme[2].hash))
     with engine.begin() as conn:
         broken = verify_ledger(conn).first_broken
@@ -676,7 +595,7 @@ def test_a_deleted_event_is_found_by_the_gap(engine: Engine) -> None:
 def test_a_deleted_last_event_is_found_by_the_chain_head(engine: Engine) -> None:
     acme = _five_acme_events_among_others(engine)
     with engine.begin() as conn:
-        _drop_append_only_triggers(conn)
+        drop_append_only_triggers(conn)
         conn.execute(delete(consent_events).where(consent_events.c.hash == acme[4].hash))
     with engine.begin() as conn:
         broken = verify_ledger(conn).first_broken
@@ -689,7 +608,7 @@ def test_reordered_sequence_numbers_are_found(engine: Engine) -> None:
     acme = _five_acme_events_among_others(engine)
     second, third = _row_id(engine, acme[1]), _row_id(engine, acme[2])
     with engine.begin() as conn:
-        _drop_append_only_triggers(conn)
+        drop_append_only_triggers(conn)
         for row_id, seq in ((second, 999), (third, 2), (second, 3)):
             conn.execute(
                 update(consent_events).where(consent_events.c.id == row_id).values(seq=seq)
@@ -706,7 +625,7 @@ def test_swapped_rows_are_found(engine: Engine) -> None:
     second, third = _row_id(engine, acme[1]), _row_id(engine, acme[2])
     columns = [column for column in consent_events.c if column.name != "id"]
     with engine.begin() as conn:
-        _drop_append_only_triggers(conn)
+        drop_append_only_triggers(conn)
         rows = {
             row.id: {column.name: row._mapping[column] for column in columns}
             for row in conn.execute(

@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, update
 
 from sms_sender.outbox import (
     OutboxKind,
@@ -27,10 +26,9 @@ from sms_sender.templates import (
     load_confirmation_template,
     render_confirmation,
 )
+from tests.conftest import BACKENDS, fresh_database
 from voice_agent.db import make_engine
 
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-POSTGRES_SCHEMA = "sms_sender_outbox_tests"
 NOW = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
 
 REQUEST = ConfirmationRequest(
@@ -192,30 +190,14 @@ def test_templates_that_are_malformed_or_cannot_fit_are_refused_at_load(
 # --- the outbox -------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        database = make_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
-    else:
-        database = postgres_engine()
-    with database.begin() as conn:
-        metadata.create_all(conn)
-    yield database
-    database.dispose()
-
-
-def postgres_engine() -> Engine:
-    """An engine on a fresh schema of its own, so that no other test's tables are touched."""
-    admin = make_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {POSTGRES_SCHEMA} CASCADE"))
-            conn.execute(text(f"CREATE SCHEMA {POSTGRES_SCHEMA}"))
-    except OperationalError as error:
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}: {error.orig}")
-    finally:
-        admin.dispose()
-    return make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{POSTGRES_SCHEMA}")
+    with fresh_database(request.param, tmp_path, "outbox") as url:
+        database = make_engine(url)
+        with database.begin() as conn:
+            metadata.create_all(conn)
+        yield database
+        database.dispose()
 
 
 def test_queue_confirmation_schedules_the_rendered_text(engine: Engine) -> None:

@@ -7,20 +7,16 @@ schema. Random histories come from a seeded generator, so every failure can be r
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import random
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from alembic import command
 from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from consent_ledger.chain import (
@@ -33,7 +29,6 @@ from consent_ledger.chain import (
     chain_hash,
 )
 from consent_ledger.evidence import (
-    AnswerEvidence,
     ConsentEvidence,
     ConsentMethod,
     ConsentScope,
@@ -47,14 +42,19 @@ from consent_ledger.tables import (
     consent_chain_heads,
     consent_events,
     consent_states,
-    create_ledger_schema,
-    drop_append_only_ddl,
 )
 from consent_ledger.verify import verify_ledger
+from tests.conftest import BACKENDS, fresh_database
+from tests.ledger_support import (
+    answered_call,
+    drop_append_only_triggers,
+    ledger_engine,
+    sha256_hex,
+    without_call,
+)
 from voice_agent.db import make_engine
 from voice_agent.migrate import alembic_config, upgrade
 
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 T0 = datetime(2025, 4, 11, 14, 0, tzinfo=UTC)
 NUMBERS = ("+15555550101", "+15555550102", "+15555550103")
 BUSINESSES = ("acme", "bolt")
@@ -65,120 +65,41 @@ DISCLOSURE = "By ticking this box you agree that Acme may text you about your re
 # --- databases ---------------------------------------------------------------------------------
 
 
-@functools.cache
-def _postgres_unreachable() -> str | None:
-    try:
-        psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=2).close()
-    except psycopg.Error as error:
-        return str(error).strip() or type(error).__name__
-    return None
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database: a SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
-        return
-    reason = _postgres_unreachable()
-    if reason is not None:
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable: {reason}")
-    schema = f"projection_test_{uuid.uuid4().hex}"
-    url = make_url(POSTGRES_URL).set(query={"options": f"-csearch_path={schema}"})
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    yield url.render_as_string(hide_password=False)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    admin.dispose()
+    with fresh_database(request.param, tmp_path, "projection") as url:
+        yield url
 
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """An engine on a fresh ledger schema (tables and append-only triggers)."""
-    database = make_engine(database_url)
-    with database.begin() as conn:
-        create_ledger_schema(conn)
-    yield database
-    database.dispose()
+    with ledger_engine(database_url) as database:
+        yield database
 
 
 # --- evidence ----------------------------------------------------------------------------------
 
 
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def _call_outcome(business_id: str, number: str, kind: EventKind, at: datetime) -> ConsentEvidence:
     """A consent question answered on a call at ``at`` (the script played just before)."""
-    script = ScriptEvidence(
-        "v1", SCRIPT, _sha(SCRIPT), at - timedelta(seconds=10), at - timedelta(seconds=8)
-    )
-    answers: tuple[AnswerEvidence, ...] = ()
-    if kind is not EventKind.CONSENT_NOT_ASKED:
-        answered = at - timedelta(seconds=7)
-        answers = (AnswerEvidence("yes", (), "whisper/tiny.en", 0.8, answered, answered),)
     scope = None
     if kind is EventKind.CONSENT_GRANTED:
         scope = ConsentScope("follow-up", 1 + (at.minute % 4), at + timedelta(hours=24))
-    return ConsentEvidence(
-        business_id=business_id,
-        business_name=business_id.title(),
-        phone_number=number,
-        call_sid="CA" + uuid.uuid4().hex,
-        stream_sid="MZ" + uuid.uuid4().hex,
-        kind=kind,
-        method=ConsentMethod.VERBAL,
-        script=script,
-        answers=answers,
-        classifier="keyword-yes",
-        classifier_version="1",
-        reasked=False,
-        scope=scope,
-        occurred_at=at,
-    )
-
-
-def _without_call(
-    business_id: str,
-    number: str,
-    kind: EventKind,
-    method: ConsentMethod,
-    at: datetime,
-    *,
-    revokes: str | None = None,
-    scope: ConsentScope | None = None,
-    script: ScriptEvidence | None = None,
-) -> ConsentEvidence:
-    return ConsentEvidence(
-        business_id=business_id,
-        business_name=business_id.title(),
-        phone_number=number,
-        call_sid=None,
-        stream_sid=None,
-        kind=kind,
-        method=method,
-        script=script,
-        answers=(),
-        classifier=None,
-        classifier_version=None,
-        reasked=False,
-        scope=scope,
-        occurred_at=at,
-        revokes=revokes,
+    return answered_call(
+        kind, at, business_id=business_id, number=number, script=("v1", SCRIPT), scope=scope
     )
 
 
 def _web_form(business_id: str, number: str, at: datetime, max_texts: int = 3) -> ConsentEvidence:
-    disclosure = ScriptEvidence("form/v1", DISCLOSURE, _sha(DISCLOSURE), at, None)
-    return _without_call(
-        business_id,
-        number,
+    disclosure = ScriptEvidence("form/v1", DISCLOSURE, sha256_hex(DISCLOSURE), at, None)
+    return without_call(
         EventKind.WEB_FORM_CONSENT,
         ConsentMethod.WEB_FORM,
         at,
+        business_id=business_id,
+        number=number,
         scope=ConsentScope("callback", max_texts, at + timedelta(hours=12)),
         script=disclosure,
     )
@@ -226,7 +147,9 @@ class HistoryWriter:
             kind = self.random.choice(
                 (EventKind.OWNER_NOTIFICATIONS_OPT_IN, EventKind.OWNER_NOTIFICATIONS_OPT_OUT)
             )
-            evidence = _without_call(business_id, number, kind, ConsentMethod.OWNER, self.at)
+            evidence = without_call(
+                kind, ConsentMethod.OWNER, self.at, business_id=business_id, number=number
+            )
         append_event(conn, evidence, self.at)
 
     def _stray_pointer(self, conn: Connection, business_id: str, number: str) -> ConsentEvidence:
@@ -234,21 +157,21 @@ class HistoryWriter:
         earlier = [event.hash for event in events_for_number(conn, business_id, number)]
         target = self.random.choice(earlier) if earlier else "e" * 64
         if self.random.random() < 0.5:
-            return _without_call(
-                business_id,
-                number,
+            return without_call(
                 EventKind.REVOKED,
                 ConsentMethod.SMS_TEXT,
                 self.at,
+                business_id=business_id,
+                number=number,
                 revokes=target,
             )
         scope = ConsentScope("again", self.random.randint(1, 4), self.at + timedelta(hours=30))
-        return _without_call(
-            business_id,
-            number,
+        return without_call(
             EventKind.RESUBSCRIBED,
             ConsentMethod.SMS_KEYWORD,
             self.at,
+            business_id=business_id,
+            number=number,
             revokes=target,
             scope=scope,
         )
@@ -411,7 +334,7 @@ def test_the_status_follows_the_rules(
 ) -> None:
     for hour, kind in enumerate(kinds):
         if kind is EventKind.OWNER_NOTIFICATIONS_OPT_IN:
-            evidence = _without_call("acme", NUMBERS[0], kind, ConsentMethod.OWNER, _at(hour))
+            evidence = without_call(kind, ConsentMethod.OWNER, _at(hour), number=NUMBERS[0])
         else:
             evidence = _call_outcome("acme", NUMBERS[0], kind, _at(hour))
         _append(engine, evidence, _at(hour))
@@ -472,8 +395,7 @@ def test_a_rebuild_refuses_a_damaged_ledger_and_keeps_the_projection(engine: Eng
     grant = _append(engine, _call_outcome("acme", NUMBERS[0], EventKind.CONSENT_GRANTED, T0), T0)
     with engine.begin() as conn:
         kept = _stored_rows(conn)
-        for statement in drop_append_only_ddl(conn.dialect.name):
-            conn.exec_driver_sql(statement)
+        drop_append_only_triggers(conn)
         conn.execute(
             update(consent_events)
             .where(consent_events.c.hash == grant.hash)
@@ -542,8 +464,8 @@ def _legacy_ledger(conn: Connection) -> None:
     """acme: a grant then a revocation for one number, a decline for another."""
     grant = _call_outcome("acme", NUMBERS[0], EventKind.CONSENT_GRANTED, T0)
     first = _legacy_append(conn, grant, 1, GENESIS_HASH)
-    revocation = _without_call(
-        "acme", NUMBERS[0], EventKind.REVOKED, ConsentMethod.SMS_KEYWORD, _at(1), revokes=first
+    revocation = without_call(
+        EventKind.REVOKED, ConsentMethod.SMS_KEYWORD, _at(1), number=NUMBERS[0], revokes=first
     )
     second = _legacy_append(conn, revocation, 2, first)
     decline = _call_outcome("acme", NUMBERS[1], EventKind.CONSENT_DECLINED, _at(2))
@@ -557,8 +479,8 @@ def test_migrations_create_everything_from_empty(database_url: str) -> None:
         _append(database, _web_form("acme", NUMBERS[0], T0), T0)
         _append(
             database,
-            _without_call(
-                "acme", NUMBERS[2], EventKind.OWNER_NOTIFICATIONS_OPT_OUT, ConsentMethod.OWNER, T0
+            without_call(
+                EventKind.OWNER_NOTIFICATIONS_OPT_OUT, ConsentMethod.OWNER, T0, number=NUMBERS[2]
             ),
             T0,
         )
@@ -622,8 +544,7 @@ def test_migrating_a_damaged_0001_ledger_still_upgrades(database_url: str) -> No
     try:
         with database.begin() as conn:
             _legacy_ledger(conn)
-            for statement in drop_append_only_ddl(conn.dialect.name):
-                conn.exec_driver_sql(statement)
+            drop_append_only_triggers(conn)
             conn.execute(update(consent_events).where(consent_events.c.seq == 2).values(seq=9))
 
         upgrade(database_url)

@@ -7,35 +7,28 @@ database brought up by the real migrations. Every run takes its ``now`` from the
 from __future__ import annotations
 
 import argparse
-import functools
 import hashlib
-import io
 import uuid
-import wave
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine, func, select, update
-from sqlalchemy.engine import make_url
 
 from consent_ledger import (
-    AnswerEvidence,
     AudioStatus,
     AudioStore,
-    ConsentEvidence,
-    ConsentMethod,
     ConsentScope,
     EventKind,
-    ScriptEvidence,
     append_event,
     event_by_hash,
     verify_ledger,
 )
-from consent_ledger.tables import consent_events, drop_append_only_ddl
+from consent_ledger.tables import consent_events
+from tests.conftest import BACKENDS, fresh_database
+from tests.ledger_support import answer_wav, answered_call, drop_append_only_triggers
 from voice_agent import cli_retention
 from voice_agent.businesses import Business, save_business
 from voice_agent.db import make_engine
@@ -44,7 +37,6 @@ from voice_agent.retention import apply_retention
 from voice_agent.settings import Settings
 from voice_agent.tables import businesses, call_turns, calls
 
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = datetime(2031, 6, 1, 12, 0, tzinfo=UTC)
 CALLER = "+15555550123"
 SCRIPT = "May Acme text you up to 2 times about this call? Reply STOP to opt out."
@@ -53,40 +45,12 @@ SCRIPT = "May Acme text you up to 2 times about this call? Reply STOP to opt out
 # --- database and store ------------------------------------------------------------------------
 
 
-@functools.cache
-def _postgres_unreachable() -> str | None:
-    try:
-        psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=2).close()
-    except psycopg.Error as error:
-        return str(error).strip() or type(error).__name__
-    return None
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated database with businesses acme (defaults) and bolt (30 days, 7 years)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'receptionist.db'}"
+    with fresh_database(request.param, tmp_path, "retention") as url:
         _prepare(url)
         yield url
-        return
-    reason = _postgres_unreachable()
-    if reason is not None:
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable: {reason}")
-    schema = f"retention_test_{uuid.uuid4().hex}"
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    rendered = (
-        make_url(POSTGRES_URL)
-        .set(query={"options": f"-csearch_path={schema}"})
-        .render_as_string(hide_password=False)
-    )
-    _prepare(rendered)
-    yield rendered
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    admin.dispose()
 
 
 def _prepare(url: str) -> None:
@@ -164,44 +128,19 @@ def _call(engine: Engine, business_id: str, started_at: datetime, turns: int = 3
     return call_sid
 
 
-def _wav(seed: int) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as audio:
-        audio.setnchannels(1)
-        audio.setsampwidth(2)
-        audio.setframerate(8000)
-        audio.writeframes(bytes([seed % 256]) * 1600)
-    return buffer.getvalue()
-
-
 def _consent_with_audio(
     engine: Engine, business_id: str, recorded_at: datetime, audio_sha256: str
 ) -> str:
     """Record a verbal grant whose answer audio is ``audio_sha256``; returns the event hash."""
     at = recorded_at - timedelta(seconds=1)
-    script = ScriptEvidence(
-        "v1",
-        SCRIPT,
-        hashlib.sha256(SCRIPT.encode()).hexdigest(),
-        at - timedelta(seconds=10),
-        at - timedelta(seconds=8),
-    )
-    answered = at - timedelta(seconds=7)
-    evidence = ConsentEvidence(
+    evidence = answered_call(
+        EventKind.CONSENT_GRANTED,
+        at,
         business_id=business_id,
-        business_name=business_id.title(),
-        phone_number=CALLER,
-        call_sid="CA" + uuid.uuid4().hex,
-        stream_sid="MZ" + uuid.uuid4().hex,
-        kind=EventKind.CONSENT_GRANTED,
-        method=ConsentMethod.VERBAL,
-        script=script,
-        answers=(AnswerEvidence("yes", (), "whisper/tiny.en", 0.9, answered, answered),),
-        classifier="keyword-yes",
-        classifier_version="1",
-        reasked=False,
+        number=CALLER,
+        script=("v1", SCRIPT),
+        confidence=0.9,
         scope=ConsentScope("follow-up", 2, at + timedelta(hours=24)),
-        occurred_at=at,
         audio_sha256=audio_sha256,
     )
     with engine.begin() as conn:
@@ -259,7 +198,7 @@ def test_a_dry_run_reports_the_same_removals_and_removes_nothing(
     engine: Engine, store: AudioStore
 ) -> None:
     old = _call(engine, "acme", NOW - timedelta(days=400))
-    audio = store.put(_wav(1))
+    audio = store.put(answer_wav(0.1, 1))
     _consent_with_audio(engine, "acme", NOW - timedelta(days=366 * 6), audio)
 
     dry = apply_retention(engine, store, NOW, dry_run=True)
@@ -278,7 +217,7 @@ def test_a_dry_run_reports_the_same_removals_and_removes_nothing(
 
 def test_a_second_run_finds_nothing_more(engine: Engine, store: AudioStore) -> None:
     _call(engine, "acme", NOW - timedelta(days=100))
-    store_audio = store.put(_wav(2))
+    store_audio = store.put(answer_wav(0.1, 2))
     _consent_with_audio(engine, "acme", NOW - timedelta(days=366 * 6), store_audio)
     apply_retention(engine, store, NOW)
 
@@ -305,7 +244,7 @@ def test_consent_audio_is_kept_for_its_years_then_purged_leaving_its_hash(
     engine: Engine, store: AudioStore
 ) -> None:
     recorded = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
-    audio = store.put(_wav(3))
+    audio = store.put(answer_wav(0.1, 3))
     event_hash = _consent_with_audio(engine, "acme", recorded, audio)
     five_years = datetime(2031, 3, 10, 9, 30, tzinfo=UTC)
 
@@ -328,7 +267,7 @@ def test_consent_audio_is_kept_for_its_years_then_purged_leaving_its_hash(
 
 def test_a_longer_business_setting_keeps_audio_longer(engine: Engine, store: AudioStore) -> None:
     recorded = datetime(2024, 1, 15, tzinfo=UTC)
-    audio = store.put(_wav(4))
+    audio = store.put(answer_wav(0.1, 4))
     _consent_with_audio(engine, "bolt", recorded, audio)
 
     assert apply_retention(engine, store, datetime(2030, 6, 1, tzinfo=UTC)).audio == ()
@@ -340,7 +279,7 @@ def test_a_longer_business_setting_keeps_audio_longer(engine: Engine, store: Aud
 def test_audio_shared_by_events_stays_until_the_newest_expires(
     engine: Engine, store: AudioStore
 ) -> None:
-    audio = store.put(_wav(5))
+    audio = store.put(answer_wav(0.1, 5))
     _consent_with_audio(engine, "acme", datetime(2020, 1, 1, tzinfo=UTC), audio)
     _consent_with_audio(engine, "bolt", datetime(2023, 1, 1, tzinfo=UTC), audio)
 
@@ -352,7 +291,7 @@ def test_audio_shared_by_events_stays_until_the_newest_expires(
 def test_audio_recorded_on_29_february_is_kept_until_1_march(
     engine: Engine, store: AudioStore
 ) -> None:
-    audio = store.put(_wav(6))
+    audio = store.put(answer_wav(0.1, 6))
     _consent_with_audio(engine, "acme", datetime(2028, 2, 29, 12, tzinfo=UTC), audio)
 
     assert apply_retention(engine, store, datetime(2033, 2, 28, 23, tzinfo=UTC)).audio == ()
@@ -364,7 +303,7 @@ def test_missing_audio_is_not_marked_purged_but_corrupt_audio_is_removed(
     engine: Engine, store: AudioStore
 ) -> None:
     missing = hashlib.sha256(b"never stored").hexdigest()
-    corrupt = store.put(_wav(7))
+    corrupt = store.put(answer_wav(0.1, 7))
     store.path(corrupt).write_bytes(b"RIFF....WAVEdamaged")
     long_ago = datetime(2019, 5, 5, tzinfo=UTC)
     _consent_with_audio(engine, "acme", long_ago, missing)
@@ -381,11 +320,10 @@ def test_a_damaged_ledger_blocks_audio_purges_but_not_transcripts(
     engine: Engine, store: AudioStore
 ) -> None:
     old_call = _call(engine, "acme", NOW - timedelta(days=120))
-    audio = store.put(_wav(8))
+    audio = store.put(answer_wav(0.1, 8))
     _consent_with_audio(engine, "acme", datetime(2019, 1, 1, tzinfo=UTC), audio)
     with engine.begin() as conn:
-        for statement in drop_append_only_ddl(conn.dialect.name):
-            conn.exec_driver_sql(statement)
+        drop_append_only_triggers(conn)
         conn.execute(update(consent_events).values(phone_number="+15555550999"))
 
     report = apply_retention(engine, store, NOW)
@@ -428,7 +366,7 @@ def test_the_command_shows_then_applies_the_removals(
     database_url: str, engine: Engine, store: AudioStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
     call_sid = _call(engine, "acme", datetime(2001, 1, 1, tzinfo=UTC))
-    audio = store.put(_wav(9))
+    audio = store.put(answer_wav(0.1, 9))
     _consent_with_audio(engine, "acme", datetime(2001, 1, 1, tzinfo=UTC), audio)
 
     assert _run_command(database_url, store.root, "retention", "apply", "--dry-run") == 0
@@ -448,10 +386,11 @@ def test_the_command_shows_then_applies_the_removals(
 def test_the_command_fails_when_the_ledger_is_damaged(
     database_url: str, engine: Engine, store: AudioStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _consent_with_audio(engine, "acme", datetime(2001, 1, 1, tzinfo=UTC), store.put(_wav(10)))
+    _consent_with_audio(
+        engine, "acme", datetime(2001, 1, 1, tzinfo=UTC), store.put(answer_wav(0.1, 10))
+    )
     with engine.begin() as conn:
-        for statement in drop_append_only_ddl(conn.dialect.name):
-            conn.exec_driver_sql(statement)
+        drop_append_only_triggers(conn)
         conn.execute(update(consent_events).values(seq=5))
 
     assert _run_command(database_url, store.root, "retention", "apply") == 1

@@ -33,13 +33,12 @@ from sms_sender.plan import plan_texts
 from sms_sender.policy import PolicyError, SmsPolicy
 from sms_sender.segments import segment_count
 from sms_sender.send_rules import SendRules
+from tests.conftest import BACKENDS
 from tests.test_dispatch import (
     BUSINESS,
     confirmation,
     grant,
-    postgres_engine,
-    sqlite_engine,
-    with_tables,
+    sms_engine,
 )
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -187,13 +186,10 @@ def test_bad_templates_are_refused_at_load(
 # --- planning ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    database = (
-        sqlite_engine(tmp_path) if request.param == "sqlite" else postgres_engine("sms_plan_tests")
-    )
-    yield with_tables(database)
-    database.dispose()
+    with sms_engine(request.param, tmp_path, "sms_plan") as database:
+        yield database
 
 
 def plan(engine: Engine, call_sid: str, ended_at: datetime, number: str = TEXAS, **changes: object):  # type: ignore[no-untyped-def]

@@ -22,14 +22,13 @@ from sms_sender.inbound import InboundSms, handle_inbound
 from sms_sender.local_transport import LocalSmsTransport
 from sms_sender.outbox import OutboxStatus, list_outbox
 from sms_sender.transport import OutgoingSms, SendReceipt
+from tests.conftest import BACKENDS
 from tests.test_dispatch import (
     CONSENTED_AT,
     grant,
-    postgres_engine,
     queue,
     run_in_threads,
-    sqlite_engine,
-    with_tables,
+    sms_engine,
 )
 from tests.test_inbound_sms import BUSINESS_NUMBER, OPT_OUT_TEXT, POLICY, RULES
 
@@ -38,13 +37,10 @@ ROUNDS = {"postgresql": 1000, "sqlite": 250}
 there prove the same; PostgreSQL's row locks are where the race is real."""
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    database = (
-        sqlite_engine(tmp_path) if request.param == "sqlite" else postgres_engine("sms_races_tests")
-    )
-    yield with_tables(database)
-    database.dispose()
+    with sms_engine(request.param, tmp_path, "sms_races") as database:
+        yield database
 
 
 def _commit_without_flush(dbapi_connection: Any, _record: Any) -> None:
@@ -164,23 +160,22 @@ def test_a_worker_killed_mid_send_causes_no_duplicate(engine: Engine) -> None:
         assert {m.status for m in list_outbox(conn)} == {OutboxStatus.SENT}
 
 
-def test_four_workers_on_postgresql_send_every_row_exactly_once() -> None:
-    engine = with_tables(postgres_engine("sms_four_workers_tests"))
-    rows = 200
-    for index in range(rows):
-        grant(engine, number=number(index))
-        queue(engine, f"CA{index:04d}", number=number(index))
-    transport = LocalSmsTransport()
-    now = CONSENTED_AT + timedelta(minutes=1)
+def test_four_workers_on_postgresql_send_every_row_exactly_once(tmp_path: Path) -> None:
+    with sms_engine("postgresql", tmp_path, "sms_four_workers") as engine:
+        rows = 200
+        for index in range(rows):
+            grant(engine, number=number(index))
+            queue(engine, f"CA{index:04d}", number=number(index))
+        transport = LocalSmsTransport()
+        now = CONSENTED_AT + timedelta(minutes=1)
 
-    def worker() -> None:
-        while dispatch_due(engine, transport, now, limit=5, rules=RULES).sent:
-            pass
+        def worker() -> None:
+            while dispatch_due(engine, transport, now, limit=5, rules=RULES).sent:
+                pass
 
-    run_in_threads(*(threading.Thread(target=worker) for _ in range(4)))
+        run_in_threads(*(threading.Thread(target=worker) for _ in range(4)))
 
-    delivered = sorted(sms.to_number for sms in transport.delivered)
-    assert delivered == sorted(number(index) for index in range(rows))
-    with engine.begin() as conn:
-        assert {m.status for m in list_outbox(conn)} == {OutboxStatus.SENT}
-    engine.dispose()
+        delivered = sorted(sms.to_number for sms in transport.delivered)
+        assert delivered == sorted(number(index) for index in range(rows))
+        with engine.begin() as conn:
+            assert {m.status for m in list_outbox(conn)} == {OutboxStatus.SENT}

@@ -17,6 +17,7 @@ from sms_sender.dispatch import LEASE, DispatchReport, dispatch_due, retry_delay
 from sms_sender.outbox import OutboxStatus
 from sms_sender.transport import OutgoingSms, SendFailed, SendReceipt
 from sms_sender.twilio_transport import TwilioSmsTransport
+from tests.conftest import BACKENDS
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Hold, TwilioError, fake_twilio
 from tests.test_dispatch import (
     BUSINESS,
@@ -24,10 +25,8 @@ from tests.test_dispatch import (
     NOW,
     grant,
     outbox_rows,
-    postgres_engine,
     queue,
-    sqlite_engine,
-    with_tables,
+    sms_engine,
 )
 from tests.test_inbound_sms import RULES
 
@@ -51,15 +50,10 @@ def transport(fake: FakeTwilio) -> TwilioSmsTransport:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    database = (
-        sqlite_engine(tmp_path)
-        if request.param == "sqlite"
-        else postgres_engine("sms_sender_twilio_tests")
-    )
-    yield with_tables(database)
-    database.dispose()
+    with sms_engine(request.param, tmp_path, "sms_twilio") as database:
+        yield database
 
 
 # --- the transport alone ----------------------------------------------------------------------
