@@ -29,6 +29,8 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/turn_latency.py
+	$(BIN)/python bench/ledger.py --postgres
+	$(BIN)/python bench/sms.py
 
 clean:
 	rm -rf $(VENV) var
