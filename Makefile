@@ -31,6 +31,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/turn_latency.py
 	$(BIN)/python bench/ledger.py --postgres
 	$(BIN)/python bench/sms.py
+	$(BIN)/python bench/turn_overhead.py
+	$(BIN)/python bench/concurrency.py
 
 clean:
 	rm -rf $(VENV) var

@@ -4,11 +4,12 @@ Each fake honours a port (``media_stream.ports`` or ``voice_agent.chat``) and ta
 fixed time, so whatever a benchmark measures beyond those times is ours:
 
 - `FakeTranscriber`: each session runs the real `Endpointer` on the caller's audio, emits
-  `SpeechStarted` at each onset, and ``transcription_seconds`` after each end of speech an
+  `SpeechStarted` at each onset, and ``transcription`` seconds after each end of speech an
   `Utterance` whose text is the next canned transcript of the session (the call's script).
 - `FakeSynthesizer`: the text's μ-law audio, rendered once per distinct text and cached, is
-  streamed ``first_byte_seconds`` after the request, then chunk by chunk at ``stream_speed``
-  times real time (the slowest a streaming voice can be and still keep up is 1.0).
+  streamed ``first_byte`` seconds after the request, then chunk by chunk at ``stream_speed``
+  times real time (default 2: cloud voices stream faster than real time; at 1.0 a voice
+  only just keeps up).
 - `DelayedChatModel`: any chat model (the scripted interviewer) answering after a fixed delay.
 
 `with_fake_engines` puts them into a built `Services`.
@@ -50,7 +51,7 @@ class FakeLatencies:
     transcription: float = 0.15  # end of speech detected → final transcript
     agent: float = 0.2  # caller's words → the assistant's reply
     first_byte: float = 0.08  # text → first audio from the voice
-    stream_speed: float = 1.0  # audio after the first byte streams this many times real time
+    stream_speed: float = 2.0  # audio after the first byte streams this many times real time
     chunk_seconds: float = 0.1  # audio per streamed chunk
 
     def __post_init__(self) -> None:

@@ -5,9 +5,13 @@ measured apart from the callers'. It runs the production app exactly as ``recept
 does (same uvicorn settings, same logging), with the transcriber, voice and agent swapped for
 the fakes of ``bench/fake_providers.py``, and adds bench-only probes on the same event loop:
 
-- ``GET /bench/loop-lag``: how late a 10 ms timer fired since the last read (event-loop lag);
-- ``POST /bench/profile/start`` and ``POST /bench/profile/stop``: a sampling profile of the
-  event-loop thread (stacks read with ``sys._current_frames`` every few milliseconds).
+- ``GET /bench/loop-lag``: since the last read, how late a 10 ms timer fired (event-loop lag)
+  and how long the garbage collector's pauses were;
+- ``POST /bench/profile/start`` and ``POST /bench/profile/stop``: a cProfile of the event-loop
+  thread in between (deterministic, so it slows the server down while it runs; use it for
+  where the time goes, not for how much there is). A sampling profiler from a thread was
+  tried: it only gets the GIL where the loop releases it (in numpy, in epoll), so it saw
+  little else.
 
     .venv/bin/python bench/fake_server.py --port 8790 --database-url sqlite:///…/bench.db \
         --scenario fixtures/calls/consent-yes.yaml
@@ -18,17 +22,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
+import gc
 import logging
+import pstats
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 import httpx
@@ -39,6 +44,7 @@ from pydantic import SecretStr
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fake_providers import FakeLatencies, with_fake_engines
+from bench.turn_latency import percentile
 from voice_agent.app import create_app
 from voice_agent.businesses import load_businesses, save_business
 from voice_agent.logging_setup import configure_logging
@@ -53,10 +59,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BUSINESSES_FILE = ROOT / "fixtures" / "businesses.yaml"
 LAG_INTERVAL = 0.010  # seconds between the loop-lag probe's timers
 LAG_SAMPLES_KEPT = 100_000
-SAMPLE_INTERVAL = 0.002  # seconds between profile samples
+OLDEST_GENERATION = 2
 STARTUP_TIMEOUT = 60.0
 SHUTDOWN_TIMEOUT = 20.0
-IDLE_FRAMES = frozenset({("runners.py", "run"), ("base_events.py", "run_forever")})
 
 
 @dataclass(frozen=True)
@@ -136,16 +141,19 @@ def _wait_until_healthy(process: subprocess.Popen[bytes], url: str) -> None:
     raise RuntimeError(f"the bench server did not answer at {url}")
 
 
-class LoopLagProbe:
-    """A timer every ``LAG_INTERVAL`` on the event loop; records how late each one fired."""
+class LoopProbe:
+    """Event-loop lag (a timer every ``LAG_INTERVAL``, how late it fires) and GC pauses."""
 
     def __init__(self) -> None:
         self._lags: deque[float] = deque(maxlen=LAG_SAMPLES_KEPT)
+        self._gc_pauses: deque[tuple[int, float]] = deque(maxlen=LAG_SAMPLES_KEPT)
+        self._gc_started = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def ensure_running(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-lag")
+            gc.callbacks.append(self._on_gc)
 
     async def _run(self) -> None:
         while True:
@@ -153,79 +161,69 @@ class LoopLagProbe:
             await asyncio.sleep(LAG_INTERVAL)
             self._lags.append(time.monotonic() - expected)
 
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self._gc_pauses.append((info["generation"], time.perf_counter() - self._gc_started))
+
     def read_and_reset(self) -> dict[str, float]:
-        """Lag in milliseconds since the last read: count, p50, p99 and max."""
-        lags = sorted(self._lags)
+        """Since the last read, in milliseconds: loop lag p50, p99, max; GC pauses."""
+        lags, pauses = list(self._lags), list(self._gc_pauses)
         self._lags.clear()
-        if not lags:
-            return {"samples": 0}
-        return {
-            "samples": len(lags),
-            "p50_ms": statistics.median(lags) * 1000,
-            "p99_ms": lags[min(len(lags) - 1, round(0.99 * (len(lags) - 1)))] * 1000,
-            "max_ms": lags[-1] * 1000,
-        }
+        self._gc_pauses.clear()
+        reading: dict[str, float] = {"samples": len(lags), "gc_collections": len(pauses)}
+        if lags:
+            reading |= {
+                "p50_ms": statistics.median(lags) * 1000,
+                "p99_ms": percentile(lags, 0.99) * 1000,
+                "max_ms": max(lags) * 1000,
+            }
+        if pauses:
+            oldest = [seconds for generation, seconds in pauses if generation == OLDEST_GENERATION]
+            reading |= {
+                "gc_max_ms": max(seconds for _generation, seconds in pauses) * 1000,
+                "gc_total_ms": sum(seconds for _generation, seconds in pauses) * 1000,
+                "gc_full_collections": len(oldest),
+                "gc_full_max_ms": max(oldest, default=0.0) * 1000,
+            }
+        return reading
 
 
-class StackSampler:
-    """A statistical profile of one thread: which functions are on its stack, how often."""
+class LoopProfile:
+    """A deterministic profile (cProfile) of the event-loop thread between start and stop."""
 
-    def __init__(self, thread_id: int) -> None:
-        self._thread_id = thread_id
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.samples = 0
-        self.idle = 0
-        self.own: Counter[str] = Counter()  # the innermost Python function
-        self.inclusive: Counter[str] = Counter()  # anywhere on the stack
+    def __init__(self) -> None:
+        self._profile = cProfile.Profile()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="stack-sampler", daemon=True)
-        self._thread.start()
+        self._profile.enable()  # profiles the calling thread: the event loop's
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(SAMPLE_INTERVAL):
-            frame = sys._current_frames().get(self._thread_id)
-            if frame is not None:
-                self._record(frame)
-
-    def _record(self, leaf: FrameType) -> None:
-        self.samples += 1
-        if (Path(leaf.f_code.co_filename).name, leaf.f_code.co_name) in IDLE_FRAMES:
-            self.idle += 1
-            return
-        self.own[_describe(leaf)] += 1
-        seen: set[str] = set()
-        frame: FrameType | None = leaf
-        while frame is not None:
-            seen.add(_describe(frame))
-            frame = frame.f_back
-        self.inclusive.update(seen)
-
-    def report(self, top: int) -> dict[str, Any]:
+    def stop(self, top: int) -> dict[str, Any]:
+        """The ``top`` functions by their own time, with their share of all profiled time."""
+        self._profile.disable()
+        stats = pstats.Stats(self._profile)
+        table: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
+        total = sum(entry[2] for entry in table.values()) or 1.0
+        ranked = sorted(table.items(), key=lambda item: item[1][2], reverse=True)[:top]
         return {
-            "samples": self.samples,
-            "idle": self.idle,
-            "own": self.own.most_common(top),
-            "inclusive": self.inclusive.most_common(top),
+            "profiled_seconds": total,
+            "own": [
+                [_describe_code(path, line, name), own / total, calls, cumulative / total]
+                for (path, line, name), (calls, _prim, own, cumulative, _callers) in ranked
+            ],
         }
 
 
-def _describe(frame: FrameType) -> str:
-    code = frame.f_code
-    path = Path(code.co_filename)
-    return f"{path.parent.name}/{path.name}:{code.co_firstlineno} {code.co_name}"
+def _describe_code(path: str, line: int, name: str) -> str:
+    where = Path(path)
+    return f"{where.parent.name}/{where.name}:{line} {name}"
 
 
 def add_bench_routes(app: FastAPI) -> None:
     """The probes, on the app's own event loop (started by the first request)."""
-    probe = LoopLagProbe()
-    profile: dict[str, StackSampler] = {}
+    probe = LoopProbe()
+    profiles: dict[str, LoopProfile] = {}
 
     @app.get("/bench/loop-lag")
     async def loop_lag() -> dict[str, float]:
@@ -234,18 +232,14 @@ def add_bench_routes(app: FastAPI) -> None:
 
     @app.post("/bench/profile/start")
     async def start_profile() -> dict[str, str]:
-        sampler = StackSampler(threading.get_ident())
-        profile["current"] = sampler
-        sampler.start()
-        return {"status": "sampling"}
+        profile = profiles.setdefault("current", LoopProfile())
+        profile.start()
+        return {"status": "profiling"}
 
     @app.post("/bench/profile/stop")
     async def stop_profile(top: int = 30) -> dict[str, Any]:
-        sampler = profile.pop("current", None)
-        if sampler is None:
-            return {"samples": 0}
-        await asyncio.to_thread(sampler.stop)
-        return sampler.report(top)
+        profile = profiles.pop("current", None)
+        return profile.stop(top) if profile is not None else {"own": []}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -236,7 +236,8 @@ class CallBridge:
 
     def arrival_time(self, stream_time: float) -> float | None:
         """``time.monotonic()`` when the caller's audio at ``stream_time`` arrived, if recent."""
-        index = bisect.bisect_left(self._arrivals, (stream_time, -math.inf))
+        # A float end of speech can sit a hair past its frame's timestamp: allow 1 ms.
+        index = bisect.bisect_left(self._arrivals, (stream_time - 0.001, -math.inf))
         if index >= len(self._arrivals):
             return None
         return self._arrivals[index][1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -24,6 +25,7 @@ def create_app(services: Services) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(services.transcriber.load)
+        gc.freeze()  # what startup loaded is never garbage: keep it out of full collections
         dispatcher = asyncio.create_task(services.dispatcher.run(), name="text-dispatcher")
         try:
             yield
