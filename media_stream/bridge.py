@@ -19,7 +19,7 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -52,6 +52,10 @@ ARRIVALS_KEPT = 1500  # arrival times of the last 30 s of inbound frames, for la
 def split_sentences(text: str) -> list[str]:
     """The sentences of a reply, each synthesized and marked on its own."""
     return [sentence for sentence in _SENTENCE_END.split(text.strip()) if sentence]
+
+
+async def _pieces(text: str) -> AsyncIterator[str]:
+    yield text
 
 
 class StreamClosed(Exception):
@@ -178,14 +182,30 @@ class CallBridge:
         return self.start
 
     async def say(self, text: str, *, interruptible: bool = True) -> Playback:
-        """Synthesize ``text`` and send it, with a mark after each chunk; returns once all is sent.
+        """Synthesize ``text`` and send it, with a mark after each sentence; returns once all
+        is sent. A non-interruptible reply (the consent script) is never cleared by speech."""
+        return await self.say_pieces(_pieces(text), interruptible=interruptible)
 
-        A non-interruptible reply (the consent script) is never cleared by caller speech.
-        """
+    async def say_pieces(
+        self, pieces: AsyncIterator[str], *, interruptible: bool = True
+    ) -> Playback:
+        """Speak text as it arrives (a reply still being written): each sentence is sent as
+        soon as it is synthesized, so the caller hears the start before the end exists."""
         if self.ended:
             raise CallEnded(self.end_reason)
-        playback = Playback(text=text, interruptible=interruptible, started_at=self.stream_time)
+        playback = Playback(text="", interruptible=interruptible, started_at=self.stream_time)
         self._current = playback
+        async for piece in pieces:
+            playback.text = f"{playback.text} {piece}".strip()
+            await self._speak_sentences(playback, piece)
+            if playback.result.done():
+                break
+        playback.sending_done = True
+        if not playback.result.done() and (playback.fully_played or not playback.marks):
+            playback.result.set_result(PlaybackResult(True, self.stream_time))
+        return playback
+
+    async def _speak_sentences(self, playback: Playback, text: str) -> None:
         for sentence in split_sentences(text):
             async with aclosing(self._synthesizer.synthesize(sentence)) as audio_chunks:
                 async for audio in audio_chunks:
@@ -193,12 +213,8 @@ class CallBridge:
                         break
                     await self._send_audio(playback, audio)
             if playback.result.done():
-                break
+                return
             await self._send_mark(playback, sentence)
-        playback.sending_done = True
-        if not playback.result.done() and (playback.fully_played or not playback.marks):
-            playback.result.set_result(PlaybackResult(True, self.stream_time))
-        return playback
 
     async def next_input(self, timeout: float, *, after: float | None = None) -> CallerInput | None:
         """The caller's next utterance or key press, or None after ``timeout`` seconds of nothing.

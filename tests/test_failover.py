@@ -11,6 +11,7 @@ from media_stream import (
     SpeechEvent,
     Utterance,
 )
+from tests.fake_openai import FakeOpenAI, ScriptedCompletion
 from voice_agent.chat import CallContext, CallerMessage
 from voice_agent.failover import (
     ONE_MOMENT,
@@ -119,3 +120,37 @@ async def test_transcriber_that_cannot_connect_reopens_on_the_fallback() -> None
     heard = await asyncio.wait_for(first_event, 5)
     assert isinstance(heard, Utterance) and heard.text == "heard by the fallback"
     await session.close()
+
+
+async def test_a_streamed_reply_speaks_its_first_sentence_before_the_rest_exists() -> None:
+    async with FakeOpenAI() as fake:
+        held = ScriptedCompletion(
+            content=["Thanks, Maria. ", "What can we help with?"], hold_after=2
+        )
+        fake.completions.append(held)
+        openai = OpenAIChatModel("sk-test", base_url=fake.base_url, timeout=5.0)
+        model = FailoverChatModel(openai, ScriptedInterviewer(), Notes())
+        reply = model.reply_stream(CONTEXT, CallerMessage(), "This is Maria.")
+        sentences = aiter(reply)
+        assert await asyncio.wait_for(anext(sentences), 5) == "Thanks, Maria."
+        held.release.set()  # the model writes the rest only now
+        assert [s async for s in sentences] == ["What can we help with?"]
+        assert (await reply.result()).text == "Thanks, Maria. What can we help with?"
+        await reply.aclose()
+        await openai.aclose()
+
+
+async def test_a_stream_that_fails_mid_reply_is_finished_by_the_fallback() -> None:
+    async with FakeOpenAI() as fake:
+        fake.completions.append(ScriptedCompletion(content=["Thanks. ", "And"], drop_after=1))
+        notes = Notes()
+        openai = OpenAIChatModel("sk-test", base_url=fake.base_url, timeout=5.0)
+        model = FailoverChatModel(openai, ScriptedInterviewer(), notes)
+        message = CallerMessage()
+        reply = model.reply_stream(CONTEXT, message, "Hi, my name is Maria Lopez.")
+        spoken = [sentence async for sentence in reply]
+        assert notes.seen and notes.seen[0][0].startswith("openai:")
+        assert message.caller_name == "Maria Lopez"  # the fallback took the same answer down
+        assert "Maria" in spoken[-1]
+        await reply.aclose()
+        await openai.aclose()

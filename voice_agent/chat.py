@@ -9,9 +9,10 @@ writes or paraphrases the consent script. The embedded default is the determinis
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 
 class Urgency(StrEnum):
@@ -87,6 +88,18 @@ class ChatModelFailure(Exception):
     """The chat provider failed or stalled; the call moves to the scripted interviewer."""
 
 
+class SpokenReply(Protocol):
+    """A reply being produced: its sentences as each is ready, then the finished reply."""
+
+    def __aiter__(self) -> AsyncIterator[str]: ...
+
+    async def result(self) -> AgentReply:
+        """The whole reply (finishes the reply if its sentences were not all taken)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
 class ChatModel(Protocol):
     """Takes the caller's message, one turn at a time."""
 
@@ -101,3 +114,34 @@ class ChatModel(Protocol):
         first question.
         """
         ...
+
+    def reply_stream(
+        self, context: CallContext, message: CallerMessage, caller_said: str | None
+    ) -> SpokenReply:
+        """The same reply, sentence by sentence, so speech can start before it is finished."""
+        ...
+
+
+class WholeReply:
+    """A SpokenReply for a model that answers all at once: one piece, the whole text."""
+
+    def __init__(self, pending: Coroutine[Any, Any, AgentReply]) -> None:
+        self._pending: Coroutine[Any, Any, AgentReply] | None = pending
+        self._reply: AgentReply | None = None
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        reply = await self.result()
+        if reply.text:
+            yield reply.text
+
+    async def result(self) -> AgentReply:
+        if self._reply is None:
+            assert self._pending is not None
+            pending, self._pending = self._pending, None
+            self._reply = await pending
+        return self._reply
+
+    async def aclose(self) -> None:
+        if self._pending is not None:
+            self._pending.close()
+            self._pending = None

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from media_stream import CallBridge, CallEnded, CallerInput, Playback, Word
 from voice_agent.businesses import Business
-from voice_agent.chat import CallContext, CallerMessage, ChatModel, SpokenTurn
+from voice_agent.chat import AgentReply, CallContext, CallerMessage, ChatModel, SpokenTurn
 from voice_agent.consent import ConsentAnswer, classify_answer, classify_keypad
 from voice_agent.consent_script import REASK, ConsentScript, render_consent_script
 from voice_agent.text_refusal import asks_not_to_be_texted
@@ -115,14 +116,31 @@ class Conversation:
             if played.cleared:
                 self._cut_to_what_was_played(playback)
             heard = await self.bridge.next_input(ANSWER_TIMEOUT)
-            reply = await self.chat_model.reply(self.context, self.message, self._hear(heard))
-            reply_ready_at = time.monotonic()
-            playback = await self._say(reply.text)
+            playback, reply, reply_ready_at = await self._reply_to(self._hear(heard))
             if heard is not None:
                 self.turn_metrics.append(measure_turn(self.bridge, heard, reply_ready_at, playback))
             if reply.finished:
                 return
         self.message.notes.append("message taking stopped after too many turns")
+
+    async def _reply_to(self, said: str) -> tuple[Playback, AgentReply, float]:
+        """Speak the model's reply sentence by sentence as it is written; returns the playback,
+        the finished reply and when its first sentence was ready (``time.monotonic()``)."""
+        reply = self.chat_model.reply_stream(self.context, self.message, said)
+        first_ready: list[float] = []
+
+        async def sentences() -> AsyncIterator[str]:
+            async for sentence in reply:
+                first_ready.append(time.monotonic())
+                yield sentence
+
+        try:
+            playback = await self.bridge.say_pieces(sentences())
+            finished = await reply.result()
+        finally:
+            await reply.aclose()
+        self.transcript.append(Turn("assistant", "speech", playback.text, playback.started_at))
+        return playback, finished, first_ready[0] if first_ready else time.monotonic()
 
     def _cut_to_what_was_played(self, playback: Playback) -> None:
         """The caller talked over a reply: the transcript marks it interrupted, and the model's

@@ -18,7 +18,14 @@ from media_stream import (
     TranscriberFailure,
     TranscriptionSession,
 )
-from voice_agent.chat import AgentReply, CallContext, CallerMessage, ChatModel, ChatModelFailure
+from voice_agent.chat import (
+    AgentReply,
+    CallContext,
+    CallerMessage,
+    ChatModel,
+    ChatModelFailure,
+    SpokenReply,
+)
 
 ONE_MOMENT = "One moment."
 
@@ -33,16 +40,72 @@ class FailoverChatModel:
         self._failed = primary is fallback
         self.name = primary.name
 
+    def current(self) -> ChatModel:
+        return self._fallback if self._failed else self._primary
+
+    def fail(self, failure: ChatModelFailure) -> ChatModel | None:
+        """Move this call to the fallback; None when it already was there (nothing left)."""
+        if self._failed:
+            return None
+        self._failed = True
+        self._notify(self._primary.name, f"{failure}; {self._fallback.name} took over")
+        return self._fallback
+
     async def reply(
         self, context: CallContext, message: CallerMessage, caller_said: str | None
     ) -> AgentReply:
-        if not self._failed:
-            try:
-                return await self._primary.reply(context, message, caller_said)
-            except ChatModelFailure as failure:
-                self._failed = True
-                self._notify(self._primary.name, f"{failure}; {self._fallback.name} took over")
-        return await self._fallback.reply(context, message, caller_said)
+        stream = self.reply_stream(context, message, caller_said)
+        try:
+            return await stream.result()
+        finally:
+            await stream.aclose()
+
+    def reply_stream(
+        self, context: CallContext, message: CallerMessage, caller_said: str | None
+    ) -> SpokenReply:
+        return _FailoverReply(self, context, message, caller_said)
+
+
+class _FailoverReply:
+    """One turn's reply: the primary model's sentences, or the fallback's once it failed."""
+
+    def __init__(
+        self,
+        owner: FailoverChatModel,
+        context: CallContext,
+        message: CallerMessage,
+        caller_said: str | None,
+    ) -> None:
+        self._owner = owner
+        self._turn = (context, message, caller_said)
+        self._reply = owner.current().reply_stream(context, message, caller_said)
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        try:
+            async for sentence in self._reply:
+                yield sentence
+            return
+        except ChatModelFailure as failure:
+            await self._fall_back(failure)
+        async for sentence in self._reply:
+            yield sentence
+
+    async def result(self) -> AgentReply:
+        try:
+            return await self._reply.result()
+        except ChatModelFailure as failure:
+            await self._fall_back(failure)
+            return await self._reply.result()
+
+    async def aclose(self) -> None:
+        await self._reply.aclose()
+
+    async def _fall_back(self, failure: ChatModelFailure) -> None:
+        fallback = self._owner.fail(failure)
+        if fallback is None:
+            raise failure
+        await self._reply.aclose()
+        self._reply = fallback.reply_stream(*self._turn)
 
 
 class FailoverSynthesizer:

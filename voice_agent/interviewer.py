@@ -20,7 +20,14 @@ from collections.abc import Iterator
 
 import phonenumbers
 
-from voice_agent.chat import AgentReply, CallContext, CallerMessage, MessageField, Urgency
+from voice_agent.chat import (
+    AgentReply,
+    CallContext,
+    CallerMessage,
+    MessageField,
+    Urgency,
+    WholeReply,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +109,12 @@ class ScriptedInterviewer:
     """A ChatModel that asks four fixed questions and fills in the message deterministically."""
 
     name = "scripted"
+
+    def reply_stream(
+        self, context: CallContext, message: CallerMessage, caller_said: str | None
+    ) -> WholeReply:
+        """The scripted reply is ready at once: one piece."""
+        return WholeReply(self.reply(context, message, caller_said))
 
     async def reply(
         self, context: CallContext, message: CallerMessage, caller_said: str | None
