@@ -11,10 +11,6 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from consent_ledger import (
-    ConsentEvidence,
-    ConsentMethod,
-    EventKind,
-    append_event,
     event_by_hash,
 )
 from sms_sender import list_outbox
@@ -31,6 +27,7 @@ from voice_agent.cli_support import CommandError, open_database, print_json, pri
 from voice_agent.clock import system_clock
 from voice_agent.logging_setup import configure_logging
 from voice_agent.migrate import upgrade
+from voice_agent.owner_texts import record_owner_texts_choice
 from voice_agent.reports import call_as_dict, render_call, render_call_list
 from voice_agent.settings import Settings
 
@@ -152,32 +149,7 @@ def cmd_business_owner_texts(settings: Settings, args: argparse.Namespace) -> in
         business = get_business(conn, args.business_id)
         if business is None:
             raise CommandError(f"no business {args.business_id!r}")
-        now = system_clock()
-        kind = (
-            EventKind.OWNER_NOTIFICATIONS_OPT_IN
-            if args.choice == "on"
-            else EventKind.OWNER_NOTIFICATIONS_OPT_OUT
-        )
-        event = append_event(
-            conn,
-            ConsentEvidence(
-                business_id=business.id,
-                business_name=business.name,
-                phone_number=business.owner_phone,
-                call_sid=None,
-                stream_sid=None,
-                kind=kind,
-                method=ConsentMethod.OWNER,
-                script=None,
-                answers=(),
-                classifier=None,
-                classifier_version=None,
-                reasked=False,
-                scope=None,
-                occurred_at=now,
-            ),
-            now,
-        )
+        event = record_owner_texts_choice(conn, business, args.choice == "on", system_clock())
     engine.dispose()
     print(f"{business.name}: call-summary texts to {business.owner_phone} {args.choice}")
     print(f"recorded as ledger event #{event.seq} ({event.hash[:16]}…)")

@@ -11,15 +11,19 @@ from pathlib import Path
 
 import httpx
 
+from consent_ledger import owner_notifications_allowed
 from voice_agent.businesses import load_businesses, save_business
+from voice_agent.clock import system_clock
 from voice_agent.db import make_engine
 from voice_agent.migrate import upgrade
+from voice_agent.owner_texts import record_owner_texts_choice
 from voice_agent.settings import Settings
 from voice_agent.simulation_run import run_scenarios
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DEMO_SCENARIOS = ("consent-yes", "consent-no", "unclear-then-yes")
 STARTUP_TIMEOUT = 60.0
+OWNER_WHO_WANTS_TEXTS = "acme-plumbing"  # the demo shows one owner getting call summaries
 
 
 def run_demo(settings: Settings, speed: float) -> int:
@@ -29,6 +33,10 @@ def run_demo(settings: Settings, speed: float) -> int:
     with engine.begin() as conn:
         for business in load_businesses(FIXTURES / "businesses.yaml"):
             save_business(conn, business)
+            if business.id == OWNER_WHO_WANTS_TEXTS and not owner_notifications_allowed(
+                conn, business.id, business.owner_phone
+            ):
+                record_owner_texts_choice(conn, business, True, system_clock())
     engine.dispose()
     server_url = f"http://{settings.host}:{settings.port}"
     print(f"Starting the receptionist at {server_url} …", flush=True)
