@@ -19,7 +19,7 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -139,8 +139,6 @@ class CallBridge:
         socket: StreamSocket,
         transcription: TranscriptionSession,
         synthesizer: Synthesizer,
-        *,
-        on_input: Callable[[CallerInput], Awaitable[None]] | None = None,
     ) -> None:
         self._socket = socket
         self._transcription = transcription
@@ -153,7 +151,6 @@ class CallBridge:
         self._tasks: list[asyncio.Task[None]] = []
         self._ended = asyncio.Event()
         self._closed = False
-        self._on_input = on_input
         self.start: Start | None = None
         self.stream_time = 0.0
         self.end_reason = "in progress"
@@ -333,7 +330,7 @@ class CallBridge:
                     if self._recording is not None:
                         self._recording.append((self.stream_time, message.payload))
             elif isinstance(message, Dtmf):
-                await self._deliver(CallerInput(at=self.stream_time, digit=message.digit))
+                self._inputs.put_nowait(CallerInput(at=self.stream_time, digit=message.digit))
             elif isinstance(message, Mark):
                 self._mark_played(message.name)
             elif isinstance(message, Stop):
@@ -345,12 +342,7 @@ class CallBridge:
             if isinstance(event, SpeechStarted):
                 await self._barge_in(event)
             elif not self.ended:
-                await self._deliver(CallerInput(at=event.end, utterance=event))
-
-    async def _deliver(self, item: CallerInput) -> None:
-        if self._on_input is not None:
-            await self._on_input(item)
-        self._inputs.put_nowait(item)
+                self._inputs.put_nowait(CallerInput(at=event.end, utterance=event))
 
     async def _barge_in(self, event: SpeechStarted) -> None:
         playback = self._current
