@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.fake_providers import FakeLatencies, with_fake_engines
 from bench.turn_latency import percentile
 from voice_agent.app import create_app
-from voice_agent.businesses import load_businesses, save_business
+from voice_agent.businesses import import_businesses
 from voice_agent.logging_setup import configure_logging
 from voice_agent.migrate import upgrade
 from voice_agent.scenarios import SayStep, load_scenario
@@ -283,8 +283,7 @@ def serve(options: FakeServerOptions) -> None:
     upgrade(settings.database_url)
     services = build_services(settings)
     with services.engine.begin() as conn:
-        for business in load_businesses(BUSINESSES_FILE):
-            save_business(conn, business)
+        import_businesses(conn, BUSINESSES_FILE)
     scenario = load_scenario(options.scenario)
     transcripts = [step.text for step in scenario.steps if isinstance(step, SayStep)]
     app = create_app(with_fake_engines(services, options.latencies, transcripts))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from voice_agent.businesses import load_businesses, save_business
+from voice_agent.businesses import import_businesses
 from voice_agent.call_records import CallRecord
 from voice_agent.local_server import free_port, serving
 from voice_agent.migrate import upgrade
@@ -76,8 +76,7 @@ def main() -> int:
         upgrade(settings.database_url)
         services = build_services(settings)
         with services.engine.begin() as conn:
-            for business in load_businesses(ROOT / "fixtures" / "businesses.yaml"):
-                save_business(conn, business)
+            import_businesses(conn, ROOT / "fixtures" / "businesses.yaml")
         paths = [ROOT / "fixtures" / "calls" / f"{name}.yaml" for name in args.calls]
         with serving(services) as server_url:
             outcomes = asyncio.run(run_scenarios(settings, paths, server_url, args.speed))

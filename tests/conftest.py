@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from voice_agent.businesses import load_businesses, save_business
+from voice_agent.businesses import import_businesses
 from voice_agent.db import make_engine
 from voice_agent.migrate import upgrade
 from voice_agent.settings import Settings
@@ -49,8 +49,7 @@ def migrated_engine(settings: Settings) -> Iterator[Engine]:
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     with engine.begin() as conn:
-        for business in load_businesses(ROOT / "fixtures" / "businesses.yaml"):
-            save_business(conn, business)
+        import_businesses(conn, ROOT / "fixtures" / "businesses.yaml")
     yield engine
     engine.dispose()
 

@@ -34,7 +34,7 @@ from dashboard.tables import metadata as dashboard_metadata
 from tests.conftest import BACKENDS, ROOT, fresh_database, receptionist_settings
 from tests.ledger_support import ledger_engine
 from voice_agent import cli_auditor
-from voice_agent.businesses import load_businesses, save_business
+from voice_agent.businesses import import_businesses
 from voice_agent.cli_support import CommandError
 from voice_agent.db import make_engine
 from voice_agent.migrate import upgrade
@@ -241,8 +241,7 @@ def cli_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Set
         upgrade(url)
         engine = make_engine(url)
         with engine.begin() as conn:
-            for business in load_businesses(ROOT / "fixtures" / "businesses.yaml"):
-                save_business(conn, business)
+            import_businesses(conn, ROOT / "fixtures" / "businesses.yaml")
             dashboard_metadata.create_all(conn)
         engine.dispose()
         yield receptionist_settings(url)

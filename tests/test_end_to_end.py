@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from consent_ledger import AudioStatus, AudioStore, verify_ledger
 from tests.conftest import ROOT, postgres_schema, receptionist_settings
-from voice_agent.businesses import load_businesses, save_business
+from voice_agent.businesses import import_businesses
 from voice_agent.consent_script import render_consent_script
 from voice_agent.local_server import free_port, serving
 from voice_agent.migrate import upgrade
@@ -43,8 +43,7 @@ def _serving(database_url: str) -> Iterator[tuple[Settings, str, Engine]]:
         upgrade(settings.database_url)
         services = build_services(settings)
         with services.engine.begin() as conn:
-            for business in load_businesses(ROOT / "fixtures" / "businesses.yaml"):
-                save_business(conn, business)
+            import_businesses(conn, ROOT / "fixtures" / "businesses.yaml")
         try:
             with serving(services) as server_url:
                 yield settings, server_url, services.engine

@@ -153,6 +153,14 @@ def save_business(conn: Connection, business: Business) -> None:
     )
 
 
+def import_businesses(conn: Connection, path: Path) -> list[Business]:
+    """Validate the businesses file at ``path``, then store each business (nothing on error)."""
+    loaded = load_businesses(path)
+    for business in loaded:
+        save_business(conn, business)
+    return loaded
+
+
 def business_for_number(conn: Connection, number: str) -> Business | None:
     """The business that owns the Twilio number that was called, if any."""
     business_id = conn.execute(

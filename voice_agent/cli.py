@@ -18,9 +18,8 @@ from voice_agent import cli_auditor, cli_ledger, cli_retention, cli_sms
 from voice_agent.businesses import (
     BusinessConfigError,
     get_business,
+    import_businesses,
     list_businesses,
-    load_businesses,
-    save_business,
 )
 from voice_agent.call_records import get_call, list_calls
 from voice_agent.cli_support import CommandError, open_database, print_json, print_text
@@ -124,10 +123,8 @@ def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_business_import(settings: Settings, args: argparse.Namespace) -> int:
-    loaded = load_businesses(args.file)
     with open_database(settings).begin() as conn:
-        for business in loaded:
-            save_business(conn, business)
+        loaded = import_businesses(conn, args.file)
     print(f"imported {len(loaded)} business(es): {', '.join(b.id for b in loaded)}")
     return 0
 

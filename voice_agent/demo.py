@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from consent_ledger import owner_notifications_allowed
-from voice_agent.businesses import load_businesses, save_business
+from voice_agent.businesses import import_businesses
 from voice_agent.clock import system_clock
 from voice_agent.db import make_engine
 from voice_agent.migrate import upgrade
@@ -31,8 +31,7 @@ def run_demo(settings: Settings, speed: float) -> int:
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     with engine.begin() as conn:
-        for business in load_businesses(FIXTURES / "businesses.yaml"):
-            save_business(conn, business)
+        for business in import_businesses(conn, FIXTURES / "businesses.yaml"):
             if business.id == OWNER_WHO_WANTS_TEXTS and not owner_notifications_allowed(
                 conn, business.id, business.owner_phone
             ):
