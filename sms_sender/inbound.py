@@ -125,12 +125,9 @@ def _opt_out(
         received_at,
         received_at,
     )
-    reply = None
-    if event is not None and sms.opt_out_type is None:
-        body = shipped_template(TemplateName.OPT_OUT).render(business_name=policy.business_name)
-        reply = _reply(
-            conn, sms, policy, OutboxKind.OPT_OUT_CONFIRMATION, body, event.hash, received_at
-        )
+    reply = _confirm(
+        conn, sms, policy, event, TemplateName.OPT_OUT, OutboxKind.OPT_OUT_CONFIRMATION, received_at
+    )
     logger.info(
         "opt-out: %d pending texts cancelled, revocation %s",
         cancelled,
@@ -164,12 +161,9 @@ def _opt_in(
         received_at,
         received_at,
     )
-    reply = None
-    if event is not None and sms.opt_out_type is None:
-        body = shipped_template(TemplateName.OPT_IN).render(business_name=policy.business_name)
-        reply = _reply(
-            conn, sms, policy, OutboxKind.OPT_IN_CONFIRMATION, body, event.hash, received_at
-        )
+    reply = _confirm(
+        conn, sms, policy, event, TemplateName.OPT_IN, OutboxKind.OPT_IN_CONFIRMATION, received_at
+    )
     return InboundOutcome(ReplyIntent.OPT_IN, ledger_event=event, reply=reply)
 
 
@@ -204,6 +198,22 @@ def _message(
             ),
         )
     return InboundOutcome(ReplyIntent.MESSAGE, cancelled=cancelled, forwarded=forwarded)
+
+
+def _confirm(
+    conn: Connection,
+    sms: InboundSms,
+    policy: SmsPolicy,
+    event: RecordedEvent | None,
+    template: TemplateName,
+    kind: OutboxKind,
+    received_at: datetime,
+) -> OutboxMessage | None:
+    """Confirm a recorded opt-out or opt-in, unless Twilio's Advanced Opt-Out already did."""
+    if event is None or sms.opt_out_type is not None:
+        return None
+    body = shipped_template(template).render(business_name=policy.business_name)
+    return _reply(conn, sms, policy, kind, body, event.hash, received_at)
 
 
 def _reply(
