@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import wave
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine
@@ -91,8 +91,8 @@ def record_call(
         audio_store.put(wav_from_ulaw(consent.answer_audio)) if consent.answer_audio else None
     )
     with engine.begin() as conn:
-        evidence = consent_evidence(business, identity, consent, ended_at)
-        event = append_event(conn, replace(evidence, audio_sha256=audio_sha256), ended_at)
+        evidence = consent_evidence(business, identity, consent, ended_at, audio_sha256)
+        event = append_event(conn, evidence, ended_at)
         queued = 0
         if consent.outcome is ConsentOutcome.AFFIRMATIVE:
             plan = plan_texts(
@@ -190,7 +190,11 @@ def _owner_summary(business: Business, record: CallRecord) -> CallSummary:
 
 
 def consent_evidence(
-    business: Business, identity: CallIdentity, attempt: ConsentAttempt, now: datetime
+    business: Business,
+    identity: CallIdentity,
+    attempt: ConsentAttempt,
+    now: datetime,
+    audio_sha256: str | None,
 ) -> ConsentEvidence:
     """The evidence record of ARCHITECTURE.md for this call's consent question."""
 
@@ -221,6 +225,7 @@ def consent_evidence(
         if granted
         else None,
         occurred_at=now,
+        audio_sha256=audio_sha256,
         note=attempt.note,
     )
 

@@ -207,34 +207,35 @@ class Conversation:
                 return ConsentAnswer.UNCLEAR
             if heard.digit is not None:
                 if keypad_from is not None and heard.at >= keypad_from:
-                    self._record_input(heard)
-                    self.consent.answers.append(heard)
+                    self._take_answer(heard)
                     return classify_keypad(heard.digit)
                 continue
             assert heard.utterance is not None
             if heard.utterance.start < after:
                 continue  # began while the question was still playing: not an answer
-            self._record_input(heard)
-            self.consent.answers.append(heard)
+            self._take_answer(heard)
             spoken = heard.utterance
             self.consent.answer_audio = self.bridge.caller_audio(
                 spoken.start - ANSWER_AUDIO_LEAD, spoken.end
             )
             return classify_answer(spoken.text)
 
-    async def _say(self, text: str) -> Playback:
-        playback = await self.bridge.say(text)
+    async def _say(self, text: str, *, interruptible: bool = True) -> Playback:
+        playback = await self.bridge.say(text, interruptible=interruptible)
         self.transcript.append(Turn("assistant", "speech", text, playback.started_at))
         return playback
 
     async def _say_uninterrupted(self, text: str) -> float | None:
         """Play ``text`` without barge-in; the stream time its last mark came back, or None."""
-        playback = await self.bridge.say(text, interruptible=False)
-        self.transcript.append(Turn("assistant", "speech", text, playback.started_at))
+        playback = await self._say(text, interruptible=False)
         result = await playback.finished()
         if self.bridge.ended:
             raise CallEnded(self.bridge.end_reason)
         return result.finished_at if result.played else None
+
+    def _take_answer(self, heard: CallerInput) -> None:
+        self._record_input(heard)
+        self.consent.answers.append(heard)
 
     def _record_input(self, heard: CallerInput) -> None:
         if heard.digit is not None:
