@@ -35,7 +35,7 @@ from media_stream import (
     ulaw_decode,
 )
 from media_stream.endpointing import Endpointer, SpeechBegan, SpeechEnded
-from voice_agent.chat import AgentReply, CallContext, CallerMessage, ChatModel
+from voice_agent.chat import AgentReply, CallContext, CallerMessage, ChatModel, WholeReply
 from voice_agent.services import Services
 
 TRANSCRIBER_NAME = "fake-transcriber"
@@ -115,14 +115,22 @@ class FakeTranscriptionSession:
         while (event := await self._events.get()) is not None:
             yield event
 
+    async def finalize(self) -> None:
+        """End the utterance in progress now, as if its closing silence had been heard."""
+        if not self._closed:
+            self._flush()
+
+    def _flush(self) -> None:
+        for ended in self._endpointer.flush():
+            self._dispatch(ended)
+
     async def close(self) -> None:
         """Close any open utterance, deliver what is pending, then end ``events``."""
         if self._closed:
             return
         self._closed = True
         try:
-            for ended in self._endpointer.flush():
-                self._dispatch(ended)
+            self._flush()
             if self._worker is not None:
                 self._pending.put_nowait(None)
                 await self._worker
@@ -163,7 +171,8 @@ class FakeTranscriber:
     def load(self) -> None:
         """Nothing to load."""
 
-    def open_session(self) -> FakeTranscriptionSession:
+    def open_session(self, keyterms: Sequence[str] = ()) -> FakeTranscriptionSession:
+        """A session hearing the script; ``keyterms`` change nothing for canned transcripts."""
         endpointer = Endpointer(silence_to_end=self._endpointing_silence)
         return FakeTranscriptionSession(self._transcripts, endpointer, self._delay)
 
@@ -229,6 +238,12 @@ class DelayedChatModel:
     ) -> AgentReply:
         await asyncio.sleep(self._delay)
         return await self._inner.reply(context, message, caller_said)
+
+    def reply_stream(
+        self, context: CallContext, message: CallerMessage, caller_said: str | None
+    ) -> WholeReply:
+        """The delayed reply as one piece: the delay stands for the model's whole answer."""
+        return WholeReply(self.reply(context, message, caller_said))
 
 
 def with_fake_engines(

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Row
 
+from consent_ledger.driver_sql import DriverStatement, instant_to_store, run
 from consent_ledger.evidence import ConsentEvidence, EventKind
 from consent_ledger.instants import format_instant, require_utc, stored_instant
 from consent_ledger.projection import ChainedEvidence, project
-from consent_ledger.tables import consent_chain_heads, consent_events
 
 logger = logging.getLogger(__name__)
 
@@ -102,31 +101,29 @@ def append_event(
     require_utc("recorded_at", recorded_at)
     head_seq, prev_hash = _lock_chain_head(conn, evidence.business_id)
     seq = head_seq + 1
-    body = canonical_json(
-        {
-            "schema": BODY_SCHEMA,
-            "seq": seq,
-            "recorded_at": recorded_at,
-            "evidence": evidence.to_dict(),
-        }
-    )
+    body_fields = {
+        "schema": BODY_SCHEMA,
+        "seq": seq,
+        "recorded_at": format_instant(recorded_at),
+        "evidence": evidence.to_dict(),
+    }
+    body = canonical_json(body_fields)
     digest = chain_hash(prev_hash, body)
-    conn.execute(
+    run(
+        conn,
         _INSERT_EVENT,
-        {
-            "business_id": evidence.business_id,
-            "seq": seq,
-            "phone_number": evidence.phone_number,
-            "kind": evidence.kind.value,
-            "recorded_at": recorded_at,
-            "body": body,
-            "prev_hash": prev_hash,
-            "hash": digest,
-        },
+        (
+            evidence.business_id,
+            seq,
+            evidence.phone_number,
+            evidence.kind.value,
+            instant_to_store(conn.dialect)(recorded_at),
+            body,
+            prev_hash,
+            digest,
+        ),
     )
-    conn.execute(
-        _ADVANCE_HEAD, {"head_business_id": evidence.business_id, "seq": seq, "hash": digest}
-    )
+    run(conn, _ADVANCE_HEAD, (seq, digest, evidence.business_id))
     project(conn, ChainedEvidence(seq=seq, hash=digest, recorded_at=recorded_at, evidence=evidence))
     logger.info(
         "consent event appended",
@@ -138,7 +135,7 @@ def append_event(
         phone_number=evidence.phone_number,
         kind=evidence.kind,
         recorded_at=recorded_at,
-        body=json.loads(body),
+        body=body_fields,  # holds only JSON values, so it equals json.loads(body)
         prev_hash=prev_hash,
         hash=digest,
     )
@@ -204,45 +201,35 @@ def event_from_row(row: Row[Any]) -> RecordedEvent:
     )
 
 
-# Statements of the append path, built once: executing a prepared statement with parameters
-# skips SQLAlchemy's per-call statement construction, which dominated the cost of an append.
-_SELECT_HEAD = (
-    select(consent_chain_heads.c.seq, consent_chain_heads.c.hash)
-    .where(consent_chain_heads.c.business_id == bindparam("business_id"))
-    .with_for_update()
+# The append path runs on the driver's cursor (see ``driver_sql``): it is the ledger's hot path.
+_SELECT_HEAD = DriverStatement.portable(
+    "SELECT seq, hash FROM consent_chain_heads WHERE business_id = ?", lock_rows=True
 )
-_INSERT_EVENT = insert(consent_events)
-_ADVANCE_HEAD = (
-    update(consent_chain_heads)
-    .where(consent_chain_heads.c.business_id == bindparam("head_business_id"))
-    .values(seq=bindparam("seq"), hash=bindparam("hash"))
+_CREATE_HEAD = DriverStatement.portable(
+    "INSERT INTO consent_chain_heads (business_id, seq, hash) VALUES (?, 0, ?) "
+    "ON CONFLICT (business_id) DO NOTHING"
 )
-_GENESIS_INSERTS = {
-    "postgresql": postgresql.insert(consent_chain_heads).on_conflict_do_nothing(
-        index_elements=[consent_chain_heads.c.business_id]
-    ),
-    "sqlite": sqlite.insert(consent_chain_heads).on_conflict_do_nothing(
-        index_elements=[consent_chain_heads.c.business_id]
-    ),
-}
+_INSERT_EVENT = DriverStatement.portable(
+    "INSERT INTO consent_events "
+    "(business_id, seq, phone_number, kind, recorded_at, body, prev_hash, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_ADVANCE_HEAD = DriverStatement.portable(
+    "UPDATE consent_chain_heads SET seq = ?, hash = ? WHERE business_id = ?"
+)
 
 
 def _lock_chain_head(conn: Connection, business_id: str) -> tuple[int, str]:
-    head = conn.execute(_SELECT_HEAD, {"business_id": business_id}).one_or_none()
-    if head is None:
-        _create_chain_head_if_missing(conn, business_id)
-        head = conn.execute(_SELECT_HEAD, {"business_id": business_id}).one()
-    return int(head.seq), str(head.hash)
+    """The chain's (seq, hash), its head row locked; a missing head is created race-free first.
 
-
-def _create_chain_head_if_missing(conn: Connection, business_id: str) -> None:
-    """Insert the genesis head race-free: a concurrent insert of the same head is not an error."""
-    statement = _GENESIS_INSERTS.get(conn.dialect.name)
-    if statement is None:
-        raise ValueError(
-            f"the consent ledger supports sqlite and postgresql, not {conn.dialect.name!r}"
-        )
-    conn.execute(statement, {"business_id": business_id, "seq": 0, "hash": GENESIS_HASH})
+    A concurrent creation of the same head is not an error: ``ON CONFLICT DO NOTHING``.
+    """
+    heads = run(conn, _SELECT_HEAD, (business_id,))
+    if not heads:
+        run(conn, _CREATE_HEAD, (business_id, GENESIS_HASH))
+        heads = run(conn, _SELECT_HEAD, (business_id,))
+    seq, digest = heads[0]
+    return int(seq), str(digest)
 
 
 def _is_event_body(body: object) -> bool:

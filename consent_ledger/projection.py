@@ -25,8 +25,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, insert
 
+from consent_ledger.driver_sql import DriverStatement, instant_from_store, instant_to_store, run
 from consent_ledger.evidence import CONSENT_GIVING_KINDS, ConsentEvidence, EventKind
 from consent_ledger.instants import stored_instant
 from consent_ledger.tables import consent_states
@@ -119,17 +120,21 @@ def fold(events: Iterable[ChainedEvidence]) -> ConsentStateRow | None:
     return state
 
 
-_SELECT_STATE = (
-    select(consent_states)
-    .where(consent_states.c.business_id == bindparam("business_id"))
-    .where(consent_states.c.phone_number == bindparam("phone_number"))
+_STATE_COLUMNS = tuple(column.name for column in consent_states.columns)
+_KEY_COLUMNS = ("business_id", "phone_number")
+_VALUE_COLUMNS = tuple(name for name in _STATE_COLUMNS if name not in _KEY_COLUMNS)
+_INSTANT_COLUMNS = frozenset({"window_start", "window_end", "updated_at"})
+_STATE_KEY = "business_id = ? AND phone_number = ?"
+_SELECT_STATE = f"SELECT {', '.join(_STATE_COLUMNS)} FROM consent_state WHERE {_STATE_KEY}"
+_READ_STATE = DriverStatement.portable(_SELECT_STATE)
+_LOCK_STATE = DriverStatement.portable(_SELECT_STATE, lock_rows=True)
+_INSERT_STATE = DriverStatement.portable(
+    f"INSERT INTO consent_state ({', '.join(_STATE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _STATE_COLUMNS)})"
 )
-_SELECT_STATE_FOR_UPDATE = _SELECT_STATE.with_for_update()
-_INSERT_STATE = insert(consent_states)
-_UPDATE_STATE = (
-    update(consent_states)
-    .where(consent_states.c.business_id == bindparam("key_business_id"))
-    .where(consent_states.c.phone_number == bindparam("key_phone_number"))
+_UPDATE_STATE = DriverStatement.portable(
+    f"UPDATE consent_state SET {', '.join(f'{name} = ?' for name in _VALUE_COLUMNS)} "
+    f"WHERE {_STATE_KEY}"
 )
 
 
@@ -137,34 +142,32 @@ def project(conn: Connection, event: ChainedEvidence) -> ConsentStateRow:
     """Fold a just-appended event into its number's stored standing, in the caller's transaction.
 
     The row is read ``FOR UPDATE`` on PostgreSQL, so a concurrent rebuild (which locks the table)
-    finishes before the row is read.
+    finishes before the row is read. Runs on the driver's cursor, as the rest of an append does.
     """
     evidence = event.evidence
     before = consent_state(conn, evidence.business_id, evidence.phone_number, for_update=True)
     after = advance(before, event)
-    columns = _columns(after)
+    stored = _stored_values(conn, after)
     if before is None:
-        conn.execute(_INSERT_STATE, columns)
+        run(conn, _INSERT_STATE, [stored[name] for name in _STATE_COLUMNS])
     else:
-        key = {"key_business_id": after.business_id, "key_phone_number": after.phone_number}
-        conn.execute(_UPDATE_STATE, {**columns, **key})
+        columns = (*_VALUE_COLUMNS, *_KEY_COLUMNS)  # the SET values, then the WHERE key
+        run(conn, _UPDATE_STATE, [stored[name] for name in columns])
     return after
 
 
 def store_states(conn: Connection, states: list[ConsentStateRow]) -> None:
     """Insert freshly computed rows (a rebuild, after the old rows were deleted)."""
     if states:
-        conn.execute(insert(consent_states), [_columns(state) for state in states])
+        conn.execute(insert(consent_states), [_column_values(state) for state in states])
 
 
 def consent_state(
     conn: Connection, business_id: str, phone_number: str, *, for_update: bool = False
 ) -> ConsentStateRow | None:
     """The stored standing of ``phone_number`` with ``business_id``; None: nothing on record."""
-    statement = _SELECT_STATE_FOR_UPDATE if for_update else _SELECT_STATE
-    key = {"business_id": business_id, "phone_number": phone_number}
-    row = conn.execute(statement, key).one_or_none()
-    return None if row is None else _state_from_row(row)
+    rows = run(conn, _LOCK_STATE if for_update else _READ_STATE, (business_id, phone_number))
+    return _state_from_stored(conn, rows[0]) if rows else None
 
 
 def _apply(state: ConsentStateRow, event: ChainedEvidence) -> ConsentStateRow:
@@ -240,39 +243,28 @@ def _forgetting_consent(state: ConsentStateRow) -> ConsentStateRow:
     )
 
 
-def _columns(state: ConsentStateRow) -> dict[str, Any]:
+def _column_values(state: ConsentStateRow) -> dict[str, Any]:
+    """The row's values by column name, as SQLAlchemy takes them."""
+    values = {name: getattr(state, name) for name in _STATE_COLUMNS}
+    values["status"] = state.status.value
+    return values
+
+
+def _stored_values(conn: Connection, state: ConsentStateRow) -> dict[str, Any]:
+    """The row's values by column name, times in the form the database stores them."""
+    to_store = instant_to_store(conn.dialect)
     return {
-        "business_id": state.business_id,
-        "phone_number": state.phone_number,
-        "status": state.status.value,
-        "event_hash": state.event_hash,
-        "event_seq": state.event_seq,
-        "consent_hash": state.consent_hash,
-        "consent_seq": state.consent_seq,
-        "window_start": state.window_start,
-        "window_end": state.window_end,
-        "max_texts": state.max_texts,
-        "last_seq": state.last_seq,
-        "updated_at": state.updated_at,
+        name: to_store(value) if name in _INSTANT_COLUMNS else value
+        for name, value in _column_values(state).items()
     }
 
 
-def _state_from_row(row: Row[Any]) -> ConsentStateRow:
-    return ConsentStateRow(
-        business_id=row.business_id,
-        phone_number=row.phone_number,
-        status=ConsentStatus(row.status),
-        event_hash=row.event_hash,
-        event_seq=row.event_seq,
-        consent_hash=row.consent_hash,
-        consent_seq=row.consent_seq,
-        window_start=_optional_instant(row.window_start),
-        window_end=_optional_instant(row.window_end),
-        max_texts=row.max_texts,
-        last_seq=row.last_seq,
-        updated_at=stored_instant(row.updated_at),
-    )
-
-
-def _optional_instant(value: datetime | None) -> datetime | None:
-    return None if value is None else stored_instant(value)
+def _state_from_stored(conn: Connection, values: tuple[Any, ...]) -> ConsentStateRow:
+    """The standing a stored row (in the table's column order) holds."""
+    from_store = instant_from_store(conn.dialect)
+    row = dict(zip(_STATE_COLUMNS, values, strict=True))
+    for name in _INSTANT_COLUMNS:
+        stored = row[name]
+        row[name] = None if stored is None else stored_instant(from_store(stored))
+    row["status"] = ConsentStatus(row["status"])
+    return ConsentStateRow(**row)

@@ -1,5 +1,11 @@
 """Web pages and HTTP access for owners and auditors: scoped, read-only views of the evidence."""
 
+from dashboard.access_tokens import (
+    AUDITOR_TOKENS,
+    OWNER_TOKENS,
+    AccessToken,
+    TokenStore,
+)
 from dashboard.audit_routes import AuditContext, audit_router
 from dashboard.auditor_tokens import (
     AuditorToken,
@@ -11,18 +17,37 @@ from dashboard.auditor_tokens import (
     list_tokens,
     revoke_token,
 )
+from dashboard.call_log import (
+    BusinessProfile,
+    CallDetails,
+    CallListing,
+    CallLog,
+    TranscriptLine,
+)
+from dashboard.owner_routes import OwnerContext, owner_router
 from dashboard.tables import metadata
 
 __all__ = [
+    "AUDITOR_TOKENS",
+    "OWNER_TOKENS",
+    "AccessToken",
     "AuditContext",
     "AuditorToken",
+    "BusinessProfile",
+    "CallDetails",
+    "CallListing",
+    "CallLog",
     "IssuedToken",
+    "OwnerContext",
     "TokenError",
     "TokenStatus",
+    "TokenStore",
+    "TranscriptLine",
     "audit_router",
     "authenticate",
     "issue_token",
     "list_tokens",
     "metadata",
+    "owner_router",
     "revoke_token",
 ]

@@ -1,7 +1,9 @@
-"""The dashboard's own tables: the tokens that let an auditor read one business's consent records.
+"""The dashboard's own tables: access tokens for auditors and for owners, and owners' sessions.
 
-Only the sha256 of a token is stored, never the token itself. Rows are never deleted: a revoked or
-expired token stays listed so that the operator can see who had access and until when.
+Only the sha256 of a token or a session is stored, never the secret itself. Token rows are never
+deleted: a revoked or expired token stays listed so that the operator can see who had access and
+until when. Auditor and owner tokens live in tables of their own, so a token of one kind can never
+be looked up as the other.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -20,18 +23,43 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-auditor_tokens = Table(
-    "auditor_tokens",
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _token_table(name: str) -> Table:
+    """A table of tokens that each open one business's records."""
+    return Table(
+        name,
+        metadata,
+        Column("id", _ID, primary_key=True),
+        Column("business_id", String(64), nullable=False),
+        Column("label", String(200), nullable=False),
+        Column("token_sha256", String(64), nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("expires_at", DateTime(timezone=True), nullable=False),
+        Column("revoked_at", DateTime(timezone=True), nullable=True),
+        Column("last_used_at", DateTime(timezone=True), nullable=True),
+        UniqueConstraint("token_sha256", name=f"uq_{name}_token_sha256"),
+        Index(f"ix_{name}_business", "business_id"),
+        sqlite_autoincrement=True,
+    )
+
+
+auditor_tokens = _token_table("auditor_tokens")
+owner_tokens = _token_table("owner_tokens")
+
+owner_sessions = Table(
+    "owner_sessions",
     metadata,
-    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
-    Column("business_id", String(64), nullable=False),
-    Column("label", String(200), nullable=False),
-    Column("token_sha256", String(64), nullable=False),
+    Column("id", _ID, primary_key=True),
+    Column("token_id", _ID, ForeignKey("owner_tokens.id"), nullable=False),
+    Column("session_sha256", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
-    Column("last_used_at", DateTime(timezone=True), nullable=True),
-    UniqueConstraint("token_sha256", name="uq_auditor_tokens_token_sha256"),
-    Index("ix_auditor_tokens_business", "business_id"),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("session_sha256", name="uq_owner_sessions_session_sha256"),
+    Index("ix_owner_sessions_token", "token_id"),
     sqlite_autoincrement=True,
 )
+"""A signed-in browser: the cookie holds a random secret, this row its hash. A session works
+until it expires or is ended (signing out), and only while its owner token still works."""

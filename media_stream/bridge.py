@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from media_stream.codec import FRAME_BYTES
-from media_stream.ports import SpeechStarted, Synthesizer, TranscriptionSession, Utterance
+from media_stream.ports import (
+    SpeechEvent,
+    SpeechStarted,
+    SpeechStopped,
+    Synthesizer,
+    TranscriptionSession,
+    Utterance,
+)
 from media_stream.protocol import (
     Clear,
     Dtmf,
@@ -94,12 +101,14 @@ class CallerInput:
 class PlaybackResult:
     """How a reply ended: fully played (proven by its last mark), cleared, or cut off by hang-up.
 
-    ``finished_at`` is the stream time when that became known.
+    ``finished_at`` is the stream time when that became known, ``known_at`` the
+    ``time.monotonic()`` (for a played reply: when its last mark arrived).
     """
 
     played: bool
     finished_at: float
     cleared: bool = False
+    known_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -131,17 +140,35 @@ class Playback:
         return await asyncio.shield(self.result)
 
 
-class CallBridge:
-    """One call's media stream: inbound frames, caller input, outbound speech."""
+class _Unheard:
+    """The transcription of a stream nobody listens to (before ``listen``, or a call that only
+    hears an apology): the caller's audio is dropped and no speech is ever reported."""
 
-    def __init__(
-        self,
-        socket: StreamSocket,
-        transcription: TranscriptionSession,
-        synthesizer: Synthesizer,
-    ) -> None:
+    def send_audio(self, ulaw: bytes, at: float) -> None:
+        """Drop the audio."""
+
+    async def events(self) -> AsyncIterator[SpeechEvent]:
+        """Nothing, ever: an async generator that ends at once."""
+        return
+        yield
+
+    async def finalize(self) -> None:
+        """Nothing is in progress."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+
+class CallBridge:
+    """One call's media stream: inbound frames, caller input, outbound speech.
+
+    ``open`` reads up to Twilio's ``start``, which names the business; ``listen`` then hands
+    the bridge the call's transcription session (chosen for that business) and starts reading.
+    """
+
+    def __init__(self, socket: StreamSocket, synthesizer: Synthesizer) -> None:
         self._socket = socket
-        self._transcription = transcription
+        self._transcription: TranscriptionSession = _Unheard()
         self._synthesizer = synthesizer
         self._order = InboundOrder()
         self._inputs: asyncio.Queue[CallerInput | None] = asyncio.Queue()
@@ -157,13 +184,14 @@ class CallBridge:
         self.skipped_frames = 0
         self._arrivals: deque[tuple[float, float]] = deque(maxlen=ARRIVALS_KEPT)
         self._recording: deque[tuple[float, bytes]] | None = None
+        self._speech_stop_waiters: list[asyncio.Future[float]] = []
 
     @property
     def ended(self) -> bool:
         return self._ended.is_set()
 
     async def open(self) -> Start:
-        """Read until Twilio's ``start``, then read and transcribe in the background."""
+        """Read until Twilio's ``start``; what follows waits on the websocket for ``listen``."""
         while self.start is None:
             message = await self._next_message()
             if message is None:
@@ -172,11 +200,30 @@ class CallBridge:
                 self.start = message
             elif isinstance(message, Stop):
                 raise CallEnded("the stream stopped before it started")
+        return self.start
+
+    def listen(self, transcription: TranscriptionSession | None = None) -> None:
+        """Read the stream in the background from where ``open`` stopped (nothing is lost),
+        feeding the caller's audio to ``transcription``, which the bridge now owns and closes.
+        Without one the caller is not heard, as on a call that only gets an apology."""
+        assert self.start is not None and not self._tasks, "listen once, after open"
+        if transcription is not None:
+            self._transcription = transcription
         self._tasks = [
             asyncio.create_task(self._read_stream(), name="bridge-reader"),
             asyncio.create_task(self._read_transcripts(), name="bridge-transcripts"),
         ]
-        return self.start
+
+    async def speech_stopped(self) -> float:
+        """Wait until the transcriber hears the caller stop speaking before it has their final
+        words; the stream time they stopped (see `finalize_transcript`)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._speech_stop_waiters.append(waiter)
+        return await waiter
+
+    async def finalize_transcript(self) -> None:
+        """Ask the transcriber for the final words of what the caller said so far, now."""
+        await self._transcription.finalize()
 
     async def say(self, text: str, *, interruptible: bool = True) -> Playback:
         """Synthesize ``text`` and send it, with a mark after each sentence; returns once all
@@ -289,6 +336,8 @@ class CallBridge:
         await self._send(encode_outbound(OutboundMark(self.start.stream_sid, name)))
 
     async def _send(self, text: str) -> None:
+        if self.ended:  # e.g. the caller hung up while the reply was being synthesized
+            raise CallEnded(self.end_reason)
         try:
             await self._socket.send_text(text)
         except StreamClosed:
@@ -341,8 +390,16 @@ class CallBridge:
         async for event in self._transcription.events():
             if isinstance(event, SpeechStarted):
                 await self._barge_in(event)
+            elif isinstance(event, SpeechStopped):
+                self._report_speech_stop(event.at)
             elif not self.ended:
                 self._inputs.put_nowait(CallerInput(at=event.end, utterance=event))
+
+    def _report_speech_stop(self, at: float) -> None:
+        waiters, self._speech_stop_waiters = self._speech_stop_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(at)
 
     async def _barge_in(self, event: SpeechStarted) -> None:
         playback = self._current

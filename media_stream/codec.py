@@ -34,7 +34,7 @@ _DECODE_TABLE = _build_decode_table()
 
 def ulaw_decode(data: bytes) -> npt.NDArray[np.int16]:
     """μ-law bytes → int16 PCM samples."""
-    return _DECODE_TABLE[np.frombuffer(data, dtype=np.uint8)]
+    return _DECODE_TABLE.take(np.frombuffer(data, dtype=np.uint8))  # faster than indexing
 
 
 def ulaw_encode(pcm: npt.NDArray[np.int16]) -> bytes:

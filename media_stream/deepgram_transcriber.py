@@ -12,7 +12,10 @@ with the audio. A receiver task turns Deepgram's messages into speech events:
   when VAD is quiet, and VAD alone (a sound with no words yet) drives it too.
 * One `Utterance` per finished utterance: final results accumulate until one is marked
   ``speech_final`` (the endpointer), comes ``from_finalize`` (our `DeepgramSession.finalize`)
-  or an ``UtteranceEnd`` arrives. Words keep their timings and confidences (punctuated form
+  or an ``UtteranceEnd`` arrives. An ``UtteranceEnd`` while the last words are still interim
+  is reported as `SpeechStopped` instead, and the next final result ends the utterance, so
+  those words are not cut off into an utterance of their own (``finalize`` asks Deepgram for
+  that final at once). Words keep their timings and confidences (punctuated form
   preferred); confidence is the mean word confidence; start and end are the first word's
   start and the last word's end. Unlike Whisper's, no empty utterance is ever reported.
 
@@ -53,13 +56,21 @@ from deepgram.listen.v1 import (
 )
 
 from media_stream.codec import SAMPLE_RATE
-from media_stream.ports import SpeechEvent, SpeechStarted, TranscriberFailure, Utterance, Word
+from media_stream.ports import (
+    SpeechEvent,
+    SpeechStarted,
+    SpeechStopped,
+    TranscriberFailure,
+    Utterance,
+    Word,
+)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "nova-3"
 _CLOCK_GAP_TOLERANCE = 0.005  # seconds: a larger jump in ``at`` is a gap in the audio
 MAX_MEDIA_BYTES = 4000  # at most 0.5 s of audio per websocket message, however much is queued
+MAX_KEYTERMS = 100  # Deepgram's limit per stream
 
 
 @dataclass(frozen=True)
@@ -165,7 +176,10 @@ class DeepgramTranscriber:
 
 
 def _distinct_terms(terms: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys(t.strip() for t in terms if t.strip()))
+    distinct = list(dict.fromkeys(t.strip() for t in terms if t.strip()))
+    if len(distinct) > MAX_KEYTERMS:
+        logger.warning("%d keyterms; Deepgram takes the first %d", len(distinct), MAX_KEYTERMS)
+    return distinct[:MAX_KEYTERMS]
 
 
 class _StreamClock:
@@ -235,7 +249,7 @@ def _transcript(message: ListenV1Results, clock: _StreamClock) -> _Transcript:
 
 
 class _UtteranceAssembler:
-    """Turns checked transcripts and VAD onsets into `SpeechStarted` and `Utterance` events.
+    """Turns checked transcripts, VAD onsets and utterance ends into speech events.
 
     An onset is reported once, by whichever comes first: Deepgram's VAD or the utterance's
     first words. A VAD onset more than ``onset_window`` from the words is a different
@@ -250,6 +264,8 @@ class _UtteranceAssembler:
         self._words_onset: float | None = None  # where this utterance's first words began
         self._vad_onset: float | None = None
         self._previous_end = -math.inf
+        self._interim_end: float | None = None  # end of interim words no final covers yet
+        self._stopped = False  # speech stopped before its final: the next final ends it
 
     def vad_onset(self, at: float) -> list[SpeechEvent]:
         words = self._words_onset
@@ -264,19 +280,32 @@ class _UtteranceAssembler:
             self._words_onset = transcript.words[0].start
             if not self._vad_reported(self._words_onset):
                 events.append(SpeechStarted(self._words_onset))
-        if transcript.is_final:
-            if transcript.words:
-                self._texts.append(transcript.text)
-                self._words.extend(transcript.words)
-            elif not self._words:
-                self._words_onset = None  # the interim words were withdrawn
-            if transcript.ends_utterance:
-                events.extend(self.finish_utterance())
+        if not transcript.is_final:
+            if transcript.words:  # only a final settles them, even if a later interim is empty
+                self._interim_end = transcript.words[-1].end
+            return events
+        self._interim_end = None
+        if transcript.words:
+            self._texts.append(transcript.text)
+            self._words.extend(transcript.words)
+        elif not self._words:
+            self._words_onset = None  # the interim words were withdrawn
+        if transcript.ends_utterance or self._stopped:
+            events.extend(self.finish_utterance())
         return events
+
+    def utterance_end(self) -> list[SpeechEvent]:
+        """Deepgram heard the words stop: the utterance is over, unless its last words are
+        still interim; then the caller stopped, and the final that settles them ends it."""
+        if self._interim_end is None:
+            return self.finish_utterance()
+        self._stopped = True
+        return [SpeechStopped(self._interim_end)]
 
     def finish_utterance(self) -> list[SpeechEvent]:
         """The utterance heard so far, if any words were final; starts the next one."""
         self._words_onset = None
+        self._stopped = False
         if not self._words:
             return []
         words = tuple(self._words)
@@ -300,7 +329,7 @@ class _Control(enum.Enum):
 
 
 class DeepgramSession:
-    """One call's Deepgram websocket: implements `TranscriptionSession`, plus `finalize`.
+    """One call's Deepgram websocket: a `TranscriptionSession`.
 
     Build it through `DeepgramTranscriber.open_session` inside the event loop; it connects at
     once, and audio sent meanwhile is held and sent when the websocket opens.
@@ -481,7 +510,7 @@ class DeepgramSession:
             if isinstance(message, ListenV1SpeechStarted):
                 return self._assembler.vad_onset(self._clock.to_stream(_seconds(message.timestamp)))
             if isinstance(message, ListenV1UtteranceEnd):
-                return self._assembler.finish_utterance()
+                return self._assembler.utterance_end()
             if isinstance(message, ListenV1Metadata):
                 logger.debug("Deepgram stream metadata: request %s", message.request_id)
             elif isinstance(message, ListenV1Error):

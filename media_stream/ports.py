@@ -6,7 +6,7 @@ stream clock (the caller's audio timeline, taken from Twilio's ``media.timestamp
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,6 +29,15 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True)
+class SpeechStopped:
+    """The caller stopped speaking at ``at`` (stream seconds) before the engine settled on the
+    final words: their `Utterance` is still to come, and `TranscriptionSession.finalize` asks
+    for it at once instead of waiting for the engine's own endpointing."""
+
+    at: float
+
+
+@dataclass(frozen=True)
 class Utterance:
     """A final transcript of one stretch of caller speech.
 
@@ -45,7 +54,7 @@ class Utterance:
     endpointed_at: float | None = None  # time.monotonic() when the end of speech was detected
 
 
-SpeechEvent = SpeechStarted | Utterance
+SpeechEvent = SpeechStarted | SpeechStopped | Utterance
 
 
 class TranscriberFailure(Exception):
@@ -65,6 +74,11 @@ class TranscriptionSession(Protocol):
     def events(self) -> AsyncIterator[SpeechEvent]:
         """Speech events in order; the iterator ends after ``close``."""
 
+    async def finalize(self) -> None:
+        """The caller has finished: report the utterance in progress now, from the audio sent
+        so far, without waiting for the endpointer (the conversation calls this when the
+        consent answer ends, so the answer is decided at once)."""
+
     async def close(self) -> None:
         """Flush pending speech and stop; ``events`` ends after what is pending."""
 
@@ -77,7 +91,10 @@ class Transcriber(Protocol):
     def load(self) -> None:
         """Get ready to transcribe (load a model, check a key); idempotent."""
 
-    def open_session(self) -> TranscriptionSession: ...
+    def open_session(self, keyterms: Sequence[str] = ()) -> TranscriptionSession:
+        """A session for one call. ``keyterms`` are words the call is likely to hold (the
+        business's name and services, never answer words such as "yes", which must not be
+        favoured); an engine may use them to recognise those words better, or ignore them."""
 
 
 class Synthesizer(Protocol):

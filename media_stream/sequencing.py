@@ -72,19 +72,20 @@ class InboundOrder:
         return None
 
     def _out_of_order(self, message: Start | Media | Dtmf | Mark | Stop) -> str | None:
-        event = _event_name(message)
         if self._stopped:
-            return f"{event} after stop"
+            return f"{_event_name(message)} after stop"
         if isinstance(message, Start):
             if self.started:
                 return "duplicate start"
         elif self._stream_sid is None:
-            return f"{event} before start"
+            return f"{_event_name(message)} before start"
         elif message.stream_sid != self._stream_sid:
-            return f"{event} for stream {message.stream_sid}, not {self._stream_sid}"
+            return (
+                f"{_event_name(message)} for stream {message.stream_sid}, not {self._stream_sid}"
+            )
         if message.sequence_number <= self._last_sequence_number:
             return (
-                f"{event} sequence number {message.sequence_number} is not after "
+                f"{_event_name(message)} sequence number {message.sequence_number} is not after "
                 f"{self._last_sequence_number} (duplicate or out of order)"
             )
         if isinstance(message, Media):

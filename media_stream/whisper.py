@@ -12,6 +12,9 @@ floor; a looping transcript (compression ratio above 2.4) counts as nothing hear
 lone "Thank you."-style segment that Whisper itself doubts, or that lies after the speech
 ended, is dropped. Whisper pins its first word to the start of the clip, so an utterance's
 start is the endpointer's onset, not Whisper's.
+
+A call's keyterms are not given to Whisper: a prompt or hotwords make it write those words
+into noise and silence, and the consent answer must be heard exactly as it was said.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -260,7 +263,8 @@ class WhisperTranscriber:
             )
             return [_heard(segment) for segment in segments]  # decoding happens here
 
-    def open_session(self) -> WhisperSession:
+    def open_session(self, keyterms: Sequence[str] = ()) -> WhisperSession:
+        """A session for one call; ``keyterms`` are ignored (see the module's docstring)."""
         return WhisperSession(self)
 
 
@@ -332,6 +336,14 @@ class WhisperSession:
         """`SpeechStarted` at each onset and an `Utterance` per stretch of speech, in order."""
         while (event := await self._events.get()) is not None:
             yield event
+
+    async def finalize(self) -> None:
+        """End the utterance in progress now, as if its closing silence had been heard: a
+        confirmed stretch of speech is transcribed, a blip too short to count is dropped."""
+        if self._closed:
+            return
+        for ended in self._endpointer.flush():
+            self._dispatch(ended)
 
     async def close(self) -> None:
         """Close any open utterance, wait for pending transcriptions, then end ``events``."""

@@ -25,11 +25,19 @@ from sms_sender.segments import segment_count
 from sms_sender.send_rules import SendRules
 from sms_sender.tables import metadata
 from sms_sender.templates import ConfirmationRequest, render_confirmation
+from sms_sender.text_history import (
+    TextRecord,
+    business_texts,
+    count_texts,
+    texts_sent_for_calls,
+    texts_with_number,
+)
 from sms_sender.thread import Direction, ThreadEntry, conversation_thread
 from sms_sender.transport import OutgoingSms, SendFailed, SendReceipt, SmsTransport
-from sms_sender.twilio_transport import TwilioSmsTransport
+from sms_sender.twilio_transport import OUTBOX_ID_PARAMETER, TwilioSmsTransport
 
 __all__ = [
+    "OUTBOX_ID_PARAMETER",
     "CallSummary",
     "ConfirmationRequest",
     "DeliveryReport",
@@ -53,13 +61,16 @@ __all__ = [
     "SmsPolicy",
     "SmsTransport",
     "TextPlan",
+    "TextRecord",
     "ThreadEntry",
     "TwilioSmsTransport",
+    "business_texts",
     "cancel_message",
     "cancel_pending",
     "classify_reply",
     "conversation_thread",
     "count_sent",
+    "count_texts",
     "dispatch_due",
     "get_message",
     "handle_inbound",
@@ -73,4 +84,6 @@ __all__ = [
     "recover_stale_claims",
     "render_confirmation",
     "segment_count",
+    "texts_sent_for_calls",
+    "texts_with_number",
 ]

@@ -11,8 +11,10 @@ A pass has three steps, each its own transaction:
    ``send_rules``), re-check with the provider when an earlier attempt may have reached it, hand the
    text to the transport and record the outcome. The send happens while the row is locked, so a
    revocation that cancels it waits, and once the revocation commits nothing it cancelled can reach
-   the transport. On PostgreSQL a transaction-scoped advisory lock per business and number also
-   serialises two workers texting the same number, so counts of texts sent are never stale.
+   the transport. A status callback waits on the same lock; one that came while no MessageSid
+   could be recorded is applied with it (``delivery.apply_early_report``). On PostgreSQL a
+   transaction-scoped advisory lock per business and number also serialises two workers texting
+   the same number, so counts of texts sent are never stale.
 
 No duplicates: a row whose earlier attempt may have been accepted (a worker died mid-send, a
 timeout) is looked up with the provider before it is sent again. Failures close: a row whose
@@ -23,7 +25,6 @@ revocation and cancels the number's pending texts in the send's transaction.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -31,10 +32,12 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, select, update
 
-from consent_ledger import ConsentMethod, revoke
-from sms_sender.outbox import OutboxMessage, OutboxStatus, cancel_pending, message_from_row
+from sms_sender.advisory_lock import lock_until_commit
+from sms_sender.carrier_opt_out import UNSUBSCRIBED_AT_CARRIER, revoke_after_carrier_opt_out
+from sms_sender.delivery import apply_early_report
+from sms_sender.outbox import OutboxMessage, OutboxStatus, message_from_row
 from sms_sender.send_rules import SendRules, Verdict, judge
 from sms_sender.tables import outbox
 from sms_sender.transport import OutgoingSms, SendFailed, SendReceipt, SmsTransport
@@ -45,7 +48,6 @@ MAX_SEND_ATTEMPTS = 5
 FIRST_RETRY_DELAY = timedelta(seconds=30)
 LEASE = timedelta(minutes=5)
 LEASE_BATCH = 10
-UNSUBSCRIBED_AT_CARRIER = 21610
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,7 @@ def _dispatch_leased(
             return _send_claimed(conn, transport, message_id, now, rules, in_flight)
     except Exception:
         logger.exception("dispatching outbox row %d failed; rolled back", message_id)
-        return _record_after_error(engine, message_id, in_flight.receipt, now)
+        return _record_after_error(engine, message_id, in_flight.receipt, now, rules)
 
 
 def _send_claimed(
@@ -186,7 +188,10 @@ def _send_claimed(
     if not verdict.allowed:
         return _hold_back(conn, message, verdict)
     sms = OutgoingSms(
-        to_number=message.to_number, from_number=message.from_number, body=message.body
+        to_number=message.to_number,
+        from_number=message.from_number,
+        body=message.body,
+        outbox_id=message.id,
     )
     try:
         receipt = _accepted_before(transport, message, sms) or transport.send(sms)
@@ -204,6 +209,8 @@ def _send_claimed(
     logger.info(
         "outbox row %d sent through %s", message.id, transport.name, extra=_log_fields(message)
     )
+    if message.attempts > 1:  # a first attempt's callbacks wait for this transaction instead
+        apply_early_report(conn, message.id, receipt.provider_message_id, now, rules)
     return _Outcome.SENT
 
 
@@ -250,11 +257,7 @@ def _hold_back(conn: Connection, message: OutboxMessage, verdict: Verdict) -> _O
 
 def _serialise_per_recipient(conn: Connection, message: OutboxMessage) -> None:
     """On PostgreSQL, wait for any other worker sending to this number for this business."""
-    if conn.dialect.name != "postgresql":
-        return
-    recipient = f"sms_sender.outbox:{message.business_id}:{message.to_number}".encode()
-    key = int.from_bytes(hashlib.sha256(recipient).digest()[:8], "big", signed=True)
-    conn.execute(select(func.pg_advisory_xact_lock(key)))
+    lock_until_commit(conn, f"sms_sender.outbox:{message.business_id}:{message.to_number}")
 
 
 def _after_send_failed(
@@ -282,39 +285,16 @@ def _after_send_failed(
     return _Outcome.RETRIED
 
 
-def revoke_after_carrier_opt_out(
-    conn: Connection, message: OutboxMessage, now: datetime, rules: SendRules
-) -> None:
-    """The carrier says the recipient unsubscribed (21610): cancel every pending text to them
-    and record the revocation in the ledger, in the caller's transaction."""
-    cancel_pending(conn, message.business_id, message.to_number, "unsubscribed at the carrier")
-    policy = rules.policies(conn, message.business_id) if rules.policies else None
-    if policy is None:
-        logger.error(
-            "no policy for %s: the carrier opt-out cancels texts but is not in the ledger",
-            message.business_id,
-        )
-        return
-    revoke(
-        conn,
-        message.business_id,
-        policy.business_name,
-        message.to_number,
-        ConsentMethod.SMS_KEYWORD,
-        now,
-        now,
-    )
-
-
 def retry_delay(attempts: int) -> timedelta:
     """How long to wait after the ``attempts``-th transient failure: 30 s, 60 s, 120 s, …"""
     return FIRST_RETRY_DELAY * 2 ** (attempts - 1)
 
 
 def _record_after_error(
-    engine: Engine, message_id: int, receipt: SendReceipt | None, now: datetime
+    engine: Engine, message_id: int, receipt: SendReceipt | None, now: datetime, rules: SendRules
 ) -> _Outcome:
-    """After a rollback: the row is sent if the provider accepted it, otherwise failed."""
+    """After a rollback: the row is sent if the provider accepted it (with any delivery report
+    that came meanwhile), otherwise failed."""
     outcome = _Outcome.FAILED if receipt is None else _Outcome.SENT
     values: dict[str, Any] = (
         {"status": OutboxStatus.FAILED.value, "reason": "internal error"}
@@ -333,6 +313,8 @@ def _record_after_error(
                 .where(outbox.c.id == message_id, outbox.c.status == OutboxStatus.CLAIMED.value)
                 .values(**values)
             )
+            if recorded.rowcount == 1 and receipt is not None:
+                apply_early_report(conn, message_id, receipt.provider_message_id, now, rules)
     except Exception:
         logger.exception("could not record the outcome of outbox row %d", message_id)
         return outcome

@@ -4,9 +4,12 @@ Each inbound text is stored once per Twilio MessageSid (a repeated webhook does 
 the caller's thread, classified by ``keywords.classify_reply``, and acted on in the same
 transaction:
 
-- opt-out: every pending text to the number is cancelled and a ``revoked`` event is appended to
-  the ledger, together; one confirmation is queued when a consent was in force, unless Twilio's
-  Advanced Opt-Out already answered (``OptOutType``);
+- opt-out: every pending text to the number is cancelled and, when a consent is in force, a
+  ``revoked`` event pointing at it is appended to the ledger, together. One confirmation is
+  queued, unless Twilio's Advanced Opt-Out already answered (``OptOutType``) or the number's
+  previous opt-out or opt-in text was an opt-out too (a repeated STOP). A number with no consent
+  in force gets no ledger event — there is nothing to point at, and the gate already refuses it
+  every consented text — but its text is kept here and its confirmation in the outbox;
 - HELP: the HELP reply (not counted against any cap), unless Twilio already answered;
 - START / UNSTOP, or a bare YES from a number that opted out: a ``resubscribed`` event and a
   confirmation;
@@ -14,21 +17,21 @@ transaction:
   the owner's opt-in stands), and it cancels the pending no-reply follow-up.
 
 Replies go through the outbox like every other text, so each is recorded and sent by the
-dispatcher.
+dispatcher. Texts from one number to one business are acted on one at a time (a lock per number),
+so two STOPs sent together are confirmed once.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Insert, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, select, update
 
 from consent_ledger import ConsentMethod, RecordedEvent, resubscribe, revoke
-from sms_sender.keywords import ReplyIntent, classify_reply, is_bare_yes
+from sms_sender.advisory_lock import lock_until_commit
+from sms_sender.keywords import ReplyIntent, classify_reply, is_bare_yes, is_opt_out_keyword
 from sms_sender.message_templates import TemplateName, shipped_template
 from sms_sender.outbox import (
     OutboxKind,
@@ -39,7 +42,7 @@ from sms_sender.outbox import (
     queue_text,
 )
 from sms_sender.policy import SmsPolicy
-from sms_sender.tables import sms_inbound
+from sms_sender.tables import insert_once, sms_inbound
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,7 @@ MAX_STORED_BODY = 1600  # ten segments of GSM-7; Twilio concatenates no more tha
 ADVANCED_OPT_OUT_TYPES = frozenset({"STOP", "START", "HELP"})
 _CANCELLED_BY_OPT_OUT = frozenset(OutboxKind) - {OutboxKind.OPT_OUT_CONFIRMATION}
 """An opt-out cancels every pending text but the confirmation of an earlier opt-out."""
+_OPT_OUTS_AND_OPT_INS = (ReplyIntent.OPT_OUT.value, ReplyIntent.OPT_IN.value)
 
 
 class InboundError(ValueError):
@@ -96,6 +100,7 @@ def handle_inbound(
     if not _store(conn, sms, policy, intent, received_at):
         logger.info("inbound %s already handled", sms.message_sid, extra=_log(policy))
         return InboundOutcome(intent=intent, duplicate=True)
+    lock_until_commit(conn, f"sms_sender.inbound:{policy.business_id}:{sms.from_number}")
     if intent is ReplyIntent.OPT_OUT:
         return _opt_out(conn, sms, policy, received_at)
     if intent is ReplyIntent.HELP:
@@ -121,20 +126,47 @@ def _opt_out(
         policy.business_id,
         policy.business_name,
         sms.from_number,
-        ConsentMethod.SMS_KEYWORD,
+        ConsentMethod.SMS_KEYWORD if is_opt_out_keyword(sms.body) else ConsentMethod.SMS_TEXT,
         received_at,
         received_at,
     )
-    reply = _confirm(
-        conn, sms, policy, event, TemplateName.OPT_OUT, OutboxKind.OPT_OUT_CONFIRMATION, received_at
-    )
+    reply = None
+    if event is not None or not _opted_out_already(conn, sms, policy):
+        event_hash = "" if event is None else event.hash
+        reply = _confirm(
+            conn,
+            sms,
+            policy,
+            TemplateName.OPT_OUT,
+            OutboxKind.OPT_OUT_CONFIRMATION,
+            event_hash,
+            received_at,
+        )
     logger.info(
-        "opt-out: %d pending texts cancelled, revocation %s",
+        "opt-out: %d pending texts cancelled, revocation %s, %s",
         cancelled,
-        "recorded" if event else "not needed",
+        "recorded" if event else "not needed (no consent in force)",
+        "confirmed" if reply else "not confirmed again",
         extra=_log(policy),
     )
     return InboundOutcome(ReplyIntent.OPT_OUT, ledger_event=event, cancelled=cancelled, reply=reply)
+
+
+def _opted_out_already(conn: Connection, sms: InboundSms, policy: SmsPolicy) -> bool:
+    """Whether the number's latest other opt-out or opt-in text to this business was an opt-out:
+    then this one repeats an opt-out that had its confirmation, and gets none."""
+    latest = conn.execute(
+        select(sms_inbound.c.intent)
+        .where(
+            sms_inbound.c.business_id == policy.business_id,
+            sms_inbound.c.from_number == sms.from_number,
+            sms_inbound.c.message_sid != sms.message_sid,
+            sms_inbound.c.intent.in_(_OPT_OUTS_AND_OPT_INS),
+        )
+        .order_by(sms_inbound.c.id.desc())
+        .limit(1)
+    ).scalar()
+    return latest == ReplyIntent.OPT_OUT.value
 
 
 def _help(
@@ -161,9 +193,17 @@ def _opt_in(
         received_at,
         received_at,
     )
-    reply = _confirm(
-        conn, sms, policy, event, TemplateName.OPT_IN, OutboxKind.OPT_IN_CONFIRMATION, received_at
-    )
+    reply = None
+    if event is not None:
+        reply = _confirm(
+            conn,
+            sms,
+            policy,
+            TemplateName.OPT_IN,
+            OutboxKind.OPT_IN_CONFIRMATION,
+            event.hash,
+            received_at,
+        )
     return InboundOutcome(ReplyIntent.OPT_IN, ledger_event=event, reply=reply)
 
 
@@ -204,16 +244,17 @@ def _confirm(
     conn: Connection,
     sms: InboundSms,
     policy: SmsPolicy,
-    event: RecordedEvent | None,
     template: TemplateName,
     kind: OutboxKind,
+    event_hash: str,
     received_at: datetime,
 ) -> OutboxMessage | None:
-    """Confirm a recorded opt-out or opt-in, unless Twilio's Advanced Opt-Out already did."""
-    if event is None or sms.opt_out_type is not None:
+    """Confirm an opt-out or opt-in (resting on the ledger event ``event_hash``, if any), unless
+    Twilio's Advanced Opt-Out already did."""
+    if sms.opt_out_type is not None:
         return None
     body = shipped_template(template).render(business_name=policy.business_name)
-    return _reply(conn, sms, policy, kind, body, event.hash, received_at)
+    return _reply(conn, sms, policy, kind, body, event_hash, received_at)
 
 
 def _reply(
@@ -259,24 +300,9 @@ def _store(
         "num_media": max(sms.num_media, 0),
         "received_at": received_at,
     }
-    inserted = conn.execute(_insert_once(conn.dialect.name, values).returning(sms_inbound.c.id))
+    statement = insert_once(conn.dialect.name, sms_inbound, values, ["message_sid"])
+    inserted = conn.execute(statement.returning(sms_inbound.c.id))
     return inserted.first() is not None
-
-
-def _insert_once(dialect_name: str, values: Mapping[str, object]) -> Insert:
-    if dialect_name == "postgresql":
-        return (
-            postgresql.insert(sms_inbound)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["message_sid"])
-        )
-    if dialect_name == "sqlite":
-        return (
-            sqlite.insert(sms_inbound)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["message_sid"])
-        )
-    raise ValueError(f"inbound texts support SQLite and PostgreSQL, not {dialect_name}")
 
 
 def _restate_intent(conn: Connection, sms: InboundSms, intent: ReplyIntent) -> None:

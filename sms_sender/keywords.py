@@ -90,7 +90,7 @@ def classify_reply(text: str) -> ReplyIntent:
         raise TypeError("classify_reply needs a str")
     normalised = normalise(text)
     keyword = _keyword(normalised)
-    if keyword in OPT_OUT_KEYWORDS or keyword.replace(" ", "") in OPT_OUT_KEYWORDS:
+    if _is_opt_out_keyword(keyword):
         return ReplyIntent.OPT_OUT
     if keyword in HELP_KEYWORDS:
         return ReplyIntent.HELP
@@ -99,6 +99,16 @@ def classify_reply(text: str) -> ReplyIntent:
     if any(pattern.search(normalised) for pattern in _PLAIN_LANGUAGE_OPT_OUTS):
         return ReplyIntent.OPT_OUT
     return ReplyIntent.MESSAGE
+
+
+def is_opt_out_keyword(text: str) -> bool:
+    """Whether ``text`` opts out with a keyword (STOP and its kin) rather than in plain language
+    ("please stop texting me"); the ledger records the two as different methods."""
+    return _is_opt_out_keyword(_keyword(normalise(text)))
+
+
+def _is_opt_out_keyword(keyword: str) -> bool:
+    return keyword in OPT_OUT_KEYWORDS or keyword.replace(" ", "") in OPT_OUT_KEYWORDS
 
 
 def is_bare_yes(text: str) -> bool:

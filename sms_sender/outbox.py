@@ -16,11 +16,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Row, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Row, func, select, update
 
 from sms_sender.segments import segment_count
-from sms_sender.tables import outbox
+from sms_sender.tables import insert_once, outbox
 from sms_sender.templates import ConfirmationRequest, render_confirmation
 
 logger = logging.getLogger(__name__)
@@ -133,7 +132,7 @@ def queue_text(conn: Connection, text: PlannedText) -> OutboxMessage:
         "created_at": datetime.now(UTC),
         "attempts": 0,
     }
-    inserted = conn.execute(_insert_unless_planned(conn.dialect.name, values))
+    inserted = conn.execute(insert_once(conn.dialect.name, outbox, values, ["call_sid", "kind"]))
     if inserted.rowcount == 0:
         logger.info(
             "%s already queued",
@@ -239,21 +238,6 @@ def _check_request(request: ConfirmationRequest) -> None:
     for name in ("to_number", "from_number"):
         if not is_e164(getattr(request, name)):
             raise ValueError(f"{name} must be an E.164 number, got {getattr(request, name)!r}")
-
-
-def _insert_unless_planned(dialect_name: str, values: dict[str, Any]) -> Insert:
-    unique_key = ["call_sid", "kind"]
-    if dialect_name == "postgresql":
-        return (
-            postgresql.insert(outbox)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=unique_key)
-        )
-    if dialect_name == "sqlite":
-        return (
-            sqlite.insert(outbox).values(values).on_conflict_do_nothing(index_elements=unique_key)
-        )
-    raise ValueError(f"the outbox supports SQLite and PostgreSQL, not {dialect_name}")
 
 
 def _planned(conn: Connection, call_sid: str, kind: OutboxKind) -> OutboxMessage:

@@ -1,5 +1,6 @@
-"""The SMS sender's tables: the outbox (one row per text we plan, send or refuse to send) and
-the inbound texts (one row per text received).
+"""The SMS sender's tables: the outbox (one row per text we plan, send or refuse to send), the
+inbound texts (one row per text received) and the delivery reports that arrived before the send
+they report on was recorded.
 
 Times are stored in UTC. SQLite has no time-zone-aware timestamp, so ``UtcDateTime`` stores a
 naive UTC value there (whose text sorts in time order) and hands back aware UTC datetimes on every
@@ -8,6 +9,7 @@ database; a naive datetime is refused rather than guessed at.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +17,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -23,6 +26,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData()
@@ -96,3 +101,34 @@ sms_inbound = Table(
     Index("ix_sms_inbound_thread", "business_id", "from_number", "received_at"),
 )
 """Texts people sent to a business's number, one row per Twilio MessageSid."""
+
+early_delivery_reports = Table(
+    "early_delivery_reports",
+    metadata,
+    Column(
+        "outbox_id",
+        Integer,
+        ForeignKey("outbox.id", name="fk_early_delivery_reports_outbox"),
+        primary_key=True,
+    ),
+    Column("message_sid", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("error_code", Integer, nullable=True),
+    Column("received_at", UtcDateTime, nullable=False),
+)
+"""A text's final delivery status, reported before the send's MessageSid was recorded (Twilio can
+call back before the transaction that records the send commits, or after it rolled back). The
+dispatcher applies the one naming the MessageSid it records; one per text and MessageSid, the first
+one wins."""
+
+
+def insert_once(
+    dialect_name: str, table: Table, values: Mapping[str, Any], key: Sequence[str]
+) -> Insert:
+    """An INSERT of ``values`` that does nothing when ``table`` already holds a row with the same
+    ``key`` (a unique constraint), so a retried webhook or handler never stores a thing twice."""
+    if dialect_name == "postgresql":
+        return postgresql.insert(table).values(values).on_conflict_do_nothing(index_elements=key)
+    if dialect_name == "sqlite":
+        return sqlite.insert(table).values(values).on_conflict_do_nothing(index_elements=key)
+    raise ValueError(f"the SMS sender supports SQLite and PostgreSQL, not {dialect_name}")

@@ -10,11 +10,13 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class OutgoingSms:
-    """One text as the transport sees it."""
+    """One text as the transport sees it; ``outbox_id`` names its outbox row, so the provider's
+    delivery reports can name it too (None for a text outside the outbox)."""
 
     to_number: str
     from_number: str
     body: str
+    outbox_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
 """The Twilio Messaging transport: ``messages.create`` with a status callback, through the
 ``twilio`` SDK, with a short timeout and provider errors mapped to ``SendFailed``.
 
+The status callback URL names the text's outbox row (``?outbox=ID``), so its delivery reports
+find the row even before the send's MessageSid is committed; Twilio signs that full URL.
+
 A 4xx answer is permanent (21211: invalid number, 21610: unsubscribed at the carrier, …) and
 carries Twilio's code and message as the reason; 429, 5xx and network errors are transient. A
 timeout is ambiguous — Twilio may have accepted the text — so before any retry the dispatcher asks
@@ -11,8 +14,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from urllib.parse import urlencode
 
 import requests
+from twilio.base import values
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -24,6 +29,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_SECONDS = 5.0
 TOO_MANY_REQUESTS = 429
 _LOOKUP_LIMIT = 20
+OUTBOX_ID_PARAMETER = "outbox"
+"""The status callback URL's query parameter naming the outbox row (no underscore: Twilio's API
+reference disallows underscores in a StatusCallback URL)."""
 
 
 class TwilioSmsTransport:
@@ -50,17 +58,12 @@ class TwilioSmsTransport:
     def send(self, sms: OutgoingSms) -> SendReceipt:
         """Create the message; ``SendFailed`` when Twilio refuses it or cannot be reached."""
         try:
-            if self._status_callback_url is None:
-                message = self._client.messages.create(
-                    to=sms.to_number, from_=sms.from_number, body=sms.body
-                )
-            else:
-                message = self._client.messages.create(
-                    to=sms.to_number,
-                    from_=sms.from_number,
-                    body=sms.body,
-                    status_callback=self._status_callback_url,
-                )
+            message = self._client.messages.create(
+                to=sms.to_number,
+                from_=sms.from_number,
+                body=sms.body,
+                status_callback=self._status_callback(sms),
+            )
         except TwilioRestException as error:
             raise _failure(error) from None
         except (requests.RequestException, TwilioException) as error:
@@ -70,6 +73,16 @@ class TwilioSmsTransport:
         if not message.sid:
             raise SendFailed("Twilio accepted the text but returned no MessageSid", permanent=False)
         return SendReceipt(provider_message_id=message.sid)
+
+    def _status_callback(self, sms: OutgoingSms) -> str | object:
+        """The callback URL for ``sms``, naming its outbox row; unset when there is none."""
+        if self._status_callback_url is None:
+            return values.unset
+        if sms.outbox_id is None:
+            return self._status_callback_url
+        separator = "&" if "?" in self._status_callback_url else "?"
+        query = urlencode({OUTBOX_ID_PARAMETER: sms.outbox_id})
+        return f"{self._status_callback_url}{separator}{query}"
 
     def find_accepted(self, sms: OutgoingSms, since: datetime) -> SendReceipt | None:
         """The MessageSid of an identical text Twilio accepted since ``since``, or None."""

@@ -296,6 +296,7 @@ class FakeDeepgramListen:
         self.behaviour = behaviour or ListenBehaviour()
         self.api_key = api_key
         self.refusals: list[tuple[int, str]] = []
+        self.streams_opened = 0
         self._streams: asyncio.Queue[ListenStream] = asyncio.Queue()
         self._server: Server | None = None
 
@@ -343,6 +344,7 @@ class FakeDeepgramListen:
 
     async def _serve(self, connection: ServerConnection) -> None:
         stream = ListenStream(connection, self.behaviour)
+        self.streams_opened += 1
         self._streams.put_nowait(stream)
         await stream.serve()
 

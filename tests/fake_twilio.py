@@ -5,7 +5,9 @@ It speaks the 2010-04-01 API as the SDK uses it: ``POST …/Messages.json`` (for
 answers 201 with a message resource, or an error document ``{"code", "message", "more_info",
 "status"}``; ``GET …/Messages.json`` lists messages filtered by ``To``, ``From`` and
 ``DateSent>``. Tests script the answers to the next creates: an error, or holding the request until
-released (a timeout).
+released (a timeout). ``on_create`` runs after a message is stored and before the create is
+answered — where Twilio may already call the message's StatusCallback — and
+``status_callback_form`` is the form such a callback posts.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import base64
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +58,7 @@ class FakeTwilioState:
     script: list[TwilioError | Hold] = field(default_factory=list)
     messages: list[StoredMessage] = field(default_factory=list)
     creates: int = 0
+    on_create: Callable[[StoredMessage], None] | None = None
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -86,6 +89,25 @@ def _resource(message: StoredMessage) -> dict[str, object]:
     }
 
 
+def status_callback_form(
+    message: StoredMessage, status: str, error_code: int | None = None
+) -> dict[str, str]:
+    """The form Twilio posts to a message's StatusCallback when its status becomes ``status``."""
+    form = {
+        "AccountSid": ACCOUNT_SID,
+        "ApiVersion": "2010-04-01",
+        "From": message.from_,
+        "MessageSid": message.sid,
+        "MessageStatus": status,
+        "SmsSid": message.sid,
+        "SmsStatus": status,
+        "To": message.to,
+    }
+    if error_code is not None:
+        form["ErrorCode"] = str(error_code)
+    return form
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
@@ -98,11 +120,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, status: int, document: dict[str, object]) -> None:
         payload = json.dumps(document).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the client gave up waiting (a timeout); Twilio does not mind either
 
     def _error(self, error: TwilioError) -> None:
         self._answer(
@@ -143,6 +168,8 @@ class _Handler(BaseHTTPRequestHandler):
         )
         with state.lock:
             state.messages.append(message)
+        if state.on_create is not None:
+            state.on_create(message)
         return self._answer(201, _resource(message))
 
     def do_GET(self) -> None:

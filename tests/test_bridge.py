@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
 import pytest
@@ -24,6 +25,7 @@ from media_stream import (
     Utterance,
     encode_inbound,
 )
+from media_stream.ports import SpeechStopped
 
 STREAM = "MZ" + "a" * 32
 CALL = "CA" + "b" * 32
@@ -98,6 +100,7 @@ class FakeTranscription:
     def __init__(self) -> None:
         self.queue: asyncio.Queue[SpeechEvent | None] = asyncio.Queue()
         self.audio: list[tuple[bytes, float]] = []
+        self.finalized = 0
 
     def send_audio(self, ulaw: bytes, at: float) -> None:
         self.audio.append((ulaw, at))
@@ -105,6 +108,9 @@ class FakeTranscription:
     async def events(self) -> AsyncIterator[SpeechEvent]:
         while (event := await self.queue.get()) is not None:
             yield event
+
+    async def finalize(self) -> None:
+        self.finalized += 1
 
     async def close(self) -> None:
         self.queue.put_nowait(None)
@@ -119,10 +125,11 @@ class FakeSynthesizer:
 
 async def _open() -> tuple[FakeTwilio, FakeTranscription, CallBridge]:
     twilio, transcription = FakeTwilio(), FakeTranscription()
-    bridge = CallBridge(twilio, transcription, FakeSynthesizer())
+    bridge = CallBridge(twilio, FakeSynthesizer())
     twilio.start()
     start = await bridge.open()
     assert start.call_sid == CALL
+    bridge.listen(transcription)
     return twilio, transcription, bridge
 
 
@@ -147,6 +154,60 @@ async def test_reply_is_sent_with_a_mark_per_sentence_and_proven_by_the_last() -
     twilio.mark(last)
     result = await asyncio.wait_for(playback.finished(), 1)
     assert result.played and not result.cleared
+    await bridge.close()
+
+
+async def test_a_played_reply_knows_when_its_last_mark_arrived() -> None:
+    twilio, _, bridge = await _open()
+    playback = await bridge.say("Would it be okay if we text you?", interruptible=False)
+    before = time.monotonic()
+    twilio.mark(twilio.mark_names()[-1])
+    result = await asyncio.wait_for(playback.finished(), 1)
+    assert result.played and before <= result.known_at <= time.monotonic()
+    await bridge.close()
+
+
+async def test_frames_that_arrive_before_listen_are_all_transcribed() -> None:
+    twilio, transcription = FakeTwilio(), FakeTranscription()
+    bridge = CallBridge(twilio, FakeSynthesizer())
+    twilio.start()
+    twilio.media(1)
+    await bridge.open()
+    twilio.media(2)  # while the call's business is being looked up
+    twilio.media(3)
+    bridge.listen(transcription)
+    await _settle()
+    assert [at for _, at in transcription.audio] == [0.0, 0.02, 0.04]
+    await bridge.close()
+    assert transcription.queue.get_nowait() is None  # the bridge closed the session
+
+
+async def test_a_stream_nobody_transcribes_still_proves_its_playback() -> None:
+    twilio = FakeTwilio()
+    bridge = CallBridge(twilio, FakeSynthesizer())
+    twilio.start()
+    await bridge.open()
+    bridge.listen()
+    twilio.media(1)
+    playback = await bridge.say("Sorry, this number isn't set up.", interruptible=False)
+    twilio.mark(twilio.mark_names()[-1])
+    assert (await asyncio.wait_for(playback.finished(), 1)).played
+    await bridge.close()
+    assert twilio.closed
+
+
+async def test_a_speech_stop_is_no_input_and_the_transcript_can_be_finalized() -> None:
+    _twilio, transcription, bridge = await _open()
+    stopped = asyncio.ensure_future(bridge.speech_stopped())
+    await _settle()
+    transcription.queue.put_nowait(SpeechStopped(1.5))
+    transcription.queue.put_nowait(_utterance("yes please", 1.0, 1.5))
+    assert await asyncio.wait_for(stopped, 1) == 1.5
+    await bridge.finalize_transcript()
+    assert transcription.finalized == 1
+    heard = await bridge.next_input(1)
+    assert heard is not None and heard.utterance is not None
+    assert heard.utterance.text == "yes please"
     await bridge.close()
 
 
@@ -255,6 +316,34 @@ async def test_stop_ends_the_call() -> None:
     await bridge.close()
 
 
+class HeldSynthesizer:
+    name = "held"
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
+        await self.release.wait()
+        yield b"\x7f" * 800
+
+
+async def test_a_hang_up_during_synthesis_ends_the_reply_instead_of_leaving_it_pending() -> None:
+    twilio, voice = FakeTwilio(), HeldSynthesizer()
+    bridge = CallBridge(twilio, voice)
+    twilio.start()
+    await bridge.open()
+    bridge.listen(FakeTranscription())
+    saying = asyncio.ensure_future(bridge.say("Thanks for calling."))
+    await _settle()
+    twilio.push(encode_inbound(Stop(twilio.next_sequence(), STREAM, "AC" + "c" * 32, CALL)))
+    await _settle()
+    voice.release.set()
+    with pytest.raises(CallEnded):
+        await asyncio.wait_for(saying, 1)
+    assert twilio.sent == []  # nothing is sent to a caller who is gone
+    await bridge.close()
+
+
 async def test_abrupt_disconnect_ends_the_call_and_resolves_pending_playback() -> None:
     twilio, _, bridge = await _open()
     playback = await bridge.say("Still talking.")
@@ -268,8 +357,8 @@ async def test_abrupt_disconnect_ends_the_call_and_resolves_pending_playback() -
 
 
 async def test_stream_that_never_starts() -> None:
-    twilio, transcription = FakeTwilio(), FakeTranscription()
-    bridge = CallBridge(twilio, transcription, FakeSynthesizer())
+    twilio = FakeTwilio()
+    bridge = CallBridge(twilio, FakeSynthesizer())
     twilio.push(encode_inbound(Connected("Call", "1.0.0")))
     twilio.incoming.put_nowait(None)
     with pytest.raises(CallEnded):

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from media_stream.deepgram_transcriber import (
+    MAX_KEYTERMS,
     MAX_MEDIA_BYTES,
     DeepgramSession,
     DeepgramTranscriber,
@@ -17,7 +18,7 @@ from media_stream.deepgram_transcriber import (
     TranscriberFailure,
     deepgram_environment,
 )
-from media_stream.ports import SpeechEvent, SpeechStarted, Utterance, Word
+from media_stream.ports import SpeechEvent, SpeechStarted, SpeechStopped, Utterance, Word
 from tests.fake_deepgram import (
     API_KEY,
     FakeDeepgramListen,
@@ -118,6 +119,18 @@ async def test_a_call_adds_its_own_keyterms(fake: FakeDeepgramListen) -> None:
     session = chosen.open_session(keyterms=["water heater", "Acme Plumbing", " "])
     stream = await fake.next_stream()
     assert stream.query["keyterm"] == ["Acme Plumbing", "water heater"]
+    await session.close()
+
+
+async def test_hostile_keyterms_reach_the_query_as_they_are_and_at_most_the_limit(
+    fake: FakeDeepgramListen,
+) -> None:
+    hostile = ["A&B Plumbing", "x=1&model=nova-2", "#fragment", "100% / ?done", "Ünïcode 😀"]
+    many = [f"term {n}" for n in range(MAX_KEYTERMS + 20)]
+    session = transcriber(fake.url).open_session(keyterms=[*hostile, *many])
+    stream = await fake.next_stream()
+    assert stream.query["model"] == ["nova-3"]
+    assert stream.query["keyterm"] == [*hostile, *many][:MAX_KEYTERMS]
     await session.close()
 
 
@@ -225,6 +238,43 @@ async def test_utterance_end_closes_an_utterance_without_speech_final(
     assert started == SpeechStarted(0.5)
     assert isinstance(utterance, Utterance)
     assert utterance.text == "Yes, please."
+    await session.close()
+    assert await drain(session) == []
+
+
+async def test_an_utterance_end_before_the_final_words_is_a_stop_and_their_final_ends_it(
+    fake: FakeDeepgramListen,
+) -> None:
+    session, stream = await open_stream(fake)
+    await feed(session, stream, 2.0, at=10.0)
+    await stream.send(results_message([YES, PLEASE], is_final=False))
+    await stream.send(results_message([], is_final=False, start=1.0))  # settles nothing
+    await stream.send(utterance_end_message(1.3))
+    assert await take(session, 2) == [SpeechStarted(10.5), SpeechStopped(11.3)]
+    await stream.send(results_message([YES], is_final=True))  # not marked speech_final
+    (utterance,) = await take(session, 1)
+    assert isinstance(utterance, Utterance) and utterance.text == "Yes,"
+    await stream.send(results_message([FakeWord("no", 1.6, 1.8)], is_final=True))
+    await stream.send(utterance_end_message(1.8))  # everything final: the utterance ends
+    (_, second) = await take(session, 2)
+    assert isinstance(second, Utterance) and second.text == "no"
+    await session.close()
+
+
+async def test_finalize_after_a_stop_brings_the_whole_utterance(
+    fake: FakeDeepgramListen,
+) -> None:
+    session, stream = await open_stream(fake)
+    await feed(session, stream, 2.0, at=0.0)
+    await stream.send(results_message([YES], is_final=True))
+    await stream.send(results_message([PLEASE], is_final=False))
+    await stream.send(utterance_end_message(1.3))
+    assert await take(session, 2) == [SpeechStarted(0.5), SpeechStopped(1.3)]
+    stream.staged_words = [PLEASE]
+    await session.finalize()
+    await stream.wait_for_control("Finalize")
+    (utterance,) = await take(session, 1)
+    assert isinstance(utterance, Utterance) and utterance.text == "Yes, please."
     await session.close()
     assert await drain(session) == []
 

@@ -229,7 +229,9 @@ def test_a_due_text_with_consent_is_sent_and_recorded(engine: Engine) -> None:
     report = dispatch_due(engine, transport, NOW)
 
     assert report == DispatchReport(sent=1, blocked=0, failed=0)
-    assert transport.delivered == [OutgoingSms(CALLER, "+15125550100", queued.body)]
+    assert transport.delivered == [
+        OutgoingSms(CALLER, "+15125550100", queued.body, outbox_id=queued.id)
+    ]
     [(sms, receipt)] = shown
     assert sms == transport.delivered[0]
     assert re.fullmatch(r"LM[0-9a-f]{32}", receipt.provider_message_id)

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from consent_ledger import AudioStatus, AudioStore, verify_ledger
+from consent_ledger import AudioStatus, AudioStore, RecordedEvent, verify_ledger
 from tests.conftest import ROOT, postgres_schema, receptionist_settings
 from voice_agent.businesses import import_businesses
+from voice_agent.call_records import CallRecord
 from voice_agent.consent_script import render_consent_script
 from voice_agent.local_server import free_port, serving
 from voice_agent.migrate import upgrade
@@ -131,6 +132,22 @@ def _check_scenario(serving: tuple[Settings, str, Engine], path: Path) -> None:
         assert audio.status(evidence["audio_sha256"]) is AudioStatus.PRESENT
     else:
         assert evidence["audio_sha256"] is None
+    _check_evidence_times(call, event)
     with engine.connect() as conn:
         report = verify_ledger(conn, audio_store=AudioStore(settings.audio_dir))
         assert report.ok
+
+
+def _check_evidence_times(call: CallRecord, event: RecordedEvent) -> None:
+    """The evidence's moments are when things reached the server, not stream times (which
+    the simulator runs faster than real time): they lie within the call, in order."""
+    evidence = event.evidence()
+    script = evidence.script
+    moments = [call.started_at]
+    if script is not None:
+        moments += [m for m in (script.started_at, script.playback_confirmed_at) if m is not None]
+    for answer in evidence.answers:
+        words = [moment for word in answer.words for moment in (word.start, word.end)]
+        moments += [answer.started_at, *words, answer.ended_at]
+    moments.append(event.recorded_at)
+    assert moments == sorted(moments), [moment.isoformat() for moment in moments]

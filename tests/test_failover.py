@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 from media_stream import (
     DeepgramSynthesizer,
@@ -53,15 +53,21 @@ class RecordingSynthesizer:
 class CannedTranscriber:
     name = "embedded"
 
+    def __init__(self) -> None:
+        self.sessions: list[CannedSession] = []
+
     def load(self) -> None:
         pass
 
-    def open_session(self) -> CannedSession:
-        return CannedSession()
+    def open_session(self, keyterms: Sequence[str] = ()) -> CannedSession:
+        self.sessions.append(CannedSession(tuple(keyterms)))
+        return self.sessions[-1]
 
 
 class CannedSession:
-    def __init__(self) -> None:
+    def __init__(self, keyterms: tuple[str, ...]) -> None:
+        self.keyterms = keyterms
+        self.finalized = 0
         self.queue: asyncio.Queue[SpeechEvent | None] = asyncio.Queue()
 
     def send_audio(self, ulaw: bytes, at: float) -> None:
@@ -70,6 +76,9 @@ class CannedSession:
     async def events(self) -> AsyncIterator[SpeechEvent]:
         while (event := await self.queue.get()) is not None:
             yield event
+
+    async def finalize(self) -> None:
+        self.finalized += 1
 
     async def close(self) -> None:
         self.queue.put_nowait(None)
@@ -105,9 +114,12 @@ async def test_synthesizer_that_cannot_connect_says_one_moment_in_the_embedded_v
 
 
 async def test_transcriber_that_cannot_connect_reopens_on_the_fallback() -> None:
-    notes = Notes()
+    notes, fallback = Notes(), CannedTranscriber()
     session = FailoverTranscription(
-        DeepgramTranscriber("dg-test", base_url=_nowhere()), CannedTranscriber(), notes
+        DeepgramTranscriber("dg-test", base_url=_nowhere()),
+        fallback,
+        notes,
+        keyterms=["Acme Plumbing", "water heaters"],
     )
     first_event = asyncio.ensure_future(anext(session.events()))
     session.send_audio(b"\xff" * 160, 0.0)  # lost with the failed provider
@@ -119,6 +131,10 @@ async def test_transcriber_that_cannot_connect_reopens_on_the_fallback() -> None
     session.send_audio(b"\xff" * 160, 1.0)
     heard = await asyncio.wait_for(first_event, 5)
     assert isinstance(heard, Utterance) and heard.text == "heard by the fallback"
+    (reopened,) = fallback.sessions
+    assert reopened.keyterms == ("Acme Plumbing", "water heaters")
+    await session.finalize()
+    assert reopened.finalized == 1
     await session.close()
 
 

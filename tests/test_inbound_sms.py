@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from twilio.request_validator import RequestValidator
 
-from consent_ledger import EventKind, events_for_number
+from consent_ledger import ConsentMethod, EventKind, events_for_number, revoke
 from sms_sender.dispatch import DispatchReport, dispatch_due
 from sms_sender.inbound import InboundError, InboundSms, handle_inbound
 from sms_sender.keywords import ReplyIntent
@@ -40,6 +40,8 @@ from voice_agent.sms_routes import router
 
 BUSINESS_NUMBER = "+15125550100"
 OWNER = "+15125550199"
+NEWCOMER = "+15125550177"
+"""A number with no consent history at all."""
 POLICY = SmsPolicy(
     business_id=BUSINESS,
     business_name="Acme Plumbing",
@@ -140,6 +142,80 @@ def test_an_opt_out_confirmation_older_than_five_minutes_is_not_sent(engine: Eng
     assert report == DispatchReport(sent=0, blocked=1, failed=0)
 
 
+@pytest.mark.parametrize("first", ["STOP", "please stop texting me"])
+def test_an_opt_out_from_a_number_that_never_consented_is_confirmed_once(
+    engine: Engine, first: str
+) -> None:
+    assert receive(engine, text(first, NEWCOMER)) is ReplyIntent.OPT_OUT
+    assert receive(engine, text("Stop", NEWCOMER), at=NOW + timedelta(seconds=5)) is (
+        ReplyIntent.OPT_OUT
+    )
+    receive(engine, text("UNSUBSCRIBE", NEWCOMER), at=NOW + timedelta(seconds=9))
+
+    assert ledger_kinds(engine, NEWCOMER) == []
+    with engine.begin() as conn:
+        [reply] = list_outbox(conn)
+    assert (reply.kind, reply.to_number, reply.consent_event_hash) == (
+        OutboxKind.OPT_OUT_CONFIRMATION,
+        NEWCOMER,
+        "",
+    )
+    transport = LocalSmsTransport()
+    assert dispatch_due(engine, transport, NOW + timedelta(minutes=1), rules=RULES).sent == 1
+    assert [(sms.to_number, sms.body) for sms in transport.delivered] == [(NEWCOMER, OPT_OUT_TEXT)]
+    with engine.begin() as conn:
+        thread = conversation_thread(conn, BUSINESS, NEWCOMER)
+    assert [(entry.direction, entry.state) for entry in thread] == [
+        (Direction.INBOUND, "opt_out"),
+        (Direction.INBOUND, "opt_out"),
+        (Direction.INBOUND, "opt_out"),
+        (Direction.OUTBOUND, "sent"),
+    ]
+
+
+def test_a_stop_after_a_start_is_confirmed_again(engine: Engine) -> None:
+    receive(engine, text("STOP", NEWCOMER))
+    assert receive(engine, text("START", NEWCOMER)) is ReplyIntent.OPT_IN
+    receive(engine, text("STOP", NEWCOMER))
+
+    assert ledger_kinds(engine, NEWCOMER) == []
+    assert kinds_and_statuses(engine) == [
+        (OutboxKind.OPT_OUT_CONFIRMATION, OutboxStatus.SCHEDULED),
+        (OutboxKind.OPT_OUT_CONFIRMATION, OutboxStatus.SCHEDULED),
+    ]
+
+
+def test_a_stop_after_a_spoken_revocation_gets_its_confirmation(engine: Engine) -> None:
+    grant(engine)
+    with engine.begin() as conn:
+        spoken = ConsentMethod.SPOKEN
+        revoke(conn, BUSINESS, "Acme Plumbing", CALLER, spoken, NOW, NOW, call_sid="CA0002")
+
+    receive(engine, text("STOP"))
+
+    assert ledger_kinds(engine) == [EventKind.CONSENT_GRANTED, EventKind.REVOKED]
+    assert kinds_and_statuses(engine) == [(OutboxKind.OPT_OUT_CONFIRMATION, OutboxStatus.SCHEDULED)]
+
+
+def test_no_confirmation_from_us_when_advanced_opt_out_answered_a_newcomer(
+    engine: Engine,
+) -> None:
+    receive(engine, text("STOP", NEWCOMER, opt_out_type="STOP"))
+    assert kinds_and_statuses(engine) == []
+
+
+def test_the_ledger_tells_a_keyword_from_a_plain_language_revocation(engine: Engine) -> None:
+    grant(engine)
+    receive(engine, text("please stop texting me"))
+    grant(engine, at=NOW + timedelta(minutes=1))
+    receive(engine, text("STOP"), at=NOW + timedelta(minutes=2))
+
+    with engine.begin() as conn:
+        events = events_for_number(conn, BUSINESS, CALLER)
+    revocations = [e.evidence().method for e in events if e.kind is EventKind.REVOKED]
+    assert revocations == [ConsentMethod.SMS_TEXT, ConsentMethod.SMS_KEYWORD]
+
+
 def test_messages_that_mention_stop_do_not_revoke(engine: Engine) -> None:
     grant(engine)
     for body in (
@@ -164,6 +240,16 @@ def test_help_is_answered_even_after_revocation_and_is_not_counted(engine: Engin
     dispatch_due(engine, transport, NOW + timedelta(minutes=1), rules=RULES)
 
     assert [sms.body for sms in transport.delivered] == [OPT_OUT_TEXT, HELP_TEXT]
+
+
+def test_help_from_a_number_we_never_heard_from_gets_the_help_text(engine: Engine) -> None:
+    assert receive(engine, text("HELP", NEWCOMER)) is ReplyIntent.HELP
+    transport = LocalSmsTransport()
+
+    assert dispatch_due(engine, transport, NOW, rules=RULES).sent == 1
+
+    assert [(sms.to_number, sms.body) for sms in transport.delivered] == [(NEWCOMER, HELP_TEXT)]
+    assert ledger_kinds(engine, NEWCOMER) == []
 
 
 def test_start_resubscribes_and_confirms(engine: Engine) -> None:
@@ -360,6 +446,20 @@ def test_the_webhook_handles_stop_once_and_wakes_the_dispatcher(
 
     assert services.dispatcher.wakes == 1
     assert ledger_kinds(services.engine)[-1] is EventKind.REVOKED
+    assert kinds_and_statuses(services.engine) == [
+        (OutboxKind.OPT_OUT_CONFIRMATION, OutboxStatus.SCHEDULED)
+    ]
+
+
+def test_the_webhook_confirms_stop_from_a_number_that_never_consented(
+    webhook: tuple[TestClient, WebhookServices],
+) -> None:
+    client, services = webhook
+
+    assert post_signed(client, "/twilio/sms", {**inbound_params("STOP"), "From": NEWCOMER}) == 200
+
+    assert services.dispatcher.wakes == 1
+    assert ledger_kinds(services.engine, NEWCOMER) == []
     assert kinds_and_statuses(services.engine) == [
         (OutboxKind.OPT_OUT_CONFIRMATION, OutboxStatus.SCHEDULED)
     ]

@@ -4,46 +4,53 @@ from __future__ import annotations
 
 import pytest
 
-from sms_sender.keywords import ReplyIntent, classify_reply, is_bare_yes
+from sms_sender.keywords import ReplyIntent, classify_reply, is_bare_yes, is_opt_out_keyword
+
+KEYWORD_OPT_OUTS = [
+    "STOP",
+    "stop",
+    "Stop.",
+    "STOP!!! 🛑",
+    "  stop  ",
+    "Stop please",
+    "please STOP",
+    "stop stop",
+    "ＳＴＯＰ",
+    "STOPALL",
+    "stop all",
+    "UNSUBSCRIBE",
+    "Cancel",
+    "cancel.",
+    "END",
+    "quit",
+    "REVOKE",
+    "OPTOUT",
+    "opt out",
+    "Opt-Out",
+]
+PLAIN_LANGUAGE_OPT_OUTS = [
+    "please stop texting me",
+    "Stop sending me these messages",
+    "don't text me",
+    "Dont text me again",
+    "Do not contact me",
+    "remove me from your list",
+    "take me off your list",
+    "no more texts",
+    "I want to unsubscribe",
+    "I'd like to opt out please",
+]
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "STOP",
-        "stop",
-        "Stop.",
-        "STOP!!! 🛑",
-        "  stop  ",
-        "Stop please",
-        "please STOP",
-        "stop stop",
-        "ＳＴＯＰ",
-        "STOPALL",
-        "stop all",
-        "UNSUBSCRIBE",
-        "Cancel",
-        "cancel.",
-        "END",
-        "quit",
-        "REVOKE",
-        "OPTOUT",
-        "opt out",
-        "Opt-Out",
-        "please stop texting me",
-        "Stop sending me these messages",
-        "don't text me",
-        "Dont text me again",
-        "Do not contact me",
-        "remove me from your list",
-        "take me off your list",
-        "no more texts",
-        "I want to unsubscribe",
-        "I'd like to opt out please",
-    ],
-)
+@pytest.mark.parametrize("text", KEYWORD_OPT_OUTS + PLAIN_LANGUAGE_OPT_OUTS)
 def test_opt_outs(text: str) -> None:
     assert classify_reply(text) is ReplyIntent.OPT_OUT
+
+
+def test_keyword_opt_outs_are_told_from_plain_language_ones() -> None:
+    assert all(is_opt_out_keyword(text) for text in KEYWORD_OPT_OUTS)
+    assert not any(is_opt_out_keyword(text) for text in PLAIN_LANGUAGE_OPT_OUTS)
+    assert not is_opt_out_keyword("Can you stop by tomorrow?")
 
 
 @pytest.mark.parametrize(

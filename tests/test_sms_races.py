@@ -1,4 +1,5 @@
-"""Races: STOP against a worker claiming the same text, a worker killed mid-send, four workers.
+"""Races: STOP against a worker claiming the same text, two STOPs sent together, a worker killed
+mid-send, four workers.
 
 Rounds are bounded by count and driven by threads that start together at a barrier; no test
 sleeps or looks at the clock.
@@ -7,6 +8,7 @@ sleeps or looks at the clock.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +22,7 @@ from consent_ledger.tables import consent_events
 from sms_sender.dispatch import LEASE, dispatch_due
 from sms_sender.inbound import InboundSms, handle_inbound
 from sms_sender.local_transport import LocalSmsTransport
-from sms_sender.outbox import OutboxStatus, list_outbox
+from sms_sender.outbox import OutboxKind, OutboxStatus, list_outbox
 from sms_sender.transport import OutgoingSms, SendReceipt
 from tests.conftest import BACKENDS
 from tests.test_dispatch import (
@@ -118,6 +120,33 @@ def test_stop_racing_a_worker_never_lets_a_text_out_after_the_revocation(engine:
         statuses = {m.status for m in list_outbox(conn) if m.kind.value == "confirmation"}
     assert statuses <= {OutboxStatus.SENT, OutboxStatus.CANCELLED}
     assert 0 <= sent_before_stop <= rounds
+
+
+def test_two_stops_sent_together_by_a_number_that_never_consented_are_confirmed_once(
+    engine: Engine,
+) -> None:
+    rounds = ROUNDS[engine.dialect.name] // 10
+    for index in range(rounds):
+        start = threading.Barrier(2, timeout=10)
+
+        def stop(sid: str, i: int = index, barrier: threading.Barrier = start) -> None:
+            sms = InboundSms(sid, number(i), BUSINESS_NUMBER, "STOP")
+            barrier.wait()
+            with engine.begin() as conn:
+                handle_inbound(conn, sms, POLICY, CONSENTED_AT)
+
+        run_in_threads(
+            *(
+                threading.Thread(target=stop, args=(f"SM{index:016d}{twin:016d}",))
+                for twin in (1, 2)
+            )
+        )
+
+    with engine.begin() as conn:
+        confirmed = Counter(
+            m.to_number for m in list_outbox(conn) if m.kind is OutboxKind.OPT_OUT_CONFIRMATION
+        )
+    assert confirmed == {number(index): 1 for index in range(rounds)}
 
 
 class KilledMidSend(BaseException):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,6 +88,7 @@ def test_is_a_transcriber(transcriber: WhisperTranscriber) -> None:
     engine: Transcriber = transcriber
     assert engine.name == "faster-whisper tiny.en"
     assert isinstance(engine.open_session(), WhisperSession)
+    assert isinstance(engine.open_session(keyterms=["Acme Plumbing"]), WhisperSession)
 
 
 @pytest.mark.parametrize(
@@ -233,6 +235,25 @@ async def test_session_on_line_noise_emits_no_text(transcriber: WhisperTranscrib
     audio = phone_noise(3, 60) + phone_noise(3, 1500) + phone_hum(3)
     events = await run_session(transcriber.open_session(), audio)
     assert all(e.text == "" for e in events if isinstance(e, Utterance))
+
+
+async def test_finalize_ends_the_utterance_without_waiting_for_its_silence(
+    transcriber: WhisperTranscriber,
+) -> None:
+    session = transcriber.open_session(keyterms=["Acme Plumbing"])
+    audio = phone_silence(1) + caller_says("Yes please, that sounds good.") + phone_silence(0.2)
+    at = STREAM_OFFSET
+    for frame in frames(audio):
+        session.send_audio(frame, at)
+        at += 0.02
+    await session.finalize()  # 0.2 s of silence: the endpointer alone would still wait
+    events = session.events()
+    started, utterance = [await asyncio.wait_for(anext(events), 30) for _ in range(2)]
+    assert isinstance(started, SpeechStarted) and isinstance(utterance, Utterance)
+    assert "yes" in utterance.text.lower()
+    assert utterance.end <= at
+    await session.close()
+    assert [event async for event in session.events()] == []
 
 
 class _BrokenTranscriber(WhisperTranscriber):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,7 +25,7 @@ from consent_ledger import (
     append_event,
     revoke,
 )
-from media_stream import SAMPLE_RATE, CallerInput, ulaw_decode
+from media_stream import SAMPLE_RATE, ulaw_decode
 from sms_sender import (
     CallSummary,
     ConfirmationRequest,
@@ -35,7 +36,7 @@ from sms_sender import (
 from voice_agent.businesses import Business
 from voice_agent.call_records import CallRecord, save_call
 from voice_agent.consent import CLASSIFIER_NAME, CLASSIFIER_VERSION
-from voice_agent.conversation import ConsentAttempt, ConsentOutcome, Conversation
+from voice_agent.conversation import ConsentAttempt, ConsentOutcome, Conversation, TimedAnswer
 from voice_agent.sms_policies import sms_policy
 
 logger = logging.getLogger(__name__)
@@ -58,11 +59,14 @@ class CallIdentity:
     call_sid: str
     stream_sid: str
     caller_number: str
-    started_at: datetime  # UTC instant of stream time 0
+    started_at: datetime  # UTC instant the stream started
+    started_monotonic: float  # time.monotonic() at that instant
 
-    def instant(self, stream_seconds: float) -> datetime:
-        """The UTC instant of a point on the stream clock."""
-        return self.started_at + timedelta(seconds=stream_seconds)
+    def instant(self, monotonic: float, *, not_after: datetime) -> datetime:
+        """The UTC instant of a ``time.monotonic()`` reading taken during the call, kept
+        between the call's start and ``not_after`` (the two clocks may drift by a hair)."""
+        moment = self.started_at + timedelta(seconds=monotonic - self.started_monotonic)
+        return min(max(moment, self.started_at), not_after)
 
 
 @dataclass(frozen=True)
@@ -196,10 +200,14 @@ def consent_evidence(
     now: datetime,
     audio_sha256: str | None,
 ) -> ConsentEvidence:
-    """The evidence record of ARCHITECTURE.md for this call's consent question."""
+    """The evidence record of ARCHITECTURE.md for this call's consent question; its moments
+    lie between the call's start and ``now`` (when it is recorded)."""
 
-    def instant(stream_seconds: float | None) -> datetime | None:
-        return None if stream_seconds is None else identity.instant(stream_seconds)
+    def instant(monotonic: float) -> datetime:
+        return identity.instant(monotonic, not_after=now)
+
+    def optional_instant(monotonic: float | None) -> datetime | None:
+        return None if monotonic is None else instant(monotonic)
 
     granted = attempt.outcome is ConsentOutcome.AFFIRMATIVE
     return ConsentEvidence(
@@ -214,10 +222,10 @@ def consent_evidence(
             version=attempt.script.version,
             text=attempt.script.text,
             sha256=attempt.script.sha256,
-            started_at=instant(attempt.script_started_at),
-            playback_confirmed_at=instant(attempt.playback_confirmed_at),
+            started_at=optional_instant(attempt.script_started_at),
+            playback_confirmed_at=optional_instant(attempt.playback_confirmed_at),
         ),
-        answers=tuple(_answer_evidence(answer, identity) for answer in attempt.answers),
+        answers=tuple(_answer_evidence(answer, instant) for answer in attempt.answers),
         classifier=CLASSIFIER_NAME,
         classifier_version=CLASSIFIER_VERSION,
         reasked=attempt.reasked,
@@ -230,28 +238,28 @@ def consent_evidence(
     )
 
 
-def _answer_evidence(answer: CallerInput, identity: CallIdentity) -> AnswerEvidence:
-    if answer.digit is not None:
-        moment = identity.instant(answer.at)
+def _answer_evidence(answer: TimedAnswer, instant: Callable[[float], datetime]) -> AnswerEvidence:
+    heard = answer.heard
+    if heard.digit is not None:
         return AnswerEvidence(
             transcript="",
             words=(),
             engine="keypad",
             confidence=1.0,
-            started_at=moment,
-            ended_at=moment,
-            keypad_digit=answer.digit,
+            started_at=instant(answer.started_at),
+            ended_at=instant(answer.ended_at),
+            keypad_digit=heard.digit,
         )
-    assert answer.utterance is not None
-    spoken = answer.utterance
+    assert heard.utterance is not None
+    spoken = heard.utterance
     return AnswerEvidence(
         transcript=spoken.text,
         words=tuple(
-            WordEvidence(w.text, identity.instant(w.start), identity.instant(w.end), w.confidence)
-            for w in spoken.words
+            WordEvidence(word.text, instant(start), instant(end), word.confidence)
+            for word, (start, end) in zip(spoken.words, answer.word_times, strict=True)
         ),
         engine=spoken.engine,
         confidence=spoken.confidence,
-        started_at=identity.instant(spoken.start),
-        ended_at=identity.instant(spoken.end),
+        started_at=instant(answer.started_at),
+        ended_at=instant(answer.ended_at),
     )

@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from dashboard import AuditContext, audit_router
+from dashboard import AuditContext, OwnerContext, audit_router, owner_router
 from voice_agent.call_flow import router as call_flow_router
+from voice_agent.db import make_engine
+from voice_agent.owner_call_log import ReceptionistCallLog
 from voice_agent.services import Services
 from voice_agent.sms_routes import router as sms_router
 
@@ -44,6 +46,14 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(call_flow_router)
     app.include_router(sms_router)
     app.include_router(audit_router())
+    app.state.owner = OwnerContext(
+        engine=services.engine,
+        read_engine=make_engine(services.settings.database_url, read_only=True),
+        call_log=ReceptionistCallLog(),
+        clock=services.clock,
+        public_base_url=services.settings.public_base_url,
+    )
+    app.include_router(owner_router())
 
     @app.get("/healthz")
     async def health() -> dict[str, str]:

@@ -14,7 +14,7 @@ from consent_ledger import (
     event_by_hash,
 )
 from sms_sender import list_outbox
-from voice_agent import cli_auditor, cli_ledger, cli_retention, cli_sms
+from voice_agent import cli_auditor, cli_ledger, cli_owner, cli_retention, cli_sms
 from voice_agent.businesses import (
     BusinessConfigError,
     get_business,
@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_ledger.register(commands)
     cli_retention.register(commands)
     cli_auditor.register(commands)
+    cli_owner.register(commands)
 
     demo = commands.add_parser("demo", help="serve, simulate three calls, show what happened")
     demo.add_argument("--speed", type=_speed, default=4.0)

@@ -3,17 +3,22 @@
 The consent question is the Conversation's own: the script is rendered from its versioned file
 and spoken verbatim, it is not interruptible, and only speech that starts after the mark of its
 last chunk counts as the answer (ARCHITECTURE.md, invariants 1–6 and 10).
+
+The evidence's moments are ``time.monotonic()`` readings of when things reached us (a mark, the
+audio carrying a word), not stream times: the stream clock is exact on Twilio but runs ahead of
+the wall when a simulator streams faster than real time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from media_stream import CallBridge, CallEnded, CallerInput, Playback, Word
+from media_stream import CallBridge, CallEnded, CallerInput, Playback, PlaybackResult, Word
 from voice_agent.businesses import Business
 from voice_agent.chat import AgentReply, CallContext, CallerMessage, ChatModel, SpokenTurn
 from voice_agent.consent import ConsentAnswer, classify_answer, classify_keypad
@@ -51,14 +56,29 @@ class Turn:
     interrupted: bool = False
 
 
+@dataclass(frozen=True)
+class TimedAnswer:
+    """One answer to the consent question and when it reached us (``time.monotonic()``).
+
+    The moments are those at which the audio carrying the answer's start, end and words (or
+    the key press) arrived; none is before the script's playback was confirmed, and they keep
+    the answer's order: start, each word's start and end, end.
+    """
+
+    heard: CallerInput
+    started_at: float
+    ended_at: float
+    word_times: tuple[tuple[float, float], ...] = ()
+
+
 @dataclass
 class ConsentAttempt:
     """Everything that happened at the consent question, for the evidence record."""
 
     script: ConsentScript
-    script_started_at: float | None = None
-    playback_confirmed_at: float | None = None
-    answers: list[CallerInput] = field(default_factory=list)
+    script_started_at: float | None = None  # time.monotonic() as the script began
+    playback_confirmed_at: float | None = None  # time.monotonic() as its last mark arrived
+    answers: list[TimedAnswer] = field(default_factory=list)
     reasked: bool = False
     outcome: ConsentOutcome = ConsentOutcome.NOT_ASKED
     note: str = ""
@@ -67,7 +87,7 @@ class ConsentAttempt:
 
     @property
     def method(self) -> str:
-        last = self.answers[-1] if self.answers else None
+        last = self.answers[-1].heard if self.answers else None
         return "keypad" if last is not None and last.digit is not None else "verbal"
 
 
@@ -165,22 +185,24 @@ class Conversation:
         """Read the script verbatim, take the answer, re-ask once; fail closed on any error."""
         attempt = self.consent
         try:
-            attempt.script_started_at = self.bridge.stream_time
-            played_at = await self._say_uninterrupted(attempt.script.text)
-            if played_at is None:
+            attempt.script_started_at = time.monotonic()
+            script = await self._say_uninterrupted(attempt.script.text)
+            if not script.played:
                 attempt.note = "the script's playback was never confirmed"
                 return
-            attempt.playback_confirmed_at = played_at
-            answer = await self._consent_answer(after=played_at)
+            attempt.playback_confirmed_at = script.known_at
+            answer = await self._consent_answer(after=script.finished_at)
             if answer is ConsentAnswer.UNCLEAR:
                 attempt.reasked = True
                 reask_started = self.bridge.stream_time
-                reask_played = await self._say_uninterrupted(REASK)
-                if reask_played is None:
+                reask = await self._say_uninterrupted(REASK)
+                if not reask.played:
                     attempt.outcome = ConsentOutcome.UNCLEAR
                     attempt.note = "the re-ask's playback was never confirmed"
                     return
-                answer = await self._consent_answer(after=reask_played, keypad_from=reask_started)
+                answer = await self._consent_answer(
+                    after=reask.finished_at, keypad_from=reask_started
+                )
             attempt.outcome = ConsentOutcome(answer.value)
         except CallEnded:
             if attempt.playback_confirmed_at is not None:
@@ -200,6 +222,21 @@ class Conversation:
         self, *, after: float, keypad_from: float | None = None
     ) -> ConsentAnswer:
         """Classify the first answer after the prompt's last mark (keypad only on the re-ask)."""
+        hurry = asyncio.create_task(self._finalize_when_speech_stops())
+        try:
+            return await self._first_answer(after, keypad_from)
+        finally:
+            hurry.cancel()
+
+    async def _finalize_when_speech_stops(self) -> None:
+        """Whenever the caller stops speaking before the transcriber has settled their words,
+        ask for those words at once: the answer is decided without waiting for the
+        transcriber's endpointing (Deepgram's Finalize)."""
+        while True:
+            await self.bridge.speech_stopped()
+            await self.bridge.finalize_transcript()
+
+    async def _first_answer(self, after: float, keypad_from: float | None) -> ConsentAnswer:
         while True:
             heard = await self.bridge.next_input(CONSENT_ANSWER_TIMEOUT)
             if heard is None:
@@ -225,17 +262,19 @@ class Conversation:
         self.transcript.append(Turn("assistant", "speech", text, playback.started_at))
         return playback
 
-    async def _say_uninterrupted(self, text: str) -> float | None:
-        """Play ``text`` without barge-in; the stream time its last mark came back, or None."""
+    async def _say_uninterrupted(self, text: str) -> PlaybackResult:
+        """Play ``text`` without barge-in, until its last mark came back (or it never will)."""
         playback = await self._say(text, interruptible=False)
         result = await playback.finished()
         if self.bridge.ended:
             raise CallEnded(self.bridge.end_reason)
-        return result.finished_at if result.played else None
+        return result
 
     def _take_answer(self, heard: CallerInput) -> None:
         self._record_input(heard)
-        self.consent.answers.append(heard)
+        confirmed = self.consent.playback_confirmed_at
+        assert confirmed is not None, "an answer comes only after the script was played"
+        self.consent.answers.append(_timed_answer(self.bridge, heard, confirmed))
 
     def _record_input(self, heard: CallerInput) -> None:
         if heard.digit is not None:
@@ -270,3 +309,27 @@ class Conversation:
         if self.consent.outcome is ConsentOutcome.AFFIRMATIVE:
             return f"Great, you'll get a text shortly. {callback} Thanks for calling. Goodbye!"
         return f"No problem, we won't text you. {callback} Thanks for calling. Goodbye!"
+
+
+def _timed_answer(bridge: CallBridge, heard: CallerInput, not_before: float) -> TimedAnswer:
+    """When ``heard`` reached us, from the arrival of its audio (or of its key press)."""
+    if heard.digit is not None:
+        pressed = max(heard.received_at, not_before)
+        return TimedAnswer(heard, pressed, pressed)
+    assert heard.utterance is not None
+    spoken = heard.utterance
+    started = max(_arrival(bridge, spoken.start), not_before)
+    word_times: list[tuple[float, float]] = []
+    latest = started
+    for word in spoken.words:
+        word_start = max(_arrival(bridge, word.start), latest)
+        latest = max(_arrival(bridge, word.end), word_start)
+        word_times.append((word_start, latest))
+    ended = max(_arrival(bridge, spoken.end), latest)
+    return TimedAnswer(heard, started, ended, tuple(word_times))
+
+
+def _arrival(bridge: CallBridge, stream_time: float) -> float:
+    """When the caller's audio at ``stream_time`` arrived; now, if it has not been seen."""
+    arrived = bridge.arrival_time(stream_time)
+    return time.monotonic() if arrived is None else arrived

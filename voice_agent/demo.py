@@ -60,6 +60,10 @@ def run_demo(settings: Settings, speed: float) -> int:
         "Look again with: receptionist calls list · receptionist calls show CALL_SID · "
         "receptionist outbox list"
     )
+    print(
+        f"Or in the owner dashboard: run `receptionist serve`, open {server_url}/owner and sign "
+        f"in with a token from `receptionist owner token create --business {OWNER_WHO_WANTS_TEXTS}`"
+    )
     return 1 if failed else 0
 
 

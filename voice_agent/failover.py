@@ -7,7 +7,7 @@ hears at most a short "One moment." and the call's notes say what happened.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 
 from media_stream import (
@@ -136,14 +136,21 @@ class FailoverTranscription:
     """A transcription session that reopens on the fallback engine when the primary fails.
 
     Speech in flight when the primary failed is lost; the conversation's silence timeout
-    asks the caller again.
+    asks the caller again. Both sessions get the call's ``keyterms``.
     """
 
-    def __init__(self, primary: Transcriber, fallback: Transcriber, notify: Notify) -> None:
+    def __init__(
+        self,
+        primary: Transcriber,
+        fallback: Transcriber,
+        notify: Notify,
+        keyterms: Sequence[str] = (),
+    ) -> None:
         self._primary_name = primary.name
         self._fallback = fallback
         self._notify = notify
-        self._session: TranscriptionSession = primary.open_session()
+        self._keyterms = tuple(keyterms)
+        self._session: TranscriptionSession = primary.open_session(self._keyterms)
         self._failed = primary is fallback
 
     def send_audio(self, ulaw: bytes, at: float) -> None:
@@ -159,11 +166,14 @@ class FailoverTranscription:
                 raise
             self._failed = True
             self._notify(self._primary_name, f"{failure}; {self._fallback.name} took over")
-            failed, self._session = self._session, self._fallback.open_session()
+            failed, self._session = self._session, self._fallback.open_session(self._keyterms)
             with contextlib.suppress(Exception):  # the failed provider may not close cleanly
                 await failed.close()
         async for event in self._session.events():
             yield event
+
+    async def finalize(self) -> None:
+        await self._session.finalize()
 
     async def close(self) -> None:
         await self._session.close()

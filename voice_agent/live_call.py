@@ -1,9 +1,15 @@
-"""One live call from the websocket's first frame to the stored record."""
+"""One live call from the websocket's first frame to the stored record.
+
+The call's transcription session opens once Twilio's ``start`` has named the business, so the
+transcriber can be told the business's words (its name, its services); the caller's audio
+waits on the websocket meanwhile.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from consent_ledger import AudioStore
 from media_stream import CallBridge, CallEnded, StreamSocket
@@ -11,6 +17,7 @@ from voice_agent.after_call import CallIdentity, record_call
 from voice_agent.businesses import Business, get_business
 from voice_agent.conversation import RECORDING_SECONDS, Conversation
 from voice_agent.failover import FailoverChatModel, FailoverSynthesizer, FailoverTranscription
+from voice_agent.keyterms import call_keyterms
 from voice_agent.logging_setup import bind_call
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.services import Services
@@ -30,7 +37,6 @@ async def handle_call(services: Services, socket: StreamSocket) -> None:
 
     bridge = CallBridge(
         socket,
-        FailoverTranscription(services.transcriber, services.embedded_transcriber, provider_failed),
         FailoverSynthesizer(services.synthesizer, services.embedded_synthesizer, provider_failed),
     )
     try:
@@ -39,7 +45,7 @@ async def handle_call(services: Services, socket: StreamSocket) -> None:
         logger.warning("media stream ended before it started: %s", ended)
         await bridge.close()
         return
-    started_at = services.clock()
+    started_at, started_monotonic = services.clock(), time.monotonic()
     bind_call(start.call_sid, start.custom_parameters.get("business", "-"))
     business = await asyncio.to_thread(_business, services, start.custom_parameters)
     caller = _caller(start.custom_parameters)
@@ -49,6 +55,14 @@ async def handle_call(services: Services, socket: StreamSocket) -> None:
         return
     if business.recording_enabled:
         bridge.record_caller_audio(RECORDING_SECONDS)
+    bridge.listen(
+        FailoverTranscription(
+            services.transcriber,
+            services.embedded_transcriber,
+            provider_failed,
+            keyterms=call_keyterms(business),
+        )
+    )
     chat_model = FailoverChatModel(
         services.chat_model, services.embedded_chat_model, provider_failed
     )
@@ -60,7 +74,9 @@ async def handle_call(services: Services, socket: StreamSocket) -> None:
         await bridge.close()
         conversation.message.notes.extend(failures)
         services.metrics.call_ended(conversation.consent.outcome.value, conversation.turn_metrics)
-        identity = CallIdentity(start.call_sid, start.stream_sid, caller, started_at)
+        identity = CallIdentity(
+            start.call_sid, start.stream_sid, caller, started_at, started_monotonic
+        )
         await _store(services, business, identity, conversation, bridge.end_reason)
 
 
@@ -90,6 +106,8 @@ async def _store(
 
 
 async def _apologise(bridge: CallBridge) -> None:
+    """Say sorry and hang up; nobody transcribes the caller (no cloud session is opened)."""
+    bridge.listen()
     try:
         playback = await bridge.say(UNKNOWN_NUMBER_APOLOGY, interruptible=False)
         await playback.finished()

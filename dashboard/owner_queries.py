@@ -1,0 +1,172 @@
+"""Everything the owner pages read, for one business at a time, and nothing they write.
+
+Each page is read in one snapshot on a read-only transaction: the owner's session, the
+business, its calls (through the :class:`~dashboard.call_log.CallLog` port), its texts and the
+call's consent record. Every lookup names the signed-in owner's business, so a call or a text
+of another business is simply not found.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine
+
+from consent_ledger import ConsentEvidence, event_by_hash
+from dashboard.call_log import BusinessProfile, CallDetails, CallListing, CallLog
+from sms_sender import (
+    TextRecord,
+    business_texts,
+    count_texts,
+    texts_sent_for_calls,
+    texts_with_number,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def read_snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection that sees one consistent state of the database, for reading only.
+
+    On PostgreSQL that is a READ ONLY, REPEATABLE READ transaction: the database refuses any
+    write. On SQLite a read-only engine (``make_engine(url, read_only=True)``) begins deferred
+    transactions, which see one snapshot under WAL without holding the write lock calls need.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        with conn.begin():
+            yield conn
+
+
+@dataclass(frozen=True)
+class PageWindow:
+    """Page ``number`` (from 1) of ``total`` items shown ``size`` at a time."""
+
+    number: int
+    size: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        """How many pages there are; an empty list still has its one (empty) page."""
+        return max(1, math.ceil(self.total / self.size))
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.size
+
+    @property
+    def exists(self) -> bool:
+        return self.number <= self.pages
+
+
+class PageNotFound(LookupError):
+    """A page number past the last page; the message says which pages there are."""
+
+
+@dataclass(frozen=True)
+class CallRow:
+    """A line of the calls page: the call, and how many texts were sent about it."""
+
+    call: CallListing
+    texts_sent: int
+
+
+@dataclass(frozen=True)
+class CallsPage:
+    business: BusinessProfile
+    rows: list[CallRow]
+    window: PageWindow
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    """The consent decision a call points to: its evidence, or why it cannot be shown."""
+
+    evidence: ConsentEvidence | None
+    seq: int | None
+    problem: str | None
+
+
+@dataclass(frozen=True)
+class CallPage:
+    business: BusinessProfile
+    call: CallDetails
+    consent: ConsentRecord | None
+    texts: list[TextRecord]
+
+
+@dataclass(frozen=True)
+class TextsPage:
+    business: BusinessProfile
+    texts: list[TextRecord]
+    window: PageWindow
+
+
+def calls_page(
+    conn: Connection, call_log: CallLog, business: BusinessProfile, number: int, size: int
+) -> CallsPage:
+    """Page ``number`` of the business's calls, newest first; PageNotFound past the last."""
+    window = _window(number, size, call_log.count_calls(conn, business.id))
+    listings = call_log.calls(conn, business.id, window.offset, window.size)
+    sent = texts_sent_for_calls(conn, business.id, [listing.call_sid for listing in listings])
+    rows = [CallRow(listing, sent.get(listing.call_sid, 0)) for listing in listings]
+    return CallsPage(business, rows, window)
+
+
+def call_page(
+    conn: Connection, call_log: CallLog, business: BusinessProfile, call_sid: str
+) -> CallPage | None:
+    """The call ``call_sid`` of the business with its consent record and every text to and
+    from the caller's number; None when the business has no such call."""
+    call = call_log.call(conn, business.id, call_sid)
+    if call is None:
+        return None
+    consent = _consent_record(conn, business.id, call)
+    texts = texts_with_number(conn, business.id, call.caller_number)
+    return CallPage(business, call, consent, texts)
+
+
+def texts_page(conn: Connection, business: BusinessProfile, number: int, size: int) -> TextsPage:
+    """Page ``number`` of the business's texts both ways, newest first; PageNotFound past the
+    last."""
+    window = _window(number, size, count_texts(conn, business.id))
+    return TextsPage(business, business_texts(conn, business.id, window.offset, size), window)
+
+
+def _window(number: int, size: int, total: int) -> PageWindow:
+    window = PageWindow(number, size, total)
+    if not window.exists:
+        last = window.pages
+        raise PageNotFound(f"There is no page {number}: the last page is {last}.")
+    return window
+
+
+def _consent_record(conn: Connection, business_id: str, call: CallDetails) -> ConsentRecord | None:
+    if call.consent_event_hash is None:
+        return None
+    try:
+        event = event_by_hash(conn, call.consent_event_hash)
+        evidence = None if event is None else event.evidence()
+    except ValueError:
+        event, evidence = None, None
+    if event is None or evidence is None or event.business_id != business_id:
+        logger.error(
+            "a call's consent record cannot be shown",
+            extra={"business_id": business_id, "call_sid": call.call_sid},
+        )
+        return ConsentRecord(
+            None,
+            None,
+            "The consent record of this call cannot be read; your operator can check the "
+            "records with `receptionist ledger verify`.",
+        )
+    return ConsentRecord(evidence, event.seq, None)

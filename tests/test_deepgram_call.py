@@ -1,0 +1,352 @@
+"""Calls transcribed by Deepgram (the real SDK against the fake server): the business's keyterms,
+the apology for an unknown business, Finalize on the consent answer, and the answer's times."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import Engine
+from twilio.request_validator import RequestValidator
+from websockets.asyncio.client import ClientConnection, connect
+
+from media_stream import (
+    CallBridge,
+    Connected,
+    DeepgramTranscriber,
+    EspeakSynthesizer,
+    Mark,
+    Media,
+    MediaFormat,
+    OutboundMark,
+    OutboundMedia,
+    Start,
+    Stop,
+    StreamClosed,
+    encode_inbound,
+    parse_outbound,
+)
+from media_stream.bridge import split_sentences
+from media_stream.deepgram_transcriber import StreamTiming
+from tests.conftest import AUTH_TOKEN, ROOT, receptionist_settings
+from tests.fake_deepgram import (
+    API_KEY,
+    FakeDeepgramListen,
+    FakeWord,
+    ListenStream,
+    results_message,
+    utterance_end_message,
+)
+from voice_agent.after_call import CallIdentity, consent_evidence
+from voice_agent.businesses import import_businesses, load_businesses
+from voice_agent.call_records import get_call
+from voice_agent.chat import AgentReply, CallContext, CallerMessage, WholeReply
+from voice_agent.conversation import ConsentOutcome, Conversation
+from voice_agent.keyterms import call_keyterms
+from voice_agent.local_server import free_port, serving
+from voice_agent.migrate import upgrade
+from voice_agent.services import build_services
+from voice_agent.settings import Settings, TranscriberChoice
+from voice_agent.twiml import UNKNOWN_NUMBER_APOLOGY
+
+STREAM = "MZ" + "a" * 32
+ACCOUNT = "AC" + "c" * 32
+CALL = "CA" + "d" * 32
+CALLER = "+15125550142"
+BUSINESSES = ROOT / "fixtures" / "businesses.yaml"
+ACME = next(b for b in load_businesses(BUSINESSES) if b.id == "acme-plumbing")
+FRAME_SECONDS = 0.02
+TIMING = StreamTiming(keepalive_interval=0.5, stall_timeout=5.0, close_timeout=1.0)
+
+
+def _start(business: str, sequence: int) -> str:
+    return encode_inbound(
+        Start(
+            sequence,
+            STREAM,
+            ACCOUNT,
+            CALL,
+            ("inbound",),
+            {"business": business, "caller": CALLER},
+            MediaFormat("audio/x-mulaw", 8000, 1),
+        )
+    )
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+# --- through the server's websocket -----------------------------------------------------------
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """A migrated database with the demo businesses; Deepgram is configured per test."""
+    settings = receptionist_settings(f"sqlite:///{tmp_path / 'receptionist.db'}", free_port())
+    upgrade(settings.database_url)
+    services = build_services(settings)
+    with services.engine.begin() as conn:
+        import_businesses(conn, BUSINESSES)
+    services.engine.dispose()
+    return settings
+
+
+@contextlib.asynccontextmanager
+async def _deepgram_server(
+    settings: Settings,
+) -> AsyncIterator[tuple[FakeDeepgramListen, str, Engine]]:
+    """The application transcribing with Deepgram, which is the fake on 127.0.0.1."""
+    async with FakeDeepgramListen() as fake:
+        services = build_services(
+            settings.model_copy(
+                update={
+                    "transcriber": TranscriberChoice.DEEPGRAM,
+                    "deepgram_api_key": SecretStr(API_KEY),
+                    "deepgram_base_url": fake.url,
+                }
+            )
+        )
+        try:
+            with serving(services) as server_url:
+                yield fake, server_url, services.engine
+        finally:
+            services.engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _media_stream(settings: Settings, server_url: str) -> AsyncIterator[ClientConnection]:
+    """Twilio's signed websocket to the server, after its ``connected`` message."""
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(settings.media_stream_url, {})
+    url = server_url.replace("http://", "ws://") + "/twilio/media-stream"
+    async with connect(url, additional_headers={"x-twilio-signature": signature}) as websocket:
+        await websocket.send(encode_inbound(Connected("Call", "1.0.0")))
+        yield websocket
+
+
+async def test_a_call_opens_deepgram_with_its_business_keyterms(settings: Settings) -> None:
+    async with (
+        _deepgram_server(settings) as (fake, server_url, engine),
+        _media_stream(settings, server_url) as twilio,
+    ):
+        await twilio.send(_start(ACME.id, 1))
+        stream = await fake.next_stream()
+        assert stream.query["keyterm"] == [
+            "Acme Plumbing",
+            "leaks",
+            "clogged drains",
+            "water heaters",
+            "burst pipes",
+        ]
+        await twilio.send(encode_inbound(Stop(2, STREAM, ACCOUNT, CALL)))
+        async for _ in twilio:  # until the server hangs up
+            pass
+
+        def stored() -> bool:
+            with engine.connect() as conn:
+                return get_call(conn, CALL) is not None
+
+        await _until(stored)
+        assert fake.streams_opened == 1
+
+
+async def test_an_unknown_business_hears_the_apology_and_opens_no_deepgram_stream(
+    settings: Settings,
+) -> None:
+    audio, marks = bytearray(), []
+    async with (
+        _deepgram_server(settings) as (fake, server_url, _),
+        _media_stream(settings, server_url) as twilio,
+    ):
+        await twilio.send(_start("no-such-business", 1))
+        async for raw in twilio:  # play every mark back at once, until the server hangs up
+            message = parse_outbound(raw)
+            if isinstance(message, OutboundMedia):
+                audio += message.payload
+            elif isinstance(message, OutboundMark):
+                marks.append(message.name)
+                await twilio.send(encode_inbound(Mark(1 + len(marks), STREAM, message.name)))
+        assert fake.streams_opened == 0
+    sentences = split_sentences(UNKNOWN_NUMBER_APOLOGY)
+    assert len(marks) == len(sentences)  # one mark after each sentence of the apology
+    voice = EspeakSynthesizer(settings.assistant_voice)
+    apology = sum(len(voice.render_ulaw(sentence)) for sentence in sentences)
+    assert len(audio) == pytest.approx(apology, rel=0.05)  # espeak-ng varies by a few samples
+
+
+# --- the consent answer, with the conversation in process -------------------------------------
+
+
+class TwilioPeer:
+    """Twilio's side of an in-process media stream: the caller's frames, and every mark played
+    back the moment it is sent."""
+
+    def __init__(self) -> None:
+        self.incoming: asyncio.Queue[str | None] = asyncio.Queue()
+        self.frames_sent = 0
+        self._sequence = 0
+
+    @property
+    def stream_time(self) -> float:
+        """Where the caller's audio sent so far ends, in stream seconds."""
+        return self.frames_sent * FRAME_SECONDS
+
+    def start(self) -> None:
+        self.incoming.put_nowait(encode_inbound(Connected("Call", "1.0.0")))
+        self.incoming.put_nowait(_start(ACME.id, self._next()))
+
+    def speak(self, seconds: float) -> None:
+        for _ in range(round(seconds / FRAME_SECONDS)):
+            self.frames_sent += 1
+            chunk = self.frames_sent
+            frame = Media(self._next(), STREAM, "inbound", chunk, (chunk - 1) * 20, b"\xff" * 160)
+            self.incoming.put_nowait(encode_inbound(frame))
+
+    async def receive_text(self) -> str:
+        item = await self.incoming.get()
+        if item is None:
+            raise StreamClosed()
+        return item
+
+    async def send_text(self, text: str) -> None:
+        message = parse_outbound(text)
+        if isinstance(message, OutboundMark):
+            self.incoming.put_nowait(encode_inbound(Mark(self._next(), STREAM, message.name)))
+
+    async def close(self) -> None:
+        self.incoming.put_nowait(None)
+
+    def _next(self) -> int:
+        self._sequence += 1
+        return self._sequence
+
+
+class Voice:
+    name = "test voice"
+
+    async def synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
+        yield b"\x7f" * 800
+
+
+class OneQuestion:
+    """A chat model that asks what the caller needs and takes the answer as the message."""
+
+    name = "one question"
+
+    async def reply(
+        self, context: CallContext, message: CallerMessage, caller_said: str | None
+    ) -> AgentReply:
+        if caller_said is None:
+            return AgentReply("What can we help you with?", finished=False)
+        message.need = caller_said
+        return AgentReply("Thanks, I have your message.", finished=True)
+
+    def reply_stream(
+        self, context: CallContext, message: CallerMessage, caller_said: str | None
+    ) -> WholeReply:
+        return WholeReply(self.reply(context, message, caller_said))
+
+
+@dataclass
+class CallAtConsent:
+    """A call whose consent script has just been played; the answer is awaited."""
+
+    twilio: TwilioPeer
+    bridge: CallBridge
+    conversation: Conversation
+    stream: ListenStream
+    running: asyncio.Task[None]
+    identity: CallIdentity
+
+    async def finish(self) -> None:
+        await asyncio.wait_for(self.running, 10)
+        await self.bridge.close()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDeepgramListen]:
+    async with FakeDeepgramListen() as server:
+        yield server
+
+
+async def _call_until_the_consent_answer(fake: FakeDeepgramListen) -> CallAtConsent:
+    identity = CallIdentity(CALL, STREAM, CALLER, datetime.now(UTC), time.monotonic())
+    twilio = TwilioPeer()
+    bridge = CallBridge(twilio, Voice())
+    twilio.start()
+    twilio.speak(1.0)
+    await bridge.open()
+    transcriber = DeepgramTranscriber(API_KEY, base_url=fake.url, timing=TIMING)
+    bridge.listen(transcriber.open_session(call_keyterms(ACME)))
+    stream = await fake.next_stream()
+    conversation = Conversation(ACME, CALLER, OneQuestion(), bridge)
+    running = asyncio.create_task(conversation.run())
+    await stream.wait_for_audio(1.0)
+    need = [FakeWord("my", 0.2, 0.3), FakeWord("sink", 0.3, 0.5), FakeWord("leaks", 0.5, 0.8)]
+    await stream.send(results_message(need, is_final=True, speech_final=True))
+    await _until(lambda: conversation.consent.playback_confirmed_at is not None)
+    return CallAtConsent(twilio, bridge, conversation, stream, running, identity)
+
+
+async def test_a_consent_answer_that_stops_unsettled_is_finalized_and_decided_by_its_final(
+    fake: FakeDeepgramListen,
+) -> None:
+    call = await _call_until_the_consent_answer(fake)
+    at = call.twilio.stream_time
+    call.twilio.speak(2.0)
+    await call.stream.wait_for_audio(3.0)
+    answer = [
+        FakeWord("yes", at + 0.3, at + 0.6, 0.95, "Yes,"),
+        FakeWord("please", at + 0.7, at + 1.0),
+    ]
+    await call.stream.send(results_message(answer, is_final=False))
+    call.stream.staged_words = answer  # what Deepgram settles on when asked to finalize
+    await call.stream.send(utterance_end_message(at + 1.0))
+    await call.stream.wait_for_control("Finalize")
+    await call.finish()
+    consent = call.conversation.consent
+    assert consent.outcome is ConsentOutcome.AFFIRMATIVE
+    (taken,) = consent.answers
+    assert taken.heard.utterance is not None and taken.heard.utterance.text == "Yes, please"
+    controls = [kind for kind in call.stream.controls if kind != "KeepAlive"]
+    assert controls == ["Finalize", "CloseStream"]  # only the consent answer was finalized
+
+
+async def test_an_answer_heard_as_the_mark_returns_is_dated_from_the_confirmation(
+    fake: FakeDeepgramListen,
+) -> None:
+    call = await _call_until_the_consent_answer(fake)
+    at = call.bridge.stream_time  # the last frame before the script's mark came back
+    call.twilio.speak(1.0)
+    await call.stream.wait_for_audio(2.0)
+    answer = [FakeWord("yes", at, at + 0.3, 0.9, "Yes."), FakeWord("sure", at + 0.4, at + 0.6)]
+    await call.stream.send(results_message(answer, is_final=True, speech_final=True))
+    await call.finish()
+    assert "Finalize" not in call.stream.controls  # Deepgram's own endpointing came first
+    consent = call.conversation.consent
+    assert consent.outcome is ConsentOutcome.AFFIRMATIVE
+    now = datetime.now(UTC)
+    evidence = consent_evidence(ACME, call.identity, consent, now, None)
+    script, (spoken,) = evidence.script, evidence.answers
+    assert script is not None and script.started_at is not None
+    assert script.playback_confirmed_at is not None
+    assert spoken.started_at == script.playback_confirmed_at  # its first frame came earlier
+    moments = [
+        call.identity.started_at,
+        script.started_at,
+        script.playback_confirmed_at,
+        spoken.started_at,
+        *(moment for word in spoken.words for moment in (word.start, word.end)),
+        spoken.ended_at,
+        now,
+    ]
+    assert moments == sorted(moments)
