@@ -64,6 +64,8 @@ class CallDetails:
     need: str | None
     callback_number: str | None
     urgency: str | None
+    address: str | None
+    preferred_time: str | None  # in the caller's words; nobody promised it
     notes: tuple[str, ...]
     consent_outcome: str | None
     consent_event_hash: str | None

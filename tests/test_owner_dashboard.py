@@ -178,6 +178,8 @@ def _record_history(engine: Engine) -> None:
                 need="a burst pipe <img src=x onerror=alert(2)>",
                 callback_number="+15125550124",
                 urgency="emergency",
+                address="12 Elm St <script>x()</script>",
+                preferred_time="tomorrow <b>morning</b>",
                 notes=("deepgram failed: timed out <i>mid-call</i>",),
                 consent_outcome="affirmative",
                 turns=(
@@ -527,6 +529,8 @@ def test_a_call_page_shows_the_message_the_transcript_and_the_consent(site: Owne
     message = html.split("<h2>Message</h2>", 1)[1].split("</dl>", 1)[0]
     assert ESCAPED in message and "+15125550124" in message
     assert "a burst pipe &lt;img src=x onerror=alert(2)&gt;" in message
+    assert "12 Elm St &lt;script&gt;x()&lt;/script&gt;" in message
+    assert "tomorrow &lt;b&gt;morning&lt;/b&gt;" in message
     assert "deepgram failed: timed out &lt;i&gt;mid-call&lt;/i&gt;" in html
     transcript = html.split("<h2>Transcript</h2>", 1)[1].split("</table>", 1)[0]
     lines = _table_rows(transcript)
@@ -545,6 +549,7 @@ def test_a_call_page_shows_the_message_the_transcript_and_the_consent(site: Owne
     assert "at 2025-06-02 10:00:49 CDT" in consent
     assert "up to 2 texts" in consent
     assert HOSTILE not in html and "<b>sure" not in html and "<i>mid-call" not in html
+    assert "<script>x()" not in html and "<b>morning" not in html
 
 
 def test_a_call_page_lists_every_text_with_the_number_and_its_status(site: OwnerSite) -> None:

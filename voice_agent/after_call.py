@@ -172,6 +172,8 @@ def _call_record(
         need=message.need,
         callback_number=message.callback_number,
         urgency=message.urgency.value if message.urgency else None,
+        address=message.address,
+        preferred_time=message.preferred_time,
         notes=tuple(message.notes),
         consent_outcome=conversation.consent.outcome.value,
         consent_event_hash=consent_hash,

@@ -32,6 +32,8 @@ class CallRecord:
     notes: tuple[str, ...]
     consent_outcome: str | None
     consent_event_hash: str | None
+    address: str | None = None
+    preferred_time: str | None = None  # in the caller's words
     turn_metrics: tuple[TurnMetrics, ...] = ()
     transcript_purged_at: datetime | None = None
     turns: tuple[Turn, ...] = ()

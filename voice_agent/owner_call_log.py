@@ -73,6 +73,8 @@ def _details(record: CallRecord) -> CallDetails:
         need=record.need,
         callback_number=record.callback_number,
         urgency=record.urgency,
+        address=record.address,
+        preferred_time=record.preferred_time,
         notes=record.notes,
         consent_outcome=record.consent_outcome,
         consent_event_hash=record.consent_event_hash,

@@ -54,6 +54,8 @@ def render_call(call: CallRecord, event: RecordedEvent | None, texts: list[Outbo
                 ("needs", call.need),
                 ("call back", call.callback_number),
                 ("urgency", call.urgency),
+                ("address", call.address),
+                ("preferred time", call.preferred_time),
             )
         ),
     ]

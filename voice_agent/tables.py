@@ -67,6 +67,8 @@ calls = Table(
     Column("need", Text),
     Column("callback_number", String(20)),
     Column("urgency", String(20)),
+    Column("address", Text),
+    Column("preferred_time", Text),
     Column("notes", JSON, nullable=False),
     Column("consent_outcome", String(32)),
     Column("consent_event_hash", String(64)),
