@@ -50,7 +50,7 @@ class DriverStatement:
         raise ValueError(f"the consent ledger supports sqlite and postgresql, not {dialect_name!r}")
 
 
-def run(conn: Connection, statement: DriverStatement, parameters: Sequence[Any]) -> list[Any]:
+def run(conn: Connection, statement: DriverStatement, parameters: Sequence[Any]) -> Sequence[Any]:
     """Execute ``statement`` in ``conn``'s transaction (begun here if need be); its rows, if any.
 
     Datetime parameters must already be in stored form (see :func:`instant_to_store`).
@@ -79,15 +79,13 @@ def instant_to_store(dialect: Dialect) -> Callable[[datetime | None], Any]:
     return _instant_processors(dialect)[0]
 
 
-def instant_from_store(dialect: Dialect) -> Callable[[Any], datetime | None]:
-    """How SQLAlchemy would turn a stored ledger datetime back into a datetime."""
+def instant_from_store(dialect: Dialect) -> Callable[[Any], datetime]:
+    """How SQLAlchemy would turn a stored ledger datetime (not NULL) back into a datetime."""
     return _instant_processors(dialect)[1]
 
 
 @lru_cache(maxsize=16)
-def _instant_processors(
-    dialect: Dialect,
-) -> tuple[Callable[[datetime | None], Any], Callable[[Any], datetime | None]]:
+def _instant_processors(dialect: Dialect) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     impl = _INSTANT_TYPE.dialect_impl(dialect)
     to_store = impl.bind_processor(dialect) or _unchanged
     from_store = impl.result_processor(dialect, None) or _unchanged

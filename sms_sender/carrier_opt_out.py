@@ -2,7 +2,7 @@
 
 The error can come back when a text is created or later in its status callback; either way every
 pending text to the number is cancelled and the revocation is recorded in the ledger, in the
-transaction that learned of it.
+transaction that learned of it — for the owner's phone, as the end of its notification texts too.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 
 from consent_ledger import ConsentMethod, revoke
 from sms_sender.outbox import OutboxMessage, cancel_pending
+from sms_sender.owner_choice import owner_phone_changes_choice
 from sms_sender.send_rules import SendRules
 
 logger = logging.getLogger(__name__)
@@ -42,4 +43,13 @@ def revoke_after_carrier_opt_out(
         ConsentMethod.SMS_KEYWORD,
         now,
         now,
+    )
+    owner_phone_changes_choice(
+        conn,
+        policy,
+        message.to_number,
+        False,
+        ConsentMethod.SMS_KEYWORD,
+        now,
+        f"unsubscribed at the carrier (error {UNSUBSCRIBED_AT_CARRIER})",
     )

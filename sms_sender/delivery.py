@@ -2,9 +2,10 @@
 
 Each text's StatusCallback URL names its outbox row (``?outbox=ID``), so a callback finds its row
 by id even when the transaction that records the send's MessageSid has not committed yet: the
-callback locks the row and so waits for that transaction. (Callbacks without an id, for texts sent
-before ids were added, are matched by MessageSid.) A callback must agree with its row — the
-MessageSid recorded for it, its numbers — or it changes nothing.
+callback locks the row (after its number's lock, the order every writer keeps) and so waits for
+that transaction. (Callbacks without an id, for texts sent before ids were added, are matched by
+MessageSid.) A callback must agree with its row — the MessageSid recorded for it, its numbers — or
+it changes nothing.
 
 When the row has no MessageSid after that wait (the send's transaction rolled back after Twilio
 accepted the text, or the worker died), a final status is kept as an early report, and the
@@ -28,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, Select, delete, select, update
 
 from sms_sender.carrier_opt_out import UNSUBSCRIBED_AT_CARRIER, revoke_after_carrier_opt_out
-from sms_sender.outbox import OutboxMessage, OutboxStatus, message_from_row
+from sms_sender.outbox import OutboxMessage, OutboxStatus, lock_message, message_from_row
 from sms_sender.send_rules import SendRules
 from sms_sender.tables import early_delivery_reports, insert_once, outbox
 
@@ -70,7 +71,8 @@ def record_delivery(
     conn: Connection, report: DeliveryReport, now: datetime, rules: SendRules
 ) -> DeliveryUpdate:
     """Apply ``report`` to the text it is about, inside the caller's transaction."""
-    row = conn.execute(_reported_row(report).with_for_update()).first()
+    reported = conn.execute(_reported_row(report)).first()
+    row = None if reported is None else lock_message(conn, reported.id)
     if row is None:
         logger.warning("status callback for unknown text %s", _named(report))
         return DeliveryUpdate.UNKNOWN_MESSAGE
@@ -110,9 +112,10 @@ def apply_early_report(
 
 
 def _reported_row(report: DeliveryReport) -> Select[Any]:
+    """The id of the row ``report`` names (locked afterwards, its number's lock first)."""
     if report.outbox_id is None:
-        return select(outbox).where(outbox.c.provider_message_id == report.message_sid)
-    return select(outbox).where(outbox.c.id == report.outbox_id)
+        return select(outbox.c.id).where(outbox.c.provider_message_id == report.message_sid)
+    return select(outbox.c.id).where(outbox.c.id == report.outbox_id)
 
 
 def _agrees(row: Row[Any], report: DeliveryReport) -> bool:

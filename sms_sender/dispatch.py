@@ -6,15 +6,16 @@ A pass has three steps, each its own transaction:
 2. Lease: due rows are claimed (``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's
    ``BEGIN IMMEDIATE`` serialises writers) and marked ``claimed`` with one more attempt counted.
    The claim is committed, so a worker that dies later leaves a trace.
-3. Send, per row: lock the row again, check it is still claimed (a revocation may have cancelled
-   it), ask the rules of its kind (consent gate, caps, exclusions, send window — see
-   ``send_rules``), re-check with the provider when an earlier attempt may have reached it, hand the
-   text to the transport and record the outcome. The send happens while the row is locked, so a
-   revocation that cancels it waits, and once the revocation commits nothing it cancelled can reach
-   the transport. A status callback waits on the same lock; one that came while no MessageSid
-   could be recorded is applied with it (``delivery.apply_early_report``). On PostgreSQL a
-   transaction-scoped advisory lock per business and number also serialises two workers texting
-   the same number, so counts of texts sent are never stale.
+3. Send, per row: lock the recipient's number (``advisory_lock.lock_number``), then the row,
+   check it is still claimed (a revocation may have cancelled it), ask the rules of its kind
+   (consent gate, caps, exclusions, send window — see ``send_rules``), re-check with the provider
+   when an earlier attempt may have reached it, hand the text to the transport and record the
+   outcome. The send happens while both are locked, so a revocation that cancels it waits, and
+   once the revocation commits nothing it cancelled can reach the transport. A status callback
+   waits on the same locks; one that came while no MessageSid could be recorded is applied with
+   it (``delivery.apply_early_report``). Two workers texting the same number take turns, so counts
+   of texts sent are never stale, and every path takes the number's lock before any row's, so
+   the 21610 path below never deadlocks with a STOP or another worker.
 
 No duplicates: a row whose earlier attempt may have been accepted (a worker died mid-send, a
 timeout) is looked up with the provider before it is sent again. Failures close: a row whose
@@ -34,10 +35,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
-from sms_sender.advisory_lock import lock_until_commit
 from sms_sender.carrier_opt_out import UNSUBSCRIBED_AT_CARRIER, revoke_after_carrier_opt_out
 from sms_sender.delivery import apply_early_report
-from sms_sender.outbox import OutboxMessage, OutboxStatus, message_from_row
+from sms_sender.outbox import OutboxMessage, OutboxStatus, lock_message, message_from_row
 from sms_sender.send_rules import SendRules, Verdict, judge
 from sms_sender.tables import outbox
 from sms_sender.transport import OutgoingSms, SendFailed, SendReceipt, SmsTransport
@@ -175,15 +175,10 @@ def _send_claimed(
     rules: SendRules,
     in_flight: _RowInFlight,
 ) -> _Outcome:
-    row = conn.execute(
-        select(outbox)
-        .where(outbox.c.id == message_id, outbox.c.status == OutboxStatus.CLAIMED.value)
-        .with_for_update()
-    ).first()
-    if row is None:
+    row = lock_message(conn, message_id)
+    if row is None or row.status != OutboxStatus.CLAIMED.value:
         return _Outcome.SKIPPED  # cancelled or recovered since it was leased
     message = message_from_row(row)
-    _serialise_per_recipient(conn, message)
     verdict = judge(conn, message, now, rules)
     if not verdict.allowed:
         return _hold_back(conn, message, verdict)
@@ -255,11 +250,6 @@ def _hold_back(conn: Connection, message: OutboxMessage, verdict: Verdict) -> _O
     return _Outcome.BLOCKED
 
 
-def _serialise_per_recipient(conn: Connection, message: OutboxMessage) -> None:
-    """On PostgreSQL, wait for any other worker sending to this number for this business."""
-    lock_until_commit(conn, f"sms_sender.outbox:{message.business_id}:{message.to_number}")
-
-
 def _after_send_failed(
     conn: Connection, message: OutboxMessage, failure: SendFailed, now: datetime, rules: SendRules
 ) -> _Outcome:
@@ -297,10 +287,10 @@ def _record_after_error(
     that came meanwhile), otherwise failed."""
     outcome = _Outcome.FAILED if receipt is None else _Outcome.SENT
     values: dict[str, Any] = (
-        {"status": OutboxStatus.FAILED.value, "reason": "internal error"}
+        {"status": OutboxStatus.FAILED, "reason": "internal error"}
         if receipt is None
         else {
-            "status": OutboxStatus.SENT.value,
+            "status": OutboxStatus.SENT,
             "reason": "recorded after an internal error",
             "sent_at": now,
             "provider_message_id": receipt.provider_message_id,
@@ -308,17 +298,16 @@ def _record_after_error(
     )
     try:
         with engine.begin() as conn:
-            recorded = conn.execute(
-                update(outbox)
-                .where(outbox.c.id == message_id, outbox.c.status == OutboxStatus.CLAIMED.value)
-                .values(**values)
-            )
-            if recorded.rowcount == 1 and receipt is not None:
+            row = lock_message(conn, message_id)
+            recorded = row is not None and row.status == OutboxStatus.CLAIMED.value
+            if recorded:
+                _record(conn, message_id, **values)
+            if recorded and receipt is not None:
                 apply_early_report(conn, message_id, receipt.provider_message_id, now, rules)
     except Exception:
         logger.exception("could not record the outcome of outbox row %d", message_id)
         return outcome
-    if recorded.rowcount != 1:
+    if not recorded:
         logger.error("outbox row %d changed meanwhile; %s not recorded", message_id, outcome.value)
     return outcome
 

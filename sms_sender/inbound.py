@@ -5,20 +5,25 @@ the caller's thread, classified by ``keywords.classify_reply``, and acted on in 
 transaction:
 
 - opt-out: every pending text to the number is cancelled and, when a consent is in force, a
-  ``revoked`` event pointing at it is appended to the ledger, together. One confirmation is
-  queued, unless Twilio's Advanced Opt-Out already answered (``OptOutType``) or the number's
-  previous opt-out or opt-in text was an opt-out too (a repeated STOP). A number with no consent
-  in force gets no ledger event — there is nothing to point at, and the gate already refuses it
-  every consented text — but its text is kept here and its confirmation in the outbox;
+  ``revoked`` event pointing at it is appended to the ledger, together. From the business's owner
+  phone, while the owner gets notification texts, it also appends ``owner_notifications_opt_out``
+  (``owner_choice``): an opt-out stops every text to a number, and a number that is both the
+  owner's and a consenting caller's loses both. One confirmation is queued (the owner's says how
+  to turn the texts back on), unless Twilio's Advanced Opt-Out already answered (``OptOutType``)
+  or the number's previous opt-out or opt-in text was an opt-out too (a repeated STOP) and this
+  one recorded nothing. A number with no consent in force gets no ledger event — there is nothing
+  to point at, and the gate already refuses it every consented text — but its text is kept here
+  and its confirmation in the outbox;
 - HELP: the HELP reply (not counted against any cap), unless Twilio already answered;
-- START / UNSTOP, or a bare YES from a number that opted out: a ``resubscribed`` event and a
-  confirmation;
+- START / UNSTOP, or a bare YES from a number that opted out: a ``resubscribed`` event, from the
+  owner's phone after an opt-out an ``owner_notifications_opt_in`` event, and a confirmation;
 - anything else: kept in the thread, forwarded to the owner (the dispatcher sends it only while
   the owner's opt-in stands), and it cancels the pending no-reply follow-up.
 
 Replies go through the outbox like every other text, so each is recorded and sent by the
-dispatcher. Texts from one number to one business are acted on one at a time (a lock per number),
-so two STOPs sent together are confirmed once.
+dispatcher. Texts from one number to one business are acted on one at a time under the number's
+lock (``advisory_lock.lock_number``), taken before any of its outbox rows, so two STOPs sent
+together are confirmed once, and a STOP never deadlocks with a send to the number.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from datetime import datetime
 from sqlalchemy import Connection, select, update
 
 from consent_ledger import ConsentMethod, RecordedEvent, resubscribe, revoke
-from sms_sender.advisory_lock import lock_until_commit
+from sms_sender.advisory_lock import lock_number
 from sms_sender.keywords import ReplyIntent, classify_reply, is_bare_yes, is_opt_out_keyword
 from sms_sender.message_templates import TemplateName, shipped_template
 from sms_sender.outbox import (
@@ -41,6 +46,7 @@ from sms_sender.outbox import (
     is_e164,
     queue_text,
 )
+from sms_sender.owner_choice import owner_phone_changes_choice
 from sms_sender.policy import SmsPolicy
 from sms_sender.tables import insert_once, sms_inbound
 
@@ -82,11 +88,13 @@ class InboundSms:
 
 @dataclass(frozen=True)
 class InboundOutcome:
-    """What handling an inbound text did."""
+    """What handling an inbound text did: ``ledger_event`` is the caller's revocation or
+    resubscription, ``owner_event`` the owner phone's choice about notification texts."""
 
     intent: ReplyIntent
     duplicate: bool = False
     ledger_event: RecordedEvent | None = None
+    owner_event: RecordedEvent | None = None
     cancelled: int = 0
     reply: OutboxMessage | None = None
     forwarded: OutboxMessage | None = None
@@ -100,7 +108,7 @@ def handle_inbound(
     if not _store(conn, sms, policy, intent, received_at):
         logger.info("inbound %s already handled", sms.message_sid, extra=_log(policy))
         return InboundOutcome(intent=intent, duplicate=True)
-    lock_until_commit(conn, f"sms_sender.inbound:{policy.business_id}:{sms.from_number}")
+    lock_number(conn, policy.business_id, sms.from_number)
     if intent is ReplyIntent.OPT_OUT:
         return _opt_out(conn, sms, policy, received_at)
     if intent is ReplyIntent.HELP:
@@ -109,7 +117,7 @@ def handle_inbound(
         return _opt_in(conn, sms, policy, received_at)
     if is_bare_yes(sms.body):
         outcome = _opt_in(conn, sms, policy, received_at)
-        if outcome.ledger_event is not None:
+        if outcome.ledger_event is not None or outcome.owner_event is not None:
             _restate_intent(conn, sms, ReplyIntent.OPT_IN)
             return outcome
     return _message(conn, sms, policy, received_at)
@@ -121,35 +129,45 @@ def _opt_out(
     cancelled = cancel_pending(
         conn, policy.business_id, sms.from_number, "revoked by text", kinds=_CANCELLED_BY_OPT_OUT
     )
+    method = ConsentMethod.SMS_KEYWORD if is_opt_out_keyword(sms.body) else ConsentMethod.SMS_TEXT
     event = revoke(
         conn,
         policy.business_id,
         policy.business_name,
         sms.from_number,
-        ConsentMethod.SMS_KEYWORD if is_opt_out_keyword(sms.body) else ConsentMethod.SMS_TEXT,
+        method,
         received_at,
         received_at,
     )
+    owner_event = owner_phone_changes_choice(
+        conn, policy, sms.from_number, False, method, received_at, _carried_by(sms)
+    )
     reply = None
-    if event is not None or not _opted_out_already(conn, sms, policy):
-        event_hash = "" if event is None else event.hash
+    if event is not None or owner_event is not None or not _opted_out_already(conn, sms, policy):
         reply = _confirm(
             conn,
             sms,
             policy,
-            TemplateName.OPT_OUT,
+            TemplateName.OPT_OUT if owner_event is None else TemplateName.OWNER_OPT_OUT,
             OutboxKind.OPT_OUT_CONFIRMATION,
-            event_hash,
+            owner_event or event,
             received_at,
         )
     logger.info(
-        "opt-out: %d pending texts cancelled, revocation %s, %s",
+        "opt-out: %d pending texts cancelled, revocation %s, owner texts %s, %s",
         cancelled,
         "recorded" if event else "not needed (no consent in force)",
+        "turned off" if owner_event else "not concerned",
         "confirmed" if reply else "not confirmed again",
         extra=_log(policy),
     )
-    return InboundOutcome(ReplyIntent.OPT_OUT, ledger_event=event, cancelled=cancelled, reply=reply)
+    return InboundOutcome(
+        ReplyIntent.OPT_OUT,
+        ledger_event=event,
+        owner_event=owner_event,
+        cancelled=cancelled,
+        reply=reply,
+    )
 
 
 def _opted_out_already(conn: Connection, sms: InboundSms, policy: SmsPolicy) -> bool:
@@ -184,27 +202,33 @@ def _help(
 def _opt_in(
     conn: Connection, sms: InboundSms, policy: SmsPolicy, received_at: datetime
 ) -> InboundOutcome:
+    method = ConsentMethod.SMS_KEYWORD
     event = resubscribe(
         conn,
         policy.business_id,
         policy.business_name,
         sms.from_number,
-        ConsentMethod.SMS_KEYWORD,
+        method,
         received_at,
         received_at,
     )
+    owner_event = owner_phone_changes_choice(
+        conn, policy, sms.from_number, True, method, received_at, _carried_by(sms)
+    )
     reply = None
-    if event is not None:
+    if event is not None or owner_event is not None:
         reply = _confirm(
             conn,
             sms,
             policy,
-            TemplateName.OPT_IN,
+            TemplateName.OPT_IN if owner_event is None else TemplateName.OWNER_OPT_IN,
             OutboxKind.OPT_IN_CONFIRMATION,
-            event.hash,
+            owner_event or event,
             received_at,
         )
-    return InboundOutcome(ReplyIntent.OPT_IN, ledger_event=event, reply=reply)
+    return InboundOutcome(
+        ReplyIntent.OPT_IN, ledger_event=event, owner_event=owner_event, reply=reply
+    )
 
 
 def _message(
@@ -246,14 +270,15 @@ def _confirm(
     policy: SmsPolicy,
     template: TemplateName,
     kind: OutboxKind,
-    event_hash: str,
+    event: RecordedEvent | None,
     received_at: datetime,
 ) -> OutboxMessage | None:
-    """Confirm an opt-out or opt-in (resting on the ledger event ``event_hash``, if any), unless
-    Twilio's Advanced Opt-Out already did."""
+    """Confirm an opt-out or opt-in (resting on the ledger ``event``, if any), unless Twilio's
+    Advanced Opt-Out already did."""
     if sms.opt_out_type is not None:
         return None
     body = shipped_template(template).render(business_name=policy.business_name)
+    event_hash = "" if event is None else event.hash
     return _reply(conn, sms, policy, kind, body, event_hash, received_at)
 
 
@@ -311,6 +336,11 @@ def _restate_intent(conn: Connection, sms: InboundSms, intent: ReplyIntent) -> N
         .where(sms_inbound.c.message_sid == sms.message_sid)
         .values(intent=intent.value)
     )
+
+
+def _carried_by(sms: InboundSms) -> str:
+    """The note on an owner's choice made by text: which inbound text made it."""
+    return f"texted {sms.message_sid}"
 
 
 def _log(policy: SmsPolicy) -> dict[str, str]:

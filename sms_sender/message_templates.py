@@ -1,4 +1,5 @@
-"""The texts besides the confirmation: HELP, opt-out and opt-in replies, follow-ups, owner notices.
+"""The texts besides the confirmation: HELP, opt-out and opt-in replies (to callers and to the
+owner's phone), follow-ups, owner notices.
 
 Each wording lives in ``prompts/sms/<name>.txt`` and is checked when it is loaded: it uses exactly
 its fields, names the business, carries the phrases CTIA expects of its kind, is written in GSM-7,
@@ -35,6 +36,8 @@ class TemplateName(StrEnum):
     CALLBACK_CHECK = "callback_check"
     OWNER_SUMMARY = "owner_summary"
     OWNER_FORWARD = "owner_forward"
+    OWNER_OPT_OUT = "owner_opt_out"
+    OWNER_OPT_IN = "owner_opt_in"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,12 @@ SPECS: dict[TemplateName, TemplateSpec] = {
         frozenset({"business_name"}), ("No more messages will be sent.",)
     ),
     TemplateName.OPT_IN: TemplateSpec(
+        frozenset({"business_name"}), (_CTIA_RATES, "Reply HELP for help, STOP to opt out.")
+    ),
+    TemplateName.OWNER_OPT_OUT: TemplateSpec(
+        frozenset({"business_name"}), ("No more messages will be sent.", "Reply START")
+    ),
+    TemplateName.OWNER_OPT_IN: TemplateSpec(
         frozenset({"business_name"}), (_CTIA_RATES, "Reply HELP for help, STOP to opt out.")
     ),
     TemplateName.NO_REPLY_FOLLOW_UP: TemplateSpec(

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, func, select, update
 
+from sms_sender.advisory_lock import lock_number
 from sms_sender.segments import segment_count
 from sms_sender.tables import insert_once, outbox
 from sms_sender.templates import ConfirmationRequest, render_confirmation
@@ -201,9 +202,11 @@ def cancel_pending(
     """Cancel every text not yet sent to this number for this business (only ``kinds`` when
     given); how many were cancelled.
 
-    On PostgreSQL this waits for a row the dispatcher holds, so once the caller's transaction
-    commits no cancelled text can still reach the transport.
+    On PostgreSQL this waits for the number's lock, which a dispatcher sending to the number
+    holds, so once the caller's transaction commits no cancelled text can still reach the
+    transport.
     """
+    lock_number(conn, business_id, to_number)
     statement = update(outbox).where(
         outbox.c.business_id == business_id,
         outbox.c.to_number == to_number,
@@ -216,6 +219,22 @@ def cancel_pending(
         "cancelled %d pending texts", cancelled.rowcount, extra={"business_id": business_id}
     )
     return cancelled.rowcount
+
+
+def lock_message(conn: Connection, message_id: int) -> Row[Any] | None:
+    """The outbox row ``message_id``, locked until the transaction ends; None when there is none.
+
+    The lock of its number (``advisory_lock.lock_number``) is taken before the row's own, the
+    order every transaction that changes a number's rows keeps. A row's business and number never
+    change, so reading them unlocked first is safe.
+    """
+    key = conn.execute(
+        select(outbox.c.business_id, outbox.c.to_number).where(outbox.c.id == message_id)
+    ).first()
+    if key is None:
+        return None
+    lock_number(conn, key.business_id, key.to_number)
+    return conn.execute(select(outbox).where(outbox.c.id == message_id).with_for_update()).first()
 
 
 def message_from_row(row: Row[Any]) -> OutboxMessage:

@@ -23,6 +23,8 @@ FIXED_TEMPLATES = (
     TemplateName.HELP,
     TemplateName.OPT_OUT,
     TemplateName.OPT_IN,
+    TemplateName.OWNER_OPT_OUT,
+    TemplateName.OWNER_OPT_IN,
     TemplateName.NO_REPLY_FOLLOW_UP,
     TemplateName.CALLBACK_CHECK,
 )

@@ -7,32 +7,41 @@ sleeps or looks at the clock.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
+import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, create_engine, select
+from sqlalchemy.engine import make_url
 
-from consent_ledger import EventKind
+from consent_ledger import EventKind, events_for_number
 from consent_ledger.tables import consent_events
 from sms_sender.dispatch import LEASE, dispatch_due
 from sms_sender.inbound import InboundSms, handle_inbound
 from sms_sender.local_transport import LocalSmsTransport
 from sms_sender.outbox import OutboxKind, OutboxStatus, list_outbox
-from sms_sender.transport import OutgoingSms, SendReceipt
-from tests.conftest import BACKENDS
+from sms_sender.transport import OutgoingSms, SendFailed, SendReceipt
+from tests.conftest import BACKENDS, fresh_database
 from tests.test_dispatch import (
+    BUSINESS,
     CONSENTED_AT,
+    NOW,
     grant,
     queue,
     run_in_threads,
     sms_engine,
+    with_tables,
 )
 from tests.test_inbound_sms import BUSINESS_NUMBER, OPT_OUT_TEXT, POLICY, RULES
+from voice_agent.db import make_engine
 
 ROUNDS = {"postgresql": 1000, "sqlite": 250}
 """STOP-against-worker rounds. SQLite serialises writers whole (BEGIN IMMEDIATE), so fewer rounds
@@ -43,12 +52,6 @@ there prove the same; PostgreSQL's row locks are where the race is real."""
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     with sms_engine(request.param, tmp_path, "sms_races") as database:
         yield database
-
-
-def _commit_without_flush(dbapi_connection: Any, _record: Any) -> None:
-    with dbapi_connection.cursor() as cursor:
-        cursor.execute("SET synchronous_commit TO off")
-    dbapi_connection.commit()
 
 
 def number(index: int) -> str:
@@ -208,3 +211,165 @@ def test_four_workers_on_postgresql_send_every_row_exactly_once(tmp_path: Path) 
         assert delivered == sorted(number(index) for index in range(rows))
         with engine.begin() as conn:
             assert {m.status for m in list_outbox(conn)} == {OutboxStatus.SENT}
+
+
+# --- a carrier opt-out (error 21610) racing a STOP or another worker, on PostgreSQL --------------
+
+CARRIER_RACE_ROUNDS = 100
+OBSERVER_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+WAITING_FOR_A_LOCK = (
+    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'"
+)
+
+
+@contextlib.contextmanager
+def named_postgres(tmp_path: Path, name: str) -> Iterator[tuple[Engine, str]]:
+    """An engine on a fresh PostgreSQL schema (or a skip) whose sessions carry an application
+    name of their own, so that this test's lock waits can be seen and no one else's."""
+    with fresh_database("postgresql", tmp_path, name) as url:
+        application_name = f"{name}_{uuid.uuid4().hex[:12]}"
+        named = make_url(url).set(
+            query={**make_url(url).query, "application_name": application_name}
+        )
+        engine = with_tables(make_engine(named.render_as_string(hide_password=False)))
+        try:
+            yield engine, application_name
+        finally:
+            engine.dispose()
+
+
+class UnsubscribedAtCarrier:
+    """Refuses every text with Twilio's error 21610, the recipient unsubscribed at the carrier.
+
+    It answers only once another session of the test waits for a lock behind the send (or the
+    racers are done), so the revocation the error sets off meets whatever the racer holds by then:
+    the interleaving in which opposite lock orders deadlock.
+    """
+
+    name = "unsubscribed-at-carrier"
+
+    def __init__(self, application_name: str) -> None:
+        self.application_name = application_name
+        self.sending = threading.Event()
+        self.racers: list[threading.Thread] = []
+        self.raced = 0
+
+    def send(self, sms: OutgoingSms) -> SendReceipt:
+        self.sending.set()
+        if self._a_racer_waits():
+            self.raced += 1
+        raise SendFailed("21610: unsubscribed recipient", permanent=True, code=21610)
+
+    def find_accepted(self, sms: OutgoingSms, since: object) -> SendReceipt | None:
+        return None
+
+    def _a_racer_waits(self) -> bool:
+        others = [racer for racer in self.racers if racer is not threading.current_thread()]
+        with psycopg.connect(OBSERVER_DSN, autocommit=True) as observer:
+            for _ in range(5000):
+                row = observer.execute(WAITING_FOR_A_LOCK, (self.application_name,)).fetchone()
+                if row is not None and row[0] > 0:
+                    return True
+                if not any(racer.is_alive() for racer in others):
+                    return False
+                time.sleep(0.002)
+        return False
+
+
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+def carrier_failures(engine: Engine) -> Counter[str]:
+    """What became of each text: its status and, for a failure, whether 21610 or an error."""
+    with engine.begin() as conn:
+        return Counter(
+            f"{m.status.value}: {m.reason}"
+            for m in list_outbox(conn)
+            if m.kind.value == "confirmation"
+        )
+
+
+def revocations(engine: Engine, rounds: int) -> Counter[int]:
+    """How many revocations each round's number has in the ledger, counted by how many."""
+    with engine.begin() as conn:
+        return Counter(
+            [e.kind for e in events_for_number(conn, BUSINESS, number(i))].count(EventKind.REVOKED)
+            for i in range(rounds)
+        )
+
+
+def test_a_carrier_opt_out_racing_a_stop_neither_deadlocks_nor_lets_a_text_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with named_postgres(tmp_path, "carrier_stop") as (engine, application_name):
+        for index in range(CARRIER_RACE_ROUNDS):
+            grant(engine, number=number(index))
+            # The later text is stored first, so a STOP's cancellation meets it before the
+            # text being sent.
+            queue(engine, f"CY{index:04d}", number=number(index), due_at=NOW + timedelta(hours=2))
+            queue(engine, f"CX{index:04d}", number=number(index), due_at=NOW)
+        transport = UnsubscribedAtCarrier(application_name)
+        errors: list[str] = []
+        for index in range(CARRIER_RACE_ROUNDS):
+            transport.sending.clear()
+
+            def stop(i: int = index) -> None:
+                if not transport.sending.wait(timeout=10):
+                    errors.append(f"round {i}: nothing was sent")
+                    return
+                sms = InboundSms(f"SM{i:032d}", number(i), BUSINESS_NUMBER, "STOP")
+                try:
+                    with engine.begin() as conn:
+                        handle_inbound(conn, sms, POLICY, NOW)
+                except Exception as error:  # a deadlock victim, which would lose the STOP
+                    errors.append(f"round {i}: {error}")
+
+            stopper = threading.Thread(target=stop)
+            worker = threading.Thread(
+                target=dispatch_due,
+                args=(engine, transport, NOW),
+                kwargs={"limit": 1, "rules": RULES},
+            )
+            transport.racers = [stopper]
+            run_in_threads(worker, stopper)
+
+        assert errors == []
+        assert errors_logged(caplog) == []
+        assert transport.raced == CARRIER_RACE_ROUNDS  # every STOP waited behind the send
+        assert carrier_failures(engine) == {
+            "failed: 21610: unsubscribed recipient": CARRIER_RACE_ROUNDS,
+            "cancelled: unsubscribed at the carrier": CARRIER_RACE_ROUNDS,
+        }
+        assert revocations(engine, CARRIER_RACE_ROUNDS) == {1: CARRIER_RACE_ROUNDS}
+        witness = RevocationWitness(engine)
+        dispatch_due(engine, witness, NOW + timedelta(hours=2), rules=RULES)
+        assert witness.local.delivered == []
+
+
+def test_two_workers_meeting_a_carrier_opt_out_do_not_deadlock(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with named_postgres(tmp_path, "carrier_workers") as (engine, application_name):
+        for index in range(CARRIER_RACE_ROUNDS):
+            grant(engine, number=number(index))
+            queue(engine, f"CY{index:04d}", number=number(index), due_at=NOW)
+            queue(engine, f"CX{index:04d}", number=number(index), due_at=NOW)
+        transport = UnsubscribedAtCarrier(application_name)
+        for _ in range(CARRIER_RACE_ROUNDS):
+            start = threading.Barrier(2, timeout=10)
+
+            def work(barrier: threading.Barrier = start) -> None:
+                barrier.wait()
+                dispatch_due(engine, transport, NOW, limit=1, rules=RULES)
+
+            transport.racers = [threading.Thread(target=work) for _ in range(2)]
+            run_in_threads(*transport.racers)
+
+        assert errors_logged(caplog) == []  # a deadlock victim is rolled back and logged
+        assert transport.raced == CARRIER_RACE_ROUNDS  # one worker waited behind the other
+        assert carrier_failures(engine) == {
+            "failed: 21610: unsubscribed recipient": CARRIER_RACE_ROUNDS,
+            "cancelled: unsubscribed at the carrier": CARRIER_RACE_ROUNDS,
+        }
+        assert revocations(engine, CARRIER_RACE_ROUNDS) == {1: CARRIER_RACE_ROUNDS}
