@@ -130,7 +130,9 @@ def percentile(values: list[float], share: float) -> float:
 async def hangup_to_first_text(engine: Engine) -> list[float]:
     transport = TimedTransport()
     now = datetime.now(UTC)
-    dispatcher = TextDispatcher(engine, transport, lambda: datetime.now(UTC), poll_seconds=5.0)
+    dispatcher = TextDispatcher(
+        engine, transport, lambda: datetime.now(UTC), RULES, poll_seconds=5.0
+    )
     running = asyncio.create_task(dispatcher.run())
     latencies = []
     try:

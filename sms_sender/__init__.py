@@ -1,5 +1,6 @@
 """Follow-up texts: plans, the transactional outbox, transports, dispatch, inbound replies."""
 
+from sms_sender.advisory_lock import lock_number
 from sms_sender.delivery import DeliveryReport, DeliveryUpdate, record_delivery
 from sms_sender.dispatch import DispatchReport, dispatch_due, recover_stale_claims
 from sms_sender.inbound import InboundError, InboundOutcome, InboundSms, handle_inbound
@@ -19,6 +20,7 @@ from sms_sender.outbox import (
     queue_text,
 )
 from sms_sender.owner import CallSummary, queue_owner_summary
+from sms_sender.owner_choice import record_owner_choice
 from sms_sender.plan import TextPlan, plan_texts
 from sms_sender.policy import PolicyError, SmsPolicy
 from sms_sender.segments import segment_count
@@ -75,12 +77,14 @@ __all__ = [
     "get_message",
     "handle_inbound",
     "list_outbox",
+    "lock_number",
     "metadata",
     "plan_texts",
     "queue_confirmation",
     "queue_owner_summary",
     "queue_text",
     "record_delivery",
+    "record_owner_choice",
     "recover_stale_claims",
     "render_confirmation",
     "segment_count",

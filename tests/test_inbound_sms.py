@@ -20,6 +20,8 @@ from sms_sender.inbound import InboundError, InboundSms, handle_inbound
 from sms_sender.keywords import ReplyIntent
 from sms_sender.local_transport import LocalSmsTransport
 from sms_sender.outbox import OutboxKind, OutboxStatus, list_outbox
+from sms_sender.owner import CallSummary, queue_owner_summary
+from sms_sender.owner_choice import record_owner_choice
 from sms_sender.policy import SmsPolicy
 from sms_sender.send_rules import SendRules
 from sms_sender.tables import metadata as sms_metadata
@@ -462,6 +464,25 @@ def test_the_webhook_confirms_stop_from_a_number_that_never_consented(
     assert ledger_kinds(services.engine, NEWCOMER) == []
     assert kinds_and_statuses(services.engine) == [
         (OutboxKind.OPT_OUT_CONFIRMATION, OutboxStatus.SCHEDULED)
+    ]
+
+
+def test_the_webhook_takes_stop_from_the_owner_phone_for_the_owner_texts(
+    webhook: tuple[TestClient, WebhookServices],
+) -> None:
+    client, services = webhook
+    with services.engine.begin() as conn:
+        record_owner_choice(conn, POLICY, True, ConsentMethod.OWNER, CONSENTED_AT)
+        call = CallSummary("CA0001", BUSINESS_NUMBER, CALLER, None, None, None, None, "declined")
+        queue_owner_summary(conn, call, POLICY, NOW)
+
+    assert post_signed(client, "/twilio/sms", {**inbound_params("Stop"), "From": OWNER}) == 200
+
+    assert services.dispatcher.wakes == 1
+    assert ledger_kinds(services.engine, OWNER)[-1] is EventKind.OWNER_NOTIFICATIONS_OPT_OUT
+    assert kinds_and_statuses(services.engine) == [
+        (OutboxKind.OWNER_SUMMARY, OutboxStatus.CANCELLED),
+        (OutboxKind.OPT_OUT_CONFIRMATION, OutboxStatus.SCHEDULED),
     ]
 
 

@@ -1,13 +1,16 @@
-"""Races: STOP against a worker claiming the same text, two STOPs sent together, a worker killed
-mid-send, four workers.
+"""Races: STOP against a worker claiming the same text (a caller's, or the owner's summary), two
+STOPs sent together, a worker killed mid-send, four workers, and the carrier's error 21610 meeting
+a STOP or another worker on PostgreSQL (no deadlock).
 
-Rounds are bounded by count and driven by threads that start together at a barrier; no test
-sleeps or looks at the clock.
+Rounds are bounded by count and driven by threads that start together at a barrier, or, for
+21610, by a transport that answers once the racer waits on a lock (polled, with a bound); no test
+asserts on the clock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -22,12 +25,21 @@ import pytest
 from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.engine import make_url
 
-from consent_ledger import EventKind, events_for_number
+from consent_ledger import (
+    ConsentMethod,
+    EventKind,
+    events_for_number,
+    owner_notifications_allowed,
+)
 from consent_ledger.tables import consent_events
 from sms_sender.dispatch import LEASE, dispatch_due
 from sms_sender.inbound import InboundSms, handle_inbound
 from sms_sender.local_transport import LocalSmsTransport
 from sms_sender.outbox import OutboxKind, OutboxStatus, list_outbox
+from sms_sender.owner import CallSummary, queue_owner_summary
+from sms_sender.owner_choice import record_owner_choice
+from sms_sender.send_rules import SendRules
+from sms_sender.tables import outbox
 from sms_sender.transport import OutgoingSms, SendFailed, SendReceipt
 from tests.conftest import BACKENDS, fresh_database
 from tests.test_dispatch import (
@@ -40,7 +52,7 @@ from tests.test_dispatch import (
     sms_engine,
     with_tables,
 )
-from tests.test_inbound_sms import BUSINESS_NUMBER, OPT_OUT_TEXT, POLICY, RULES
+from tests.test_inbound_sms import BUSINESS_NUMBER, CALLER, OPT_OUT_TEXT, POLICY, RULES
 from voice_agent.db import make_engine
 
 ROUNDS = {"postgresql": 1000, "sqlite": 250}
@@ -59,33 +71,33 @@ def number(index: int) -> str:
 
 
 class RevocationWitness:
-    """A transport that, at the moment a text is handed to it, asks the database (on a separate
-    connection, so it sees only committed data) whether the recipient's revocation committed."""
+    """A transport that, at the moment a text other than an opt-out confirmation is handed to it,
+    asks the database (on a separate connection, so it sees only committed data) whether the
+    recipient's revocation (or, for the owner's phone, its opt-out) committed."""
 
     name = "witness"
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, revocation: EventKind = EventKind.REVOKED) -> None:
         self.observer = create_engine(engine.url)  # no BEGIN IMMEDIATE: it only reads
+        self.revocation = revocation
         self.local = LocalSmsTransport()
         self.after_revocation: list[str] = []
 
     def send(self, sms: OutgoingSms) -> SendReceipt:
-        if sms.body != OPT_OUT_TEXT and self._revoked(sms.to_number):
+        with self.observer.connect() as conn:
+            kind = conn.execute(select(outbox.c.kind).where(outbox.c.id == sms.outbox_id)).scalar()
+            revoked = conn.execute(
+                select(consent_events.c.id).where(
+                    consent_events.c.phone_number == sms.to_number,
+                    consent_events.c.kind == self.revocation.value,
+                )
+            ).first()
+        if kind != OutboxKind.OPT_OUT_CONFIRMATION.value and revoked is not None:
             self.after_revocation.append(sms.to_number)
         return self.local.send(sms)
 
     def find_accepted(self, sms: OutgoingSms, since: object) -> SendReceipt | None:
         return None
-
-    def _revoked(self, to_number: str) -> bool:
-        with self.observer.connect() as conn:
-            found = conn.execute(
-                select(consent_events.c.id).where(
-                    consent_events.c.phone_number == to_number,
-                    consent_events.c.kind == EventKind.REVOKED.value,
-                )
-            ).first()
-        return found is not None
 
 
 def test_stop_racing_a_worker_never_lets_a_text_out_after_the_revocation(engine: Engine) -> None:
@@ -123,6 +135,55 @@ def test_stop_racing_a_worker_never_lets_a_text_out_after_the_revocation(engine:
         statuses = {m.status for m in list_outbox(conn) if m.kind.value == "confirmation"}
     assert statuses <= {OutboxStatus.SENT, OutboxStatus.CANCELLED}
     assert 0 <= sent_before_stop <= rounds
+
+
+def test_owner_stop_racing_a_worker_never_lets_a_summary_out_after_the_opt_out(
+    engine: Engine,
+) -> None:
+    rounds = ROUNDS[engine.dialect.name] // 4
+    policies = {
+        f"owner-race-{i}": dataclasses.replace(
+            POLICY, business_id=f"owner-race-{i}", owner_number=number(i)
+        )
+        for i in range(rounds)
+    }
+    rules = SendRules(
+        policies=lambda _conn, business_id: policies.get(business_id),
+        owner_opted_in=owner_notifications_allowed,
+    )
+    for index, policy in enumerate(policies.values()):
+        call = CallSummary(f"CA{index:05d}", BUSINESS_NUMBER, CALLER, None, None, None, None, "")
+        with engine.begin() as conn:
+            record_owner_choice(conn, policy, True, ConsentMethod.OWNER, CONSENTED_AT)
+            queue_owner_summary(conn, call, policy, CONSENTED_AT + timedelta(seconds=index))
+    transport = RevocationWitness(engine, EventKind.OWNER_NOTIFICATIONS_OPT_OUT)
+    for index, policy in enumerate(policies.values()):
+        now = CONSENTED_AT + timedelta(seconds=index)
+        start = threading.Barrier(2, timeout=10)
+
+        def worker(at=now, barrier=start) -> None:  # type: ignore[no-untyped-def]
+            barrier.wait()
+            dispatch_due(engine, transport, at, limit=2, rules=rules)
+
+        def stop(i=index, at=now, barrier=start, owner=policy) -> None:  # type: ignore[no-untyped-def]
+            sms = InboundSms(f"SM{i:032d}", number(i), BUSINESS_NUMBER, "STOP")
+            barrier.wait()
+            with engine.begin() as conn:
+                handle_inbound(conn, sms, owner, at)
+
+        run_in_threads(threading.Thread(target=worker), threading.Thread(target=stop))
+
+    assert transport.after_revocation == []
+    with engine.begin() as conn:
+        summaries = Counter(
+            m.status for m in list_outbox(conn) if m.kind is OutboxKind.OWNER_SUMMARY
+        )
+        opted_out = sum(
+            not owner_notifications_allowed(conn, policy.business_id, number(i))
+            for i, policy in enumerate(policies.values())
+        )
+    assert set(summaries) <= {OutboxStatus.SENT, OutboxStatus.CANCELLED}
+    assert summaries.total() == opted_out == rounds
 
 
 def test_two_stops_sent_together_by_a_number_that_never_consented_are_confirmed_once(

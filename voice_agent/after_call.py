@@ -30,6 +30,7 @@ from sms_sender import (
     CallSummary,
     ConfirmationRequest,
     cancel_pending,
+    lock_number,
     plan_texts,
     queue_owner_summary,
 )
@@ -95,6 +96,7 @@ def record_call(
         audio_store.put(wav_from_ulaw(consent.answer_audio)) if consent.answer_audio else None
     )
     with engine.begin() as conn:
+        lock_number(conn, business.id, identity.caller_number)  # before the ledger: see its doc
         evidence = consent_evidence(business, identity, consent, ended_at, audio_sha256)
         event = append_event(conn, evidence, ended_at)
         queued = 0

@@ -1,4 +1,5 @@
-"""The owner's choice about call-summary texts, recorded as a ledger event of its own."""
+"""The owner's choice about call-summary texts, made on the command line and recorded as a ledger
+event of its own (``sms_sender.record_owner_choice``; the owner's phone can make it by text)."""
 
 from __future__ import annotations
 
@@ -6,29 +7,14 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from consent_ledger import ConsentEvidence, ConsentMethod, EventKind, RecordedEvent, append_event
+from consent_ledger import ConsentMethod, RecordedEvent
+from sms_sender import record_owner_choice
 from voice_agent.businesses import Business
+from voice_agent.sms_policies import sms_policy
 
 
 def record_owner_texts_choice(
     conn: Connection, business: Business, wanted: bool, at: datetime
 ) -> RecordedEvent:
     """Opt the owner's phone in to (or out of) a text summary after every call."""
-    kind = EventKind.OWNER_NOTIFICATIONS_OPT_IN if wanted else EventKind.OWNER_NOTIFICATIONS_OPT_OUT
-    evidence = ConsentEvidence(
-        business_id=business.id,
-        business_name=business.name,
-        phone_number=business.owner_phone,
-        call_sid=None,
-        stream_sid=None,
-        kind=kind,
-        method=ConsentMethod.OWNER,
-        script=None,
-        answers=(),
-        classifier=None,
-        classifier_version=None,
-        reasked=False,
-        scope=None,
-        occurred_at=at,
-    )
-    return append_event(conn, evidence, at)
+    return record_owner_choice(conn, sms_policy(business), wanted, ConsentMethod.OWNER, at)
