@@ -12,10 +12,10 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from consent_ledger import ConsentMethod, revoke
+from consent_ledger import ConsentMethod
 from sms_sender.outbox import OutboxMessage, cancel_pending
-from sms_sender.owner_choice import owner_phone_changes_choice
 from sms_sender.send_rules import SendRules
+from sms_sender.text_choices import record_opt_out
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,8 @@ def revoke_after_carrier_opt_out(
     conn: Connection, message: OutboxMessage, now: datetime, rules: SendRules
 ) -> None:
     """Cancel every pending text to ``message``'s recipient and record the revocation in the
-    ledger, in the caller's transaction."""
+    ledger, in the caller's transaction; like a STOP, it holds even when the number's ledger
+    history is damaged."""
     cancel_pending(conn, message.business_id, message.to_number, "unsubscribed at the carrier")
     policy = rules.policies(conn, message.business_id) if rules.policies else None
     if policy is None:
@@ -35,20 +36,10 @@ def revoke_after_carrier_opt_out(
             message.business_id,
         )
         return
-    revoke(
-        conn,
-        message.business_id,
-        policy.business_name,
-        message.to_number,
-        ConsentMethod.SMS_KEYWORD,
-        now,
-        now,
-    )
-    owner_phone_changes_choice(
+    record_opt_out(
         conn,
         policy,
         message.to_number,
-        False,
         ConsentMethod.SMS_KEYWORD,
         now,
         f"unsubscribed at the carrier (error {UNSUBSCRIBED_AT_CARRIER})",

@@ -13,10 +13,12 @@ transaction:
   or the number's previous opt-out or opt-in text was an opt-out too (a repeated STOP) and this
   one recorded nothing. A number with no consent in force gets no ledger event — there is nothing
   to point at, and the gate already refuses it every consented text — but its text is kept here
-  and its confirmation in the outbox;
+  and its confirmation in the outbox. A damaged ledger changes none of this but the events
+  (``text_choices``): the texts are cancelled and confirmed all the same;
 - HELP: the HELP reply (not counted against any cap), unless Twilio already answered;
 - START / UNSTOP, or a bare YES from a number that opted out: a ``resubscribed`` event, from the
   owner's phone after an opt-out an ``owner_notifications_opt_in`` event, and a confirmation;
+  nothing (and no confirmation) when the number's ledger history is damaged;
 - anything else: kept in the thread, forwarded to the owner (the dispatcher sends it only while
   the owner's opt-in stands), and it cancels the pending no-reply follow-up.
 
@@ -34,7 +36,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select, update
 
-from consent_ledger import ConsentMethod, RecordedEvent, resubscribe, revoke
+from consent_ledger import ConsentMethod, RecordedEvent
 from sms_sender.advisory_lock import lock_number
 from sms_sender.keywords import ReplyIntent, classify_reply, is_bare_yes, is_opt_out_keyword
 from sms_sender.message_templates import TemplateName, shipped_template
@@ -46,9 +48,9 @@ from sms_sender.outbox import (
     is_e164,
     queue_text,
 )
-from sms_sender.owner_choice import owner_phone_changes_choice
 from sms_sender.policy import SmsPolicy
 from sms_sender.tables import insert_once, sms_inbound
+from sms_sender.text_choices import TextedChoice, record_opt_in, record_opt_out
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +91,8 @@ class InboundSms:
 @dataclass(frozen=True)
 class InboundOutcome:
     """What handling an inbound text did: ``ledger_event`` is the caller's revocation or
-    resubscription, ``owner_event`` the owner phone's choice about notification texts."""
+    resubscription, ``owner_event`` the owner phone's choice about notification texts;
+    ``ledger_damaged`` says the number's ledger events could not be read or appended to."""
 
     intent: ReplyIntent
     duplicate: bool = False
@@ -98,6 +101,7 @@ class InboundOutcome:
     cancelled: int = 0
     reply: OutboxMessage | None = None
     forwarded: OutboxMessage | None = None
+    ledger_damaged: bool = False
 
 
 def handle_inbound(
@@ -130,18 +134,8 @@ def _opt_out(
         conn, policy.business_id, sms.from_number, "revoked by text", kinds=_CANCELLED_BY_OPT_OUT
     )
     method = ConsentMethod.SMS_KEYWORD if is_opt_out_keyword(sms.body) else ConsentMethod.SMS_TEXT
-    event = revoke(
-        conn,
-        policy.business_id,
-        policy.business_name,
-        sms.from_number,
-        method,
-        received_at,
-        received_at,
-    )
-    owner_event = owner_phone_changes_choice(
-        conn, policy, sms.from_number, False, method, received_at, _carried_by(sms)
-    )
+    recorded = record_opt_out(conn, policy, sms.from_number, method, received_at, _carried_by(sms))
+    event, owner_event = recorded.caller_event, recorded.owner_event
     reply = None
     if event is not None or owner_event is not None or not _opted_out_already(conn, sms, policy):
         reply = _confirm(
@@ -156,7 +150,7 @@ def _opt_out(
     logger.info(
         "opt-out: %d pending texts cancelled, revocation %s, owner texts %s, %s",
         cancelled,
-        "recorded" if event else "not needed (no consent in force)",
+        _revocation_outcome(recorded),
         "turned off" if owner_event else "not concerned",
         "confirmed" if reply else "not confirmed again",
         extra=_log(policy),
@@ -167,7 +161,16 @@ def _opt_out(
         owner_event=owner_event,
         cancelled=cancelled,
         reply=reply,
+        ledger_damaged=recorded.ledger_damaged,
     )
+
+
+def _revocation_outcome(recorded: TextedChoice) -> str:
+    if recorded.caller_event is not None:
+        return "recorded"
+    if recorded.ledger_damaged:
+        return "not recorded (the ledger is damaged)"
+    return "not needed (no consent in force)"
 
 
 def _opted_out_already(conn: Connection, sms: InboundSms, policy: SmsPolicy) -> bool:
@@ -202,19 +205,8 @@ def _help(
 def _opt_in(
     conn: Connection, sms: InboundSms, policy: SmsPolicy, received_at: datetime
 ) -> InboundOutcome:
-    method = ConsentMethod.SMS_KEYWORD
-    event = resubscribe(
-        conn,
-        policy.business_id,
-        policy.business_name,
-        sms.from_number,
-        method,
-        received_at,
-        received_at,
-    )
-    owner_event = owner_phone_changes_choice(
-        conn, policy, sms.from_number, True, method, received_at, _carried_by(sms)
-    )
+    recorded = record_opt_in(conn, policy, sms.from_number, received_at, _carried_by(sms))
+    event, owner_event = recorded.caller_event, recorded.owner_event
     reply = None
     if event is not None or owner_event is not None:
         reply = _confirm(
@@ -227,7 +219,11 @@ def _opt_in(
             received_at,
         )
     return InboundOutcome(
-        ReplyIntent.OPT_IN, ledger_event=event, owner_event=owner_event, reply=reply
+        ReplyIntent.OPT_IN,
+        ledger_event=event,
+        owner_event=owner_event,
+        reply=reply,
+        ledger_damaged=recorded.ledger_damaged,
     )
 
 

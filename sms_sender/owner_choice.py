@@ -6,7 +6,8 @@ phone: an opt-out texted to the business number (STOP, its kin, or plain languag
 (the phone unsubscribed at the carrier) turns the texts off, because an opt-out stops every text
 to a number; START turns them back on, but only after they were turned off, just as START from a
 caller restores only what STOP ended. The dispatcher sends an owner text only while the newest
-choice is an opt-in (``consent_ledger.owner_notifications_allowed``, asked at send time).
+choice is an opt-in (``consent_ledger.owner_notifications_allowed``, asked at send time). When the
+phone's history cannot be read, an opt-out still turns the texts off (``text_choices``).
 """
 
 from __future__ import annotations
