@@ -22,7 +22,8 @@ Measured, per N:
   any inbound frame or outbound chunk can wait to be handled;
 - the per-turn overhead the server stored for these calls (as ``bench/turn_overhead.py``);
 - server CPU and memory (``/proc/<pid>/stat`` and ``status``): before the calls, with N idle
-  calls, while talking; memory per idle call = (RSS idle − RSS before) / N. Target ≤ 2 MiB;
+  calls, while talking; CPU per inbound frame (steadier than timings on a shared machine);
+  memory per idle call = (RSS idle − RSS before) / N. Target ≤ 2 MiB;
 - the callers' own CPU and how late their 20 ms frame timer fired, to show they kept up.
 
     .venv/bin/python bench/concurrency.py [--calls 10 50 100 200 300] [--profile]
@@ -86,7 +87,8 @@ DEFAULT_SCENARIO = ROOT / "fixtures" / "calls" / "consent-yes.yaml"
 FRAME_SECONDS = FRAME_BYTES / SAMPLE_RATE
 SEND_SLOTS = 4  # each caller process sends its frames in this many phases per 20 ms
 QUIET_SECONDS = 0.6  # assistant silence before the caller takes its turn
-START_DELAY = 5.0  # seconds for the caller processes to start before the first call
+CALLER_START_TIMEOUT = 120.0  # seconds for a caller process to import and report ready
+START_DELAY = 1.0  # seconds from handing the plan to the ready callers to the first call
 BASELINE_SECONDS = 2.0
 REPORT_TIMEOUT = 30.0  # seconds after the last hang-up for the callers to report
 STORE_TIMEOUT = 60.0  # seconds to wait for the server to store the calls
@@ -398,10 +400,13 @@ async def _run_callers(plan: CallerPlan, indices: Sequence[int]) -> CallerReport
     return report
 
 
-def caller_process(plan: CallerPlan, indices: Sequence[int], results: Connection) -> None:
-    """Entry point of a caller process: run its calls, send back its report."""
-    results.send(uvloop.run(_run_callers(plan, indices)))
-    results.close()
+def caller_process(indices: Sequence[int], connection: Connection) -> None:
+    """Entry point of a caller process: say it is ready (imports done, which takes seconds on
+    a busy machine), take the plan, run its calls, send back its report."""
+    connection.send(READY)
+    plan: CallerPlan = connection.recv()
+    connection.send(uvloop.run(_run_callers(plan, indices)))
+    connection.close()
 
 
 # --- the server's side -----------------------------------------------------------------------
@@ -425,6 +430,12 @@ class ProcessUsage:
 
     def cpu_percent_since(self, earlier: ProcessUsage) -> float:
         return 100 * (self.cpu_seconds - earlier.cpu_seconds) / (self.at - earlier.at)
+
+    def cpu_per_frame_since(self, earlier: ProcessUsage, calls: int) -> float:
+        """CPU microseconds per inbound frame, with ``calls`` each sending one every 20 ms:
+        less sensitive to other work on the machine than timings are."""
+        frames = calls * (self.at - earlier.at) / FRAME_SECONDS
+        return 1e6 * (self.cpu_seconds - earlier.cpu_seconds) / frames
 
 
 def machine_busy_seconds() -> float:
@@ -554,12 +565,14 @@ def run_once(calls: int, run: RunSettings, log: IO[str]) -> RunResult:
         with running_fake_server(options, log) as server:
             watch = ServerWatch(server, run.profile)
             readings = ServerReadings(before=watch.baseline())
-            plan = _plan(options, run, calls)
             groups = [
                 range(first, min(calls, first + run.calls_per_process))
                 for first in range(0, calls, run.calls_per_process)
             ]
-            callers = _start_callers(plan, groups)
+            callers = _start_callers(groups)
+            plan = _plan(options, run, calls)
+            for _process, connection in callers:
+                connection.send(plan)
             try:
                 watch.follow(plan, readings)
             finally:
@@ -587,17 +600,25 @@ def _plan(options: FakeServerOptions, run: RunSettings, calls: int) -> CallerPla
 
 
 _Caller = tuple[multiprocessing.process.BaseProcess, Connection]
+READY = "ready"
 
 
-def _start_callers(plan: CallerPlan, groups: list[range]) -> list[_Caller]:
+def _start_callers(groups: list[range]) -> list[_Caller]:
+    """One caller process per group of calls, each started and ready for its plan."""
     context = multiprocessing.get_context("spawn")
     callers: list[_Caller] = []
     for group in groups:
-        receiving, sending = context.Pipe(duplex=False)
-        process = context.Process(target=caller_process, args=(plan, group, sending))
+        ours, theirs = context.Pipe()
+        process = context.Process(target=caller_process, args=(group, theirs))
         process.start()
-        sending.close()
-        callers.append((process, receiving))
+        theirs.close()
+        callers.append((process, ours))
+    deadline = time.monotonic() + CALLER_START_TIMEOUT
+    for caller, connection in callers:
+        if not connection.poll(max(0.0, deadline - time.monotonic())) or connection.recv() != READY:
+            for started, _connection in callers:
+                started.terminate()
+            raise RuntimeError(f"caller process {caller.pid} did not start")
     return callers
 
 
@@ -646,6 +667,8 @@ def describe(result: RunResult) -> tuple[str, list[str]]:
         f"{server.before[1].cpu_percent_since(server.before[0]):>6.0f}"
         f"{server.idle[1].cpu_percent_since(server.idle[0]):>6.0f}"
         f"{server_cpu:>6.0f}"
+        f"{server.idle[1].cpu_per_frame_since(server.idle[0], result.calls):>6.0f}"
+        f"{server.talk[1].cpu_per_frame_since(server.talk[0], result.calls):>6.0f}"
         f"{rss_before / MIB:>7.0f}{server.idle[1].rss_bytes / MIB:>7.0f}"
         f"{server.talk[1].rss_bytes / MIB:>7.0f}{per_idle_call:>7.2f}"
         f"{client_cpu:>6.0f}{_ms(callers.tick_lag, 0.99):>7.1f}{other_cpu:>6.0f}"
@@ -667,13 +690,14 @@ def describe(result: RunResult) -> tuple[str, list[str]]:
 
 HEADER = (
     "    N  answered  late99  gaps  gapmx  lagI99 lagT99 lagTmx  ovh95  cpu0  cpuI  cpuT"
-    "  rss0M  rssIM  rssTM MiB/ic  cliC  tick99 other"
+    "   usI   usT  rss0M  rssIM  rssTM MiB/ic  cliC  tick99 other"
 )
 LEGEND = """\
 answered: caller lines answered / spoken · late99: playout lateness p99 (ms; negative = early)
 gaps: chunks that arrived after the audio before them had played · gapmx: longest gap (ms)
 lagI99, lagT99, lagTmx: server event-loop lag p99 idle, p99 and max talking (ms)
 ovh95: per-turn overhead p95 (ms) · cpu0/cpuI/cpuT: server CPU % before, idle, talking
+usI/usT: server CPU µs per inbound 20 ms frame, idle and talking (talking includes replies)
 rss0M/rssIM/rssTM: server RSS (MiB) before, idle, talking · MiB/ic: MiB per idle call
 cliC: all callers' CPU % while talking · tick99: callers' 20 ms timer lateness p99 (ms)
 other: CPU % used by everything else on the machine while talking (should be near 0)"""

@@ -15,7 +15,6 @@ import asyncio
 import bisect
 import itertools
 import logging
-import math
 import re
 import time
 from collections import deque
@@ -35,6 +34,7 @@ from media_stream.ports import (
 )
 from media_stream.protocol import (
     Clear,
+    Connected,
     Dtmf,
     Mark,
     Media,
@@ -182,7 +182,10 @@ class CallBridge:
         self.stream_time = 0.0
         self.end_reason = "in progress"
         self.skipped_frames = 0
-        self._arrivals: deque[tuple[float, float]] = deque(maxlen=ARRIVALS_KEPT)
+        # Two aligned deques of floats rather than one of pairs: a pair per frame would be a new
+        # object for the garbage collector fifty times a second per call.
+        self._arrival_stream_times: deque[float] = deque(maxlen=ARRIVALS_KEPT)
+        self._arrived_at: deque[float] = deque(maxlen=ARRIVALS_KEPT)
         self._recording: deque[tuple[float, bytes]] | None = None
         self._speech_stop_waiters: list[asyncio.Future[float]] = []
 
@@ -297,10 +300,10 @@ class CallBridge:
     def arrival_time(self, stream_time: float) -> float | None:
         """``time.monotonic()`` when the caller's audio at ``stream_time`` arrived, if recent."""
         # A float end of speech can sit a hair past its frame's timestamp: allow 1 ms.
-        index = bisect.bisect_left(self._arrivals, (stream_time - 0.001, -math.inf))
-        if index >= len(self._arrivals):
+        index = bisect.bisect_left(self._arrival_stream_times, stream_time - 0.001)
+        if index >= len(self._arrived_at):
             return None
-        return self._arrivals[index][1]
+        return self._arrived_at[index]
 
     async def close(self) -> None:
         """Stop everything and close the stream, so Twilio runs the TwiML after <Connect>
@@ -362,7 +365,7 @@ class CallBridge:
                 self.skipped_frames += 1
                 logger.warning("skipping out-of-order frame: %s", reason)
                 continue
-            if isinstance(message, Start | Media | Dtmf | Mark | Stop):
+            if not isinstance(message, Connected):  # the only message the bridge ignores
                 return message
 
     async def _read_stream(self) -> None:
@@ -373,7 +376,8 @@ class CallBridge:
                 return
             if isinstance(message, Media):
                 self.stream_time = message.timestamp_ms / 1000
-                self._arrivals.append((self.stream_time, time.monotonic()))
+                self._arrival_stream_times.append(self.stream_time)
+                self._arrived_at.append(time.monotonic())
                 if message.track in ("inbound", "inbound_track"):
                     self._transcription.send_audio(message.payload, self.stream_time)
                     if self._recording is not None:

@@ -118,9 +118,11 @@ class Endpointer:
         if expected is None or at > expected + _GAP_TOLERANCE:
             events.extend(self._skip_to(at, expected))
         # A piece that overlaps or slightly precedes the expected time is taken as contiguous.
-        # Copied, so frames kept for an utterance never change with the caller's array; a
-        # piece of whole frames (Twilio's 20 ms) needs no joining to what was pending.
-        pending = np.concatenate((self._pending, samples)) if len(self._pending) else samples.copy()
+        # Copied, so frames kept for an utterance never change with the caller's array.
+        if not len(self._pending) and len(samples) == FRAME_SAMPLES:  # Twilio's 20 ms, alone
+            self._judge(samples.copy(), events)
+            return events
+        pending = np.concatenate((self._pending, samples))
         whole = len(pending) - len(pending) % FRAME_SAMPLES
         for offset in range(0, whole, FRAME_SAMPLES):
             self._judge(pending[offset : offset + FRAME_SAMPLES], events)
@@ -162,9 +164,7 @@ class Endpointer:
             return []
         return [self._close()]
 
-    def _judge(
-        self, frame: npt.NDArray[np.int16], events: list[SpeechBegan | SpeechEnded]
-    ) -> None:
+    def _judge(self, frame: npt.NDArray[np.int16], events: list[SpeechBegan | SpeechEnded]) -> None:
         """Judge one whole frame, adding the events it completes to ``events``."""
         frame_start = self._frame_start_time()
         self._judged += FRAME_SAMPLES

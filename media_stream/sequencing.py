@@ -80,9 +80,7 @@ class InboundOrder:
         elif self._stream_sid is None:
             return f"{_event_name(message)} before start"
         elif message.stream_sid != self._stream_sid:
-            return (
-                f"{_event_name(message)} for stream {message.stream_sid}, not {self._stream_sid}"
-            )
+            return f"{_event_name(message)} for stream {message.stream_sid}, not {self._stream_sid}"
         if message.sequence_number <= self._last_sequence_number:
             return (
                 f"{_event_name(message)} sequence number {message.sequence_number} is not after "

@@ -80,6 +80,41 @@ def test_one_burst_between_silences_is_one_utterance(piece: int) -> None:
     assert ended.end == pytest.approx(2.5, abs=TOLERANCE)
 
 
+def _described(events: list[SpeechBegan | SpeechEnded]) -> list[tuple[object, ...]]:
+    return [
+        (e.at,)
+        if isinstance(e, SpeechBegan)
+        else (e.start, e.end, e.audio_start, e.audio.tobytes())
+        for e in events
+    ]
+
+
+def test_the_way_audio_is_cut_into_pieces_changes_nothing() -> None:
+    pcm = np.concatenate([silence(1), voiced(1.5), silence(0.33), voiced(0.8), silence(1.5)])
+    whole_frames = _described(feed(pcm, piece=160))
+    assert whole_frames == _described(feed(pcm, piece=len(pcm)))
+    assert whole_frames == _described(feed(pcm, piece=77))
+    endpointer = Endpointer()  # a stray sample first: every 20 ms piece then joins a remainder
+    events = endpointer.push(pcm[:1], 0.0)
+    events += feed(pcm[1:], start=1 / SAMPLE_RATE, endpointer=endpointer)
+    assert whole_frames == _described(events)
+
+
+def test_audio_changed_by_the_caller_after_pushing_changes_no_utterance() -> None:
+    endpointer = Endpointer()
+    pcm = np.concatenate([silence(1), voiced(1)])
+    kept = pcm.copy()
+    events: list[SpeechBegan | SpeechEnded] = []
+    for offset in range(0, len(pcm), 160):
+        piece = pcm[offset : offset + 160]
+        events += endpointer.push(piece, offset / SAMPLE_RATE)
+        piece[:] = 0  # a caller reusing its buffer
+    events += endpointer.flush()
+    (ended,) = utterances(events)
+    first = round(ended.audio_start * SAMPLE_RATE)
+    assert np.array_equal(ended.audio, kept[first : first + len(ended.audio)])
+
+
 def test_utterance_audio_has_pre_roll_and_lines_up_with_the_clock() -> None:
     pcm = np.concatenate([silence(1), voiced(1.5), silence(1.5)])
     (ended,) = utterances(feed(pcm, start=10.0))

@@ -121,6 +121,19 @@ async def test_closing_flushes_open_speech_and_ignores_later_audio() -> None:
     await session.close()  # closing twice is harmless
 
 
+async def test_finalize_ends_the_utterance_in_progress_at_once() -> None:
+    session = _transcriber().open_session(keyterms=["Acme Plumbing"])  # keyterms change nothing
+    at = _feed(session, _silence(0.2) + _speech(0.5, seed=1), 0.0)
+    await session.finalize()
+    # 0.2 s of silence would not end an utterance (0.3 s does): without finalize the two
+    # stretches of speech would be heard as one.
+    _feed(session, _silence(0.2) + _speech(0.5, seed=2) + _silence(0.6), at)
+    heard = [e for e in await _events_until_closed(session) if isinstance(e, Utterance)]
+    assert [u.text for u in heard] == list(SCRIPT)
+    assert heard[0].end == pytest.approx(0.7, abs=0.021)
+    await session.finalize()  # after close: nothing to do
+
+
 async def test_sessions_are_independent() -> None:
     transcriber = _transcriber()
     first, second = transcriber.open_session(), transcriber.open_session()
@@ -233,6 +246,15 @@ async def test_the_delayed_agent_answers_as_the_scripted_interviewer() -> None:
     assert delayed_message == reference_message
     assert delayed_message.caller_name == "Maria Lopez"
     assert model.name == reference.name
+
+
+async def test_the_delayed_agent_speaks_its_reply_in_one_piece() -> None:
+    model: ChatModel = DelayedChatModel(ScriptedInterviewer(), delay=0.0)
+    expected = await ScriptedInterviewer().reply(CONTEXT, CallerMessage(), None)
+    reply = model.reply_stream(CONTEXT, CallerMessage(), None)
+    assert [piece async for piece in reply] == [expected.text]
+    assert await reply.result() == expected
+    await reply.aclose()
 
 
 def test_the_fakes_replace_only_the_configured_engines(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from media_stream.protocol import (
     ProtocolError,
     Start,
     Stop,
+    _media_in_twilio_layout,
     encode_inbound,
     encode_outbound,
     parse_inbound,
@@ -133,6 +134,9 @@ INBOUND_EXAMPLES: list[tuple[Frame, InboundMessage]] = [
     (MARK, Mark(sequence_number=6, stream_sid=STREAM, name="reply-3")),
     (STOP, Stop(sequence_number=7, stream_sid=STREAM, account_sid=ACCOUNT, call_sid=CALL)),
 ]
+
+# A media frame exactly as Twilio lays it out (compact, keys in the documented order).
+TWILIO_MEDIA = encode_inbound(INBOUND_EXAMPLES[2][1])
 
 OUTBOUND_EXAMPLES: list[tuple[Frame, OutboundMessage]] = [
     (OUT_MEDIA, OutboundMedia(stream_sid=STREAM, payload=AUDIO)),
@@ -330,6 +334,19 @@ MALFORMED_INBOUND: list[tuple[str | bytes, str]] = [
     (changed(MEDIA, "media.payload", "ÿÿÿÿ"), "media.payload must be standard base64"),
     (changed(MEDIA, "media.payload", 7), "media.payload must be a string"),
     (changed(MEDIA, "media.payload", MISSING), "media.payload is missing"),
+    # media frames in Twilio's own layout, which is read without the JSON parser
+    (TWILIO_MEDIA[:-1] + ',"streamSid":"MZ2"}', "repeats the key 'streamSid'"),
+    (TWILIO_MEDIA.replace(",", ",\f", 1), "not JSON"),  # form feed: not JSON whitespace
+    (TWILIO_MEDIA + "}", "not JSON"),
+    (TWILIO_MEDIA + "\u00a0", "not JSON"),
+    (TWILIO_MEDIA.replace(AUDIO_B64, "A" * MAX_FRAME_BYTES), "over the 65536-byte limit"),
+    (TWILIO_MEDIA.replace(AUDIO_B64, "AAAAA"), "media.payload must be standard base64"),
+    (TWILIO_MEDIA.replace(AUDIO_B64, "AA=A"), "media.payload must be standard base64"),
+    (TWILIO_MEDIA.replace(AUDIO_B64, "AA==="), "media.payload must be standard base64"),
+    (TWILIO_MEDIA.replace(AUDIO_B64, "=AAA"), "media.payload must be standard base64"),
+    (TWILIO_MEDIA.replace('"4"', '"0004"').replace('"2"', '"' + "2" * 19 + '"'), "media.chunk"),
+    (TWILIO_MEDIA.replace(STREAM, "MZ\\u002f"), "streamSid must be 1-64 letters"),
+    (TWILIO_MEDIA.replace('"inbound"', '"in\\ud800"'), "media.track holds a lone surrogate"),
     # start
     (changed(START, "streamSid", "MZother"), "streamSid 'MZother' differs from start.streamSid"),
     (changed(START, "streamSid", MISSING), "start message: streamSid is missing"),
@@ -390,6 +407,66 @@ def test_parse_inbound_rejects_malformed_frames(raw: str | bytes, expected: str)
         parse_inbound(raw)
     assert expected in str(caught.value)
     assert len(str(caught.value)) < 300, "errors must not echo a whole hostile frame"
+
+
+# --- media frames in Twilio's layout: read fast, judged exactly as the general parser -------
+
+
+def test_twilio_media_layouts_take_the_fast_reading() -> None:
+    expected = INBOUND_EXAMPLES[2][1]
+    assert _media_in_twilio_layout(TWILIO_MEDIA) == expected
+    assert _media_in_twilio_layout(json.dumps(MEDIA, indent=2)) == expected
+    assert _media_in_twilio_layout(" \r\n" + json.dumps(MEDIA) + "\t") == expected
+    assert _media_in_twilio_layout(json.dumps({**MEDIA, "extra": 1})) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "payload"),
+    [
+        (TWILIO_MEDIA.replace(AUDIO_B64, "\\/wB\\/"), b"\xff\x00\x7f"),  # escaped solidus
+        (TWILIO_MEDIA.replace('"inbound"', '"\\u0069nbound"'), AUDIO),
+        (json.dumps({**MEDIA, "extra": 1}), AUDIO),
+        (json.dumps(dict(reversed(MEDIA.items()))), AUDIO),
+    ],
+)
+def test_media_frames_in_other_layouts_are_read_by_the_general_parser(
+    raw: str, payload: bytes
+) -> None:
+    assert _media_in_twilio_layout(raw) is None
+    assert parse_inbound(raw) == Media(4, STREAM, "inbound", 2, 5, payload)
+
+
+def _judged(raw: str | bytes) -> InboundMessage | str:
+    try:
+        return parse_inbound(raw)
+    except ProtocolError as error:
+        return f"refused: {error}"
+
+
+def _one_character_changes(frame: str) -> set[str]:
+    """Every deletion, replacement and insertion of one character from a hostile alphabet."""
+    alphabet = '"\\{}[],:0 9aAzZ_-+/=\t\n\f\x00é✓'
+    changes = {frame[:i] + frame[i + 1 :] for i in range(len(frame))}
+    for i in range(len(frame) + 1):
+        for char in alphabet:
+            changes.add(frame[:i] + char + frame[i + 1 :])
+            changes.add(frame[:i] + char + frame[i:])
+    return changes
+
+
+@pytest.mark.parametrize(
+    "raw", [raw for raw, _ in MALFORMED_INBOUND if isinstance(raw, str) and raw.isascii()]
+)
+def test_hostile_frames_are_refused_alike_as_text_and_as_bytes(raw: str) -> None:
+    assert _judged(raw) == _judged(raw.encode())
+
+
+@pytest.mark.parametrize("frame", [TWILIO_MEDIA, json.dumps(MEDIA, indent=1)])
+def test_the_fast_reading_judges_every_changed_frame_as_the_general_parser(frame: str) -> None:
+    # Only text frames take the fast reading: the same frame as UTF-8 bytes is the reference.
+    for changed_frame in _one_character_changes(frame):
+        judged = _judged(changed_frame)
+        assert judged == _judged(changed_frame.encode()), changed_frame
 
 
 def test_protocol_error_is_a_value_error() -> None:
