@@ -1,0 +1,32 @@
+"""The benchmarks still run: each is started the way the README says, on a tiny workload, and must
+print its figures. The figures themselves are the benchmarks' business, never the tests'."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def _run(script: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+
+
+def test_the_concurrency_bench_runs_calls_and_reports_a_row() -> None:
+    run = _run(
+        "concurrency.py", "--calls", "2", "--ramp", "0.5", "--speak-after", "2", "--talk", "8"
+    )
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.returncode in (0, 1), run.stderr  # 1: a target missed, said on the last line
+    row = re.search(r"^\s+2\s+(\d+)/(\d+)\s", run.stdout, re.MULTILINE)
+    assert row is not None, run.stdout
+    assert int(row.group(1)) > 0, "no caller line was answered"
