@@ -6,25 +6,40 @@ Every time in a consent record is an aware UTC instant, written as ISO-8601 with
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 _INSTANT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_INSTANT_FIELDS = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
 
 
 def require_utc(name: str, value: object) -> datetime:
     """``value`` when it is an aware datetime at UTC offset zero; else a ValueError naming it."""
     if not isinstance(value, datetime):
         raise ValueError(f"{name} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
+    offset = value.utcoffset()
+    if offset is None:
         raise ValueError(f"{name} must be timezone-aware UTC, got a naive datetime")
-    if value.utcoffset() != timedelta(0):
-        raise ValueError(f"{name} must be in UTC, got offset {value.utcoffset()}")
+    if offset:
+        raise ValueError(f"{name} must be in UTC, got offset {offset}")
     return value
 
 
 def format_instant(value: datetime) -> str:
-    """The canonical text of a UTC instant: ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
-    return require_utc("instant", value).astimezone(UTC).strftime(_INSTANT_FORMAT)
+    """The canonical text of a UTC instant: ``YYYY-MM-DDTHH:MM:SS.ffffffZ``.
+
+    The fields are formatted directly: half the cost of ``strftime`` (an append writes some 25
+    instants), and years before 1000 get their four digits, which :func:`parse_instant` needs.
+    """
+    require_utc("instant", value)
+    return _INSTANT_FIELDS % (
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
 
 
 def parse_instant(text: object) -> datetime:

@@ -109,7 +109,8 @@ def advance(state: ConsentStateRow | None, event: ChainedEvidence) -> ConsentSta
     )
     if (before.business_id, before.phone_number) != (evidence.business_id, evidence.phone_number):
         raise ValueError("an event can only advance the standing of its own business and number")
-    return replace(_apply(before, event), last_seq=event.seq, updated_at=event.recorded_at)
+    changes = _changes(before, event)
+    return replace(before, **changes, last_seq=event.seq, updated_at=event.recorded_at)
 
 
 def fold(events: Iterable[ChainedEvidence]) -> ConsentStateRow | None:
@@ -170,37 +171,38 @@ def consent_state(
     return _state_from_stored(conn, rows[0]) if rows else None
 
 
-def _apply(state: ConsentStateRow, event: ChainedEvidence) -> ConsentStateRow:
+def _changes(state: ConsentStateRow, event: ChainedEvidence) -> dict[str, Any]:
+    """The fields of ``state`` that ``event`` changes, with their new values."""
     kind = event.evidence.kind
     if kind in CONSENT_GIVING_KINDS:
-        return _granted(state, event)
+        return _granted(event)
     if kind is EventKind.CONSENT_DECLINED:
-        return _forgetting_consent(_resting_on(state, ConsentStatus.DECLINED, event))
+        return {**_resting_on(ConsentStatus.DECLINED, event), **_NO_CONSENT}
     if kind is EventKind.REVOKED:
-        return _resting_on(state, ConsentStatus.REVOKED, event)
+        return _resting_on(ConsentStatus.REVOKED, event)
     if kind is EventKind.RESUBSCRIBED:
         return _resubscribed(state, event)
     inconclusive = _INCONCLUSIVE_KINDS.get(kind)
     if inconclusive is not None and state.status in _UNDECIDED:
-        return _resting_on(state, inconclusive, event)
-    return state
+        return _resting_on(inconclusive, event)
+    return {}
 
 
-def _granted(state: ConsentStateRow, event: ChainedEvidence) -> ConsentStateRow:
+def _granted(event: ChainedEvidence) -> dict[str, Any]:
     scope = event.evidence.scope
     if scope is None:  # validation makes every granting event carry a scope
         raise ValueError(f"grant #{event.seq} has no scope")
-    return replace(
-        _resting_on(state, ConsentStatus.GRANTED, event),
-        consent_hash=event.hash,
-        consent_seq=event.seq,
-        window_start=event.recorded_at,
-        window_end=scope.expires_at,
-        max_texts=scope.max_texts,
-    )
+    return {
+        **_resting_on(ConsentStatus.GRANTED, event),
+        "consent_hash": event.hash,
+        "consent_seq": event.seq,
+        "window_start": event.recorded_at,
+        "window_end": scope.expires_at,
+        "max_texts": scope.max_texts,
+    }
 
 
-def _resubscribed(state: ConsentStateRow, event: ChainedEvidence) -> ConsentStateRow:
+def _resubscribed(state: ConsentStateRow, event: ChainedEvidence) -> dict[str, Any]:
     scope = event.evidence.scope
     if (
         state.status is not ConsentStatus.REVOKED
@@ -215,32 +217,29 @@ def _resubscribed(state: ConsentStateRow, event: ChainedEvidence) -> ConsentStat
             "resubscription does not undo the revocation in force; ignored",
             extra={"business_id": state.business_id, "seq": event.seq},
         )
-        return state
-    return replace(
-        state,
-        status=ConsentStatus.GRANTED,
-        event_hash=state.consent_hash,
-        event_seq=state.consent_seq,
-        window_end=min(state.window_end, scope.expires_at),
-        max_texts=min(state.max_texts, scope.max_texts),
-    )
+        return {}
+    return {
+        "status": ConsentStatus.GRANTED,
+        "event_hash": state.consent_hash,
+        "event_seq": state.consent_seq,
+        "window_end": min(state.window_end, scope.expires_at),
+        "max_texts": min(state.max_texts, scope.max_texts),
+    }
 
 
-def _resting_on(
-    state: ConsentStateRow, status: ConsentStatus, event: ChainedEvidence
-) -> ConsentStateRow:
-    return replace(state, status=status, event_hash=event.hash, event_seq=event.seq)
+def _resting_on(status: ConsentStatus, event: ChainedEvidence) -> dict[str, Any]:
+    """The standing rests on ``event`` with ``status``."""
+    return {"status": status, "event_hash": event.hash, "event_seq": event.seq}
 
 
-def _forgetting_consent(state: ConsentStateRow) -> ConsentStateRow:
-    return replace(
-        state,
-        consent_hash=None,
-        consent_seq=None,
-        window_start=None,
-        window_end=None,
-        max_texts=None,
-    )
+_NO_CONSENT: dict[str, Any] = {
+    "consent_hash": None,
+    "consent_seq": None,
+    "window_start": None,
+    "window_end": None,
+    "max_texts": None,
+}
+"""A withdrawn consent leaves no window or cap to restore."""
 
 
 def _column_values(state: ConsentStateRow) -> dict[str, Any]:

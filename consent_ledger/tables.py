@@ -32,6 +32,8 @@ from consent_ledger.evidence import MAX_BUSINESS_ID_LENGTH, EventKind
 metadata = MetaData()
 
 _KIND_VALUES = ", ".join(f"'{kind.value}'" for kind in EventKind)
+_POSTGRESQL_PAGE_TUPLE_LIMIT = 8160
+"""The largest ``toast_tuple_target``: the most a row can hold in an 8 kB page."""
 
 consent_events = Table(
     "consent_events",
@@ -51,6 +53,10 @@ consent_events = Table(
     CheckConstraint(f"kind IN ({_KIND_VALUES})", name="ck_consent_events_kind"),
     Index("ix_consent_events_business_phone", "business_id", "phone_number", "seq"),
     sqlite_autoincrement=True,
+    # PostgreSQL compresses rows over 2 kB, which a body with its answer's words is; reading each
+    # body back then costs a decompression, most of the server's work in a verification. Rows up
+    # to a page stay as written (larger ones are still compressed and moved out of line).
+    postgresql_with={"toast_tuple_target": _POSTGRESQL_PAGE_TUPLE_LIMIT},
 )
 
 consent_chain_heads = Table(

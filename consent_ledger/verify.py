@@ -1,17 +1,19 @@
 """Ledger verification: prove that no consent event was changed, removed or reordered.
 
-The verifier reads the events in the order they were appended (row id), in large batches of plain
-column tuples, keeping only the last sequence number and hash of each chain, so a ledger of
-millions of events is checked in bounded memory. Each event must carry the next sequence number of
-its chain, link to the previous event's hash, hash correctly, and have columns that agree with its
-hashed body. Finally each chain's head row must point at the chain's last event, which exposes
-events removed from the end.
+The verifier reads the events in the order they were appended (row id), in batches of plain
+column tuples straight from the driver (``driver_sql.driver_batches``), keeping only the last
+sequence number, hash and row id of each chain, so a ledger of millions of events is checked in
+bounded memory. Each event must carry the next sequence number of its chain, link to the previous
+event's hash, hash correctly, and have columns that agree with its hashed body. Finally each
+chain's head row must point at the chain's last event, which exposes events removed from the end.
+One business's chain is read along its ``(business_id, seq)`` index instead (see
+:func:`verify_ledger`).
 
 Speed: the body is never parsed on the common path. Because a body that hashes correctly is the
-exact canonical JSON that was written, a column agrees with it when the body holds that column's
-key exactly once, followed by the column's value as a JSON string; ``seq`` and ``recorded_at`` are
-the fixed tail of every body. A row that fails this quick test is read again in full and judged by
-``chain.row_defect``, which decides what is wrong (or that nothing is).
+exact canonical JSON that was written, a column agrees with it when the body's key for that column
+is followed by the column's value as a JSON string; ``seq`` and ``recorded_at`` are the fixed tail
+of every body (see :func:`_agrees_with_body`). A row that fails this quick test is read again in
+full and judged by ``chain.row_defect``, which decides what is wrong (or that nothing is).
 
 With an :class:`~consent_ledger.audio_store.AudioStore`, each event's answer audio is checked too: a
 file that is present and hashes to the event's ``audio_sha256`` is fine, a file that retention
@@ -22,8 +24,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Generator, Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any
@@ -33,14 +35,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from consent_ledger.audio_store import AudioStatus, AudioStore
 from consent_ledger.chain import BODY_SCHEMA, GENESIS_HASH, row_defect
+from consent_ledger.driver_sql import driver_batches
 from consent_ledger.evidence import EventKind
 from consent_ledger.tables import consent_chain_heads, consent_events
 
-BATCH_SIZE = 5000
+BATCH_SIZE = 1000
 """Events fetched per round trip; progress is reported once per batch."""
-
-_SQLITE_MMAP_BYTES = 1 << 40
-"""As much of a SQLite file as may be mapped (SQLite caps it at its compile-time maximum)."""
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of events checked so far, once per batch."""
@@ -142,7 +142,7 @@ def _verify(
 ) -> VerificationReport:
     ends: dict[str, _ChainEnd] = {}
     tally = _Tally()
-    with closing(_driver_batches(conn, statement)) as batches:
+    with closing(driver_batches(conn, statement, BATCH_SIZE)) as batches:
         for batch in batches:
             broken = _check_batch(conn, batch, ends, tally, audio_store)
             if broken is not None:
@@ -170,13 +170,16 @@ def _read_order(
 
 
 def _event_columns(dialect_name: str) -> list[ColumnElement[Any]]:
-    """The columns the verifier reads, with ``recorded_at`` as its canonical instant text."""
+    """The columns the verifier reads, ``recorded_at`` as UTC text as SQLite stores it.
+
+    That text is ``YYYY-MM-DD HH:MM:SS.ffffff``: the canonical instant with a space for the ``T``
+    and without the ``Z``.
+    """
     c = consent_events.c
+    recorded_at: ColumnElement[Any] = c.recorded_at
     if dialect_name == "postgresql":
-        instant = "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-    else:
-        instant = "replace(recorded_at, ' ', 'T') || 'Z'"
-    recorded_at: ColumnElement[Any] = literal_column(instant).label("recorded_at")
+        utc_text = "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+        recorded_at = literal_column(utc_text).label("recorded_at")
     return [
         c.id,
         c.business_id,
@@ -188,49 +191,6 @@ def _event_columns(dialect_name: str) -> list[ColumnElement[Any]]:
         c.prev_hash,
         c.hash,
     ]
-
-
-def _driver_batches(
-    conn: Connection, statement: Select[Any]
-) -> Generator[Sequence[Any], None, None]:
-    """The statement's rows as plain tuples, a batch at a time, straight from the driver.
-
-    No column needs converting, and skipping SQLAlchemy's row objects is a large part of the
-    verifier's speed. PostgreSQL streams through a server-side cursor inside the caller's
-    transaction; SQLite steps through the file, memory-mapped while it does (see
-    :func:`_sqlite_memory_mapped`).
-    """
-    compiled = statement.compile(dialect=conn.dialect)
-    driver = conn.connection.dbapi_connection
-    if driver is None:
-        raise ValueError("the connection is closed")
-    if conn.dialect.name == "postgresql":
-        with closing(driver.cursor(name="consent_ledger_verify")) as cursor:
-            cursor.execute(str(compiled), compiled.params)
-            while batch := cursor.fetchmany(BATCH_SIZE):
-                yield batch
-        return
-    parameters = tuple(compiled.params[name] for name in compiled.positiontup or ())
-    with _sqlite_memory_mapped(driver), closing(driver.cursor()) as cursor:
-        cursor.execute(str(compiled), parameters)
-        while batch := cursor.fetchmany(BATCH_SIZE):
-            yield batch
-
-
-@contextmanager
-def _sqlite_memory_mapped(driver: Any) -> Iterator[None]:
-    """Let SQLite read the database file through a memory map, then restore its setting.
-
-    Each event takes most of a page, so a verification touches every page of the file; mapped
-    pages are read in place instead of one system call and copy each. Only reading changes: SQLite
-    keeps writing through its journal as before.
-    """
-    (previous,) = driver.execute("PRAGMA mmap_size").fetchone()
-    driver.execute(f"PRAGMA mmap_size={_SQLITE_MMAP_BYTES}")
-    try:
-        yield
-    finally:
-        driver.execute(f"PRAGMA mmap_size={int(previous)}")
 
 
 def _check_batch(
@@ -273,42 +233,47 @@ def _link_defect(seq: int, prev_hash: str, last_seq: int, last_hash: str) -> str
 def _agrees_with_body(row: tuple[Any, ...]) -> bool:
     """A quick test that the row hashes correctly and its columns say what its body says.
 
-    True is always right; False only means the row needs the full check. The body's evidence
-    keys are sorted and the only values nested before ``phone_number`` are the answers, whose
-    fields have other names, so the first ``"business_id":``, ``"kind":`` and ``"phone_number":``
-    in a body that hashes correctly are the evidence's own. Inside a JSON string every quote is
-    escaped, so a caller's words can never look like a key.
+    True is always right; False only means the row needs the full check. A body that hashes
+    correctly is the canonical JSON the ledger wrote: its evidence keys are sorted, and no value
+    nested after ``business_id`` (only the scope and the script are) has a key named
+    ``business_id``, ``kind`` or ``phone_number``, so the last of each (searched from the end,
+    the shorter way) is the evidence's own. Inside a JSON string every quote is escaped, so a
+    caller's words can never look like a key; and a column holding no quote or backslash is
+    written by JSON as it is, so comparing its text with the body's compares the values.
     """
     _id, business, seq, number, kind, recorded_at, body, prev_hash, digest = row
     if not (
         kind in _KINDS
+        and type(seq) is int
+        and type(body) is str
+        and type(prev_hash) is str
+        and type(recorded_at) is str
         and _is_plain(business)
         and _is_plain(number)
-        and type(seq) is int
-        and isinstance(body, str)
-        and isinstance(prev_hash, str)
         and body.startswith(_BODY_HEAD)
+        and sha256((prev_hash + body).encode()).hexdigest() == digest
     ):
         return False
-    if sha256((prev_hash + body).encode()).hexdigest() != digest:
+    instant = recorded_at.replace(" ", "T")
+    if not body.endswith(f'}},"recorded_at":"{instant}Z","schema":"{BODY_SCHEMA}","seq":{seq}}}'):
         return False
-    if not body.endswith(
-        f'}},"recorded_at":"{recorded_at}","schema":"{BODY_SCHEMA}","seq":{seq}}}'
-    ):
+    at = body.rfind('"phone_number":"')
+    if at < 0 or not body.startswith(f'{number}"', at + 16):
         return False
-    at = body.find('"business_id":"', _FIRST_KEY_AT)
-    if at < 0 or not body.startswith(f'{business}"', at + 15):
-        return False
-    at = body.find('"kind":"', at)
+    at = body.rfind('"kind":"', _FIRST_KEY_AT, at)
     if at < 0 or not body.startswith(f'{kind}"', at + 8):
         return False
-    at = body.find('"phone_number":"', at)
-    return at >= 0 and body.startswith(f'{number}"', at + 16)
+    at = body.rfind('"business_id":"', _FIRST_KEY_AT, at)
+    return at >= 0 and body.startswith(f'{business}"', at + 15)
 
 
 def _is_plain(value: object) -> bool:
-    """Whether ``value`` is a string that JSON writes as it is (nothing escaped)."""
-    return isinstance(value, str) and value.isprintable() and '"' not in value and "\\" not in value
+    """Whether ``value`` is a string that JSON writes as it is: no quote, no backslash.
+
+    JSON escapes only those and control characters, and a control character in a column can
+    never match the body's text, where it is always escaped.
+    """
+    return type(value) is str and '"' not in value and "\\" not in value
 
 
 def _full_row_defect(conn: Connection, event_id: int) -> str | None:

@@ -12,9 +12,10 @@ import math
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, delete, insert, select, update
@@ -35,6 +36,7 @@ from consent_ledger.evidence import (
     ScriptEvidence,
     WordEvidence,
 )
+from consent_ledger.instants import format_instant, parse_instant, stored_instant
 from consent_ledger.queries import event_by_hash, events_for_number, latest_events
 from consent_ledger.tables import (
     append_only_ddl,
@@ -468,6 +470,68 @@ def test_latest_events_are_newest_first(engine: Engine) -> None:
             latest_events(conn, -1)
 
 
+_LONDON = ZoneInfo("Europe/London")  # at offset zero in winter
+_ZERO_OFFSET = timezone(timedelta(0))
+
+
+@pytest.mark.parametrize(
+    ("instant", "text"),
+    [
+        (T0, "2025-04-11T14:00:00.000000Z"),
+        (datetime(2025, 12, 31, 23, 59, 59, 999999, UTC), "2025-12-31T23:59:59.999999Z"),
+        (datetime(2025, 1, 6, 9, 5, 3, 7, _LONDON), "2025-01-06T09:05:03.000007Z"),
+        (datetime(2025, 1, 6, 9, 5, 3, tzinfo=_ZERO_OFFSET), "2025-01-06T09:05:03.000000Z"),
+        (datetime(999, 1, 2, 3, 4, 5, 6, UTC), "0999-01-02T03:04:05.000006Z"),
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01T00:00:00.000000Z"),
+    ],
+)
+def test_an_instant_is_written_canonically_and_read_back(instant: datetime, text: str) -> None:
+    assert format_instant(instant) == text
+    assert parse_instant(text) == instant
+
+
+def test_an_append_stores_what_sqlalchemy_would_store(engine: Engine) -> None:
+    """The append path writes through the driver; reading back through SQLAlchemy agrees."""
+    event = _append(engine, _evidence())
+    with engine.begin() as conn:
+        stored = conn.execute(select(consent_events)).one()
+        raw_time = conn.exec_driver_sql("SELECT recorded_at FROM consent_events").scalar_one()
+    assert stored_instant(stored.recorded_at) == event.recorded_at
+    assert json.loads(stored.body) == event.body
+    assert (stored.seq, stored.kind, stored.prev_hash, stored.hash) == (
+        event.seq,
+        event.kind.value,
+        event.prev_hash,
+        event.hash,
+    )
+    if engine.dialect.name == "sqlite":
+        assert raw_time == "2025-04-11 14:01:00.000000"  # SQLAlchemy's SQLite text form
+
+
+def test_an_append_joins_the_callers_transaction(engine: Engine) -> None:
+    at = T0 + timedelta(minutes=1)
+    with engine.connect() as conn:
+        append_event(conn, _evidence(), at)
+        conn.rollback()
+    with engine.connect() as conn:
+        event = append_event(conn, _evidence(), at)
+        conn.commit()
+    with engine.begin() as conn:
+        assert latest_events(conn, 10) == [event]
+        assert conn.execute(select(consent_chain_heads.c.seq)).scalar_one() == 1
+    assert event.seq == 1
+
+
+def test_a_failed_append_raises_sqlalchemys_error_and_leaves_nothing(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE consent_state")
+    with pytest.raises(DBAPIError, match="consent_state"), engine.begin() as conn:
+        append_event(conn, _evidence(), T0 + timedelta(minutes=1))
+    with engine.begin() as conn:
+        assert latest_events(conn, 10) == []
+        assert conn.execute(select(consent_chain_heads)).all() == []
+
+
 def test_append_refuses_a_naive_recorded_time(engine: Engine) -> None:
     with engine.begin() as conn, pytest.raises(ValueError, match="naive"):
         append_event(conn, _evidence(), datetime(2025, 4, 11, 14))
@@ -570,6 +634,7 @@ def test_a_changed_column_is_found_and_the_event_named(engine: Engine, column: s
     with engine.begin() as conn:
         report = verify_ledger(conn)
         assert verify_ledger(conn, "bolt").ok
+        assert verify_ledger(conn, "acme").first_broken == report.first_broken
     assert not report.ok
     assert report.first_broken is not None
     assert report.first_broken.event_id == target
@@ -580,6 +645,83 @@ def test_a_changed_column_is_found_and_the_event_named(engine: Engine, column: s
         latest_events(conn, 10, business_id="acme")
 
 
+def _flip(text: str, position: int) -> str:
+    """``text`` with the character at ``position`` changed to another one."""
+    return text[:position] + chr(ord(text[position]) ^ 1) + text[position + 1 :]
+
+
+def _body_positions(body: str) -> list[int]:
+    """Every character of the body's start, its end and the values its columns repeat, and
+    every 29th character elsewhere."""
+    chosen = {*range(20), *range(len(body) - 120, len(body)), *range(0, len(body), 29)}
+    for key in ('"business_id":"', '"kind":"', '"phone_number":"'):
+        at = body.index(key)
+        chosen.update(range(at, at + len(key) + 24))
+    return sorted(chosen)
+
+
+_Damage = Callable[[Any], dict[str, Any]]
+
+
+def _every_damage(probe: Any) -> list[_Damage]:
+    """Changes to a stored event shaped like ``probe``: characters of each text column, other
+    values of the rest."""
+    damages: list[_Damage] = [
+        lambda row, i=i: {"body": _flip(row.body, i)} for i in _body_positions(probe.body)
+    ]
+    damages += [
+        lambda row, column=column, i=i: {column: _flip(getattr(row, column), i)}
+        for column, positions in (
+            ("phone_number", range(len(probe.phone_number))),
+            ("prev_hash", (0, 31, 63)),
+            ("hash", (0, 31, 63)),
+        )
+        for i in positions
+    ]
+    damages += [
+        lambda row, kind=kind: {"kind": kind.value}
+        for kind in EventKind
+        if kind.value != probe.kind
+    ]
+    damages += [lambda row, step=step: {"seq": row.seq + step} for step in (1, 1000)]
+    damages += [
+        lambda row, step=step: {"recorded_at": row.recorded_at + step}
+        for step in (
+            timedelta(microseconds=1),
+            timedelta(microseconds=-1),
+            timedelta(seconds=1),
+            timedelta(days=-365),
+        )
+    ]
+    return damages
+
+
+def test_any_change_to_a_stored_event_is_found(engine: Engine) -> None:
+    """Each one-event chain is damaged its own way; every damaged event is named, and a chain
+    verified alone names the same event as the whole ledger does."""
+    at = T0 + timedelta(minutes=1)
+    with engine.begin() as conn:
+        probe = append_event(conn, _evidence(business_id="b0000"), at)
+        stored = conn.execute(select(consent_events).where(consent_events.c.hash == probe.hash))
+        damages = _every_damage(stored.one())
+        for i in range(1, len(damages)):
+            append_event(conn, _evidence(business_id=f"b{i:04d}"), at)
+    with engine.begin() as conn:
+        drop_append_only_triggers(conn)
+        rows = conn.execute(select(consent_events).order_by(consent_events.c.id)).all()
+        for row, damage in zip(rows, damages, strict=True):
+            by_id = consent_events.c.id == row.id
+            conn.execute(update(consent_events).where(by_id).values(damage(row)))
+    with engine.begin() as conn:
+        for row in rows:
+            broken = verify_ledger(conn, row.business_id).first_broken
+            assert broken is not None
+            assert (broken.business_id, broken.event_id) == (row.business_id, row.id)
+        whole = verify_ledger(conn).first_broken
+    assert whole is not None
+    assert whole.event_id == rows[0].id
+
+
 def test_a_deleted_event_is_found_by_the_gap(engine: Engine) -> None:
     acme = _five_acme_events_among_others(engine)
     with engine.begin() as conn:
@@ -587,6 +729,7 @@ def test_a_deleted_event_is_found_by_the_gap(engine: Engine) -> None:
         conn.execute(delete(consent_events).where(consent_events.c.hash == acme[2].hash))
     with engine.begin() as conn:
         broken = verify_ledger(conn).first_broken
+        assert verify_ledger(conn, "acme").first_broken == broken
     assert broken is not None
     assert (broken.seq, broken.event_id) == (4, _row_id(engine, acme[3]))
     assert broken.reason == "sequence gap: expected 3, found 4"
@@ -599,6 +742,7 @@ def test_a_deleted_last_event_is_found_by_the_chain_head(engine: Engine) -> None
         conn.execute(delete(consent_events).where(consent_events.c.hash == acme[4].hash))
     with engine.begin() as conn:
         broken = verify_ledger(conn).first_broken
+        assert verify_ledger(conn, "acme").first_broken == broken
     assert broken is not None
     assert (broken.business_id, broken.seq, broken.event_id) == ("acme", 5, None)
     assert broken.reason == "chain head points past the last event"
@@ -615,6 +759,7 @@ def test_reordered_sequence_numbers_are_found(engine: Engine) -> None:
             )
     with engine.begin() as conn:
         broken = verify_ledger(conn).first_broken
+        assert verify_ledger(conn, "acme").first_broken == broken
     assert broken is not None
     assert broken.event_id == second
     assert broken.reason == "sequence gap: expected 2, found 3"
@@ -637,6 +782,7 @@ def test_swapped_rows_are_found(engine: Engine) -> None:
             conn.execute(update(consent_events).where(consent_events.c.id == row_id).values(values))
     with engine.begin() as conn:
         broken = verify_ledger(conn).first_broken
+        assert verify_ledger(conn, "acme").first_broken == broken
     assert broken is not None
     assert broken.event_id == second
     assert broken.reason == "sequence gap: expected 2, found 3"

@@ -3,6 +3,7 @@ intact is fine, purged by retention is counted (not broken), missing or corrupt 
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -117,6 +118,34 @@ def test_progress_counts_grow_batch_by_batch(
     with ledger.engine.connect() as conn:
         assert verify_ledger(conn, progress=seen.append).ok
     assert seen == [2, 4, 5]
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_verification_leaves_the_connection_usable(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopping mid-way (here the progress callback fails) closes the read and its fetching
+    ahead, so the same transaction can verify again."""
+    monkeypatch.setattr("consent_ledger.verify.BATCH_SIZE", 2)
+    with ledger.engine.begin() as conn:
+        for i in range(7):
+            append(conn, call_evidence(), minutes=i)
+
+    def interrupt(checked: int) -> None:
+        raise _Interrupted(checked)
+
+    with ledger.engine.begin() as conn:
+        with pytest.raises(_Interrupted):
+            verify_ledger(conn, progress=interrupt)
+        with pytest.raises(_Interrupted):
+            verify_ledger(conn, "acme", progress=interrupt)
+        report = verify_ledger(conn)
+    assert report.ok
+    assert report.events_checked == 7
+    assert [t for t in threading.enumerate() if t.name == "consent-ledger-verify-fetch"] == []
 
 
 def test_a_column_that_needs_json_escaping_is_still_judged_correctly(ledger: Ledger) -> None:
