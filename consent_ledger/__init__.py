@@ -35,6 +35,7 @@ from consent_ledger.gate import (
     owner_notifications_allowed,
     resubscribe,
     revoke,
+    revoke_consent,
 )
 from consent_ledger.projection import ConsentStateRow, ConsentStatus, consent_state
 from consent_ledger.queries import (
@@ -93,6 +94,7 @@ __all__ = [
     "rebuild_projection",
     "resubscribe",
     "revoke",
+    "revoke_consent",
     "summaries_to_csv",
     "summaries_to_json",
     "summarize_events",

@@ -144,6 +144,35 @@ def revoke(
     state = _standing_of(conn, business_id, phone_number).state
     if state is None or state.status is not ConsentStatus.GRANTED or state.consent_hash is None:
         return None
+    return revoke_consent(
+        conn,
+        business_id,
+        business_name,
+        phone_number,
+        state.consent_hash,
+        method,
+        occurred_at,
+        recorded_at,
+        call_sid=call_sid,
+        note=note,
+    )
+
+
+def revoke_consent(
+    conn: Connection,
+    business_id: str,
+    business_name: str,
+    phone_number: str,
+    consent_hash: str,
+    method: ConsentMethod,
+    occurred_at: datetime,
+    recorded_at: datetime,
+    *,
+    call_sid: str | None = None,
+    note: str = "",
+) -> RecordedEvent:
+    """Append the ``revoked`` event for the grant ``consent_hash``, which the caller found in
+    force (:func:`revoke` finds it in the number's history)."""
     revocation = _change_evidence(
         business_id,
         business_name,
@@ -151,7 +180,7 @@ def revoke(
         method,
         occurred_at,
         EventKind.REVOKED,
-        revokes=state.consent_hash,
+        revokes=consent_hash,
         scope=None,
         call_sid=call_sid,
         note=note,

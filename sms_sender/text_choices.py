@@ -34,16 +34,14 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from consent_ledger import (
-    ConsentEvidence,
     ConsentMethod,
     ConsentStatus,
-    EventKind,
     RecordedEvent,
-    append_event,
     consent_state,
     owner_notifications_allowed,
     resubscribe,
     revoke,
+    revoke_consent,
 )
 from sms_sender.owner_choice import owner_phone_changes_choice, record_owner_choice
 from sms_sender.policy import SmsPolicy
@@ -171,25 +169,17 @@ def _revoke_projected_consent(
     state = consent_state(conn, policy.business_id, number)
     if state is None or state.status is not ConsentStatus.GRANTED or state.consent_hash is None:
         return None
-    revocation = ConsentEvidence(
-        business_id=policy.business_id,
-        business_name=policy.business_name,
-        phone_number=number,
-        call_sid=None,
-        stream_sid=None,
-        kind=EventKind.REVOKED,
-        method=method,
-        script=None,
-        answers=(),
-        classifier=None,
-        classifier_version=None,
-        reasked=False,
-        scope=None,
-        occurred_at=at,
-        revokes=state.consent_hash,
+    return revoke_consent(
+        conn,
+        policy.business_id,
+        policy.business_name,
+        number,
+        state.consent_hash,
+        method,
+        at,
+        at,
         note=note,
     )
-    return append_event(conn, revocation, at)
 
 
 def _end_owner_texts(
