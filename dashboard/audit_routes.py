@@ -61,9 +61,12 @@ _BAD_TOKEN_CHALLENGE = 'Bearer realm="audit", error="invalid_token"'
 
 @dataclass(frozen=True)
 class AuditContext:
-    """What the audit routes need from the application: the database, the consent audio, a clock."""
+    """What the audit routes need from the application: the database (``read_engine`` for the long
+    reads: on SQLite it begins deferred, so a verification never holds the write lock that calls
+    need), the consent audio, a clock."""
 
     engine: Engine
+    read_engine: Engine
     audio_store_root: Path
     clock: Callable[[], datetime]
 
@@ -116,7 +119,7 @@ def audit_number(e164: str, auditor: Auditor, context: Context) -> dict[str, Any
     whether the business's whole chain (and its answer audio) verifies."""
     number = parse_e164(e164)
     now = context.clock()
-    with _snapshot(context.engine) as conn:
+    with _snapshot(context.read_engine) as conn:
         try:
             events = events_for_number(conn, auditor.business_id, number)
         except ValueError as error:
@@ -160,7 +163,7 @@ def audit_export(
     except PacketRequestError as error:  # the inputs are checked: only the period can be wrong
         raise HTTPException(422, str(error)) from None
     generated_at = context.clock()
-    with _snapshot(context.engine) as conn:
+    with _snapshot(context.read_engine) as conn:
         if (
             phone_number is not None
             and consent_state(conn, auditor.business_id, phone_number) is None
@@ -237,10 +240,10 @@ def _export_file_name(request: PacketRequest, generated_at: datetime, extension:
 
 @contextlib.contextmanager
 def _snapshot(engine: Engine) -> Iterator[Connection]:
-    """A read-only connection that sees one consistent state of the ledger.
+    """A connection that sees one consistent state of the ledger while writers go on.
 
-    On PostgreSQL that takes REPEATABLE READ; SQLite transactions from ``make_engine`` begin
-    IMMEDIATE, which already keeps writers out until the read ends.
+    On PostgreSQL that takes REPEATABLE READ; on SQLite, the read engine's deferred transaction
+    reads one snapshot of the WAL.
     """
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":

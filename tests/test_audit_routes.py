@@ -38,10 +38,12 @@ from consent_ledger.evidence import (
 )
 from consent_ledger.gate import revoke
 from consent_ledger.tables import consent_events
+from dashboard import audit_routes
 from dashboard.audit_routes import AuditContext, audit_router
 from dashboard.auditor_tokens import issue_token, list_tokens, revoke_token
 from tests.ledger_support import answer_wav, drop_append_only_triggers, sha256_hex
 from tests.test_auditor_tokens import audit_database
+from voice_agent.db import make_engine
 
 T0 = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
 ACME = "acme-plumbing"
@@ -138,10 +140,12 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AuditSite]:
             acme_token = issue_token(conn, ACME, "carrier", T0, timedelta(days=7)).secret
         clock = SteppingClock(T0 + timedelta(days=1))
         app = FastAPI()
-        app.state.audit = AuditContext(engine, tmp_path / "audio", clock)
+        reader = make_engine(engine.url.render_as_string(hide_password=False), read_only=True)
+        app.state.audit = AuditContext(engine, reader, tmp_path / "audio", clock)
         app.include_router(audit_router())
         with TestClient(app) as client:
             yield AuditSite(client, engine, clock, AudioStore(tmp_path / "audio"), acme_token)
+        reader.dispose()
 
 
 def _get(site: AuditSite, path: str, token: str | None = None) -> Response:
@@ -520,3 +524,17 @@ def test_malformed_export_requests_are_422_and_not_repeated(
     assert response.status_code == 422
     assert "<script>" not in response.text and "passwd" not in response.text
     assert set(response.json()) == {"detail"}
+
+
+def test_an_audit_read_leaves_the_database_open_to_writers(tmp_path: Path) -> None:
+    """While an audit request verifies (seconds on a long chain), calls must still be able to
+    record consent: on SQLite its read transaction takes no write lock."""
+    with audit_database("sqlite", tmp_path) as engine:
+        _record_history(engine)
+        reader = make_engine(engine.url.render_as_string(hide_password=False), read_only=True)
+        with audit_routes._snapshot(reader) as conn:
+            conn.execute(consent_events.select()).fetchall()
+            with engine.begin() as writer:  # would wait out its busy timeout behind a write lock
+                append_event(writer, _grant(ACME, NEIGHBOUR, T0), T0 + timedelta(seconds=20))
+            assert len(conn.execute(consent_events.select()).fetchall()) == 4  # its own snapshot
+        reader.dispose()

@@ -30,3 +30,12 @@ def test_the_concurrency_bench_runs_calls_and_reports_a_row() -> None:
     row = re.search(r"^\s+2\s+(\d+)/(\d+)\s", run.stdout, re.MULTILINE)
     assert row is not None, run.stdout
     assert int(row.group(1)) > 0, "no caller line was answered"
+
+
+def test_the_ledger_bench_appends_verifies_and_exports() -> None:
+    run = _run("ledger.py", "--events", "3000", "--businesses", "3", "--appends", "50")
+    assert run.returncode == 0, run.stderr
+    for measure in ("appends", "verify, 1 process", "one number's packet"):
+        assert re.search(rf"^{measure}\s+sqlite\s+[\d,.]+\s+[\d,.]+", run.stdout, re.MULTILINE), (
+            run.stdout
+        )

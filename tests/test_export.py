@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from consent_ledger import verify_workers
 from consent_ledger.audit_pdf import AuditReport, latin1, render_audit_report
 from consent_ledger.evidence import EventKind
 from consent_ledger.export import (
@@ -237,6 +238,39 @@ _BAD_ARGUMENTS: dict[str, tuple[list[str], int, str]] = {
     "bad date": (["--business", "acme", "--from", "2025-13-01"], 2, "not a date"),
     "bad format": (["--business", "acme", "--format", "pdf"], 2, "invalid choice"),
 }
+
+
+@pytest.mark.parametrize(
+    ("workers", "message"),
+    [
+        ("0", "must be from 1 to 64"),
+        ("-3", "must be from 1 to 64"),
+        ("65", "must be from 1 to 64"),
+        ("two", "not a whole number"),
+        ("1.5", "not a whole number"),
+        ("", "not a whole number"),
+    ],
+)
+def test_verify_refuses_a_bad_worker_count(
+    ledger: Ledger, tmp_path: Path, capsys: pytest.CaptureFixture[str], workers: str, message: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _run_cli(ledger, tmp_path, "verify", "--workers", workers)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_verify_with_workers_reports_what_one_process_reports(
+    ledger: Ledger,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(verify_workers, "PARALLEL_FROM_EVENTS", 1)
+    monkeypatch.setattr(verify_workers, "MIN_RANGE_EVENTS", 1)
+    _history(ledger)
+    assert _run_cli(ledger, tmp_path, "verify", "--workers", "2") == 0
+    assert "intact - 4 events in 2 chains verified" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("case", list(_BAD_ARGUMENTS))

@@ -38,8 +38,10 @@ def create_app(services: Services) -> FastAPI:
 
     app = FastAPI(title="Voice receptionist", lifespan=lifespan)
     app.state.services = services
+    read_engine = make_engine(services.settings.database_url, read_only=True)
     app.state.audit = AuditContext(
         engine=services.engine,
+        read_engine=read_engine,
         audio_store_root=services.settings.audio_dir,
         clock=services.clock,
     )
@@ -48,7 +50,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(audit_router())
     app.state.owner = OwnerContext(
         engine=services.engine,
-        read_engine=make_engine(services.settings.database_url, read_only=True),
+        read_engine=read_engine,
         call_log=ReceptionistCallLog(),
         clock=services.clock,
         public_base_url=services.settings.public_base_url,

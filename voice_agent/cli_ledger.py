@@ -39,6 +39,9 @@ from voice_agent.settings import Settings
 PROGRESS_THRESHOLD = 10_000
 """Ledgers longer than this show progress even when standard error is not a terminal."""
 
+MAX_WORKERS = 64
+"""The most processes ``verify --workers`` starts."""
+
 
 def register(commands: Any) -> None:
     """Add ``ledger verify|export|rebuild`` to the top-level sub-command parser."""
@@ -47,6 +50,13 @@ def register(commands: Any) -> None:
 
     verify = ledger_commands.add_parser("verify", help="recompute every hash, check the audio")
     verify.add_argument("--business", help="only this business's chain")
+    verify.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=_cores(),
+        help=f"processes that check a large ledger at once (1 to {MAX_WORKERS}; "
+        "default: one per core)",
+    )
     verify.set_defaults(handler=cmd_ledger_verify)
 
     export = ledger_commands.add_parser("export", help="audit packet (zip) or summary")
@@ -91,7 +101,9 @@ def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
         total = ledger_event_total(conn, args.business)
         show = total > PROGRESS_THRESHOLD or sys.stderr.isatty()
         progress = _progress_printer(sys.stderr, total) if show else None
-        report = verify_ledger(conn, args.business, progress=progress, audio_store=store)
+        report = verify_ledger(
+            conn, args.business, progress=progress, audio_store=store, workers=args.workers
+        )
     if show:
         print(file=sys.stderr)
     scope = f"business {args.business!r}" if args.business else "the ledger"
@@ -169,6 +181,20 @@ def _progress_printer(stream: TextIO, total: int) -> Callable[[int], None]:
         stream.flush()
 
     return show
+
+
+def _cores() -> int:
+    return min(MAX_WORKERS, len(os.sched_getaffinity(0)))
+
+
+def _worker_count(raw: str) -> int:
+    try:
+        count = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {raw!r}") from None
+    if not 1 <= count <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_WORKERS}, got {count}")
+    return count
 
 
 def _day(raw: str) -> date:
