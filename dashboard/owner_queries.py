@@ -22,11 +22,15 @@ from sms_sender import (
     TextRecord,
     business_texts,
     count_texts,
+    count_texts_with_number,
     texts_sent_for_calls,
     texts_with_number,
 )
 
 logger = logging.getLogger(__name__)
+
+CALL_PAGE_TEXTS = 200
+"""The most texts a call's page lists: the latest, since a caller of many years has many."""
 
 
 @contextlib.contextmanager
@@ -102,6 +106,8 @@ class CallPage:
     call: CallDetails
     consent: ConsentRecord | None
     texts: list[TextRecord]
+    texts_total: int
+    """How many texts there are with the number; ``texts`` holds the latest of them."""
 
 
 @dataclass(frozen=True)
@@ -125,14 +131,18 @@ def calls_page(
 def call_page(
     conn: Connection, call_log: CallLog, business: BusinessProfile, call_sid: str
 ) -> CallPage | None:
-    """The call ``call_sid`` of the business with its consent record and every text to and
+    """The call ``call_sid`` of the business with its consent record and the latest texts to and
     from the caller's number; None when the business has no such call."""
     call = call_log.call(conn, business.id, call_sid)
     if call is None:
         return None
     consent = _consent_record(conn, business.id, call)
-    texts = texts_with_number(conn, business.id, call.caller_number)
-    return CallPage(business, call, consent, texts)
+    number = call.caller_number
+    texts = texts_with_number(conn, business.id, number, CALL_PAGE_TEXTS)
+    total = len(texts)
+    if total == CALL_PAGE_TEXTS:
+        total = count_texts_with_number(conn, business.id, number)
+    return CallPage(business, call, consent, texts, total)
 
 
 def texts_page(conn: Connection, business: BusinessProfile, number: int, size: int) -> TextsPage:

@@ -251,6 +251,7 @@ def call(request: Request, context: Context, call_sid: str) -> Response:
         call=found.call,
         consent=found.consent,
         texts=found.texts,
+        texts_total=found.texts_total,
     )
 
 

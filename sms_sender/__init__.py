@@ -31,6 +31,7 @@ from sms_sender.text_history import (
     TextRecord,
     business_texts,
     count_texts,
+    count_texts_with_number,
     texts_sent_for_calls,
     texts_with_number,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "conversation_thread",
     "count_sent",
     "count_texts",
+    "count_texts_with_number",
     "dispatch_due",
     "get_message",
     "handle_inbound",

@@ -64,8 +64,7 @@ class TextRecord:
 
 def count_texts(conn: Connection, business_id: str) -> int:
     """How many texts the business sent, planned or received."""
-    history = _history(business_id, None)
-    return int(conn.execute(select(func.count()).select_from(history)).scalar_one())
+    return _count(conn, _history(business_id, None))
 
 
 def business_texts(conn: Connection, business_id: str, offset: int, limit: int) -> list[TextRecord]:
@@ -80,11 +79,24 @@ def business_texts(conn: Connection, business_id: str, offset: int, limit: int) 
     return [_record(row) for row in conn.execute(query)]
 
 
-def texts_with_number(conn: Connection, business_id: str, number: str) -> list[TextRecord]:
-    """Every text between the business and ``number``, oldest first."""
+def texts_with_number(
+    conn: Connection, business_id: str, number: str, latest: int
+) -> list[TextRecord]:
+    """The ``latest`` most recent texts between the business and ``number``, oldest first."""
     history = _history(business_id, number)
-    query = select(history).order_by(history.c.at, history.c.direction, history.c.id)
-    return [_record(row) for row in conn.execute(query)]
+    newest = (
+        select(history)
+        .order_by(history.c.at.desc(), history.c.direction.desc(), history.c.id.desc())
+        .limit(latest)
+    )
+    records = [_record(row) for row in conn.execute(newest)]
+    records.reverse()
+    return records
+
+
+def count_texts_with_number(conn: Connection, business_id: str, number: str) -> int:
+    """How many texts the business and ``number`` sent each other (planned ones included)."""
+    return _count(conn, _history(business_id, number))
 
 
 def texts_sent_for_calls(
@@ -105,6 +117,10 @@ def texts_sent_for_calls(
         .group_by(outbox.c.call_sid)
     )
     return {call_sid: int(count) for call_sid, count in conn.execute(query)}
+
+
+def _count(conn: Connection, history: Subquery) -> int:
+    return int(conn.execute(select(func.count()).select_from(history)).scalar_one())
 
 
 def _history(business_id: str, number: str | None) -> Subquery:

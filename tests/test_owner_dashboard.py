@@ -35,7 +35,7 @@ from consent_ledger import (
     ScriptEvidence,
     append_event,
 )
-from dashboard import OWNER_TOKENS, OwnerContext, issue_token, owner_router
+from dashboard import OWNER_TOKENS, OwnerContext, issue_token, owner_queries, owner_router
 from dashboard.tables import owner_sessions
 from sms_sender import (
     InboundSms,
@@ -567,6 +567,23 @@ def test_a_call_page_lists_every_text_with_the_number_and_its_status(site: Owner
     assert 'class="opt-out"' in stop and "OPT-OUT (STOP)" in stop
     assert "opt-out confirmation" in stop_confirmation and "queued" in stop_confirmation
     assert 'class="opt-out"' not in confirmation + reply + stop_confirmation
+
+
+@pytest.mark.parametrize("shown", [3, 1])
+def test_a_call_page_lists_only_the_latest_texts_of_a_long_history(
+    site: OwnerSite, monkeypatch: pytest.MonkeyPatch, shown: int
+) -> None:
+    monkeypatch.setattr(owner_queries, "CALL_PAGE_TEXTS", shown)
+    _sign_in(site)
+    html = _page(site, f"/owner/calls/{CALL_YES}")
+
+    after = html.split(f"<h2>Texts with {CALLER}</h2>", 1)[1]
+    assert f"The latest {shown} of 4 texts between the business and this number" in after
+    texts = _table_rows(after)
+    assert len(texts) == shown
+    assert "opt-out confirmation" in texts[-1]  # the newest, still last: oldest first
+    assert not any("Thanks for calling" in text for text in texts)  # the oldest is left out
+    assert any("OPT-OUT (STOP)" in text for text in texts) is (shown == 3)
 
 
 def test_calls_without_a_readable_consent_record_say_so(site: OwnerSite) -> None:
