@@ -24,7 +24,12 @@ from sqlalchemy import Connection, Row
 
 from consent_ledger.driver_sql import DriverStatement, instant_to_store, run
 from consent_ledger.evidence import ConsentEvidence, EventKind
-from consent_ledger.instants import format_instant, require_utc, stored_instant
+from consent_ledger.instants import (
+    format_checked_instant,
+    format_instant,
+    require_utc,
+    stored_instant,
+)
 from consent_ledger.projection import ChainedEvidence, project
 
 logger = logging.getLogger(__name__)
@@ -71,14 +76,7 @@ class RecordedEvent:
 
 def canonical_json(value: Any) -> str:
     """``value`` as canonical JSON: sorted keys, no spaces, UTF-8, datetimes as UTC instants."""
-    return json.dumps(
-        value,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-        default=_json_default,
-    )
+    return _CANONICAL_ENCODER.encode(value)
 
 
 def chain_hash(prev_hash: str, body: str) -> str:
@@ -104,7 +102,7 @@ def append_event(
     body_fields = {
         "schema": BODY_SCHEMA,
         "seq": seq,
-        "recorded_at": format_instant(recorded_at),
+        "recorded_at": format_checked_instant(recorded_at),
         "evidence": evidence.to_dict(),
     }
     body = canonical_json(body_fields)
@@ -243,3 +241,14 @@ def _json_default(value: object) -> str:
     if isinstance(value, datetime):
         return format_instant(value)
     raise TypeError(f"{type(value).__name__} has no canonical JSON form")
+
+
+_CANONICAL_ENCODER = json.JSONEncoder(
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=False,
+    allow_nan=False,
+    default=_json_default,
+)
+"""Made once: ``json.dumps`` with these options would build an encoder for every body. It keeps
+no state between calls, so threads can share it."""

@@ -8,8 +8,9 @@ what it permits.
 
 Each class checks itself on construction and raises :class:`EvidenceError` (a ValueError) with a
 clear message, so that a record that would not stand up in an audit is never written. ``to_dict``
-gives the JSON-ready form stored in the ledger, and ``from_dict`` reads it back with the same
-checks, so a stored record that has been damaged fails to load instead of being trusted.
+gives the JSON-ready form stored in the ledger (its times are written without checking them again:
+they were checked on construction), and ``from_dict`` reads it back with the same checks, so a
+stored record that has been damaged fails to load instead of being trusted.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import phonenumbers
 
-from consent_ledger.instants import format_instant, parse_instant, require_utc
+from consent_ledger.instants import format_checked_instant, parse_instant, require_utc
 
 MAX_CONSENT_WINDOW = timedelta(hours=24)
 """The longest time a verbal consent may allow texts for, from the moment it was given."""
@@ -185,8 +186,8 @@ class WordEvidence:
     def to_dict(self) -> dict[str, Any]:
         return {
             "word": self.word,
-            "start": format_instant(self.start),
-            "end": format_instant(self.end),
+            "start": format_checked_instant(self.start),
+            "end": format_checked_instant(self.end),
             "confidence": self.confidence,
         }
 
@@ -236,8 +237,8 @@ class AnswerEvidence:
             "words": [word.to_dict() for word in self.words],
             "engine": self.engine,
             "confidence": self.confidence,
-            "started_at": format_instant(self.started_at),
-            "ended_at": format_instant(self.ended_at),
+            "started_at": format_checked_instant(self.started_at),
+            "ended_at": format_checked_instant(self.ended_at),
             "keypad_digit": self.keypad_digit,
         }
 
@@ -293,7 +294,7 @@ class ConsentScope:
         return {
             "purpose": self.purpose,
             "max_texts": self.max_texts,
-            "expires_at": format_instant(self.expires_at),
+            "expires_at": format_checked_instant(self.expires_at),
         }
 
     @classmethod
@@ -441,7 +442,7 @@ class ConsentEvidence:
             "classifier_version": self.classifier_version,
             "reasked": self.reasked,
             "scope": self.scope.to_dict() if self.scope else None,
-            "occurred_at": format_instant(self.occurred_at),
+            "occurred_at": format_checked_instant(self.occurred_at),
             "revokes": self.revokes,
             "audio_sha256": self.audio_sha256,
             "note": self.note,
@@ -570,4 +571,4 @@ def _optional_instant(value: object) -> datetime | None:
 
 
 def _optional_instant_text(value: datetime | None) -> str | None:
-    return None if value is None else format_instant(value)
+    return None if value is None else format_checked_instant(value)

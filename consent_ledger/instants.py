@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 _INSTANT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-_INSTANT_FIELDS = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
+_TWO_DIGITS = tuple(f"{number:02d}" for number in range(100))
+_THREE_DIGITS = tuple(f"{number:03d}" for number in range(1000))
 
 
 def require_utc(name: str, value: object) -> datetime:
@@ -27,18 +28,30 @@ def require_utc(name: str, value: object) -> datetime:
 def format_instant(value: datetime) -> str:
     """The canonical text of a UTC instant: ``YYYY-MM-DDTHH:MM:SS.ffffffZ``.
 
-    The fields are formatted directly: half the cost of ``strftime`` (an append writes some 25
-    instants), and years before 1000 get their four digits, which :func:`parse_instant` needs.
+    A ValueError when ``value`` is not an aware UTC datetime (see :func:`require_utc`).
     """
-    require_utc("instant", value)
-    return _INSTANT_FIELDS % (
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-        value.microsecond,
+    return format_checked_instant(require_utc("instant", value))
+
+
+def format_checked_instant(value: datetime) -> str:
+    """:func:`format_instant` for a datetime that :func:`require_utc` has already accepted.
+
+    Safe without checking again because a datetime is immutable: once accepted, it stays an aware
+    instant at offset zero, whose fields are its UTC fields. The evidence classes check every time
+    they hold when they are built and are frozen, so their ``to_dict`` writes their instants (some
+    25 per append, where the check would cost as much as the formatting) through this.
+
+    The digits are looked up, two or three at a time, instead of ``%``-formatted: CPython turns
+    every ``%02d`` into a new string and then pads it, which made formatting the largest single
+    cost of an append. ``strftime`` is slower still, and gives years before 1000 fewer than the
+    four digits that :func:`parse_instant` needs.
+    """
+    year, microsecond = value.year, value.microsecond
+    return (
+        f"{_TWO_DIGITS[year // 100]}{_TWO_DIGITS[year % 100]}"
+        f"-{_TWO_DIGITS[value.month]}-{_TWO_DIGITS[value.day]}"
+        f"T{_TWO_DIGITS[value.hour]}:{_TWO_DIGITS[value.minute]}:{_TWO_DIGITS[value.second]}"
+        f".{_THREE_DIGITS[microsecond // 1000]}{_THREE_DIGITS[microsecond % 1000]}Z"
     )
 
 

@@ -129,31 +129,35 @@ _STATE_KEY = "business_id = ? AND phone_number = ?"
 _SELECT_STATE = f"SELECT {', '.join(_STATE_COLUMNS)} FROM consent_state WHERE {_STATE_KEY}"
 _READ_STATE = DriverStatement.portable(_SELECT_STATE)
 _LOCK_STATE = DriverStatement.portable(_SELECT_STATE, lock_rows=True)
-_INSERT_STATE = DriverStatement.portable(
+_WRITE_STATE = DriverStatement.portable(
     f"INSERT INTO consent_state ({', '.join(_STATE_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _STATE_COLUMNS)})"
+    f"VALUES ({', '.join('?' for _ in _STATE_COLUMNS)}) "
+    f"ON CONFLICT ({', '.join(_KEY_COLUMNS)}) DO UPDATE SET "
+    f"{', '.join(f'{name} = excluded.{name}' for name in _VALUE_COLUMNS)}"
 )
-_UPDATE_STATE = DriverStatement.portable(
-    f"UPDATE consent_state SET {', '.join(f'{name} = ?' for name in _VALUE_COLUMNS)} "
-    f"WHERE {_STATE_KEY}"
-)
+"""Stores a number's standing, whether or not it has a row yet."""
+
+STANDING_REPLACING_KINDS = CONSENT_GIVING_KINDS | {EventKind.CONSENT_DECLINED}
+"""Kinds whose event sets every value of the standing (see :func:`_changes`): the standing after
+one is the same whatever stood before, so :func:`project` does not read the stored row first."""
 
 
 def project(conn: Connection, event: ChainedEvidence) -> ConsentStateRow:
     """Fold a just-appended event into its number's stored standing, in the caller's transaction.
 
     The row is read ``FOR UPDATE`` on PostgreSQL, so a concurrent rebuild (which locks the table)
-    finishes before the row is read. Runs on the driver's cursor, as the rest of an append does.
+    finishes before the row is read; an event of :data:`STANDING_REPLACING_KINDS` needs no read,
+    and its write waits for the rebuild in the same way. Runs on the driver's cursor, as the rest
+    of an append does.
     """
     evidence = event.evidence
-    before = consent_state(conn, evidence.business_id, evidence.phone_number, for_update=True)
+    before = (
+        None
+        if evidence.kind in STANDING_REPLACING_KINDS
+        else consent_state(conn, evidence.business_id, evidence.phone_number, for_update=True)
+    )
     after = advance(before, event)
-    stored = _stored_values(conn, after)
-    if before is None:
-        run(conn, _INSERT_STATE, [stored[name] for name in _STATE_COLUMNS])
-    else:
-        columns = (*_VALUE_COLUMNS, *_KEY_COLUMNS)  # the SET values, then the WHERE key
-        run(conn, _UPDATE_STATE, [stored[name] for name in columns])
+    run(conn, _WRITE_STATE, _stored_values(conn, after))
     return after
 
 
@@ -249,13 +253,21 @@ def _column_values(state: ConsentStateRow) -> dict[str, Any]:
     return values
 
 
-def _stored_values(conn: Connection, state: ConsentStateRow) -> dict[str, Any]:
-    """The row's values by column name, times in the form the database stores them."""
+def _stored_values(conn: Connection, state: ConsentStateRow) -> list[Any]:
+    """The row's values in column order, times in the form the database stores them.
+
+    Each distinct instant is converted once: SQLAlchemy's conversion costs more than the rest of
+    this, and after a grant the window's start and the update are both the event's recorded time.
+    Equal instants have equal stored forms here, since a standing's times all come from events or
+    rows checked to be at UTC offset zero.
+    """
     to_store = instant_to_store(conn.dialect)
-    return {
-        name: to_store(value) if name in _INSTANT_COLUMNS else value
-        for name, value in _column_values(state).items()
-    }
+    values = _column_values(state)
+    instants = {values[name] for name in _INSTANT_COLUMNS}
+    stored = {instant: to_store(instant) for instant in instants}
+    for name in _INSTANT_COLUMNS:
+        values[name] = stored[values[name]]
+    return list(values.values())
 
 
 def _state_from_stored(conn: Connection, values: tuple[Any, ...]) -> ConsentStateRow:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.pool import PoolProxiedConnection
 
 
 def make_engine(database_url: str, *, read_only: bool = False) -> Engine:
@@ -27,12 +28,12 @@ def make_engine(database_url: str, *, read_only: bool = False) -> Engine:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
     event.listen(engine, "connect", _configure_sqlite_connection)
-    event.listen(engine, "begin", _begin_deferred if read_only else _begin_immediate)
+    _begin_transactions_with(engine.dialect, "BEGIN" if read_only else "BEGIN IMMEDIATE")
     return engine
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN
+    dbapi_connection.isolation_level = None  # the engine's dialect issues BEGIN (see below)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -41,9 +42,24 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _begin_immediate(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+def _begin_transactions_with(dialect: Dialect, begin: str) -> None:
+    """Make the engine's ``dialect`` start every transaction by running ``begin`` on the driver.
 
+    ``Dialect.do_begin`` is where SQLAlchemy begins a transaction on a driver connection (the
+    pysqlite dialect's does nothing), and each engine has a dialect of its own. SQLAlchemy's
+    SQLite recipe, a "begin" event listener running the statement through ``exec_driver_sql``,
+    doubles the Python cost of a transaction's BEGIN and COMMIT: the statement goes through
+    SQLAlchemy's execution machinery, and any connection event makes every transaction dispatch
+    events. SQLAlchemy handles an error here as any driver error: raised as
+    ``sqlalchemy.exc.OperationalError`` and kin (``database is locked`` once the busy timeout has
+    run out), the connection invalidated if it was lost, and the transaction not begun.
+    """
 
-def _begin_deferred(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    def do_begin(dbapi_connection: PoolProxiedConnection) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(begin)
+        finally:
+            cursor.close()
+
+    dialect.do_begin = do_begin  # type: ignore[method-assign]
