@@ -32,7 +32,7 @@ from consent_ledger import (
     summarize_events,
     verify_ledger,
 )
-from voice_agent.cli_support import CommandError, open_database
+from voice_agent.cli_support import CommandError, counted, open_database
 from voice_agent.db import make_engine
 from voice_agent.settings import Settings
 
@@ -52,7 +52,7 @@ def register(commands: Any) -> None:
     verify.add_argument("--business", help="only this business's chain")
     verify.add_argument(
         "--workers",
-        type=_worker_count,
+        type=counted("workers", MAX_WORKERS),
         default=_cores(),
         help=f"processes that check a large ledger at once (1 to {MAX_WORKERS}; "
         "default: one per core)",
@@ -185,16 +185,6 @@ def _progress_printer(stream: TextIO, total: int) -> Callable[[int], None]:
 
 def _cores() -> int:
     return min(MAX_WORKERS, len(os.sched_getaffinity(0)))
-
-
-def _worker_count(raw: str) -> int:
-    try:
-        count = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {raw!r}") from None
-    if not 1 <= count <= MAX_WORKERS:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_WORKERS}, got {count}")
-    return count
 
 
 def _day(raw: str) -> date:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
@@ -30,3 +32,18 @@ def open_database(settings: Settings) -> Engine:
     """The configured database, migrated to the newest schema first (a fresh one is created)."""
     upgrade(settings.database_url)
     return make_engine(settings.database_url)
+
+
+def counted(noun: str, most: int) -> Callable[[str], int]:
+    """An argparse type for a count of ``noun`` from 1 to ``most``, refusing anything else."""
+
+    def parse(raw: str) -> int:
+        try:
+            count = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number of {noun}: {raw!r}") from None
+        if not 1 <= count <= most:
+            raise argparse.ArgumentTypeError(f"{noun} must be from 1 to {most}, got {count}")
+        return count
+
+    return parse

@@ -16,7 +16,7 @@ from typing import Any
 
 from dashboard import AccessToken, TokenError, TokenStore
 from voice_agent.businesses import get_business
-from voice_agent.cli_support import CommandError, open_database, print_json
+from voice_agent.cli_support import CommandError, counted, open_database, print_json
 from voice_agent.clock import system_clock
 from voice_agent.settings import Settings
 
@@ -47,7 +47,7 @@ class TokenCommands:
         create.add_argument("--label", default="", help=f"who holds it, e.g. {self.label_example}")
         create.add_argument(
             "--expires-days",
-            type=_lifetime_days,
+            type=counted("days", MAX_LIFETIME_DAYS),
             default=self.default_days,
             help=f"days until it stops working (default {self.default_days})",
         )
@@ -108,16 +108,6 @@ class TokenCommands:
         else:
             print(f"{role} token {token.id} was already revoked at {_instant(token.revoked_at)}")
         return 0
-
-
-def _lifetime_days(raw: str) -> int:
-    try:
-        days = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of days: {raw!r}") from None
-    if not 1 <= days <= MAX_LIFETIME_DAYS:
-        raise argparse.ArgumentTypeError(f"days must be from 1 to {MAX_LIFETIME_DAYS}")
-    return days
 
 
 def _instant(value: datetime | None) -> str:
