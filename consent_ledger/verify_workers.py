@@ -34,6 +34,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -181,7 +182,7 @@ class _Run:
     def check(
         self, conn: Connection, helpers: int, progress: ProgressCallback | None
     ) -> JoinedRanges:
-        workers = [_Worker.start(self._job) for _ in range(helpers)]
+        workers = _start_workers(self._job, helpers)
         threads = [
             threading.Thread(target=self._serve, args=(worker,), daemon=True) for worker in workers
         ]
@@ -190,10 +191,8 @@ class _Run:
         finished = False
         try:
             while not self._joiner.failed and (index := self._claim()) is not None:
-                self._joiner.add(index, self._check_here(conn, index))
+                self._accept(index, self._check_here(conn, index), progress)
                 self._collect(conn, progress, wait=False)
-                if progress is not None:
-                    progress(self._joiner.checked())
             while not self._joiner.failed and self._joiner.joined < self._claimed_count():
                 self._collect(conn, progress, wait=True)
             finished = not self._joiner.failed
@@ -210,10 +209,14 @@ class _Run:
 
     def _check_here(self, conn: Connection, index: int) -> RangeCheck:
         first, last = self._job.ranges[index]
-        check = check_range(conn, self._job.order, first, last, self._job.audio_store)
+        return check_range(conn, self._job.order, first, last, self._job.audio_store)
+
+    def _accept(self, index: int, check: RangeCheck, progress: ProgressCallback | None) -> None:
         if check.broken is not None:
             self._stop()  # ranges after a break are not needed
-        return check
+        self._joiner.add(index, check)
+        if progress is not None:
+            progress(self._joiner.checked())
 
     def _claim(self) -> int | None:
         """The next unclaimed range, or None when there is none (or the run is stopping)."""
@@ -237,14 +240,12 @@ class _Run:
         if failure is not None:
             logger.warning("a ledger verification worker could not start: %s", failure)
             return
-        while True:
-            index = self._claim()
+        while (index := self._claim()) is not None:
             outcome = worker.check(index)
-            if index is None:
-                return
             self._results.put((index, outcome))
             if isinstance(outcome, str):
                 return
+        worker.stop()
 
     def _collect(self, conn: Connection, progress: ProgressCallback | None, *, wait: bool) -> None:
         """Join the results that have arrived (with ``wait``, wait for one first).
@@ -259,75 +260,88 @@ class _Run:
             if isinstance(outcome, str):
                 logger.warning("a ledger verification worker failed: %s", outcome)
                 outcome = self._check_here(conn, index)
-            elif outcome.broken is not None:
-                self._stop()
-            self._joiner.add(index, outcome)
-            if progress is not None:
-                progress(self._joiner.checked())
+            self._accept(index, outcome, progress)
             try:
                 index, outcome = self._results.get_nowait()
             except queue.Empty:
                 return
 
 
+def _start_workers(job: _Job, count: int) -> list[_Worker]:
+    """Up to ``count`` worker processes, each sent the job; one that cannot start is left out."""
+    workers = []
+    for _ in range(count):
+        try:
+            workers.append(_Worker.start(job))
+        except OSError as error:
+            logger.warning("a ledger verification worker could not start: %s", error)
+    return workers
+
+
 class _Worker:
     """A worker process, seen from here."""
 
-    def __init__(self, process: subprocess.Popen[bytes] | None, failure: str | None) -> None:
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
         self._process = process
-        self._failure = failure
 
     @classmethod
     def start(cls, job: _Job) -> _Worker:
+        """Start a worker and send it ``job``; OSError when it cannot be started."""
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        process = subprocess.Popen(
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=environment,
+        )
+        worker = cls(process)
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", __name__],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=environment,
-            )
-            _send(_pipe(process.stdin), job)
-        except OSError as error:
-            return cls(None, f"could not start: {error}")
-        return cls(process, None)
+            worker._send(job)
+        except OSError:
+            worker.kill()
+            worker.wait()
+            raise
+        return worker
 
     def wait_until_ready(self) -> str | None:
         """None once the worker is connected and ready for ranges; else why it is not."""
-        if self._process is None:
-            return self._failure or "not started"
         try:
-            answer = pickle.load(_pipe(self._process.stdout))
+            answer = self._receive()
         except (OSError, EOFError, pickle.UnpicklingError) as error:
             return f"worker process ended: {error or type(error).__name__}"
         return None if answer is True else str(answer)
 
-    def check(self, index: int | None) -> _Outcome:
-        """Have the worker check range ``index`` (None: tell it to stop); its outcome."""
-        if self._process is None:
-            return self._failure or "not started"
+    def check(self, index: int) -> _Outcome:
+        """Have the worker check range ``index``; its check, or why it could not."""
         try:
-            _send(_pipe(self._process.stdin), index)
-            if index is None:
-                return "stopped"
-            outcome = pickle.load(_pipe(self._process.stdout))
+            self._send(index)
+            outcome = self._receive()
         except (OSError, EOFError, pickle.UnpicklingError) as error:
             return f"worker process ended: {error or type(error).__name__}"
         if not isinstance(outcome, RangeCheck | str):
             return f"worker sent {type(outcome).__name__}"
         return outcome
 
+    def stop(self) -> None:
+        """Tell the worker that no range is left (it then exits)."""
+        with suppress(OSError):
+            self._send(None)
+
     def kill(self) -> None:
-        if self._process is not None:
-            self._process.kill()
+        self._process.kill()
 
     def wait(self) -> None:
-        if self._process is not None:
-            for stream in (self._process.stdin, self._process.stdout):
-                if stream is not None:
-                    stream.close()
-            self._process.wait()
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None:
+                stream.close()
+        self._process.wait()
+
+    def _send(self, message: Any) -> None:
+        _send(_pipe(self._process.stdin), message)
+
+    def _receive(self) -> Any:
+        return pickle.load(_pipe(self._process.stdout))
 
 
 def _pipe(stream: IO[bytes] | None) -> IO[bytes]:
