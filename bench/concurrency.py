@@ -60,6 +60,8 @@ from bench.fake_providers import FakeLatencies
 from bench.fake_server import FakeServerOptions, RunningServer, running_fake_server
 from bench.turn_latency import percentile
 from bench.turn_overhead import TurnOverhead, turn_overhead
+from call_simulator.scenarios import SayStep, Scenario, load_scenario
+from call_simulator.simulator import new_sid
 from media_stream import (
     FRAME_BYTES,
     SAMPLE_RATE,
@@ -75,12 +77,10 @@ from media_stream import (
     parse_inbound,
 )
 from media_stream.protocol import TWILIO_MEDIA_FORMAT
-from voice_agent.businesses import load_businesses
-from voice_agent.call_records import list_calls
-from voice_agent.db import make_engine
-from voice_agent.local_server import free_port
-from voice_agent.scenarios import SayStep, Scenario, load_scenario
-from voice_agent.simulator import new_sid
+from voice_agent.records.businesses import load_businesses
+from voice_agent.records.calls import list_calls
+from voice_agent.records.database import make_engine
+from voice_agent.web.local_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCENARIO = ROOT / "fixtures" / "calls" / "consent-yes.yaml"

@@ -1,6 +1,6 @@
 """Speech and language engines with fixed latencies, for benchmarking our own code around them.
 
-Each fake honours a port (``media_stream.ports`` or ``voice_agent.chat``) and takes a known,
+Each fake honours a port (``media_stream.ports`` or ``voice_agent.chat.port``) and takes a known,
 fixed time, so whatever a benchmark measures beyond those times is ours:
 
 - `FakeTranscriber`: each session runs the real `Endpointer` on the caller's audio, emits
@@ -35,7 +35,7 @@ from media_stream import (
     ulaw_decode,
 )
 from media_stream.endpointing import Endpointer, SpeechBegan, SpeechEnded
-from voice_agent.chat import AgentReply, CallContext, CallerMessage, ChatModel, WholeReply
+from voice_agent.chat.port import AgentReply, CallContext, CallerMessage, ChatModel, WholeReply
 from voice_agent.services import Services
 
 TRANSCRIBER_NAME = "fake-transcriber"

@@ -45,13 +45,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fake_providers import FakeLatencies, with_fake_engines
 from bench.turn_latency import percentile
-from voice_agent.app import create_app
-from voice_agent.businesses import import_businesses
+from call_simulator.scenarios import SayStep, load_scenario
 from voice_agent.logging_setup import configure_logging
-from voice_agent.migrate import upgrade
-from voice_agent.scenarios import SayStep, load_scenario
+from voice_agent.records.businesses import import_businesses
+from voice_agent.records.migrate import upgrade
 from voice_agent.services import build_services
 from voice_agent.settings import Settings
+from voice_agent.web.app import create_app
 
 logger = logging.getLogger(__name__)
 

@@ -51,7 +51,7 @@ from consent_ledger.evidence import (
 from consent_ledger.export import PacketRequest, build_audit_packet
 from consent_ledger.tables import consent_chain_heads, create_ledger_schema
 from consent_ledger.verify import verify_ledger
-from voice_agent.db import make_engine
+from voice_agent.records.database import make_engine
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 START = datetime(2025, 4, 11, 14, 0, tzinfo=UTC)

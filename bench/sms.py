@@ -6,8 +6,8 @@ Each figure is measured on SQLite (a temporary file) and, when reachable, on Pos
 schema of its own, dropped afterwards):
 
 - hang-up → first text: a call's consent grant and confirmation are stored in one transaction
-  (as ``voice_agent.after_call.record_call`` does), then the dispatcher is woken the way
-  ``voice_agent.live_call`` wakes ``voice_agent.text_dispatcher.TextDispatcher``; the time runs
+  (as ``voice_agent.call.wrap_up.record_call`` does), then the dispatcher is woken the way
+  ``voice_agent.call.session`` wakes ``sms_sender.dispatcher_loop.TextDispatcher``; the time runs
   until the text reaches the transport. Target p99 ≤ 1 s.
 - dispatch throughput: texts sent per second by 1 and by 4 worker threads.
 - STOP → pending cancelled: the inbound STOP's transaction (revocation + every pending text
@@ -47,12 +47,12 @@ from consent_ledger.tables import append_only_ddl
 from sms_sender import ConfirmationRequest, LocalSmsTransport, OutgoingSms, SendReceipt
 from sms_sender import metadata as sms_metadata
 from sms_sender.dispatch import dispatch_due
+from sms_sender.dispatcher_loop import TextDispatcher
 from sms_sender.inbound import InboundSms, handle_inbound
 from sms_sender.outbox import queue_confirmation
 from sms_sender.policy import SmsPolicy
 from sms_sender.send_rules import SendRules
-from voice_agent.db import make_engine
-from voice_agent.text_dispatcher import TextDispatcher
+from voice_agent.records.database import make_engine
 
 BUSINESS = "bench-plumbing"
 BUSINESS_NUMBER = "+15125550100"

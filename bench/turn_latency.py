@@ -19,14 +19,14 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from voice_agent.businesses import import_businesses
-from voice_agent.call_records import CallRecord
-from voice_agent.local_server import free_port, serving
-from voice_agent.migrate import upgrade
-from voice_agent.scenarios import SayStep
+from call_simulator.scenarios import SayStep
+from voice_agent.cli.simulate import ScenarioOutcome, run_scenarios
+from voice_agent.records.businesses import import_businesses
+from voice_agent.records.calls import CallRecord
+from voice_agent.records.migrate import upgrade
 from voice_agent.services import build_services
 from voice_agent.settings import Settings
-from voice_agent.simulation_run import ScenarioOutcome, run_scenarios
+from voice_agent.web.local_server import free_port, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CALLS = ("consent-yes", "consent-no", "unclear-then-yes", "keypad-on-reask", "talk-over")

@@ -3,7 +3,7 @@
 The application runs in a process of its own (``bench/fake_server.py``) with fake engines: the
 real endpointer on the caller's audio, then a canned transcript after a fixed delay, the
 scripted interviewer after a fixed delay, and pre-rendered speech after a fixed first-byte
-delay. Simulated Twilio calls (``voice_agent.simulator``, real time, each from a caller number
+delay. Simulated Twilio calls (``call_simulator.simulator``, real time, each from a caller number
 of its own) run in this process. For each caller turn the server stores its stages; what is
 left of each beyond the fixed latency is ours:
 
@@ -34,9 +34,9 @@ from bench.fake_providers import FakeLatencies
 from bench.fake_server import FakeServerOptions, running_fake_server
 from bench.turn_latency import percentile
 from media_stream.endpointing import FRAME_SECONDS
-from voice_agent.local_server import free_port
-from voice_agent.simulation_run import ScenarioOutcome, run_scenarios
-from voice_agent.turn_metrics import TurnMetrics
+from voice_agent.cli.simulate import ScenarioOutcome, run_scenarios
+from voice_agent.records.calls import TurnMetrics
+from voice_agent.web.local_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCENARIO = ROOT / "fixtures" / "calls" / "consent-yes.yaml"

@@ -1,6 +1,10 @@
 """Consent evidence: an append-only, hash-chained ledger per business, its verification, and
 the send gate that every text must pass."""
 
+from typing import TYPE_CHECKING
+
+import lazy_loader
+
 from consent_ledger.audio_store import AudioStatus, AudioStore
 from consent_ledger.chain import (
     GENESIS_HASH,
@@ -18,15 +22,6 @@ from consent_ledger.evidence import (
     EvidenceError,
     ScriptEvidence,
     WordEvidence,
-)
-from consent_ledger.export import (
-    EventSummary,
-    PacketRequest,
-    PacketRequestError,
-    build_audit_packet,
-    summaries_to_csv,
-    summaries_to_json,
-    summarize_events,
 )
 from consent_ledger.gate import (
     GateDecision,
@@ -53,6 +48,32 @@ from consent_ledger.verify import (
     ledger_event_total,
     verify_ledger,
 )
+
+if TYPE_CHECKING:
+    from consent_ledger.export import (
+        EventSummary,
+        PacketRequest,
+        PacketRequestError,
+        build_audit_packet,
+        summaries_to_csv,
+        summaries_to_json,
+        summarize_events,
+    )
+else:  # these load a vendor SDK, a web framework or a PDF library: on first use
+    __getattr__, _, _ = lazy_loader.attach(
+        __name__,
+        submod_attrs={
+            "export": [
+                "EventSummary",
+                "PacketRequest",
+                "PacketRequestError",
+                "build_audit_packet",
+                "summaries_to_csv",
+                "summaries_to_json",
+                "summarize_events",
+            ],
+        },
+    )
 
 __all__ = [
     "GENESIS_HASH",

@@ -90,7 +90,7 @@ def append_event(
     """Append ``evidence`` to its business's chain, inside the caller's transaction.
 
     The business's chain-head row is locked first (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite
-    transactions from ``voice_agent.db.make_engine`` already hold the write lock), so concurrent
+    transactions from the receptionist's engine already hold the write lock), so concurrent
     appends to one chain queue up and each gets the next sequence number. The number's row in the
     current-state projection is updated in the same transaction. The caller commits.
     """

@@ -1,12 +1,15 @@
 """Web pages and HTTP access for owners and auditors: scoped, read-only views of the evidence."""
 
+from typing import TYPE_CHECKING
+
+import lazy_loader
+
 from dashboard.access_tokens import (
     AUDITOR_TOKENS,
     OWNER_TOKENS,
     AccessToken,
     TokenStore,
 )
-from dashboard.audit_routes import AuditContext, audit_router
 from dashboard.auditor_tokens import (
     AuditorToken,
     IssuedToken,
@@ -24,8 +27,19 @@ from dashboard.call_log import (
     CallLog,
     TranscriptLine,
 )
-from dashboard.owner_routes import OwnerContext, owner_router
 from dashboard.tables import metadata
+
+if TYPE_CHECKING:
+    from dashboard.audit_routes import AuditContext, audit_router
+    from dashboard.owner_routes import OwnerContext, owner_router
+else:  # these load a vendor SDK, a web framework or a PDF library: on first use
+    __getattr__, _, _ = lazy_loader.attach(
+        __name__,
+        submod_attrs={
+            "audit_routes": ["AuditContext", "audit_router"],
+            "owner_routes": ["OwnerContext", "owner_router"],
+        },
+    )
 
 __all__ = [
     "AUDITOR_TOKENS",

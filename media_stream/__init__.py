@@ -1,4 +1,11 @@
-"""The telephony edge: Twilio Media Streams, G.711 audio, and the speech engines behind ports."""
+"""The telephony edge: Twilio Media Streams, G.711 audio, and the speech engines behind ports.
+
+The engines' adapters load their vendor SDK or model runtime, so they are imported on first use.
+"""
+
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 from media_stream.bridge import (
     CallBridge,
@@ -19,10 +26,7 @@ from media_stream.codec import (
     ulaw_decode,
     ulaw_encode,
 )
-from media_stream.deepgram_synthesizer import DeepgramSynthesizer
-from media_stream.deepgram_transcriber import DeepgramSession, DeepgramTranscriber
-from media_stream.espeak import EspeakSynthesizer
-from media_stream.openai_tts import OpenAITtsSynthesizer
+from media_stream.failover import ONE_MOMENT, FailoverSynthesizer, FailoverTranscription, Notify
 from media_stream.ports import (
     SpeechEvent,
     SpeechStarted,
@@ -54,10 +58,28 @@ from media_stream.protocol import (
     parse_outbound,
 )
 from media_stream.sequencing import InboundOrder
-from media_stream.whisper import ModelIntegrityError, WhisperTranscriber
+
+if TYPE_CHECKING:
+    from media_stream.deepgram_synthesizer import DeepgramSynthesizer
+    from media_stream.deepgram_transcriber import DeepgramSession, DeepgramTranscriber
+    from media_stream.espeak import EspeakSynthesizer
+    from media_stream.openai_tts import OpenAITtsSynthesizer
+    from media_stream.whisper import ModelIntegrityError, WhisperTranscriber
+else:  # a vendor SDK loads when its adapter is first used
+    __getattr__, _, _ = lazy_loader.attach(
+        __name__,
+        submod_attrs={
+            "deepgram_synthesizer": ["DeepgramSynthesizer"],
+            "deepgram_transcriber": ["DeepgramSession", "DeepgramTranscriber"],
+            "espeak": ["EspeakSynthesizer"],
+            "openai_tts": ["OpenAITtsSynthesizer"],
+            "whisper": ["ModelIntegrityError", "WhisperTranscriber"],
+        },
+    )
 
 __all__ = [
     "FRAME_BYTES",
+    "ONE_MOMENT",
     "SAMPLE_RATE",
     "SILENCE_BYTE",
     "CallBridge",
@@ -70,12 +92,15 @@ __all__ = [
     "DeepgramTranscriber",
     "Dtmf",
     "EspeakSynthesizer",
+    "FailoverSynthesizer",
+    "FailoverTranscription",
     "InboundMessage",
     "InboundOrder",
     "Mark",
     "Media",
     "MediaFormat",
     "ModelIntegrityError",
+    "Notify",
     "OpenAITtsSynthesizer",
     "OutboundMark",
     "OutboundMedia",

@@ -1,8 +1,13 @@
 """Follow-up texts: plans, the transactional outbox, transports, dispatch, inbound replies."""
 
+from typing import TYPE_CHECKING
+
+import lazy_loader
+
 from sms_sender.advisory_lock import lock_number
 from sms_sender.delivery import DeliveryReport, DeliveryUpdate, record_delivery
 from sms_sender.dispatch import DispatchReport, dispatch_due, recover_stale_claims
+from sms_sender.dispatcher_loop import TextDispatcher
 from sms_sender.inbound import InboundError, InboundOutcome, InboundSms, handle_inbound
 from sms_sender.keywords import ReplyIntent, classify_reply
 from sms_sender.local_transport import LocalSmsTransport
@@ -37,7 +42,16 @@ from sms_sender.text_history import (
 )
 from sms_sender.thread import Direction, ThreadEntry, conversation_thread
 from sms_sender.transport import OutgoingSms, SendFailed, SendReceipt, SmsTransport
-from sms_sender.twilio_transport import OUTBOX_ID_PARAMETER, TwilioSmsTransport
+
+if TYPE_CHECKING:
+    from sms_sender.twilio_transport import OUTBOX_ID_PARAMETER, TwilioSmsTransport
+else:  # these load a vendor SDK, a web framework or a PDF library: on first use
+    __getattr__, _, _ = lazy_loader.attach(
+        __name__,
+        submod_attrs={
+            "twilio_transport": ["OUTBOX_ID_PARAMETER", "TwilioSmsTransport"],
+        },
+    )
 
 __all__ = [
     "OUTBOX_ID_PARAMETER",
@@ -63,6 +77,7 @@ __all__ = [
     "SendRules",
     "SmsPolicy",
     "SmsTransport",
+    "TextDispatcher",
     "TextPlan",
     "TextRecord",
     "ThreadEntry",

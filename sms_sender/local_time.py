@@ -16,7 +16,6 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from phonenumbers import geocoder
 from phonenumbers import timezone as number_zones
 
 CAPPED_STATES = frozenset({"Florida", "Oklahoma", "Maryland", "FL", "OK", "MD"})
@@ -57,6 +56,8 @@ def recipient_state(number: str) -> str:
         parsed = phonenumbers.parse(number)
     except phonenumbers.NumberParseException:
         return ""
+    from phonenumbers import geocoder  # its place-name tables take half a second: on first use
+
     description = geocoder.description_for_number(parsed, "en")
     return str(description).rsplit(", ", 1)[-1].strip()
 

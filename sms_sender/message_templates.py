@@ -15,12 +15,13 @@ import string
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 from sms_sender.segments import is_gsm7, segment_count, to_gsm7
 from sms_sender.templates import MAX_SEGMENTS, clean_field
 
-PROMPTS_SMS_DIR = Path(__file__).resolve().parent.parent / "prompts" / "sms"
+PROMPTS_SMS_DIR = files("prompts") / "sms"
 ELLIPSIS = "..."
 _RAW_FIELD_LIMIT = 2000
 _CTIA_RATES = "Msg & data rates may apply."
@@ -137,7 +138,7 @@ class SmsTemplate:
         return text
 
 
-def load_template(name: TemplateName, path: Path | None = None) -> SmsTemplate:
+def load_template(name: TemplateName, path: Traversable | None = None) -> SmsTemplate:
     """Read and check the template ``name``; TemplateError when it is malformed or too long."""
     spec = SPECS[name]
     source = path or PROMPTS_SMS_DIR / f"{name.value}.txt"
@@ -163,7 +164,7 @@ def shipped_template(name: TemplateName) -> SmsTemplate:
     return load_template(name)
 
 
-def _check_fields(source: Path, text: str, spec: TemplateSpec) -> None:
+def _check_fields(source: Traversable, text: str, spec: TemplateSpec) -> None:
     try:
         parsed = list(string.Formatter().parse(text))
     except ValueError as error:

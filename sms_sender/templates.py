@@ -14,13 +14,12 @@ import string
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 from sms_sender.segments import is_gsm7, segment_count, to_gsm7
 
-CONFIRMATION_TEMPLATE_PATH = (
-    Path(__file__).resolve().parent.parent / "prompts" / "sms" / "confirmation.txt"
-)
+CONFIRMATION_TEMPLATE_PATH = files("prompts") / "sms" / "confirmation.txt"
 MAX_SEGMENTS = 2
 MIN_NEED_CHARS = 12
 FALLBACK_NEED = "your request"
@@ -100,7 +99,9 @@ class ConfirmationTemplate:
         return ELLIPSIS[:-1] if after_need.startswith(".") else ELLIPSIS
 
 
-def load_confirmation_template(path: Path = CONFIRMATION_TEMPLATE_PATH) -> ConfirmationTemplate:
+def load_confirmation_template(
+    path: Traversable = CONFIRMATION_TEMPLATE_PATH,
+) -> ConfirmationTemplate:
     """Read and check the template at ``path``; ValueError when it is malformed or cannot fit."""
     text = path.read_text(encoding="utf-8").rstrip("\r\n")
     _check_fields(text)

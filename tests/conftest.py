@@ -15,9 +15,9 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from voice_agent.businesses import import_businesses
-from voice_agent.db import make_engine
-from voice_agent.migrate import upgrade
+from voice_agent.records.businesses import import_businesses
+from voice_agent.records.database import make_engine
+from voice_agent.records.migrate import upgrade
 from voice_agent.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

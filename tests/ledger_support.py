@@ -29,7 +29,7 @@ from consent_ledger.evidence import (
 )
 from consent_ledger.tables import create_ledger_schema, drop_append_only_ddl
 from tests.conftest import BACKENDS, fresh_database
-from voice_agent.db import make_engine
+from voice_agent.records.database import make_engine
 
 T0 = datetime(2025, 4, 11, 14, 0, tzinfo=UTC)
 NUMBER = "+15555550123"

@@ -37,7 +37,7 @@ from consent_ledger.projection import (
 )
 from consent_ledger.tables import create_ledger_schema
 from tests.ledger_support import answered_call, without_call
-from voice_agent.db import make_engine
+from voice_agent.records.database import make_engine
 
 T0 = datetime(2025, 4, 11, 14, 0, tzinfo=UTC)
 

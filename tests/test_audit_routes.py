@@ -43,7 +43,7 @@ from dashboard.audit_routes import AuditContext, audit_router
 from dashboard.auditor_tokens import issue_token, list_tokens, revoke_token
 from tests.ledger_support import answer_wav, drop_append_only_triggers, sha256_hex
 from tests.test_auditor_tokens import audit_database
-from voice_agent.db import make_engine
+from voice_agent.records.database import make_engine
 
 T0 = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
 ACME = "acme-plumbing"

@@ -33,11 +33,11 @@ from dashboard.tables import auditor_tokens
 from dashboard.tables import metadata as dashboard_metadata
 from tests.conftest import BACKENDS, ROOT, fresh_database, receptionist_settings
 from tests.ledger_support import ledger_engine
-from voice_agent import cli_auditor
-from voice_agent.businesses import import_businesses
-from voice_agent.cli_support import CommandError
-from voice_agent.db import make_engine
-from voice_agent.migrate import upgrade
+from voice_agent.cli.support import CommandError
+from voice_agent.cli.tokens import AUDITOR_TOKEN_COMMANDS
+from voice_agent.records.businesses import import_businesses
+from voice_agent.records.database import make_engine
+from voice_agent.records.migrate import upgrade
 from voice_agent.settings import Settings
 
 T0 = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
@@ -249,7 +249,7 @@ def cli_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Set
 
 def _parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="receptionist")
-    cli_auditor.register(parser.add_subparsers(dest="command", required=True))
+    AUDITOR_TOKEN_COMMANDS.register(parser.add_subparsers(dest="command", required=True))
     return parser.parse_args(list(argv))
 
 

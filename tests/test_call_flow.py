@@ -12,10 +12,10 @@ from starlette.websockets import WebSocketDisconnect
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
-from voice_agent.app import create_app
 from voice_agent.services import build_services
 from voice_agent.settings import Settings
 from voice_agent.signatures import TwilioSignatures
+from voice_agent.web.app import create_app
 
 ACME = "+15125550100"  # rings the owner first
 BRIGHT_SPARK = "+13035550140"  # straight to the assistant

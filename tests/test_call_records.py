@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BACKENDS, fresh_database
-from voice_agent.call_records import CallRecord, get_call, list_calls, save_call
-from voice_agent.conversation import Turn
-from voice_agent.db import make_engine
-from voice_agent.migrate import upgrade
+from voice_agent.records.calls import CallRecord, Turn, get_call, list_calls, save_call
+from voice_agent.records.database import make_engine
+from voice_agent.records.migrate import upgrade
 
 STARTED = datetime(2026, 3, 2, 15, 4, 5, 123456, tzinfo=UTC)
 

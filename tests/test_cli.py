@@ -8,8 +8,8 @@ import pytest
 
 from consent_ledger import owner_notifications_allowed
 from tests.conftest import ROOT
-from voice_agent.cli import main
-from voice_agent.db import make_engine
+from voice_agent.cli.main import main
+from voice_agent.records.database import make_engine
 
 
 @pytest.fixture

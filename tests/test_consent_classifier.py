@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voice_agent.consent import (
+from voice_agent.consent.classifier import (
     CLASSIFIER_NAME,
     CLASSIFIER_VERSION,
     MAX_ANSWER_WORDS,

@@ -44,17 +44,17 @@ from tests.fake_deepgram import (
     results_message,
     utterance_end_message,
 )
-from voice_agent.after_call import CallIdentity, consent_evidence
-from voice_agent.businesses import import_businesses, load_businesses
-from voice_agent.call_records import get_call
-from voice_agent.chat import AgentReply, CallContext, CallerMessage, WholeReply
-from voice_agent.conversation import ConsentOutcome, Conversation
-from voice_agent.keyterms import call_keyterms
-from voice_agent.local_server import free_port, serving
-from voice_agent.migrate import upgrade
+from voice_agent.call.conversation import ConsentOutcome, Conversation
+from voice_agent.call.keyterms import call_keyterms
+from voice_agent.call.session import UNKNOWN_NUMBER_APOLOGY
+from voice_agent.call.wrap_up import CallIdentity, consent_evidence
+from voice_agent.chat.port import AgentReply, CallContext, CallerMessage, WholeReply
+from voice_agent.records.businesses import import_businesses, load_businesses
+from voice_agent.records.calls import get_call
+from voice_agent.records.migrate import upgrade
 from voice_agent.services import build_services
 from voice_agent.settings import Settings, TranscriberChoice
-from voice_agent.twiml import UNKNOWN_NUMBER_APOLOGY
+from voice_agent.web.local_server import free_port, serving
 
 STREAM = "MZ" + "a" * 32
 ACCOUNT = "AC" + "c" * 32

@@ -15,7 +15,7 @@ from media_stream.deepgram_synthesizer import (
     speech_pieces,
 )
 from tests.fake_deepgram import API_KEY, FakeDeepgramSpeak, SpeakBehaviour, speech_for
-from voice_agent.local_server import free_port
+from voice_agent.web.local_server import free_port
 
 GREETING = "Thanks for calling Acme Plumbing."
 QUESTION = "What can we help you with today?"

@@ -29,7 +29,7 @@ from tests.fake_deepgram import (
     speech_started_message,
     utterance_end_message,
 )
-from voice_agent.local_server import free_port
+from voice_agent.web.local_server import free_port
 
 FAST = StreamTiming(
     keepalive_interval=0.05, stall_timeout=0.3, connect_timeout=2.0, close_timeout=1.0

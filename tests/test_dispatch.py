@@ -40,7 +40,7 @@ from sms_sender.templates import ConfirmationRequest
 from sms_sender.transport import OutgoingSms, SendFailed, SendReceipt
 from tests.conftest import BACKENDS, fresh_database
 from tests.ledger_support import without_call
-from voice_agent.db import make_engine
+from voice_agent.records.database import make_engine
 
 BUSINESS = "acme-plumbing"
 CALLER = "+15125550123"

@@ -18,14 +18,14 @@ from sqlalchemy import Engine
 
 from consent_ledger import AudioStatus, AudioStore, RecordedEvent, verify_ledger
 from tests.conftest import ROOT, postgres_schema, receptionist_settings
-from voice_agent.businesses import import_businesses
-from voice_agent.call_records import CallRecord
-from voice_agent.consent_script import render_consent_script
-from voice_agent.local_server import free_port, serving
-from voice_agent.migrate import upgrade
+from voice_agent.cli.simulate import ScenarioOutcome, run_scenarios
+from voice_agent.consent.script import render_consent_script
+from voice_agent.records.businesses import import_businesses
+from voice_agent.records.calls import CallRecord
+from voice_agent.records.migrate import upgrade
 from voice_agent.services import build_services
 from voice_agent.settings import Settings
-from voice_agent.simulation_run import ScenarioOutcome, run_scenarios
+from voice_agent.web.local_server import free_port, serving
 
 SCENARIOS = sorted((ROOT / "fixtures" / "calls").glob("*.yaml"))
 SPEED = 6.0

@@ -42,7 +42,7 @@ from tests.ledger_support import (
     drop_append_only_triggers,
     ledger,
 )
-from voice_agent import cli_ledger
+from voice_agent.cli import ledger as cli_ledger
 
 __all__ = ["ledger"]
 GENERATED = datetime(2025, 5, 1, 9, 30, tzinfo=UTC)

@@ -6,22 +6,20 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 from media_stream import (
+    ONE_MOMENT,
     DeepgramSynthesizer,
     DeepgramTranscriber,
+    FailoverSynthesizer,
+    FailoverTranscription,
     SpeechEvent,
     Utterance,
 )
 from tests.fake_openai import FakeOpenAI, ScriptedCompletion
-from voice_agent.chat import CallContext, CallerMessage
-from voice_agent.failover import (
-    ONE_MOMENT,
-    FailoverChatModel,
-    FailoverSynthesizer,
-    FailoverTranscription,
-)
-from voice_agent.interviewer import ScriptedInterviewer
-from voice_agent.local_server import free_port
-from voice_agent.openai_chat import OpenAIChatModel
+from voice_agent.chat.failover import FailoverChatModel
+from voice_agent.chat.interviewer import ScriptedInterviewer
+from voice_agent.chat.openai_model import OpenAIChatModel
+from voice_agent.chat.port import CallContext, CallerMessage
+from voice_agent.web.local_server import free_port
 
 CONTEXT = CallContext("Acme Plumbing", "leaks and drains", "within 30 minutes", "+15125550142")
 

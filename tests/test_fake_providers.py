@@ -32,8 +32,8 @@ from media_stream import (
     frames,
     ulaw_encode,
 )
-from voice_agent.chat import CallContext, CallerMessage, ChatModel
-from voice_agent.interviewer import ScriptedInterviewer
+from voice_agent.chat.interviewer import ScriptedInterviewer
+from voice_agent.chat.port import CallContext, CallerMessage, ChatModel
 from voice_agent.services import build_services
 from voice_agent.settings import Settings
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voice_agent.chat import CallContext, CallerMessage, Urgency
-from voice_agent.guardrails import (
+from voice_agent.chat.guardrails import (
     DANGER_NOTE,
     EMERGENCY_ADVICE,
     MAX_REPLY_WORDS,
@@ -16,6 +15,7 @@ from voice_agent.guardrails import (
     settled_urgency,
     speakable,
 )
+from voice_agent.chat.port import CallContext, CallerMessage, Urgency
 
 CONTEXT = CallContext("Acme Plumbing", "plumbing repairs", "within the hour", "+15125550100")
 IDENTITY = "Just so you know, I'm an automated assistant for Acme Plumbing."

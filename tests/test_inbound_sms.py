@@ -38,7 +38,7 @@ from tests.test_dispatch import (
     sms_engine,
 )
 from voice_agent.signatures import TwilioSignatures
-from voice_agent.sms_routes import router
+from voice_agent.web.sms_webhooks import router
 
 BUSINESS_NUMBER = "+15125550100"
 OWNER = "+15125550199"

@@ -6,21 +6,21 @@ import re
 
 import pytest
 
-from voice_agent.chat import (
-    AgentReply,
-    CallContext,
-    CallerMessage,
-    ChatModel,
-    MessageField,
-    Urgency,
-)
-from voice_agent.interviewer import (
+from voice_agent.chat.interviewer import (
     MAX_NEED_CHARS,
     ScriptedInterviewer,
     classify_urgency,
     extract_name,
     find_phone_number,
     spoken_phone_number,
+)
+from voice_agent.chat.port import (
+    AgentReply,
+    CallContext,
+    CallerMessage,
+    ChatModel,
+    MessageField,
+    Urgency,
 )
 
 CALLER = "+15125550142"

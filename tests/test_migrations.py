@@ -9,8 +9,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from tests.conftest import fresh_database
-from voice_agent.db import make_engine
-from voice_agent.migrate import alembic_config, upgrade
+from voice_agent.records.database import make_engine
+from voice_agent.records.migrate import alembic_config, upgrade
 
 
 def test_postgresql_keeps_consent_event_rows_uncompressed(tmp_path: Path) -> None:

@@ -9,21 +9,21 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.fake_openai import FakeOpenAI, FakeToolCall, ScriptedCompletion
-from voice_agent.chat import (
+from voice_agent.chat.guardrails import EMERGENCY_ADVICE
+from voice_agent.chat.openai_model import (
+    CALLER_SILENT,
+    FINISH_MESSAGE,
+    RECORD_MESSAGE,
+    OpenAIChatModel,
+    SentenceSplitter,
+)
+from voice_agent.chat.port import (
     CallContext,
     CallerMessage,
     ChatModel,
     ChatModelFailure,
     SpokenTurn,
     Urgency,
-)
-from voice_agent.guardrails import EMERGENCY_ADVICE
-from voice_agent.openai_chat import (
-    CALLER_SILENT,
-    FINISH_MESSAGE,
-    RECORD_MESSAGE,
-    OpenAIChatModel,
-    SentenceSplitter,
 )
 
 CHAT = "/v1/chat/completions"

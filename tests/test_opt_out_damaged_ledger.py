@@ -53,10 +53,10 @@ from tests.test_inbound_sms import (
     text,
 )
 from tests.test_owner_opt_out import OWNER_OPT_OUT_TEXT, RULES, owner_opts_in, summary
-from voice_agent.businesses import import_businesses
-from voice_agent.db import make_engine
-from voice_agent.migrate import upgrade
-from voice_agent.sms_routes import router
+from voice_agent.records.businesses import import_businesses
+from voice_agent.records.database import make_engine
+from voice_agent.records.migrate import upgrade
+from voice_agent.web.sms_webhooks import router
 
 LOGGER = "sms_sender"
 

@@ -27,7 +27,7 @@ from sms_sender.templates import (
     render_confirmation,
 )
 from tests.conftest import BACKENDS, fresh_database
-from voice_agent.db import make_engine
+from voice_agent.records.database import make_engine
 
 NOW = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
 

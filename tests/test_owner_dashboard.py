@@ -48,12 +48,11 @@ from sms_sender import (
     queue_text,
 )
 from tests.conftest import BACKENDS, PUBLIC_BASE_URL, ROOT, fresh_database
-from voice_agent.businesses import import_businesses
-from voice_agent.call_records import CallRecord, save_call
-from voice_agent.conversation import Turn
-from voice_agent.db import make_engine
-from voice_agent.migrate import upgrade
-from voice_agent.owner_call_log import ReceptionistCallLog
+from voice_agent.records.businesses import import_businesses
+from voice_agent.records.calls import CallRecord, Turn, save_call
+from voice_agent.records.database import make_engine
+from voice_agent.records.migrate import upgrade
+from voice_agent.records.owner_call_log import ReceptionistCallLog
 
 T0 = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)  # 10:00 CDT at Acme, 09:00 MDT at Bright Spark
 ACME = "acme-plumbing"
@@ -644,8 +643,8 @@ def test_the_texts_page_shows_both_ways_newest_first_with_opt_outs_marked(
 
 def test_the_whole_app_serves_the_owner_pages(tmp_path: Path) -> None:
     from tests.conftest import receptionist_settings
-    from voice_agent.app import create_app
     from voice_agent.services import build_services
+    from voice_agent.web.app import create_app
 
     settings = receptionist_settings(f"sqlite:///{tmp_path / 'app.db'}")
     upgrade(settings.database_url)

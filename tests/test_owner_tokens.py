@@ -26,10 +26,10 @@ from dashboard.owner_sessions import SESSION_LIFETIME, end_session, find_session
 from dashboard.tables import metadata as dashboard_metadata
 from dashboard.tables import owner_sessions, owner_tokens
 from tests.conftest import BACKENDS, ROOT, fresh_database
-from voice_agent import cli
-from voice_agent.businesses import import_businesses
-from voice_agent.db import make_engine
-from voice_agent.migrate import upgrade
+from voice_agent.cli import main as cli
+from voice_agent.records.businesses import import_businesses
+from voice_agent.records.database import make_engine
+from voice_agent.records.migrate import upgrade
 
 T0 = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -52,8 +52,8 @@ from tests.ledger_support import (
     sha256_hex,
     without_call,
 )
-from voice_agent.db import make_engine
-from voice_agent.migrate import alembic_config, upgrade
+from voice_agent.records.database import make_engine
+from voice_agent.records.migrate import alembic_config, upgrade
 
 T0 = datetime(2025, 4, 11, 14, 0, tzinfo=UTC)
 NUMBERS = ("+15555550101", "+15555550102", "+15555550103")

@@ -29,13 +29,13 @@ from consent_ledger import (
 from consent_ledger.tables import consent_events
 from tests.conftest import BACKENDS, fresh_database
 from tests.ledger_support import answer_wav, answered_call, drop_append_only_triggers
-from voice_agent import cli_retention
-from voice_agent.businesses import Business, save_business
-from voice_agent.db import make_engine
-from voice_agent.migrate import upgrade
-from voice_agent.retention import apply_retention
+from voice_agent.cli import retention as cli_retention
+from voice_agent.records.businesses import Business, save_business
+from voice_agent.records.database import make_engine
+from voice_agent.records.migrate import upgrade
+from voice_agent.records.retention import apply_retention
+from voice_agent.records.tables import businesses, call_turns, calls
 from voice_agent.settings import Settings
-from voice_agent.tables import businesses, call_turns, calls
 
 NOW = datetime(2031, 6, 1, 12, 0, tzinfo=UTC)
 CALLER = "+15555550123"

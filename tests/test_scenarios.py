@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from voice_agent.scenarios import (
+from call_simulator.scenarios import (
     Expectation,
     HangUpStep,
     PressStep,

@@ -28,6 +28,14 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from twilio.request_validator import RequestValidator
 
+from call_simulator.scenarios import HangUpStep, PressStep, SayStep, Scenario, Step
+from call_simulator.simulator import (
+    PlayoutBuffer,
+    SimulatedCall,
+    SimulationError,
+    read_wav_as_ulaw,
+    simulate_call,
+)
 from media_stream.codec import SAMPLE_RATE, SILENCE_BYTE, ulaw_encode
 from media_stream.protocol import (
     TWILIO_MEDIA_FORMAT,
@@ -39,14 +47,6 @@ from media_stream.protocol import (
     Start,
     Stop,
     parse_inbound,
-)
-from voice_agent.scenarios import HangUpStep, PressStep, SayStep, Scenario, Step
-from voice_agent.simulator import (
-    PlayoutBuffer,
-    SimulatedCall,
-    SimulationError,
-    read_wav_as_ulaw,
-    simulate_call,
 )
 
 PUBLIC = "https://receptionist.example.com"

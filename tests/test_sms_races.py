@@ -53,7 +53,7 @@ from tests.test_dispatch import (
     with_tables,
 )
 from tests.test_inbound_sms import BUSINESS_NUMBER, CALLER, OPT_OUT_TEXT, POLICY, RULES
-from voice_agent.db import make_engine
+from voice_agent.records.database import make_engine
 
 ROUNDS = {"postgresql": 1000, "sqlite": 250}
 """STOP-against-worker rounds. SQLite serialises writers whole (BEGIN IMMEDIATE), so fewer rounds

@@ -48,12 +48,12 @@ from tests.fake_twilio import (
 )
 from tests.test_dispatch import CALLER, NOW, grant, queue
 from tests.test_inbound_sms import WebhookServices
-from voice_agent.businesses import import_businesses
-from voice_agent.db import make_engine
-from voice_agent.migrate import upgrade
+from voice_agent.records.businesses import import_businesses
+from voice_agent.records.database import make_engine
+from voice_agent.records.migrate import upgrade
+from voice_agent.records.sms_policies import send_rules
 from voice_agent.signatures import TwilioSignatures
-from voice_agent.sms_policies import send_rules
-from voice_agent.sms_routes import router
+from voice_agent.web.sms_webhooks import router
 
 STATUS_PATH = "/twilio/sms/status"
 CALLBACK_URL = PUBLIC_BASE_URL + STATUS_PATH

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voice_agent.text_refusal import asks_not_to_be_texted
+from voice_agent.consent.refusal import asks_not_to_be_texted
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from tests.ledger_support import (
     ledger,
     ledger_engine,
 )
-from voice_agent.db import make_engine
+from voice_agent.records.database import make_engine
 
 __all__ = ["ledger"]
 

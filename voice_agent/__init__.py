@@ -1,23 +1,6 @@
-"""The receptionist: call flow, per-call conversation, wiring, the CLI and the call simulator."""
+"""The receptionist, in rooms: ``call`` (the live call), ``consent`` (script and classifier),
+``chat`` (the brain), ``records`` (what is stored), ``web`` (the HTTP and websocket edge) and
+``cli`` (the ``receptionist`` command); settings and the wiring of services live here at the root.
 
-from voice_agent.app import create_app
-from voice_agent.cli import main
-from voice_agent.scenarios import Scenario, ScenarioError, load_scenario, load_scenarios
-from voice_agent.services import Services, build_services
-from voice_agent.settings import Settings
-from voice_agent.simulator import SimulatedCall, SimulationError, simulate_call
-
-__all__ = [
-    "Scenario",
-    "ScenarioError",
-    "Services",
-    "Settings",
-    "SimulatedCall",
-    "SimulationError",
-    "build_services",
-    "create_app",
-    "load_scenario",
-    "load_scenarios",
-    "main",
-    "simulate_call",
-]
+Importing this package loads nothing else: each room is imported where it is used.
+"""

@@ -1,5 +1,5 @@
 """``python -m voice_agent`` runs the receptionist command."""
 
-from voice_agent.cli import main
+from voice_agent.cli.main import main
 
 raise SystemExit(main())

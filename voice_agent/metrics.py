@@ -5,10 +5,12 @@ Served at ``GET /metrics``. They carry counts and durations only, never a number
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from voice_agent.turn_metrics import TurnMetrics
+from voice_agent.records.calls import TurnMetrics
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 STAGES = ("endpointing", "transcription", "agent", "synthesis", "total")
@@ -47,7 +49,7 @@ class CallMetrics:
     def call_started(self) -> None:
         self._live_calls.inc()
 
-    def call_ended(self, consent_outcome: str, turns: list[TurnMetrics]) -> None:
+    def call_ended(self, consent_outcome: str, turns: Sequence[TurnMetrics]) -> None:
         self._live_calls.dec()
         self._calls.labels(consent=consent_outcome).inc()
         for turn in turns:

@@ -21,14 +21,16 @@ from sms_sender import (
     OutgoingSms,
     SendReceipt,
     SmsTransport,
+    TextDispatcher,
     TwilioSmsTransport,
 )
-from voice_agent.chat import ChatModel
+from voice_agent.chat.interviewer import ScriptedInterviewer
+from voice_agent.chat.openai_model import OpenAIChatModel
+from voice_agent.chat.port import ChatModel
 from voice_agent.clock import Clock, system_clock
-from voice_agent.db import make_engine
-from voice_agent.interviewer import ScriptedInterviewer
 from voice_agent.metrics import CallMetrics
-from voice_agent.openai_chat import OpenAIChatModel
+from voice_agent.records.database import make_engine
+from voice_agent.records.sms_policies import send_rules
 from voice_agent.settings import (
     ChatModelChoice,
     Settings,
@@ -37,8 +39,6 @@ from voice_agent.settings import (
     TranscriberChoice,
 )
 from voice_agent.signatures import TwilioSignatures
-from voice_agent.sms_policies import send_rules
-from voice_agent.text_dispatcher import TextDispatcher
 
 
 @dataclass

@@ -1,0 +1,64 @@
+"""Runs the SMS dispatcher in the background: right after a call queues a text, and every
+few seconds for texts that come due later. The server runs one; ``receptionist worker`` too."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from sms_sender.dispatch import DispatchReport, dispatch_due
+from sms_sender.send_rules import SendRules
+from sms_sender.transport import SmsTransport
+
+logger = logging.getLogger(__name__)
+
+
+class TextDispatcher:
+    """Wakes the dispatcher on demand and on a timer."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        transport: SmsTransport,
+        clock: Callable[[], datetime],
+        rules: SendRules,
+        poll_seconds: float = 5.0,
+    ) -> None:
+        self._engine = engine
+        self._rules = rules
+        self._transport = transport
+        self._clock = clock
+        self._poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Dispatch now (a call just queued a text)."""
+        self._wake.set()
+
+    async def run_once(self) -> DispatchReport:
+        return await asyncio.to_thread(
+            dispatch_due, self._engine, self._transport, self._clock(), rules=self._rules
+        )
+
+    async def run(self) -> None:
+        """Dispatch until cancelled; an error is logged and the loop goes on."""
+        while True:
+            try:
+                report = await self.run_once()
+                if report.sent or report.blocked or report.failed:
+                    logger.info(
+                        "texts: %d sent, %d blocked, %d failed",
+                        report.sent,
+                        report.blocked,
+                        report.failed,
+                    )
+            except Exception:
+                logger.exception("dispatching texts failed; will retry")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+            self._wake.clear()

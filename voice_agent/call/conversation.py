@@ -1,0 +1,342 @@
+"""The receptionist's side of one call: greet, take the message, ask for consent, say goodbye.
+
+The consent question is the Conversation's own: the script is rendered from its versioned file
+and spoken verbatim, it is not interruptible, and only speech that starts after the mark of its
+last chunk counts as the answer (ARCHITECTURE.md, invariants 1–6 and 10).
+
+The evidence's moments are ``time.monotonic()`` readings of when things reached us (a mark, the
+audio carrying a word), not stream times: the stream clock is exact on Twilio but runs ahead of
+the wall when a simulator streams faster than real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from media_stream import CallBridge, CallEnded, CallerInput, Playback, PlaybackResult
+from voice_agent.call.turn_metrics import measure_turn
+from voice_agent.chat.port import AgentReply, CallContext, CallerMessage, ChatModel, SpokenTurn
+from voice_agent.consent.classifier import ConsentAnswer, classify_answer, classify_keypad
+from voice_agent.consent.refusal import asks_not_to_be_texted
+from voice_agent.consent.script import REASK, ConsentScript, render_consent_script
+from voice_agent.records.businesses import Business
+from voice_agent.records.calls import Turn, TurnMetrics
+
+logger = logging.getLogger(__name__)
+
+ANSWER_TIMEOUT = 8.0  # seconds of caller silence before a question counts as unanswered
+CONSENT_ANSWER_TIMEOUT = 7.0
+MAX_MESSAGE_TURNS = 12
+ANSWER_AUDIO_LEAD = 1.0  # seconds of audio kept before a recorded consent answer
+RECORDING_SECONDS = 60.0  # how much caller audio a recorded call keeps in memory
+
+
+class ConsentOutcome(StrEnum):
+    AFFIRMATIVE = "affirmative"
+    DECLINED = "declined"
+    UNCLEAR = "unclear"
+    NOT_ASKED = "not_asked"
+
+
+@dataclass(frozen=True)
+class TimedAnswer:
+    """One answer to the consent question and when it reached us (``time.monotonic()``).
+
+    The moments are those at which the audio carrying the answer's start, end and words (or
+    the key press) arrived; none is before the script's playback was confirmed, and they keep
+    the answer's order: start, each word's start and end, end.
+    """
+
+    heard: CallerInput
+    started_at: float
+    ended_at: float
+    word_times: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass
+class ConsentAttempt:
+    """Everything that happened at the consent question, for the evidence record."""
+
+    script: ConsentScript
+    script_started_at: float | None = None  # time.monotonic() as the script began
+    playback_confirmed_at: float | None = None  # time.monotonic() as its last mark arrived
+    answers: list[TimedAnswer] = field(default_factory=list)
+    reasked: bool = False
+    outcome: ConsentOutcome = ConsentOutcome.NOT_ASKED
+    note: str = ""
+    refused_during_call: bool = False  # "don't text me" before the question: never asked
+    answer_audio: bytes = b""  # μ-law, 1 s before the spoken answer to its end (when recording)
+
+    @property
+    def method(self) -> str:
+        last = self.answers[-1].heard if self.answers else None
+        return "keypad" if last is not None and last.digit is not None else "verbal"
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What one call produced, taken when it ended: storage reads this, never the Conversation."""
+
+    message: CallerMessage
+    consent: ConsentAttempt
+    transcript: tuple[Turn, ...]
+    turn_metrics: tuple[TurnMetrics, ...]
+
+
+class Conversation:
+    """Runs one call over a CallBridge; :meth:`outcome` hands over what it produced."""
+
+    def __init__(
+        self, business: Business, caller_number: str, chat_model: ChatModel, bridge: CallBridge
+    ) -> None:
+        self.business = business
+        self.bridge = bridge
+        self.chat_model = chat_model
+        self.context = CallContext(
+            business_name=business.name,
+            services=business.services,
+            callback_time=business.callback_time,
+            caller_number=caller_number,
+        )
+        self.message = CallerMessage()
+        self.transcript: list[Turn] = []
+        self.turn_metrics: list[TurnMetrics] = []
+        self.consent = ConsentAttempt(
+            render_consent_script(
+                business.consent_script_version, business.name, business.max_texts
+            )
+        )
+
+    def outcome(self, notes: Sequence[str] = ()) -> CallOutcome:
+        """A snapshot of what the call produced, with ``notes`` from outside the conversation
+        (provider failovers) added to the message's own."""
+        message = copy.deepcopy(self.message)
+        message.notes.extend(notes)
+        return CallOutcome(
+            message, copy.deepcopy(self.consent), tuple(self.transcript), tuple(self.turn_metrics)
+        )
+
+    async def run(self) -> None:
+        """The whole call; returns when it is over (the caller may hang up at any point)."""
+        try:
+            await self._take_message()
+            if self.consent.refused_during_call:
+                self.consent.outcome = ConsentOutcome.DECLINED
+                self.consent.note = "the caller asked not to be texted during the call"
+            else:
+                await self._ask_consent()
+            await self._say_uninterrupted(self._goodbye())
+        except CallEnded:
+            logger.info("caller hung up (%s)", self.bridge.end_reason)
+
+    async def _take_message(self) -> None:
+        first = await self.chat_model.reply(self.context, self.message, None)
+        playback = await self._say(f"{self._greeting()} {first.text}")
+        for _ in range(MAX_MESSAGE_TURNS):
+            played = await playback.finished()  # ANSWER_TIMEOUT runs once the question is heard
+            if played.cleared:
+                self._cut_to_what_was_played(playback)
+            heard = await self.bridge.next_input(ANSWER_TIMEOUT)
+            playback, reply, reply_ready_at = await self._reply_to(self._hear(heard))
+            if heard is not None:
+                self.turn_metrics.append(measure_turn(self.bridge, heard, reply_ready_at, playback))
+            if reply.finished:
+                return
+        self.message.notes.append("message taking stopped after too many turns")
+
+    async def _reply_to(self, said: str) -> tuple[Playback, AgentReply, float]:
+        """Speak the model's reply sentence by sentence as it is written; returns the playback,
+        the finished reply and when its first sentence was ready (``time.monotonic()``)."""
+        reply = self.chat_model.reply_stream(self.context, self.message, said)
+        first_ready: list[float] = []
+
+        async def sentences() -> AsyncIterator[str]:
+            async for sentence in reply:
+                first_ready.append(time.monotonic())
+                yield sentence
+
+        try:
+            playback = await self.bridge.say_pieces(sentences())
+            finished = await reply.result()
+        finally:
+            await reply.aclose()
+        self.transcript.append(Turn("assistant", "speech", playback.text, playback.started_at))
+        return playback, finished, first_ready[0] if first_ready else time.monotonic()
+
+    def _cut_to_what_was_played(self, playback: Playback) -> None:
+        """The caller talked over a reply: the transcript marks it interrupted, and the model's
+        history keeps only the sentences the caller actually heard."""
+        index = max(i for i, turn in enumerate(self.transcript) if turn.speaker == "assistant")
+        self.transcript[index] = replace(self.transcript[index], interrupted=True)
+        history = self.message.history
+        if history and history[-1].speaker == "assistant":
+            history[-1] = SpokenTurn("assistant", playback.played_text())
+
+    def _hear(self, heard: CallerInput | None) -> str:
+        """What the caller said ("" for silence, a key press, or speech nobody made out)."""
+        if heard is None:
+            return ""
+        self._record_input(heard)
+        said = heard.utterance.text if heard.utterance is not None else ""
+        if asks_not_to_be_texted(said):
+            self.consent.refused_during_call = True
+        return said
+
+    async def _ask_consent(self) -> None:
+        """Read the script verbatim, take the answer, re-ask once; fail closed on any error."""
+        attempt = self.consent
+        try:
+            attempt.script_started_at = time.monotonic()
+            script = await self._say_uninterrupted(attempt.script.text)
+            if not script.played:
+                attempt.note = "the script's playback was never confirmed"
+                return
+            attempt.playback_confirmed_at = script.known_at
+            answer = await self._consent_answer(after=script.finished_at)
+            if answer is ConsentAnswer.UNCLEAR:
+                attempt.reasked = True
+                reask_started = self.bridge.stream_time
+                reask = await self._say_uninterrupted(REASK)
+                if not reask.played:
+                    attempt.outcome = ConsentOutcome.UNCLEAR
+                    attempt.note = "the re-ask's playback was never confirmed"
+                    return
+                answer = await self._consent_answer(
+                    after=reask.finished_at, keypad_from=reask_started
+                )
+            attempt.outcome = ConsentOutcome(answer.value)
+        except CallEnded:
+            if attempt.playback_confirmed_at is not None:
+                attempt.outcome = ConsentOutcome.UNCLEAR
+                attempt.note = "the caller hung up before answering"
+            raise
+        except Exception:
+            logger.exception("consent question failed; no texts will be sent")
+            attempt.outcome = (
+                ConsentOutcome.UNCLEAR
+                if attempt.playback_confirmed_at is not None
+                else ConsentOutcome.NOT_ASKED
+            )
+            attempt.note = "an error interrupted the consent question"
+
+    async def _consent_answer(
+        self, *, after: float, keypad_from: float | None = None
+    ) -> ConsentAnswer:
+        """Classify the first answer after the prompt's last mark (keypad only on the re-ask)."""
+        hurry = asyncio.create_task(self._finalize_when_speech_stops())
+        try:
+            return await self._first_answer(after, keypad_from)
+        finally:
+            hurry.cancel()
+
+    async def _finalize_when_speech_stops(self) -> None:
+        """Whenever the caller stops speaking before the transcriber has settled their words,
+        ask for those words at once: the answer is decided without waiting for the
+        transcriber's endpointing (Deepgram's Finalize)."""
+        while True:
+            await self.bridge.speech_stopped()
+            await self.bridge.finalize_transcript()
+
+    async def _first_answer(self, after: float, keypad_from: float | None) -> ConsentAnswer:
+        while True:
+            heard = await self.bridge.next_input(CONSENT_ANSWER_TIMEOUT)
+            if heard is None:
+                self.consent.note = "no answer"
+                return ConsentAnswer.UNCLEAR
+            if heard.digit is not None:
+                if keypad_from is not None and heard.at >= keypad_from:
+                    self._take_answer(heard)
+                    return classify_keypad(heard.digit)
+                continue
+            assert heard.utterance is not None
+            if heard.utterance.start < after:
+                continue  # began while the question was still playing: not an answer
+            self._take_answer(heard)
+            spoken = heard.utterance
+            self.consent.answer_audio = self.bridge.caller_audio(
+                spoken.start - ANSWER_AUDIO_LEAD, spoken.end
+            )
+            return classify_answer(spoken.text)
+
+    async def _say(self, text: str, *, interruptible: bool = True) -> Playback:
+        playback = await self.bridge.say(text, interruptible=interruptible)
+        self.transcript.append(Turn("assistant", "speech", text, playback.started_at))
+        return playback
+
+    async def _say_uninterrupted(self, text: str) -> PlaybackResult:
+        """Play ``text`` without barge-in, until its last mark came back (or it never will)."""
+        playback = await self._say(text, interruptible=False)
+        result = await playback.finished()
+        if self.bridge.ended:
+            raise CallEnded(self.bridge.end_reason)
+        return result
+
+    def _take_answer(self, heard: CallerInput) -> None:
+        self._record_input(heard)
+        confirmed = self.consent.playback_confirmed_at
+        assert confirmed is not None, "an answer comes only after the script was played"
+        self.consent.answers.append(_timed_answer(self.bridge, heard, confirmed))
+
+    def _record_input(self, heard: CallerInput) -> None:
+        if heard.digit is not None:
+            self.transcript.append(Turn("caller", "keypad", heard.digit, heard.at, heard.at))
+            return
+        assert heard.utterance is not None
+        spoken = heard.utterance
+        self.transcript.append(
+            Turn(
+                "caller",
+                "speech",
+                spoken.text,
+                spoken.start,
+                spoken.end,
+                spoken.confidence,
+                spoken.words,
+            )
+        )
+
+    def _greeting(self) -> str:
+        recording = " This call is recorded." if self.business.recording_enabled else ""
+        return (
+            f"Thanks for calling {self.business.name}. Sorry we couldn't get to the phone. "
+            f"I'm an automated assistant, and I'll take a message so the team can call you back."
+            f"{recording}"
+        )
+
+    def _goodbye(self) -> str:
+        callback = (
+            f"Someone from {self.business.name} will call you back {self.business.callback_time}."
+        )
+        if self.consent.outcome is ConsentOutcome.AFFIRMATIVE:
+            return f"Great, you'll get a text shortly. {callback} Thanks for calling. Goodbye!"
+        return f"No problem, we won't text you. {callback} Thanks for calling. Goodbye!"
+
+
+def _timed_answer(bridge: CallBridge, heard: CallerInput, not_before: float) -> TimedAnswer:
+    """When ``heard`` reached us, from the arrival of its audio (or of its key press)."""
+    if heard.digit is not None:
+        pressed = max(heard.received_at, not_before)
+        return TimedAnswer(heard, pressed, pressed)
+    assert heard.utterance is not None
+    spoken = heard.utterance
+    started = max(_arrival(bridge, spoken.start), not_before)
+    word_times: list[tuple[float, float]] = []
+    latest = started
+    for word in spoken.words:
+        word_start = max(_arrival(bridge, word.start), latest)
+        latest = max(_arrival(bridge, word.end), word_start)
+        word_times.append((word_start, latest))
+    ended = max(_arrival(bridge, spoken.end), latest)
+    return TimedAnswer(heard, started, ended, tuple(word_times))
+
+
+def _arrival(bridge: CallBridge, stream_time: float) -> float:
+    """When the caller's audio at ``stream_time`` arrived; now, if it has not been seen."""
+    arrived = bridge.arrival_time(stream_time)
+    return time.monotonic() if arrived is None else arrived

@@ -1,0 +1,139 @@
+"""One live call from the websocket's first frame to the stored record.
+
+The call's transcription session opens once Twilio's ``start`` has named the business, so the
+transcriber can be told the business's words (its name, its services); the caller's audio
+waits on the websocket meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from consent_ledger import AudioStore
+from media_stream import (
+    CallBridge,
+    CallEnded,
+    FailoverSynthesizer,
+    FailoverTranscription,
+    StreamSocket,
+)
+from voice_agent.call.conversation import RECORDING_SECONDS, CallOutcome, Conversation
+from voice_agent.call.keyterms import call_keyterms
+from voice_agent.call.wrap_up import CallIdentity, record_call
+from voice_agent.chat.failover import FailoverChatModel
+from voice_agent.logging_setup import bind_call
+from voice_agent.phone import InvalidPhoneNumber, to_e164
+from voice_agent.records.businesses import Business, get_business
+from voice_agent.services import Services
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_NUMBER_APOLOGY = (
+    "Sorry, this number isn't set up to take messages right now. Please try again later. Goodbye."
+)
+
+
+async def handle_call(services: Services, socket: StreamSocket) -> None:
+    """Run the conversation over the stream, then store the call (also after an abrupt hang-up)."""
+    failures: list[str] = []
+
+    def provider_failed(provider: str, what: str) -> None:
+        logger.warning("%s failed mid-call: %s", provider, what)
+        services.metrics.provider_error(provider)
+        failures.append(f"{provider} failed: {what}")
+
+    bridge = CallBridge(
+        socket,
+        FailoverSynthesizer(services.synthesizer, services.embedded_synthesizer, provider_failed),
+    )
+    try:
+        start = await bridge.open()
+    except CallEnded as ended:
+        logger.warning("media stream ended before it started: %s", ended)
+        await bridge.close()
+        return
+    started_at, started_monotonic = services.clock(), time.monotonic()
+    bind_call(start.call_sid, start.custom_parameters.get("business", "-"))
+    business = await asyncio.to_thread(_business, services, start.custom_parameters)
+    caller = _caller(start.custom_parameters)
+    if business is None or caller is None:
+        logger.warning("stream %s names no known business or caller", start.stream_sid)
+        await _apologise(bridge)
+        return
+    if business.recording_enabled:
+        bridge.record_caller_audio(RECORDING_SECONDS)
+    bridge.listen(
+        FailoverTranscription(
+            services.transcriber,
+            services.embedded_transcriber,
+            provider_failed,
+            keyterms=call_keyterms(business),
+        )
+    )
+    chat_model = FailoverChatModel(
+        services.chat_model, services.embedded_chat_model, provider_failed
+    )
+    conversation = Conversation(business, caller, chat_model, bridge)
+    services.metrics.call_started()
+    try:
+        await conversation.run()
+    finally:
+        await bridge.close()
+        outcome = conversation.outcome(notes=failures)
+        services.metrics.call_ended(outcome.consent.outcome.value, outcome.turn_metrics)
+        identity = CallIdentity(
+            start.call_sid, start.stream_sid, caller, started_at, started_monotonic
+        )
+        await _store(services, business, identity, outcome, bridge.end_reason)
+
+
+async def _store(
+    services: Services,
+    business: Business,
+    identity: CallIdentity,
+    outcome: CallOutcome,
+    end_reason: str,
+) -> None:
+    try:
+        wrap_up = await asyncio.to_thread(
+            record_call,
+            services.engine,
+            AudioStore(services.settings.audio_dir),
+            business,
+            identity,
+            outcome,
+            end_reason,
+            services.clock(),
+        )
+    except Exception:
+        logger.exception("storing call %s failed; no text will be sent", identity.call_sid)
+        return
+    if wrap_up.texts_queued:
+        services.dispatcher.wake()
+
+
+async def _apologise(bridge: CallBridge) -> None:
+    """Say sorry and hang up; nobody transcribes the caller (no cloud session is opened)."""
+    bridge.listen()
+    try:
+        playback = await bridge.say(UNKNOWN_NUMBER_APOLOGY, interruptible=False)
+        await playback.finished()
+    except CallEnded:
+        pass
+    finally:
+        await bridge.close()
+
+
+def _business(services: Services, parameters: dict[str, str]) -> Business | None:
+    business_id = parameters.get("business", "")
+    with services.engine.connect() as conn:
+        return get_business(conn, business_id)
+
+
+def _caller(parameters: dict[str, str]) -> str | None:
+    try:
+        return to_e164(parameters.get("caller", ""))
+    except InvalidPhoneNumber:
+        return None

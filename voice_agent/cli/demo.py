@@ -1,0 +1,81 @@
+"""``receptionist demo``: start the server, place three simulated calls, show what was stored."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from consent_ledger import owner_notifications_allowed
+from voice_agent.cli.simulate import run_scenarios
+from voice_agent.clock import system_clock
+from voice_agent.records.businesses import import_businesses
+from voice_agent.records.database import make_engine
+from voice_agent.records.migrate import upgrade
+from voice_agent.records.owner_texts import record_owner_texts_choice
+from voice_agent.settings import Settings
+
+FIXTURES = Path("fixtures")  # the demo runs from a checkout: its businesses and calls
+DEMO_SCENARIOS = ("consent-yes", "consent-no", "unclear-then-yes")
+STARTUP_TIMEOUT = 60.0
+OWNER_WHO_WANTS_TEXTS = "acme-plumbing"  # the demo shows one owner getting call summaries
+
+
+def run_demo(settings: Settings, speed: float) -> int:
+    """Exit status 0 when every demo call ended as its scenario expects."""
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with engine.begin() as conn:
+        for business in import_businesses(conn, FIXTURES / "businesses.yaml"):
+            if business.id == OWNER_WHO_WANTS_TEXTS and not owner_notifications_allowed(
+                conn, business.id, business.owner_phone
+            ):
+                record_owner_texts_choice(conn, business, True, system_clock())
+    engine.dispose()
+    server_url = f"http://{settings.host}:{settings.port}"
+    print(f"Starting the receptionist at {server_url} …", flush=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "voice_agent", "serve"],
+        env={**os.environ, "HOST": settings.host, "PORT": str(settings.port)},
+    )
+    try:
+        _wait_until_up(server, server_url)
+        paths = [FIXTURES / "calls" / f"{name}.yaml" for name in DEMO_SCENARIOS]
+        print(f"Placing {len(paths)} simulated calls at {speed}× real time …", flush=True)
+        outcomes = asyncio.run(run_scenarios(settings, paths, server_url, speed))
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    print()
+    print("\n\n".join(outcome.render() for outcome in outcomes))
+    failed = [outcome.name for outcome in outcomes if not outcome.ok]
+    print()
+    print(f"Demo finished: {len(outcomes) - len(failed)} of {len(outcomes)} calls as expected.")
+    print(
+        "Look again with: receptionist calls list · receptionist calls show CALL_SID · "
+        "receptionist outbox list"
+    )
+    print(
+        f"Or in the owner dashboard: run `receptionist serve`, open {server_url}/owner and sign "
+        f"in with a token from `receptionist owner token create --business {OWNER_WHO_WANTS_TEXTS}`"
+    )
+    return 1 if failed else 0
+
+
+def _wait_until_up(server: subprocess.Popen[bytes], server_url: str) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with status {server.returncode} while starting")
+        try:
+            if httpx.get(f"{server_url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"the server did not answer at {server_url} within {STARTUP_TIMEOUT:.0f}s")

@@ -1,0 +1,132 @@
+"""What the CLI shows people: calls with both sides of the transcript, consent records, texts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from consent_ledger import RecordedEvent
+from sms_sender import OutboxMessage
+from voice_agent.records.calls import CallRecord
+
+
+def call_as_dict(
+    call: CallRecord, event: RecordedEvent | None, texts: list[OutboxMessage]
+) -> dict[str, Any]:
+    """A call, its consent event and its texts, as JSON-ready data."""
+    data = asdict(call)
+    data["consent_event"] = None if event is None else event_as_dict(event)
+    data["texts"] = [outbox_as_dict(message) for message in texts]
+    return _jsonable(data)
+
+
+def event_as_dict(event: RecordedEvent) -> dict[str, Any]:
+    return _jsonable(asdict(event))
+
+
+def outbox_as_dict(message: OutboxMessage) -> dict[str, Any]:
+    return _jsonable(asdict(message))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "value") and isinstance(value.value, str):  # str Enums
+        return value.value
+    return value
+
+
+def render_call(call: CallRecord, event: RecordedEvent | None, texts: list[OutboxMessage]) -> str:
+    """A call as a person reads it: the message, the transcript, the consent record, the texts."""
+    lines = [
+        f"Call {call.call_sid} · {call.business_id} · from {call.caller_number}",
+        f"  {call.started_at:%Y-%m-%d %H:%M:%S} UTC · ended: {call.end_reason or 'in progress'}",
+        "  Message: "
+        + "; ".join(
+            f"{label} {value or '—'}"
+            for label, value in (
+                ("name", call.caller_name),
+                ("needs", call.need),
+                ("call back", call.callback_number),
+                ("urgency", call.urgency),
+                ("address", call.address),
+                ("preferred time", call.preferred_time),
+            )
+        ),
+    ]
+    lines.extend(f"  Note: {note}" for note in call.notes)
+    if call.turns:
+        lines.append("  Transcript:")
+        for turn in call.turns:
+            who = "assistant" if turn.speaker == "assistant" else "caller   "
+            text = f"[key {turn.text}]" if turn.kind == "keypad" else turn.text
+            text += " [interrupted by the caller]" if turn.interrupted else ""
+            confidence = f"  (confidence {turn.confidence:.2f})" if turn.confidence else ""
+            lines.append(f"    {turn.start:6.1f}s  {who}  {text}{confidence}")
+    lines.extend(render_consent(call, event))
+    lines.extend(render_texts(texts))
+    return "\n".join(lines)
+
+
+def render_consent(call: CallRecord, event: RecordedEvent | None) -> list[str]:
+    if event is None:
+        return [f"  Consent: {call.consent_outcome or 'none recorded'}"]
+    body = event.body
+    evidence = body.get("evidence", body)
+    script = evidence.get("script") or {}
+    lines = [
+        f"  Consent: {event.kind.value} · method {evidence.get('method')} · "
+        f"ledger #{event.seq} hash {event.hash[:16]}…",
+        f"    script {script.get('version')} sha256 {str(script.get('sha256'))[:16]}… "
+        f"played by {script.get('playback_confirmed_at') or '—'}",
+    ]
+    for answer in evidence.get("answers", []):
+        said = (
+            f"pressed {answer['keypad_digit']}"
+            if answer.get("keypad_digit")
+            else f"said {answer.get('transcript')!r}"
+        )
+        lines.append(
+            f"    answer: {said} at {answer.get('started_at')} "
+            f"({answer.get('engine')}, confidence {answer.get('confidence', 0):.2f})"
+        )
+    if evidence.get("note"):
+        lines.append(f"    note: {evidence['note']}")
+    return lines
+
+
+def render_texts(texts: list[OutboxMessage]) -> list[str]:
+    if not texts:
+        return ["  Texts: none"]
+    return ["  Texts:"] + [
+        f"    [{message.status.value}] to {message.to_number}: {message.body}"
+        + (f" ({message.reason})" if message.reason else "")
+        for message in texts
+    ]
+
+
+def render_outbox(messages: list[OutboxMessage]) -> str:
+    if not messages:
+        return "The outbox is empty."
+    return "\n".join(
+        f"#{m.id} [{m.status.value}] {m.business_id} → {m.to_number}"
+        f" due {m.due_at:%Y-%m-%d %H:%M:%S}"
+        f" ({m.segments} segment{'s' if m.segments != 1 else ''}): {m.body}"
+        + (f" ({m.reason})" if m.reason else "")
+        for m in messages
+    )
+
+
+def render_call_list(records: list[CallRecord]) -> str:
+    if not records:
+        return "No calls yet."
+    return "\n".join(
+        f"{r.started_at:%Y-%m-%d %H:%M:%S}  {r.call_sid}  {r.business_id:<22} {r.caller_number}"
+        f"  {r.caller_name or '—':<18} consent: {r.consent_outcome or '—'}"
+        for r in records
+    )

@@ -1,0 +1,187 @@
+"""Businesses we answer for: their profile, YAML import, and lookup by the number called."""
+
+from __future__ import annotations
+
+from datetime import time
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from sqlalchemy import Connection, delete, insert, select
+
+from voice_agent.phone import InvalidPhoneNumber, to_e164
+from voice_agent.records.tables import business_numbers, businesses
+
+PROMPTS_DIR = files("prompts")
+
+
+class BusinessConfigError(ValueError):
+    """A business file that cannot be loaded; the message names the file and the field."""
+
+
+class Business(BaseModel):
+    """One business's profile, as configured by its owner."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    name: str = Field(min_length=1, max_length=200)
+    twilio_numbers: tuple[str, ...] = Field(min_length=1)
+    owner_phone: str
+    ring_owner_first: bool = True
+    ring_seconds: int = Field(20, ge=5, le=600)
+    time_zone: str = "America/New_York"
+    services: str = Field("", max_length=500)
+    callback_time: str = Field("as soon as we can", min_length=1, max_length=200)
+    max_texts: int = Field(2, ge=1, le=4)
+    help_contact: str = Field(min_length=1, max_length=200)
+    consent_script_version: str = Field("v1", pattern=r"^v[0-9]{1,4}$")
+    recording_enabled: bool = False
+    transcript_retention_days: int = Field(90, ge=1, le=3650)
+    consent_retention_years: int = Field(5, ge=5, le=20)
+    sms_send_window_start: time = time(8, 0)
+    sms_send_window_end: time = time(20, 0)
+    no_reply_follow_up_hours: float | None = Field(None, ge=1, le=7)
+    callback_check_hours: float | None = Field(None, gt=0, lt=24)
+    excluded_numbers: tuple[str, ...] = ()
+    sms_state_caps: bool = True
+
+    @field_validator("twilio_numbers", mode="before")
+    @classmethod
+    def _numbers_e164(cls, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list | tuple):
+            raise ValueError("must be a list of phone numbers")
+        return tuple(_e164(number) for number in value)
+
+    @field_validator("excluded_numbers", mode="before")
+    @classmethod
+    def _excluded_e164(cls, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list | tuple):
+            raise ValueError("must be a list of phone numbers")
+        return tuple(_e164(number) for number in value)
+
+    @field_validator("owner_phone", mode="before")
+    @classmethod
+    def _owner_e164(cls, value: Any) -> str:
+        return _e164(value)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("consent_script_version")
+    @classmethod
+    def _script_exists(cls, value: str) -> str:
+        if not (PROMPTS_DIR / "consent" / f"{value}.txt").is_file():
+            raise ValueError(f"no consent script prompts/consent/{value}.txt")
+        return value
+
+    @model_validator(mode="after")
+    def _send_window_is_a_daytime_span(self) -> Business:
+        if self.sms_send_window_start >= self.sms_send_window_end:
+            raise ValueError("sms_send_window_start must be before sms_send_window_end")
+        return self
+
+
+def _e164(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"phone numbers must be strings, got {value!r}")
+    try:
+        return to_e164(value)
+    except InvalidPhoneNumber as error:
+        raise ValueError(str(error)) from None
+
+
+def load_businesses(path: Path) -> list[Business]:
+    """Parse and validate a businesses YAML file (``businesses: [...]``)."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise BusinessConfigError(f"{path}: cannot read: {error}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("businesses"), list):
+        raise BusinessConfigError(f"{path}: expected a mapping with a 'businesses' list")
+    loaded: list[Business] = []
+    for index, entry in enumerate(document["businesses"]):
+        try:
+            loaded.append(Business.model_validate(entry))
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}"
+                for issue in error.errors()
+            )
+            raise BusinessConfigError(f"{path}: business #{index + 1}: {problems}") from None
+    _refuse_duplicates(path, loaded)
+    return loaded
+
+
+def _refuse_duplicates(path: Path, loaded: list[Business]) -> None:
+    ids = [business.id for business in loaded]
+    numbers = [number for business in loaded for number in business.twilio_numbers]
+    for label, values in (("id", ids), ("Twilio number", numbers)):
+        repeated = sorted({value for value in values if values.count(value) > 1})
+        if repeated:
+            raise BusinessConfigError(f"{path}: duplicate {label}: {', '.join(repeated)}")
+
+
+def save_business(conn: Connection, business: Business) -> None:
+    """Insert or replace a business and its numbers."""
+    row = business.model_dump(exclude={"twilio_numbers"})
+    row["excluded_numbers"] = list(business.excluded_numbers)
+    conn.execute(delete(business_numbers).where(business_numbers.c.business_id == business.id))
+    conn.execute(
+        delete(business_numbers).where(business_numbers.c.number.in_(business.twilio_numbers))
+    )
+    conn.execute(delete(businesses).where(businesses.c.id == business.id))
+    conn.execute(insert(businesses).values(**row))
+    conn.execute(
+        insert(business_numbers),
+        [{"number": number, "business_id": business.id} for number in business.twilio_numbers],
+    )
+
+
+def import_businesses(conn: Connection, path: Path) -> list[Business]:
+    """Validate the businesses file at ``path``, then store each business (nothing on error)."""
+    loaded = load_businesses(path)
+    for business in loaded:
+        save_business(conn, business)
+    return loaded
+
+
+def business_for_number(conn: Connection, number: str) -> Business | None:
+    """The business that owns the Twilio number that was called, if any."""
+    business_id = conn.execute(
+        select(business_numbers.c.business_id).where(business_numbers.c.number == number)
+    ).scalar_one_or_none()
+    return None if business_id is None else get_business(conn, business_id)
+
+
+def get_business(conn: Connection, business_id: str) -> Business | None:
+    row = conn.execute(select(businesses).where(businesses.c.id == business_id)).mappings().first()
+    if row is None:
+        return None
+    numbers = conn.execute(
+        select(business_numbers.c.number)
+        .where(business_numbers.c.business_id == business_id)
+        .order_by(business_numbers.c.number)
+    ).scalars()
+    return Business.model_validate({**row, "twilio_numbers": list(numbers)})
+
+
+def list_businesses(conn: Connection) -> list[Business]:
+    ids = conn.execute(select(businesses.c.id).order_by(businesses.c.id)).scalars().all()
+    return [business for business in (get_business(conn, i) for i in ids) if business]

@@ -1,0 +1,41 @@
+"""The TwiML documents of the call flow: ring the owner, connect the media stream, or apologise."""
+
+from __future__ import annotations
+
+from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
+
+from voice_agent.call.session import UNKNOWN_NUMBER_APOLOGY
+
+
+def ring_owner(owner_phone: str, ring_seconds: int, action_url: str) -> str:
+    """Ring the owner first; Twilio posts the outcome to ``action_url``."""
+    response = VoiceResponse()
+    dial = Dial(timeout=ring_seconds, action=action_url, method="POST")
+    dial.number(owner_phone)
+    response.append(dial)
+    return str(response)
+
+
+def connect_stream(stream_url: str, business_id: str, caller_number: str) -> str:
+    """Hand the call to our media stream; <Hangup/> runs when we close the websocket."""
+    response = VoiceResponse()
+    connect = Connect()
+    stream = connect.stream(url=stream_url)
+    stream.parameter(name="business", value=business_id)
+    stream.parameter(name="caller", value=caller_number)
+    response.append(connect)
+    response.hangup()
+    return str(response)
+
+
+def apology() -> str:
+    response = VoiceResponse()
+    response.say(UNKNOWN_NUMBER_APOLOGY)
+    response.hangup()
+    return str(response)
+
+
+def hang_up() -> str:
+    response = VoiceResponse()
+    response.hangup()
+    return str(response)
