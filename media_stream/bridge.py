@@ -220,7 +220,7 @@ class CallBridge:
     async def speech_stopped(self) -> float:
         """Wait until the transcriber hears the caller stop speaking before it has their final
         words; the stream time they stopped (see `finalize_transcript`)."""
-        waiter = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._speech_stop_waiters.append(waiter)
         return await waiter
 

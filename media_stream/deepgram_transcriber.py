@@ -161,7 +161,7 @@ class DeepgramTranscriber:
         )
 
     def _connect(self, keyterms: list[str]) -> contextlib.AbstractAsyncContextManager[Any]:
-        return self._client.listen.v1.connect(
+        connection: contextlib.AbstractAsyncContextManager[Any] = self._client.listen.v1.connect(
             model=self._model,
             encoding="mulaw",
             sample_rate=SAMPLE_RATE,
@@ -173,6 +173,7 @@ class DeepgramTranscriber:
             smart_format="true",
             keyterm=keyterms or None,
         )
+        return connection
 
 
 def _distinct_terms(terms: Sequence[str]) -> list[str]:

@@ -277,7 +277,7 @@ def _after_send_failed(
 
 def retry_delay(attempts: int) -> timedelta:
     """How long to wait after the ``attempts``-th transient failure: 30 s, 60 s, 120 s, …"""
-    return FIRST_RETRY_DELAY * 2 ** (attempts - 1)
+    return FIRST_RETRY_DELAY * int(2 ** (attempts - 1))
 
 
 def _record_after_error(

@@ -77,7 +77,8 @@ class TwilioSmsTransport:
     def _status_callback(self, sms: OutgoingSms) -> str | object:
         """The callback URL for ``sms``, naming its outbox row; unset when there is none."""
         if self._status_callback_url is None:
-            return values.unset
+            unset: object = values.unset
+            return unset
         if sms.outbox_id is None:
             return self._status_callback_url
         separator = "&" if "?" in self._status_callback_url else "?"

@@ -18,15 +18,19 @@ def call_as_dict(
     data = asdict(call)
     data["consent_event"] = None if event is None else event_as_dict(event)
     data["texts"] = [outbox_as_dict(message) for message in texts]
-    return _jsonable(data)
+    return _json_object(data)
 
 
 def event_as_dict(event: RecordedEvent) -> dict[str, Any]:
-    return _jsonable(asdict(event))
+    return _json_object(asdict(event))
 
 
 def outbox_as_dict(message: OutboxMessage) -> dict[str, Any]:
-    return _jsonable(asdict(message))
+    return _json_object(asdict(message))
+
+
+def _json_object(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: _jsonable(item) for key, item in data.items()}
 
 
 def _jsonable(value: Any) -> Any:
