@@ -1,19 +1,27 @@
 # Everything a fresh machine needs: `make demo` and `make test` set up the virtualenv themselves.
+# What they install is pinned, with hashes, in requirements.lock (`make update` refreshes it).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha256sum | cut -c1-12)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install update demo test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve every dependency (pyproject.toml's ranges, the dev extra included) to the newest
+# releases and pin them with their hashes; review the diff, then run `make test`.
+update: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --upgrade \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 demo: $(STAMP)
 	$(BIN)/receptionist demo
