@@ -64,6 +64,7 @@ from call_simulator.scenarios import SayStep, Scenario, load_scenario
 from call_simulator.simulator import new_sid
 from media_stream import (
     FRAME_BYTES,
+    FRAME_SECONDS,
     SAMPLE_RATE,
     SILENCE_BYTE,
     Connected,
@@ -84,7 +85,6 @@ from voice_agent.web.local_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCENARIO = ROOT / "fixtures" / "calls" / "consent-yes.yaml"
-FRAME_SECONDS = FRAME_BYTES / SAMPLE_RATE
 SEND_SLOTS = 4  # each caller process sends its frames in this many phases per 20 ms
 QUIET_SECONDS = 0.6  # assistant silence before the caller takes its turn
 CALLER_START_TIMEOUT = 120.0  # seconds for a caller process to import and report ready

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.fake_providers import FakeLatencies
 from bench.fake_server import FakeServerOptions, running_fake_server
 from bench.turn_latency import percentile
-from media_stream.endpointing import FRAME_SECONDS
+from media_stream import FRAME_SECONDS
 from voice_agent.cli.simulate import ScenarioOutcome, run_scenarios
 from voice_agent.records.calls import TurnMetrics
 from voice_agent.web.local_server import free_port

@@ -18,6 +18,7 @@ from media_stream.bridge import (
 )
 from media_stream.codec import (
     FRAME_BYTES,
+    FRAME_SECONDS,
     SAMPLE_RATE,
     SILENCE_BYTE,
     duration_seconds,
@@ -57,6 +58,7 @@ from media_stream.protocol import (
     parse_inbound,
     parse_outbound,
 )
+from media_stream.sentences import SentenceSplitter, split_sentences
 from media_stream.sequencing import InboundOrder
 
 if TYPE_CHECKING:
@@ -79,6 +81,7 @@ else:  # a vendor SDK loads when its adapter is first used
 
 __all__ = [
     "FRAME_BYTES",
+    "FRAME_SECONDS",
     "ONE_MOMENT",
     "SAMPLE_RATE",
     "SILENCE_BYTE",
@@ -108,6 +111,7 @@ __all__ = [
     "Playback",
     "PlaybackResult",
     "ProtocolError",
+    "SentenceSplitter",
     "SpeechEvent",
     "SpeechStarted",
     "Start",
@@ -129,6 +133,7 @@ __all__ = [
     "parse_inbound",
     "parse_outbound",
     "resample",
+    "split_sentences",
     "ulaw_decode",
     "ulaw_encode",
 ]

@@ -12,7 +12,8 @@ import numpy.typing as npt
 
 SAMPLE_RATE = 8000
 FRAME_MS = 20
-FRAME_BYTES = SAMPLE_RATE * FRAME_MS // 1000  # 160 μ-law bytes per 20 ms frame
+FRAME_BYTES = SAMPLE_RATE * FRAME_MS // 1000  # 160 μ-law bytes (one sample each) per 20 ms frame
+FRAME_SECONDS = FRAME_MS / 1000  # the audio one Twilio media message carries
 SILENCE_BYTE = 0xFF  # μ-law code for zero
 
 _BIAS = 33  # 0x21, added to the 14-bit magnitude

@@ -27,11 +27,11 @@ from deepgram.speak.v1.audio.client import AsyncAudioClient
 from media_stream.codec import SAMPLE_RATE
 from media_stream.deepgram_transcriber import check_api_key, deepgram_environment
 from media_stream.ports import SynthesizerFailure
+from media_stream.sentences import split_sentences
 
 DEFAULT_VOICE = "aura-2-thalia-en"
 MAX_TEXT_CHARS = 2000  # Deepgram's limit for one request
 _MIN_PIECE_CHARS = 24  # a shorter sentence is merged with the next (fewer, steadier requests)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s*\n+\s*")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 _NOT_AUDIO = ("application/json", "text/")
 
@@ -40,7 +40,7 @@ def speech_pieces(text: str) -> list[str]:
     """``text`` cut at sentence ends, short sentences joined to the next; one request each."""
     pieces: list[str] = []
     pending = ""
-    for sentence in _SENTENCE_END.split(text):
+    for sentence in split_sentences(text):
         pending = f"{pending} {sentence.strip()}".strip()
         if len(pending) >= _MIN_PIECE_CHARS:
             pieces.append(pending)

@@ -23,10 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from media_stream.codec import SAMPLE_RATE
+from media_stream.codec import FRAME_BYTES, FRAME_SECONDS, SAMPLE_RATE
 
-FRAME_SECONDS = 0.020
-FRAME_SAMPLES = round(SAMPLE_RATE * FRAME_SECONDS)  # 160
+FRAME_SAMPLES = FRAME_BYTES  # μ-law: one byte a sample
 PRE_ROLL_SECONDS = 0.2
 _PRE_ROLL_FRAMES = round(PRE_ROLL_SECONDS / FRAME_SECONDS)
 _GAP_TOLERANCE = FRAME_SECONDS / 2  # timestamps further ahead than this are a gap

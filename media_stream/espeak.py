@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from media_stream.codec import SAMPLE_RATE, resample, ulaw_encode
+from media_stream.sentences import split_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ _PARAMETER_RATE = 1
 _EE_OK = 0
 _CONTINUE_SYNTHESIS = 0
 
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")  # all but the newline
 
 _SynthCallback = ctypes.CFUNCTYPE(
@@ -132,11 +132,6 @@ def _clean(text: str) -> str:
     return _CONTROL_CHARACTERS.sub(" ", text.replace("\r", "\n"))
 
 
-def _sentences(text: str) -> list[str]:
-    """The sentences of ``text`` in order, each worth one chunk of audio."""
-    return [part.strip() for part in _SENTENCE_BREAK.split(text) if part.strip()]
-
-
 class EspeakSynthesizer:
     """The offline `Synthesizer`: espeak-ng speech as μ-law 8 kHz chunks, one per sentence."""
 
@@ -160,7 +155,7 @@ class EspeakSynthesizer:
 
         Raises ValueError at once for text over ``MAX_TEXT_CHARS``; blank text yields nothing.
         """
-        return self._voice_sentences(_sentences(_clean(text)))
+        return self._voice_sentences(split_sentences(_clean(text)))
 
     async def _voice_sentences(self, sentences: list[str]) -> AsyncGenerator[bytes, None]:
         for sentence in sentences:
@@ -170,7 +165,7 @@ class EspeakSynthesizer:
 
     def render_ulaw(self, text: str) -> bytes:
         """μ-law audio for the whole of ``text`` at once (blocking); b"" for blank text."""
-        whole = " ".join(_sentences(_clean(text)))
+        whole = " ".join(split_sentences(_clean(text)))
         return self._render(whole) if whole else b""
 
     def _render(self, text: str) -> bytes:

@@ -32,8 +32,8 @@ from media_stream import (
     StreamClosed,
     encode_inbound,
     parse_outbound,
+    split_sentences,
 )
-from media_stream.bridge import split_sentences
 from media_stream.deepgram_transcriber import StreamTiming
 from tests.conftest import AUTH_TOKEN, ROOT, receptionist_settings
 from tests.fake_deepgram import (

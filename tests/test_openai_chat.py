@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from media_stream import SentenceSplitter
 from tests.fake_openai import FakeOpenAI, FakeToolCall, ScriptedCompletion
 from voice_agent.chat.guardrails import EMERGENCY_ADVICE
 from voice_agent.chat.openai_model import (
@@ -15,7 +16,6 @@ from voice_agent.chat.openai_model import (
     FINISH_MESSAGE,
     RECORD_MESSAGE,
     OpenAIChatModel,
-    SentenceSplitter,
 )
 from voice_agent.chat.port import (
     CallContext,

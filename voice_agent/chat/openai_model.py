@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field, fields
 from importlib.resources import files
@@ -28,6 +27,7 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
+from media_stream import SentenceSplitter
 from voice_agent.chat.guardrails import (
     ReplyGuard,
     escalate_for_danger,
@@ -111,43 +111,6 @@ TOOLS: list[ChatCompletionToolParam] = [
         },
     },
 ]
-
-
-# --- sentences from a token stream ---------------------------------------------------------
-
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)|\n")
-_ABBREVIATIONS = frozenset(
-    ["mr.", "mrs.", "ms.", "dr.", "st.", "no.", "e.g.", "i.e.", "approx.", "vs.", "a.m.", "p.m."]
-)
-
-
-class SentenceSplitter:
-    """Cuts streamed text into whole sentences as soon as each one is complete."""
-
-    def __init__(self) -> None:
-        self._pending = ""
-
-    def feed(self, piece: str) -> list[str]:
-        """The sentences completed by ``piece``, in order."""
-        self._pending += piece
-        sentences: list[str] = []
-        start = 0
-        for end in _SENTENCE_END.finditer(self._pending):
-            candidate = self._pending[start : end.end()].strip()
-            if not candidate:
-                start = end.end()
-                continue
-            if candidate.split()[-1].casefold() in _ABBREVIATIONS:
-                continue
-            sentences.append(candidate)
-            start = end.end()
-        self._pending = self._pending[start:]
-        return sentences
-
-    def flush(self) -> str | None:
-        """Whatever is left once the stream ends."""
-        rest, self._pending = self._pending.strip(), ""
-        return rest or None
 
 
 # --- one streamed completion ---------------------------------------------------------------
