@@ -6,14 +6,20 @@ the business it opens, a label saying who holds it, and when it was created, exp
 and was last used. A presented token is checked by hashing it and looking the hash up in its
 kind's own table, so no stored secret is ever compared byte by byte, a token never opens more
 than its one business, and an auditor's token never signs an owner in (nor the reverse).
+:class:`AttemptLimiter` lets the routes refuse an address that keeps presenting bad tokens.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -173,6 +179,65 @@ AUDITOR_TOKENS = TokenStore("auditor", "rcpt_audit_", auditor_tokens)
 """Tokens that let a carrier or counsel read one business's consent records over ``/audit``."""
 OWNER_TOKENS = TokenStore("owner", "rcpt_owner_", owner_tokens)
 """Tokens that sign a business owner in to the dashboard's ``/owner`` pages."""
+
+
+class AttemptLimiter:
+    """Slows down token guessing: an address with ``max_failures`` failed token attempts within
+    the last ``window`` seconds is refused (the routes answer 429) until the oldest of them is
+    ``window`` old. Successful attempts are not limited and do not wipe the count.
+
+    Kept in memory per process (a guess is a failure wherever it lands, so many processes each
+    allow their own share), for at most ``max_addresses`` addresses, the stalest dropped first.
+    Thread-safe: the routes run in FastAPI's thread pool.
+    """
+
+    def __init__(
+        self,
+        max_failures: int = 10,
+        window: float = 60.0,
+        *,
+        max_addresses: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_failures < 1 or window <= 0 or max_addresses < 1:
+            raise ValueError("an attempt limiter needs positive limits")
+        self.max_failures = max_failures
+        self.window = window
+        self._max_addresses = max_addresses
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, address: str) -> int | None:
+        """Seconds until ``address`` may try a token again; None when it may now."""
+        now = self._clock()
+        with self._lock:
+            failures = self._recent(address, now)
+            if failures is None or len(failures) < self.max_failures:
+                return None
+            return max(1, math.ceil(failures[0] + self.window - now))
+
+    def failed(self, address: str) -> None:
+        """Count a failed token attempt from ``address``."""
+        now = self._clock()
+        with self._lock:
+            failures = self._recent(address, now) or deque(maxlen=self.max_failures)
+            failures.append(now)
+            self._failures.pop(address, None)
+            self._failures[address] = failures  # the most recently failing address goes last
+            while len(self._failures) > self._max_addresses:
+                del self._failures[next(iter(self._failures))]
+
+    def _recent(self, address: str, now: float) -> deque[float] | None:
+        failures = self._failures.get(address)
+        if failures is None:
+            return None
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        if not failures:
+            del self._failures[address]
+            return None
+        return failures
 
 
 def sha256_hex(secret: str) -> str:

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,6 +43,7 @@ from consent_ledger import (
     summarize_events,
     verify_ledger,
 )
+from dashboard.access_tokens import AttemptLimiter
 from dashboard.auditor_tokens import AuditorToken, authenticate
 
 logger = logging.getLogger(__name__)
@@ -63,12 +64,13 @@ _BAD_TOKEN_CHALLENGE = 'Bearer realm="audit", error="invalid_token"'
 class AuditContext:
     """What the audit routes need from the application: the database (``read_engine`` for the long
     reads: on SQLite it begins deferred, so a verification never holds the write lock that calls
-    need), the consent audio, a clock."""
+    need), the consent audio, a clock, and the limiter of bad token attempts per address."""
 
     engine: Engine
     read_engine: Engine
     audio_store_root: Path
     clock: Callable[[], datetime]
+    token_attempts: AttemptLimiter = field(default_factory=AttemptLimiter)
 
 
 def audit_router() -> APIRouter:
@@ -91,11 +93,19 @@ Context = Annotated[AuditContext, Depends(audit_context)]
 
 
 def current_auditor(request: Request, context: Context) -> AuditorToken:
-    """The active token the request presents; 401 with a Bearer challenge otherwise."""
+    """The active token the request presents; 401 with a Bearer challenge otherwise, and 429
+    for an address that has presented too many bad tokens lately."""
     header = request.headers.get("authorization")
     if header is None:
         raise HTTPException(
             401, "an auditor token is required", {"WWW-Authenticate": _NO_TOKEN_CHALLENGE}
+        )
+    address = request.client.host if request.client is not None else "unknown"
+    wait = context.token_attempts.retry_after(address)
+    if wait is not None:
+        logger.warning("auditor token attempts refused: too many bad tokens from one address")
+        raise HTTPException(
+            429, "too many invalid auditor tokens; try again later", {"Retry-After": str(wait)}
         )
     match = _BEARER.fullmatch(header)
     token = None
@@ -103,6 +113,7 @@ def current_auditor(request: Request, context: Context) -> AuditorToken:
         with context.engine.begin() as conn:
             token = authenticate(conn, match.group(1), context.clock())
     if token is None:
+        context.token_attempts.failed(address)
         raise HTTPException(
             401,
             "the auditor token is invalid, expired or revoked",
@@ -188,10 +199,14 @@ def parse_e164(raw: str) -> str:
     The reply never repeats what was sent.
     """
     if _E164_SHAPE.fullmatch(raw) is not None:
-        parsed = phonenumbers.parse(raw, None)
-        e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-        if e164 == raw and phonenumbers.is_possible_number(parsed):
-            return raw
+        try:
+            parsed = phonenumbers.parse(raw, None)
+        except phonenumbers.NumberParseException:  # e.g. no such country code: +999…
+            parsed = None
+        if parsed is not None:
+            e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+            if e164 == raw and phonenumbers.is_possible_number(parsed):
+                return raw
     raise HTTPException(422, "not a phone number in E.164 form, like +15125550123")
 
 

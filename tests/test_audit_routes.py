@@ -39,6 +39,7 @@ from consent_ledger.evidence import (
 from consent_ledger.gate import revoke
 from consent_ledger.tables import consent_events
 from dashboard import audit_routes
+from dashboard.access_tokens import AttemptLimiter
 from dashboard.audit_routes import AuditContext, audit_router
 from dashboard.auditor_tokens import issue_token, list_tokens, revoke_token
 from tests.ledger_support import answer_wav, drop_append_only_triggers, sha256_hex
@@ -223,6 +224,51 @@ def test_an_expired_token_is_401(site: AuditSite) -> None:
     assert _get(site, f"/audit/numbers/{CALLER}", token).status_code == 401
 
 
+def test_an_address_that_keeps_presenting_bad_tokens_is_429(site: AuditSite) -> None:
+    limiter = site.client.app.state.audit.token_attempts  # type: ignore[attr-defined]
+    wrong = "rcpt_audit_" + "A" * 43
+    for _ in range(limiter.max_failures):
+        assert _get(site, f"/audit/numbers/{CALLER}", wrong).status_code == 401
+    refused = _get(site, f"/audit/numbers/{CALLER}", wrong)
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    # While refused, the address cannot try even a good token (nor learn that it is one).
+    assert _get(site, f"/audit/numbers/{CALLER}", site.acme_token).status_code == 429
+    assert _export(site, site.acme_token, number=CALLER).status_code == 429
+    assert CALLER not in refused.text
+
+
+def test_good_tokens_are_not_limited(site: AuditSite) -> None:
+    limiter = site.client.app.state.audit.token_attempts  # type: ignore[attr-defined]
+    for _ in range(limiter.max_failures * 2):
+        assert _get(site, f"/audit/numbers/{CALLER}", site.acme_token).status_code == 200
+
+
+def test_the_limiter_forgets_failures_once_the_window_has_passed() -> None:
+    now = [1000.0]
+    limiter = AttemptLimiter(max_failures=3, window=60.0, clock=lambda: now[0])
+    for _ in range(3):
+        assert limiter.retry_after("10.0.0.1") is None
+        limiter.failed("10.0.0.1")
+    assert limiter.retry_after("10.0.0.1") == 60
+    assert limiter.retry_after("10.0.0.2") is None  # per address
+    now[0] += 59.5
+    assert limiter.retry_after("10.0.0.1") == 1
+    now[0] += 0.5
+    assert limiter.retry_after("10.0.0.1") is None
+    limiter.failed("10.0.0.1")
+    assert limiter.retry_after("10.0.0.1") is None  # one recent failure is under the limit
+
+
+def test_the_limiter_keeps_a_bounded_number_of_addresses() -> None:
+    limiter = AttemptLimiter(max_failures=1, window=60.0, max_addresses=100, clock=lambda: 5.0)
+    for index in range(1000):
+        limiter.failed(f"10.0.{index // 256}.{index % 256}")
+    assert len(limiter._failures) == 100
+    assert limiter.retry_after("10.0.3.231") is not None  # the latest are kept
+    assert limiter.retry_after("10.0.0.0") is None
+
+
 def test_the_token_check_comes_before_the_number_check(site: AuditSite) -> None:
     assert _get(site, "/audit/numbers/abc").status_code == 401
 
@@ -261,6 +307,8 @@ def test_another_business_s_number_is_404_like_an_unknown_one(site: AuditSite) -
         "+1",
         "%3Cscript%3Ealert(1)%3C%2Fscript%3E",
         "+1512555012%C3%A9",
+        "+999123",  # no such country code: the parser refuses it (this once was a 500)
+        "+999123456789",
     ],
 )
 def test_a_malformed_number_is_422_and_not_repeated(site: AuditSite, raw: str) -> None:
@@ -508,6 +556,7 @@ def test_the_export_never_reveals_another_business_s_number(site: AuditSite) -> 
         {"number": "+1" + "5" * 100},
         {"number": "\x00"},
         {"number": "../../etc/passwd"},
+        {"number": "+999123"},
         {"number": CALLER, "format": "<script>alert(1)</script>"},
         {"number": CALLER, "format": "ZIP"},
         {"number": CALLER, "from": "<script>alert(1)</script>"},
