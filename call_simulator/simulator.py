@@ -9,11 +9,15 @@ and ``stop`` when the caller hangs up. It emulates Twilio's outbound playout buf
 server's audio plays in real time, a ``mark`` is echoed once the audio before it has played and
 ``clear`` drops the buffer and echoes every pending mark at once.
 
-The caller takes turns like a patient person: before each step it waits until the assistant
-has replied, finished playing and stayed quiet for a moment; a step with ``interrupt_after``
-barges in that many seconds after the assistant's next reply starts playing. ``speed`` scales
-all stream time (2.0 runs a call twice as fast as real time); the ring time of an unanswered
-``<Dial>`` is not waited for.
+The scripted caller takes turns like a patient person: before each step it waits until the
+assistant has replied, finished playing and stayed quiet for a moment; a step with
+``interrupt_after`` barges in that many seconds after the assistant's next reply starts playing.
+``speed`` scales all stream time (2.0 runs a call twice as fast as real time); the ring time of
+an unanswered ``<Dial>`` is not waited for.
+
+Other callers plug in through ``place_call``: a ``CallerSide`` takes its turns over the
+``CallLine`` (speak, press, hang up, the playout, the stream clock) and may listen to what the
+assistant sends (``AssistantListener``); ``call_simulator.listening_caller`` is one.
 """
 
 from __future__ import annotations
@@ -90,6 +94,94 @@ class CallerVoice(Protocol):
 
 
 @dataclass(frozen=True)
+class CallParties:
+    """Who calls whom: the caller's number, the business number dialled, whether the owner
+    picks up, and a name for the call in logs and results."""
+
+    name: str
+    caller: str
+    business_number: str
+    owner_answers: bool = False
+
+
+class AssistantListener(Protocol):
+    """Hears what the server sends, on the stream clock (the playout's own times)."""
+
+    def assistant_audio(self, audio: bytes, plays_from: float) -> None:
+        """μ-law ``audio`` arrived; it starts playing at ``plays_from`` stream seconds."""
+
+    def assistant_mark(self, name: str, due: float) -> None:
+        """A mark arrived; the audio before it has played at ``due`` stream seconds."""
+
+    def assistant_cleared(self, at: float) -> None:
+        """``clear`` arrived at ``at``: whatever had not played by then never will."""
+
+
+class CallLine(Protocol):
+    """The caller's end of a live media stream, as a ``CallerSide`` uses it."""
+
+    @property
+    def call_sid(self) -> str: ...
+
+    @property
+    def playout(self) -> PlayoutBuffer:
+        """The assistant's audio as Twilio plays it to the caller."""
+
+    @property
+    def reply_start(self) -> float | None:
+        """When the first reply since ``forget_reply`` started playing (stream seconds)."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether the server has closed the stream."""
+
+    @property
+    def reply_timeout(self) -> float:
+        """Wall-clock patience for a reply, in seconds."""
+
+    @property
+    def poll_seconds(self) -> float:
+        """Wall seconds of one 20 ms frame of stream time: a good polling interval."""
+
+    def now(self) -> float:
+        """Stream time in seconds since the stream started."""
+
+    def wall_seconds(self, stream_seconds: float) -> float: ...
+
+    async def sleep_until(self, stream_time: float) -> None: ...
+
+    def forget_reply(self) -> None:
+        """Start looking for the next reply (``reply_start`` becomes None)."""
+
+    def listen(self, listener: AssistantListener) -> None:
+        """Tell ``listener`` about everything the server sends from now on."""
+
+    async def speak(self, audio: bytes) -> bool:
+        """Send ``audio`` as the caller's frames; False if the stream closed before its end."""
+
+    async def press(self, digits: str) -> bool:
+        """Send keypad presses; False if the stream closed first."""
+
+    async def hang_up(self) -> None:
+        """``stop`` and close at once, as Twilio does when the caller hangs up."""
+
+    async def wait_closed(self, patience: float) -> bool:
+        """Wait at most ``patience`` wall seconds for the server to close; True if it did."""
+
+    def record_step(self, step: PerformedStep) -> None:
+        """Note a performed scenario step in the call's result."""
+
+    def error(self, problem: str) -> None:
+        """Note a problem Twilio would log and survive."""
+
+
+class CallerSide(Protocol):
+    """The caller's behaviour on the stream: takes its turns, returns who ended the stream."""
+
+    async def converse(self, line: CallLine) -> ClosedBy: ...
+
+
+@dataclass(frozen=True)
 class HeardTwiml:
     """One TwiML verb as the simulated Twilio carried it out."""
 
@@ -141,19 +233,55 @@ async def simulate_call(
     espeak-ng in the scenario's ``caller_voice``). Raises ``SimulationError`` when the call
     cannot go on; problems that Twilio would log and survive are listed in ``errors``.
     """
-    if speed <= 0:
-        raise ValueError(f"speed must be positive, got {speed}")
-    if reply_timeout <= 0:
-        raise ValueError(f"reply_timeout must be positive, got {reply_timeout}")
+    _check_pace(speed, reply_timeout)
     caller_audio = await asyncio.to_thread(_render_caller_audio, scenario, synthesizer)
-    call = _CallState(scenario=scenario, account_sid=account_sid)
+    parties = CallParties(
+        name=scenario.name,
+        caller=scenario.caller,
+        business_number=scenario.business_number,
+        owner_answers=scenario.owner_answers,
+    )
+    return await place_call(
+        parties,
+        _ScriptedCaller(scenario, caller_audio),
+        server_url=server_url,
+        public_base_url=public_base_url,
+        account_sid=account_sid,
+        auth_token=auth_token,
+        speed=speed,
+        reply_timeout=reply_timeout,
+    )
+
+
+async def place_call(
+    parties: CallParties,
+    caller: CallerSide,
+    *,
+    server_url: str,
+    public_base_url: str,
+    account_sid: str,
+    auth_token: str,
+    speed: float = 1.0,
+    reply_timeout: float = REPLY_TIMEOUT_SECONDS,
+) -> SimulatedCall:
+    """Place a call from ``parties.caller`` as Twilio would, with ``caller`` on the line once
+    the media stream is connected (``simulate_call`` with any caller behaviour)."""
+    _check_pace(speed, reply_timeout)
+    call = _CallState(parties=parties, account_sid=account_sid)
     signer = _Signer(RequestValidator(auth_token))
     addresses = _Addresses(server_url=server_url, public_base_url=public_base_url)
     async with httpx.AsyncClient(timeout=_HTTP_TIMEOUT_SECONDS) as http:
         webhooks = _Webhooks(http, addresses, signer)
-        stream_settings = _StreamSettings(speed, reply_timeout, caller_audio)
+        stream_settings = _StreamSettings(speed, reply_timeout, caller)
         await _TwimlFollower(call, webhooks, addresses, signer, stream_settings).run()
     return call.result()
+
+
+def _check_pace(speed: float, reply_timeout: float) -> None:
+    if speed <= 0:
+        raise ValueError(f"speed must be positive, got {speed}")
+    if reply_timeout <= 0:
+        raise ValueError(f"reply_timeout must be positive, got {reply_timeout}")
 
 
 def new_sid(prefix: str) -> str:
@@ -203,7 +331,7 @@ def read_wav_as_ulaw(path: Path) -> bytes:
 class _CallState:
     """The call's identity and everything observed so far; becomes the ``SimulatedCall``."""
 
-    scenario: Scenario
+    parties: CallParties
     account_sid: str
     call_sid: str = field(default_factory=lambda: new_sid("CA"))
     stream_sid: str | None = None
@@ -220,8 +348,8 @@ class _CallState:
         return {
             "CallSid": self.call_sid,
             "AccountSid": self.account_sid,
-            "From": self.scenario.caller,
-            "To": self.scenario.business_number,
+            "From": self.parties.caller,
+            "To": self.parties.business_number,
             "CallStatus": call_status,
             "Direction": "inbound",
             "ApiVersion": _API_VERSION,
@@ -238,7 +366,7 @@ class _CallState:
         return SimulatedCall(
             call_sid=self.call_sid,
             stream_sid=self.stream_sid,
-            scenario=self.scenario.name,
+            scenario=self.parties.name,
             twiml=tuple(self.twiml),
             caller_steps=tuple(self.caller_steps),
             assistant_audio_seconds=self.assistant_audio_seconds,
@@ -337,7 +465,7 @@ class _TwimlDocument:
 class _StreamSettings:
     speed: float
     reply_timeout: float
-    caller_audio: dict[int, bytes]
+    caller: CallerSide
 
 
 _Next = _TwimlDocument | None | Literal["continue"]
@@ -403,7 +531,7 @@ class _TwimlFollower:
         numbers = [(child.text or "").strip() for child in verb if child.tag == "Number"]
         dialled = ", ".join(numbers) or (verb.text or "").strip()
         timeout = verb.get("timeout", "30")
-        status = "completed" if self._call.scenario.owner_answers else "no-answer"
+        status = "completed" if self._call.parties.owner_answers else "no-answer"
         self._call.heard("Dial", f"{dialled} (timeout {timeout}s): {status}")
         action = verb.get("action")
         if action is None:
@@ -505,8 +633,11 @@ class PlayoutBuffer:
         self._received_seconds += seconds
         return start
 
-    def add_mark(self, name: str, now: float) -> None:
-        self._marks.append(_PendingMark(name, max(now, self._play_end)))
+    def add_mark(self, name: str, now: float) -> float:
+        """Queue a mark after the audio queued so far; returns when it is due."""
+        due = max(now, self._play_end)
+        self._marks.append(_PendingMark(name, due))
+        return due
 
     def next_mark_due(self) -> float | None:
         return self._marks[0].due if self._marks else None
@@ -614,7 +745,8 @@ async def _run_media_stream(
 
 
 class _MediaStreamSession:
-    """One bidirectional media stream, Twilio's side: audio out, playout and marks in."""
+    """One bidirectional media stream, Twilio's side: audio out, playout and marks in; the
+    ``CallLine`` its caller takes turns over."""
 
     def __init__(
         self,
@@ -635,6 +767,7 @@ class _MediaStreamSession:
         self._marks_changed = asyncio.Event()
         self._closed = asyncio.Event()
         self._reply_start: float | None = None  # play start of the first reply since the caller
+        self._listeners: list[AssistantListener] = []
         self._clock = _StreamClock(settings.speed)
 
     async def run(self) -> None:
@@ -649,7 +782,7 @@ class _MediaStreamSession:
             asyncio.create_task(self._echo_marks_when_played()),
         ]
         try:
-            self._call.closed_by = await self._perform_steps()
+            self._call.closed_by = await self._converse()
         finally:
             for task in tasks:
                 task.cancel()
@@ -757,11 +890,17 @@ class _MediaStreamSession:
                 start = self._playout.append_audio(duration_seconds(message.payload), now)
                 if self._reply_start is None:
                     self._reply_start = start
+                for listener in self._listeners:
+                    listener.assistant_audio(message.payload, start)
             case OutboundMark():
-                self._playout.add_mark(message.name, now)
+                due = self._playout.add_mark(message.name, now)
                 self._marks_changed.set()
+                for listener in self._listeners:
+                    listener.assistant_mark(message.name, due)
             case Clear():
                 self._call.clears_received += 1
+                for listener in self._listeners:
+                    listener.assistant_cleared(now)
                 await self._echo_marks(self._playout.clear(now))
                 self._marks_changed.set()
 
@@ -787,95 +926,65 @@ class _MediaStreamSession:
             self._call.marks_echoed += 1
 
     @staticmethod
-    async def _until_event(event: asyncio.Event, timeout: float) -> bool:
-        """Wait for ``event`` at most ``timeout`` wall seconds; True if it was set."""
+    async def _until_event(event: asyncio.Event, patience: float) -> bool:
+        """Wait for ``event`` at most ``patience`` wall seconds; True if it was set."""
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            await asyncio.wait_for(event.wait(), patience)
         except TimeoutError:
             return False
         return True
 
-    async def _perform_steps(self) -> ClosedBy:
-        """Take the caller's turns; who ended the stream."""
+    async def _converse(self) -> ClosedBy:
+        """Let the caller take its turns; who ended the stream."""
         try:
-            return await self._take_turns()
+            return await self._settings.caller.converse(self)
         except SimulationError:
-            await self._hang_up()
+            await self.hang_up()
             raise
 
-    async def _take_turns(self) -> ClosedBy:
-        steps = self._call.scenario.steps
-        for index, step in enumerate(steps):
-            where = f"step {index + 1} of {len(steps)} ({describe_step(step)})"
-            if not await self._await_turn(step, where):
-                self._call.error(f"the server closed the stream before {where}")
-                return "server"
-            started = self._clock.now()
-            if isinstance(step, HangUpStep):
-                await self._hang_up()
-                self._record_step(index, step, started)
-                return "caller"
-            if not await self._perform(index, step):
-                self._call.error(f"the server closed the stream during {where}")
-                return "server"
-            self._record_step(index, step, started)
-            self._reply_start = None
-        if await self._until_event(self._closed, self._settings.reply_timeout):
-            return "server"
-        self._call.error(
-            f"the server did not end the call within {self._settings.reply_timeout:g} s "
-            "after the caller's last step; the caller hung up"
-        )
-        await self._hang_up()
-        return "caller"
+    # --- the CallLine a caller uses ---------------------------------------------------------
 
-    def _record_step(self, index: int, step: Step, started: float) -> None:
-        performed = PerformedStep(index, step, started, self._clock.now())
-        self._call.caller_steps.append(performed)
-        logger.info(
-            "call %s: caller step %d %s at %.2f–%.2f s",
-            self._call.call_sid,
-            index + 1,
-            describe_step(step),
-            performed.started_at,
-            performed.ended_at,
-        )
+    @property
+    def call_sid(self) -> str:
+        return self._call.call_sid
 
-    async def _await_turn(self, step: Step, where: str) -> bool:
-        """Wait until the caller may take ``step``; False if the server closed the stream.
+    @property
+    def playout(self) -> PlayoutBuffer:
+        return self._playout
 
-        The timeout runs while the assistant is silent: a long reply never trips it.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._settings.reply_timeout
-        poll = self._clock.wall_seconds(FRAME_SECONDS)
-        while not self._closed.is_set():
-            if self._turn_has_come(step):
-                return True
-            if self._playout.quiet_since() >= self._clock.now():
-                deadline = loop.time() + self._settings.reply_timeout  # still talking: no stall
-            if loop.time() >= deadline:
-                awaited = "start" if step.interrupt_after is not None else "finish"
-                raise SimulationError(
-                    f"before {where}: the assistant did not {awaited} a reply "
-                    f"within {self._settings.reply_timeout:g} s"
-                )
-            await self._until_event(self._closed, poll)
-        return False
+    @property
+    def reply_start(self) -> float | None:
+        return self._reply_start
 
-    def _turn_has_come(self, step: Step) -> bool:
-        if self._reply_start is None:
-            return False
-        now = self._clock.now()
-        if step.interrupt_after is not None:
-            return now >= self._reply_start + step.interrupt_after
-        return now >= self._playout.quiet_since() + QUIET_SECONDS
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
 
-    async def _perform(self, index: int, step: SayStep | PressStep | WavStep) -> bool:
-        """Speak or press ``step``; False if the stream closed first."""
-        if isinstance(step, PressStep):
-            return await self._press(step.digits)
-        line = self._mouth.speak(self._settings.caller_audio[index])
+    @property
+    def reply_timeout(self) -> float:
+        return self._settings.reply_timeout
+
+    @property
+    def poll_seconds(self) -> float:
+        return self._clock.wall_seconds(FRAME_SECONDS)
+
+    def now(self) -> float:
+        return self._clock.now()
+
+    def wall_seconds(self, stream_seconds: float) -> float:
+        return self._clock.wall_seconds(stream_seconds)
+
+    async def sleep_until(self, stream_time: float) -> None:
+        await self._clock.sleep_until(stream_time)
+
+    def forget_reply(self) -> None:
+        self._reply_start = None
+
+    def listen(self, listener: AssistantListener) -> None:
+        self._listeners.append(listener)
+
+    async def speak(self, audio: bytes) -> bool:
+        line = self._mouth.speak(audio)
         closed = asyncio.ensure_future(self._closed.wait())
         try:
             await asyncio.wait((line, closed), return_when=asyncio.FIRST_COMPLETED)
@@ -883,7 +992,7 @@ class _MediaStreamSession:
             closed.cancel()
         return line.done()
 
-    async def _press(self, digits: str) -> bool:
+    async def press(self, digits: str) -> bool:
         try:
             for position, digit in enumerate(digits):
                 if position:
@@ -893,10 +1002,104 @@ class _MediaStreamSession:
             return False
         return True
 
-    async def _hang_up(self) -> None:
-        """``stop`` and close at once, as Twilio does when the caller hangs up."""
+    async def hang_up(self) -> None:
         try:
             await self._send(self._stop_message)
             await self._websocket.close()
         except ConnectionClosed:
             logger.info("call %s: the stream was already closed at hang-up", self._call.call_sid)
+
+    async def wait_closed(self, patience: float) -> bool:
+        return await self._until_event(self._closed, patience)
+
+    def record_step(self, step: PerformedStep) -> None:
+        self._call.caller_steps.append(step)
+
+    def error(self, problem: str) -> None:
+        self._call.error(problem)
+
+
+class _ScriptedCaller:
+    """The scenario's caller: its steps in order, each once the assistant has had its say."""
+
+    def __init__(self, scenario: Scenario, caller_audio: dict[int, bytes]) -> None:
+        self._scenario = scenario
+        self._caller_audio = caller_audio
+
+    async def converse(self, line: CallLine) -> ClosedBy:
+        steps = self._scenario.steps
+        for index, step in enumerate(steps):
+            where = f"step {index + 1} of {len(steps)} ({describe_step(step)})"
+            if not await self._await_turn(line, step, where):
+                line.error(f"the server closed the stream before {where}")
+                return "server"
+            started = line.now()
+            if isinstance(step, HangUpStep):
+                await line.hang_up()
+                self._record_step(line, index, step, started)
+                return "caller"
+            if not await self._perform(line, index, step):
+                line.error(f"the server closed the stream during {where}")
+                return "server"
+            self._record_step(line, index, step, started)
+            line.forget_reply()
+        if await line.wait_closed(line.reply_timeout):
+            return "server"
+        line.error(
+            f"the server did not end the call within {line.reply_timeout:g} s "
+            "after the caller's last step; the caller hung up"
+        )
+        await line.hang_up()
+        return "caller"
+
+    @staticmethod
+    def _record_step(line: CallLine, index: int, step: Step, started: float) -> None:
+        performed = PerformedStep(index, step, started, line.now())
+        line.record_step(performed)
+        logger.info(
+            "call %s: caller step %d %s at %.2f–%.2f s",
+            line.call_sid,
+            index + 1,
+            describe_step(step),
+            performed.started_at,
+            performed.ended_at,
+        )
+
+    async def _await_turn(self, line: CallLine, step: Step, where: str) -> bool:
+        """Wait until the caller may take ``step``; False if the server closed the stream.
+
+        The timeout runs while the assistant is silent: a long reply never trips it.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + line.reply_timeout
+        while not line.closed:
+            if self._turn_has_come(line, step):
+                return True
+            if line.playout.quiet_since() >= line.now():
+                deadline = loop.time() + line.reply_timeout  # still talking: no stall
+            if loop.time() >= deadline:
+                awaited = "start" if step.interrupt_after is not None else "finish"
+                raise SimulationError(
+                    f"before {where}: the assistant did not {awaited} a reply "
+                    f"within {line.reply_timeout:g} s"
+                )
+            await line.wait_closed(line.poll_seconds)
+        return False
+
+    @staticmethod
+    def _turn_has_come(line: CallLine, step: Step) -> bool:
+        reply_start = line.reply_start
+        if reply_start is None:
+            return False
+        now = line.now()
+        if step.interrupt_after is not None:
+            return now >= reply_start + step.interrupt_after
+        return now >= line.playout.quiet_since() + QUIET_SECONDS
+
+    async def _perform(
+        self, line: CallLine, index: int, step: SayStep | PressStep | WavStep
+    ) -> bool:
+        """Speak or press ``step``; False if the stream closed first."""
+        if isinstance(step, PressStep):
+            return await line.press(step.digits)
+        return await line.speak(self._caller_audio[index])

@@ -256,7 +256,7 @@ async def host() -> AsyncIterator[tuple[FakeServerHost, int]]:
     )
     uvicorn_server = uvicorn.Server(config)
     task = asyncio.create_task(uvicorn_server.serve())
-    while not uvicorn_server.started:
+    while not uvicorn_server.started:  # noqa: ASYNC110 - uvicorn's flag is not an Event
         await asyncio.sleep(0.01)
     yield fake_host, uvicorn_server.servers[0].sockets[0].getsockname()[1]
     uvicorn_server.should_exit = True
