@@ -7,8 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from media_stream import Word
 from tests.conftest import BACKENDS, fresh_database
-from voice_agent.records.calls import CallRecord, Turn, get_call, list_calls, save_call
+from voice_agent.records.calls import (
+    CallRecord,
+    CallSidClash,
+    Turn,
+    get_call,
+    list_calls,
+    save_call,
+)
 from voice_agent.records.database import make_engine
 from voice_agent.records.migrate import upgrade
 
@@ -57,3 +65,68 @@ def test_a_call_round_trips_with_address_and_preferred_time(backend: str, tmp_pa
         assert listed[stored.call_sid].preferred_time == "tomorrow morning, before 10"
         assert listed[bare.call_sid].address is None
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_reused_call_sid_is_refused_and_never_overwrites(
+    backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with fresh_database(backend, tmp_path, "call_clash") as url:
+        upgrade(url)
+        engine = make_engine(url)
+        stored = _record()
+        with engine.begin() as conn:
+            save_call(conn, stored)
+        intruder = _record(
+            business_id="bright-spark-electric",
+            caller_number="+13035550177",
+            consent_outcome="affirmative",
+            turns=(Turn("caller", "keypad", "1", 2.0),),
+        )
+        for clash in (intruder, stored):  # another business's call, or the same one again
+            with (
+                caplog.at_level("WARNING", logger="voice_agent.records.calls"),
+                pytest.raises(CallSidClash) as refused,
+                engine.begin() as conn,
+            ):
+                save_call(conn, clash)
+            assert refused.value.stored_business_id == "acme-plumbing"
+            assert refused.value.business_id == clash.business_id
+        with engine.connect() as conn:
+            assert get_call(conn, stored.call_sid) == stored
+            assert list_calls(conn, "bright-spark-electric") == []
+        engine.dispose()
+    refusals = [r for r in caplog.records if "is refused" in r.getMessage()]
+    assert len(refusals) == 2
+
+
+def test_stream_times_are_kept_within_the_call(tmp_path: Path) -> None:
+    """A stream that reports far-future media timestamps cannot push a stored call's times
+    past its end (the owner's page adds them to the call's start)."""
+    url = f"sqlite:///{tmp_path / 'clamped.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    far = 10.0**15
+    record = _record(
+        turns=(
+            Turn(
+                "caller", "speech", "hello", far, far + 1, 0.9, (Word("hello", far, far + 1, 0.9),)
+            ),
+            Turn("caller", "keypad", "1", -5.0),
+            Turn("assistant", "speech", "Thanks.", 20.0, float("nan")),
+        )
+    )
+    with engine.begin() as conn:
+        save_call(conn, record)
+    with engine.connect() as conn:
+        stored = get_call(conn, record.call_sid)
+    engine.dispose()
+    assert stored is not None
+    span = 180.0  # the call lasted three minutes
+    first, second, third = stored.turns
+    assert (first.start, first.end) == (span, span)
+    assert [(w.start, w.end) for w in first.words] == [(span, span)]
+    assert second.start == 0.0
+    assert (third.start, third.end) == (20.0, 0.0)
+    for turn in stored.turns:
+        assert stored.started_at + timedelta(seconds=turn.start) <= stored.ended_at  # type: ignore[operator]

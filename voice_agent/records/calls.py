@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+import logging
+import math
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, insert, select
 
+from consent_ledger import stored_instant
 from media_stream import Word
 from voice_agent.records.tables import call_turns, calls
+
+logger = logging.getLogger(__name__)
+
+MAX_CALL_SECONDS = 4 * 3600.0  # Twilio ends a call after four hours at most
 
 
 @dataclass(frozen=True)
@@ -62,10 +69,35 @@ class CallRecord:
     turns: tuple[Turn, ...] = ()
 
 
+class CallSidClash(Exception):
+    """A call with this SID is stored already: the new one is refused, the stored one kept."""
+
+    def __init__(self, call_sid: str, business_id: str, stored_business_id: str) -> None:
+        super().__init__(
+            f"call {call_sid} of {business_id} is refused: that call SID is stored already "
+            f"(for {stored_business_id})"
+        )
+        self.call_sid = call_sid
+        self.business_id = business_id
+        self.stored_business_id = stored_business_id
+
+
 def save_call(conn: Connection, record: CallRecord) -> None:
-    """Store (or replace) a call and its transcript."""
-    conn.execute(delete(call_turns).where(call_turns.c.call_sid == record.call_sid))
-    conn.execute(delete(calls).where(calls.c.call_sid == record.call_sid))
+    """Store a new call and its transcript, with its times kept within the call.
+
+    A call is stored once, under its business and call SID. A SID that is stored already (for
+    this business or another) is refused with :class:`CallSidClash` and logged; the stored call
+    is never overwritten. Turn and word times (stream seconds, which the stream itself reports)
+    are clamped to the call's wall-clock span, so a stored call's times stay sane.
+    """
+    stored = conn.execute(
+        select(calls.c.business_id).where(calls.c.call_sid == record.call_sid)
+    ).scalar_one_or_none()
+    if stored is not None:
+        clash = CallSidClash(record.call_sid, record.business_id, stored)
+        logger.warning("%s", clash, extra={"business_id": record.business_id})
+        raise clash
+    record = _within_call(record)
     row = {
         name: getattr(record, name)
         for name in calls.c.keys()  # noqa: SIM118 - Column collection, not a dict
@@ -86,6 +118,34 @@ def save_call(conn: Connection, record: CallRecord) -> None:
                 for position, turn in enumerate(record.turns)
             ],
         )
+
+
+def _within_call(record: CallRecord) -> CallRecord:
+    """``record`` with every turn and word time inside ``[0, the call's length]``."""
+    span = MAX_CALL_SECONDS
+    if record.ended_at is not None:
+        span = min(span, max(0.0, (record.ended_at - record.started_at).total_seconds()))
+
+    def clamp(seconds: float) -> float:
+        if math.isnan(seconds):
+            return 0.0
+        return min(max(seconds, 0.0), span)
+
+    def optional(seconds: float | None) -> float | None:
+        return None if seconds is None else clamp(seconds)
+
+    turns = tuple(
+        replace(
+            turn,
+            start=clamp(turn.start),
+            end=optional(turn.end),
+            words=tuple(
+                replace(word, start=clamp(word.start), end=clamp(word.end)) for word in turn.words
+            ),
+        )
+        for turn in record.turns
+    )
+    return record if turns == record.turns else replace(record, turns=turns)
 
 
 def _turn_row(call_sid: str, position: int, turn: Turn) -> dict[str, Any]:
@@ -141,6 +201,6 @@ def _record(row: Any, turns: tuple[Turn, ...]) -> CallRecord:
     values["notes"] = tuple(values["notes"] or ())
     values["turn_metrics"] = tuple(TurnMetrics(**m) for m in values["turn_metrics"] or ())
     for name in ("started_at", "ended_at", "transcript_purged_at"):
-        if values[name] is not None and values[name].tzinfo is None:
-            values[name] = values[name].replace(tzinfo=UTC)  # SQLite drops the zone
+        if values[name] is not None:
+            values[name] = stored_instant(values[name])  # SQLite drops the zone
     return CallRecord(**values, turns=turns)
