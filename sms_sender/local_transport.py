@@ -1,7 +1,8 @@
 """The embedded SMS transport: records texts in memory and logs them, sends nothing anywhere.
 
 It lets the whole product run on a laptop with no provider account. The outbox row is the
-database record of each text; ``on_send`` lets the CLI show each text as it goes out.
+database record of each text; ``on_send`` lets the CLI show each text as it goes out. Its log
+line shows the numbers' last four digits only, and not the text, unless debug logging is on.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ from sms_sender.transport import OutgoingSms, SendReceipt
 logger = logging.getLogger(__name__)
 
 SendListener = Callable[[OutgoingSms, SendReceipt], None]
+
+
+def last_four(number: str) -> str:
+    """A phone number as logs show it: only its last four digits (``+*******0123``)."""
+    if len(number) <= 4:
+        return "*" * len(number)
+    return "".join(c if not c.isdigit() else "*" for c in number[:-4]) + number[-4:]
 
 
 @dataclass(frozen=True)
@@ -44,13 +52,22 @@ class LocalSmsTransport:
         with self._lock:
             self.delivered.append(sms)
             self._accepted.append(_Accepted(sms, receipt, datetime.now(UTC)))
-        logger.info(
-            "local SMS %s from %s to %s: %s",
-            receipt.provider_message_id,
-            sms.from_number,
-            sms.to_number,
-            sms.body,
-        )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "local SMS %s from %s to %s: %s",
+                receipt.provider_message_id,
+                sms.from_number,
+                sms.to_number,
+                sms.body,
+            )
+        else:  # no numbers in full and no text (it may quote one) unless debugging
+            logger.info(
+                "local SMS %s from %s to %s (%d characters)",
+                receipt.provider_message_id,
+                last_four(sms.from_number),
+                last_four(sms.to_number),
+                len(sms.body),
+            )
         if self._on_send is not None:
             self._on_send(sms, receipt)
         return receipt

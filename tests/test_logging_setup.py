@@ -1,11 +1,23 @@
-"""Log lines carry the call they belong to, a business named by the logger itself, and extras."""
+"""Log lines carry the call they belong to, a business named by the logger itself, and extras;
+phone numbers in them are masked unless debug logging is on."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from voice_agent.logging_setup import LOG_FORMAT, CallContextFilter, KeyValueFormatter, bind_call
+import pytest
+
+from sms_sender import LocalSmsTransport, OutgoingSms
+from voice_agent.logging_setup import (
+    LOG_FORMAT,
+    CallContextFilter,
+    KeyValueFormatter,
+    PhoneNumberMask,
+    bind_call,
+    configure_logging,
+    mask_phone_numbers,
+)
 
 
 def _line(record: logging.LogRecord) -> str:
@@ -41,3 +53,79 @@ def test_a_business_named_by_the_logger_wins_and_extras_are_key_values() -> None
 def test_a_plain_line_has_no_trailing_fields() -> None:
     line = _line(_record("dispatcher woke, %d due", 3))
     assert line.endswith("business_id=- dispatcher woke, 3 due")
+
+
+NUMBER = "+15125550142"
+
+
+def test_phone_numbers_are_masked_to_their_last_four_digits() -> None:
+    assert mask_phone_numbers(f"call from {NUMBER} to +447911123456") == (
+        "call from +*******0142 to +********3456"
+    )
+    assert mask_phone_numbers("GET /audit/export?number=%2B15125550123&format=zip") == (
+        "GET /audit/export?number=%2B*******0123&format=zip"
+    )
+    # Not numbers: call SIDs, counts, short codes, a sum.
+    kept = "CA15125550142 seq=15125550142 +1234 1+15125550142x"
+    assert mask_phone_numbers(kept) == kept
+
+
+def test_lines_mask_numbers_everywhere_unless_debugging() -> None:
+    record = _record("text to %s failed", NUMBER, to=NUMBER)
+    CallContextFilter().filter(record)
+    masked = KeyValueFormatter(LOG_FORMAT, mask_numbers=True).format(record)
+    assert NUMBER not in masked
+    assert masked.endswith("text to +*******0142 failed to=+*******0142")
+    full = KeyValueFormatter(LOG_FORMAT).format(record)
+    assert full.endswith(f"text to {NUMBER} failed to={NUMBER}")
+
+
+def test_the_web_server_s_access_log_is_masked_with_its_arguments_intact() -> None:
+    access = logging.getLogger("uvicorn.access")
+    root = logging.getLogger()
+    touched = [root, *(logging.getLogger(name) for name in ("alembic", "faster_whisper", "httpx"))]
+    levels = [logger.level for logger in touched]
+    handlers, filters = list(root.handlers), list(access.filters)
+    try:
+        configure_logging(verbose=False)
+        record = access.makeRecord(
+            access.name,
+            logging.INFO,
+            __file__,
+            1,
+            '%s - "%s %s HTTP/%s" %d',
+            ("127.0.0.1:5000", "GET", f"/audit/numbers/{NUMBER}", "1.1", 200),
+            None,
+        )
+        assert access.filter(record)
+        assert isinstance(record.args, tuple) and len(record.args) == 5  # uvicorn unpacks them
+        assert record.getMessage() == (
+            '127.0.0.1:5000 - "GET /audit/numbers/+*******0142 HTTP/1.1" 200'
+        )
+        configure_logging(verbose=True)  # debugging shows numbers in full
+        assert not any(isinstance(f, PhoneNumberMask) for f in access.filters)
+    finally:
+        access.filters[:] = filters
+        root.handlers[:] = handlers
+        for logger, level in zip(touched, levels, strict=True):
+            logger.setLevel(level)
+
+
+def test_the_local_sms_transport_logs_only_the_last_four_digits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sms = OutgoingSms(
+        to_number=NUMBER,
+        from_number="+15125550100",
+        body=f"Call us back at {NUMBER}",
+    )
+    with caplog.at_level(logging.INFO, logger="sms_sender.local_transport"):
+        LocalSmsTransport().send(sms)
+    (line,) = caplog.messages
+    assert "+*******0142" in line and "+*******0100" in line
+    assert "5550142" not in line and "Call us back" not in line
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="sms_sender.local_transport"):
+        LocalSmsTransport().send(sms)
+    (line,) = caplog.messages
+    assert NUMBER in line and "Call us back" in line

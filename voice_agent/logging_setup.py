@@ -1,9 +1,14 @@
 """Structured logs: every line carries the call SID and business id of the call it belongs to,
-and any fields a logger passes with ``extra=`` as ``key=value`` pairs."""
+and any fields a logger passes with ``extra=`` as ``key=value`` pairs.
+
+Phone numbers are masked to their last four digits (``+*******0123``, also ``%2B…`` in a URL)
+in every line, the web server's access log included, unless debug logging is on."""
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
 from contextvars import ContextVar
 
 _call_sid: ContextVar[str] = ContextVar("call_sid", default="-")
@@ -41,23 +46,65 @@ class CallContextFilter(logging.Filter):
         return True
 
 
+# A number in E.164 (7-15 digits after "+"), or with its "+" URL-encoded; not inside a word.
+_PHONE_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\+|%2[Bb])([0-9]{3,11})([0-9]{4})(?![0-9])")
+_SERVER_LOGGERS = ("uvicorn.access", "uvicorn.error")  # they log through handlers of their own
+
+
+def mask_phone_numbers(text: str) -> str:
+    """``text`` with every phone number in it reduced to its last four digits."""
+    return _PHONE_NUMBER.sub(lambda m: m[1] + "*" * len(m[2]) + m[3], text)
+
+
 class KeyValueFormatter(logging.Formatter):
-    """The standard line, then each ``extra=`` field of the record as ``key=value``."""
+    """The standard line, then each ``extra=`` field of the record as ``key=value``; with
+    ``mask_numbers``, phone numbers anywhere in the line are masked."""
+
+    def __init__(self, fmt: str | None = None, *, mask_numbers: bool = False) -> None:
+        super().__init__(fmt)
+        self.mask_numbers = mask_numbers
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         extras = [
             f"{key}={value}" for key, value in vars(record).items() if key not in _RECORD_FIELDS
         ]
-        return " ".join([line, *extras])
+        line = " ".join([line, *extras])
+        return mask_phone_numbers(line) if self.mask_numbers else line
+
+
+class PhoneNumberMask(logging.Filter):
+    """Masks phone numbers in a record's message and its text arguments, keeping their shape
+    (the web server's access-log formatter unpacks its arguments)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = mask_phone_numbers(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_masked(arg) for arg in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {key: _masked(arg) for key, arg in record.args.items()}
+        return True
+
+
+def _masked(value: object) -> object:
+    return mask_phone_numbers(value) if isinstance(value, str) else value
 
 
 def configure_logging(verbose: bool = False) -> None:
+    """One handler on the root logger; ``verbose`` turns debug logging on, and with it shows
+    phone numbers in full."""
     handler = logging.StreamHandler()
     handler.addFilter(CallContextFilter())
-    handler.setFormatter(KeyValueFormatter(LOG_FORMAT))
+    handler.setFormatter(KeyValueFormatter(LOG_FORMAT, mask_numbers=not verbose))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for chatty in ("alembic", "faster_whisper", "httpx"):
         logging.getLogger(chatty).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for name in _SERVER_LOGGERS:  # uvicorn's logging set-up keeps a logger's filters
+        server_logger = logging.getLogger(name)
+        for old in [f for f in server_logger.filters if isinstance(f, PhoneNumberMask)]:
+            server_logger.removeFilter(old)
+        if not verbose:
+            server_logger.addFilter(PhoneNumberMask())
