@@ -32,6 +32,7 @@ from consent_ledger.gate import (
     revoke,
     revoke_consent,
 )
+from consent_ledger.instants import require_utc, stored_instant
 from consent_ledger.projection import ConsentStateRow, ConsentStatus, consent_state
 from consent_ledger.queries import (
     AudioReference,
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
         summaries_to_json,
         summarize_events,
     )
-else:  # these load a vendor SDK, a web framework or a PDF library: on first use
+else:  # the audit packet needs the PDF library: it loads on first use
     __getattr__, _, _ = lazy_loader.attach(
         __name__,
         submod_attrs={
@@ -113,9 +114,11 @@ __all__ = [
     "metadata",
     "owner_notifications_allowed",
     "rebuild_projection",
+    "require_utc",
     "resubscribe",
     "revoke",
     "revoke_consent",
+    "stored_instant",
     "summaries_to_csv",
     "summaries_to_json",
     "summarize_events",

@@ -32,7 +32,7 @@ from dashboard.tables import metadata
 if TYPE_CHECKING:
     from dashboard.audit_routes import AuditContext, audit_router
     from dashboard.owner_routes import OwnerContext, owner_router
-else:  # these load a vendor SDK, a web framework or a PDF library: on first use
+else:  # the web framework and templates load when the routes are first used
     __getattr__, _, _ = lazy_loader.attach(
         __name__,
         submod_attrs={

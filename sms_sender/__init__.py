@@ -45,7 +45,7 @@ from sms_sender.transport import OutgoingSms, SendFailed, SendReceipt, SmsTransp
 
 if TYPE_CHECKING:
     from sms_sender.twilio_transport import OUTBOX_ID_PARAMETER, TwilioSmsTransport
-else:  # these load a vendor SDK, a web framework or a PDF library: on first use
+else:  # the Twilio SDK loads when the Twilio transport is first used
     __getattr__, _, _ = lazy_loader.attach(
         __name__,
         submod_attrs={

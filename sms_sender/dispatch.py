@@ -29,12 +29,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
+from consent_ledger import require_utc
 from sms_sender.carrier_opt_out import UNSUBSCRIBED_AT_CARRIER, revoke_after_carrier_opt_out
 from sms_sender.delivery import apply_early_report
 from sms_sender.outbox import OutboxMessage, OutboxStatus, lock_message, message_from_row
@@ -86,7 +87,7 @@ def dispatch_due(
     rules: SendRules | None = None,
 ) -> DispatchReport:
     """Dispatch up to ``limit`` rows that are scheduled and due at ``now``."""
-    now = _as_utc(now)
+    now = require_utc("now", now)
     chosen_rules = rules or SendRules()
     recover_stale_claims(engine, now)
     outcomes: Counter[_Outcome] = Counter()
@@ -320,9 +321,3 @@ def _record(conn: Connection, message_id: int, status: OutboxStatus, **values: A
 
 def _log_fields(message: OutboxMessage) -> dict[str, str]:
     return {"business_id": message.business_id, "call_sid": message.call_sid}
-
-
-def _as_utc(now: datetime) -> datetime:
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("dispatch_due needs an aware datetime for now")
-    return now.astimezone(UTC)

@@ -3,10 +3,9 @@ business and call tables, read-only and always scoped to one business."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import Connection, func, select
 
+from consent_ledger import stored_instant
 from dashboard import BusinessProfile, CallDetails, CallListing, TranscriptLine
 from voice_agent.records.calls import CallRecord, get_call
 from voice_agent.records.tables import businesses, calls
@@ -46,7 +45,7 @@ class ReceptionistCallLog:
             .limit(limit)
         )
         return [
-            CallListing(**{**row._asdict(), "started_at": _utc(row.started_at)})
+            CallListing(**{**row._asdict(), "started_at": stored_instant(row.started_at)})
             for row in conn.execute(query)
         ]
 
@@ -55,11 +54,6 @@ class ReceptionistCallLog:
         if record is None or record.business_id != business_id:
             return None
         return _details(record)
-
-
-def _utc(value: datetime) -> datetime:
-    """A time read back from the database, as aware UTC (SQLite keeps no zone)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _details(record: CallRecord) -> CallDetails:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
 
@@ -26,6 +26,7 @@ from consent_ledger import (
     AudioStore,
     CorruptEventError,
     audio_references,
+    stored_instant,
 )
 from voice_agent.records.tables import businesses, call_turns, calls
 
@@ -149,7 +150,7 @@ def _expired_transcripts(
             .order_by(calls.c.started_at, calls.c.call_sid)
         )
         for call_sid, started_at, turns in conn.execute(expired):
-            yield TranscriptRemoval(business_id, call_sid, _aware(started_at), turns)
+            yield TranscriptRemoval(business_id, call_sid, stored_instant(started_at), turns)
 
 
 def _delete_transcripts(
@@ -197,11 +198,6 @@ def _expired_audio(
             yield AudioRemoval(
                 audio_sha256, reference.business_id, reference.seq, kept_until, reason
             )
-
-
-def _aware(instant: datetime) -> datetime:
-    """A stored instant as aware UTC (SQLite drops the zone)."""
-    return instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
 
 
 def _years_after(instant: datetime, years: int) -> datetime:
