@@ -26,6 +26,7 @@ import json
 import zipfile
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import cached_property
 from importlib import resources
 from typing import Any
 
@@ -124,18 +125,25 @@ class StoredEvent:
 
     def evidence(self) -> ConsentEvidence | None:
         """The evidence the body records, or None when the stored body does not load."""
-        try:
-            return ConsentEvidence.from_dict(json.loads(self.body)["evidence"])
-        except (ValueError, KeyError, TypeError):
-            return None
+        return self._loaded[0]
 
     def audio_sha256(self) -> str | None:
         """The answer audio's hash as the body records it, read even from damaged evidence."""
+        return self._loaded[1]
+
+    @cached_property
+    def _loaded(self) -> tuple[ConsentEvidence | None, str | None]:
+        """The body's evidence and audio hash, read once (an export asks for both, repeatedly)."""
         try:
-            found = json.loads(self.body)["evidence"].get("audio_sha256")
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return None
-        return found if isinstance(found, str) else None
+            recorded = json.loads(self.body)["evidence"]
+        except (ValueError, KeyError, TypeError):
+            return None, None
+        try:
+            evidence = ConsentEvidence.from_dict(recorded)
+        except (ValueError, KeyError, TypeError):
+            evidence = None
+        found = recorded.get("audio_sha256") if isinstance(recorded, dict) else None
+        return evidence, found if isinstance(found, str) else None
 
 
 @dataclass(frozen=True)
