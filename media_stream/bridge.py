@@ -54,6 +54,7 @@ CHUNK_BYTES = FRAME_BYTES * 10  # 200 ms of audio per outbound media message
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 FRAME_SECONDS = 0.02
 ARRIVALS_KEPT = 1500  # arrival times of the last 30 s of inbound frames, for latency metrics
+SKIPPED_FRAMES_LOGGED = 5  # per stream; the count of all of them is logged at the end
 
 
 def split_sentences(text: str) -> list[str]:
@@ -311,6 +312,8 @@ class CallBridge:
         if self._closed:
             return
         self._closed = True
+        if self.skipped_frames:
+            logger.warning("skipped %d malformed or out-of-order frames", self.skipped_frames)
         self._finish("assistant hung up")
         await self._transcription.close()
         for task in self._tasks:
@@ -357,16 +360,23 @@ class CallBridge:
             try:
                 message = parse_inbound(raw)
             except ProtocolError as error:
-                self.skipped_frames += 1
-                logger.warning("skipping malformed frame: %s", error)
+                self._skip("malformed", error)
                 continue
             reason = self._order.admit(message)
             if reason is not None:
-                self.skipped_frames += 1
-                logger.warning("skipping out-of-order frame: %s", reason)
+                self._skip("out-of-order", reason)
                 continue
             if not isinstance(message, Connected):  # the only message the bridge ignores
                 return message
+
+    def _skip(self, kind: str, why: object) -> None:
+        """Count a skipped frame; only the first few of a call are logged one by one (a peer
+        sending junk must not flood the log), the rest are counted when the bridge closes."""
+        self.skipped_frames += 1
+        if self.skipped_frames <= SKIPPED_FRAMES_LOGGED:
+            logger.warning("skipping %s frame: %s", kind, why)
+            if self.skipped_frames == SKIPPED_FRAMES_LOGGED:
+                logger.warning("further skipped frames of this stream are only counted")
 
     async def _read_stream(self) -> None:
         while True:

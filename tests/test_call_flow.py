@@ -1,8 +1,10 @@
-"""The voice webhooks and the websocket upgrade: signatures, TwiML, unknown numbers."""
+"""The voice webhooks and the websocket upgrade: signatures, TwiML with the call's stream
+credential, unknown numbers. (Replayed and credential-less streams: test_stream_replay.py.)"""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -16,6 +18,7 @@ from voice_agent.services import build_services
 from voice_agent.settings import Settings
 from voice_agent.signatures import TwilioSignatures
 from voice_agent.web.app import create_app
+from voice_agent.web.stream_credentials import StreamCredentials
 
 ACME = "+15125550100"  # rings the owner first
 BRIGHT_SPARK = "+13035550140"  # straight to the assistant
@@ -99,19 +102,51 @@ def _stream_of(document: str) -> tuple[str, dict[str, str], list[str]]:
     return stream.get("url", ""), parameters, [child.tag for child in root]
 
 
-def test_business_without_ring_first_connects_the_stream(client: TestClient) -> None:
+def _credentials(settings: Settings) -> StreamCredentials:
+    return StreamCredentials.from_settings(settings)
+
+
+def test_business_without_ring_first_connects_the_stream(
+    client: TestClient, settings: Settings
+) -> None:
     response = _post(client, "/twilio/voice", _call(BRIGHT_SPARK))
     url, parameters, verbs = _stream_of(response.text)
     assert url == "wss://receptionist.example.com/twilio/media-stream"
+    credential = parameters.pop("credential")
     assert parameters == {"business": "bright-spark-electric", "caller": CALLER}
     assert verbs == ["Connect", "Hangup"]
+    grant = _credentials(settings).check(
+        credential, "CA" + "1" * 32, "bright-spark-electric", CALLER, datetime.now(UTC)
+    )
+    assert grant.business_id == "bright-spark-electric"
+    assert all(len(name) + len(value) < 500 for name, value in parameters.items())
+    assert len("credential") + len(credential) < 500  # Twilio's limit for a <Parameter>
 
 
 @pytest.mark.parametrize("status", ["no-answer", "busy", "failed", "canceled"])
-def test_unanswered_dial_connects_the_stream(client: TestClient, status: str) -> None:
+def test_unanswered_dial_connects_the_stream(
+    client: TestClient, settings: Settings, status: str
+) -> None:
     response = _post(client, "/twilio/voice/dial-status", _call(ACME, DialCallStatus=status))
     _, parameters, _ = _stream_of(response.text)
     assert parameters["business"] == "acme-plumbing"
+    _credentials(settings).check(
+        parameters["credential"], "CA" + "1" * 32, "acme-plumbing", CALLER, datetime.now(UTC)
+    )
+
+
+def test_each_call_gets_its_own_credential(client: TestClient) -> None:
+    first = _stream_of(_post(client, "/twilio/voice", _call(BRIGHT_SPARK)).text)[1]
+    other_call = _call(BRIGHT_SPARK, CallSid="CA" + "3" * 32)
+    second = _stream_of(_post(client, "/twilio/voice", other_call).text)[1]
+    assert first["credential"] != second["credential"]
+
+
+def test_a_signed_webhook_without_a_call_sid_gets_no_stream(client: TestClient) -> None:
+    params = _call(BRIGHT_SPARK)
+    del params["CallSid"]
+    root = ET.fromstring(_post(client, "/twilio/voice", params).text)
+    assert [child.tag for child in root] == ["Say", "Hangup"]
 
 
 def test_answered_dial_hangs_up(client: TestClient) -> None:

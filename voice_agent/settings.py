@@ -43,6 +43,25 @@ class Settings(BaseSettings):
     )
     twilio_account_sid: str = "AC00000000000000000000000000000000"
     twilio_auth_token: SecretStr = SecretStr("local-development-token")
+    stream_credential_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The key of the per-call media-stream credentials; unset, one is derived from "
+            "TWILIO_AUTH_TOKEN (every process of a deployment must use the same)."
+        ),
+    )
+    stream_credential_seconds: int = Field(
+        default=300,
+        ge=10,
+        le=3600,
+        description="How long the credential in a call's TwiML lets its media stream start.",
+    )
+    stream_start_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="A media stream that has not sent Twilio's start after this is closed.",
+    )
     transcriber: TranscriberChoice = TranscriberChoice.EMBEDDED
     synthesizer: SynthesizerChoice = SynthesizerChoice.EMBEDDED
     chat_model: ChatModelChoice = ChatModelChoice.SCRIPTED

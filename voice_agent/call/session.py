@@ -2,7 +2,8 @@
 
 The call's transcription session opens once Twilio's ``start`` has named the business, so the
 transcriber can be told the business's words (its name, its services); the caller's audio
-waits on the websocket meanwhile.
+waits on the websocket meanwhile. A stream is run only once ``start`` has come in time and been
+admitted (by the web layer: the per-call credential of ``voice_agent.web.stream_credentials``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from consent_ledger import AudioStore
 from media_stream import (
@@ -17,6 +19,7 @@ from media_stream import (
     CallEnded,
     FailoverSynthesizer,
     FailoverTranscription,
+    Start,
     StreamSocket,
 )
 from voice_agent.call.conversation import RECORDING_SECONDS, CallOutcome, Conversation
@@ -35,8 +38,16 @@ UNKNOWN_NUMBER_APOLOGY = (
 )
 
 
-async def handle_call(services: Services, socket: StreamSocket) -> None:
-    """Run the conversation over the stream, then store the call (also after an abrupt hang-up)."""
+StreamAdmission = Callable[[Start], Awaitable[bool]]
+"""Decides from Twilio's ``start`` whether the stream belongs to a call we answered."""
+
+
+async def handle_call(services: Services, socket: StreamSocket, admit: StreamAdmission) -> None:
+    """Run the conversation over the stream, then store the call (also after an abrupt hang-up).
+
+    Nothing reaches the conversation, and nothing is stored, unless ``start`` arrives within
+    ``stream_start_seconds`` and ``admit`` accepts it; otherwise the stream is just closed.
+    """
     failures: list[str] = []
 
     def provider_failed(provider: str, what: str) -> None:
@@ -49,13 +60,23 @@ async def handle_call(services: Services, socket: StreamSocket) -> None:
         FailoverSynthesizer(services.synthesizer, services.embedded_synthesizer, provider_failed),
     )
     try:
-        start = await bridge.open()
+        async with asyncio.timeout(services.settings.stream_start_seconds):
+            start = await bridge.open()
     except CallEnded as ended:
         logger.warning("media stream ended before it started: %s", ended)
         await bridge.close()
         return
-    started_at, started_monotonic = services.clock(), time.monotonic()
+    except TimeoutError:
+        logger.warning(
+            "media stream sent no start within %ss: closed", services.settings.stream_start_seconds
+        )
+        await bridge.close()
+        return
     bind_call(start.call_sid, start.custom_parameters.get("business", "-"))
+    if not await admit(start):
+        await bridge.close()
+        return
+    started_at, started_monotonic = services.clock(), time.monotonic()
     business = await asyncio.to_thread(_business, services, start.custom_parameters)
     caller = _caller(start.custom_parameters)
     if business is None or caller is None:

@@ -1,4 +1,5 @@
-"""The receptionist's own tables: businesses, their numbers, calls and call transcripts."""
+"""The receptionist's own tables: businesses, their numbers, calls, call transcripts, and the
+per-call media-stream credentials already used."""
 
 from __future__ import annotations
 
@@ -92,4 +93,15 @@ call_turns = Table(
     Column("words", JSON, nullable=False),
     Column("interrupted", Boolean, nullable=False, default=False),
     Index("ix_call_turns_call", "call_sid", "position"),
+)
+
+stream_credential_uses = Table(
+    "stream_credential_uses",
+    metadata,
+    # One row per call whose media stream was admitted: a credential is good once, and a call
+    # SID opens one stream only, whichever process it reaches (the insert is the check).
+    Column("call_sid", String(64), primary_key=True),
+    Column("business_id", String(64), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )

@@ -2,23 +2,33 @@
 
 ``POST /twilio/voice`` rings the owner first or connects the stream; ``POST
 /twilio/voice/dial-status`` connects the stream when the owner did not answer; the websocket
-runs the call. Every request must carry a valid Twilio signature.
+runs the call. Every request must carry a valid Twilio signature. The TwiML that connects a
+stream carries the call's credential (``stream_credentials``); the websocket runs a call only
+when its ``start`` presents that credential for the first time, and closes with 1008 otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 from fastapi import APIRouter, HTTPException, Request, WebSocket
 from fastapi.responses import Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.websockets import WebSocketDisconnect
 
-from media_stream import StreamClosed
+from media_stream import Start, StreamClosed
 from voice_agent.call.session import handle_call
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.records.businesses import Business, business_for_number
 from voice_agent.services import Services
+from voice_agent.web.stream_credentials import (
+    CREDENTIAL_PARAMETER,
+    CredentialRefused,
+    StreamCredentials,
+    claim_stream,
+)
 from voice_agent.web.twiml import apology, connect_stream, hang_up, ring_owner
 
 logger = logging.getLogger(__name__)
@@ -27,6 +37,8 @@ router = APIRouter()
 
 UNANSWERED = {"no-answer", "busy", "failed", "canceled"}
 MAX_FORM_FIELDS = 100
+POLICY_VIOLATION = 1008
+_CALL_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what a stream's start.callSid may be
 
 
 def _services(request: Request | WebSocket) -> Services:
@@ -71,7 +83,16 @@ def _stream(services: Services, business: Business, params: dict[str, str]) -> R
     except InvalidPhoneNumber:
         logger.warning("call from a withheld or invalid number; no message can be taken")
         return _twiml(apology())
-    return _twiml(connect_stream(services.settings.media_stream_url, business.id, caller))
+    call_sid = params.get("CallSid", "")
+    if not _CALL_SID.fullmatch(call_sid):
+        logger.warning("signed call webhook without a usable CallSid")
+        return _twiml(apology())
+    credential = StreamCredentials.from_settings(services.settings).issue(
+        call_sid, business.id, caller, services.clock()
+    )
+    return _twiml(
+        connect_stream(services.settings.media_stream_url, business.id, caller, credential)
+    )
 
 
 @router.post("/twilio/voice")
@@ -101,10 +122,15 @@ async def dial_status(request: Request) -> Response:
 
 
 class StarletteStreamSocket:
-    """Adapts Starlette's WebSocket to the bridge's StreamSocket."""
+    """Adapts Starlette's WebSocket to the bridge's StreamSocket.
+
+    Until the stream is ``admitted`` closing it says 1008 (policy violation), whatever the
+    reason: no ``start`` in time, no valid credential, a credential used before.
+    """
 
     def __init__(self, websocket: WebSocket) -> None:
         self._websocket = websocket
+        self.admitted = False
 
     async def receive_text(self) -> str:
         try:
@@ -126,7 +152,7 @@ class StarletteStreamSocket:
             raise StreamClosed() from None
 
     async def close(self) -> None:
-        await self._websocket.close()
+        await self._websocket.close(code=1000 if self.admitted else POLICY_VIOLATION)
 
 
 @router.websocket("/twilio/media-stream")
@@ -135,7 +161,40 @@ async def media_stream(websocket: WebSocket) -> None:
     signature = websocket.headers.get("x-twilio-signature")
     if not services.signatures.stream_is_signed(services.settings.media_stream_url, signature):
         logger.warning("rejected media stream without a valid Twilio signature")
-        await websocket.close(code=1008)
+        await websocket.close(code=POLICY_VIOLATION)
         return
     await websocket.accept()
-    await handle_call(services, StarletteStreamSocket(websocket))
+    socket = StarletteStreamSocket(websocket)
+
+    async def admit(start: Start) -> bool:
+        socket.admitted = await _admit(services, start)
+        return socket.admitted
+
+    await handle_call(services, socket, admit)
+
+
+async def _admit(services: Services, start: Start) -> bool:
+    """Whether ``start`` presents the credential of its own call, for the first time."""
+    parameters = start.custom_parameters
+    now = services.clock()
+    try:
+        grant = StreamCredentials.from_settings(services.settings).check(
+            parameters.get(CREDENTIAL_PARAMETER, ""),
+            start.call_sid,
+            parameters.get("business", ""),
+            parameters.get("caller", ""),
+            now,
+        )
+    except CredentialRefused as refused:
+        logger.warning("refused media stream %s: %s", start.stream_sid, refused)
+        return False
+    try:
+        first_use = await asyncio.to_thread(claim_stream, services.engine, grant, now)
+    except SQLAlchemyError:
+        logger.exception("could not record the use of stream %s's credential", start.stream_sid)
+        return False
+    if not first_use:
+        logger.warning(
+            "refused media stream %s: its call's credential was used before", start.stream_sid
+        )
+    return first_use
