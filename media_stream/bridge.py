@@ -7,6 +7,11 @@ playout buffer when the caller talks over an interruptible reply (never over the
 
 Audio is sent as soon as it is synthesized: Twilio buffers it and plays it in real time, so the
 caller never hears a gap, and the echoed marks say what has actually been played.
+
+Turn-taking: from the moment the transcriber hears speech start until that speech's words come
+back, the caller holds the floor. ``next_input`` counts a question's silence only while nobody
+holds it, so an answer is taken however long its transcription takes, and a new prompt's first
+audio waits until the caller has finished and been transcribed.
 """
 
 from __future__ import annotations
@@ -66,6 +71,22 @@ async def _pieces(text: str) -> AsyncIterator[str]:
     yield text
 
 
+UNHEARD_SPEECH_LIMIT = 20.0
+"""Seconds a start of speech holds the floor while its words are still to come. The endpointer
+cuts an utterance at 15 s and transcription under load takes a few seconds more, so real speech
+always brings its words sooner; only a sound that never becomes words (noise that Deepgram's
+voice detection took for speech, words lost with a transcriber that failed) reaches it."""
+
+LONGEST_WAIT = 60.0
+"""However often noise looks like speech, a question waits at most this long for an answer and a
+prompt at most this long for the floor, so a call with nobody on the line still ends."""
+
+
+def _monotonic() -> float:
+    """``time.monotonic()``, looked up when called (tests run the bridge on a virtual clock)."""
+    return time.monotonic()
+
+
 class StreamClosed(Exception):
     """The websocket closed."""
 
@@ -95,7 +116,7 @@ class CallerInput:
     at: float
     utterance: Utterance | None = None
     digit: str | None = None
-    received_at: float = field(default_factory=time.monotonic)
+    received_at: float = field(default_factory=_monotonic)
 
 
 @dataclass(frozen=True)
@@ -109,7 +130,7 @@ class PlaybackResult:
     played: bool
     finished_at: float
     cleared: bool = False
-    known_at: float = field(default_factory=time.monotonic)
+    known_at: float = field(default_factory=_monotonic)
 
 
 @dataclass
@@ -189,10 +210,18 @@ class CallBridge:
         self._arrived_at: deque[float] = deque(maxlen=ARRIVALS_KEPT)
         self._recording: deque[tuple[float, bytes]] | None = None
         self._speech_stop_waiters: list[asyncio.Future[float]] = []
+        # Starts of speech whose words are still to come: (stream time, loop time heard).
+        self._unheard_speech: list[tuple[float, float]] = []
+        self._floor_changed = asyncio.Event()  # an input, a start of speech, its words, the end
 
     @property
     def ended(self) -> bool:
         return self._ended.is_set()
+
+    @property
+    def speech_pending(self) -> bool:
+        """Whether the caller holds the floor: speaking, or their words still being transcribed."""
+        return self._floor_held_until(asyncio.get_running_loop().time()) is not None
 
     async def open(self) -> Start:
         """Read until Twilio's ``start``; what follows waits on the websocket for ``listen``."""
@@ -255,6 +284,8 @@ class CallBridge:
 
     async def _speak_sentences(self, playback: Playback, text: str) -> None:
         for sentence in split_sentences(text):
+            if playback.result.done():
+                return
             async with aclosing(self._synthesizer.synthesize(sentence)) as audio_chunks:
                 async for audio in audio_chunks:
                     if playback.result.done():
@@ -264,29 +295,80 @@ class CallBridge:
                 return
             await self._send_mark(playback, sentence)
 
-    async def next_input(self, timeout: float, *, after: float | None = None) -> CallerInput | None:
-        """The caller's next utterance or key press, or None after ``timeout`` seconds of nothing.
+    async def next_input(self, silence: float, *, after: float | None = None) -> CallerInput | None:
+        """The caller's next utterance or key press, or None once the caller has been silent for
+        ``silence`` seconds: no speech heard, and none whose words are still to come.
 
-        Utterances that began before ``after`` (stream seconds) are skipped: they overlapped
-        what the caller was being asked. Raises CallEnded once the caller has hung up.
+        Speech that starts while waiting stops the silence and holds the floor until its words
+        come, however long transcription takes (see `UNHEARD_SPEECH_LIMIT`, `LONGEST_WAIT`);
+        the silence starts again from nothing once they have come. Utterances that began
+        before ``after`` (stream seconds) are skipped: they overlapped what the caller was being
+        asked. Raises CallEnded once the caller has hung up.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        give_up_at = loop.time() + LONGEST_WAIT
+        quiet_since: float | None = None
         while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            self._floor_changed.clear()
+            if not self._inputs.empty():
+                item = self._inputs.get_nowait()
+                if item is None:
+                    self._inputs.put_nowait(None)
+                    raise CallEnded(self.end_reason)
+                spoken = item.utterance
+                if after is not None and spoken is not None and spoken.start < after:
+                    logger.info("skipping speech that began before the prompt ended: %r", item)
+                    continue
+                return item
+            now = loop.time()
+            held_until = self._floor_held_until(now)
+            if held_until is None:
+                quiet_since = now if quiet_since is None else quiet_since
+                wake_at = quiet_since + silence
+            else:
+                quiet_since = None
+                wake_at = held_until
+            wake_at = min(wake_at, give_up_at)
+            if now >= wake_at:
                 return None
-            try:
-                item = await asyncio.wait_for(self._inputs.get(), remaining)
-            except TimeoutError:
-                return None
-            if item is None:
-                self._inputs.put_nowait(None)
-                raise CallEnded(self.end_reason)
-            if after is not None and item.utterance is not None and item.utterance.start < after:
-                logger.info("skipping speech that began before the prompt ended: %r", item)
-                continue
-            return item
+            await self._until_floor_changes(wake_at - now)
+
+    async def _until_caller_yields(self, playback: Playback) -> None:
+        """Wait while the caller holds the floor (at most `LONGEST_WAIT`), until the call ends
+        or ``playback`` is over (an interruptible one that the caller talked over)."""
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + LONGEST_WAIT
+        while not self.ended and not playback.result.done():
+            self._floor_changed.clear()
+            now = loop.time()
+            held_until = self._floor_held_until(now)
+            if held_until is None or now >= give_up_at:
+                return
+            await self._until_floor_changes(min(held_until, give_up_at) - now)
+
+    async def _until_floor_changes(self, seconds: float) -> None:
+        """Wait for an input, a start of speech or its words, or the end; ``seconds`` at most
+        (a timer sets the event: a spurious wake-up only makes a waiter look again)."""
+        timer = asyncio.get_running_loop().call_later(seconds, self._floor_changed.set)
+        try:
+            await self._floor_changed.wait()
+        finally:
+            timer.cancel()
+
+    def _floor_held_until(self, now: float) -> float | None:
+        """Until when (loop time) the caller holds the floor, or None when they do not; speech
+        whose words have not come within `UNHEARD_SPEECH_LIMIT` is forgotten."""
+        if self._unheard_speech and self._unheard_speech[0][1] + UNHEARD_SPEECH_LIMIT <= now:
+            self._unheard_speech = [
+                (at, heard)
+                for at, heard in self._unheard_speech
+                if heard + UNHEARD_SPEECH_LIMIT > now
+            ]
+            if not self._unheard_speech:
+                logger.info("speech was heard starting but its words never came")
+        if not self._unheard_speech:
+            return None
+        return self._unheard_speech[0][1] + UNHEARD_SPEECH_LIMIT
 
     def record_caller_audio(self, seconds: float) -> None:
         """Keep the caller's last ``seconds`` of audio (only for businesses that record calls)."""
@@ -326,6 +408,12 @@ class CallBridge:
 
     async def _send_audio(self, playback: Playback, audio: bytes) -> None:
         assert self.start is not None
+        if playback.first_audio_at is None:
+            # Nothing new starts while the caller speaks or their words are being transcribed.
+            await self._until_caller_yields(playback)
+            if playback.result.done():  # the caller barged in meanwhile
+                return
+            playback.started_at = self.stream_time
         stream_sid = self.start.stream_sid
         for offset in range(0, len(audio), CHUNK_BYTES):
             payload = audio[offset : offset + CHUNK_BYTES]
@@ -394,6 +482,7 @@ class CallBridge:
                         self._recording.append((self.stream_time, message.payload))
             elif isinstance(message, Dtmf):
                 self._inputs.put_nowait(CallerInput(at=self.stream_time, digit=message.digit))
+                self._floor_changed.set()
             elif isinstance(message, Mark):
                 self._mark_played(message.name)
             elif isinstance(message, Stop):
@@ -403,11 +492,25 @@ class CallBridge:
     async def _read_transcripts(self) -> None:
         async for event in self._transcription.events():
             if isinstance(event, SpeechStarted):
+                self._unheard_speech.append((event.at, asyncio.get_running_loop().time()))
+                self._floor_changed.set()
                 await self._barge_in(event)
             elif isinstance(event, SpeechStopped):
                 self._report_speech_stop(event.at)
-            elif not self.ended:
-                self._inputs.put_nowait(CallerInput(at=event.end, utterance=event))
+            else:
+                self._words_came(event)
+
+    def _words_came(self, utterance: Utterance) -> None:
+        """The words of the speech that started up to the utterance's end (not those of speech
+        that started since, whose words are still to come: the engine reports them in order)."""
+        self._unheard_speech = [
+            (at, heard)
+            for at, heard in self._unheard_speech
+            if at >= utterance.end and at > utterance.start
+        ]
+        if not self.ended:
+            self._inputs.put_nowait(CallerInput(at=utterance.end, utterance=utterance))
+        self._floor_changed.set()
 
     def _report_speech_stop(self, at: float) -> None:
         waiters, self._speech_stop_waiters = self._speech_stop_waiters, []
@@ -441,6 +544,7 @@ class CallBridge:
         self.end_reason = reason
         self._ended.set()
         self._inputs.put_nowait(None)
+        self._floor_changed.set()
         for playback in {id(p): p for p in self._playbacks.values()}.values():
             if not playback.result.done():
                 playback.result.set_result(PlaybackResult(False, self.stream_time))

@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 import pytest
 
+import media_stream.bridge as bridge_module
 from media_stream import (
     CallBridge,
     CallEnded,
@@ -256,6 +257,78 @@ async def test_speech_that_began_before_the_prompt_ended_is_skipped() -> None:
     heard = await bridge.next_input(1, after=2.0)
     assert heard is not None and heard.utterance is not None
     assert heard.utterance.text == "no thanks"
+    await bridge.close()
+
+
+async def test_speech_that_has_started_holds_the_silence_until_its_words_come() -> None:
+    _twilio, transcription, bridge = await _open()
+    transcription.queue.put_nowait(SpeechStarted(1.0))
+    waiting = asyncio.ensure_future(bridge.next_input(0.01))
+    await asyncio.sleep(0.1)  # ten times the silence asked for: still waiting for the words
+    assert not waiting.done()
+    assert bridge.speech_pending
+    transcription.queue.put_nowait(_utterance("no thank you", 1.0, 2.2))
+    heard = await asyncio.wait_for(waiting, 1)
+    assert heard is not None and heard.utterance is not None
+    assert heard.utterance.text == "no thank you"
+    assert not bridge.speech_pending
+    await bridge.close()
+
+
+async def test_speech_begun_after_an_utterance_still_holds_the_floor() -> None:
+    _twilio, transcription, bridge = await _open()
+    transcription.queue.put_nowait(SpeechStarted(1.0))
+    transcription.queue.put_nowait(SpeechStarted(2.4))  # before the first one's words came
+    transcription.queue.put_nowait(_utterance("yes", 1.0, 1.5))
+    heard = await asyncio.wait_for(bridge.next_input(0.01), 1)
+    assert heard is not None and heard.utterance is not None
+    assert heard.utterance.text == "yes"
+    assert bridge.speech_pending  # the words begun at 2.4 s are still to come
+    transcription.queue.put_nowait(_utterance("but only one text", 2.4, 3.5))
+    more = await asyncio.wait_for(bridge.next_input(0.0), 1)
+    assert more is not None and more.utterance is not None
+    assert more.utterance.text == "but only one text"
+    assert not bridge.speech_pending
+    await bridge.close()
+
+
+async def test_a_start_of_speech_whose_words_never_come_stops_holding_the_floor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bridge_module, "UNHEARD_SPEECH_LIMIT", 0.05)
+    _twilio, transcription, bridge = await _open()
+    transcription.queue.put_nowait(SpeechStarted(1.0))  # a noise, or words lost with a provider
+    await _settle()
+    assert bridge.speech_pending
+    assert await asyncio.wait_for(bridge.next_input(0.01), 1) is None
+    assert not bridge.speech_pending
+    await bridge.close()
+
+
+async def test_a_prompt_does_not_start_while_the_caller_holds_the_floor() -> None:
+    twilio, transcription, bridge = await _open()
+    transcription.queue.put_nowait(SpeechStarted(1.0))
+    await _settle()
+    saying = asyncio.ensure_future(bridge.say("Is that a yes?", interruptible=False))
+    await asyncio.sleep(0.05)
+    assert twilio.sent_events("media") == []  # synthesized, held until the caller is done
+    transcription.queue.put_nowait(_utterance("um", 1.0, 1.4))
+    playback = await asyncio.wait_for(saying, 1)
+    assert len(twilio.sent_events("media")) == 1 and len(twilio.mark_names()) == 1
+    assert not playback.result.done()  # sent, and playing
+    await bridge.close()
+
+
+async def test_a_reply_held_for_the_caller_is_dropped_when_they_start_again() -> None:
+    twilio, transcription, bridge = await _open()
+    transcription.queue.put_nowait(SpeechStarted(1.0))
+    await _settle()
+    saying = asyncio.ensure_future(bridge.say("What is your name?"))
+    await _settle()
+    transcription.queue.put_nowait(SpeechStarted(1.8))  # talking over a reply not yet begun
+    playback = await asyncio.wait_for(saying, 1)
+    assert (await playback.finished()).cleared
+    assert twilio.sent_events("media") == []
     await bridge.close()
 
 
