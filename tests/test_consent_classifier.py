@@ -1,9 +1,21 @@
-"""The consent-answer classifier: only a clear yes is affirmative; everything doubtful is not."""
+"""The consent-answer classifier: only a clear yes is affirmative; everything doubtful is not.
+
+The named examples below pin single rules; the labelled set in ``tests/data/consent_answers.yaml``
+(loaded through ``bench/consent_answers.py``, which prints the same figures) holds the classifier
+to its targets: no false accept at all, and at least 90 % of explicit yeses taken at the first
+answer."""
 
 from __future__ import annotations
 
 import pytest
 
+from bench.consent_answers import (
+    MIN_YES_ACCEPTED,
+    LabelledAnswer,
+    load_answers,
+    main,
+    measure,
+)
 from voice_agent.consent.classifier import (
     CLASSIFIER_NAME,
     CLASSIFIER_VERSION,
@@ -81,7 +93,64 @@ CLEAR_YES = [
     "Yep, that's perfect.",
     "Yeah, that's great, thanks so much.",
     "Sure, send them over.",
+    # issue 11: a plain yes with one extra word, everyday ways of agreeing
+    "Yes, I accept",
+    "yes indeed",
+    "Yes I give my permission",
+    "Yep, I'm happy to get texts",
+    "uh huh sure",
+    "Right, yes, that's fine",
+    "yes, that's right",
+    "Yes, that's correct.",
+    "Texts are fine.",
+    "Count me in.",
+    "I'd be happy to.",
+    "That'd be awesome.",
+    "Yes, thank you, bye.",
+    "Yes, this number is fine for texts.",
+    "A hundred percent.",
+    "100%",
 ]
+
+NEGATION_WORDED_YES = [  # the negation is part of the idiom, so the idiom is a yes
+    "no problem",
+    "No problem!",
+    "Not a problem.",
+    "sure, no problem",
+    "Yes, no worries.",
+    "Sure, why not.",
+    "I don't see why not.",
+    "I don't mind.",
+    "I don't really mind.",
+    "I wouldn't mind.",
+    "No objection.",
+    "I don't have a problem with that.",
+    "That doesn't bother me.",
+]
+
+BACKCHANNEL_YES = [  # a backchannel next to an explicit yes is harmless
+    "Uh-huh, yes.",
+    "Mm-hmm, yeah.",
+    "mhm yeah that's fine",
+    "Mm hmm, go ahead.",
+    "Yeah, uh, sure, go ahead.",
+    "Right, okay, sure.",
+    "Sorry, yes.",
+]
+
+MISHEARD_YES = [  # what a speech recogniser makes of a yes, where only a yes fits
+    "yes her",  # "yes sir"
+    "Shore.",  # "sure"
+    "Shore, go ahead.",
+    "Yes mam.",
+    "O K",
+    "Of coarse.",
+    "Go a head.",
+    "All rite.",
+    "Yah.",
+]
+
+OTHER_LANGUAGE_YES = ["Sí.", "sí, claro", "Claro que sí.", "Por supuesto.", "Oui."]
 
 NORMALISED_YES = [
     "yesss",
@@ -162,6 +231,27 @@ CLEAR_NO = [
     "nooo",
     "Nope nope.",
     "That's okay, no thanks.",
+    # issue 11: declines must be recognised
+    "no thanks",
+    "nope",
+    "I don't want texts",
+    "please don't",
+    "yeah no",  # the idiom is a no
+    "Yeah, no.",
+    "Yeah, no, I'm good.",
+    "Yeah nah.",
+    "Uh-uh.",
+    "Not at this time.",
+    "I'd prefer you didn't.",
+    "I'd rather get a call.",
+    "I'm not comfortable with that.",
+    "Take me off the list.",
+    "Opt me out.",
+    "No need to text me.",
+    "That doesn't work for me.",
+    "No, gracias.",
+    "I'm not happy to get texts.",
+    "Don't sign me up.",
 ]
 
 HEDGES = [
@@ -228,8 +318,6 @@ CONDITIONS = [
 ]
 
 MIXED = [
-    "yeah no",
-    "Yeah, no.",
     "no yeah",
     "yes no",
     "Yes. No.",
@@ -243,20 +331,14 @@ MIXED = [
     "Okay, but no thanks.",
     "Nope, okay.",
     "Yes, I mean no.",
+    "No, I don't mind.",  # "no" next to a negation-worded yes
+    "Nope, don't mind at all.",
+    "Nah, no worries.",
 ]
 
 AMBIGUOUS_IDIOMS = [
-    "no problem",  # idiomatic yes, but it carries a "no"; the re-ask settles it
-    "No problem!",
-    "Not a problem.",
-    "no worries",
-    "sure, no problem",
-    "Yes, no worries.",
-    "why not",
-    "Sure, why not.",
-    "I don't see why not.",
-    "I don't mind.",
-    "I don't really mind.",
+    "no worries",  # as often "no thanks" as "sure": only next to an explicit yes
+    "why not",  # may be a question whose "?" the recogniser dropped
     "I don't care.",
     "whatever",
     "Fine, whatever.",
@@ -264,15 +346,52 @@ AMBIGUOUS_IDIOMS = [
     "That's alright.",
     "That's all right.",
     "It's okay.",
-    "Yeah, it's fine.",
     "I'm good.",
+    "Yes, I'm good.",
+    "Sure, I'm fine.",
     "All good.",
     "If you want.",
-    "Not at all.",
-    "No objection.",
-    "mhm",
+    "Not at all.",  # to "would it be okay?" a no, to "would you mind?" a yes
+    "mhm",  # a backchannel alone acknowledges; it does not agree
     "Mm-hmm.",
     "Uh-huh.",
+    "uh huh",
+    "Mm-mm.",
+    "Don't mind me.",
+]
+
+QUESTIONS_WITHOUT_A_QUESTION_MARK = [
+    "can you text me",
+    "could you just email it",
+    "will it cost me anything",
+    "what kind of texts",
+    "is it free",
+    "how do I stop them",
+    "do you want me to say yes",
+]
+
+SARCASM_AND_TALK_OVER = [
+    "Yeah right.",
+    "Oh yeah, right.",
+    "Sure, right.",
+    "Yeah, that's just great.",
+    "Sure you will.",
+    "You go ahead.",  # after talking over each other: "you speak"
+    "Sorry, go ahead.",
+    "Yeah, go on.",
+    "Okay, that's it.",
+]
+
+LOOK_ALIKES = [  # letters of other scripts that look like Latin ones are not a transcript
+    "уes",  # Cyrillic у
+    "yеs",  # Cyrillic е
+    "ѕure",  # Cyrillic dze
+    "оkay",  # Cyrillic о
+    "YΕS",  # Greek capital epsilon
+    "ye5",
+    "Y\u0336e\u0336s\u0336",  # struck through
+    "Ye\u0301s",
+    "\u202eseY",
 ]
 
 OFF_TOPIC_OR_EMPTY = [
@@ -308,7 +427,6 @@ NEVER_AGREEMENT_WORDS = [
     "good",
     "thanks",
     "thank you",
-    "yes, that's right",
     "I do.",
     "Yes, right now.",
 ]
@@ -325,6 +443,13 @@ def test_clear_yes_is_affirmative(text: str) -> None:
     assert classify_answer(text) is ConsentAnswer.AFFIRMATIVE
 
 
+@pytest.mark.parametrize(
+    "text", NEGATION_WORDED_YES + BACKCHANNEL_YES + MISHEARD_YES + OTHER_LANGUAGE_YES
+)
+def test_everyday_misheard_and_foreign_yeses_are_affirmative(text: str) -> None:
+    assert classify_answer(text) is ConsentAnswer.AFFIRMATIVE
+
+
 @pytest.mark.parametrize("text", NORMALISED_YES)
 def test_yes_survives_normalisation(text: str) -> None:
     assert classify_answer(text) is ConsentAnswer.AFFIRMATIVE
@@ -337,7 +462,15 @@ def test_clear_refusal_is_declined(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    HEDGES + QUESTIONS + CONDITIONS + MIXED + AMBIGUOUS_IDIOMS + OFF_TOPIC_OR_EMPTY,
+    HEDGES
+    + QUESTIONS
+    + QUESTIONS_WITHOUT_A_QUESTION_MARK
+    + CONDITIONS
+    + MIXED
+    + AMBIGUOUS_IDIOMS
+    + SARCASM_AND_TALK_OVER
+    + LOOK_ALIKES
+    + OFF_TOPIC_OR_EMPTY,
 )
 def test_doubtful_answers_are_unclear(text: str) -> None:
     assert classify_answer(text) is ConsentAnswer.UNCLEAR
@@ -367,9 +500,47 @@ def test_not_right_after_a_yes_word_is_a_refusal(yes_word: str) -> None:
 
 
 @pytest.mark.parametrize("yes_word", ["yes", "yeah", "sure", "okay", "absolutely"])
-@pytest.mark.parametrize("tail", ["?", " but only email", ", maybe", ", actually no", " no"])
+@pytest.mark.parametrize("tail", ["?", " but only email", ", maybe", ", actually no", " wait"])
 def test_anything_doubtful_after_a_yes_spoils_it(yes_word: str, tail: str) -> None:
     assert classify_answer(yes_word + tail) is ConsentAnswer.UNCLEAR
+
+
+@pytest.mark.parametrize("yes_word", ["yes", "sure", "okay", "absolutely", "fine"])
+def test_a_bare_no_after_a_yes_is_unclear_but_yeah_no_is_a_no(yes_word: str) -> None:
+    assert classify_answer(f"{yes_word} no") is ConsentAnswer.UNCLEAR
+    assert classify_answer("yeah no") is ConsentAnswer.DECLINED
+    assert classify_answer("yeah, no problem") is ConsentAnswer.AFFIRMATIVE
+
+
+@pytest.mark.parametrize(
+    "courtesy", ["right", "correct", "great", "perfect", "bye", "uh-huh", "mm-hmm", "that's okay"]
+)
+def test_a_courtesy_or_backchannel_goes_with_a_yes_or_a_no_but_is_nothing_alone(
+    courtesy: str,
+) -> None:
+    assert classify_answer(f"yes, {courtesy}") is ConsentAnswer.AFFIRMATIVE
+    assert classify_answer(f"no, {courtesy}") is ConsentAnswer.DECLINED
+    assert classify_answer(courtesy) is ConsentAnswer.UNCLEAR
+
+
+def test_a_misheard_yes_sir_counts_only_as_the_last_words() -> None:
+    assert classify_answer("Yes her.") is ConsentAnswer.AFFIRMATIVE
+    assert classify_answer("Yes, her phone.") is ConsentAnswer.UNCLEAR
+    assert classify_answer("yes her number please") is ConsentAnswer.UNCLEAR
+
+
+def test_a_negation_inside_an_idiom_does_not_reach_the_yes_after_it() -> None:
+    assert classify_answer("I don't mind, go ahead") is ConsentAnswer.AFFIRMATIVE
+    assert classify_answer("Why not, sure.") is ConsentAnswer.AFFIRMATIVE
+    assert classify_answer("I'm not happy to get texts") is ConsentAnswer.DECLINED
+
+
+def test_hyphens_and_percent_signs_are_read_as_spoken() -> None:
+    assert classify_answer("Okey-dokey.") is ConsentAnswer.AFFIRMATIVE
+    assert classify_answer("yes‑yes") is ConsentAnswer.AFFIRMATIVE  # non-breaking hyphen
+    assert classify_answer("Uhhh-huhhh, sure.") is ConsentAnswer.AFFIRMATIVE
+    assert classify_answer("100%, yes") is ConsentAnswer.AFFIRMATIVE
+    assert classify_answer("1-800") is ConsentAnswer.UNCLEAR
 
 
 def test_a_stretched_word_longer_than_any_real_word_is_noise() -> None:
@@ -414,7 +585,7 @@ def test_answer_values_are_the_recorded_strings() -> None:
 
 def test_classifier_identifies_itself_for_the_evidence_record() -> None:
     assert CLASSIFIER_NAME == "rules"
-    assert CLASSIFIER_VERSION == "1"
+    assert CLASSIFIER_VERSION == "2"  # the evidence record names the rules that decided
 
 
 @pytest.mark.parametrize(
@@ -437,3 +608,162 @@ def test_classifier_identifies_itself_for_the_evidence_record() -> None:
 )
 def test_keypad(digit: str, expected: ConsentAnswer) -> None:
     assert classify_keypad(digit) is expected
+
+
+# --- the labelled set ----------------------------------------------------------------------
+
+FAMILIES = (
+    "plain",
+    "colloquial",
+    "backchannel",
+    "hedged",
+    "conditional",
+    "reversed",
+    "questions",
+    "negation-worded",
+    "misrecognised",
+)
+
+
+@pytest.fixture(scope="module")
+def answers() -> list[LabelledAnswer]:
+    return load_answers()
+
+
+def test_the_labelled_set_is_large_varied_and_mostly_hand_written(
+    answers: list[LabelledAnswer],
+) -> None:
+    hand_written = {answer.text for answer in answers if answer.hand_written}
+    assert len(answers) >= 1_000
+    assert len(hand_written) >= 400
+    assert len({answer.text for answer in answers}) == len(answers)
+    families = {answer.family for answer in answers}
+    assert set(FAMILIES) <= families
+    for label in ConsentAnswer:
+        assert sum(1 for answer in answers if answer.label is label) >= 100, label
+
+
+def test_no_answer_of_the_set_is_a_false_accept(answers: list[LabelledAnswer]) -> None:
+    false_accepts = [outcome.answer.text for outcome in measure(answers).false_accepts]
+    assert false_accepts == []
+
+
+def test_at_least_nine_in_ten_explicit_yeses_are_taken_at_the_first_answer(
+    answers: list[LabelledAnswer],
+) -> None:
+    assert MIN_YES_ACCEPTED == 0.90
+    assert measure(answers).yes_accepted >= MIN_YES_ACCEPTED
+    hand_written = [answer for answer in answers if answer.hand_written]
+    assert measure(hand_written).yes_accepted >= MIN_YES_ACCEPTED
+
+
+def test_most_declines_of_the_set_are_recognised(answers: list[LabelledAnswer]) -> None:
+    figures = measure(answers)
+    assert figures.declines_recognised >= 0.90
+    yes = ConsentAnswer.AFFIRMATIVE
+    assert figures.count(yes, ConsentAnswer.DECLINED) <= 0.01 * figures.count(yes, None)
+
+
+NAMED_EXAMPLES = {  # family: (answer as in the set, its label, what the classifier says)
+    "plain": [
+        ("Yes, I accept.", "affirmative", "affirmative"),
+        ("Yes indeed.", "affirmative", "affirmative"),
+        ("Yes, I give my permission.", "affirmative", "affirmative"),
+        ("No thanks.", "declined", "declined"),
+        ("Right.", "unclear", "unclear"),
+        ("Yes, please, and tell him to hurry.", "affirmative", "unclear"),  # a miss, kept
+    ],
+    "colloquial": [
+        ("Yep, I'm happy to get texts.", "affirmative", "affirmative"),
+        ("Right, yes, that's fine.", "affirmative", "affirmative"),
+        ("Yeah, no worries.", "affirmative", "affirmative"),
+        ("I'm good.", "unclear", "unclear"),
+        ("No worries.", "unclear", "unclear"),
+        ("Perfect.", "affirmative", "unclear"),  # may be sarcasm: asked again
+    ],
+    "backchannel": [
+        ("uh huh sure", "affirmative", "affirmative"),
+        ("Mhm, sounds good.", "affirmative", "affirmative"),
+        ("Uh-uh.", "declined", "declined"),
+        ("Uh-huh.", "unclear", "unclear"),
+        ("Mm-hmm, go on.", "unclear", "unclear"),
+    ],
+    "hedged": [
+        ("I guess so.", "unclear", "unclear"),
+        ("Yes, I think so.", "unclear", "unclear"),
+        ("Sure, for now.", "unclear", "unclear"),
+        ("Up to you.", "unclear", "unclear"),
+    ],
+    "conditional": [
+        ("Only if it's about the appointment.", "unclear", "unclear"),
+        ("Yes, just one text.", "unclear", "unclear"),
+        ("Sure, as long as you don't sell my number.", "unclear", "unclear"),
+        ("Yes, but text my wife instead.", "unclear", "unclear"),
+    ],
+    "reversed": [
+        ("no wait yes", "unclear", "unclear"),
+        ("Sure. Actually, no.", "unclear", "unclear"),
+        ("Yes, no, I mean yes.", "unclear", "unclear"),
+        ("Text me. Actually, don't.", "unclear", "unclear"),
+    ],
+    "questions": [
+        ("What kind of texts?", "unclear", "unclear"),
+        ("can you text me", "unclear", "unclear"),
+        ("Yes?", "unclear", "unclear"),
+        ("Okay, is that free?", "unclear", "unclear"),
+    ],
+    "negation-worded": [
+        ("I don't mind.", "affirmative", "affirmative"),
+        ("No problem.", "affirmative", "affirmative"),
+        ("I'd prefer not to.", "declined", "declined"),
+        ("I don't want texts.", "declined", "declined"),
+        ("Please don't send me anything.", "declined", "declined"),
+        ("No, that's fine.", "unclear", "unclear"),
+        ("No, I don't mind.", "affirmative", "unclear"),  # a "no" beside it: asked again
+    ],
+    "misrecognised": [
+        ("yes her", "affirmative", "affirmative"),
+        ("Shore.", "affirmative", "affirmative"),
+        ("Yet.", "unclear", "unclear"),
+        ("Please note it.", "unclear", "unclear"),
+        ("five one two", "unclear", "unclear"),
+        ("Thank you for watching.", "unclear", "unclear"),
+    ],
+    "sarcastic": [
+        ("Yeah right.", "unclear", "unclear"),
+        ("Yeah, that's just great.", "unclear", "unclear"),
+        ("Lol no.", "declined", "declined"),
+    ],
+    "other-language": [
+        ("Sí, claro.", "affirmative", "affirmative"),
+        ("No, gracias.", "declined", "declined"),
+        ("¿Es gratis?", "unclear", "unclear"),
+    ],
+    "unicode": [
+        ("Ｙｅｓ", "affirmative", "affirmative"),
+        ("уes", "unclear", "unclear"),
+        ("ｎｏ", "declined", "declined"),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("family", "text", "label", "classified"),
+    [(family, *example) for family, examples in NAMED_EXAMPLES.items() for example in examples],
+)
+def test_named_examples_of_each_family(
+    answers: list[LabelledAnswer], family: str, text: str, label: str, classified: str
+) -> None:
+    labelled = {(answer.family, answer.text): answer.label for answer in answers}
+    assert labelled[(family, text)].value == label
+    assert classify_answer(text).value == classified
+
+
+def test_the_bench_prints_the_figures_and_meets_its_targets(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main([]) == 0
+    printed = capsys.readouterr().out
+    assert "false accepts                              0" in printed
+    for figure in ("explicit yeses accepted", "settled without a re-ask", "targets met"):
+        assert figure in printed
