@@ -523,6 +523,18 @@ def test_a_courtesy_or_backchannel_goes_with_a_yes_or_a_no_but_is_nothing_alone(
     assert classify_answer(courtesy) is ConsentAnswer.UNCLEAR
 
 
+@pytest.mark.parametrize(
+    "cut_off", ["Yes, sir, thank you for.", "Sure, the.", "Yes yes the the", "Okay, and", "yes I"]
+)
+def test_an_answer_cut_off_mid_sentence_is_not_a_yes(cut_off: str) -> None:
+    assert classify_answer(cut_off) is ConsentAnswer.UNCLEAR
+
+
+def test_a_phrase_may_end_on_what_a_sentence_may_not() -> None:
+    for whole in ["I'd be happy to.", "I'd like to.", "Yes, no problem at all.", "Go for it."]:
+        assert classify_answer(whole) is ConsentAnswer.AFFIRMATIVE
+
+
 def test_a_misheard_yes_sir_counts_only_as_the_last_words() -> None:
     assert classify_answer("Yes her.") is ConsentAnswer.AFFIRMATIVE
     assert classify_answer("Yes, her phone.") is ConsentAnswer.UNCLEAR

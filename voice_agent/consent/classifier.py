@@ -42,8 +42,9 @@ The answer is then:
   ("nah, no worries");
 * ``declined`` if it says no and no yes (an ambiguous idiom or other words beside it do not
   matter: "nah, I'm good", "no, call me instead");
-* ``affirmative`` if it says yes, every other part is a soft yes or courtesy, and it holds no
-  question mark;
+* ``affirmative`` if it says yes, every other part is a soft yes or courtesy, it holds no
+  question mark and it does not end on a word that leaves the sentence open ("yes, thank you
+  for", "sure, the": the recogniser cut the caller off, and the rest may have been "but…");
 * ``unclear`` otherwise.
 
 A yes-phrase with a negation shortly before it ("I don't think that's fine", "I'm not happy
@@ -104,7 +105,7 @@ _YES_PHRASES = """
 yes | yeah | yea | yeh | yah | ya | yep | yup | yeap | yas | yessir | yes sir | yes ma'am | yes her
 yes indeed | indeed | sure | surely | shore | shure | sure thing | shore thing | for sure | okay
 ok | okey | okie | okey dokey | okie dokie | okay dokey | o k | alright | all right | all rite
-alrighty
+alrighty | okie doke | okey doke | i'd like to | i'd love to
 absolutely | definitely | most definitely | certainly | of course | of coarse | totally | fine
 agreed | i agree | i consent | i accept | accept | affirmative | you bet | you betcha
 by all means | please do | do it | can do | will do | let's do it | let's do that
@@ -146,8 +147,8 @@ don't want | i don't want texts | i don't think | no texts | no text | no textin
 no text messages | no messages | not interested | i'm not interested | rather not
 i'd rather not | prefer not | i'd prefer not | i'd rather you didn't | rather you didn't
 i'd rather you not | prefer you didn't | i'd prefer you didn't | not really | not now
-not right now | not today | not at this time | not for me | not necessary | no need
-no need to text | no need to text me | no need to send | don't bother | pass | i'll pass
+not right now | not today | not at this time | not at the moment | not for me | not necessary
+no need | no need to text | no need to text me | no need to send | don't bother | pass | i'll pass
 i decline | decline | i refuse | stop | unsubscribe | opt out | opt me out | take me off
 call me instead | call instead | just call | just call me | i'd rather you call
 rather you called | rather you call | rather you just call | rather get a call
@@ -160,7 +161,8 @@ uh-uh | nuh-uh | unh-unh | non | nein
 _HEDGE_PHRASES = """
 maybe | perhaps | possibly | probably | might | could be | guess | suppose | reckon | i think
 i believe | believe so | i'd say | i would think | i don't know | don't know | dunno | idk
-not sure | i'm not sure | unsure | not certain | kind of | kinda | sort of | sorta
+not sure | i'm not sure | not really sure | not too sure | unsure | not certain | kind of | kinda
+sort of | sorta
 depends | it depends | let me think | think about it | i'll think about it | let me check
 wait | hold on | hang on | actually | on second thought | second thought | scratch that
 never mind | nevermind | doesn't matter | should be | i mean no | no entiendo | no hablo
@@ -209,6 +211,10 @@ _QUESTION_WORDS = """
 what what's how how's why who who's whom whose when where which can could will would do does did
 is are was were should shall am may huh
 """
+
+_DANGLING_WORDS = "the a to for and with at on by of my i i'm i've we just also get getting receive"
+"""Words an answer does not end on unless the recogniser cut the caller off ("yes, thank you
+for", "sure, the"): the rest, which might have been "but…", was never heard."""
 
 _FILLERS = "um umm uh uhm er erm ah oh hmm hm mm well so"
 _NEGATIONS = "not don't never won't wouldn't can't isn't doesn't didn't shouldn't ain't"
@@ -319,6 +325,7 @@ _COURTESY = frozenset(_COURTESY_WORDS.split())
 _FILLER_WORDS = frozenset(_FILLERS.split())
 _SCOPING_NEGATIONS = frozenset(_NEGATIONS.split())
 _QUESTION_OPENERS = frozenset(_QUESTION_WORDS.split())
+_DANGLING = frozenset(_DANGLING_WORDS.split())
 _LEXICON = (
     frozenset(word for words in _PHRASES for word in words)
     | _COURTESY
@@ -368,7 +375,8 @@ def classify_answer(text: str) -> ConsentAnswer:
     if said_no:
         return ConsentAnswer.DECLINED
     agreeing = (_Meaning.YES, _Meaning.SOFT_YES, _Meaning.COURTESY)
-    if said_yes and all(m in agreeing for m in meanings) and not _is_question(text):
+    whole = not _is_question(text) and not _cut_off(matches[-1], words)
+    if said_yes and whole and all(m in agreeing for m in meanings):
         return ConsentAnswer.AFFIRMATIVE
     return ConsentAnswer.UNCLEAR
 
@@ -466,6 +474,12 @@ def _longest_phrase_at(words: list[str], start: int) -> _Match:
 def _opens_like_a_question(first: _Match, words: list[str]) -> bool:
     """ "can you text me", "what texts", "is it free": a question, whatever the punctuation."""
     return first.meaning is _Meaning.OTHER and words[first.start] in _QUESTION_OPENERS
+
+
+def _cut_off(last: _Match, words: list[str]) -> bool:
+    """The answer ends on a word no sentence ends on: the recogniser cut the caller off."""
+    single_word = last.end - last.start == 1
+    return single_word and last.meaning is _Meaning.COURTESY and words[last.start] in _DANGLING
 
 
 def _effective_meaning(match: _Match, matches: list[_Match], words: list[str]) -> _Meaning:
