@@ -288,6 +288,8 @@ HEDGES = [
 ]
 
 QUESTIONS = [
+    "Yes﹖",  # small question mark
+    "Yes‽",
     "why?",
     "Why?",
     "What texts?",

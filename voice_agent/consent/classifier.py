@@ -326,6 +326,7 @@ _FILLER_WORDS = frozenset(_FILLERS.split())
 _SCOPING_NEGATIONS = frozenset(_NEGATIONS.split())
 _QUESTION_OPENERS = frozenset(_QUESTION_WORDS.split())
 _DANGLING = frozenset(_DANGLING_WORDS.split())
+_QUESTION_MARKS = frozenset("?¿‽⸮؟")  # after NFKC, which also makes "？" and "﹖" a "?"
 _LEXICON = (
     frozenset(word for words in _PHRASES for word in words)
     | _COURTESY
@@ -523,4 +524,4 @@ def _negation_before(match: _Match, matches: list[_Match], words: list[str]) -> 
 
 
 def _is_question(text: str) -> bool:
-    return "?" in text or "？" in text or "¿" in text
+    return any(mark in _QUESTION_MARKS for mark in unicodedata.normalize("NFKC", text))
