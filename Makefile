@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sms.py
 	$(BIN)/python bench/turn_overhead.py
 	$(BIN)/python bench/concurrency.py
+	$(BIN)/python bench/consent_answers.py
 
 clean:
 	rm -rf $(VENV) var

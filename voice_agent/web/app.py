@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -21,8 +23,10 @@ from voice_agent.web.voice_webhooks import router as call_flow_router
 logger = logging.getLogger(__name__)
 
 
-def create_app(services: Services) -> FastAPI:
-    """The web application; the speech model loads and the dispatcher starts with it."""
+def create_app(services: Services, *, export_processes: int | None = None) -> FastAPI:
+    """The web application; the speech model loads and the dispatcher starts with it. Audit
+    exports run in ``export_processes`` worker processes (by default one per two cores, at least
+    one)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -35,6 +39,7 @@ def create_app(services: Services) -> FastAPI:
             dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await dispatcher
+            app.state.audit.close()
 
     app = FastAPI(title="Voice receptionist", lifespan=lifespan)
     app.state.services = services
@@ -44,6 +49,10 @@ def create_app(services: Services) -> FastAPI:
         read_engine=read_engine,
         audio_store_root=services.settings.audio_dir,
         clock=services.clock,
+        export_processes=max(1, (os.cpu_count() or 2) // 2)
+        if export_processes is None
+        else export_processes,
+        worker_engine=functools.partial(make_engine, read_only=True),
     )
     app.include_router(call_flow_router)
     app.include_router(sms_router)
