@@ -13,30 +13,22 @@ snapshot (``pg_export_snapshot``), so it must run at REPEATABLE READ. On SQLite 
 the largest key this transaction sees: events up to it never change (the database refuses it), and
 none can appear later, because SQLite's single write lock hands out keys in commit order.
 
-A worker is a fresh interpreter (``python -m consent_ledger.verify_workers``), not a fork (a forked
-child must not open a database its parent has open) and not a ``multiprocessing`` spawn (which
-would first re-run the caller's main module, the whole CLI). It reads pickled messages on standard
-input and answers on standard output: the job, answered by True once connected; then a range index
-for each range it is given (None: stop), answered by that range's ``RangeCheck`` or by the text of
-the error that kept it from checking the range. Here, one thread per worker hands out ranges and
-receives results. A worker that cannot start takes no range; a range it fails is checked here.
+The workers are the standard library's process pool, started by ``forkserver`` (a fresh
+interpreter, never a fork of this one: a forked child must not use a database connection its
+parent has open). Each opens its own connection to the job's snapshot once, then checks the
+ranges it is sent. A range a worker fails, or every range of a pool that cannot start, is checked
+here instead: a worker's failure costs time, never a different report.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import pickle
-import queue
+import multiprocessing
 import re
-import subprocess
-import sys
-import threading
 from collections.abc import Callable
-from contextlib import suppress
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import IO, Any
 
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import NullPool
@@ -54,7 +46,7 @@ from consent_ledger.event_checks import (
 logger = logging.getLogger(__name__)
 
 PARALLEL_FROM_EVENTS = 200_000
-"""Smaller ledgers are checked in one process: starting a worker costs about a second of CPU."""
+"""Smaller ledgers are checked in one process: one process checks them in a few seconds."""
 
 RANGES_PER_WORKER = 8
 """Ranges are small enough that a worker which starts late only takes fewer of them."""
@@ -66,8 +58,6 @@ _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 _REPEATABLE = frozenset({"REPEATABLE READ", "SERIALIZABLE"})
 
 ProgressCallback = Callable[[int], None]
-_Outcome = RangeCheck | str
-"""A worker's check of a range, or why it could not check it."""
 
 
 @dataclass
@@ -110,13 +100,18 @@ def check_in_parallel(
     if bounds is None or bounds[1] - bounds[0] + 1 < PARALLEL_FROM_EVENTS:
         return None
     job = _Job(
-        database_url=url.render_as_string(hide_password=False),
+        database_url=worker_database_url(conn),
         snapshot=_exported_snapshot(conn),
         order=order,
         ranges=_cut(*bounds, workers),
         audio_store=audio_store,
     )
     return _Run(job).check(conn, workers - 1, progress)
+
+
+def worker_database_url(conn: Connection) -> str:
+    """The URL the workers open: this connection's database."""
+    return conn.engine.url.render_as_string(hide_password=False)
 
 
 def _in_memory(database: str | None) -> bool:
@@ -169,209 +164,98 @@ class _Joiner:
 
 
 class _Run:
-    """One parallel verification: the ranges, who has claimed which, and the results so far."""
+    """One parallel verification: ranges handed out in order, to this process and the pool."""
 
     def __init__(self, job: _Job) -> None:
         self._job = job
-        self._lock = threading.Lock()
-        self._claimed = 0
-        self._stopping = False
-        self._results: queue.Queue[tuple[int, _Outcome]] = queue.Queue()
+        self._next = 0
         self._joiner = _Joiner(job.ranges)
+        self._in_flight: dict[Future[RangeCheck], int] = {}
 
     def check(
         self, conn: Connection, helpers: int, progress: ProgressCallback | None
     ) -> JoinedRanges:
-        workers = _start_workers(self._job, helpers)
-        threads = [
-            threading.Thread(target=self._serve, args=(worker,), daemon=True) for worker in workers
-        ]
-        for thread in threads:
-            thread.start()
-        finished = False
+        pool = ProcessPoolExecutor(
+            helpers,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=_open_worker,
+            initargs=(self._job,),
+        )
         try:
+            for _ in range(helpers):
+                self._hand_out(pool)
             while not self._joiner.failed and (index := self._claim()) is not None:
                 self._accept(index, self._check_here(conn, index), progress)
-                self._collect(conn, progress, wait=False)
-            while not self._joiner.failed and self._joiner.joined < self._claimed_count():
-                self._collect(conn, progress, wait=True)
-            finished = not self._joiner.failed
+                self._collect(conn, pool, progress, block=False)
+            while not self._joiner.failed and self._in_flight:
+                self._collect(conn, pool, progress, block=True)
         finally:
-            self._stop()
-            for worker in workers:
-                if not finished:
-                    worker.kill()  # what it is checking is no longer needed
-            for thread in threads:
-                thread.join()
-            for worker in workers:
-                worker.wait()
+            pool.shutdown(wait=True, cancel_futures=True)
         return self._joiner.result()
+
+    def _claim(self) -> int | None:
+        """The next range nobody has taken, or None when there is none."""
+        if self._next >= len(self._job.ranges):
+            return None
+        self._next += 1
+        return self._next - 1
+
+    def _hand_out(self, pool: ProcessPoolExecutor) -> None:
+        index = self._claim()
+        if index is not None:
+            self._in_flight[pool.submit(_check_in_worker, index)] = index
 
     def _check_here(self, conn: Connection, index: int) -> RangeCheck:
         first, last = self._job.ranges[index]
         return check_range(conn, self._job.order, first, last, self._job.audio_store)
 
     def _accept(self, index: int, check: RangeCheck, progress: ProgressCallback | None) -> None:
-        if check.broken is not None:
-            self._stop()  # ranges after a break are not needed
         self._joiner.add(index, check)
         if progress is not None:
             progress(self._joiner.checked())
 
-    def _claim(self) -> int | None:
-        """The next unclaimed range, or None when there is none (or the run is stopping)."""
-        with self._lock:
-            if self._stopping or self._claimed >= len(self._job.ranges):
-                return None
-            self._claimed += 1
-            return self._claimed - 1
-
-    def _claimed_count(self) -> int:
-        with self._lock:
-            return self._claimed
-
-    def _stop(self) -> None:
-        with self._lock:
-            self._stopping = True
-
-    def _serve(self, worker: _Worker) -> None:
-        """Hand ranges to one worker and pass its results on, until none is left or it fails."""
-        failure = worker.wait_until_ready()
-        if failure is not None:
-            logger.warning("a ledger verification worker could not start: %s", failure)
-            return
-        while (index := self._claim()) is not None:
-            outcome = worker.check(index)
-            self._results.put((index, outcome))
-            if isinstance(outcome, str):
-                return
-        worker.stop()
-
-    def _collect(self, conn: Connection, progress: ProgressCallback | None, *, wait: bool) -> None:
-        """Join the results that have arrived (with ``wait``, wait for one first).
-
-        A range that a worker could not check is checked here instead.
-        """
-        try:
-            index, outcome = self._results.get(block=wait)
-        except queue.Empty:
-            return
-        while True:
-            if isinstance(outcome, str):
-                logger.warning("a ledger verification worker failed: %s", outcome)
-                outcome = self._check_here(conn, index)
-            self._accept(index, outcome, progress)
-            try:
-                index, outcome = self._results.get_nowait()
-            except queue.Empty:
-                return
+    def _collect(
+        self,
+        conn: Connection,
+        pool: ProcessPoolExecutor,
+        progress: ProgressCallback | None,
+        *,
+        block: bool,
+    ) -> None:
+        """Join the ranges the workers have finished (with ``block``, wait for one first) and
+        give each free worker the next range. A range a worker failed is checked here."""
+        done, _ = wait(self._in_flight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for future in done:
+            index = self._in_flight.pop(future)
+            failure = future.exception()
+            if failure is None:
+                self._accept(index, future.result(), progress)
+                if not self._joiner.failed:
+                    self._hand_out(pool)
+                continue
+            logger.warning("a ledger verification worker failed: %s", failure)
+            self._accept(index, self._check_here(conn, index), progress)
 
 
-def _start_workers(job: _Job, count: int) -> list[_Worker]:
-    """Up to ``count`` worker processes, each sent the job; one that cannot start is left out."""
-    workers = []
-    for _ in range(count):
-        try:
-            workers.append(_Worker.start(job))
-        except OSError as error:
-            logger.warning("a ledger verification worker could not start: %s", error)
-    return workers
+_worker: tuple[Connection, _Job] | None = None
+"""In a worker process: its connection and the job (see ``_open_worker``)."""
 
 
-class _Worker:
-    """A worker process, seen from here."""
-
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        self._process = process
-
-    @classmethod
-    def start(cls, job: _Job) -> _Worker:
-        """Start a worker and send it ``job``; OSError when it cannot be started."""
-        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        process = subprocess.Popen(
-            [sys.executable, "-m", __name__],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=environment,
-        )
-        worker = cls(process)
-        try:
-            worker._send(job)
-        except OSError:
-            worker.kill()
-            worker.wait()
-            raise
-        return worker
-
-    def wait_until_ready(self) -> str | None:
-        """None once the worker is connected and ready for ranges; else why it is not."""
-        try:
-            answer = self._receive()
-        except (OSError, EOFError, pickle.UnpicklingError) as error:
-            return f"worker process ended: {error or type(error).__name__}"
-        return None if answer is True else str(answer)
-
-    def check(self, index: int) -> _Outcome:
-        """Have the worker check range ``index``; its check, or why it could not."""
-        try:
-            self._send(index)
-            outcome = self._receive()
-        except (OSError, EOFError, pickle.UnpicklingError) as error:
-            return f"worker process ended: {error or type(error).__name__}"
-        if not isinstance(outcome, RangeCheck | str):
-            return f"worker sent {type(outcome).__name__}"
-        return outcome
-
-    def stop(self) -> None:
-        """Tell the worker that no range is left (it then exits)."""
-        with suppress(OSError):
-            self._send(None)
-
-    def kill(self) -> None:
-        self._process.kill()
-
-    def wait(self) -> None:
-        for stream in (self._process.stdin, self._process.stdout):
-            if stream is not None:
-                stream.close()
-        self._process.wait()
-
-    def _send(self, message: Any) -> None:
-        _send(_pipe(self._process.stdin), message)
-
-    def _receive(self) -> Any:
-        return pickle.load(_pipe(self._process.stdout))
+def _open_worker(job: _Job) -> None:
+    """A worker's start: connect, on the parent's snapshot where there is one."""
+    global _worker
+    conn = create_engine(job.database_url, poolclass=NullPool).connect()
+    if job.snapshot is not None:
+        _enter_snapshot(conn, job.snapshot)
+    _worker = (conn, job)
 
 
-def _pipe(stream: IO[bytes] | None) -> IO[bytes]:
-    if stream is None:
-        raise OSError("the pipe to the worker is closed")
-    return stream
-
-
-def _send(stream: IO[bytes], message: Any) -> None:
-    pickle.dump(message, stream, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.flush()
-
-
-def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
-    """The worker's side: read the job, then check each range it is given until told to stop."""
-    job: _Job = pickle.load(requests)
-    engine = create_engine(job.database_url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            if job.snapshot is not None:
-                _enter_snapshot(conn, job.snapshot)
-            _send(replies, True)
-            while (index := pickle.load(requests)) is not None:
-                first, last = job.ranges[index]
-                outcome: _Outcome = check_range(conn, job.order, first, last, job.audio_store)
-                _send(replies, outcome)
-    except Exception as error:  # reported to the parent, which checks the range itself
-        _send(replies, f"{type(error).__name__}: {error}")
-    finally:
-        engine.dispose()
+def _check_in_worker(index: int) -> RangeCheck:
+    if _worker is None:
+        raise RuntimeError("the worker was not started with a job")
+    conn, job = _worker
+    first, last = job.ranges[index]
+    return check_range(conn, job.order, first, last, job.audio_store)
 
 
 def _enter_snapshot(conn: Connection, snapshot: str) -> None:
@@ -380,14 +264,3 @@ def _enter_snapshot(conn: Connection, snapshot: str) -> None:
         raise ValueError(f"not a PostgreSQL snapshot id: {snapshot!r}")
     conn.execution_options(isolation_level="REPEATABLE READ")
     conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-
-
-def _main() -> None:
-    """Serve on the standard streams; anything else the process prints goes to standard error."""
-    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    serve(sys.stdin.buffer, replies)
-
-
-if __name__ == "__main__":
-    _main()

@@ -3,8 +3,9 @@ that cannot start or that fails costs nothing but time."""
 
 from __future__ import annotations
 
-import sys
-import time
+import contextlib
+import re
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from consent_ledger import verify_workers
 from consent_ledger.evidence import EventKind
 from consent_ledger.verify import VerificationReport, verify_ledger
 from consent_ledger.verify_workers import _cut
-from tests.conftest import fresh_database
+from tests.conftest import fresh_database, postgres_schema
 from tests.ledger_support import (
     OTHER_NUMBER,
     Ledger,
@@ -153,18 +154,25 @@ def test_workers_read_the_snapshot_of_the_verifying_transaction(filled: Ledger) 
 
 
 @pytest.mark.usefixtures("small_ranges")
-@pytest.mark.parametrize("executable", ["/bin/false", "/nonexistent/python"])
+@pytest.mark.parametrize(
+    "worker_url",
+    [
+        "sqlite:///file:/nonexistent/folder/ledger.db?mode=ro&uri=true",  # cannot connect
+        "postgresql+psycopg://nobody@127.0.0.1:9/none",  # nothing listens on port 9
+    ],
+    ids=["missing-sqlite-file", "closed-port"],
+)
 def test_workers_that_cannot_start_leave_the_work_to_this_process(
     filled: Ledger,
     monkeypatch: pytest.MonkeyPatch,
-    executable: str,
+    worker_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(sys, "executable", executable)
+    monkeypatch.setattr(verify_workers, "worker_database_url", lambda _conn: worker_url)
     with filled.engine.connect() as conn:
         report = verify_ledger(conn, workers=3)
     assert report.ok and report.events_checked == 60
-    assert "could not start" in caplog.text
+    assert "worker failed" in caplog.text
 
 
 @pytest.mark.usefixtures("small_ranges")
@@ -174,27 +182,18 @@ def test_a_worker_that_fails_a_range_leaves_it_to_this_process(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A worker that says it is ready, then answers its first range with an error."""
-    wrapper = tmp_path / "dying-python"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f'exec {sys.executable} -c "'
-        "import sys, pickle, consent_ledger.verify_workers as w; "
-        "job = pickle.load(sys.stdin.buffer); out = sys.stdout.buffer; "
-        "pickle.dump(True, out); out.flush(); pickle.load(sys.stdin.buffer); "
-        "pickle.dump('ValueError: worker gave up', out); out.flush()\"\n"
-    )
-    wrapper.chmod(0o755)
-    monkeypatch.setattr(sys, "executable", str(wrapper))
-
-    def slowly(_checked: int) -> None:  # leave ranges for the worker until it has failed one
-        if "worker gave up" not in caplog.text:
-            time.sleep(0.3)
-
-    with filled.engine.connect() as conn:
-        report = verify_ledger(conn, workers=2, progress=slowly)
+    """Workers that connect, then fail every range they are given: their database is empty."""
+    with contextlib.ExitStack() as stack:
+        if filled.url.startswith("sqlite"):
+            sqlite3.connect(tmp_path / "empty.db").close()
+            empty = f"sqlite:///{tmp_path / 'empty.db'}"
+        else:  # the same server (so the snapshot is there to share), an empty schema
+            empty = stack.enter_context(postgres_schema("empty"))
+        monkeypatch.setattr(verify_workers, "worker_database_url", lambda _conn: empty)
+        with filled.engine.connect() as conn:
+            report = verify_ledger(conn, workers=2)
     assert report.ok and report.events_checked == 60
-    assert "worker gave up" in caplog.text
+    assert re.search(r"worker failed: .*(no such table|does not exist)", caplog.text)
 
 
 @pytest.mark.usefixtures("small_ranges")
