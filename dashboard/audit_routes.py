@@ -6,26 +6,36 @@ JSON/CSV summary, for the business or one number, over an optional period.
 
 Every request carries ``Authorization: Bearer rcpt_audit_…``; the token decides the business, so an
 auditor never names one and never sees another's records (a number on record only elsewhere is a
-plain 404). The routes are plain ``def`` functions: FastAPI runs them, and the token check, in its
-thread pool, so the blocking SQLAlchemy calls never stall the event loop that carries live calls.
+plain 404). The token check is a plain ``def`` that FastAPI runs in its thread pool. The heavy
+part of each route (reading the records, verifying the business's whole chain, building the PDF
+and the zip) runs off the process that carries the live calls: in worker processes
+(``AuditContext.export_processes``, started on first use at a lower CPU priority), at most that
+many at once with ``max_waiting_exports`` more queued, and beyond that a 503 with ``Retry-After``.
+(Pure Python work in a thread would still take the GIL from the event loop; a process does not.)
+Without worker processes the work runs in a thread, one request at a time.
 
 The lead puts an :class:`AuditContext` at ``app.state.audit`` and includes :func:`audit_router`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
 import re
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import phonenumbers
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, create_engine
 
 from consent_ledger import (
     AudioStore,
@@ -64,13 +74,124 @@ _BAD_TOKEN_CHALLENGE = 'Bearer realm="audit", error="invalid_token"'
 class AuditContext:
     """What the audit routes need from the application: the database (``read_engine`` for the long
     reads: on SQLite it begins deferred, so a verification never holds the write lock that calls
-    need), the consent audio, a clock, and the limiter of bad token attempts per address."""
+    need), the consent audio, a clock, and the limiter of bad token attempts per address.
+
+    ``export_processes`` worker processes (0: a thread instead) do the heavy reads and exports,
+    each opening the database with ``worker_engine(url)`` (picklable, such as
+    ``functools.partial(make_engine, read_only=True)``; a plain engine by default). The
+    application calls :meth:`close` when it stops.
+    """
 
     engine: Engine
     read_engine: Engine
     audio_store_root: Path
     clock: Callable[[], datetime]
     token_attempts: AttemptLimiter = field(default_factory=AttemptLimiter)
+    export_processes: int = 0
+    worker_engine: Callable[[str], Engine] | None = None
+    max_waiting_exports: int = 8
+    runner: ExportRunner = field(default_factory=lambda: ExportRunner(), compare=False)
+
+    def close(self) -> None:
+        """Stop the worker processes (an export under way is abandoned)."""
+        self.runner.close()
+
+
+_Result = TypeVar("_Result")
+
+
+@dataclass(frozen=True)
+class _EngineRecipe:
+    """How a worker process opens the database: ``factory(url)``, kept for the process's life."""
+
+    url: str
+    factory: Callable[[str], Engine] | None
+
+
+EngineSource = Engine | _EngineRecipe
+"""What a job reads from: the engine itself (in a thread), or the recipe for one (in a process)."""
+
+_worker_engines: dict[str, Engine] = {}
+"""A worker process's engines, by database URL (a process serves one application)."""
+
+
+def _engine_of(source: EngineSource) -> Engine:
+    if isinstance(source, Engine):
+        return source
+    engine = _worker_engines.get(source.url)
+    if engine is None:
+        engine = (source.factory or create_engine)(source.url)
+        _worker_engines[source.url] = engine
+    return engine
+
+
+def _lower_priority() -> None:
+    """A worker process's initializer: the process carrying live calls comes first for the CPU."""
+    with contextlib.suppress(OSError):
+        os.nice(10)
+
+
+class ExportRunner:
+    """Runs the audit routes' heavy jobs in worker processes (started on first use), or in a
+    thread one at a time; it admits at most the workers plus ``max_waiting_exports`` at once."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._one_at_a_time = threading.Lock()
+        self._admitted = 0
+        self.worker_pids: set[int] = set()  # for the tests and benches: who did the work
+
+    async def run(
+        self, context: AuditContext, job: Callable[..., _Result], *args: object
+    ) -> _Result:
+        """``job(source, *args)`` off the event loop, ``source`` being what it reads from."""
+        with self._lock:
+            if self._admitted >= max(context.export_processes, 1) + context.max_waiting_exports:
+                raise HTTPException(
+                    503, "too many audit requests at once; try again shortly", {"Retry-After": "5"}
+                )
+            self._admitted += 1
+        try:
+            if context.export_processes <= 0:
+                return await asyncio.to_thread(self._in_turn, job, context.read_engine, *args)
+            recipe = _EngineRecipe(
+                context.read_engine.url.render_as_string(hide_password=False),
+                context.worker_engine,
+            )
+            pool = self._processes(context.export_processes)
+            pid, result = await asyncio.wrap_future(pool.submit(_in_worker, job, recipe, *args))
+            self.worker_pids.add(pid)
+            return result
+        finally:
+            with self._lock:
+                self._admitted -= 1
+
+    def _in_turn(self, job: Callable[..., _Result], *args: object) -> _Result:
+        with self._one_at_a_time:
+            return job(*args)
+
+    def _processes(self, workers: int) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_lower_priority,
+                )
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _in_worker(
+    job: Callable[..., _Result], source: _EngineRecipe, *args: object
+) -> tuple[int, _Result]:
+    return os.getpid(), job(source, *args)
 
 
 def audit_router() -> APIRouter:
@@ -125,26 +246,44 @@ def current_auditor(request: Request, context: Context) -> AuditorToken:
 Auditor = Annotated[AuditorToken, Depends(current_auditor)]
 
 
-def audit_number(e164: str, auditor: Auditor, context: Context) -> dict[str, Any]:
+async def audit_number(e164: str, auditor: Auditor, context: Context) -> dict[str, Any]:
     """Every consent event of the auditor's business about ``e164``, where consent stands now, and
     whether the business's whole chain (and its answer audio) verifies."""
     number = parse_e164(e164)
-    now = context.clock()
-    with _snapshot(context.read_engine) as conn:
-        try:
-            events = events_for_number(conn, auditor.business_id, number)
-        except ValueError as error:
-            return _damaged_record(auditor, number, str(error), _verify(conn, auditor, context))
-        if not events:
-            raise HTTPException(404, "no consent events for this number")
-        standing = consent_state(conn, auditor.business_id, number)
-        report = _verify(conn, auditor, context)
-    logger.info(
-        "auditor read a number's consent records",
-        extra={"business_id": auditor.business_id, "token_id": auditor.id},
+    found = await context.runner.run(
+        context,
+        _number_records,
+        auditor.business_id,
+        number,
+        context.audio_store_root,
+        context.clock(),
     )
+    if found is None:
+        raise HTTPException(404, "no consent events for this number")
+    log_fields = {"business_id": auditor.business_id, "token_id": auditor.id}
+    if found["events"] is None:
+        logger.error("auditor read a damaged consent record", extra=log_fields)
+    else:
+        logger.info("auditor read a number's consent records", extra=log_fields)
+    return found
+
+
+def _number_records(
+    source: EngineSource, business_id: str, number: str, audio_root: Path, now: datetime
+) -> dict[str, Any] | None:
+    """What :func:`audit_number` answers (None: no events), read in one snapshot."""
+    with _snapshot(_engine_of(source)) as conn:
+        try:
+            events = events_for_number(conn, business_id, number)
+        except ValueError as error:
+            report = _verify(conn, business_id, audio_root)
+            return _damaged_record(business_id, number, str(error), report)
+        if not events:
+            return None
+        standing = consent_state(conn, business_id, number)
+        report = _verify(conn, business_id, audio_root)
     return {
-        "business_id": auditor.business_id,
+        "business_id": business_id,
         "business_name": events[-1].body["evidence"]["business_name"],
         "phone_number": number,
         "events": [_event_json(event) for event in events],
@@ -153,7 +292,7 @@ def audit_number(e164: str, auditor: Auditor, context: Context) -> dict[str, Any
     }
 
 
-def audit_export(
+async def audit_export(
     auditor: Auditor,
     context: Context,
     number: str | None = None,
@@ -174,13 +313,11 @@ def audit_export(
     except PacketRequestError as error:  # the inputs are checked: only the period can be wrong
         raise HTTPException(422, str(error)) from None
     generated_at = context.clock()
-    with _snapshot(context.read_engine) as conn:
-        if (
-            phone_number is not None
-            and consent_state(conn, auditor.business_id, phone_number) is None
-        ):
-            raise HTTPException(404, "no consent events for this number")
-        content = _export(conn, request, export_format, context, generated_at)
+    content = await context.runner.run(
+        context, _export, request, export_format, context.audio_store_root, generated_at
+    )
+    if content is None:
+        raise HTTPException(404, "no consent events for this number")
     logger.info(
         "auditor exported consent records",
         extra={"business_id": auditor.business_id, "token_id": auditor.id, "format": export_format},
@@ -232,16 +369,23 @@ def _instant_param(raw: str | None) -> datetime | None:
 
 
 def _export(
-    conn: Connection,
+    source: EngineSource,
     request: PacketRequest,
     export_format: str,
-    context: AuditContext,
+    audio_root: Path,
     generated_at: datetime,
-) -> bytes:
-    if export_format == "zip":
-        audio_store = AudioStore(context.audio_store_root)
-        return build_audit_packet(conn, request, audio_store=audio_store, generated_at=generated_at)
-    summaries = summarize_events(conn, request)
+) -> bytes | None:
+    """The export's bytes, read in one snapshot (None: the number named has no events)."""
+    with _snapshot(_engine_of(source)) as conn:
+        number = request.phone_number
+        if number is not None and consent_state(conn, request.business_id or "", number) is None:
+            return None
+        if export_format == "zip":
+            audio_store = AudioStore(audio_root)
+            return build_audit_packet(
+                conn, request, audio_store=audio_store, generated_at=generated_at
+            )
+        summaries = summarize_events(conn, request)
     render = summaries_to_json if export_format == "json" else summaries_to_csv
     return render(summaries).encode("utf-8")
 
@@ -296,11 +440,9 @@ def _standing_json(standing: ConsentStateRow, now: datetime) -> dict[str, Any]:
     }
 
 
-def _verify(conn: Connection, auditor: AuditorToken, context: AuditContext) -> VerificationReport:
+def _verify(conn: Connection, business_id: str, audio_root: Path) -> VerificationReport:
     """The business's whole chain, re-hashed now, with each event's answer audio."""
-    return verify_ledger(
-        conn, auditor.business_id, audio_store=AudioStore(context.audio_store_root)
-    )
+    return verify_ledger(conn, business_id, audio_store=AudioStore(audio_root))
 
 
 def _verification_json(report: VerificationReport) -> dict[str, Any]:
@@ -321,14 +463,10 @@ def _instant(value: datetime | None) -> str | None:
 
 
 def _damaged_record(
-    auditor: AuditorToken, number: str, problem: str, report: VerificationReport
+    business_id: str, number: str, problem: str, report: VerificationReport
 ) -> dict[str, Any]:
-    logger.error(
-        "auditor read a damaged consent record",
-        extra={"business_id": auditor.business_id, "token_id": auditor.id},
-    )
     return {
-        "business_id": auditor.business_id,
+        "business_id": business_id,
         "phone_number": number,
         "events": None,
         "records_error": problem,
