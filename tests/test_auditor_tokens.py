@@ -6,7 +6,6 @@ Storage tests run on SQLite and on PostgreSQL when it is reachable (a schema of 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import hashlib
@@ -17,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from sqlalchemy import Engine, select
 
 from dashboard.auditor_tokens import (
@@ -31,10 +31,9 @@ from dashboard.auditor_tokens import (
 )
 from dashboard.tables import auditor_tokens
 from dashboard.tables import metadata as dashboard_metadata
+from tests.cli_support import receptionist
 from tests.conftest import BACKENDS, ROOT, fresh_database, receptionist_settings
 from tests.ledger_support import ledger_engine
-from voice_agent.cli.support import CommandError
-from voice_agent.cli.tokens import AUDITOR_TOKEN_COMMANDS
 from voice_agent.records.businesses import import_businesses
 from voice_agent.records.database import make_engine
 from voice_agent.records.migrate import upgrade
@@ -247,29 +246,19 @@ def cli_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Set
         yield receptionist_settings(url)
 
 
-def _parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="receptionist")
-    AUDITOR_TOKEN_COMMANDS.register(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(list(argv))
+def _run(settings: Settings, *argv: str) -> Result:
+    return receptionist(*argv, settings=settings)
 
 
-def _run(settings: Settings, *argv: str) -> int:
-    args = _parse(*argv)
-    status: int = args.handler(settings, args)
-    return status
-
-
-def test_create_prints_the_token_once_and_it_works(
-    cli_settings: Settings, capsys: pytest.CaptureFixture[str]
-) -> None:
-    status = _run(
+def test_create_prints_the_token_once_and_it_works(cli_settings: Settings) -> None:
+    result = _run(
         cli_settings, "auditor", "token", "create", "--business", "acme-plumbing",
         "--label", "T-Mobile audit", "--expires-days", "7",
     )  # fmt: skip
-    out, err = capsys.readouterr()
+    err = result.stderr
 
-    assert status == 0
-    secret = out.strip()
+    assert result.exit_code == 0
+    secret = result.stdout.strip()
     assert TOKEN_SHAPE.fullmatch(secret)
     assert secret not in err and "not shown again" in err
     engine = make_engine(cli_settings.database_url)
@@ -282,17 +271,20 @@ def test_create_prints_the_token_once_and_it_works(
     assert token.expires_at - token.created_at == timedelta(days=7)
 
 
-def test_list_never_shows_a_token(
-    cli_settings: Settings, capsys: pytest.CaptureFixture[str]
-) -> None:
-    _run(cli_settings, "auditor", "token", "create", "--business", "acme-plumbing", "--label", "a")
-    _run(cli_settings, "auditor", "token", "create", "--business", "bright-spark-electric")
-    secrets = capsys.readouterr().out.split()
+def test_list_never_shows_a_token(cli_settings: Settings) -> None:
+    secrets = [
+        _run(cli_settings, "auditor", "token", "create", "--business", "acme-plumbing",
+             "--label", "a").stdout.strip(),
+        _run(cli_settings, "auditor", "token", "create",
+             "--business", "bright-spark-electric").stdout.strip(),
+    ]  # fmt: skip
 
-    _run(cli_settings, "auditor", "token", "list")
-    table = capsys.readouterr().out
-    _run(cli_settings, "auditor", "token", "list", "--business", "acme-plumbing", "--json")
-    listed = json.loads(capsys.readouterr().out)
+    table = _run(cli_settings, "auditor", "token", "list").stdout
+    listed = json.loads(
+        _run(
+            cli_settings, "auditor", "token", "list", "--business", "acme-plumbing", "--json"
+        ).stdout
+    )
 
     assert all(secret not in table for secret in secrets)
     assert TOKEN_PREFIX not in table
@@ -306,34 +298,49 @@ def test_list_never_shows_a_token(
     }  # fmt: skip
 
 
-def test_revoke_stops_a_token_and_says_so(
-    cli_settings: Settings, capsys: pytest.CaptureFixture[str]
-) -> None:
-    _run(cli_settings, "auditor", "token", "create", "--business", "acme-plumbing")
-    secret = capsys.readouterr().out.strip()
+def test_revoke_stops_a_token_and_says_so(cli_settings: Settings) -> None:
+    secret = _run(
+        cli_settings, "auditor", "token", "create", "--business", "acme-plumbing"
+    ).stdout.strip()
     engine = make_engine(cli_settings.database_url)
     with engine.connect() as conn:
         (token,) = list_tokens(conn)
 
-    assert _run(cli_settings, "auditor", "token", "revoke", str(token.id)) == 0
-    assert f"revoked auditor token {token.id}" in capsys.readouterr().out
-    assert _run(cli_settings, "auditor", "token", "revoke", str(token.id)) == 0
-    assert "already revoked" in capsys.readouterr().out
+    revoked = _run(cli_settings, "auditor", "token", "revoke", str(token.id))
+    assert revoked.exit_code == 0
+    assert f"revoked auditor token {token.id}" in revoked.stdout
+    again = _run(cli_settings, "auditor", "token", "revoke", str(token.id))
+    assert again.exit_code == 0
+    assert "already revoked" in again.stdout
     with engine.begin() as conn:
         assert authenticate(conn, secret, token.created_at) is None
     engine.dispose()
-    _run(cli_settings, "auditor", "token", "list", "--json")
-    assert json.loads(capsys.readouterr().out)[0]["status"] == "revoked"
+    listed = _run(cli_settings, "auditor", "token", "list", "--json")
+    assert json.loads(listed.stdout)[0]["status"] == "revoked"
 
 
-def test_commands_refuse_what_does_not_exist(cli_settings: Settings) -> None:
-    with pytest.raises(CommandError, match="no business"):
-        _run(cli_settings, "auditor", "token", "create", "--business", "nobody")
-    with pytest.raises(CommandError, match="no auditor token 999"):
-        _run(cli_settings, "auditor", "token", "revoke", "999")
-    with pytest.raises(CommandError, match="control characters"):
-        _run(cli_settings, "auditor", "token", "create", "--business", "acme-plumbing",
-             "--label", "bad\x07label")  # fmt: skip
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ("create", "--business", "nobody"),
+            "no business 'nobody'; known: acme-plumbing, bright-spark-electric",
+        ),
+        (("revoke", "999"), "no auditor token 999"),
+        (
+            ("create", "--business", "acme-plumbing", "--label", "bad\x07label"),
+            "control characters",
+        ),
+        (("list", "--business", "nobody"), "no business 'nobody'"),
+    ],
+)
+def test_commands_refuse_what_does_not_exist(
+    cli_settings: Settings, argv: tuple[str, ...], message: str
+) -> None:
+    result = _run(cli_settings, "auditor", "token", *argv)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert message in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -348,6 +355,4 @@ def test_commands_refuse_what_does_not_exist(cli_settings: Settings) -> None:
     ],
 )
 def test_bad_arguments_are_usage_errors(argv: tuple[str, ...]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        _parse(*argv)
-    assert exit_info.value.code == 2
+    assert receptionist(*argv).exit_code == 2

@@ -3,7 +3,6 @@ commands (exit codes, refusing bad arguments without writing anything)."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import io
@@ -13,10 +12,10 @@ import zipfile
 import zlib
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from click.testing import Result
 from sqlalchemy import update
 
 from consent_ledger import verify_workers
@@ -32,6 +31,8 @@ from consent_ledger.export import (
     summarize_events,
 )
 from consent_ledger.tables import consent_events
+from tests.cli_support import receptionist
+from tests.conftest import receptionist_settings
 from tests.ledger_support import (
     NUMBER,
     OTHER_NUMBER,
@@ -42,7 +43,6 @@ from tests.ledger_support import (
     drop_append_only_triggers,
     ledger,
 )
-from voice_agent.cli import ledger as cli_ledger
 
 __all__ = ["ledger"]
 GENERATED = datetime(2025, 5, 1, 9, 30, tzinfo=UTC)
@@ -203,21 +203,18 @@ def test_a_damaged_event_is_still_exported_and_reported(ledger: Ledger) -> None:
 # --- the commands ------------------------------------------------------------------------------
 
 
-def _run_cli(ledger: Ledger, tmp_path: Path, *argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="receptionist")
-    cli_ledger.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["ledger", *argv])
-    settings = SimpleNamespace(database_url=ledger.url, audio_dir=tmp_path / "audio")
-    result: int = args.handler(settings, args)
-    return result
+def _run_cli(ledger: Ledger, tmp_path: Path, *argv: str) -> Result:
+    settings = receptionist_settings(ledger.url, audio_dir=tmp_path / "audio")
+    return receptionist("ledger", *argv, settings=settings)
 
 
 def test_verify_command_exits_0_when_intact_and_1_naming_the_break(
-    ledger: Ledger, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ledger: Ledger, tmp_path: Path
 ) -> None:
     _history(ledger)
-    assert _run_cli(ledger, tmp_path, "verify") == 0
-    assert "intact - 4 events in 2 chains verified" in capsys.readouterr().out
+    intact = _run_cli(ledger, tmp_path, "verify")
+    assert intact.exit_code == 0
+    assert "intact - 4 events in 2 chains verified" in intact.stdout
     with ledger.engine.begin() as conn:
         drop_append_only_triggers(conn)
         conn.execute(
@@ -225,18 +222,33 @@ def test_verify_command_exits_0_when_intact_and_1_naming_the_break(
             .where(consent_events.c.seq == 2, consent_events.c.business_id == "acme")
             .values(kind="consent_declined")
         )
-    assert _run_cli(ledger, tmp_path, "verify", "--business", "bolt") == 0
-    assert _run_cli(ledger, tmp_path, "verify") == 1
-    out = capsys.readouterr().out
-    assert "BROKEN at business 'acme' event #2" in out
-    assert "kind column does not match the hashed body" in out
+    assert _run_cli(ledger, tmp_path, "verify", "--business", "bolt").exit_code == 0
+    broken = _run_cli(ledger, tmp_path, "verify")
+    assert broken.exit_code == 1
+    assert "BROKEN at business 'acme' event #2" in broken.stdout
+    assert "kind column does not match the hashed body" in broken.stdout
+    as_json = _run_cli(ledger, tmp_path, "verify", "--json")
+    assert as_json.exit_code == 1
+    report = json.loads(as_json.stdout)
+    assert report["intact"] is False and report["events_checked"] == 2
+    assert report["first_broken"]["business_id"] == "acme"
+    assert report["first_broken"]["seq"] == 2
+
+
+def test_ledger_commands_refuse_a_business_it_does_not_know(ledger: Ledger, tmp_path: Path) -> None:
+    _history(ledger)
+    for argv in (["verify", "--business", "nope"], ["export", "--business", "nope"]):
+        refused = _run_cli(ledger, tmp_path, *argv)
+        assert refused.exit_code == 1
+        assert refused.stderr == "Error: no business 'nope'; known: acme, bolt\n"
+    assert not list(tmp_path.glob("audit-packet-*"))
 
 
 _BAD_ARGUMENTS: dict[str, tuple[list[str], int, str]] = {
-    "neither selector": ([], 2, "one of the arguments"),
-    "both selectors": (["--number", NUMBER, "--business", "acme"], 2, "not allowed with"),
+    "neither selector": ([], 2, "name either --number or --business"),
+    "both selectors": (["--number", NUMBER, "--business", "acme"], 2, "not both"),
     "bad date": (["--business", "acme", "--from", "2025-13-01"], 2, "not a date"),
-    "bad format": (["--business", "acme", "--format", "pdf"], 2, "invalid choice"),
+    "bad format": (["--business", "acme", "--format", "pdf"], 2, "is not one of"),
 }
 
 
@@ -252,36 +264,32 @@ _BAD_ARGUMENTS: dict[str, tuple[list[str], int, str]] = {
     ],
 )
 def test_verify_refuses_a_bad_worker_count(
-    ledger: Ledger, tmp_path: Path, capsys: pytest.CaptureFixture[str], workers: str, message: str
+    ledger: Ledger, tmp_path: Path, workers: str, message: str
 ) -> None:
-    with pytest.raises(SystemExit) as exited:
-        _run_cli(ledger, tmp_path, "verify", "--workers", workers)
-    assert exited.value.code == 2
-    assert message in capsys.readouterr().err
+    result = _run_cli(ledger, tmp_path, "verify", "--workers", workers)
+    assert result.exit_code == 2
+    assert message in result.stderr
 
 
 def test_verify_with_workers_reports_what_one_process_reports(
     ledger: Ledger,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(verify_workers, "PARALLEL_FROM_EVENTS", 1)
     monkeypatch.setattr(verify_workers, "MIN_RANGE_EVENTS", 1)
     _history(ledger)
-    assert _run_cli(ledger, tmp_path, "verify", "--workers", "2") == 0
-    assert "intact - 4 events in 2 chains verified" in capsys.readouterr().out
+    result = _run_cli(ledger, tmp_path, "verify", "--workers", "2")
+    assert result.exit_code == 0
+    assert "intact - 4 events in 2 chains verified" in result.stdout
 
 
 @pytest.mark.parametrize("case", list(_BAD_ARGUMENTS))
-def test_export_argument_errors_exit_2(
-    ledger: Ledger, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
-) -> None:
+def test_export_argument_errors_exit_2(ledger: Ledger, tmp_path: Path, case: str) -> None:
     argv, status, message = _BAD_ARGUMENTS[case]
-    with pytest.raises(SystemExit) as exited:
-        _run_cli(ledger, tmp_path, "export", *argv)
-    assert exited.value.code == status
-    assert message in capsys.readouterr().err
+    result = _run_cli(ledger, tmp_path, "export", *argv)
+    assert result.exit_code == status
+    assert message in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -298,25 +306,25 @@ def test_export_refusals_exit_1_and_write_nothing(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     before = sorted(tmp_path.rglob("*"))
-    with pytest.raises(cli_ledger.CommandError, match=message):
-        _run_cli(ledger, tmp_path, "export", *argv)
+    result = _run_cli(ledger, tmp_path, "export", *argv)
+    assert result.exit_code == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
     assert sorted(tmp_path.rglob("*")) == before
 
 
-def test_export_writes_a_packet_and_summaries(
-    ledger: Ledger, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_export_writes_a_packet_and_summaries(ledger: Ledger, tmp_path: Path) -> None:
     _history(ledger)
     output = tmp_path / "out.zip"
     argv = ["export", "--number", NUMBER, "--from", "2025-04-11", "--to", "2025-04-11"]
-    assert _run_cli(ledger, tmp_path, *argv, "--output", str(output)) == 0
+    assert _run_cli(ledger, tmp_path, *argv, "--output", str(output)).exit_code == 0
     with zipfile.ZipFile(output) as opened:
         names = opened.namelist()
         assert opened.read("events.jsonl").count(b"\n") == 2  # acme #1 and bolt #1, same day
     assert {"events.jsonl", "report.pdf", "manifest.json", "verify.py"} <= set(names)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.zip")] == []
-    capsys.readouterr()
-    assert _run_cli(ledger, tmp_path, "export", "--business", "acme", "--format", "csv") == 0
-    assert capsys.readouterr().out.count("\r\n") == 4  # header and three events
-    assert _run_cli(ledger, tmp_path, "export", "--business", "acme", "--format", "json") == 0
-    assert len(json.loads(capsys.readouterr().out)) == 3
+    as_csv = _run_cli(ledger, tmp_path, "export", "--business", "acme", "--format", "csv")
+    assert as_csv.exit_code == 0
+    assert as_csv.stdout_bytes.count(b"\r\n") == 4  # header and three events
+    as_json = _run_cli(ledger, tmp_path, "export", "--business", "acme", "--format", "json")
+    assert as_json.exit_code == 0
+    assert len(json.loads(as_json.stdout)) == 3

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from click.testing import Result
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import DBAPIError
 
@@ -25,8 +26,8 @@ from dashboard.owner_queries import read_snapshot
 from dashboard.owner_sessions import SESSION_LIFETIME, end_session, find_session, start_session
 from dashboard.tables import metadata as dashboard_metadata
 from dashboard.tables import owner_sessions, owner_tokens
+from tests.cli_support import receptionist
 from tests.conftest import BACKENDS, ROOT, fresh_database
-from voice_agent.cli import main as cli
 from voice_agent.records.businesses import import_businesses
 from voice_agent.records.database import make_engine
 from voice_agent.records.migrate import upgrade
@@ -164,52 +165,59 @@ def test_session_times_must_be_utc(engine: Engine) -> None:
 # --- the CLI ----------------------------------------------------------------------------------
 
 
-def _receptionist(monkeypatch: pytest.MonkeyPatch, database_url: str, *argv: str) -> int:
+def _receptionist(monkeypatch: pytest.MonkeyPatch, database_url: str, *argv: str) -> Result:
     monkeypatch.setenv("DATABASE_URL", database_url)
-    return cli.main(list(argv))
+    return receptionist(*argv)
 
 
 def test_owner_token_commands_issue_list_and_revoke(
-    monkeypatch: pytest.MonkeyPatch, database_url: str, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, database_url: str
 ) -> None:
-    status = _receptionist(
+    created = _receptionist(
         monkeypatch, database_url, "owner", "token", "create", "--business", ACME, "--label", "Dana"
     )
-    out, err = capsys.readouterr()
-    secret = out.strip()
-    assert status == 0 and OWNER_TOKEN_SHAPE.fullmatch(secret)
-    assert "owner token 1 for acme-plumbing" in err and "not shown again" in err
-    assert secret not in err
+    secret = created.stdout.strip()
+    assert created.exit_code == 0 and OWNER_TOKEN_SHAPE.fullmatch(secret)
+    assert "owner token 1 for acme-plumbing" in created.stderr
+    assert "not shown again" in created.stderr
+    assert secret not in created.stderr
 
-    assert _receptionist(monkeypatch, database_url, "owner", "token", "list", "--json") == 0
-    (listed,) = json.loads(capsys.readouterr().out)
+    listed_json = _receptionist(monkeypatch, database_url, "owner", "token", "list", "--json")
+    assert listed_json.exit_code == 0
+    (listed,) = json.loads(listed_json.stdout)
     assert (listed["business_id"], listed["label"], listed["status"]) == (ACME, "Dana", "active")
-    created = datetime.fromisoformat(listed["created_at"])
-    assert datetime.fromisoformat(listed["expires_at"]) - created == timedelta(days=90)
-    assert _receptionist(monkeypatch, database_url, "auditor", "token", "list") == 0
-    assert capsys.readouterr().out.strip() == "no auditor tokens"
+    issued = datetime.fromisoformat(listed["created_at"])
+    assert datetime.fromisoformat(listed["expires_at"]) - issued == timedelta(days=90)
+    auditors = _receptionist(monkeypatch, database_url, "auditor", "token", "list")
+    assert auditors.exit_code == 0
+    assert auditors.stdout.strip() == "no auditor tokens"
 
-    assert _receptionist(monkeypatch, database_url, "owner", "token", "revoke", "1") == 0
-    assert "revoked owner token 1 (acme-plumbing, Dana)" in capsys.readouterr().out
+    revoked = _receptionist(monkeypatch, database_url, "owner", "token", "revoke", "1")
+    assert revoked.exit_code == 0
+    assert "revoked owner token 1 (acme-plumbing, Dana)" in revoked.stdout
     engine = make_engine(database_url)
     with engine.begin() as conn:
         assert OWNER_TOKENS.authenticate(conn, secret, datetime.now(UTC)) is None
     engine.dispose()
-    assert _receptionist(monkeypatch, database_url, "owner", "token", "list") == 0
-    table = capsys.readouterr().out
-    assert "revoked" in table and secret not in table and "rcpt_owner_" not in table
+    table = _receptionist(monkeypatch, database_url, "owner", "token", "list")
+    assert table.exit_code == 0
+    assert "revoked" in table.stdout and secret not in table.stdout
+    assert "rcpt_owner_" not in table.stdout
 
 
 def test_owner_token_commands_refuse_what_does_not_exist(
-    monkeypatch: pytest.MonkeyPatch, database_url: str, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, database_url: str
 ) -> None:
-    assert (
-        _receptionist(monkeypatch, database_url, "owner", "token", "create", "--business", "nobody")
-        == 1
+    nobody = _receptionist(
+        monkeypatch, database_url, "owner", "token", "create", "--business", "nobody"
     )
-    assert "error: no business 'nobody'" in capsys.readouterr().err
-    assert _receptionist(monkeypatch, database_url, "owner", "token", "revoke", "7") == 1
-    assert "error: no owner token 7" in capsys.readouterr().err
+    assert nobody.exit_code == 1
+    assert "Error: no business 'nobody'; known: acme-plumbing, bright-spark-electric" in (
+        nobody.stderr
+    )
+    missing = _receptionist(monkeypatch, database_url, "owner", "token", "revoke", "7")
+    assert missing.exit_code == 1
+    assert "Error: no owner token 7" in missing.stderr
 
 
 @pytest.mark.parametrize(
@@ -224,9 +232,7 @@ def test_owner_token_commands_refuse_what_does_not_exist(
     ],
 )
 def test_bad_owner_token_arguments_are_usage_errors(argv: tuple[str, ...]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        cli.build_parser().parse_args(list(argv))
-    assert exit_info.value.code == 2
+    assert receptionist(*argv).exit_code == 2
 
 
 # --- the schema -------------------------------------------------------------------------------

@@ -6,14 +6,15 @@ database brought up by the real migrations. Every run takes its ``now`` from the
 
 from __future__ import annotations
 
-import argparse
 import hashlib
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from pydantic import SecretStr
 from sqlalchemy import Engine, func, select, update
 
@@ -27,9 +28,9 @@ from consent_ledger import (
     verify_ledger,
 )
 from consent_ledger.tables import consent_events
+from tests.cli_support import receptionist
 from tests.conftest import BACKENDS, fresh_database
 from tests.ledger_support import answer_wav, answered_call, drop_append_only_triggers
-from voice_agent.cli import retention as cli_retention
 from voice_agent.records.businesses import Business, save_business
 from voice_agent.records.database import make_engine
 from voice_agent.records.migrate import upgrade
@@ -348,43 +349,42 @@ def test_the_business_settings_come_from_the_businesses_table(
 # --- the command -------------------------------------------------------------------------------
 
 
-def _run_command(database_url: str, audio_dir: Path, *argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="receptionist")
-    cli_retention.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
+def _run_command(database_url: str, audio_dir: Path, *argv: str) -> Result:
     settings = Settings(
         database_url=database_url,
         audio_dir=audio_dir,
         twilio_auth_token=SecretStr("test"),
         _env_file=None,  # type: ignore[call-arg]
     )
-    result: int = args.handler(settings, args)
-    return result
+    return receptionist(*argv, settings=settings)
 
 
 def test_the_command_shows_then_applies_the_removals(
-    database_url: str, engine: Engine, store: AudioStore, capsys: pytest.CaptureFixture[str]
+    database_url: str, engine: Engine, store: AudioStore
 ) -> None:
     call_sid = _call(engine, "acme", datetime(2001, 1, 1, tzinfo=UTC))
     audio = store.put(answer_wav(0.1, 9))
     _consent_with_audio(engine, "acme", datetime(2001, 1, 1, tzinfo=UTC), audio)
 
-    assert _run_command(database_url, store.root, "retention", "apply", "--dry-run") == 0
-    shown = capsys.readouterr().out
+    dry = _run_command(database_url, store.root, "retention", "apply", "--dry-run")
+    assert dry.exit_code == 0
+    shown = dry.stdout
     assert f"would remove transcript of call {call_sid} (acme, started 2001-01-01" in shown
     assert f"would purge consent audio {audio}" in shown
     assert shown.endswith("1 transcripts and 1 consent audio files would be removed\n")
     assert store.status(audio) is AudioStatus.PRESENT
 
-    assert _run_command(database_url, store.root, "retention", "apply") == 0
-    done = capsys.readouterr().out
-    assert f"removed transcript of call {call_sid}" in done
-    assert f"purged consent audio {audio}" in done
+    applied = _run_command(database_url, store.root, "retention", "apply", "--json")
+    assert applied.exit_code == 0
+    done = json.loads(applied.stdout)
+    assert done["dry_run"] is False and done["audio_blocked"] is None
+    assert [item["call_sid"] for item in done["transcripts"]] == [call_sid]
+    assert [item["audio_sha256"] for item in done["audio"]] == [audio]
     assert store.status(audio) is AudioStatus.PURGED
 
 
 def test_the_command_fails_when_the_ledger_is_damaged(
-    database_url: str, engine: Engine, store: AudioStore, capsys: pytest.CaptureFixture[str]
+    database_url: str, engine: Engine, store: AudioStore
 ) -> None:
     _consent_with_audio(
         engine, "acme", datetime(2001, 1, 1, tzinfo=UTC), store.put(answer_wav(0.1, 10))
@@ -393,5 +393,6 @@ def test_the_command_fails_when_the_ledger_is_damaged(
         drop_append_only_triggers(conn)
         conn.execute(update(consent_events).values(seq=5))
 
-    assert _run_command(database_url, store.root, "retention", "apply") == 1
-    assert "consent audio left alone, the ledger is damaged" in capsys.readouterr().out
+    result = _run_command(database_url, store.root, "retention", "apply")
+    assert result.exit_code == 1
+    assert "consent audio left alone, the ledger is damaged" in result.stdout

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
+import click
 
-from consent_ledger import owner_notifications_allowed
-from voice_agent.cli.simulate import run_scenarios
-from voice_agent.clock import system_clock
-from voice_agent.records.businesses import import_businesses
-from voice_agent.records.database import make_engine
-from voice_agent.records.migrate import upgrade
-from voice_agent.records.owner_texts import record_owner_texts_choice
-from voice_agent.settings import Settings
+from voice_agent.cli.simulate import SPEED, run_scenarios
+from voice_agent.cli.support import CommandError, load_settings
+
+if TYPE_CHECKING:
+    from voice_agent.settings import Settings
 
 FIXTURES = Path("fixtures")  # the demo runs from a checkout: its businesses and calls
 DEMO_SCENARIOS = ("consent-yes", "consent-no", "unclear-then-yes")
@@ -26,8 +23,31 @@ STARTUP_TIMEOUT = 60.0
 OWNER_WHO_WANTS_TEXTS = "acme-plumbing"  # the demo shows one owner getting call summaries
 
 
+@click.command()
+@click.option(
+    "--speed", type=SPEED, default=4.0, show_default=True, help="Time scale: 1 is real time."
+)
+def demo(speed: float) -> None:
+    """Serve, place three simulated calls, show what happened.
+
+    Starts the server, places the yes, no and unclear-then-yes calls, shows the results and
+    stops; exit 1 when a call did not go as expected. Run it from a checkout (it reads
+    fixtures/)."""
+    if run_demo(load_settings(), speed) != 0:
+        raise click.exceptions.Exit(1)
+
+
 def run_demo(settings: Settings, speed: float) -> int:
     """Exit status 0 when every demo call ended as its scenario expects."""
+    import asyncio
+
+    from consent_ledger import owner_notifications_allowed
+    from voice_agent.clock import system_clock
+    from voice_agent.records.businesses import import_businesses
+    from voice_agent.records.database import make_engine
+    from voice_agent.records.migrate import upgrade
+    from voice_agent.records.owner_texts import record_owner_texts_choice
+
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     with engine.begin() as conn:
@@ -68,14 +88,16 @@ def run_demo(settings: Settings, speed: float) -> int:
 
 
 def _wait_until_up(server: subprocess.Popen[bytes], server_url: str) -> None:
+    import httpx
+
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"the server exited with status {server.returncode} while starting")
+            raise CommandError(f"the server exited with status {server.returncode} while starting")
         try:
             if httpx.get(f"{server_url}/healthz", timeout=1.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    raise SystemExit(f"the server did not answer at {server_url} within {STARTUP_TIMEOUT:.0f}s")
+    raise CommandError(f"the server did not answer at {server_url} within {STARTUP_TIMEOUT:.0f}s")

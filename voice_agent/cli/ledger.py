@@ -1,40 +1,44 @@
-"""``receptionist ledger verify`` and ``receptionist ledger export``: proving the consent records.
+"""``receptionist ledger verify|export|rebuild``: proving the consent records.
 
 ``verify`` checks every chain (or one business's) and the answer audio, with a progress line on
 standard error for long ledgers, and exits 1 naming the first broken event. ``export`` writes an
 audit packet (zip) for a number or a business, or a JSON or CSV summary; a bad argument is refused
 before anything is written, and a packet is written to a temporary file renamed into place, so a
-failed export never leaves half a file.
+failed export never leaves half a file. ``rebuild`` recomputes the consent-state projection.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from consent_ledger import (
-    AudioStore,
-    CorruptEventError,
-    PacketRequest,
-    PacketRequestError,
-    build_audit_packet,
-    ledger_event_total,
-    rebuild_projection,
-    summaries_to_csv,
-    summaries_to_json,
-    summarize_events,
-    verify_ledger,
+import click
+
+from voice_agent.cli.support import (
+    CommandError,
+    Count,
+    database_engine,
+    json_option,
+    known_businesses,
+    load_settings,
+    missing_sqlite_file,
+    open_database,
+    opening,
+    print_json,
+    shown_url,
+    unknown_business,
 )
-from voice_agent.cli.support import CommandError, counted, open_database
-from voice_agent.records.database import make_engine
-from voice_agent.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from consent_ledger import PacketRequest, VerificationReport
 
 PROGRESS_THRESHOLD = 10_000
 """Ledgers longer than this show progress even when standard error is not a terminal."""
@@ -43,103 +47,125 @@ MAX_WORKERS = 64
 """The most processes ``verify --workers`` starts."""
 
 
-def register(commands: Any) -> None:
-    """Add ``ledger verify|export|rebuild`` to the top-level sub-command parser."""
-    ledger = commands.add_parser("ledger", help="the consent ledger: verify, export, rebuild")
-    ledger_commands = ledger.add_subparsers(dest="ledger", required=True)
+class Day(click.ParamType[date]):
+    """A calendar day, YYYY-MM-DD."""
 
-    verify = ledger_commands.add_parser("verify", help="recompute every hash, check the audio")
-    verify.add_argument("--business", help="only this business's chain")
-    verify.add_argument(
-        "--workers",
-        type=counted("workers", MAX_WORKERS),
-        default=_cores(),
-        help=f"processes that check a large ledger at once (1 to {MAX_WORKERS}; "
-        "default: one per core)",
-    )
-    verify.set_defaults(handler=cmd_ledger_verify)
+    name = "date"
 
-    export = ledger_commands.add_parser("export", help="audit packet (zip) or summary")
-    subject = export.add_mutually_exclusive_group(required=True)
-    subject.add_argument("--number", help="the caller's number, E.164 (+15555550123)")
-    subject.add_argument("--business", help="the business id")
-    export.add_argument("--from", dest="start", type=_day, help="first day (UTC), YYYY-MM-DD")
-    export.add_argument("--to", dest="end", type=_day, help="last day (UTC, included)")
-    export.add_argument(
-        "--output",
-        type=Path,
-        help="file to write (default: audit-packet-….zip for zip, standard output for json/csv)",
-    )
-    export.add_argument("--format", choices=("zip", "json", "csv"), default="zip")
-    export.set_defaults(handler=cmd_ledger_export)
-
-    rebuild = ledger_commands.add_parser(
-        "rebuild", help="recompute the consent-state projection from the events"
-    )
-    rebuild.add_argument("--business", help="only this business")
-    rebuild.set_defaults(handler=cmd_ledger_rebuild)
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"not a date (YYYY-MM-DD): {value!r}", param, ctx)
 
 
-def cmd_ledger_rebuild(settings: Settings, args: argparse.Namespace) -> int:
-    engine = open_database(settings)
-    try:
-        with engine.begin() as conn:
-            states = rebuild_projection(conn, args.business)
-    except CorruptEventError as error:
-        raise CommandError(
-            f"the ledger is damaged, run `receptionist ledger verify`: {error}"
-        ) from None
-    finally:
-        engine.dispose()
-    print(f"consent state rebuilt for {states:,} number(s)")
-    return 0
+@click.group()
+def ledger() -> None:
+    """The consent ledger: verify, export, rebuild."""
 
 
-def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
-    store = AudioStore(settings.audio_dir)
+@ledger.command()
+@click.option("--business", metavar="ID", help="Verify only this business's chain.")
+@click.option(
+    "--workers",
+    type=Count("workers", MAX_WORKERS),
+    default=None,
+    help=f"Processes that check a large ledger at once (1 to {MAX_WORKERS}; default: one per "
+    "core).",
+)
+@json_option("the report")
+def verify(business: str | None, workers: int | None, as_json: bool) -> None:
+    """Recompute every hash, chain and answer recording.
+
+    Exit 1 naming the first broken event. A ledger of 200,000 events or more is checked by one
+    process per core (or --workers)."""
+    from consent_ledger import AudioStore, ledger_event_total, verify_ledger
+
+    settings = load_settings()
     with _snapshot(settings.database_url) as conn:
-        total = ledger_event_total(conn, args.business)
+        _require_business(conn, business)
+        total = ledger_event_total(conn, business)
         show = total > PROGRESS_THRESHOLD or sys.stderr.isatty()
         progress = _progress_printer(sys.stderr, total) if show else None
         report = verify_ledger(
-            conn, args.business, progress=progress, audio_store=store, workers=args.workers
+            conn,
+            business,
+            progress=progress,
+            audio_store=AudioStore(settings.audio_dir),
+            workers=workers or _cores(),
         )
     if show:
         print(file=sys.stderr)
-    scope = f"business {args.business!r}" if args.business else "the ledger"
-    audio = f"audio: {report.audio_checked:,} intact, {report.audio_purged:,} purged"
-    broken = report.first_broken
-    if broken is None:
-        print(
-            f"{scope}: intact - {report.events_checked:,} events in "
-            f"{report.chains_checked:,} chains verified ({audio})"
-        )
-        return 0
-    where = f"row id {broken.event_id}" if broken.event_id is not None else "chain head"
-    print(
-        f"{scope}: BROKEN at business {broken.business_id!r} event #{broken.seq} ({where}): "
-        f"{broken.reason} - {report.events_checked:,} events checked"
+    if as_json:
+        print_json(_report_as_dict(business, report))
+    else:
+        print(_render_report(business, report))
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
+@ledger.command()
+@click.option("--number", metavar="E164", help="The caller's number, E.164 (+15555550123).")
+@click.option("--business", metavar="ID", help="The business id.")
+@click.option("--from", "start", type=Day(), help="First day (UTC), YYYY-MM-DD.")
+@click.option("--to", "end", type=Day(), help="Last day (UTC, included), YYYY-MM-DD.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["zip", "json", "csv"]),
+    default="zip",
+    show_default=True,
+    help="An audit packet (zip) or a summary of the events (json, csv).",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    help="File to write (default: audit-packet-….zip for zip, standard output for json and csv).",
+)
+def export(
+    number: str | None,
+    business: str | None,
+    start: date | None,
+    end: date | None,
+    output_format: str,
+    output: Path | None,
+) -> None:
+    """Export an audit packet or a summary of the events.
+
+    Name a caller's number (--number) or a business (--business). The packet holds events.jsonl,
+    a readable report.pdf, the answer audio, manifest.json and a standard-library verify.py that
+    checks it offline."""
+    from consent_ledger import (
+        AudioStore,
+        PacketRequest,
+        PacketRequestError,
+        build_audit_packet,
+        summaries_to_csv,
+        summaries_to_json,
+        summarize_events,
     )
-    return 1
 
-
-def cmd_ledger_export(settings: Settings, args: argparse.Namespace) -> int:
+    if (number is None) == (business is None):
+        raise click.UsageError("name either --number or --business (one of them, not both)")
     try:
         request = PacketRequest(
-            business_id=args.business,
-            phone_number=args.number,
-            start=_start_of(args.start),
-            end=_start_of(args.end + timedelta(days=1)) if args.end else None,
+            business_id=business,
+            phone_number=number,
+            start=_start_of(start),
+            end=_start_of(end + timedelta(days=1)) if end else None,
         )
     except PacketRequestError as error:
         raise CommandError(str(error)) from None
-    output: Path | None = args.output
-    if args.format == "zip" and output is None:
+    if output_format == "zip" and output is None:
         output = Path(f"audit-packet-{_file_safe(request)}.zip")
     if output is not None:
         _require_writable(output)
+    settings = load_settings()
     with _snapshot(settings.database_url) as conn:
-        if args.format == "zip":
+        _require_business(conn, business)
+        if output_format == "zip":
             content = build_audit_packet(
                 conn,
                 request,
@@ -148,31 +174,113 @@ def cmd_ledger_export(settings: Settings, args: argparse.Namespace) -> int:
             )
         else:
             summaries = summarize_events(conn, request)
-            render = summaries_to_json if args.format == "json" else summaries_to_csv
+            render = summaries_to_json if output_format == "json" else summaries_to_csv
             content = render(summaries).encode("utf-8")
     if output is None:
         sys.stdout.write(content.decode("utf-8"))
-        return 0
+        return
     _write_atomically(output, content)
     print(f"wrote {output} ({len(content):,} bytes)", file=sys.stderr)
-    return 0
+
+
+@ledger.command()
+@click.option("--business", metavar="ID", help="Rebuild only this business's consent state.")
+def rebuild(business: str | None) -> None:
+    """Recompute the consent-state projection from the events."""
+    from consent_ledger import CorruptEventError, rebuild_projection
+
+    engine = open_database(load_settings())
+    try:
+        with engine.begin() as conn:
+            _require_business(conn, business)
+            states = rebuild_projection(conn, business)
+    except CorruptEventError as error:
+        raise CommandError(
+            f"the ledger is damaged, run `receptionist ledger verify`: {error}"
+        ) from None
+    finally:
+        engine.dispose()
+    print(f"consent state rebuilt for {states:,} number(s)")
 
 
 @contextmanager
-def _snapshot(database_url: str) -> Any:
+def _snapshot(database_url: str) -> Iterator[Connection]:
     """A read connection that sees one consistent state of the ledger throughout.
 
     PostgreSQL runs it at REPEATABLE READ (one snapshot for the events and the chain heads);
-    SQLite's deferred read transaction in WAL mode is one snapshot and takes no write lock.
+    SQLite's deferred read transaction in WAL mode is one snapshot and takes no write lock. A
+    database with no ledger (a missing SQLite file included) is refused, and nothing is created.
     """
-    engine = make_engine(database_url, read_only=True)
+    missing = CommandError(
+        f"there is no consent ledger in the database at {shown_url(database_url)}"
+    )
+    if missing_sqlite_file(database_url):
+        raise missing
+    engine = database_engine(database_url, read_only=True)
+    with opening(database_url):
+        conn = engine.connect()
     try:
-        with engine.connect() as conn:
+        with conn:
             if conn.dialect.name == "postgresql":
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            if not conn.dialect.has_table(conn, "consent_events"):
+                raise missing
             yield conn
     finally:
         engine.dispose()
+
+
+def _require_business(conn: Connection, business_id: str | None) -> None:
+    """Refuse a business that is neither configured nor has a chain in the ledger."""
+    if business_id is None:
+        return
+    from sqlalchemy import select
+
+    from consent_ledger import metadata
+
+    heads = metadata.tables["consent_chain_heads"]
+    known = known_businesses(conn)
+    if business_id in known:
+        return
+    chains = set(conn.execute(select(heads.c.business_id)).scalars())
+    if business_id not in chains:
+        raise unknown_business(business_id, known | chains)
+
+
+def _report_as_dict(business: str | None, report: VerificationReport) -> dict[str, Any]:
+    broken = report.first_broken
+    return {
+        "business": business,
+        "intact": report.ok,
+        "events_checked": report.events_checked,
+        "chains_checked": report.chains_checked,
+        "audio_checked": report.audio_checked,
+        "audio_purged": report.audio_purged,
+        "first_broken": None
+        if broken is None
+        else {
+            "business_id": broken.business_id,
+            "seq": broken.seq,
+            "event_id": broken.event_id,
+            "reason": broken.reason,
+        },
+    }
+
+
+def _render_report(business: str | None, report: VerificationReport) -> str:
+    scope = f"business {business!r}" if business else "the ledger"
+    audio = f"audio: {report.audio_checked:,} intact, {report.audio_purged:,} purged"
+    broken = report.first_broken
+    if broken is None:
+        return (
+            f"{scope}: intact - {report.events_checked:,} events in "
+            f"{report.chains_checked:,} chains verified ({audio})"
+        )
+    where = f"row id {broken.event_id}" if broken.event_id is not None else "chain head"
+    return (
+        f"{scope}: BROKEN at business {broken.business_id!r} event #{broken.seq} ({where}): "
+        f"{broken.reason} - {report.events_checked:,} events checked"
+    )
 
 
 def _progress_printer(stream: TextIO, total: int) -> Callable[[int], None]:
@@ -185,13 +293,6 @@ def _progress_printer(stream: TextIO, total: int) -> Callable[[int], None]:
 
 def _cores() -> int:
     return min(MAX_WORKERS, len(os.sched_getaffinity(0)))
-
-
-def _day(raw: str) -> date:
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {raw!r}") from None
 
 
 def _start_of(day: date | None) -> datetime | None:

@@ -1,14 +1,18 @@
-"""What the CLI shows people: calls with both sides of the transcript, consent records, texts."""
+"""What the CLI shows people: calls with both sides of the transcript, consent records, texts.
+
+It works on the records it is handed and imports none of their modules (``calls list`` loads no
+ledger or SMS code)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from consent_ledger import RecordedEvent
-from sms_sender import OutboxMessage
-from voice_agent.records.calls import CallRecord
+if TYPE_CHECKING:
+    from consent_ledger import RecordedEvent
+    from sms_sender import OutboxMessage
+    from voice_agent.records.calls import CallRecord
 
 
 def call_as_dict(

@@ -1,40 +1,79 @@
-"""``receptionist retention apply [--dry-run]``: remove old transcripts and expired audio."""
+"""``receptionist retention apply [--dry-run] [--json]``: remove old transcripts and expired
+consent audio; consent events are never deleted."""
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from consent_ledger import AudioStore
-from voice_agent.cli.support import open_database
-from voice_agent.clock import system_clock
-from voice_agent.records.retention import RetentionReport, apply_retention
-from voice_agent.settings import Settings
+import click
 
+from voice_agent.cli.support import json_option, load_settings, open_database, print_json
 
-def register(commands: Any) -> None:
-    """Add the retention commands to the top-level sub-command parser."""
-    retention = commands.add_parser("retention", help="data retention")
-    retention_commands = retention.add_subparsers(dest="retention", required=True)
-    apply = retention_commands.add_parser(
-        "apply", help="delete old transcripts and consent audio past retention"
-    )
-    apply.add_argument(
-        "--dry-run", action="store_true", help="show what would be removed; remove nothing"
-    )
-    apply.set_defaults(handler=cmd_retention_apply)
+if TYPE_CHECKING:
+    from voice_agent.records.retention import RetentionReport
 
 
-def cmd_retention_apply(settings: Settings, args: argparse.Namespace) -> int:
+@click.group()
+def retention() -> None:
+    """Data retention: remove what is past its time.
+
+    Transcripts go after each business's retention (default 90 days); consent events are never
+    deleted and their audio is kept 5 years."""
+
+
+@retention.command()
+@click.option("--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
+@json_option("the removals")
+def apply(dry_run: bool, as_json: bool) -> None:
+    """Delete transcripts and consent audio past retention.
+
+    Exit 1 when the ledger is damaged (then no consent audio is touched)."""
+    from consent_ledger import AudioStore
+    from voice_agent.clock import system_clock
+    from voice_agent.records.retention import apply_retention
+
+    settings = load_settings()
     engine = open_database(settings)
     try:
         report = apply_retention(
-            engine, AudioStore(settings.audio_dir), system_clock(), dry_run=args.dry_run
+            engine, AudioStore(settings.audio_dir), system_clock(), dry_run=dry_run
         )
     finally:
         engine.dispose()
-    print(render_retention(report))
-    return 1 if report.audio_blocked else 0
+    if as_json:
+        print_json(retention_as_dict(report))
+    else:
+        print(render_retention(report))
+    if report.audio_blocked:
+        raise click.exceptions.Exit(1)
+
+
+def retention_as_dict(report: RetentionReport) -> dict[str, Any]:
+    """The removals as JSON-ready data."""
+    return {
+        "dry_run": report.dry_run,
+        "now": report.now.isoformat(),
+        "transcripts": [
+            {
+                "call_sid": item.call_sid,
+                "business_id": item.business_id,
+                "started_at": item.started_at.isoformat(),
+                "turns": item.turns,
+            }
+            for item in report.transcripts
+        ],
+        "audio": [
+            {
+                "audio_sha256": item.audio_sha256,
+                "business_id": item.business_id,
+                "event_seq": item.event_seq,
+                "kept_until": item.kept_until.isoformat(),
+                "reason": item.reason,
+            }
+            for item in report.audio
+        ],
+        "audio_blocked": report.audio_blocked,
+    }
 
 
 def render_retention(report: RetentionReport) -> str:

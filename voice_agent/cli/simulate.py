@@ -1,34 +1,64 @@
-"""Runs scenario calls against a server and gathers what the server stored about each one."""
+"""``receptionist simulate``: place scenario calls exactly as Twilio would against a running
+server, and gather what the server stored about each one (the demo, the tests and the benches
+use :func:`run_scenarios` too)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
+import click
 
-from call_simulator import (
-    Scenario,
-    ScenarioError,
-    SimulatedCall,
-    SimulationError,
-    load_scenario,
-    simulate_call,
-)
-from consent_ledger import RecordedEvent, event_by_hash
-from sms_sender import OutboxMessage, OutboxStatus, list_outbox
-from voice_agent.cli.reports import call_as_dict, render_call
-from voice_agent.records.calls import CallRecord, get_call
-from voice_agent.records.database import make_engine
-from voice_agent.settings import Settings
+from voice_agent.cli.support import json_option, load_settings, print_json
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from call_simulator import Scenario, SimulatedCall
+    from consent_ledger import RecordedEvent
+    from sms_sender import OutboxMessage
+    from voice_agent.records.calls import CallRecord
+    from voice_agent.settings import Settings
 
 STORE_TIMEOUT = 20.0  # seconds to wait for the server to store a finished call
 SEND_TIMEOUT = 10.0  # seconds to wait for a queued text to reach the transport
-PENDING = (OutboxStatus.SCHEDULED, OutboxStatus.CLAIMED)
+SPEED = click.FloatRange(0.25, 20)
+"""How much faster than real time a simulated caller talks."""
+
+
+@click.command()
+@click.argument(
+    "scenarios",
+    metavar="SCENARIO...",
+    nargs=-1,
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Scenario files (fixtures/calls/*.yaml).",
+)
+@click.option("--server", metavar="URL", help="The server's URL (default: http://HOST:PORT).")
+@click.option(
+    "--speed", type=SPEED, default=1.0, show_default=True, help="Time scale: 1 is real time."
+)
+@json_option("each call's outcome")
+def simulate(scenarios: tuple[Path, ...], server: str | None, speed: float, as_json: bool) -> None:
+    """Place simulated Twilio calls against a running server.
+
+    Each call goes exactly as Twilio would place it (signed webhooks, TwiML, a signed websocket,
+    real-time audio, marks, stop); exit 1 when a call did not go as its scenario expects."""
+    import asyncio
+
+    settings = load_settings()
+    url = server or f"http://{settings.host}:{settings.port}"
+    outcomes = asyncio.run(run_scenarios(settings, list(scenarios), url, speed))
+    if as_json:
+        print_json([outcome.as_dict() for outcome in outcomes])
+    else:
+        print("\n\n".join(outcome.render() for outcome in outcomes))
+    if not all(outcome.ok for outcome in outcomes):
+        raise click.exceptions.Exit(1)
 
 
 @dataclass
@@ -66,6 +96,8 @@ class ScenarioOutcome:
             self.problems.append(f"expected {expect.texts} text(s) to the caller, found {texts}")
 
     def render(self) -> str:
+        from voice_agent.cli.reports import render_call
+
         header = f"━━ {self.name}" + (f": {self.scenario.description}" if self.scenario else "")
         lines = [header]
         if self.simulated is not None:
@@ -84,6 +116,8 @@ class ScenarioOutcome:
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
+        from voice_agent.cli.reports import call_as_dict
+
         return {
             "scenario": self.name,
             "ok": self.ok,
@@ -97,6 +131,11 @@ async def run_scenarios(
     settings: Settings, paths: list[Path], server_url: str, speed: float
 ) -> list[ScenarioOutcome]:
     """Place each scenario's call in turn and collect the stored results."""
+    import asyncio
+
+    from call_simulator import ScenarioError, SimulationError, load_scenario, simulate_call
+    from voice_agent.records.database import make_engine
+
     engine = make_engine(settings.database_url)
     outcomes = []
     for path in paths:
@@ -124,6 +163,9 @@ async def run_scenarios(
 
 def _collect(engine: Engine, outcome: ScenarioOutcome) -> None:
     """Wait for the server to store the call, then for its texts to reach the transport."""
+    from sms_sender import OutboxStatus
+
+    pending = (OutboxStatus.SCHEDULED, OutboxStatus.CLAIMED)
     assert outcome.simulated is not None
     call_sid = outcome.simulated.call_sid
     if not _poll(lambda: _load(engine, outcome, call_sid) is not None, STORE_TIMEOUT):
@@ -132,7 +174,7 @@ def _collect(engine: Engine, outcome: ScenarioOutcome) -> None:
     _poll(
         lambda: (
             _load(engine, outcome, call_sid) is not None
-            and not any(text.status in PENDING for text in outcome.texts)
+            and not any(text.status in pending for text in outcome.texts)
         ),
         SEND_TIMEOUT,
     )
@@ -148,6 +190,10 @@ def _poll(condition: Callable[[], bool], timeout: float) -> bool:
 
 
 def _load(engine: Engine, outcome: ScenarioOutcome, call_sid: str) -> CallRecord | None:
+    from consent_ledger import event_by_hash
+    from sms_sender import list_outbox
+    from voice_agent.records.calls import get_call
+
     with engine.connect() as conn:
         outcome.call = get_call(conn, call_sid)
         if outcome.call is not None:

@@ -3,107 +3,121 @@ send-test``: the follow-up texts."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-from typing import Any
+import click
 
-from sms_sender import (
-    OutgoingSms,
-    SendFailed,
-    TwilioSmsTransport,
-    cancel_message,
-    get_message,
-    list_outbox,
+from voice_agent.cli.support import (
+    CommandError,
+    json_option,
+    load_settings,
+    migrate,
+    open_database,
+    print_json,
+    print_text,
+    reading,
+    require_business,
 )
-from voice_agent.cli.reports import outbox_as_dict, render_outbox
-from voice_agent.cli.support import CommandError, open_database, print_json, print_text
-from voice_agent.phone import InvalidPhoneNumber, to_e164
-from voice_agent.records.migrate import upgrade
-from voice_agent.settings import Settings
+
+TEST_TEXT = "Voice receptionist: this test text confirms that sending works. No reply needed."
 
 
-def register(commands: Any) -> None:
-    """Add the SMS commands to the top-level sub-command parser."""
-    worker = commands.add_parser("worker", help="send due texts until stopped")
-    worker.add_argument("--once", action="store_true", help="one pass, then exit")
-    worker.set_defaults(handler=cmd_worker)
+@click.command()
+@click.option("--once", is_flag=True, help="Make one pass over the due texts, then exit.")
+def worker(once: bool) -> None:
+    """Send due texts until stopped.
 
-    outbox = commands.add_parser("outbox", help="follow-up texts")
-    outbox_commands = outbox.add_subparsers(dest="outbox", required=True)
-    outbox_list = outbox_commands.add_parser("list", help="every text, newest first")
-    outbox_list.add_argument("--business")
-    outbox_list.add_argument("--json", action="store_true")
-    outbox_list.set_defaults(handler=cmd_outbox_list)
-    outbox_show = outbox_commands.add_parser("show", help="one text")
-    outbox_show.add_argument("id", type=int)
-    outbox_show.add_argument("--json", action="store_true")
-    outbox_show.set_defaults(handler=cmd_outbox_show)
-    outbox_cancel = outbox_commands.add_parser("cancel", help="cancel a text not yet sent")
-    outbox_cancel.add_argument("id", type=int)
-    outbox_cancel.set_defaults(handler=cmd_outbox_cancel)
+    Run any number of workers against PostgreSQL (each claims due texts with FOR UPDATE SKIP
+    LOCKED); the database is migrated first."""
+    import asyncio
 
-    sms = commands.add_parser("sms", help="the Twilio account")
-    sms_commands = sms.add_subparsers(dest="sms", required=True)
-    send_test = sms_commands.add_parser(
-        "send-test", help="send one fixed test text through the configured Twilio account"
-    )
-    send_test.add_argument("--to", required=True, help="your own phone, E.164")
-    send_test.add_argument("--from", dest="from_number", required=True, help="a Twilio number")
-    send_test.set_defaults(handler=cmd_sms_send_test)
-
-
-def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from voice_agent.services import build_services
 
-    upgrade(settings.database_url)
+    settings = load_settings()
+    migrate(settings.database_url)
     dispatcher = build_services(settings, on_text=print_text).dispatcher
-    if args.once:
+    if once:
         report = asyncio.run(dispatcher.run_once())
         print(f"{report.sent} sent, {report.blocked} blocked, {report.failed} failed")
-        return 0
+        return
     asyncio.run(dispatcher.run())
-    return 0
 
 
-def cmd_outbox_list(settings: Settings, args: argparse.Namespace) -> int:
-    with open_database(settings).connect() as conn:
-        messages = list_outbox(conn, business_id=args.business)
-    if args.json:
+@click.group()
+def outbox() -> None:
+    """Follow-up texts and their status.
+
+    A text is scheduled, claimed, sent, delivered, or cancelled or blocked with the reason."""
+
+
+@outbox.command("list")
+@click.option("--business", metavar="ID", help="Only this business's texts.")
+@json_option("the texts")
+def list_texts(business: str | None, as_json: bool) -> None:
+    """List every text, newest first."""
+    from sms_sender import list_outbox
+    from voice_agent.cli.reports import outbox_as_dict, render_outbox
+
+    with reading(load_settings()) as conn:
+        require_business(conn, business)
+        messages = [] if conn is None else list_outbox(conn, business_id=business)
+    if as_json:
         print_json([outbox_as_dict(message) for message in messages])
     else:
         print(render_outbox(messages))
-    return 0
 
 
-def cmd_outbox_show(settings: Settings, args: argparse.Namespace) -> int:
-    with open_database(settings).connect() as conn:
-        message = get_message(conn, args.id)
+@outbox.command("show")
+@click.argument("text_id", metavar="ID", type=int, help="The text's number (#ID in the list).")
+@json_option("the text")
+def show_text(text_id: int, as_json: bool) -> None:
+    """Show one text: its status, kind, attempts and provider id."""
+    from sms_sender import get_message
+    from voice_agent.cli.reports import outbox_as_dict, render_outbox
+
+    with reading(load_settings()) as conn:
+        message = None if conn is None else get_message(conn, text_id)
     if message is None:
-        raise CommandError(f"no text #{args.id}")
-    if args.json:
+        raise CommandError(f"no text #{text_id}")
+    if as_json:
         print_json(outbox_as_dict(message))
     else:
         print(render_outbox([message]))
         print(f"  kind {message.kind.value} · attempts {message.attempts}")
         print(f"  provider id {message.provider_message_id or '—'} · call {message.call_sid}")
-    return 0
 
 
-def cmd_outbox_cancel(settings: Settings, args: argparse.Namespace) -> int:
-    with open_database(settings).begin() as conn:
-        cancelled = cancel_message(conn, args.id, "cancelled by the operator")
-    if not cancelled:
-        raise CommandError(f"text #{args.id} does not exist or is no longer pending")
-    print(f"text #{args.id} cancelled")
-    return 0
+@outbox.command("cancel")
+@click.argument("text_id", metavar="ID", type=int, help="The text's number (#ID in the list).")
+def cancel_text(text_id: int) -> None:
+    """Cancel a text that is not sent yet."""
+    from sms_sender import cancel_message
 
-
-TEST_TEXT = "Voice receptionist: this test text confirms that sending works. No reply needed."
-
-
-def cmd_sms_send_test(settings: Settings, args: argparse.Namespace) -> int:
+    engine = open_database(load_settings())
     try:
-        to_number, from_number = to_e164(args.to), to_e164(args.from_number)
+        with engine.begin() as conn:
+            cancelled = cancel_message(conn, text_id, "cancelled by the operator")
+    finally:
+        engine.dispose()
+    if not cancelled:
+        raise CommandError(f"text #{text_id} does not exist or is no longer pending")
+    print(f"text #{text_id} cancelled")
+
+
+@click.group()
+def sms() -> None:
+    """The Twilio account that sends the texts."""
+
+
+@sms.command("send-test")
+@click.option("--to", "to_number", required=True, help="Your own phone, E.164 (+1…).")
+@click.option("--from", "from_number", required=True, help="One of your Twilio numbers, E.164.")
+def send_test(to_number: str, from_number: str) -> None:
+    """Send one fixed test text through the configured Twilio account."""
+    from sms_sender import OutgoingSms, SendFailed, TwilioSmsTransport
+    from voice_agent.phone import InvalidPhoneNumber, to_e164
+
+    settings = load_settings()
+    try:
+        to_number, from_number = to_e164(to_number), to_e164(from_number)
     except InvalidPhoneNumber as error:
         raise CommandError(str(error)) from None
     transport = TwilioSmsTransport(
@@ -114,4 +128,3 @@ def cmd_sms_send_test(settings: Settings, args: argparse.Namespace) -> int:
     except SendFailed as failure:
         raise CommandError(f"Twilio did not accept the test text: {failure.reason}") from None
     print(f"Twilio accepted the test text as {receipt.provider_message_id}")
-    return 0

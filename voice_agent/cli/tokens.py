@@ -1,24 +1,35 @@
 """``receptionist auditor token …`` and ``receptionist owner token …``: issue, list and revoke the
 tokens that open one business's records, to auditors (``/audit``) or to owners (``/owner``).
 
-A token is printed once, on its own line on standard output (notes go to standard error), so that
+One factory, :class:`TokenCommands`, makes both groups; each kind of token differs only in its
+store, its words and its default lifetime. A token is printed once, on its own line on standard
+output (notes go to standard error), so that
 ``TOKEN=$(receptionist owner token create --business acme-plumbing)`` captures exactly it. Only
 its hash is kept; listing shows what a token is for and whether it still works, never the token.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dashboard import AUDITOR_TOKENS, OWNER_TOKENS, AccessToken, TokenError, TokenStore
-from voice_agent.cli.support import CommandError, counted, open_database, print_json
-from voice_agent.clock import system_clock
-from voice_agent.records.businesses import get_business
-from voice_agent.settings import Settings
+import click
+
+from voice_agent.cli.support import (
+    CommandError,
+    Count,
+    json_option,
+    load_settings,
+    open_database,
+    print_json,
+    reading,
+    require_business,
+)
+
+if TYPE_CHECKING:
+    from dashboard import AccessToken, TokenStore
 
 MAX_LIFETIME_DAYS = 366
 
@@ -27,87 +38,106 @@ MAX_LIFETIME_DAYS = 366
 class TokenCommands:
     """The ``ROLE token create|list|revoke`` commands for one kind of token."""
 
-    store: TokenStore
+    role: str
+    """``owner`` or ``auditor``: the top-level command, and the name of the dashboard's store."""
     group_help: str
     token_help: str
     label_example: str
     default_days: int
 
-    def register(self, commands: Any) -> None:
-        """Add ``ROLE token create|list|revoke`` to the top-level sub-command parser."""
-        role = self.store.role
-        group = commands.add_parser(role, help=self.group_help)
-        token = group.add_subparsers(dest=role, required=True).add_parser(
-            "token", help=self.token_help
-        )
-        token_commands = token.add_subparsers(dest=f"{role}_token", required=True)
+    def store(self) -> TokenStore:
+        """The dashboard's store for this kind of token (the dashboard loads on first use)."""
+        from dashboard import AUDITOR_TOKENS, OWNER_TOKENS
 
-        create = token_commands.add_parser("create", help="issue a token; it is shown only once")
-        create.add_argument("--business", required=True)
-        create.add_argument("--label", default="", help=f"who holds it, e.g. {self.label_example}")
-        create.add_argument(
+        return next(store for store in (OWNER_TOKENS, AUDITOR_TOKENS) if store.role == self.role)
+
+    def group(self) -> click.Group:
+        """``ROLE`` with its ``token create|list|revoke`` commands."""
+        role = self.role
+
+        @click.group(name=role, help=self.group_help)
+        def role_group() -> None:
+            pass
+
+        @role_group.group(name="token", help=self.token_help)
+        def token() -> None:
+            pass
+
+        @token.command(help="Issue a token; it is shown only once.")
+        @click.option("--business", metavar="ID", required=True, help="The business it opens.")
+        @click.option("--label", default="", help=f"Who holds it, e.g. {self.label_example}.")
+        @click.option(
             "--expires-days",
-            type=counted("days", MAX_LIFETIME_DAYS),
+            type=Count("days", MAX_LIFETIME_DAYS),
             default=self.default_days,
-            help=f"days until it stops working (default {self.default_days})",
+            show_default=True,
+            help=f"Days until it stops working (1 to {MAX_LIFETIME_DAYS}).",
         )
-        create.set_defaults(handler=self.create)
+        def create(business: str, label: str, expires_days: int) -> None:
+            self.create(business, label, expires_days)
 
-        lister = token_commands.add_parser("list", help="tokens and their state, never the tokens")
-        lister.add_argument("--business")
-        lister.add_argument("--json", action="store_true")
-        lister.set_defaults(handler=self.list_tokens)
+        @token.command("list", help=f"List {role} tokens and their state, never the tokens.")
+        @click.option("--business", metavar="ID", help="Only this business's tokens.")
+        @json_option("the tokens")
+        def list_command(business: str | None, as_json: bool) -> None:
+            self.list_tokens(business, as_json)
 
-        revoke = token_commands.add_parser("revoke", help="stop a token from working, at once")
-        revoke.add_argument("token_id", type=int, metavar="ID")
-        revoke.set_defaults(handler=self.revoke)
+        @token.command(help="Stop a token from working, at once.")
+        @click.argument("token_id", metavar="ID", type=int, help="The token's id (see list).")
+        def revoke(token_id: int) -> None:
+            self.revoke(token_id)
 
-    def create(self, settings: Settings, args: argparse.Namespace) -> int:
-        with open_database(settings).begin() as conn:
-            if get_business(conn, args.business) is None:
-                raise CommandError(f"no business {args.business!r}")
+        return role_group
+
+    def create(self, business_id: str, label: str, expires_days: int) -> None:
+        from dashboard import TokenError
+        from voice_agent.clock import system_clock
+
+        store = self.store()
+        with open_database(load_settings()).begin() as conn:
+            require_business(conn, business_id)
             try:
-                issued = self.store.issue(
-                    conn,
-                    args.business,
-                    args.label,
-                    system_clock(),
-                    timedelta(days=args.expires_days),
+                issued = store.issue(
+                    conn, business_id, label, system_clock(), timedelta(days=expires_days)
                 )
             except TokenError as error:
                 raise CommandError(str(error)) from None
         token = issued.token
         print(
-            f"{self.store.role} token {token.id} for {token.business_id}, expires "
+            f"{self.role} token {token.id} for {token.business_id}, expires "
             f"{_instant(token.expires_at)}. Keep it now: it is not shown again.",
             file=sys.stderr,
         )
         print(issued.secret)
-        return 0
 
-    def list_tokens(self, settings: Settings, args: argparse.Namespace) -> int:
-        with open_database(settings).connect() as conn:
-            tokens = self.store.tokens(conn, args.business)
+    def list_tokens(self, business_id: str | None, as_json: bool) -> None:
+        from voice_agent.clock import system_clock
+
+        store = self.store()
+        with reading(load_settings()) as conn:
+            require_business(conn, business_id)
+            tokens = [] if conn is None else store.tokens(conn, business_id)
         now = system_clock()
-        if args.json:
+        if as_json:
             print_json([_token_as_dict(token, now) for token in tokens])
         else:
-            print(_render_tokens(tokens, now) if tokens else f"no {self.store.role} tokens")
-        return 0
+            print(_render_tokens(tokens, now) if tokens else f"no {self.role} tokens")
 
-    def revoke(self, settings: Settings, args: argparse.Namespace) -> int:
+    def revoke(self, token_id: int) -> None:
+        from voice_agent.clock import system_clock
+
         now = system_clock()
-        role = self.store.role
-        with open_database(settings).begin() as conn:
-            token = self.store.revoke(conn, args.token_id, now)
+        with open_database(load_settings()).begin() as conn:
+            token = self.store().revoke(conn, token_id, now)
         if token is None:
-            raise CommandError(f"no {role} token {args.token_id}")
+            raise CommandError(f"no {self.role} token {token_id}")
         if token.revoked_at == now:
             label = token.label or "no label"
-            print(f"revoked {role} token {token.id} ({token.business_id}, {label})")
+            print(f"revoked {self.role} token {token.id} ({token.business_id}, {label})")
         else:
-            print(f"{role} token {token.id} was already revoked at {_instant(token.revoked_at)}")
-        return 0
+            print(
+                f"{self.role} token {token.id} was already revoked at {_instant(token.revoked_at)}"
+            )
 
 
 def _instant(value: datetime | None) -> str:
@@ -140,17 +170,20 @@ def _render_tokens(tokens: list[AccessToken], now: datetime) -> str:
 
 
 AUDITOR_TOKEN_COMMANDS = TokenCommands(
-    store=AUDITOR_TOKENS,
-    group_help="auditor access to consent records",
-    token_help="per-business read-only auditor tokens",
+    role="auditor",
+    group_help="Auditor access to consent records, for carriers and counsel.",
+    token_help="Read-only tokens for /audit, one business each (only a hash is stored).",
     label_example="'carrier audit 2025-06'",
     default_days=30,
 )
 
 OWNER_TOKEN_COMMANDS = TokenCommands(
-    store=OWNER_TOKENS,
-    group_help="owner access to the dashboard (calls, transcripts, texts)",
-    token_help="per-business owner sign-in tokens for the dashboard",
+    role="owner",
+    group_help="Owner access to the dashboard: calls, transcripts, texts.",
+    token_help="Sign-in tokens for /owner, one business each (only a hash is stored).",
     label_example="'Dana, owner'",
     default_days=90,
 )
+
+auditor = AUDITOR_TOKEN_COMMANDS.group()
+owner = OWNER_TOKEN_COMMANDS.group()
