@@ -22,6 +22,7 @@ from sms_sender import OutboxKind, PlannedText, queue_text
 from tests.cli_support import receptionist
 from tests.conftest import ROOT
 from voice_agent.cli.main import cli, main
+from voice_agent.cli.support import Schema, newest_revisions, schema_state
 from voice_agent.records.businesses import import_businesses
 from voice_agent.records.calls import CallRecord, Turn, save_call
 from voice_agent.records.database import make_engine
@@ -444,3 +445,32 @@ def test_help_imports_nothing_heavy(database: str, argv: list[str]) -> None:
 def test_listing_calls_loads_no_server_and_no_migrations(stocked: str, fresh: bool) -> None:
     loaded = _modules_after(["calls", "list"], stocked + "-fresh" if fresh else stocked)
     assert loaded.isdisjoint({*ONLY_WHEN_SERVING, "alembic"})
+
+
+# --- the schema check that spares a read Alembic -------------------------------------------------
+
+
+def test_the_newest_revisions_are_alembics_heads(database: str) -> None:
+    from alembic.script import ScriptDirectory
+
+    from voice_agent.records.migrate import alembic_config
+
+    heads = ScriptDirectory.from_config(alembic_config(database)).get_heads()
+    assert newest_revisions() == frozenset(heads)
+
+
+def test_a_read_on_an_older_schema_migrates_it_first(database: str) -> None:
+    from alembic import command
+
+    from voice_agent.records.migrate import alembic_config
+
+    engine = make_engine(database)
+    assert schema_state(engine) is Schema.ABSENT
+    upgrade(database)
+    assert schema_state(engine) is Schema.CURRENT
+    command.downgrade(alembic_config(database), "-1")
+    assert schema_state(engine) is Schema.OLDER
+    listed = receptionist("calls", "list")
+    assert listed.exit_code == 0 and listed.stdout == "No calls yet.\n"
+    assert schema_state(engine) is Schema.CURRENT
+    engine.dispose()
