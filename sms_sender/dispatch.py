@@ -15,7 +15,10 @@ A pass has three steps, each its own transaction:
    waits on the same locks; one that came while no MessageSid could be recorded is applied with
    it (``delivery.apply_early_report``). Two workers texting the same number take turns, so counts
    of texts sent are never stale, and every path takes the number's lock before any row's, so
-   the 21610 path below never deadlocks with a STOP or another worker.
+   the 21610 path below never deadlocks with a STOP or another worker. A row whose recipient has
+   an opt-out that is still on its way to the database (``pending_opt_outs``: the receptionist's
+   journal) is deferred for ``OPT_OUT_PENDING_DELAY`` instead; once the opt-out is stored it
+   cancels the row like any other.
 
 No duplicates: a row whose earlier attempt may have been accepted (a worker died mid-send, a
 timeout) is looked up with the provider before it is sent again. Failures close: a row whose
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -49,6 +53,11 @@ MAX_SEND_ATTEMPTS = 5
 FIRST_RETRY_DELAY = timedelta(seconds=30)
 LEASE = timedelta(minutes=5)
 LEASE_BATCH = 10
+OPT_OUT_PENDING_DELAY = timedelta(seconds=10)
+OPT_OUT_PENDING = "an opt-out from this number is not stored yet"
+
+PendingOptOuts = Callable[[], Collection[str]]
+"""The numbers (E.164) with an opt-out received but not yet stored, asked just before a send."""
 
 
 @dataclass(frozen=True)
@@ -85,8 +94,10 @@ def dispatch_due(
     now: datetime,
     limit: int = 50,
     rules: SendRules | None = None,
+    pending_opt_outs: PendingOptOuts | None = None,
 ) -> DispatchReport:
-    """Dispatch up to ``limit`` rows that are scheduled and due at ``now``."""
+    """Dispatch up to ``limit`` rows that are scheduled and due at ``now``; none to a number in
+    ``pending_opt_outs()`` (those wait)."""
     now = require_utc("now", now)
     chosen_rules = rules or SendRules()
     recover_stale_claims(engine, now)
@@ -98,7 +109,10 @@ def dispatch_due(
             break
         remaining -= len(leased)
         for message_id in leased:
-            outcomes[_dispatch_leased(engine, transport, message_id, now, chosen_rules)] += 1
+            outcome = _dispatch_leased(
+                engine, transport, message_id, now, chosen_rules, pending_opt_outs
+            )
+            outcomes[outcome] += 1
     return DispatchReport(
         sent=outcomes[_Outcome.SENT],
         blocked=outcomes[_Outcome.BLOCKED],
@@ -157,12 +171,19 @@ def _lease(engine: Engine, now: datetime, count: int) -> list[int]:
 
 
 def _dispatch_leased(
-    engine: Engine, transport: SmsTransport, message_id: int, now: datetime, rules: SendRules
+    engine: Engine,
+    transport: SmsTransport,
+    message_id: int,
+    now: datetime,
+    rules: SendRules,
+    pending_opt_outs: PendingOptOuts | None = None,
 ) -> _Outcome:
     in_flight = _RowInFlight()
     try:
         with engine.begin() as conn:
-            return _send_claimed(conn, transport, message_id, now, rules, in_flight)
+            return _send_claimed(
+                conn, transport, message_id, now, rules, in_flight, pending_opt_outs
+            )
     except Exception:
         logger.exception("dispatching outbox row %d failed; rolled back", message_id)
         return _record_after_error(engine, message_id, in_flight.receipt, now, rules)
@@ -175,11 +196,15 @@ def _send_claimed(
     now: datetime,
     rules: SendRules,
     in_flight: _RowInFlight,
+    pending_opt_outs: PendingOptOuts | None = None,
 ) -> _Outcome:
     row = lock_message(conn, message_id)
     if row is None or row.status != OutboxStatus.CLAIMED.value:
         return _Outcome.SKIPPED  # cancelled or recovered since it was leased
     message = message_from_row(row)
+    if pending_opt_outs is not None and message.to_number in pending_opt_outs():
+        waiting = Verdict(False, OPT_OUT_PENDING, defer_until=now + OPT_OUT_PENDING_DELAY)
+        return _hold_back(conn, message, waiting)
     verdict = judge(conn, message, now, rules)
     if not verdict.allowed:
         return _hold_back(conn, message, verdict)

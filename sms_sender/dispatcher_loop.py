@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from sms_sender.dispatch import DispatchReport, dispatch_due
+from sms_sender.dispatch import DispatchReport, PendingOptOuts, dispatch_due
 from sms_sender.send_rules import SendRules
 from sms_sender.transport import SmsTransport
 
@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 
 
 class TextDispatcher:
-    """Wakes the dispatcher on demand and on a timer."""
+    """Wakes the dispatcher on demand and on a timer. ``pending_opt_outs`` names the numbers
+    whose opt-out is received but not stored yet: nothing is sent to them meanwhile."""
 
     def __init__(
         self,
@@ -28,8 +29,10 @@ class TextDispatcher:
         clock: Callable[[], datetime],
         rules: SendRules,
         poll_seconds: float = 5.0,
+        pending_opt_outs: PendingOptOuts | None = None,
     ) -> None:
         self._engine = engine
+        self._pending_opt_outs = pending_opt_outs
         self._rules = rules
         self._transport = transport
         self._clock = clock
@@ -42,7 +45,12 @@ class TextDispatcher:
 
     async def run_once(self) -> DispatchReport:
         return await asyncio.to_thread(
-            dispatch_due, self._engine, self._transport, self._clock(), rules=self._rules
+            dispatch_due,
+            self._engine,
+            self._transport,
+            self._clock(),
+            rules=self._rules,
+            pending_opt_outs=self._pending_opt_outs,
         )
 
     async def run(self) -> None:

@@ -1,5 +1,6 @@
 """Inbound texts: STOP, HELP, START, YES and messages, through the handler and the signed
-webhook."""
+webhook (which journals each text and answers; the journal's applier then hands it to the
+handler)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from twilio.request_validator import RequestValidator
 
-from consent_ledger import ConsentMethod, EventKind, events_for_number, revoke
+from consent_ledger import AudioStore, ConsentMethod, EventKind, events_for_number, revoke
 from sms_sender.dispatch import DispatchReport, dispatch_due
 from sms_sender.inbound import InboundError, InboundSms, handle_inbound
 from sms_sender.keywords import ReplyIntent
@@ -37,6 +38,9 @@ from tests.test_dispatch import (
     queue,
     sms_engine,
 )
+from voice_agent.journal.applier import JournalApplier, PassReport
+from voice_agent.journal.store import Journal
+from voice_agent.services import journal_applier
 from voice_agent.signatures import TwilioSignatures
 from voice_agent.web.sms_webhooks import router
 
@@ -383,23 +387,44 @@ class WakeCounter:
 
 @dataclass
 class WebhookServices:
+    """What the SMS webhooks use of the services: the database, the journal in ``directory``
+    and its applier (run by hand with :meth:`settle`), a dispatcher that counts its wakes."""
+
     engine: Engine
+    directory: Path
     signatures: TwilioSignatures = field(
         default_factory=lambda: TwilioSignatures(AUTH_TOKEN, PUBLIC_BASE_URL)
     )
     dispatcher: WakeCounter = field(default_factory=WakeCounter)
+    journal: Journal = field(init=False)
+    journal_applier: JournalApplier = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.journal = Journal(self.directory / "journal")
+        audio = AudioStore(self.directory / "audio")
+        wake = self.dispatcher.wake
+        self.journal_applier = journal_applier(self.journal, self.engine, audio, wake)
 
     def clock(self) -> datetime:
         return NOW
 
+    def settle(self) -> PassReport:
+        """Apply what the webhooks journaled; all of it must go in."""
+        report = self.journal_applier.drain()
+        assert not report.stopped
+        assert self.journal.pending() == []
+        return report
+
 
 @pytest.fixture
-def webhook(migrated_engine: Engine) -> Iterator[tuple[TestClient, WebhookServices]]:
+def webhook(
+    migrated_engine: Engine, tmp_path: Path
+) -> Iterator[tuple[TestClient, WebhookServices]]:
     with migrated_engine.begin() as conn:
         sms_metadata.create_all(conn)
     app = FastAPI()
     app.include_router(router)
-    services = WebhookServices(migrated_engine)
+    services = WebhookServices(migrated_engine, tmp_path)
     app.state.services = services
     with TestClient(app) as client:
         yield client, services
@@ -445,7 +470,10 @@ def test_the_webhook_handles_stop_once_and_wakes_the_dispatcher(
 
     assert post_signed(client, "/twilio/sms", inbound_params("Stop.")) == 200
     assert post_signed(client, "/twilio/sms", inbound_params("Stop.")) == 200
+    assert services.journal.pending_opt_outs() == {CALLER}  # honoured before it is stored
+    services.settle()
 
+    assert services.journal.pending_opt_outs() == set()
     assert services.dispatcher.wakes == 1
     assert ledger_kinds(services.engine)[-1] is EventKind.REVOKED
     assert kinds_and_statuses(services.engine) == [
@@ -459,6 +487,7 @@ def test_the_webhook_confirms_stop_from_a_number_that_never_consented(
     client, services = webhook
 
     assert post_signed(client, "/twilio/sms", {**inbound_params("STOP"), "From": NEWCOMER}) == 200
+    services.settle()
 
     assert services.dispatcher.wakes == 1
     assert ledger_kinds(services.engine, NEWCOMER) == []
@@ -477,6 +506,7 @@ def test_the_webhook_takes_stop_from_the_owner_phone_for_the_owner_texts(
         queue_owner_summary(conn, call, POLICY, NOW)
 
     assert post_signed(client, "/twilio/sms", {**inbound_params("Stop"), "From": OWNER}) == 200
+    services.settle()
 
     assert services.dispatcher.wakes == 1
     assert ledger_kinds(services.engine, OWNER)[-1] is EventKind.OWNER_NOTIFICATIONS_OPT_OUT
@@ -497,8 +527,9 @@ def test_the_webhook_takes_stop_from_the_owner_phone_for_the_owner_texts(
 def test_malformed_webhooks_get_400(
     webhook: tuple[TestClient, WebhookServices], params: dict[str, str]
 ) -> None:
-    client, _services = webhook
+    client, services = webhook
     assert post_signed(client, "/twilio/sms", params) == 400
+    assert services.journal.pending() == []
 
 
 def test_a_text_to_an_unknown_number_is_logged_and_answered_empty(
@@ -507,4 +538,27 @@ def test_a_text_to_an_unknown_number_is_logged_and_answered_empty(
     client, services = webhook
     params = {**inbound_params("hello"), "To": "+15125550111"}
     assert post_signed(client, "/twilio/sms", params) == 200
+    services.settle()
     assert kinds_and_statuses(services.engine) == []
+
+
+def test_a_message_is_not_an_opt_out_in_the_journal(
+    webhook: tuple[TestClient, WebhookServices],
+) -> None:
+    client, services = webhook
+    assert post_signed(client, "/twilio/sms", inbound_params("Can you stop by at 5?")) == 200
+    assert (
+        post_signed(client, "/twilio/sms", inbound_params("please stop texting me", "SM2")) == 200
+    )
+
+    assert services.journal.pending_opt_outs() == {CALLER}
+    assert [name.endswith(f"-optout{CALLER}.json") for name in services.journal.pending()] == [
+        False,
+        True,
+    ]
+    services.settle()
+    assert ledger_kinds(services.engine) == []  # no consent was in force: nothing to revoke
+    assert kinds_and_statuses(services.engine)[-1] == (
+        OutboxKind.OPT_OUT_CONFIRMATION,
+        OutboxStatus.SCHEDULED,
+    )

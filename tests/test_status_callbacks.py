@@ -1,6 +1,8 @@
 """Twilio's status callbacks through the signed webhook, on a migrated database: each text's
 callback URL names its outbox row, a callback that comes before the send is committed is not
-lost, and hostile callbacks get a 4xx and change nothing.
+lost, malformed callbacks get a 400, and callbacks that name no text of ours, or the wrong one,
+change nothing. The webhook journals each callback and answers; :meth:`Callbacks.post` then
+applies the journal (as the server's applier does at once).
 
 Texts go through the real ``twilio`` client to the fake Twilio REST server; the callbacks are the
 forms Twilio posts, signed over the full callback URL (query included).
@@ -26,7 +28,7 @@ from twilio.request_validator import RequestValidator
 
 from consent_ledger import EventKind, events_for_number
 from consent_ledger.tables import consent_events
-from sms_sender.dispatch import dispatch_due, retry_delay
+from sms_sender.dispatch import OPT_OUT_PENDING, dispatch_due, retry_delay
 from sms_sender.outbox import (
     OutboxKind,
     OutboxMessage,
@@ -69,16 +71,27 @@ class Callbacks:
     fake: FakeTwilio
     transport: TwilioSmsTransport
     application_name: str
+    services: WebhookServices
 
     def send_due(self, at: datetime = NOW) -> None:
         dispatch_due(self.engine, self.transport, at, rules=send_rules())
 
-    def post(self, callback_url: str, form: dict[str, str], signed_url: str | None = None) -> int:
+    def post(
+        self,
+        callback_url: str,
+        form: dict[str, str],
+        signed_url: str | None = None,
+        *,
+        apply: bool = True,
+    ) -> int:
         """Post ``form`` to ``callback_url`` as Twilio would, signed over ``signed_url`` (by
-        default the URL itself); the HTTP status."""
+        default the URL itself), and (unless ``apply`` is false) apply what was journaled; the
+        HTTP status."""
         signature = RequestValidator(AUTH_TOKEN).compute_signature(signed_url or callback_url, form)
         target = callback_url.removeprefix(PUBLIC_BASE_URL)
         response = self.client.post(target, data=form, headers={"X-Twilio-Signature": signature})
+        if apply:
+            self.services.settle()
         return response.status_code
 
 
@@ -95,9 +108,10 @@ def callbacks(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callba
             import_businesses(conn, ROOT / "fixtures" / "businesses.yaml")
         app = FastAPI()
         app.include_router(router)
-        app.state.services = WebhookServices(
-            engine, signatures=TwilioSignatures(AUTH_TOKEN, PUBLIC_BASE_URL)
+        services = WebhookServices(
+            engine, tmp_path, signatures=TwilioSignatures(AUTH_TOKEN, PUBLIC_BASE_URL)
         )
+        app.state.services = services
         with fake_twilio() as fake, TestClient(app) as client:
             transport = TwilioSmsTransport(
                 ACCOUNT_SID,
@@ -106,7 +120,7 @@ def callbacks(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callba
                 timeout_seconds=0.3,
                 api_base_url=fake.base_url,
             )
-            yield Callbacks(engine, client, fake, transport, application_name)
+            yield Callbacks(engine, client, fake, transport, application_name, services)
         engine.dispose()
 
 
@@ -297,6 +311,7 @@ def test_a_malformed_outbox_id_gets_400_and_changes_nothing(
 
     assert answer == 400
     assert snapshot(callbacks.engine) == before
+    assert callbacks.services.journal.pending() == []
 
 
 @pytest.mark.parametrize(
@@ -324,17 +339,17 @@ def test_a_malformed_callback_form_gets_400_and_changes_nothing(
     assert snapshot(callbacks.engine) == before
 
 
-def test_a_callback_for_a_text_we_do_not_have_gets_404(callbacks: Callbacks) -> None:
+def test_a_callback_for_a_text_we_do_not_have_changes_nothing(callbacks: Callbacks) -> None:
     message, stored = sent_text(callbacks)
     before = snapshot(callbacks.engine)
 
     missing = f"{CALLBACK_URL}?outbox={message.id + 1000}"
 
-    assert callbacks.post(missing, status_callback_form(stored, "delivered")) == 404
+    assert callbacks.post(missing, status_callback_form(stored, "delivered")) == 200
     assert snapshot(callbacks.engine) == before
 
 
-def test_a_callback_naming_another_businesss_text_gets_409_and_changes_nothing(
+def test_a_callback_naming_another_businesss_text_changes_nothing(
     callbacks: Callbacks,
 ) -> None:
     _acme, acme_stored = sent_text(callbacks)
@@ -356,13 +371,13 @@ def test_a_callback_naming_another_businesss_text_gets_409_and_changes_nothing(
     other_url = f"{CALLBACK_URL}?outbox={other.id}"
 
     before = snapshot(callbacks.engine)
-    assert callbacks.post(other_url, form) == 409  # the other text has no MessageSid yet
+    assert callbacks.post(other_url, form) == 200  # the other text has no MessageSid yet
     assert snapshot(callbacks.engine) == before
 
     callbacks.send_due(other.due_at)
     assert the_text(callbacks, other.call_sid).provider_message_id is not None
     before = snapshot(callbacks.engine)
-    assert callbacks.post(other_url, form) == 409
+    assert callbacks.post(other_url, form) == 200
     assert snapshot(callbacks.engine) == before
 
 
@@ -372,4 +387,59 @@ def test_a_callback_without_an_outbox_id_is_matched_by_message_sid(callbacks: Ca
     assert callbacks.post(CALLBACK_URL, status_callback_form(stored, "delivered")) == 200
     assert the_text(callbacks).status is OutboxStatus.DELIVERED
     unknown = {**status_callback_form(stored, "delivered"), "MessageSid": "SM" + "0" * 32}
-    assert callbacks.post(CALLBACK_URL, unknown) == 404
+    before = snapshot(callbacks.engine)
+    assert callbacks.post(CALLBACK_URL, unknown) == 200
+    assert snapshot(callbacks.engine) == before
+
+
+# --- through the journal ------------------------------------------------------------------------
+
+
+def test_a_callback_applied_again_changes_nothing(callbacks: Callbacks) -> None:
+    _message, stored = sent_text(callbacks)
+    assert stored.status_callback is not None
+    form = status_callback_form(stored, "delivered")
+    assert callbacks.post(stored.status_callback, form) == 200
+    after_once = snapshot(callbacks.engine)
+
+    assert callbacks.post(stored.status_callback, form) == 200  # Twilio retried, or a replay
+
+    assert snapshot(callbacks.engine) == after_once
+    assert the_text(callbacks).status is OutboxStatus.DELIVERED
+
+
+def test_a_carrier_unsubscribe_holds_texts_from_the_moment_it_is_journaled(
+    callbacks: Callbacks,
+) -> None:
+    consent = grant(callbacks.engine)
+    queue(callbacks.engine, "CA0001", consent=consent)
+    callbacks.send_due()
+    first = the_text(callbacks, "CA0001")
+    [stored] = callbacks.fake.state.messages
+    assert stored.status_callback is not None
+    queue(callbacks.engine, "CA0002", consent=consent, due_at=NOW + timedelta(minutes=1))
+    form = status_callback_form(stored, "undelivered", 21610)
+
+    assert callbacks.post(stored.status_callback, form, apply=False) == 200
+    journal = callbacks.services.journal
+    assert journal.pending_opt_outs() == {CALLER}
+    report = dispatch_due(
+        callbacks.engine,
+        callbacks.transport,
+        NOW + timedelta(minutes=2),
+        rules=send_rules(),
+        pending_opt_outs=journal.pending_opt_outs,
+    )
+    assert (report.sent, report.deferred) == (0, 1)
+    held = the_text(callbacks, "CA0002")
+    assert (held.status, held.reason) == (OutboxStatus.SCHEDULED, OPT_OUT_PENDING)
+
+    callbacks.services.settle()
+
+    assert journal.pending_opt_outs() == set()
+    assert the_text(callbacks, "CA0001").status is OutboxStatus.UNDELIVERED
+    assert the_text(callbacks, "CA0002").status is OutboxStatus.CANCELLED
+    with callbacks.engine.begin() as conn:
+        kinds = [event.kind for event in events_for_number(conn, "acme-plumbing", CALLER)]
+    assert kinds[-1] is EventKind.REVOKED
+    assert len(callbacks.fake.state.messages) == 1 and first.provider_message_id == stored.sid

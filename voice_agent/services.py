@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from consent_ledger import AudioStore
 from media_stream import (
     DeepgramSynthesizer,
     DeepgramTranscriber,
@@ -24,10 +26,15 @@ from sms_sender import (
     TextDispatcher,
     TwilioSmsTransport,
 )
+from voice_agent.call.journal_entry import CALL_ENDED, apply_call_entry
 from voice_agent.chat.interviewer import ScriptedInterviewer
 from voice_agent.chat.openai_model import OpenAIChatModel
 from voice_agent.chat.port import ChatModel
 from voice_agent.clock import Clock, system_clock
+from voice_agent.journal.applier import Backoff, JournalApplier
+from voice_agent.journal.businesses import BusinessDirectory
+from voice_agent.journal.store import Journal
+from voice_agent.journal.texts import DELIVERY_STATUS, INBOUND_TEXT, apply_inbound, apply_status
 from voice_agent.metrics import CallMetrics
 from voice_agent.records.database import make_engine
 from voice_agent.records.sms_policies import send_rules
@@ -46,7 +53,9 @@ class Services:
     """Everything a live call and the webhooks need.
 
     The ``embedded_*`` engines are the defaults and the fallback a call moves to when a cloud
-    provider fails mid-call.
+    provider fails mid-call. What a call, an inbound text or a status callback produces goes to
+    the ``journal`` first; the ``journal_applier`` stores it in the database. ``businesses``
+    answers the paths that only read, without waiting for a writer.
     """
 
     settings: Settings
@@ -62,6 +71,9 @@ class Services:
     dispatcher: TextDispatcher
     clock: Clock
     metrics: CallMetrics
+    journal: Journal
+    journal_applier: JournalApplier
+    businesses: BusinessDirectory
 
 
 def build_services(
@@ -69,10 +81,15 @@ def build_services(
     *,
     on_text: Callable[[OutgoingSms, SendReceipt], None] | None = None,
     clock: Clock = system_clock,
+    journal_backoff: Backoff | None = None,
 ) -> Services:
     """Build the configured adapters; every provider without a key stays embedded."""
     engine = make_engine(settings.database_url)
     transport = _sms_transport(settings, on_text)
+    journal = Journal(settings.journal_path)
+    dispatcher = TextDispatcher(
+        engine, transport, clock, send_rules(), pending_opt_outs=journal.pending_opt_outs
+    )
     whisper = WhisperTranscriber()
     espeak = EspeakSynthesizer(voice=settings.assistant_voice)
     interviewer = ScriptedInterviewer()
@@ -89,9 +106,35 @@ def build_services(
         embedded_synthesizer=espeak,
         embedded_chat_model=interviewer,
         sms_transport=transport,
-        dispatcher=TextDispatcher(engine, transport, clock, send_rules()),
+        dispatcher=dispatcher,
         clock=clock,
         metrics=CallMetrics(),
+        journal=journal,
+        journal_applier=journal_applier(
+            journal, engine, AudioStore(settings.audio_dir), dispatcher.wake, journal_backoff
+        ),
+        businesses=BusinessDirectory(make_engine(settings.database_url, read_only=True)),
+    )
+
+
+def journal_applier(
+    journal: Journal,
+    engine: Engine,
+    audio_store: AudioStore,
+    wake_dispatcher: Callable[[], None],
+    backoff: Backoff | None = None,
+) -> JournalApplier:
+    """The applier of ``journal`` to the database (calls, inbound texts, delivery statuses),
+    which calls ``wake_dispatcher`` when it queued texts."""
+    return JournalApplier(
+        journal,
+        {
+            CALL_ENDED: functools.partial(apply_call_entry, engine, audio_store),
+            INBOUND_TEXT: functools.partial(apply_inbound, engine),
+            DELIVERY_STATUS: functools.partial(apply_status, engine),
+        },
+        backoff=backoff,
+        on_texts_queued=wake_dispatcher,
     )
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 
 class TranscriberChoice(StrEnum):
@@ -68,6 +70,13 @@ class Settings(BaseSettings):
     sms_transport: SmsTransportChoice = SmsTransportChoice.LOCAL
     assistant_voice: str = "en-us"
     audio_dir: Path = Path("./var/audio")
+    journal_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Where calls, inbound texts and status callbacks are journaled before the database "
+            "has them; unset, beside a SQLite file (<file>.journal) or ./var/journal/<database>."
+        ),
+    )
     deepgram_api_key: SecretStr | None = None
     deepgram_base_url: str | None = None
     deepgram_voice: str = "aura-2-thalia-en"
@@ -102,6 +111,17 @@ class Settings(BaseSettings):
         if uses_openai and self.openai_api_key is None:
             raise ValueError("CHAT_MODEL=openai or SYNTHESIZER=openai needs OPENAI_API_KEY")
         return self
+
+    @cached_property
+    def journal_path(self) -> Path:
+        """The journal's directory: ``journal_dir``, or one of the database's own."""
+        if self.journal_dir is not None:
+            return self.journal_dir
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            return Path(url.database).with_name(Path(url.database).name + ".journal")
+        digest = hashlib.sha256(self.database_url.encode("utf-8")).hexdigest()[:16]
+        return Path("./var/journal") / digest
 
     @cached_property
     def media_stream_url(self) -> str:

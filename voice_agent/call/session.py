@@ -23,12 +23,13 @@ from media_stream import (
     StreamSocket,
 )
 from voice_agent.call.conversation import RECORDING_SECONDS, CallOutcome, Conversation
+from voice_agent.call.journal_entry import CALL_ENDED, FinishedCall, call_entry, store_call
 from voice_agent.call.keyterms import call_keyterms
-from voice_agent.call.wrap_up import CallIdentity, record_call
+from voice_agent.call.wrap_up import CallIdentity
 from voice_agent.chat.failover import FailoverChatModel
 from voice_agent.logging_setup import bind_call
 from voice_agent.phone import InvalidPhoneNumber, to_e164
-from voice_agent.records.businesses import Business, get_business
+from voice_agent.records.businesses import Business
 from voice_agent.services import Services
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ async def handle_call(services: Services, socket: StreamSocket, admit: StreamAdm
         await bridge.close()
         return
     started_at, started_monotonic = services.clock(), time.monotonic()
-    business = await asyncio.to_thread(_business, services, start.custom_parameters)
+    business = await _business(services, start.custom_parameters)
     caller = _caller(start.custom_parameters)
     if business is None or caller is None:
         logger.warning("stream %s names no known business or caller", start.stream_sid)
@@ -117,19 +118,27 @@ async def _store(
     outcome: CallOutcome,
     end_reason: str,
 ) -> None:
+    """Journal the call durably, then let the journal's applier store it (and queue its texts):
+    a database that is down or locked delays the call's records and texts, and loses none."""
+    call = FinishedCall(business, identity, outcome, end_reason, services.clock())
     try:
-        wrap_up = await asyncio.to_thread(
-            record_call,
-            services.engine,
-            AudioStore(services.settings.audio_dir),
-            business,
-            identity,
-            outcome,
-            end_reason,
-            services.clock(),
+        await services.journal.append_async(
+            CALL_ENDED, identity.call_sid, call_entry(call), opt_out=call.opt_out
         )
     except Exception:
-        logger.exception("storing call %s failed; no text will be sent", identity.call_sid)
+        logger.exception("journaling call %s failed; storing it directly", identity.call_sid)
+        await _store_directly(services, call)
+        return
+    services.journal_applier.wake()
+
+
+async def _store_directly(services: Services, call: FinishedCall) -> None:
+    """Store a call the journal could not take (a full or failed disk), as one attempt."""
+    audio_store = AudioStore(services.settings.audio_dir)
+    try:
+        wrap_up = await asyncio.to_thread(store_call, services.engine, audio_store, call)
+    except Exception:
+        logger.exception("storing call %s failed; no text will be sent", call.identity.call_sid)
         return
     if wrap_up.texts_queued:
         services.dispatcher.wake()
@@ -147,10 +156,10 @@ async def _apologise(bridge: CallBridge) -> None:
         await bridge.close()
 
 
-def _business(services: Services, parameters: dict[str, str]) -> Business | None:
-    business_id = parameters.get("business", "")
-    with services.engine.connect() as conn:
-        return get_business(conn, business_id)
+async def _business(services: Services, parameters: dict[str, str]) -> Business | None:
+    """The business the stream names: read without waiting for any writer, or as last read when
+    the database does not answer (the call is taken all the same)."""
+    return await services.businesses.by_id(parameters.get("business", ""))
 
 
 def _caller(parameters: dict[str, str]) -> str | None:

@@ -1,5 +1,9 @@
 """What happens when a call ends: the call, its consent evidence and any follow-up text are
-stored together in one transaction, so a text can never exist without its consent record."""
+stored together in one transaction, so a text can never exist without its consent record.
+
+Storing a call is idempotent: the journal applies a call again after a crash between the commit
+and the entry's removal, and a call already stored for its business is then left as it is.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from consent_ledger import (
     ScriptEvidence,
     WordEvidence,
     append_event,
+    event_by_hash,
     revoke,
 )
 from media_stream import SAMPLE_RATE, ulaw_decode
@@ -37,7 +42,7 @@ from sms_sender import (
 from voice_agent.call.conversation import CallOutcome, ConsentAttempt, ConsentOutcome, TimedAnswer
 from voice_agent.consent.classifier import CLASSIFIER_NAME, CLASSIFIER_VERSION
 from voice_agent.records.businesses import Business
-from voice_agent.records.calls import CallRecord, save_call
+from voice_agent.records.calls import CallRecord, get_call, save_call
 from voice_agent.records.sms_policies import sms_policy
 
 logger = logging.getLogger(__name__)
@@ -89,7 +94,11 @@ def record_call(
     ended_at: datetime,
 ) -> CallWrapUp:
     """Store the call and its consent event, plan the caller's texts if they said yes, revoke
-    standing consent if they said "don't text me", and queue the owner's summary."""
+    standing consent if they said "don't text me", and queue the owner's summary.
+
+    A call already stored for this business (the same call SID) is not stored again: what was
+    stored is returned, with no texts queued. (Another business's call with that SID makes
+    ``save_call`` refuse this one.)"""
     policy = sms_policy(business)
     consent = outcome.consent
     audio_sha256 = (
@@ -97,6 +106,10 @@ def record_call(
     )
     with engine.begin() as conn:
         lock_number(conn, business.id, identity.caller_number)  # before the ledger: see its doc
+        stored = _stored_before(conn, business, identity)
+        if stored is not None:
+            logger.info("call %s was stored before; not stored again", identity.call_sid)
+            return stored
         evidence = consent_evidence(business, identity, consent, ended_at, audio_sha256)
         event = append_event(conn, evidence, ended_at)
         queued = 0
@@ -119,6 +132,17 @@ def record_call(
         "call %s stored: consent %s, %d text(s) queued", identity.call_sid, consent.outcome, queued
     )
     return CallWrapUp(record, event, queued)
+
+
+def _stored_before(
+    conn: Connection, business: Business, identity: CallIdentity
+) -> CallWrapUp | None:
+    """What was stored for this call of this business, if it was stored already."""
+    record = get_call(conn, identity.call_sid)
+    if record is None or record.business_id != business.id or not record.consent_event_hash:
+        return None
+    event = event_by_hash(conn, record.consent_event_hash)
+    return None if event is None else CallWrapUp(record, event, 0)
 
 
 def wav_from_ulaw(ulaw: bytes) -> bytes:

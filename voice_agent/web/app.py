@@ -1,4 +1,5 @@
-"""The FastAPI application factory: webhooks, the media stream, and the text dispatcher."""
+"""The FastAPI application factory: webhooks, the media stream, the text dispatcher, and the
+journal's applier (which also replays, at startup, what an earlier process journaled)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import gc
 import logging
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import Response
@@ -24,21 +26,27 @@ logger = logging.getLogger(__name__)
 
 
 def create_app(services: Services, *, export_processes: int | None = None) -> FastAPI:
-    """The web application; the speech model loads and the dispatcher starts with it. Audit
-    exports run in ``export_processes`` worker processes (by default one per two cores, at least
-    one)."""
+    """The web application; the speech model loads, the businesses are read, and the dispatcher
+    and the journal's applier start with it. Audit exports run in ``export_processes`` worker
+    processes (by default one per two cores, at least one)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(services.transcriber.load)
+        await asyncio.to_thread(services.businesses.load_all)
         gc.freeze()  # what startup loaded is never garbage: keep it out of full collections
-        dispatcher = asyncio.create_task(services.dispatcher.run(), name="text-dispatcher")
+        tasks = [
+            asyncio.create_task(services.dispatcher.run(), name="text-dispatcher"),
+            asyncio.create_task(services.journal_applier.run(), name="journal-applier"),
+        ]
         try:
             yield
         finally:
-            dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await dispatcher
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             app.state.audit.close()
 
     app = FastAPI(title="Voice receptionist", lifespan=lifespan)
@@ -67,8 +75,13 @@ def create_app(services: Services, *, export_processes: int | None = None) -> Fa
     app.include_router(owner_router())
 
     @app.get("/healthz")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> dict[str, Any]:
+        """``ok``, or ``degraded`` while the journal holds entries it cannot apply yet (the
+        database is down) or has set some aside; the journal's backlog either way. (It reads
+        only the journal's directory listing: it answers while the database cannot.)"""
+        journal = services.journal_applier.status()
+        degraded = journal["retrying_for_seconds"] is not None or journal["failed"] > 0
+        return {"status": "degraded" if degraded else "ok", "journal": journal}
 
     @app.get("/metrics")
     async def metrics() -> Response:

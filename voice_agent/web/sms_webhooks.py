@@ -2,12 +2,16 @@
 (``POST /twilio/sms/status?outbox=ID``). Both must carry a valid Twilio signature
 (``signed_form``), which for the status callback covers the query naming the text.
 
-Inbound texts are handed to ``sms_sender``'s inbound handler in one transaction; any reply
-(HELP, the opt-out confirmation, …) is queued in the outbox and the dispatcher is woken, so every
-reply is recorded and passes the same send rules as any text. The TwiML answer is always empty.
+Both are answered as soon as the journal has them (``voice_agent.journal``): the applier then
+hands them to ``sms_sender`` — an inbound text to its inbound handler in one transaction, whose
+replies (HELP, the opt-out confirmation, …) are queued in the outbox and the dispatcher woken, a
+status to ``record_delivery`` — retrying while the database is down. An opt-out is honoured from
+the moment it is journaled: the dispatcher sends nothing to the number until it is stored. The
+TwiML answer is always empty.
 
-A status callback that names no text we have gets 404, one that contradicts the text it names
-(another MessageSid, other numbers) 409, a malformed one 400; none of them changes anything.
+A malformed request gets 400 and is not journaled. A status callback that names no text we have,
+or contradicts the text it names (another MessageSid, other numbers), changes nothing when it is
+applied, and is logged.
 """
 
 from __future__ import annotations
@@ -15,24 +19,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Annotated
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
+from sqlalchemy import Engine
 
 from sms_sender import (
     OUTBOX_ID_PARAMETER,
     DeliveryReport,
-    DeliveryUpdate,
     InboundError,
-    InboundOutcome,
     InboundSms,
-    handle_inbound,
-    record_delivery,
+)
+from voice_agent.journal.store import JournalEntry
+from voice_agent.journal.texts import (
+    DELIVERY_STATUS,
+    INBOUND_TEXT,
+    apply_inbound,
+    apply_status,
+    inbound_entry,
+    inbound_opt_out,
+    status_entry,
+    status_opt_out,
 )
 from voice_agent.phone import InvalidPhoneNumber, to_e164
-from voice_agent.records.businesses import business_for_number
-from voice_agent.records.sms_policies import send_rules, sms_policy
 from voice_agent.services import Services
 from voice_agent.web.voice_webhooks import signed_form
 
@@ -46,10 +58,6 @@ MAX_OUTBOX_ID = 2**31 - 1  # the outbox's integer key on PostgreSQL
 _OUTBOX_ID = re.compile(r"[1-9][0-9]{0,9}")
 _MESSAGE_SID = re.compile(r"[A-Za-z0-9]{1,64}")
 _ERROR_CODE = re.compile(r"[0-9]{1,9}")
-_REFUSED_CALLBACKS = {
-    DeliveryUpdate.UNKNOWN_MESSAGE: (404, "no such text"),
-    DeliveryUpdate.MISMATCH: (409, "the status callback does not match the text it names"),
-}
 
 
 def _services(request: Request) -> Services:
@@ -80,21 +88,10 @@ def _inbound_sms(params: dict[str, str]) -> InboundSms:
 async def inbound_text(request: Request, params: SignedForm) -> Response:
     services = _services(request)
     sms = _inbound_sms(params)
-
-    def handle() -> InboundOutcome | None:
-        with services.engine.begin() as conn:
-            business = business_for_number(conn, sms.to_number)
-            if business is None:
-                return None
-            return handle_inbound(conn, sms, sms_policy(business), services.clock())
-
-    outcome = await asyncio.to_thread(handle)
-    if outcome is None:
-        logger.warning("text to a number no business owns")
-        return _twiml()
-    logger.info("inbound text %s: %s", sms.message_sid, outcome.intent.value)
-    if outcome.reply is not None or outcome.forwarded is not None:
-        services.dispatcher.wake()
+    payload = inbound_entry(sms, services.clock())
+    opt_out = inbound_opt_out(sms)
+    await _journal(services, INBOUND_TEXT, sms.message_sid, payload, opt_out, apply_inbound)
+    logger.info("inbound text %s journaled%s", sms.message_sid, " (an opt-out)" if opt_out else "")
     return _twiml()
 
 
@@ -102,17 +99,32 @@ async def inbound_text(request: Request, params: SignedForm) -> Response:
 async def delivery_status(request: Request, params: SignedForm) -> Response:
     services = _services(request)
     report = _delivery_report(params, request.query_params.getlist(OUTBOX_ID_PARAMETER))
-
-    def record() -> DeliveryUpdate:
-        with services.engine.begin() as conn:
-            return record_delivery(conn, report, services.clock(), send_rules())
-
-    update = await asyncio.to_thread(record)
-    logger.info("status %s for %s: %s", report.status, report.message_sid, update.value)
-    refused = _REFUSED_CALLBACKS.get(update)
-    if refused is not None:
-        raise HTTPException(status_code=refused[0], detail=refused[1])
+    payload = status_entry(report, services.clock())
+    opt_out = status_opt_out(report)
+    await _journal(services, DELIVERY_STATUS, report.message_sid, payload, opt_out, apply_status)
+    logger.info("status %s for %s journaled", report.status, report.message_sid)
     return _twiml()
+
+
+async def _journal(
+    services: Services,
+    kind: str,
+    key: str,
+    payload: dict[str, Any],
+    opt_out: str | None,
+    apply: Callable[[Engine, JournalEntry], bool],
+) -> None:
+    """Journal the request and wake the applier; should the journal fail (a full disk), apply
+    it at once instead, as one attempt (a 500 if that fails too)."""
+    try:
+        await services.journal.append_async(kind, key, payload, opt_out=opt_out)
+    except OSError:
+        logger.exception("journaling %s %s failed; applying it directly", kind, key)
+        entry = JournalEntry("(not journaled)", kind, key, time.time_ns(), payload)
+        if await asyncio.to_thread(apply, services.engine, entry):
+            services.dispatcher.wake()
+        return
+    services.journal_applier.wake()
 
 
 def _delivery_report(params: dict[str, str], outbox_ids: list[str]) -> DeliveryReport:
