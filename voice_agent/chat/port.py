@@ -32,6 +32,13 @@ class MessageField(StrEnum):
     URGENCY = "urgency"
 
 
+class FollowUp(StrEnum):
+    """What the scripted interviewer's last words wait for, besides the next empty part."""
+
+    OTHER_NUMBER = "other_number"  # the number called from is not the best one: which is?
+    NUMBER_READ_BACK = "number_read_back"  # a new number was read back: a correction may follow
+
+
 @dataclass(frozen=True)
 class SpokenTurn:
     """One thing said while the message was taken, as a conversational model remembers it."""
@@ -44,11 +51,19 @@ class SpokenTurn:
 class CallerMessage:
     """The message the receptionist takes down; filled in during the call.
 
+    ``need`` is what the caller needs in their own words (the owner sees it quoted); ``topic``
+    is what the call was about in a few words of ours ("leaking kitchen sink"), for the texts
+    to the caller, or None when no topic was recognised with confidence. ``emergencies`` lists
+    each kind of danger the caller described (an ``EmergencyKind`` value) once they have been
+    given its safety advice, so it is given once.
+
     ``missed_answers`` lists a field once for every time the caller gave no usable answer to its
-    question (speech recognition heard nothing, or nothing that fits). ``history`` is what was
-    said so far, for models that keep the conversation (the scripted interviewer does not); an
-    interrupted reply should be cut there to what the caller actually heard. Together they are
-    the only per-call state a model keeps, so one model instance can serve many calls.
+    question (speech recognition heard nothing, or nothing that fits). ``follow_up`` is what the
+    scripted interviewer's last question waits for when that is not simply the next empty part.
+    ``history`` is what was said so far, for models that keep the conversation (the scripted
+    interviewer does not); an interrupted reply should be cut there to what the caller actually
+    heard. Together they are the only per-call state a model keeps, so one model instance can
+    serve many calls.
     """
 
     caller_name: str | None = None
@@ -60,6 +75,9 @@ class CallerMessage:
     notes: list[str] = field(default_factory=list)
     missed_answers: list[MessageField] = field(default_factory=list)
     history: list[SpokenTurn] = field(default_factory=list)
+    topic: str | None = None
+    emergencies: list[str] = field(default_factory=list)
+    follow_up: FollowUp | None = None
 
     def times_missed(self, message_field: MessageField) -> int:
         """How many times the question for ``message_field`` went without a usable answer."""
@@ -68,12 +86,16 @@ class CallerMessage:
 
 @dataclass(frozen=True)
 class CallContext:
-    """What a model knows about the call: the business and the number calling."""
+    """What a model knows about the call: the business and the number calling.
+
+    ``max_texts`` is how many texts the business may send a caller who agrees (None: not told).
+    """
 
     business_name: str
     services: str
     callback_time: str
     caller_number: str  # E.164
+    max_texts: int | None = None
 
 
 @dataclass(frozen=True)
