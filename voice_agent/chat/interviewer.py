@@ -1,33 +1,54 @@
 """The scripted interviewer: the embedded, deterministic ChatModel that takes a caller's message.
 
-It asks, in order, for the caller's name, what they need, whether the number they are calling
-from is the best callback number (read back digit by digit), and how urgent it is; then it
-reports the message finished and the Conversation reads the consent script. It never speaks about
-texting or consent.
+It wants the caller's name, what they need, the best callback number and how urgent it is (and
+keeps the job's address and a preferred time when the caller gives them). It takes whatever the
+caller says, in any order and several parts in one breath ("Hi, this is Jordan, my sink is
+leaking, you can call me on this number"), and asks only for what it does not have yet: the
+next question is always the first part of the message still empty. A new callback number is
+read back once, in groups, and a correction ("no, it's …") is taken. A question from the caller
+("who is this?", "how much will it cost?") gets a short truthful answer first; a danger they
+describe at any point (gas, flooding, sparks, carbon monoxide …) marks the message an emergency
+and the caller hears what to do first (call 911 or the gas company). Then it reports the message
+finished and the Conversation reads the consent script: the interviewer never speaks it.
 
-All per-call state lives in the :class:`CallerMessage`: the next question is the first part of
-the message still empty, and ``missed_answers`` counts the answers that did not fit. A question
-whose answer was empty or unusable is asked again once in a short "Sorry, I didn't catch that"
-form; after a second miss the interviewer notes the gap and moves on.
+All per-call state lives in the :class:`CallerMessage`. An answer with nothing usable in it is
+asked again once in a short "Sorry, I didn't catch that" form; after a second miss the
+interviewer notes the gap and moves on.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import unicodedata
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 
-import phonenumbers
-
+from voice_agent.chat.caller_questions import answer, find_question
+from voice_agent.chat.caller_text import Utterance, clean, has_words, read
+from voice_agent.chat.emergencies import detect_emergency
+from voice_agent.chat.message_slots import SlotReading, find_name, plain_urgency, read_slots
+from voice_agent.chat.numbers_in_words import (
+    e164_or_none,
+    find_phone_number,
+    spoken_phone_number,
+)
 from voice_agent.chat.port import (
     AgentReply,
     CallContext,
     CallerMessage,
+    FollowUp,
     MessageField,
     Urgency,
     WholeReply,
 )
+from voice_agent.chat.topics import find_topic
+
+__all__ = [
+    "MAX_NEED_CHARS",
+    "ScriptedInterviewer",
+    "classify_urgency",
+    "extract_name",
+    "find_phone_number",
+    "spoken_phone_number",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,75 +59,15 @@ QUESTION_ORDER = (
     MessageField.URGENCY,
 )
 MAX_MISSES_PER_QUESTION = 2
-MAX_NAME_WORDS = 4
-MAX_NAME_WORD_CHARS = 40
 MAX_NEED_CHARS = 500
 MAX_QUOTE_CHARS = 200
-MAX_DIALLED_DIGITS = 18  # E.164 allows 15 digits; "011" or "1" dialling prefixes add a few
-DEFAULT_REGION = "US"
 
 _SORRY = "Sorry, I didn't catch that."
-
-_SPOKEN_DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-_DIGIT_WORDS = {word: str(digit) for digit, word in enumerate(_SPOKEN_DIGITS)}
-_REPEATS = {"double": 2, "triple": 3}
-_ZERO_LETTERS = frozenset({"oh", "o"})
-_FILLERS = frozenset({"um", "umm", "uh", "uhh", "uhm", "er", "erm", "ah", "hmm", "mm", "well"})
-
-_CALLBACK_YES = "yes yeah yep yup sure correct right ok okay fine good works best perfect exactly"
-_CALLBACK_NO = "no nope nah not don't isn't different another other"
-
-_NAME_INTRO = re.compile(
-    r"\b(?:my name is|my name's|name is|name's|this is|it is|it's|i am|i'm|call me)\b[\s,:]*",
-    re.IGNORECASE,
-)
-_NAME_TOKEN = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*|\d+|[^\w\s]")
-_NAME_LEADING_SKIP = "yeah yes yep sure okay ok hi hello hey oh so uh um"
-_NAME_STOPS = """
-a an the and but or so because calling about from with at in on for of to here speaking i i'm im
-my me we you your it it's is was not no just really having trying looking wondering going gonna
-need needing got have has sorry please thanks thank there that this what who why how when where
-leaking broken flooding yeah yes okay ok
-"""
-_CLAUSE_END = frozenset(".,!?;:")
-
-_EMERGENCY_PHRASES = """
-emergency | flood | floods | flooding | flooded | water everywhere | gas smell | smell gas
-smell of gas | smells like gas | smelling gas | gas leak | leaking gas | carbon monoxide
-spark | sparks | sparking | smoke | smoking | fire | burning | burst | no heat | no power
-sewage
-"""
-_URGENT_PHRASES = """
-urgent | urgently | asap | as soon as possible | as soon as you can | right away
-right now | immediately | today | tonight | this morning | this afternoon | this evening
-quickly | hurry
-"""
-_ROUTINE_PHRASES = """
-no rush | no big rush | no hurry | not in a hurry | whenever | can wait | not pressing
-"""
-_URGENCY_NEGATIONS = "not no isn't don't doesn't never nothing without ain't wasn't"
-_CLAUSE_BOUNDARIES = frozenset({".", ",", "!", "?", ";", "but"})
-_NEGATION_REACH = 3
-_WORD_OR_PUNCTUATION = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[.,!?;]")
-_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'"})
-
-
-def _phrases(listing: str) -> tuple[tuple[str, ...], ...]:
-    return tuple(tuple(phrase.split()) for phrase in re.split(r"[|\n]", listing) if phrase.strip())
-
-
-_YES_WORDS = frozenset(_CALLBACK_YES.split())
-_NO_WORDS = frozenset(_CALLBACK_NO.split())
-_LEADING_SKIP = frozenset(_NAME_LEADING_SKIP.split())
-_NAME_STOP_WORDS = frozenset(_NAME_STOPS.split())
-_NEGATIONS = frozenset(_URGENCY_NEGATIONS.split())
-_EMERGENCY = _phrases(_EMERGENCY_PHRASES)
-_URGENT = _phrases(_URGENT_PHRASES)
-_ROUTINE = _phrases(_ROUTINE_PHRASES)
+_SORRY_NUMBER = "Sorry about that."
 
 
 class ScriptedInterviewer:
-    """A ChatModel that asks four fixed questions and fills in the message deterministically."""
+    """A ChatModel that takes the message deterministically, asking only for what is missing."""
 
     name = "scripted"
 
@@ -119,23 +80,15 @@ class ScriptedInterviewer:
     async def reply(
         self, context: CallContext, message: CallerMessage, caller_said: str | None
     ) -> AgentReply:
-        """Record ``caller_said`` as the answer to the pending question and ask the next one."""
+        """Record what ``caller_said`` gives of the message and ask for what is still missing."""
         pending = _pending_field(message)
-        if pending is None:
+        checking_number = message.follow_up is FollowUp.NUMBER_READ_BACK
+        if pending is None and not (checking_number and caller_said is not None):
             return AgentReply(_closing(context, message), finished=True)
         if caller_said is None:
-            return AgentReply(_question(pending, context), finished=False)
-        acknowledgement = _record_answer(pending, context, message, caller_said)
-        if acknowledgement is None:
-            message.missed_answers.append(pending)
-            if message.times_missed(pending) < MAX_MISSES_PER_QUESTION:
-                return AgentReply(_re_ask(pending, context), finished=False)
-            logger.info("moving on without an answer", extra={"message_field": pending.value})
-            acknowledgement = _give_up(pending, context, message)
-        following = _pending_field(message)
-        if following is None:
-            return AgentReply(_closing(context, message), finished=True)
-        return AgentReply(f"{acknowledgement} {_question(following, context)}", finished=False)
+            assert pending is not None
+            return AgentReply(_question(pending, context, message), finished=False)
+        return _Turn(context, message, pending, read(caller_said)).reply()
 
 
 def _pending_field(message: CallerMessage) -> MessageField | None:
@@ -146,43 +99,263 @@ def _pending_field(message: CallerMessage) -> MessageField | None:
     return None
 
 
-# --- what the interviewer says -------------------------------------------------------------
+@dataclass
+class _Turn:
+    """One caller turn: what it records, and what the interviewer says back."""
+
+    context: CallContext
+    message: CallerMessage
+    pending: MessageField | None  # None: only "is that right?" about a number read back
+    said: Utterance
+    safety: list[str] = field(default_factory=list)  # said first, before anything else
+    reply_to_question: str = ""
+    thanks: str = ""
+    acknowledgement: str = ""
+    read_back: str = ""
+    progress: bool = False
+
+    def reply(self) -> AgentReply:
+        follow_up, self.message.follow_up = self.message.follow_up, None
+        if not has_words(self.said.text):
+            return self._missed(follow_up)
+        self._check_for_danger()
+        question = find_question(self.said.text, self.context.business_name)
+        if question is not None:
+            self.reply_to_question = answer(question, self.context)
+        reading = read_slots(self.said, self.pending, self.context.business_name)
+        self._record_name(reading)
+        self._record_need(reading)
+        self._record_number(reading, follow_up)
+        self._record_address(reading)
+        self._record_urgency(reading, asked_a_question=question is not None)
+        self._record_time(reading)
+        if not (self.progress or self.safety or question is not None):
+            return self._missed(follow_up)
+        return self._answer_and_ask()
+
+    # --- what the caller said -----------------------------------------------------------
+
+    def _check_for_danger(self) -> None:
+        danger = detect_emergency(self.said)
+        if danger is None:
+            return
+        if self.message.urgency is not Urgency.EMERGENCY:
+            logger.info("caller described a danger (%s): marked an emergency", danger.kind)
+        self.message.urgency = Urgency.EMERGENCY
+        self.progress = True
+        if danger.kind.value not in self.message.emergencies:
+            self.message.emergencies.append(danger.kind.value)
+            self.message.notes.append(danger.note)
+            self.safety.append(danger.advice)
+
+    def _record_name(self, reading: SlotReading) -> None:
+        if reading.name is None:
+            return
+        known = self.message.caller_name
+        if known is None or (reading.name_introduced and reading.name != known):
+            self.message.caller_name = reading.name
+            self.thanks = f"Thanks, {_first_name(self.message)}."
+            self.progress = True
+
+    def _record_need(self, reading: SlotReading) -> None:
+        if reading.need is None:
+            return
+        need = self.message.need
+        if need is None:
+            self.message.need = _truncated(reading.need, MAX_NEED_CHARS)
+            self.acknowledgement = self.acknowledgement or "Got it."
+        elif reading.need_is_news and reading.need not in need:
+            joined = need if need.endswith((".", "!", "?", "…")) else f"{need}."
+            self.message.need = _truncated(f"{joined} {reading.need}", MAX_NEED_CHARS)
+        else:
+            return
+        self.progress = True
+        self.message.topic = find_topic(self.message.need) or self.message.topic
+
+    def _record_number(self, reading: SlotReading, follow_up: FollowUp | None) -> None:
+        message = self.message
+        calling = e164_or_none(self.context.caller_number)
+        corrected = follow_up is FollowUp.NUMBER_READ_BACK and reading.correction
+        if reading.number is not None:
+            self._take_number(reading.number, calling, corrected=corrected)
+        elif corrected and reading.number_tail and message.callback_number:
+            self._take_tail(reading.number_tail, calling)
+        elif follow_up is FollowUp.NUMBER_READ_BACK and (
+            reading.says_wrong or (self.pending is None and reading.no)
+        ):
+            message.callback_number = None
+            message.follow_up = FollowUp.OTHER_NUMBER
+            self.read_back = _SORRY_NUMBER
+            self.progress = True
+        elif follow_up is FollowUp.NUMBER_READ_BACK and _only_agrees(reading):
+            self.acknowledgement = "Great."  # "yes, that's right" to the number read back
+            self.progress = True
+        elif self.pending is MessageField.CALLBACK_NUMBER:
+            self._answer_about_the_number(reading, follow_up, calling)
+        elif reading.this_number and message.callback_number is None and calling is not None:
+            message.callback_number = calling  # "you can call me on this number", unasked
+            self.progress = True
+
+    def _take_number(self, number: str, calling: str | None, *, corrected: bool) -> None:
+        self.progress = True
+        if number == self.message.callback_number:
+            return
+        self.message.callback_number = number
+        if number == calling:
+            self.acknowledgement = "Great."
+            return
+        spoken = spoken_phone_number(number)
+        sorry = f"{_SORRY_NUMBER} " if corrected else ""
+        self.read_back = f"{sorry}I've got {spoken}."
+        self.message.follow_up = FollowUp.NUMBER_READ_BACK
+
+    def _take_tail(self, tail: str, calling: str | None) -> None:
+        """ "No, it's oh one nine eight": the end of the number just read back, corrected."""
+        known = (self.message.callback_number or "").lstrip("+")
+        candidate = e164_or_none("+" + known[: len(known) - len(tail)] + tail)
+        if candidate is not None:
+            self._take_number(candidate, calling, corrected=True)
+        else:
+            self.message.follow_up = FollowUp.NUMBER_READ_BACK
+
+    def _answer_about_the_number(
+        self, reading: SlotReading, follow_up: FollowUp | None, calling: str | None
+    ) -> None:
+        message = self.message
+        if follow_up is FollowUp.OTHER_NUMBER:
+            if reading.this_number and calling is not None:
+                message.callback_number = calling  # they changed their mind
+                self.acknowledgement = "Great."
+                self.progress = True
+            else:
+                message.follow_up = FollowUp.OTHER_NUMBER  # still waiting for the number
+            return
+        if calling is None:
+            return  # a withheld number: only a number said will do
+        if reading.other_number or (reading.no and not reading.this_number):
+            message.follow_up = FollowUp.OTHER_NUMBER
+            self.acknowledgement = "Sure."
+            self.progress = True
+        elif reading.this_number or reading.yes:
+            message.callback_number = calling
+            self.acknowledgement = "Great."
+            self.progress = True
+
+    def _record_urgency(self, reading: SlotReading, *, asked_a_question: bool) -> None:
+        message = self.message
+        if message.urgency is Urgency.EMERGENCY:
+            return
+        asked = self.pending is MessageField.URGENCY
+        wish = asked or reading.preferred_time is not None  # "can someone come out today"
+        urgency = reading.urgency or (reading.urgency_when if wish else None)
+        if urgency is None and asked and not (self.progress or asked_a_question):
+            urgency = Urgency.ROUTINE  # "I don't know", "yes": nothing says it's pressing
+        if urgency is None:
+            return
+        message.urgency = urgency
+        if asked:
+            self.acknowledgement = self.acknowledgement or "Okay."
+        self.progress = True
+
+    def _record_address(self, reading: SlotReading) -> None:
+        if reading.address is not None:
+            self.message.address = reading.address
+            self.progress = True
+
+    def _record_time(self, reading: SlotReading) -> None:
+        if reading.preferred_time is not None:
+            self.message.preferred_time = reading.preferred_time
+            self.progress = True
+
+    # --- what the interviewer says --------------------------------------------------------
+
+    def _answer_and_ask(self) -> AgentReply:
+        parts = [*self.safety, self.reply_to_question]
+        following = _pending_field(self.message)
+        if following is None and self.read_back:  # the last word on the number is theirs
+            parts += [self.thanks, self.read_back, "Is that right?"]
+            return AgentReply(_joined(parts), finished=False)
+        if following is None:  # the closing thanks the caller itself
+            closing = _closing(self.context, self.message, advised_now=bool(self.safety))
+            return AgentReply(_joined([*parts, closing]), finished=True)
+        if self.thanks:
+            parts.append(self.thanks)
+        elif self.acknowledgement and not self.safety and not self.read_back:
+            parts.append(self.acknowledgement)
+        parts += [self.read_back, _question(following, self.context, self.message)]
+        return AgentReply(_joined(parts), finished=False)
+
+    def _missed(self, follow_up: FollowUp | None) -> AgentReply:
+        """No usable answer: ask again once, then note the gap and move on."""
+        pending, message = self.pending, self.message
+        if pending is None:  # nothing said against the number read back: it stands
+            return AgentReply(_closing(self.context, message), finished=True)
+        message.follow_up = _kept(follow_up)
+        message.missed_answers.append(pending)
+        if message.times_missed(pending) < MAX_MISSES_PER_QUESTION:
+            return AgentReply(_re_ask(pending, self.context, message), finished=False)
+        logger.info("moving on without an answer", extra={"message_field": pending.value})
+        acknowledgement = _give_up(pending, self.context, message, self.said)
+        following = _pending_field(message)
+        if following is None:
+            return AgentReply(_closing(self.context, message), finished=True)
+        question = _question(following, self.context, message)
+        return AgentReply(f"{acknowledgement} {question}", finished=False)
 
 
-def _question(message_field: MessageField, context: CallContext) -> str:
+def _only_agrees(reading: SlotReading) -> bool:
+    """ "Yes, that's right": agreement and nothing else a question could have asked for."""
+    said_more = reading.urgency or reading.urgency_when or reading.need or reading.name
+    return (reading.yes or reading.this_number) and not reading.no and not said_more
+
+
+def _kept(follow_up: FollowUp | None) -> FollowUp | None:
+    """A question still open after a turn that did not answer it (a read-back is not)."""
+    return follow_up if follow_up is FollowUp.OTHER_NUMBER else None
+
+
+def _joined(parts: list[str]) -> str:
+    return " ".join(part for part in parts if part)
+
+
+def _question(message_field: MessageField, context: CallContext, message: CallerMessage) -> str:
     if message_field is MessageField.CALLER_NAME:
-        return "To start, can I get your name?"
+        if _nothing_recorded(message):
+            return "To start, can I get your name?"
+        return "And can I get your name?"
     if message_field is MessageField.NEED:
         return f"What can {context.business_name} help you with today?"
     if message_field is MessageField.CALLBACK_NUMBER:
         spoken = spoken_phone_number(context.caller_number)
-        if spoken is None:
+        if spoken is None or message.follow_up is FollowUp.OTHER_NUMBER:
             return "What's the best number to reach you?"
         return f"Is the number you're calling from, {spoken}, the best one to reach you?"
     return "And how urgent is it? Is it an emergency, or can it wait a bit?"
 
 
-def _re_ask(message_field: MessageField, context: CallContext) -> str:
+def _nothing_recorded(message: CallerMessage) -> bool:
+    return all(getattr(message, part.value) is None for part in QUESTION_ORDER)
+
+
+def _re_ask(message_field: MessageField, context: CallContext, message: CallerMessage) -> str:
     if message_field is MessageField.CALLER_NAME:
         return f"{_SORRY} What's your name?"
     if message_field is MessageField.NEED:
         return f"{_SORRY} What do you need help with?"
     if message_field is MessageField.CALLBACK_NUMBER:
         spoken = spoken_phone_number(context.caller_number)
-        if spoken is None:
+        if spoken is None or message.follow_up is FollowUp.OTHER_NUMBER:
             return f"{_SORRY} What's the best number to reach you?"
         return f"{_SORRY} Is {spoken} the best number to reach you?"
     return f"{_SORRY} How urgent is it?"
 
 
-def _closing(context: CallContext, message: CallerMessage) -> str:
+def _closing(context: CallContext, message: CallerMessage, *, advised_now: bool = False) -> str:
     thanks = f"Thanks, {_first_name(message)}." if message.caller_name else "Thanks."
     callback = f"Someone from {context.business_name} will call you back {context.callback_time}."
     if message.urgency is Urgency.EMERGENCY:
-        return (
-            f"{thanks} I've got all that, and I've marked it as an emergency. {callback} "
-            "If anyone is in danger, please call 911."
-        )
+        danger = "" if advised_now else " If anyone is in danger, please call 911."
+        return f"{thanks} I've got all that, and I've marked it as an emergency. {callback}{danger}"
     return f"{thanks} I've got all that. {callback}"
 
 
@@ -190,94 +363,41 @@ def _first_name(message: CallerMessage) -> str:
     return (message.caller_name or "").split(" ")[0]
 
 
-def spoken_phone_number(e164: str) -> str | None:
-    """The number as a receptionist reads it back: "five one two, five five five, zero one…".
-
-    None when ``e164`` is not a valid phone number (a withheld or malformed caller ID).
-    """
-    number = _parsed_number(e164)
-    if number is None:
-        return None
-    national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
-    groups = re.findall(r"\d+", national)
-    return ", ".join(" ".join(_SPOKEN_DIGITS[int(digit)] for digit in group) for group in groups)
-
-
-# --- recording answers ---------------------------------------------------------------------
-
-
-def _record_answer(
-    message_field: MessageField, context: CallContext, message: CallerMessage, said: str
-) -> str | None:
-    """Store the answer and return a short acknowledgement, or None when it is unusable."""
-    text = _clean(said)
-    if not any(char.isalnum() for char in text):
-        return None
-    if message_field is MessageField.CALLER_NAME:
-        return _record_name(message, text)
-    if message_field is MessageField.NEED:
-        message.need = _truncated(text, MAX_NEED_CHARS)
-        return "Got it."
-    if message_field is MessageField.CALLBACK_NUMBER:
-        return _record_callback(context, message, text)
-    message.urgency = classify_urgency(text)
-    return "Okay."
-
-
-def _give_up(message_field: MessageField, context: CallContext, message: CallerMessage) -> str:
+def _give_up(
+    message_field: MessageField, context: CallContext, message: CallerMessage, said: Utterance
+) -> str:
     """Note that a question went unanswered; the acknowledgement to say before moving on."""
     if message_field is MessageField.CALLER_NAME:
         message.notes.append("The caller didn't give a name.")
     elif message_field is MessageField.NEED:
         message.notes.append("The caller didn't say what they need.")
     elif message_field is MessageField.CALLBACK_NUMBER:
-        return _give_up_callback(context, message)
+        return _give_up_callback(context, message, said)
     else:
         message.notes.append("The caller didn't say how urgent it is.")
     return "No problem."
 
 
-def _record_name(message: CallerMessage, text: str) -> str | None:
-    name = extract_name(text)
-    if name is None:
-        return None
-    message.caller_name = name
-    return f"Thanks, {_first_name(message)}."
-
-
-def _record_callback(context: CallContext, message: CallerMessage, text: str) -> str | None:
-    spoken_number = find_phone_number(text)
-    if spoken_number is not None:
-        message.callback_number = spoken_number
-        return f"Thanks, I've got {spoken_phone_number(spoken_number)}."
-    calling_number = _e164_or_none(context.caller_number)
-    if calling_number is None:
-        return None
-    words = set(_words(text))
-    if words & _NO_WORDS:
-        message.callback_number = calling_number
-        message.notes.append(
-            "The caller said another number is better but gave none we could use; they said: "
-            f"{_quoted(text)}. Using the number they called from."
-        )
-        return "Okay. I'll note the number you're calling from for now."
-    if words & _YES_WORDS:
-        message.callback_number = calling_number
-        return "Great."
-    return None
-
-
-def _give_up_callback(context: CallContext, message: CallerMessage) -> str:
-    calling_number = _e164_or_none(context.caller_number)
+def _give_up_callback(context: CallContext, message: CallerMessage, said: Utterance) -> str:
+    calling_number = e164_or_none(context.caller_number)
+    wanted_another = message.follow_up is FollowUp.OTHER_NUMBER
+    message.follow_up = None
     if calling_number is None:
         message.notes.append("The caller gave no callback number.")
         return "No problem."
     message.callback_number = calling_number
+    if wanted_another:
+        words = f" Their last words: {_quoted(said.text)}." if has_words(said.text) else ""
+        message.notes.append(
+            "The caller said another number is better but gave none we could use; using the "
+            f"number they called from.{words}"
+        )
+        return "No problem. I'll note the number you're calling from for now."
     message.notes.append("The callback number wasn't confirmed; using the number they called from.")
     return "No problem. I'll use the number you're calling from."
 
 
-# --- extraction ----------------------------------------------------------------------------
+# --- for other brains and the tests -----------------------------------------------------------
 
 
 def extract_name(text: str) -> str | None:
@@ -285,158 +405,24 @@ def extract_name(text: str) -> str | None:
 
     At most four words, title-cased, fillers dropped; None when no name-like words are found.
     """
-    cleaned = _clean(text)
-    intro = _NAME_INTRO.search(cleaned)
-    after_intro = _name_at_start(cleaned[intro.end() :]) if intro else None
-    return after_intro or _name_at_start(cleaned)
-
-
-def _name_at_start(text: str) -> str | None:
-    words: list[str] = []
-    for token in _NAME_TOKEN.findall(text):
-        lowered = token.casefold()
-        if token in _CLAUSE_END:
-            if words:
-                break
-            continue
-        if not token[0].isalnum() or lowered in _FILLERS:
-            continue
-        if not words and lowered in _LEADING_SKIP:
-            continue
-        if lowered in _NAME_STOP_WORDS or not _is_name_word(token):
-            break
-        words.append(_title_case(token))
-        if len(words) == MAX_NAME_WORDS:
-            break
-    return " ".join(words) or None
-
-
-def _is_name_word(token: str) -> bool:
-    parts = re.split(r"['-]", token)
-    return len(token) <= MAX_NAME_WORD_CHARS and all(part.isalpha() for part in parts)
-
-
-def _title_case(word: str) -> str:
-    """Title-case an all-lower or all-upper name word: "o'brien" → "O'Brien"; "McKay" stays."""
-    if not (word.islower() or word.isupper()):
-        return word
-    return "-".join(_title_case_part(part) for part in word.split("-"))
-
-
-def _title_case_part(part: str) -> str:
-    prefix, apostrophe, rest = part.partition("'")
-    if apostrophe and len(prefix) == 1:
-        return f"{prefix.upper()}'{rest.capitalize()}"
-    return part.capitalize()
-
-
-def find_phone_number(text: str) -> str | None:
-    """The first valid phone number in ``text`` as E.164, from digits or spoken digit words.
-
-    "five one two, five five five, zero one nine nine", "512-555-0199" and "double five" all
-    count; numbers without a country code are read as US numbers.
-    """
-    runs = list(_digit_runs(text))
-    for candidate in [*runs, "".join(runs)]:
-        number = _e164_or_none(candidate)
-        if number is not None:
-            return number
-    return None
-
-
-def _digit_runs(text: str) -> Iterator[str]:
-    """Stretches of digits, spoken or written; words other than digits and fillers end a run."""
-    run = ""
-    repeat = 1
-    for token in re.findall(r"\+?\d+|[^\W\d_]+", _clean(text).casefold()):
-        digits = _token_digits(token, run)
-        if digits is not None:
-            run += digits[0] * repeat + digits[1:]
-            repeat = 1
-        elif token in _REPEATS:
-            repeat = _REPEATS[token]
-        elif token not in _FILLERS:
-            if run:
-                yield run
-            run, repeat = "", 1
-    if run:
-        yield run
-
-
-def _token_digits(token: str, run: str) -> str | None:
-    if token.lstrip("+").isdigit():
-        return token
-    if token in _DIGIT_WORDS:
-        return _DIGIT_WORDS[token]
-    if token in _ZERO_LETTERS and run:
-        return "0"
-    return None
-
-
-def _e164_or_none(candidate: str) -> str | None:
-    number = _parsed_number(candidate)
-    if number is None:
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def _parsed_number(candidate: str) -> phonenumbers.PhoneNumber | None:
-    if not candidate or len(candidate) > MAX_DIALLED_DIGITS + 1:
-        return None
-    try:
-        number = phonenumbers.parse(candidate, DEFAULT_REGION)
-    except phonenumbers.NumberParseException:
-        return None
-    return number if phonenumbers.is_valid_number(number) else None
+    found = find_name(text, asked=True)
+    return found[0] if found else None
 
 
 def classify_urgency(text: str) -> Urgency:
-    """Emergency words win; then an explicit "no rush"/"not urgent"; then urgency words."""
-    tokens = _words(text)
-    if any(_mentions(tokens, phrase, negated=False) for phrase in _EMERGENCY):
+    """The urgency of an answer to "how urgent is it?": a danger is an emergency; then plain
+    words ("pretty urgent", "no rush", "not urgent"); then "today" or "next week"; else routine."""
+    utterance = read(text)
+    if detect_emergency(utterance) is not None:
         return Urgency.EMERGENCY
-    plainly_routine = any(_mentions(tokens, phrase, negated=None) for phrase in _ROUTINE)
-    if plainly_routine or any(_mentions(tokens, phrase, negated=True) for phrase in _URGENT):
-        return Urgency.ROUTINE
-    if any(_mentions(tokens, phrase, negated=False) for phrase in _URGENT):
-        return Urgency.URGENT
-    return Urgency.ROUTINE
-
-
-def _mentions(tokens: list[str], phrase: tuple[str, ...], negated: bool | None) -> bool:
-    """Whether ``phrase`` occurs; ``negated`` True/False asks for a negated/plain occurrence."""
-    length = len(phrase)
-    for start in range(len(tokens) - length + 1):
-        if tuple(tokens[start : start + length]) != phrase:
-            continue
-        if negated is None or _is_negated(tokens, start) == negated:
-            return True
-    return False
-
-
-def _is_negated(tokens: list[str], start: int) -> bool:
-    for token in reversed(tokens[max(0, start - _NEGATION_REACH) : start]):
-        if token in _CLAUSE_BOUNDARIES:
-            return False
-        if token in _NEGATIONS:
-            return True
-    return False
-
-
-def _words(text: str) -> list[str]:
-    return _WORD_OR_PUNCTUATION.findall(_clean(text).casefold().translate(_APOSTROPHES))
+    plain = plain_urgency(utterance.tokens)
+    if plain is not None:
+        return plain
+    reading = read_slots(utterance, MessageField.URGENCY)
+    return reading.urgency_when or Urgency.ROUTINE
 
 
 # --- text hygiene --------------------------------------------------------------------------
-
-
-def _clean(text: str) -> str:
-    """NFKC, control characters removed, whitespace collapsed, apostrophes made plain."""
-    normalised = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
-    visible = "".join(
-        " " if unicodedata.category(char).startswith("C") else char for char in normalised
-    )
-    return " ".join(visible.split())
 
 
 def _truncated(text: str, limit: int) -> str:
@@ -446,4 +432,4 @@ def _truncated(text: str, limit: int) -> str:
 
 
 def _quoted(text: str) -> str:
-    return f"“{_truncated(text, MAX_QUOTE_CHARS)}”"
+    return f"“{_truncated(clean(text), MAX_QUOTE_CHARS)}”"
