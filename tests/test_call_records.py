@@ -100,33 +100,60 @@ def test_a_reused_call_sid_is_refused_and_never_overwrites(
     assert len(refusals) == 2
 
 
-def test_stream_times_are_kept_within_the_call(tmp_path: Path) -> None:
-    """A stream that reports far-future media timestamps cannot push a stored call's times
-    past its end (the owner's page adds them to the call's start)."""
-    url = f"sqlite:///{tmp_path / 'clamped.db'}"
+def _stored_turns(tmp_path: Path, turns: tuple[Turn, ...]) -> tuple[Turn, ...]:
+    url = f"sqlite:///{tmp_path / 'times.db'}"
     upgrade(url)
     engine = make_engine(url)
-    far = 10.0**15
-    record = _record(
-        turns=(
-            Turn(
-                "caller", "speech", "hello", far, far + 1, 0.9, (Word("hello", far, far + 1, 0.9),)
-            ),
-            Turn("caller", "keypad", "1", -5.0),
-            Turn("assistant", "speech", "Thanks.", 20.0, float("nan")),
-        )
-    )
+    record = _record(turns=turns)  # a call of three minutes
     with engine.begin() as conn:
         save_call(conn, record)
     with engine.connect() as conn:
         stored = get_call(conn, record.call_sid)
     engine.dispose()
-    assert stored is not None
-    span = 180.0  # the call lasted three minutes
-    first, second, third = stored.turns
-    assert (first.start, first.end) == (span, span)
-    assert [(w.start, w.end) for w in first.words] == [(span, span)]
-    assert second.start == 0.0
-    assert (third.start, third.end) == (20.0, 0.0)
-    for turn in stored.turns:
-        assert stored.started_at + timedelta(seconds=turn.start) <= stored.ended_at  # type: ignore[operator]
+    assert stored is not None and stored.ended_at is not None
+    for turn in stored.turns:  # what the owner's page does with them
+        assert stored.started_at + timedelta(seconds=turn.start) <= stored.ended_at
+    return stored.turns
+
+
+def test_far_future_stream_times_are_kept_within_the_call(tmp_path: Path) -> None:
+    """A stream that reports far-future media timestamps cannot push a stored call's times
+    past its end (the owner's page adds them to the call's start: this was an OverflowError)."""
+    far = 10.0**15
+    first, second, third, fourth = _stored_turns(
+        tmp_path,
+        (
+            Turn("caller", "keypad", "1", -5.0),
+            Turn("assistant", "speech", "Thanks.", 20.0, float("nan")),
+            Turn("caller", "speech", "hi", far, far + 1, 0.9, (Word("hi", far, far + 1, 0.9),)),
+            Turn("assistant", "speech", "Bye.", float("inf")),
+        ),
+    )
+    span = 180.0
+    assert first.start == 0.0
+    assert 0.0 <= second.start < 0.001 and second.end == 0.0
+    assert third.start == pytest.approx(span) and third.end == span
+    assert [(w.start, w.end) for w in third.words] == [(third.start, span)]
+    assert fourth.start == span
+
+
+def test_a_stream_clock_that_ran_fast_is_scaled_into_the_call(tmp_path: Path) -> None:
+    """A simulator at 4x real time: 12 minutes of stream time in a 3-minute call."""
+    turns = _stored_turns(
+        tmp_path,
+        (
+            Turn("assistant", "speech", "Hello.", 0.4, 8.0),
+            Turn("caller", "speech", "Dana", 10.0, 12.0, 0.9, (Word("Dana", 10.0, 12.0, 0.9),)),
+            Turn("caller", "keypad", "1", 720.0),
+        ),
+    )
+    assert [(t.start, t.end) for t in turns] == [(0.1, 2.0), (2.5, 3.0), (180.0, None)]
+    assert [(w.start, w.end) for w in turns[1].words] == [(2.5, 3.0)]
+
+
+def test_times_within_the_call_are_stored_as_they_are(tmp_path: Path) -> None:
+    turns = (
+        Turn("assistant", "speech", "Hello.", 0.4, 8.0),
+        Turn("caller", "speech", "Dana", 10.0, 12.5, 0.9, (Word("Dana", 10.0, 12.5, 0.9),)),
+    )
+    assert _stored_turns(tmp_path, turns) == turns

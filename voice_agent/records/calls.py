@@ -88,7 +88,7 @@ def save_call(conn: Connection, record: CallRecord) -> None:
     A call is stored once, under its business and call SID. A SID that is stored already (for
     this business or another) is refused with :class:`CallSidClash` and logged; the stored call
     is never overwritten. Turn and word times (stream seconds, which the stream itself reports)
-    are clamped to the call's wall-clock span, so a stored call's times stay sane.
+    are kept within the call's wall-clock span, so a stored call's times stay sane.
     """
     stored = conn.execute(
         select(calls.c.business_id).where(calls.c.call_sid == record.call_sid)
@@ -121,26 +121,42 @@ def save_call(conn: Connection, record: CallRecord) -> None:
 
 
 def _within_call(record: CallRecord) -> CallRecord:
-    """``record`` with every turn and word time inside ``[0, the call's length]``."""
+    """``record`` with every turn and word time inside ``[0, the call's length]``.
+
+    The times are on the stream's clock, which only the stream vouches for. When it ran past
+    the call's wall-clock length (a stream that lies, or a simulator running faster than real
+    time) the times are scaled into it, keeping their order and proportions; anything still
+    outside (negative, not a number) is clamped.
+    """
     span = MAX_CALL_SECONDS
     if record.ended_at is not None:
         span = min(span, max(0.0, (record.ended_at - record.started_at).total_seconds()))
+    moments = [
+        moment
+        for turn in record.turns
+        for moment in (turn.start, turn.end, *(t for w in turn.words for t in (w.start, w.end)))
+        if moment is not None and math.isfinite(moment)
+    ]
+    latest = max(moments, default=0.0)
+    scale = span / latest if latest > span else 1.0
 
-    def clamp(seconds: float) -> float:
+    def fit(seconds: float) -> float:
         if math.isnan(seconds):
             return 0.0
-        return min(max(seconds, 0.0), span)
+        if math.isinf(seconds):
+            return span if seconds > 0 else 0.0
+        return min(max(seconds * scale, 0.0), span)
 
     def optional(seconds: float | None) -> float | None:
-        return None if seconds is None else clamp(seconds)
+        return None if seconds is None else fit(seconds)
 
     turns = tuple(
         replace(
             turn,
-            start=clamp(turn.start),
+            start=fit(turn.start),
             end=optional(turn.end),
             words=tuple(
-                replace(word, start=clamp(word.start), end=clamp(word.end)) for word in turn.words
+                replace(word, start=fit(word.start), end=fit(word.end)) for word in turn.words
             ),
         )
         for turn in record.turns
