@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from voice_agent.chat.emergencies import ADVICE, EmergencyKind
 from voice_agent.chat.guardrails import (
-    DANGER_NOTE,
     EMERGENCY_ADVICE,
     MAX_REPLY_WORDS,
     ReplyGuard,
@@ -150,26 +150,57 @@ def test_a_replacement_is_said_once_per_reply() -> None:
 
 
 @pytest.mark.parametrize(
-    "caller_said",
+    ("caller_said", "kind"),
     [
-        "I smell gas in the kitchen",
-        "the basement is flooding",
-        "there are sparks coming from the outlet",
-        "there's smoke coming out of the panel",
-        "my carbon monoxide alarm is going off",
-        "the water heater caught fire",
+        ("I smell gas in the kitchen", EmergencyKind.GAS),
+        ("um it kind of smells like gas in here", EmergencyKind.GAS),
+        ("the basement is flooding", EmergencyKind.FLOODING),
+        ("a pipe burst under the sink", EmergencyKind.FLOODING),
+        ("there are sparks coming from the outlet", EmergencyKind.ELECTRICAL),
+        ("there's a burning smell by the panel", EmergencyKind.ELECTRICAL),
+        ("there's smoke coming out of the panel", EmergencyKind.FIRE),
+        ("my carbon monoxide alarm is going off", EmergencyKind.CARBON_MONOXIDE),
+        ("the water heater caught fire", EmergencyKind.FIRE),
+        ("the furnace quit and it's freezing in here", EmergencyKind.NO_HEAT_IN_FREEZE),
     ],
 )
-def test_danger_opens_the_reply_with_the_advice_and_flags_an_emergency(caller_said: str) -> None:
+def test_danger_opens_the_reply_with_its_safety_line_and_flags_an_emergency(
+    caller_said: str, kind: EmergencyKind
+) -> None:
     screen = guard(caller_said)
-    assert screen.opening() == [EMERGENCY_ADVICE]
+    assert screen.opening() == [ADVICE[kind]]
+    assert "911" in screen.opening()[0] or "911" in ADVICE[kind]
     assert screen.screen("Please hang up and call 911 right now.") is None  # no repeat
     message = CallerMessage(urgency=Urgency.ROUTINE)
-    assert escalate_for_danger(message, caller_said)
+    found = escalate_for_danger(message, caller_said)
+    assert found is not None and found.kind is kind
     assert message.urgency is Urgency.EMERGENCY
-    assert message.notes == [DANGER_NOTE]
+    assert message.emergencies == [kind.value]
+    assert len(message.notes) == 1 and message.notes[0].startswith("Possible emergency")
     escalate_for_danger(message, caller_said)
-    assert message.notes == [DANGER_NOTE]
+    assert len(message.notes) == 1
+
+
+def test_the_gas_line_names_the_gas_company() -> None:
+    (line,) = guard("i think there's a gas leak").opening()
+    assert "gas company or 911" in line
+
+
+def test_a_danger_already_advised_on_this_call_is_not_advised_again() -> None:
+    screen = guard("the basement is still flooding", advised=["flooding"])
+    assert screen.opening() == []
+    assert screen.screen("Please call 911 if anyone is in danger.") is None
+    other = guard("and now I smell gas", advised=["flooding"])
+    assert other.opening() == [ADVICE[EmergencyKind.GAS]]
+
+
+@pytest.mark.parametrize(
+    "caller_said",
+    ["there's no gas smell", "no flooding, just a slow drip", "it's not an emergency"],
+)
+def test_a_plainly_negated_danger_is_not_one(caller_said: str) -> None:
+    assert guard(caller_said).opening() == []
+    assert not mentions_danger(caller_said)
 
 
 def test_no_danger_no_advice() -> None:

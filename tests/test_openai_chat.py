@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from importlib.resources import files
 
 import pytest
 
 from media_stream import SentenceSplitter
 from tests.fake_openai import FakeOpenAI, FakeToolCall, ScriptedCompletion
-from voice_agent.chat.guardrails import EMERGENCY_ADVICE
+from voice_agent.chat.emergencies import ADVICE, EmergencyKind
+from voice_agent.chat.interviewer import ScriptedInterviewer
 from voice_agent.chat.openai_model import (
     CALLER_SILENT,
     FINISH_MESSAGE,
     RECORD_MESSAGE,
     OpenAIChatModel,
+    render_system_prompt,
 )
 from voice_agent.chat.port import (
     CallContext,
@@ -248,8 +251,11 @@ async def test_an_emergency_opens_with_the_advice_and_stays_flagged(
     message = CallerMessage()
     stream = model.reply_stream(CONTEXT, message, "I smell gas in my kitchen")
     sentences = [sentence async for sentence in stream]
-    assert sentences == [EMERGENCY_ADVICE, "Can I get your name?"]
+    assert sentences == [ADVICE[EmergencyKind.GAS], "Can I get your name?"]
+    assert "gas company or 911" in sentences[0]
     assert message.urgency is Urgency.EMERGENCY
+    assert message.emergencies == ["gas"]
+    assert message.topic == "gas smell"
 
 
 async def test_the_reply_is_capped_at_sixty_words(fake: FakeOpenAI, model: OpenAIChatModel) -> None:
@@ -346,7 +352,7 @@ async def test_a_failure_keeps_the_emergency_flag(fake: FakeOpenAI, model: OpenA
     message = CallerMessage()
     stream = model.reply_stream(CONTEXT, message, "there are sparks everywhere")
     sentences = aiter(stream)
-    assert await anext(sentences) == EMERGENCY_ADVICE
+    assert await anext(sentences) == ADVICE[EmergencyKind.ELECTRICAL]
     with pytest.raises(ChatModelFailure, match="HTTP 503"):
         await anext(sentences)
     assert message.urgency is Urgency.EMERGENCY
@@ -408,3 +414,100 @@ def test_sentence_splitter_keeps_abbreviations_and_decimals_together() -> None:
     assert sentences == ["Mr. Lopez, the 2.5 inch pipe?", "Yes!", "Okay."]
     assert splitter.flush() == "Next line"
     assert splitter.flush() is None
+
+
+# --- emergencies and the topic, with the scripted interviewer's own readers ---------------------
+
+
+async def test_an_emergency_mentioned_late_in_the_call_gets_its_safety_line_once(
+    fake: FakeOpenAI, model: OpenAIChatModel
+) -> None:
+    message = CallerMessage(caller_name="Maria", need="a leaking pipe", urgency=Urgency.ROUTINE)
+    fake.completions.append(ScriptedCompletion(content=["Is this number best for you?"]))
+    fake.completions.append(ScriptedCompletion(content=["Please call 911. ", "Got it."]))
+    first = [s async for s in model.reply_stream(CONTEXT, message, "oh no now it's flooding")]
+    assert first == [ADVICE[EmergencyKind.FLOODING], "Is this number best for you?"]
+    assert message.urgency is Urgency.EMERGENCY
+    second = [s async for s in model.reply_stream(CONTEXT, message, "it's still flooding")]
+    assert second == ["Got it."]  # the line is not repeated, nor the model's own "call 911"
+    assert message.emergencies == ["flooding"]
+    assert len([note for note in message.notes if note.startswith("Possible emergency")]) == 1
+
+
+async def test_the_model_cannot_downgrade_an_emergency_it_did_not_hear(
+    fake: FakeOpenAI, model: OpenAIChatModel
+) -> None:
+    fake.completions.append(
+        ScriptedCompletion(content=["Okay."], tool_calls=[record(urgency="routine")])
+    )
+    message = CallerMessage()
+    await model.reply(CONTEXT, message, "there are sparks coming out of the outlet, no rush")
+    assert message.urgency is Urgency.EMERGENCY
+    assert message.topic == "sparking outlet"
+
+
+async def test_the_topic_comes_from_the_callers_words_first(
+    fake: FakeOpenAI, model: OpenAIChatModel
+) -> None:
+    fake.completions.append(
+        ScriptedCompletion(content=["Got it."], tool_calls=[record(need="Toilet issue")])
+    )
+    message = CallerMessage()
+    await model.reply(CONTEXT, message, "um so the toilet keeps running all night")
+    assert message.topic == "running toilet"
+    assert message.need == "Toilet issue"
+
+
+async def test_the_topic_falls_back_to_the_recorded_need_and_then_stays(
+    fake: FakeOpenAI, model: OpenAIChatModel
+) -> None:
+    fake.completions.append(
+        ScriptedCompletion(content=["Got it."], tool_calls=[record(need="clogged kitchen drain")])
+    )
+    fake.completions.append(
+        ScriptedCompletion(content=["Okay."], tool_calls=[record(need="the breaker trips too")])
+    )
+    message = CallerMessage()
+    await model.reply(CONTEXT, message, "it's the thing in the kitchen, you know")
+    assert message.topic == "clogged kitchen drain"
+    await model.reply(CONTEXT, message, "and the breaker keeps tripping")
+    assert message.topic == "clogged kitchen drain"
+
+
+async def test_no_topic_without_a_recognisable_problem(
+    fake: FakeOpenAI, model: OpenAIChatModel
+) -> None:
+    fake.completions.append(
+        ScriptedCompletion(content=["Sure."], tool_calls=[record(need="question about a bill")])
+    )
+    message = CallerMessage()
+    await model.reply(CONTEXT, message, "I have a question about my bill")
+    assert message.topic is None
+
+
+async def test_after_a_failure_the_scripted_interviewer_does_not_repeat_the_safety_line(
+    fake: FakeOpenAI, model: OpenAIChatModel
+) -> None:
+    fake.completions.append(ScriptedCompletion(status=503))
+    message = CallerMessage(caller_name="Maria")
+    said = "I smell gas by the stove"
+    stream = model.reply_stream(CONTEXT, message, said)
+    heard = aiter(stream)
+    assert await anext(heard) == ADVICE[EmergencyKind.GAS]
+    with pytest.raises(ChatModelFailure):
+        await anext(heard)
+    fallback = await ScriptedInterviewer().reply(CONTEXT, message, said)
+    assert "leave the building" not in fallback.text
+    assert message.need == "I smell gas by the stove"
+    assert message.topic == "gas smell"
+    assert message.urgency is Urgency.EMERGENCY
+
+
+def test_the_system_prompt_asks_for_the_callers_own_words_and_leaves_the_safety_line_to_us() -> (
+    None
+):
+    prompt = (files("prompts") / "system.md").read_text(encoding="utf-8")
+    rendered = render_system_prompt(prompt, CONTEXT, CallerMessage())
+    assert "in the caller's own words" in rendered
+    assert "do not repeat or rephrase it" in rendered
+    assert "Acme Plumbing" in rendered

@@ -10,8 +10,11 @@ stays safe), and its bookkeeping is checked before it can end the message:
 - it never talks about text messages, SMS, consent or opting in or out: the Conversation reads the
   versioned consent script itself, verbatim, so any such sentence is dropped;
 - it never says goodbye or ends the call: the Conversation does that after the consent question;
-- when the caller mentions danger (gas, flooding, sparks, smoke, fire, carbon monoxide) the reply
-  opens with fixed safety advice and the message is flagged as an emergency, for good;
+- when the caller describes a danger (gas, carbon monoxide, smoke or fire, sparks or a burning
+  smell, flooding, no heat in a freeze — the scripted interviewer's own detector,
+  :mod:`voice_agent.chat.emergencies`) the reply opens with that danger's fixed safety line
+  (call 911 or the gas company first), once per kind of danger, and the message is flagged as an
+  emergency, for good;
 - a reply is at most ``MAX_REPLY_WORDS`` words, and the model can finish the message only once the
   caller's name, need and callback number are recorded.
 
@@ -24,9 +27,10 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
+from voice_agent.chat.emergencies import Emergency, detect_emergency
 from voice_agent.chat.port import CallContext, CallerMessage, MessageField, Urgency
 
 logger = logging.getLogger(__name__)
@@ -34,23 +38,8 @@ logger = logging.getLogger(__name__)
 EMERGENCY_ADVICE = "If you're in danger, hang up and call 911 or your utility's emergency line."
 MAX_REPLY_WORDS = 60
 REQUIRED_FIELDS = (MessageField.CALLER_NAME, MessageField.NEED, MessageField.CALLBACK_NUMBER)
-DANGER_NOTE = "The caller described a possible danger; they were told to call 911 if in danger."
 
 _FLAGS = re.IGNORECASE | re.VERBOSE
-
-_DANGER = re.compile(
-    r"""\b(?:
-        gas\s+(?:smell|leak|odou?r)s? | smell(?:s|ing|ed)?\s+(?:of\s+|like\s+)?gas
-      | gas\s+is\s+leaking
-      | propane | flood(?:s|ed|ing)? | water\s+everywhere
-      | sparks? | sparking | sparked | arcing
-      | smoke | smoking | smoky | fires? | on\s+fire | flames?
-      | burning\s+smell | smells?\s+(?:like\s+)?burning
-      | carbon\s+monoxide | co\s+(?:alarm|detector)
-      | electrocut\w* | shocked
-    )\b""",
-    _FLAGS,
-)
 
 _TEXTING = re.compile(
     r"""\b(?:
@@ -191,20 +180,23 @@ _WORD = re.compile(r"\S+")
 
 
 def mentions_danger(caller_said: str | None) -> bool:
-    """Whether the caller described a possible danger (fail-safe: negations are not excused)."""
-    return bool(caller_said) and _DANGER.search(_plain(caller_said or "")) is not None
+    """Whether the caller described a possible danger (the scripted interviewer's detector)."""
+    return detect_emergency(caller_said) is not None
 
 
-def escalate_for_danger(message: CallerMessage, caller_said: str | None) -> bool:
-    """Flag the message as an emergency when the caller described a danger; True if so."""
-    if not mentions_danger(caller_said):
-        return False
+def escalate_for_danger(message: CallerMessage, caller_said: str | None) -> Emergency | None:
+    """Flag the message as an emergency when the caller described a danger (noting each kind
+    once, for the owner); the danger, or None."""
+    danger = detect_emergency(caller_said)
+    if danger is None:
+        return None
     if message.urgency is not Urgency.EMERGENCY:
-        logger.info("caller described a danger: message flagged as an emergency")
+        logger.info("caller described a danger (%s): message flagged as an emergency", danger.kind)
     message.urgency = Urgency.EMERGENCY
-    if DANGER_NOTE not in message.notes:
-        message.notes.append(DANGER_NOTE)
-    return True
+    if danger.kind.value not in message.emergencies:
+        message.emergencies.append(danger.kind.value)
+        message.notes.append(danger.note)
+    return danger
 
 
 def settled_urgency(current: Urgency | None, proposed: Urgency | None) -> Urgency | None:
@@ -228,13 +220,15 @@ def may_finish(message: CallerMessage) -> bool:
 class ReplyGuard:
     """Screens one reply's sentences in order and remembers what it let through.
 
-    ``opening`` gives what must come first (the safety advice when the caller described a danger),
-    ``screen`` the speakable form of each sentence the model wrote, or None to drop it.
+    ``opening`` gives what must come first (the safety line when the caller described a danger
+    not in ``advised``, the kinds already advised earlier in the call), ``screen`` the speakable
+    form of each sentence the model wrote, or None to drop it.
     """
 
     context: CallContext
     caller_said: str | None
     known_names: Iterable[str] = ()
+    advised: Collection[str] = ()
     max_words: int = MAX_REPLY_WORDS
     spoken: list[str] = field(default_factory=list)
     full: bool = False
@@ -251,11 +245,14 @@ class ReplyGuard:
         return sum(len(_WORD.findall(sentence)) for sentence in self.spoken)
 
     def opening(self) -> list[str]:
-        """The fixed sentences that open this reply (the danger advice, when called for)."""
-        if not mentions_danger(self.caller_said):
+        """The fixed sentences that open this reply (the danger's safety line, when called for)."""
+        danger = detect_emergency(self.caller_said)
+        if danger is None:
             return []
-        self._advice_given = True
-        return [self.admit(EMERGENCY_ADVICE)]
+        self._advice_given = True  # the model's own "call 911" is dropped from here on
+        if danger.kind.value in self.advised:
+            return []
+        return [self.admit(danger.advice)]
 
     def screen(self, sentence: str) -> str | None:
         """``sentence`` as it may be spoken, a safe replacement, or None to drop it."""

@@ -11,7 +11,10 @@ The model instance is shared by every call: a call's state lives only in its ``C
 (fields and ``history``). Any provider trouble — connection refused, an HTTP error, a stall longer
 than ``timeout``, a malformed or truncated stream — raises :class:`ChatModelFailure`, leaving the
 message as it was before the turn (but flagged as an emergency if the caller described a danger),
-so the caller can hand the same words to the scripted interviewer.
+so the caller can hand the same words to the scripted interviewer. A danger the caller describes
+opens the reply with its fixed safety line (the guardrails, with the scripted interviewer's own
+detector), and the message's ``topic`` — what the call is about in our words, for the texts — is
+matched from the caller's words, or else from the need the model records.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from voice_agent.chat.port import (
     SpokenTurn,
     Urgency,
 )
+from voice_agent.chat.topics import find_topic
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 
 logger = logging.getLogger(__name__)
@@ -82,7 +86,11 @@ TOOLS: list[ChatCompletionToolParam] = [
                 "type": "object",
                 "properties": {
                     "caller_name": {**_STRING, "description": "The caller's name."},
-                    "need": {**_STRING, "description": "What they need, in a sentence or two."},
+                    "need": {
+                        **_STRING,
+                        "description": "What they need, in the caller's own words (a sentence "
+                        "or two; it is shown to the owner as their quote).",
+                    },
                     "address": {**_STRING, "description": "The job's address, if given."},
                     "callback_number": {
                         **_STRING,
@@ -249,7 +257,12 @@ class ReplyStream:
         self._context = context
         self._message = message
         self._caller_said = caller_said
-        self._guard = ReplyGuard(context, caller_said, known_names=[message.caller_name or ""])
+        self._guard = ReplyGuard(
+            context,
+            caller_said,
+            known_names=[message.caller_name or ""],
+            advised=frozenset(message.emergencies),
+        )
         self._reply: AgentReply | None = None
         self._failure: ChatModelFailure | None = None
         self._sentences = self._run()
@@ -291,6 +304,8 @@ class ReplyStream:
     async def _model_turn(self) -> AsyncGenerator[str, None]:
         escalate_for_danger(self._message, self._caller_said)
         before = copy.deepcopy(self._message)
+        if self._message.topic is None:  # in our words, for the caller's texts
+            self._message.topic = find_topic(self._caller_said)
         try:
             async for sentence in self._model_rounds():
                 yield sentence
@@ -445,6 +460,7 @@ def record_details(context: CallContext, message: CallerMessage, arguments: dict
     need = _text(arguments.get("need"), MAX_NEED_CHARS)
     if need:
         message.need = need
+        message.topic = message.topic or find_topic(need)
     address = _text(arguments.get("address"), MAX_ADDRESS_CHARS)
     if address:
         message.address = address
