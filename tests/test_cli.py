@@ -474,3 +474,10 @@ def test_a_read_on_an_older_schema_migrates_it_first(database: str) -> None:
     assert listed.exit_code == 0 and listed.stdout == "No calls yet.\n"
     assert schema_state(engine) is Schema.CURRENT
     engine.dispose()
+
+
+def test_the_demo_outside_a_checkout_says_so(database: str) -> None:
+    result = receptionist("demo")
+    assert result.exit_code == 1
+    assert "the demo runs from a checkout" in _one_sentence(result.stderr)
+    assert not Path(database.removeprefix("sqlite:///")).exists()

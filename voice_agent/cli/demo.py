@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from voice_agent.cli.simulate import SPEED, run_scenarios
-from voice_agent.cli.support import CommandError, load_settings
+from voice_agent.cli.support import CommandError, load_settings, migrate
 
 if TYPE_CHECKING:
     from voice_agent.settings import Settings
@@ -43,20 +43,29 @@ def run_demo(settings: Settings, speed: float) -> int:
 
     from consent_ledger import owner_notifications_allowed
     from voice_agent.clock import system_clock
-    from voice_agent.records.businesses import import_businesses
+    from voice_agent.records.businesses import BusinessConfigError, import_businesses
     from voice_agent.records.database import make_engine
-    from voice_agent.records.migrate import upgrade
     from voice_agent.records.owner_texts import record_owner_texts_choice
 
-    upgrade(settings.database_url)
+    businesses = FIXTURES / "businesses.yaml"
+    if not businesses.is_file():
+        raise CommandError(
+            f"the demo runs from a checkout of the project: there is no {businesses} in "
+            f"{Path.cwd()}"
+        )
+    migrate(settings.database_url)
     engine = make_engine(settings.database_url)
-    with engine.begin() as conn:
-        for business in import_businesses(conn, FIXTURES / "businesses.yaml"):
-            if business.id == OWNER_WHO_WANTS_TEXTS and not owner_notifications_allowed(
-                conn, business.id, business.owner_phone
-            ):
-                record_owner_texts_choice(conn, business, True, system_clock())
-    engine.dispose()
+    try:
+        with engine.begin() as conn:
+            for business in import_businesses(conn, businesses):
+                if business.id == OWNER_WHO_WANTS_TEXTS and not owner_notifications_allowed(
+                    conn, business.id, business.owner_phone
+                ):
+                    record_owner_texts_choice(conn, business, True, system_clock())
+    except BusinessConfigError as error:
+        raise CommandError(str(error)) from None
+    finally:
+        engine.dispose()
     server_url = f"http://{settings.host}:{settings.port}"
     print(f"Starting the receptionist at {server_url} …", flush=True)
     server = subprocess.Popen(
