@@ -15,7 +15,6 @@ import sys
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from enum import Enum
-from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -166,6 +165,8 @@ def newest_revisions() -> frozenset[str] | None:
     """The head revisions of the shipped migrations, read from their files' ``revision`` and
     ``down_revision`` lines: the revisions no other revision comes after, as Alembic's ``heads``
     answers. None when a file cannot be read that way; then Alembic decides."""
+    from importlib.resources import files
+
     revisions: set[str] = set()
     superseded: set[str] = set()
     versions = files("voice_agent.records") / "migrations" / "versions"
