@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 
+import voice_agent.call.conversation as conversation_module
 from media_stream import (
     CallBridge,
     Connected,
@@ -55,6 +56,7 @@ from voice_agent.records.migrate import upgrade
 from voice_agent.services import build_services
 from voice_agent.settings import Settings, TranscriberChoice
 from voice_agent.web.local_server import free_port, serving
+from voice_agent.web.stream_credentials import StreamCredentials
 
 STREAM = "MZ" + "a" * 32
 ACCOUNT = "AC" + "c" * 32
@@ -66,7 +68,13 @@ FRAME_SECONDS = 0.02
 TIMING = StreamTiming(keepalive_interval=0.5, stall_timeout=5.0, close_timeout=1.0)
 
 
-def _start(business: str, sequence: int) -> str:
+def _start(business: str, sequence: int, settings: Settings | None = None) -> str:
+    """Twilio's ``start``; through the server (``settings``) with the call's stream credential,
+    as the voice webhook's TwiML would have handed it over."""
+    parameters = {"business": business, "caller": CALLER}
+    if settings is not None:
+        credentials = StreamCredentials.from_settings(settings)
+        parameters["credential"] = credentials.issue(CALL, business, CALLER, datetime.now(UTC))
     return encode_inbound(
         Start(
             sequence,
@@ -74,15 +82,18 @@ def _start(business: str, sequence: int) -> str:
             ACCOUNT,
             CALL,
             ("inbound",),
-            {"business": business, "caller": CALLER},
+            parameters,
             MediaFormat("audio/x-mulaw", 8000, 1),
         )
     )
 
 
 async def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Look every 10 ms until ``condition`` holds (a stored row, the conversation's state)."""
     async with asyncio.timeout(timeout):
-        while not condition():
+        while True:
+            if condition():
+                return
             await asyncio.sleep(0.01)
 
 
@@ -138,7 +149,7 @@ async def test_a_call_opens_deepgram_with_its_business_keyterms(settings: Settin
         _deepgram_server(settings) as (fake, server_url, engine),
         _media_stream(settings, server_url) as twilio,
     ):
-        await twilio.send(_start(ACME.id, 1))
+        await twilio.send(_start(ACME.id, 1, settings))
         stream = await fake.next_stream()
         assert stream.query["keyterm"] == [
             "Acme Plumbing",
@@ -167,7 +178,7 @@ async def test_an_unknown_business_hears_the_apology_and_opens_no_deepgram_strea
         _deepgram_server(settings) as (fake, server_url, _),
         _media_stream(settings, server_url) as twilio,
     ):
-        await twilio.send(_start("no-such-business", 1))
+        await twilio.send(_start("no-such-business", 1, settings))
         async for raw in twilio:  # play every mark back at once, until the server hangs up
             message = parse_outbound(raw)
             if isinstance(message, OutboundMedia):
@@ -350,3 +361,27 @@ async def test_an_answer_heard_as_the_mark_returns_is_dated_from_the_confirmatio
         now,
     ]
     assert moments == sorted(moments)
+
+
+async def test_a_consent_answer_whose_final_comes_long_after_its_start_is_still_taken(
+    fake: FakeDeepgramListen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(conversation_module, "CONSENT_SILENCE", 0.3)
+    call = await _call_until_the_consent_answer(fake)
+    at = call.twilio.stream_time
+    call.twilio.speak(2.0)
+    await call.stream.wait_for_audio(3.0)
+    answer = [
+        FakeWord("no", at + 0.2, at + 0.4, 0.95, "No,"),
+        FakeWord("thanks", at + 0.5, at + 0.8),
+    ]
+    await call.stream.send(results_message(answer, is_final=False))  # the caller has begun
+    await asyncio.sleep(1.0)  # longer than the silence: the words to come hold the floor
+    assert call.conversation.consent.outcome is ConsentOutcome.NOT_ASKED  # still listening
+    await call.stream.send(results_message(answer, is_final=True, speech_final=True))
+    await call.finish()
+    consent = call.conversation.consent
+    assert consent.outcome is ConsentOutcome.DECLINED
+    assert not consent.reasked and consent.note == ""
+    (taken,) = consent.answers
+    assert taken.heard.utterance is not None and taken.heard.utterance.text == "No, thanks"

@@ -4,9 +4,16 @@ The consent question is the Conversation's own: the script is rendered from its 
 and spoken verbatim, it is not interruptible, and only speech that starts after the mark of its
 last chunk counts as the answer (ARCHITECTURE.md, invariants 1–6 and 10).
 
+Turn-taking respects the caller: a question is unanswered only after a stretch of silence
+(nothing heard, no words still being transcribed), never after a fixed time since it was asked;
+speech that starts while the answer is awaited is taken however long its transcription takes,
+and speech that goes on (or is still being transcribed) when the first words come belongs to the
+same answer. The bridge never starts a prompt while the caller holds the floor.
+
 The evidence's moments are ``time.monotonic()`` readings of when things reached us (a mark, the
 audio carrying a word), not stream times: the stream clock is exact on Twilio but runs ahead of
-the wall when a simulator streams faster than real time.
+the wall when a simulator streams faster than real time; they come from the audio, so they do
+not depend on how long the transcriber took.
 """
 
 from __future__ import annotations
@@ -19,10 +26,11 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from media_stream import CallBridge, CallEnded, CallerInput, Playback, PlaybackResult
+from media_stream import CallBridge, CallEnded, CallerInput, Playback, PlaybackResult, Utterance
 from voice_agent.call.turn_metrics import measure_turn
 from voice_agent.chat.port import AgentReply, CallContext, CallerMessage, ChatModel, SpokenTurn
 from voice_agent.consent.classifier import ConsentAnswer, classify_answer, classify_keypad
+from voice_agent.consent.questions import ASK_YES_OR_NO, answer_to_question
 from voice_agent.consent.refusal import asks_not_to_be_texted
 from voice_agent.consent.script import REASK, ConsentScript, render_consent_script
 from voice_agent.records.businesses import Business
@@ -30,8 +38,16 @@ from voice_agent.records.calls import Turn, TurnMetrics
 
 logger = logging.getLogger(__name__)
 
-ANSWER_TIMEOUT = 8.0  # seconds of caller silence before a question counts as unanswered
-CONSENT_ANSWER_TIMEOUT = 7.0
+ANSWER_SILENCE = 8.0
+"""Seconds of silence (nothing heard, no words still being transcribed) after which a message
+question counts as unanswered and the model asks again: time to think or to look up a number,
+short enough that a caller who missed the question is asked again before wondering whether
+anyone is there. The clock runs only while the caller is silent."""
+
+CONSENT_SILENCE = 7.0
+"""The same for the consent question and its re-ask: a yes or a no needs less thought than a
+message does, and a caller who stays silent reaches the goodbye (no texts) sooner."""
+
 MAX_MESSAGE_TURNS = 12
 ANSWER_AUDIO_LEAD = 1.0  # seconds of audio kept before a recorded consent answer
 RECORDING_SECONDS = 60.0  # how much caller audio a recorded call keeps in memory
@@ -137,12 +153,12 @@ class Conversation:
 
     async def _take_message(self) -> None:
         first = await self.chat_model.reply(self.context, self.message, None)
-        playback = await self._say(f"{self._greeting()} {first.text}")
+        playback = await self._say(f"{greeting(self.business)} {first.text}")
         for _ in range(MAX_MESSAGE_TURNS):
-            played = await playback.finished()  # ANSWER_TIMEOUT runs once the question is heard
+            played = await playback.finished()  # the silence is counted once the question is heard
             if played.cleared:
                 self._cut_to_what_was_played(playback)
-            heard = await self.bridge.next_input(ANSWER_TIMEOUT)
+            heard = await self._caller_turn(ANSWER_SILENCE)
             playback, reply, reply_ready_at = await self._reply_to(self._hear(heard))
             if heard is not None:
                 self.turn_metrics.append(measure_turn(self.bridge, heard, reply_ready_at, playback))
@@ -178,6 +194,28 @@ class Conversation:
         if history and history[-1].speaker == "assistant":
             history[-1] = SpokenTurn("assistant", playback.played_text())
 
+    async def _caller_turn(self, silence: float) -> CallerInput | None:
+        """The caller's next turn, or None after ``silence`` seconds of silence."""
+        heard = await self.bridge.next_input(silence)
+        if heard is None or heard.utterance is None:
+            return heard
+        return await self._rest_of_turn(heard)
+
+    async def _rest_of_turn(self, heard: CallerInput) -> CallerInput:
+        """``heard`` with what the caller went on to say: speech going on, or still being
+        transcribed, when its words came is part of the same turn. A key press meanwhile is
+        recorded and goes no further."""
+        parts = [heard]
+        while self.bridge.speech_pending:
+            more = await self.bridge.next_input(0.0)
+            if more is None:
+                break
+            if more.utterance is None:
+                self._record_input(more)
+                continue
+            parts.append(more)
+        return _joined(parts)
+
     def _hear(self, heard: CallerInput | None) -> str:
         """What the caller said ("" for silence, a key press, or speech nobody made out)."""
         if heard is None:
@@ -189,32 +227,35 @@ class Conversation:
         return said
 
     async def _ask_consent(self) -> None:
-        """Read the script verbatim, take the answer, re-ask once; fail closed on any error."""
+        """Read the script verbatim, take the answer, re-ask once (answering a question about
+        the texts with the script's own facts first); fail closed on any error."""
         attempt = self.consent
         try:
-            attempt.script_started_at = time.monotonic()
-            script = await self._say_uninterrupted(attempt.script.text)
+            script_playback = await self._say(attempt.script.text, interruptible=False)
+            attempt.script_started_at = script_playback.first_audio_at or time.monotonic()
+            script = await self._played_through(script_playback)
             if not script.played:
                 attempt.note = "the script's playback was never confirmed"
                 return
             attempt.playback_confirmed_at = script.known_at
             answer = await self._consent_answer(after=script.finished_at)
-            if answer is ConsentAnswer.UNCLEAR:
+            reask_text = self._reask(answer)
+            if reask_text is not None:
                 attempt.reasked = True
-                reask_started = self.bridge.stream_time
-                reask = await self._say_uninterrupted(REASK)
+                reask_playback = await self._say(reask_text, interruptible=False)
+                reask = await self._played_through(reask_playback)
                 if not reask.played:
                     attempt.outcome = ConsentOutcome.UNCLEAR
-                    attempt.note = "the re-ask's playback was never confirmed"
+                    self._note("the re-ask's playback was never confirmed")
                     return
                 answer = await self._consent_answer(
-                    after=reask.finished_at, keypad_from=reask_started
+                    after=reask.finished_at, keypad_from=reask_playback.started_at
                 )
             attempt.outcome = ConsentOutcome(answer.value)
         except CallEnded:
             if attempt.playback_confirmed_at is not None:
                 attempt.outcome = ConsentOutcome.UNCLEAR
-                attempt.note = "the caller hung up before answering"
+                self._note("the caller hung up before answering")
             raise
         except Exception:
             logger.exception("consent question failed; no texts will be sent")
@@ -223,7 +264,27 @@ class Conversation:
                 if attempt.playback_confirmed_at is not None
                 else ConsentOutcome.NOT_ASKED
             )
-            attempt.note = "an error interrupted the consent question"
+            self._note("an error interrupted the consent question")
+
+    def _reask(self, answer: ConsentAnswer) -> str | None:
+        """What to ask once more after the first answer, or None when it decided: the re-ask
+        for an unclear answer; for a question about the texts, the script's facts that answer
+        it and the re-ask of the yes or no (recorded in the evidence's note)."""
+        if answer is ConsentAnswer.AFFIRMATIVE:
+            return None
+        heard = self.consent.answers[-1].heard if self.consent.answers else None
+        said = heard.utterance.text if heard is not None and heard.utterance is not None else ""
+        business = self.business
+        facts = answer_to_question(
+            said, answer, self.consent.script, business.name, business.max_texts
+        )
+        if facts is not None:
+            self._note(f"the caller asked about the texts and was told: {facts}")
+            return f"{facts} {ASK_YES_OR_NO}"
+        return REASK if answer is ConsentAnswer.UNCLEAR else None
+
+    def _note(self, note: str) -> None:
+        self.consent.note = f"{self.consent.note}; {note}" if self.consent.note else note
 
     async def _consent_answer(
         self, *, after: float, keypad_from: float | None = None
@@ -244,21 +305,27 @@ class Conversation:
             await self.bridge.finalize_transcript()
 
     async def _first_answer(self, after: float, keypad_from: float | None) -> ConsentAnswer:
+        """The first answer that starts after the prompt's mark; speech still going on when it
+        comes is part of it. Earlier speech and keys are in the transcript, not answers."""
         while True:
-            heard = await self.bridge.next_input(CONSENT_ANSWER_TIMEOUT)
+            heard = await self.bridge.next_input(CONSENT_SILENCE)
             if heard is None:
-                self.consent.note = "no answer"
+                self._note("no answer" if keypad_from is None else "no answer to the re-ask")
                 return ConsentAnswer.UNCLEAR
             if heard.digit is not None:
                 if keypad_from is not None and heard.at >= keypad_from:
                     self._take_answer(heard)
                     return classify_keypad(heard.digit)
+                self._record_input(heard)
                 continue
             assert heard.utterance is not None
             if heard.utterance.start < after:
-                continue  # began while the question was still playing: not an answer
-            self._take_answer(heard)
-            spoken = heard.utterance
+                self._record_input(heard)  # began while the question was still playing
+                continue
+            answer = await self._rest_of_turn(heard)
+            self._take_answer(answer)
+            spoken = answer.utterance
+            assert spoken is not None
             self.consent.answer_audio = self.bridge.caller_audio(
                 spoken.start - ANSWER_AUDIO_LEAD, spoken.end
             )
@@ -271,7 +338,9 @@ class Conversation:
 
     async def _say_uninterrupted(self, text: str) -> PlaybackResult:
         """Play ``text`` without barge-in, until its last mark came back (or it never will)."""
-        playback = await self._say(text, interruptible=False)
+        return await self._played_through(await self._say(text, interruptible=False))
+
+    async def _played_through(self, playback: Playback) -> PlaybackResult:
         result = await playback.finished()
         if self.bridge.ended:
             raise CallEnded(self.bridge.end_reason)
@@ -301,21 +370,50 @@ class Conversation:
             )
         )
 
-    def _greeting(self) -> str:
-        recording = " This call is recorded." if self.business.recording_enabled else ""
-        return (
-            f"Thanks for calling {self.business.name}. Sorry we couldn't get to the phone. "
-            f"I'm an automated assistant, and I'll take a message so the team can call you back."
-            f"{recording}"
-        )
-
     def _goodbye(self) -> str:
-        callback = (
-            f"Someone from {self.business.name} will call you back {self.business.callback_time}."
-        )
+        """Whether texts will come, the callback (unless the caller just heard it), goodbye."""
+        business = self.business
+        callback = f"Someone from {business.name} will call you back {business.callback_time}."
+        said = [turn.text for turn in self.transcript if turn.speaker == "assistant"]
+        promise = "" if any(callback in text for text in said) else f" {callback}"
         if self.consent.outcome is ConsentOutcome.AFFIRMATIVE:
-            return f"Great, you'll get a text shortly. {callback} Thanks for calling. Goodbye!"
-        return f"No problem, we won't text you. {callback} Thanks for calling. Goodbye!"
+            texts = "Great, you'll get a text shortly."
+        elif self.consent.outcome is ConsentOutcome.UNCLEAR:
+            texts = "Without a clear yes, we won't text you."
+        else:
+            texts = "Okay, we won't text you."
+        return f"{texts}{promise} Thanks for calling, goodbye!"
+
+
+def greeting(business: Business) -> str:
+    """The first words of a call, as short as the disclosures allow (at most 6 s of audio): whose
+    line it is, that an automated assistant answers, and that the call is recorded when it is.
+    The model's first question follows at once."""
+    name = business.name
+    possessive = f"{name}'" if name.endswith("s") else f"{name}'s"
+    recording = " This call is recorded." if business.recording_enabled else ""
+    return f"This is {possessive} automated assistant.{recording}"
+
+
+def _joined(parts: Sequence[CallerInput]) -> CallerInput:
+    """One caller turn said in several utterances, as one: their words in order, from the first
+    one's start to the last one's end."""
+    if len(parts) == 1:
+        return parts[0]
+    spoken = [part.utterance for part in parts if part.utterance is not None]
+    words = tuple(word for utterance in spoken for word in utterance.words)
+    engines = dict.fromkeys(utterance.engine for utterance in spoken)
+    last = parts[-1]
+    utterance = Utterance(
+        text=" ".join(utterance.text for utterance in spoken if utterance.text),
+        start=spoken[0].start,
+        end=spoken[-1].end,
+        confidence=sum(word.confidence for word in words) / len(words) if words else 0.0,
+        engine=" + ".join(engines),
+        words=words,
+        endpointed_at=spoken[-1].endpointed_at,
+    )
+    return CallerInput(at=last.at, utterance=utterance, received_at=last.received_at)
 
 
 def _timed_answer(bridge: CallBridge, heard: CallerInput, not_before: float) -> TimedAnswer:
