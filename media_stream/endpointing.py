@@ -25,6 +25,20 @@ import numpy.typing as npt
 
 from media_stream.codec import FRAME_BYTES, FRAME_SECONDS, SAMPLE_RATE
 
+SILENCE_TO_END = 0.7
+"""Seconds of silence that end an utterance: longer than the pauses between a caller's words and
+phrases, yet it is most of the wait between the caller's last word and our reply, so no longer.
+A caller who pauses longer and goes on is not cut off: speech that starts again before the
+first words are back is part of the same turn, and no prompt starts while it is heard."""
+
+MIN_SPEECH = 0.12
+"""Voiced seconds before a sound counts as speech: shorter blips are clicks, pops and breaths."""
+
+MAX_UTTERANCE = 15.0
+"""An utterance is cut here (the next one starts at once): half of Whisper's 30 s window, so each
+piece, with its pre-roll, is transcribed whole, and a caller's words hold the floor at most this
+long before some of them come back."""
+
 FRAME_SAMPLES = FRAME_BYTES  # μ-law: one byte a sample
 PRE_ROLL_SECONDS = 0.2
 _PRE_ROLL_FRAMES = round(PRE_ROLL_SECONDS / FRAME_SECONDS)
@@ -85,7 +99,11 @@ class Endpointer:
     """Turns a stream of PCM into `SpeechBegan` / `SpeechEnded` events."""
 
     def __init__(
-        self, *, silence_to_end: float = 0.7, min_speech: float = 0.12, max_utterance: float = 15.0
+        self,
+        *,
+        silence_to_end: float = SILENCE_TO_END,
+        min_speech: float = MIN_SPEECH,
+        max_utterance: float = MAX_UTTERANCE,
     ) -> None:
         if not 0 < silence_to_end <= 10 or not 0 < min_speech <= 5:
             raise ValueError("silence_to_end must be in (0, 10] s and min_speech in (0, 5] s")
