@@ -1,10 +1,12 @@
 """The confirmation text sent right after a call in which the caller opted in to texts.
 
 The wording lives in ``prompts/sms/confirmation.txt`` with three fields: ``{business_name}``,
-``{need}`` (what the caller called about, in their words) and ``{callback_time}``. A rendered
-confirmation never exceeds two segments: the caller's words are cleaned, folded into GSM-7 when
-that is what it takes to fit, and shortened at a word boundary with "...". A template that could
-not fit even a short need is refused when it is loaded.
+``{need}`` (what the call was about, in a few words of ours that follow "about": "your leaking
+kitchen sink", or "your service request" when no topic was recognised — never the caller's
+transcript, which would read in the first person) and ``{callback_time}``. A rendered
+confirmation never exceeds two segments: the field is cleaned, folded into GSM-7 when that is
+what it takes to fit, and shortened at a word boundary with "...". A template that could not fit
+even a short need is refused when it is loaded.
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ _NEED_TRAILING = " .,;:!?-"
 
 @dataclass(frozen=True)
 class ConfirmationRequest:
-    """Everything needed to confirm one opted-in call by text."""
+    """Everything needed to confirm one opted-in call by text.
+
+    ``need`` says what the call was about in our words, ready to follow "about" ("your leaking
+    kitchen sink"); the caller's own words go to the owner, not back to the caller.
+    """
 
     business_id: str
     business_name: str

@@ -28,11 +28,19 @@ from sms_sender.message_templates import (
     shipped_template,
 )
 from sms_sender.outbox import OutboxKind, OutboxStatus, list_outbox
-from sms_sender.owner import CallSummary, queue_owner_summary
+from sms_sender.owner import (
+    NO_NAME,
+    NOTHING_SAID,
+    CallSummary,
+    owner_summary_text,
+    queue_owner_summary,
+    quoted_words,
+)
 from sms_sender.plan import plan_texts
 from sms_sender.policy import PolicyError, SmsPolicy
 from sms_sender.segments import segment_count
 from sms_sender.send_rules import SendRules
+from sms_sender.templates import ConfirmationRequest, render_confirmation
 from tests.conftest import BACKENDS
 from tests.test_dispatch import (
     BUSINESS,
@@ -40,6 +48,9 @@ from tests.test_dispatch import (
     grant,
     sms_engine,
 )
+from voice_agent.chat.interviewer import ScriptedInterviewer
+from voice_agent.chat.port import CallContext, CallerMessage
+from voice_agent.chat.topics import subject_of_texts
 
 NEW_YORK = ZoneInfo("America/New_York")
 EIGHT, TWENTY = time(8), time(20)
@@ -285,8 +296,9 @@ def test_owner_summary_is_queued_and_sent_only_with_the_opt_in(engine: Engine) -
         )
     assert queued is not None and queued.segments <= 2
     assert queued.body.startswith(
-        f"Acme Plumbing missed call from {TEXAS}: Dana needs a burst pipe"
+        f'Acme Plumbing missed call from {TEXAS}: Dana said "a burst pipe under the sink a burst'
     )
+    assert queued.body.endswith(f'...". Urgency: urgent. Call back {TEXAS}. Texts: agreed.')
     transport = LocalSmsTransport()
     at = datetime(2025, 6, 2, 15, tzinfo=UTC)
     assert (
@@ -296,3 +308,126 @@ def test_owner_summary_is_queued_and_sent_only_with_the_opt_in(engine: Engine) -
         == 1
     )
     assert transport.delivered == []
+
+
+# --- texts worth sending: our words to the caller, the caller's words to the owner ---------------
+
+BRIGHT_SPARK = CallContext("Bright Spark Electric", "outlets", "within the hour", TEXAS)
+
+
+def confirmation_for(topic: str | None) -> str:
+    return render_confirmation(
+        ConfirmationRequest(
+            business_id=BUSINESS,
+            business_name="Bright Spark Electric",
+            from_number="+13035550140",
+            to_number=TEXAS,
+            call_sid="CA1",
+            need=subject_of_texts(topic),
+            callback_time="within the hour",
+            consent_event_hash="c" * 64,
+        )
+    )
+
+
+async def message_from(*answers: str) -> CallerMessage:
+    interviewer, message = ScriptedInterviewer(), CallerMessage()
+    await interviewer.reply(BRIGHT_SPARK, message, None)
+    for answer in answers:
+        await interviewer.reply(BRIGHT_SPARK, message, answer)
+    return message
+
+
+def test_the_confirmation_names_the_topic_in_our_words() -> None:
+    assert confirmation_for("leaking kitchen sink") == (
+        "Bright Spark Electric: thanks for calling about your leaking kitchen sink. We'll call "
+        "you back within the hour. Msg & data rates may apply. Reply HELP for help, STOP to opt "
+        "out."
+    )
+    assert "thanks for calling about your service request. We'll" in confirmation_for(None)
+
+
+@pytest.mark.parametrize(
+    ("need", "about"),
+    [
+        ("my kitchen thing can leak in under the cabinet", "about your kitchen leak."),
+        (
+            "um so the breaker keeps tripping when i run the microwave",
+            "about your tripping breaker.",
+        ),
+        ("I locked my keys in the car", "about your car lockout."),
+        ("it's about the thing we talked about last week", "about your service request."),
+        ("I have a question about my bill", "about your service request."),
+    ],
+)
+async def test_the_confirmation_never_quotes_the_transcript(need: str, about: str) -> None:
+    message = await message_from("Dana", need)
+    assert message.need is not None
+    text = confirmation_for(message.topic)
+    assert about in text
+    assert message.need not in text
+    assert not any(word in text.split() for word in ("my", "I", "i", "I'm", "me"))
+
+
+def test_the_owner_summary_quotes_the_callers_words() -> None:
+    summary = CallSummary(
+        "CA1",
+        "+15125550100",
+        TEXAS,
+        "Dana",
+        "my kitchen thing can leak in under the cabinet.",
+        None,
+        "urgent",
+        "affirmative",
+    )
+    assert owner_summary_text(summary, "Acme Plumbing") == (
+        f"Acme Plumbing missed call from {TEXAS}: Dana said "
+        '"my kitchen thing can leak in under the cabinet". Urgency: urgent. '
+        f"Call back {TEXAS}. Texts: agreed."
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "need", "reads"),
+    [
+        (None, "a leak", f': {NO_NAME} said "a leak". Urgency'),
+        ("Dana", None, f": Dana said {NOTHING_SAID}. Urgency"),
+        ("Dana", " ... ", f": Dana said {NOTHING_SAID}. Urgency"),
+        ("Dana", 'he said "hurry"', """: Dana said "he said 'hurry'". Urgency"""),
+        (
+            "Dana",
+            "  burst\npipe\t\x07 in the\r\n attic!!  ",
+            ': Dana said "burst pipe in the attic".',
+        ),
+    ],
+)
+def test_the_owner_summary_quote_is_always_clean_and_closed(
+    name: str | None, need: str | None, reads: str
+) -> None:
+    summary = CallSummary("CA1", "+15125550100", TEXAS, name, need, None, "routine", "declined")
+    assert reads in owner_summary_text(summary, "Acme Plumbing")
+
+
+@pytest.mark.parametrize(
+    "need",
+    [
+        "my kitchen sink is leaking all over the floor " * 40,
+        "🚰💧 water everywhere 😱 " * 30,
+        "x" * 5000,
+        'he keeps saying "it is fine" ' * 30,
+    ],
+)
+def test_a_long_quote_is_shortened_inside_its_quotation_marks(need: str) -> None:
+    summary = CallSummary("CA1", "+15125550100", TEXAS, "Dana", need, None, "urgent", "unclear")
+    body = owner_summary_text(summary, "Acme Plumbing")
+    assert segment_count(body) <= 2
+    assert body.endswith(f'...". Urgency: urgent. Call back {TEXAS}. Texts: unclear, none sent.')
+    said = body.split(" said ", 1)[1].split(". Urgency:")[0]
+    assert said.startswith('"') and said.endswith('"')
+    assert said.count('"') == 2
+
+
+def test_quoted_words_fill_what_fits() -> None:
+    assert quoted_words("a b c d e f", lambda text: len(text) <= 9) == '"a b..."'
+    assert quoted_words("abc", lambda text: True) == '"abc"'
+    assert quoted_words("", lambda text: True) == NOTHING_SAID

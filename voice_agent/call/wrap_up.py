@@ -40,6 +40,7 @@ from sms_sender import (
     queue_owner_summary,
 )
 from voice_agent.call.conversation import CallOutcome, ConsentAttempt, ConsentOutcome, TimedAnswer
+from voice_agent.chat.topics import subject_of_texts
 from voice_agent.consent.classifier import CLASSIFIER_NAME, CLASSIFIER_VERSION
 from voice_agent.records.businesses import Business
 from voice_agent.records.calls import CallRecord, get_call, save_call
@@ -165,7 +166,7 @@ def _confirmation(
         from_number=business.twilio_numbers[0],
         to_number=identity.caller_number,
         call_sid=identity.call_sid,
-        need=outcome.message.need or "your service request",
+        need=subject_of_texts(outcome.message.topic),  # our words, never the transcript
         callback_time=business.callback_time,
         consent_event_hash=consent_hash,
     )
