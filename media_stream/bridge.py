@@ -20,7 +20,6 @@ import asyncio
 import bisect
 import itertools
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -28,7 +27,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from media_stream.codec import FRAME_BYTES
+from media_stream.codec import FRAME_BYTES, FRAME_SECONDS
 from media_stream.ports import (
     SpeechEvent,
     SpeechStarted,
@@ -51,20 +50,14 @@ from media_stream.protocol import (
     encode_outbound,
     parse_inbound,
 )
+from media_stream.sentences import split_sentences
 from media_stream.sequencing import InboundOrder
 
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = FRAME_BYTES * 10  # 200 ms of audio per outbound media message
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-FRAME_SECONDS = 0.02
 ARRIVALS_KEPT = 1500  # arrival times of the last 30 s of inbound frames, for latency metrics
 SKIPPED_FRAMES_LOGGED = 5  # per stream; the count of all of them is logged at the end
-
-
-def split_sentences(text: str) -> list[str]:
-    """The sentences of a reply, each synthesized and marked on its own."""
-    return [sentence for sentence in _SENTENCE_END.split(text.strip()) if sentence]
 
 
 async def _pieces(text: str) -> AsyncIterator[str]:
