@@ -104,7 +104,7 @@ def _check_scenario(serving: tuple[Settings, str, Engine], path: Path) -> None:
         assert outcome.simulated is not None and outcome.simulated.clears_received >= 1
         assert any(turn.interrupted for turn in call.turns if turn.speaker == "assistant")
     spoken = [turn.text for turn in call.turns if turn.speaker == "assistant"]
-    assert spoken[0].startswith(f"Thanks for calling {business_name}.")
+    assert spoken[0].startswith(f"This is {business_name}")
     assert "automated assistant" in spoken[0]
     refused_on_call = evidence["note"] == "the caller asked not to be texted during the call"
     if outcome.scenario.expect.consent == "not_asked" or refused_on_call:
