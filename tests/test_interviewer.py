@@ -659,6 +659,10 @@ async def test_a_name_can_be_corrected_later() -> None:
         "yes this is my cell phone",
         "the one i'm calling from",
         "uh huh",
+        "this one",
+        "i guess so",
+        "no that's fine",
+        "nah this is good",
     ],
 )
 async def test_the_many_ways_to_confirm_the_number(said: str) -> None:
@@ -1077,3 +1081,38 @@ async def test_the_scenario_calls_finish_on_their_fourth_answer(answers: list[st
     assert message.notes == []
     assert message.topic is not None
     assert "text" not in message.need.casefold()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("said", "name", "thanks"),
+    [
+        ("dr smith", "Dr. Smith", "Thanks, Dr. Smith."),
+        ("it's mister lee", "Mr. Lee", "Thanks, Mr. Lee."),
+        ("this is dr. jane smith", "Dr. Jane Smith", "Thanks, Dr. Smith."),
+        ("mrs garcia", "Mrs. Garcia", "Thanks, Mrs. Garcia."),
+    ],
+)
+async def test_a_title_is_kept_with_the_name(said: str, name: str, thanks: str) -> None:
+    message, replies = await converse([said])
+    assert message.caller_name == name
+    assert replies[1].text.startswith(thanks)
+
+
+@pytest.mark.parametrize("said", ["mister", "miss", "it's for my mom", "my wife told me to call"])
+async def test_no_name_in_a_title_alone_or_in_who_the_call_is_for(said: str) -> None:
+    message, _ = await converse([said])
+    assert message.caller_name is None
+
+
+@pytest.mark.parametrize("said", ["can you repeat the number", "what number do you have"])
+async def test_asking_for_the_number_again_reads_it_again_without_a_miss(said: str) -> None:
+    message, replies = await converse(["Maria", "A leak.", said])
+    assert replies[-1].text == (
+        f"Is the number you're calling from, {CALLER_SPOKEN}, the best one to reach you?"
+    )
+    assert message.missed_answers == []
+
+
+async def test_no_water_is_urgent() -> None:
+    message, _ = await converse(["Maria", "A leak.", "yes", "i have a baby and no water"])
+    assert message.urgency is Urgency.URGENT

@@ -150,7 +150,9 @@ _PATTERNS: tuple[tuple[CallerQuestion, re.Pattern[str]], ...] = (
         CallerQuestion.REPEAT,
         re.compile(
             r"""^(?:\W*(?:sorry|pardon|excuse\s+me|hmm|huh|what|come\s+again|say\s+again)\W*)+$
-              | \b(?:can|could|would)\s+you\s+(?:repeat|say)\s+(?:that|it|the\s+question)
+              | \b(?:can|could|would)\s+you\s+(?:repeat|say)\s+(?:that|it|the\s+question
+                    |the\s+number)
+              | \bwhat\s+number\s+(?:do\s+you\s+have|is\s+that|did\s+you\s+say|was\s+that)
               | \bsay\s+(?:that|it)\s+again\b | \bwhat\s+did\s+you\s+(?:say|ask)\b
               | \bi\s+didn'?t\s+(?:hear|catch|get)\s+(?:that|you|it)\b""",
             _FLAGS,

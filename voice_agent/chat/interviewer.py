@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 from voice_agent.chat.caller_questions import answer, find_question
 from voice_agent.chat.caller_text import Utterance, clean, has_words, read
 from voice_agent.chat.emergencies import detect_emergency
-from voice_agent.chat.message_slots import SlotReading, find_name, plain_urgency, read_slots
+from voice_agent.chat.message_slots import (
+    TITLES,
+    SlotReading,
+    find_name,
+    plain_urgency,
+    read_slots,
+)
 from voice_agent.chat.numbers_in_words import (
     e164_or_none,
     find_phone_number,
@@ -232,7 +238,7 @@ class _Turn:
             return
         if calling is None:
             return  # a withheld number: only a number said will do
-        if reading.other_number or (reading.no and not reading.this_number):
+        if reading.other_number or (reading.no and not (reading.this_number or reading.agrees)):
             message.follow_up = FollowUp.OTHER_NUMBER
             self.acknowledgement = "Sure."
             self.progress = True
@@ -360,7 +366,11 @@ def _closing(context: CallContext, message: CallerMessage, *, advised_now: bool 
 
 
 def _first_name(message: CallerMessage) -> str:
-    return (message.caller_name or "").split(" ")[0]
+    """ "Maria" for Maria Lopez; "Dr. Smith" for Dr. Jane Smith."""
+    words = (message.caller_name or "").split(" ")
+    if words[0] in TITLES.values() and len(words) > 1:
+        return f"{words[0]} {words[-1]}"
+    return words[0]
 
 
 def _give_up(

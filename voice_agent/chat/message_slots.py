@@ -61,9 +61,20 @@ _NAME_STOPS = word_set(
     five six seven eight nine zero oh double triple ten twenty number phone cell mobile
     monday tuesday wednesday thursday friday saturday sunday today tonight tomorrow morning
     afternoon evening night week weekend emergency asap someone somebody anyone nobody calling
-    called call texting text sir maam ma'am mister miss missus the plumber electrician
+    called call texting text sir maam ma'am the plumber electrician
     locksmith company business customer homeowner tenant landlord owner manager renter"""
 )
+TITLES = {
+    "dr": "Dr.",
+    "doctor": "Dr.",
+    "mr": "Mr.",
+    "mister": "Mr.",
+    "mrs": "Mrs.",
+    "missus": "Mrs.",
+    "ms": "Ms.",
+    "miss": "Miss",
+}
+"""Titles a caller may give with their name, as we write them."""
 _NAME_ADVERBS = word_set("actually just really um uh")  # "it's actually Jordan Smith"
 _NAME_FOLLOWERS = word_set(
     """here speaking calling from and my i i'm im it's its with at on the we our this that's
@@ -129,6 +140,16 @@ _CALLBACK_CUES = re.compile(
     )\b""",
     re.VERBOSE,
 )
+_AGREES = re.compile(
+    r"""\b(?:
+        (?:this|that|it)(?:'s|\s+is|s)\s+(?:fine|good|great|ok|okay|perfect|right|correct|best
+            |the\s+best|the\s+one|it)
+      | (?:that|this|it)\s+works | i\s+guess\s+so | guess\s+so | i\s+think\s+so | uh\s+huh
+      | sounds\s+good | works\s+for\s+me | that'll\s+do | will\s+do
+    )\b
+    | ^(?:yeah\s+|yes\s+|yep\s+|um\s+)?(?:this|that)\s+(?:one|number)\b""",
+    re.VERBOSE,
+)
 _YES = word_set(
     """yes yeah yep yup sure correct right ok okay fine good works best perfect exactly
     absolutely definitely mhm uh-huh yea ya"""
@@ -144,7 +165,8 @@ _URGENT = Phrases(
 )
 _URGENT_WHEN = Phrases(
     """today | tonight | this morning | this afternoon | this evening | soon | fairly soon
-    | pretty soon | real soon | very soon | sooner | quick | fast | now | important"""
+    | pretty soon | real soon | very soon | sooner | quick | fast | now | important | no water
+    | no running water | without water"""
 )
 _ROUTINE = Phrases(
     """no rush | no big rush | no hurry | not in a hurry | not in a rush | whenever
@@ -252,6 +274,7 @@ class SlotReading:
     number: str | None = None  # a whole phone number said, E.164
     number_tail: str | None = None  # 4 or 7 digits said alone: the end of a number
     this_number: bool = False  # the number they are calling from will do
+    agrees: bool = False  # "that's fine", "this is good": agreement with what was asked
     other_number: bool = False  # another number is better
     yes: bool = False
     no: bool = False
@@ -342,7 +365,8 @@ def _read_numbers(
         for match in pattern.finditer(lowered):
             _mark(utterance, roles, match.start(), match.end(), "number")
     first_clause = [token for token in tokens[:6] if token not in BOUNDARIES]
-    reading.yes = any(token in _YES for token in first_clause) or "uh huh" in lowered
+    reading.agrees = _AGREES.search(lowered) is not None
+    reading.yes = any(token in _YES for token in first_clause) or reading.agrees
     reading.no = any(token in _NO for token in first_clause[:3]) or lowered.startswith("not ")
     reading.correction = _CORRECTION_START.search(lowered) is not None
     reading.says_wrong = _WRONG.search(lowered) is not None
@@ -419,6 +443,11 @@ def _name_at(
     while index < len(tokens) and (tokens[index] in BOUNDARIES or tokens[index] in _NAME_ADVERBS):
         index += 1
     words: list[str] = []
+    if index < len(tokens) and tokens[index] in TITLES:  # "dr smith", "it's mister lee"
+        words.append(TITLES[tokens[index]])
+        index += 1
+        if index < len(tokens) and tokens[index] == ".":
+            index += 1
     last = index
     while index < len(tokens) and len(words) < MAX_NAME_WORDS:
         token = tokens[index]
@@ -428,7 +457,7 @@ def _name_at(
         words.append(_title_case(utterance.text[word.start : word.end]))
         last = index
         index += 1
-    if not words:
+    if not words or words[-1] in TITLES.values():
         return None
     if bare and len(words) < MAX_NAME_WORDS and index < len(tokens):
         following = tokens[index]
