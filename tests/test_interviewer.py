@@ -1116,3 +1116,53 @@ async def test_asking_for_the_number_again_reads_it_again_without_a_miss(said: s
 async def test_no_water_is_urgent() -> None:
     message, _ = await converse(["Maria", "A leak.", "yes", "i have a baby and no water"])
     assert message.urgency is Urgency.URGENT
+
+
+# --- changes of mind and other things people do --------------------------------------------------
+
+
+async def test_a_name_corrected_in_the_same_breath() -> None:
+    message, replies = await converse(["My name is Katie, sorry, Kate Morgan."])
+    assert message.caller_name == "Kate Morgan"
+    assert replies[1].text.startswith("Thanks, Kate.")
+
+
+async def test_an_urgency_changed_in_the_same_breath() -> None:
+    message, _ = await converse(
+        ["Gary", "a leak", "yes", "It can wait. Actually no, it's getting worse. Today, please."]
+    )
+    assert message.urgency is Urgency.URGENT
+    message, _ = await converse(["Gary", "a leak", "yes", "today, actually no, it can wait"])
+    assert message.urgency is Urgency.ROUTINE
+
+
+async def test_a_surname_is_not_a_question() -> None:
+    message, replies = await converse(["This is Gary Price."])
+    assert message.caller_name == "Gary Price"
+    assert replies[1].text == "Thanks, Gary. What can Acme Plumbing help you with today?"
+
+
+async def test_an_interjection_is_not_a_name() -> None:
+    message, replies = await converse(["Wait, are you a robot?", "Jordan Lee"])
+    assert replies[1].text.startswith("I'm an automated assistant for Acme Plumbing")
+    assert message.caller_name == "Jordan Lee"
+
+
+async def test_a_need_said_unasked_with_i_need_is_kept() -> None:
+    message, replies = await converse(
+        [
+            "This is Omar Haddad. I need an outlet fixed in my kitchen, call me back on this "
+            "number, it's not urgent.",
+        ]
+    )
+    assert message.need == "I need an outlet fixed in my kitchen"
+    assert message.topic == "outlet repair"
+    assert message.callback_number == CALLER
+    assert message.urgency is Urgency.ROUTINE
+    assert replies[1].finished
+
+
+async def test_i_already_told_you_is_not_the_need() -> None:
+    message, replies = await converse(["Omar", "I already told you."])
+    assert message.need is None
+    assert replies[2].text == "Sorry, I didn't catch that. What do you need help with?"

@@ -99,7 +99,8 @@ _PATTERNS: tuple[tuple[CallerQuestion, re.Pattern[str]], ...] = (
                     (?:a\s+|an\s+|free\s+)?(?:quote|quotes|estimate|estimates|price|discount)
               | (?:ballpark|rough)\s+(?:figure|price|estimate|idea)
               | (?:expensive|cheap|affordable)\s*\?
-              | price | pricing | (?:service|call\s*out|trip)\s+(?:fee|charge)
+              | (?:the|your|a|any)\s+(?:price|prices|pricing|rates) | prices | pricing
+              | (?:service|call\s*out|trip)\s+(?:fee|charge)
             )""",
             _FLAGS,
         ),

@@ -56,7 +56,8 @@ _NAME_STOPS = word_set(
     over up down outside inside upstairs downstairs away gone done sick tired new old busy free
     available interested curious confused lost trying going coming leaving getting can could
     would will should do does did may might must let lemme is are am was were has have had get
-    want wanted wanna needs talk speak tell ask asking
+    want wanted wanna needs talk speak tell ask asking wait hold hang listen look excuse pardon
+    huh
     man god gosh wow geez jeez oh well um uh hmm like right wrong correct one two three four
     five six seven eight nine zero oh double triple ten twenty number phone cell mobile
     monday tuesday wednesday thursday friday saturday sunday today tonight tomorrow morning
@@ -75,6 +76,7 @@ TITLES = {
     "miss": "Miss",
 }
 """Titles a caller may give with their name, as we write them."""
+_NAME_CORRECTION = Phrases("sorry | i mean | actually | no | or rather | rather | i meant")
 _NAME_ADVERBS = word_set("actually just really um uh")  # "it's actually Jordan Smith"
 _NAME_FOLLOWERS = word_set(
     """here speaking calling from and my i i'm im it's its with at on the we our this that's
@@ -166,6 +168,7 @@ _URGENT = Phrases(
 _URGENT_WHEN = Phrases(
     """today | tonight | this morning | this afternoon | this evening | soon | fairly soon
     | pretty soon | real soon | very soon | sooner | quick | fast | now | important | no water
+    | getting worse | worse
     | no running water | without water"""
 )
 _ROUTINE = Phrases(
@@ -174,6 +177,10 @@ _ROUTINE = Phrases(
     | no big deal | low priority | at your convenience | when you can | when you get a chance
     | when you have time | when you get time | not pressing | not a big deal | not a huge deal
     | no pressure | in no hurry | in no rush"""
+)
+_CHANGE_OF_MIND = Phrases(
+    """actually | i mean | no wait | wait | on second thought | scratch that | or rather
+    | come to think of it"""
 )
 _ROUTINE_WHEN = Phrases(
     """tomorrow | next week | this week | later this week | sometime | some time | anytime
@@ -208,6 +215,14 @@ _FILLER_WORDS = re.compile(
     r"(?<![\w'])(?:" + "|".join(sorted(FILLERS, key=len, reverse=True)) + r")(?![\w'])[,]?",
     re.IGNORECASE,
 )
+_NEED_CUES = Phrases(
+    """i need | we need | i'm calling about | im calling about | calling about | calling because
+    | calling for | i have a problem | we have a problem | having a problem | having problems
+    | having trouble | having issues | having an issue | there's a problem | need someone
+    | need somebody | need help | want someone | looking for someone | need a | need an
+    | need to get | need my | need our | need the"""
+)
+_ALREADY_SAID = re.compile(r"\balready\s+(?:told|said|gave|mentioned|explained)\b")
 _CONJUNCTIONS = word_set("and but so also plus because oh anyway")
 
 _TIME = re.compile(
@@ -422,7 +437,8 @@ def find_name(
                 continue
             name = _name_at(utterance, end, excluded, bare=not asked or intros_kind is _WEAK_INTROS)
             if name is not None:
-                return name[0], start, name[1], True
+                chosen = _corrected_name(utterance, name[1], excluded) or name
+                return chosen[0], start, chosen[1], True
     if not asked:
         return None
     start = 0
@@ -432,6 +448,21 @@ def find_name(
     if name is None:
         return None
     return name[0], start, name[1], False
+
+
+def _corrected_name(
+    utterance: Utterance, after: int, excluded: frozenset[str]
+) -> tuple[str, int] | None:
+    """ "My name is Katie, sorry, Kate Morgan": the name said after a correction, if any."""
+    tokens = utterance.tokens
+    corrected: tuple[str, int] | None = None
+    for start, end in _NAME_CORRECTION.find(tokens[after + 1 :]):
+        if start > 2:
+            break
+        name = _name_at(utterance, after + 1 + end, excluded, bare=True)
+        if name is not None:
+            corrected = name
+    return corrected
 
 
 def _name_at(
@@ -494,14 +525,27 @@ def _title_case_part(part: str) -> str:
 
 
 def _read_urgency(utterance: Utterance, reading: SlotReading) -> None:
+    """Urgency from the words; after a change of mind ("it can wait. actually no, today
+    please") only the words after it count, when they say anything about urgency."""
     tokens = utterance.tokens
+    changes = _CHANGE_OF_MIND.find(tokens)
+    if changes:
+        after = tokens[changes[-1][1] :]
+        plain, when = plain_urgency(after), _urgency_when(after, utterance)
+        if plain or when:
+            reading.urgency, reading.urgency_when = plain, None if plain else when
+            return
     reading.urgency = plain_urgency(tokens)
-    if reading.urgency is not None:
-        return
+    if reading.urgency is None:
+        reading.urgency_when = _urgency_when(tokens, utterance)
+
+
+def _urgency_when(tokens: tuple[str, ...], utterance: Utterance) -> Urgency | None:
     if _URGENT_WHEN.occurs(tokens, plain=True) or no_heat(utterance):
-        reading.urgency_when = Urgency.URGENT
-    elif _ROUTINE_WHEN.occurs(tokens):
-        reading.urgency_when = Urgency.ROUTINE
+        return Urgency.URGENT
+    if _ROUTINE_WHEN.occurs(tokens):
+        return Urgency.ROUTINE
+    return None
 
 
 def plain_urgency(tokens: tuple[str, ...]) -> Urgency | None:
@@ -557,7 +601,7 @@ def _read_need(
     if not need or not any(char.isalnum() for char in need):
         return
     news = find_topic(need) is not None or bool(emergency_kinds(need))
-    if asking is not MessageField.NEED and not news:
+    if asking is not MessageField.NEED and not (news or _NEED_CUES.occurs(read(need).tokens)):
         return  # unasked, only a recognisable problem counts as the need
     reading.need, reading.need_is_news = need, news
 
@@ -616,6 +660,8 @@ def _is_need(utterance: Utterance, first: int, last: int, business_name: str) ->
     if all(token in _URGENCY_WORDS for token in tokens):
         return False
     piece = utterance.span(first, last)
+    if _ALREADY_SAID.search(piece.casefold()):
+        return False  # "I already told you": about the conversation, not the job
     return find_question(piece, business_name) is None or find_topic(piece) is not None
 
 

@@ -39,6 +39,9 @@ _INSTALL = """install | installed | installing | installation | put in | new | a
     | replace | replaced | replacing | replacement | upgrade | upgraded | upgrading | hook up
     | hooked up | mount | mounted"""
 
+_REPAIR = """fix | fixed | fixing | repair | repaired | repairing | look at | looked at
+    | checked | check out | checked out | work again"""
+
 _ROOMS = {
     "kitchen": "kitchen",
     "bathroom": "bathroom",
@@ -148,6 +151,7 @@ _SPECIFIC = (
     _rule("clogged {place}sink", _CLOG, _SINK, _ROOMS),
     _rule("leaking {place}faucet", _LEAK, _FAUCET, _ROOMS),
     _rule("broken {place}faucet", _BROKEN, _FAUCET, _ROOMS),
+    _rule("{place}faucet repair", _REPAIR, _FAUCET, _ROOMS),
     _rule(
         "running toilet",
         "running | runs | keeps running | won't stop running | constantly running | keeps filling",
@@ -156,6 +160,7 @@ _SPECIFIC = (
     _rule("overflowing toilet", "overflowing | overflowed | overflows | overflow", _TOILET),
     _rule("clogged toilet", _CLOG + " | won't flush | wont flush | not flushing", _TOILET),
     _rule("leaking toilet", _LEAK, _TOILET),
+    _rule("toilet repair", _REPAIR, _TOILET),
     _rule("broken toilet", _BROKEN, _TOILET),
     _rule("leaking shower", _LEAK, "shower | showers | tub | bathtub | shower head"),
     _rule("frozen pipes", "frozen | froze | freezing", _PIPE),
@@ -199,6 +204,7 @@ _SPECIFIC = (
         | lights went out | without power | blackout | power cut""",
     ),
     _rule("new outlet", _INSTALL, _OUTLET),
+    _rule("outlet repair", _REPAIR, _OUTLET),
     _rule("dead outlets", _BROKEN + " | no power | went dead", _OUTLET),
     _rule("flickering lights", "flicker | flickers | flickering | flickered | dimming", _LIGHT),
     _rule("new light fixture", _INSTALL, _LIGHT),
