@@ -628,7 +628,7 @@ async def test_a_name_is_not_read_from_chatter_or_from_the_need() -> None:
     message, replies = await converse(["can i talk to a real person"])
     assert message.caller_name is None
     assert replies[1].text.startswith("I'm an automated assistant for Acme Plumbing")
-    assert replies[1].text.endswith("can I get your name?")
+    assert replies[1].text.endswith("What's your name?")
 
 
 async def test_a_name_can_be_corrected_later() -> None:

@@ -143,7 +143,7 @@ async def test_an_invented_goodbye_without_tools_does_not_finish(
     message = CallerMessage()
     reply = await model.reply(CONTEXT, message, "thanks")
     assert not reply.finished
-    assert reply.text == "To start, can I get your name?"  # the scripted question instead
+    assert reply.text == "What's your name?"  # the scripted question instead
 
 
 async def test_tool_calls_without_words_get_a_follow_up_for_the_next_question(
@@ -273,9 +273,9 @@ async def test_the_opening_question_needs_no_request(
 ) -> None:
     message = CallerMessage()
     reply = await model.reply(CONTEXT, message, None)
-    assert reply == reply.__class__("To start, can I get your name?", finished=False)
+    assert reply == reply.__class__("What's your name?", finished=False)
     assert fake.requests == []
-    assert message.history == [SpokenTurn("assistant", "To start, can I get your name?")]
+    assert message.history == [SpokenTurn("assistant", "What's your name?")]
 
 
 async def test_history_and_profile_go_to_the_model(
@@ -292,7 +292,7 @@ async def test_history_and_profile_go_to_the_model(
     for fact in ("Acme Plumbing", "plumbing repairs", "within the hour", "five one two"):
         assert fact in system
     assert [(turn["role"], turn["content"]) for turn in messages[1:]] == [
-        ("assistant", "To start, can I get your name?"),
+        ("assistant", "What's your name?"),
         ("user", "I'm Maria"),
         ("assistant", "Thanks, Maria. What's going on?"),
         ("user", CALLER_SILENT),

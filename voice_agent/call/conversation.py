@@ -119,6 +119,7 @@ class Conversation:
             services=business.services,
             callback_time=business.callback_time,
             caller_number=caller_number,
+            max_texts=business.max_texts,
         )
         self.message = CallerMessage()
         self.transcript: list[Turn] = []

@@ -327,7 +327,7 @@ def _joined(parts: list[str]) -> str:
 def _question(message_field: MessageField, context: CallContext, message: CallerMessage) -> str:
     if message_field is MessageField.CALLER_NAME:
         if _nothing_recorded(message):
-            return "To start, can I get your name?"
+            return "What's your name?"
         return "And can I get your name?"
     if message_field is MessageField.NEED:
         return f"What can {context.business_name} help you with today?"
