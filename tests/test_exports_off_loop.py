@@ -1,7 +1,7 @@
 """Audit exports off the event loop that carries live calls: four concurrent exports of a whole
 business run in worker processes (never in the server's), at most as many at once as there are
-workers, while the event loop goes on serving; past the bound a request gets 503; the report's
-lines never run off the page.
+workers, while the event loop goes on serving — live calls included, which are heard to the end
+and stored; past the bound a request gets 503; the report's lines never run off the page.
 
 What must hold is checked, not how long anything took: the work's process ids, the bound, that
 the loop kept running during the exports, and that every export is the same packet.
@@ -10,8 +10,10 @@ the loop kept running during the exports, and that every export is the same pack
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import io
+import json
 import os
 import threading
 import zipfile
@@ -26,6 +28,13 @@ import pytest
 from fastapi import FastAPI, HTTPException
 from sqlalchemy import Engine
 
+from bench.faults import (
+    CALL_TIME,
+    ScriptedStream,
+    admit_every_stream,
+    ended_call,
+    prepared_services,
+)
 from consent_ledger.audio_store import AudioStore
 from consent_ledger.audit_pdf import _CHAR_WIDTHS, _FONT, _MONO, _wrapped
 from consent_ledger.chain import append_event
@@ -33,6 +42,11 @@ from dashboard.audit_routes import AuditContext, audit_router
 from dashboard.auditor_tokens import issue_token
 from tests.ledger_support import answer_wav, call_evidence
 from tests.test_auditor_tokens import audit_database
+from voice_agent.call.journal_entry import CALL_ENDED, apply_call_entry, call_entry
+from voice_agent.call.session import handle_call
+from voice_agent.journal.applier import Backoff
+from voice_agent.journal.store import JournalEntry
+from voice_agent.records.calls import get_call
 from voice_agent.records.database import make_engine
 
 T0 = datetime(2025, 4, 11, 14, 0, tzinfo=UTC)
@@ -190,3 +204,68 @@ def test_the_report_wraps_every_line_inside_the_page(text: str, font: tuple[str,
     assert all(sum(widths[c] for c in line) <= room for line in lines)
     assert "".join(lines).replace(" ", "") == text.replace("\n", "").replace(" ", "")
     assert len(lines) >= text.count("\n") + 1
+
+
+async def test_four_exports_during_live_calls_leave_the_calls_whole(tmp_path: Path) -> None:
+    """Two callers on the line while four whole-business exports run: both are greeted and
+    heard to the end, and both calls are stored once; the exports are the same packet."""
+    url = f"sqlite:///{tmp_path / 'receptionist.db'}"
+    services = prepared_services(url, tmp_path, Backoff(first=0.05, longest=0.5))
+    audio = AudioStore(services.settings.audio_dir)
+    for i in range(60):  # a business with history to export
+        call = ended_call(f"CAhistory{i:023d}", caller=f"+1512555{i:04d}")
+        payload = json.loads(json.dumps(call_entry(call)))
+        entry = JournalEntry("(direct)", CALL_ENDED, call.identity.call_sid, 0, payload)
+        apply_call_entry(services.engine, audio, entry)
+    with services.engine.begin() as conn:
+        token = issue_token(conn, "acme-plumbing", "carrier", CALL_TIME, timedelta(days=1)).secret
+    reader = make_engine(url, read_only=True)
+    context = AuditContext(
+        services.engine,
+        reader,
+        services.settings.audio_dir,
+        lambda: CALL_TIME,
+        export_processes=2,
+        worker_engine=functools.partial(make_engine, read_only=True),
+    )
+    app = FastAPI()
+    app.state.audit = context
+    app.include_router(audit_router())
+    streams = [
+        ScriptedStream(f"CAlive{i:026d}", "acme-plumbing", f"+1512555{900 + i:04d}", seconds=1.5)
+        for i in range(2)
+    ]
+    headers = {"Authorization": f"Bearer {token}"}
+    applier = asyncio.create_task(services.journal_applier.run())
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://audit"
+        ) as client:
+            results = await asyncio.gather(
+                *(handle_call(services, stream, admit_every_stream) for stream in streams),
+                *(client.get("/audit/export?format=zip", headers=headers) for _ in range(4)),
+            )
+        for _ in range(2000):  # bounded: until both calls are stored
+            if not services.journal.pending():
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        applier.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await applier
+        context.close()
+        reader.dispose()
+        services.journal_applier.close()
+        services.businesses.close()
+        services.engine.dispose()
+
+    exports = results[2:]
+    assert [answer.status_code for answer in exports] == [200] * 4
+    assert len({answer.content for answer in exports}) == 1
+    assert all(stream.media_sent > 0 and stream.closed for stream in streams)
+    assert services.journal.pending() == []
+    with make_engine(url).connect() as conn:
+        for stream in streams:
+            stored = get_call(conn, stream.call_sid)
+            assert stored is not None and stored.business_id == "acme-plumbing"
+    assert os.getpid() not in context.runner.worker_pids

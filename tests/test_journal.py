@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,11 @@ from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
+from bench.faults import ended_call
 from consent_ledger import AudioStore, EventKind, events_for_number
 from consent_ledger.tables import consent_events
-from media_stream import CallerInput, Utterance, Word
 from sms_sender import InboundSms, OutboxKind, OutboxStatus, list_outbox
 from tests.conftest import BACKENDS, ROOT, fresh_database
-from voice_agent.call.conversation import CallOutcome, ConsentAttempt, ConsentOutcome, TimedAnswer
 from voice_agent.call.journal_entry import (
     CALL_ENDED,
     FinishedCall,
@@ -35,15 +34,12 @@ from voice_agent.call.journal_entry import (
     call_entry,
     call_from_entry,
 )
-from voice_agent.call.wrap_up import CallIdentity
-from voice_agent.chat.port import CallerMessage, Urgency
-from voice_agent.consent.script import render_consent_script
 from voice_agent.journal.applier import Backoff, JournalApplier, PermanentFailure
 from voice_agent.journal.businesses import BusinessDirectory
 from voice_agent.journal.store import ABANDONED_WRITE_SECONDS, Journal, JournalEntry
 from voice_agent.journal.texts import INBOUND_TEXT, inbound_entry, inbound_opt_out
-from voice_agent.records.businesses import Business, import_businesses, load_businesses
-from voice_agent.records.calls import Turn, TurnMetrics, get_call
+from voice_agent.records.businesses import import_businesses, load_businesses
+from voice_agent.records.calls import get_call
 from voice_agent.records.database import make_engine
 from voice_agent.records.migrate import upgrade
 from voice_agent.records.tables import calls
@@ -58,58 +54,9 @@ ACME = BUSINESSES["acme-plumbing"]
 # --- a finished call, as the session hands it over ------------------------------------------
 
 
-def finished_call(
-    call_sid: str = "CA" + "a" * 32,
-    *,
-    business: Business = ACME,
-    caller: str = CALLER,
-    outcome: ConsentOutcome = ConsentOutcome.AFFIRMATIVE,
-    refused: bool = False,
-    ended_at: datetime = ENDED_AT,
-    audio: bytes = b"",
-) -> FinishedCall:
-    """A call of a minute whose caller answered the consent question "yes please" (or, with
-    ``refused``, asked not to be texted and was never asked)."""
-    started_at = ended_at - timedelta(seconds=60)
-    base = 5000.0  # time.monotonic() when the stream started
-    identity = CallIdentity(call_sid, "MZ" + call_sid[2:], caller, started_at, base)
-    words = (Word("yes", 39.0, 39.4, 0.95), Word("please", 39.4, 39.8, 0.9))
-    heard = CallerInput(39.0, Utterance("yes please", 39.0, 39.8, 0.92, "whisper", words), None)
-    script = render_consent_script(
-        business.consent_script_version, business.name, business.max_texts
-    )
-    if refused:
-        consent = ConsentAttempt(
-            script,
-            outcome=ConsentOutcome.DECLINED,
-            note="the caller asked not to be texted during the call",
-            refused_during_call=True,
-        )
-    else:
-        answer = TimedAnswer(
-            heard,
-            base + 39.0,
-            base + 39.8,
-            ((base + 39.0, base + 39.4), (base + 39.4, base + 39.8)),
-        )
-        consent = ConsentAttempt(
-            script,
-            script_started_at=base + 30.0,
-            playback_confirmed_at=base + 38.0,
-            answers=[answer],
-            outcome=outcome,
-            answer_audio=audio,
-        )
-    message = CallerMessage(
-        caller_name="Dana", need="a leaking pipe", callback_number=caller, urgency=Urgency.URGENT
-    )
-    transcript = (
-        Turn("assistant", "speech", "Hi, this is Acme Plumbing's automated assistant.", 0.0, 3.0),
-        Turn("caller", "speech", "yes please", 39.0, 39.8, 0.92, words),
-    )
-    metrics = (TurnMetrics(700.0, 310.0, 0.1, 22.0, 1032.1),)
-    call_outcome = CallOutcome(message, consent, transcript, metrics)
-    return FinishedCall(business, identity, call_outcome, "hangup", ended_at)
+def finished_call(call_sid: str = "CA" + "a" * 32, **options: Any) -> FinishedCall:
+    """A minute's call whose caller said "yes please" (see ``bench.faults.ended_call``)."""
+    return ended_call(call_sid, **options)
 
 
 def journaled(payload: dict[str, Any]) -> dict[str, Any]:
@@ -290,7 +237,7 @@ async def test_the_background_applier_retries_with_backoff_until_the_database_re
         journal.append("thing", "queue-a-text", {})
         applier.wake()
         for _ in range(2000):  # bounded: stops by itself
-            if not journal.pending():
+            if not journal.pending() and woken:
                 break
             await asyncio.sleep(0.005)
     finally:
