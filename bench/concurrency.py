@@ -44,6 +44,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
@@ -82,6 +83,7 @@ from voice_agent.records.businesses import load_businesses
 from voice_agent.records.calls import list_calls
 from voice_agent.records.database import make_engine
 from voice_agent.web.local_server import free_port
+from voice_agent.web.stream_credentials import StreamCredentials
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCENARIO = ROOT / "fixtures" / "calls" / "consent-yes.yaml"
@@ -115,6 +117,7 @@ class CallerPlan:
     signature: str
     account_sid: str
     parameters: dict[str, str]  # the <Stream>'s custom parameters: business and caller
+    credentials: StreamCredentials  # what the voice webhook would issue each call
     lines: tuple[bytes, ...]  # the caller's lines, μ-law
     calls: int
     start_at: float
@@ -240,6 +243,14 @@ class EmulatedCall:
         self._sequence += 1
         return self._sequence
 
+    def _credential(self) -> str:
+        """The call's stream credential, as the voice webhook puts it in the TwiML (the bench
+        skips the webhooks, so it issues the credential with the deployment's key itself)."""
+        parameters = self._plan.parameters
+        return self._plan.credentials.issue(
+            self._call_sid, parameters["business"], parameters["caller"], datetime.now(UTC)
+        )
+
     def _start(self) -> Start:
         return Start(
             sequence_number=self._next_sequence(),
@@ -247,7 +258,7 @@ class EmulatedCall:
             account_sid=self._plan.account_sid,
             call_sid=self._call_sid,
             tracks=("inbound",),
-            custom_parameters=dict(self._plan.parameters),
+            custom_parameters={**self._plan.parameters, "credential": self._credential()},
             media_format=TWILIO_MEDIA_FORMAT,
         )
 
@@ -590,6 +601,7 @@ def _plan(options: FakeServerOptions, run: RunSettings, calls: int) -> CallerPla
         signature=RequestValidator(options.auth_token).compute_signature(stream_url, {}),
         account_sid=settings.twilio_account_sid,
         parameters={"business": run.business_id, "caller": run.scenario.caller},
+        credentials=StreamCredentials.from_settings(settings),
         lines=run.lines,
         calls=calls,
         start_at=time.monotonic() + START_DELAY,

@@ -20,9 +20,10 @@ The lead puts an :class:`OwnerContext` at ``app.state.owner`` and includes :func
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -33,7 +34,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import Connection, Engine
 
-from dashboard.access_tokens import OWNER_TOKENS
+from dashboard.access_tokens import OWNER_TOKENS, AttemptLimiter
 from dashboard.call_log import BusinessProfile, CallLog
 from dashboard.owner_pages import render
 from dashboard.owner_queries import (
@@ -61,6 +62,9 @@ _SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
 }
+logger = logging.getLogger(__name__)
+
+_TOO_MANY = "Too many sign-in attempts from your network. Please wait a minute and try again."
 _TOKEN_REFUSED = (
     "That access token did not work. It may be mistyped, expired or revoked; "
     "ask your operator for a new one."
@@ -73,7 +77,8 @@ class OwnerContext:
 
     ``engine`` signs owners in and out; ``read_engine`` reads the pages (on SQLite, one made with
     ``read_only=True``, so that reading never takes the write lock calls need);
-    ``public_base_url`` is where browsers reach us, for the origin check and Secure cookies.
+    ``public_base_url`` is where browsers reach us, for the origin check and Secure cookies;
+    ``token_attempts`` slows down guessing of sign-in tokens, per address.
     """
 
     engine: Engine
@@ -82,6 +87,7 @@ class OwnerContext:
     clock: Callable[[], datetime]
     public_base_url: str
     page_size: int = 50
+    token_attempts: AttemptLimiter = field(default_factory=AttemptLimiter)
 
 
 class SignInRequired(Exception):
@@ -179,6 +185,13 @@ def sign_in_form() -> Response:
 
 def sign_in(request: Request, context: Context, token: Annotated[str, Form()] = "") -> Response:
     """Check the owner token and start a session; the same refusal whatever was wrong."""
+    address = request.client.host if request.client is not None else "unknown"
+    wait = context.token_attempts.retry_after(address)
+    if wait is not None:
+        logger.warning("owner sign-in refused: too many bad tokens from one address")
+        response = _page("sign_in.html", 429, title="Sign in", business=None, problem=_TOO_MANY)
+        response.headers["Retry-After"] = str(wait)
+        return response
     now = context.clock()
     started = None
     with context.engine.begin() as conn:
@@ -186,6 +199,7 @@ def sign_in(request: Request, context: Context, token: Annotated[str, Form()] = 
         if owner is not None and context.call_log.business(conn, owner.business_id) is not None:
             started = start_session(conn, owner, now)
     if started is None:
+        context.token_attempts.failed(address)
         return _page("sign_in.html", 401, title="Sign in", business=None, problem=_TOKEN_REFUSED)
     response = _redirect(_CALLS)
     response.set_cookie(

@@ -658,3 +658,17 @@ def test_the_whole_app_serves_the_owner_pages(tmp_path: Path) -> None:
     response = client.post("/owner/sign-in", data={"token": token}, headers=OUR_ORIGIN)
     assert response.status_code == 200 and "No calls yet." in response.text
     assert "Acme Plumbing" in response.text
+
+
+def test_guessing_sign_in_tokens_is_slowed_down_per_address(site: OwnerSite) -> None:
+    for attempt in range(10):
+        guess = f"rcpt_owner_guess{attempt:02d}"
+        refused = site.client.post("/owner/sign-in", data={"token": guess}, headers=OUR_ORIGIN)
+        assert refused.status_code == 401
+    limited = site.client.post(
+        "/owner/sign-in", data={"token": site.acme_token}, headers=OUR_ORIGIN
+    )
+    assert limited.status_code == 429  # even the right token waits out the window
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert "Too many sign-in attempts" in limited.text
+    assert "set-cookie" not in limited.headers
