@@ -1,32 +1,13 @@
 """The telephony edge: Twilio Media Streams, G.711 audio, and the speech engines behind ports.
 
-The engines' adapters load their vendor SDK or model runtime, so they are imported on first use.
+The media path (numpy) and the engines' adapters (a vendor SDK or model runtime each) load on
+first use, so a command that only names the ports and messages stays light.
 """
 
 from typing import TYPE_CHECKING
 
 import lazy_loader
 
-from media_stream.bridge import (
-    CallBridge,
-    CallEnded,
-    CallerInput,
-    Playback,
-    PlaybackResult,
-    StreamClosed,
-    StreamSocket,
-)
-from media_stream.codec import (
-    FRAME_BYTES,
-    FRAME_SECONDS,
-    SAMPLE_RATE,
-    SILENCE_BYTE,
-    duration_seconds,
-    frames,
-    resample,
-    ulaw_decode,
-    ulaw_encode,
-)
 from media_stream.failover import ONE_MOMENT, FailoverSynthesizer, FailoverTranscription, Notify
 from media_stream.ports import (
     SpeechEvent,
@@ -62,19 +43,63 @@ from media_stream.sentences import SentenceSplitter, split_sentences
 from media_stream.sequencing import InboundOrder
 
 if TYPE_CHECKING:
+    from media_stream.bridge import (
+        CallBridge,
+        CallEnded,
+        CallerInput,
+        Playback,
+        PlaybackResult,
+        StreamClosed,
+        StreamSocket,
+    )
+    from media_stream.codec import (
+        FRAME_BYTES,
+        FRAME_SECONDS,
+        SAMPLE_RATE,
+        SILENCE_BYTE,
+        duration_seconds,
+        frames,
+        resample,
+        ulaw_decode,
+        ulaw_encode,
+    )
     from media_stream.deepgram_synthesizer import DeepgramSynthesizer
     from media_stream.deepgram_transcriber import DeepgramSession, DeepgramTranscriber
     from media_stream.espeak import EspeakSynthesizer
     from media_stream.openai_tts import OpenAITtsSynthesizer
+    from media_stream.piper import PiperSynthesizer, PiperVoiceError
+    from media_stream.prompt_audio import CachedSynthesizer, PromptAudio, fixed_prompts
     from media_stream.whisper import ModelIntegrityError, WhisperTranscriber
-else:  # a vendor SDK loads when its adapter is first used
+else:  # numpy (the media path) and each vendor SDK load when first used
     __getattr__, _, _ = lazy_loader.attach(
         __name__,
         submod_attrs={
+            "bridge": [
+                "CallBridge",
+                "CallEnded",
+                "CallerInput",
+                "Playback",
+                "PlaybackResult",
+                "StreamClosed",
+                "StreamSocket",
+            ],
+            "codec": [
+                "FRAME_BYTES",
+                "FRAME_SECONDS",
+                "SAMPLE_RATE",
+                "SILENCE_BYTE",
+                "duration_seconds",
+                "frames",
+                "resample",
+                "ulaw_decode",
+                "ulaw_encode",
+            ],
             "deepgram_synthesizer": ["DeepgramSynthesizer"],
             "deepgram_transcriber": ["DeepgramSession", "DeepgramTranscriber"],
             "espeak": ["EspeakSynthesizer"],
             "openai_tts": ["OpenAITtsSynthesizer"],
+            "piper": ["PiperSynthesizer", "PiperVoiceError"],
+            "prompt_audio": ["CachedSynthesizer", "PromptAudio", "fixed_prompts"],
             "whisper": ["ModelIntegrityError", "WhisperTranscriber"],
         },
     )

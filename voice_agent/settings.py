@@ -9,7 +9,6 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
 
 
 class TranscriberChoice(StrEnum):
@@ -117,6 +116,8 @@ class Settings(BaseSettings):
         """The journal's directory: ``journal_dir``, or one of the database's own."""
         if self.journal_dir is not None:
             return self.journal_dir
+        from sqlalchemy.engine import make_url  # not at import: commands that never journal
+
         url = make_url(self.database_url)
         if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
             return Path(url.database).with_name(Path(url.database).name + ".journal")
