@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.exc import OperationalError
@@ -26,7 +27,7 @@ from bench.faults import ended_call
 from consent_ledger import AudioStore, EventKind, events_for_number
 from consent_ledger.tables import consent_events
 from sms_sender import InboundSms, OutboxKind, OutboxStatus, list_outbox
-from tests.conftest import BACKENDS, ROOT, fresh_database
+from tests.conftest import BACKENDS, ROOT, fresh_database, receptionist_settings
 from voice_agent.call.journal_entry import (
     CALL_ENDED,
     FinishedCall,
@@ -43,7 +44,8 @@ from voice_agent.records.calls import get_call
 from voice_agent.records.database import make_engine
 from voice_agent.records.migrate import upgrade
 from voice_agent.records.tables import calls
-from voice_agent.services import journal_applier
+from voice_agent.services import build_services, journal_applier
+from voice_agent.web.app import create_app
 
 ENDED_AT = datetime(2026, 3, 2, 15, 4, 0, tzinfo=UTC)
 CALLER = "+15125550123"
@@ -409,3 +411,42 @@ async def test_a_database_that_does_not_answer_gives_the_copy_last_read(tmp_path
         released.set()
         directory.close()
         engine.dispose()
+
+
+# --- /healthz -------------------------------------------------------------------------------------
+
+
+async def test_healthz_reports_the_backlog_and_a_backlog_that_does_not_drain(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'receptionist.db'}"
+    services = build_services(receptionist_settings(url, audio_dir=tmp_path / "audio"))
+    app = create_app(services, export_processes=0)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://receptionist") as client:
+            quiet = (await client.get("/healthz")).json()
+            services.journal.append("call", "CA1", {})
+            fresh = (await client.get("/healthz")).json()
+            long_ago = f"{time.time_ns() - 60 * 10**9:020d}-call.json"  # a minute old
+            (services.settings.journal_path / "pending" / long_ago).write_text("{}")
+            stale = (await client.get("/healthz")).json()
+    finally:
+        services.journal_applier.close()
+        services.businesses.close()
+        services.engine.dispose()
+
+    assert quiet == {
+        "status": "ok",
+        "journal": {
+            "pending": 0,
+            "oldest_seconds": None,
+            "failed": 0,
+            "retrying_for_seconds": None,
+            "last_error": None,
+        },
+    }
+    assert (fresh["status"], fresh["journal"]["pending"]) == ("ok", 1)
+    assert (stale["status"], stale["journal"]["pending"]) == ("degraded", 2)
+    assert stale["journal"]["oldest_seconds"] >= 60
+    assert services.settings.journal_path == tmp_path / "receptionist.db.journal"

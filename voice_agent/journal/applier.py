@@ -51,7 +51,7 @@ class Backoff:
 
     first: float = 0.25
     factor: float = 2.0
-    longest: float = 5.0
+    longest: float = 2.0
     attempts: int = 5
 
     def delay(self, failures: int) -> float:

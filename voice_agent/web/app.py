@@ -24,6 +24,9 @@ from voice_agent.web.voice_webhooks import router as call_flow_router
 
 logger = logging.getLogger(__name__)
 
+STALE_BACKLOG_SECONDS = 10.0
+"""A journal entry waiting longer than this means the database is not taking what comes."""
+
 
 def create_app(services: Services, *, export_processes: int | None = None) -> FastAPI:
     """The web application; the speech model loads, the businesses are read, and the dispatcher
@@ -76,11 +79,17 @@ def create_app(services: Services, *, export_processes: int | None = None) -> Fa
 
     @app.get("/healthz")
     async def health() -> dict[str, Any]:
-        """``ok``, or ``degraded`` while the journal holds entries it cannot apply yet (the
-        database is down) or has set some aside; the journal's backlog either way. (It reads
-        only the journal's directory listing: it answers while the database cannot.)"""
+        """``ok``, or ``degraded`` while the journal cannot apply its entries (the database is
+        down or locked: an entry failed, or the oldest has waited ``STALE_BACKLOG_SECONDS``) or
+        has set some aside; the journal's backlog either way. (It reads only the journal's
+        directory listing: it answers while the database cannot.)"""
         journal = services.journal_applier.status()
-        degraded = journal["retrying_for_seconds"] is not None or journal["failed"] > 0
+        oldest = journal["oldest_seconds"]
+        degraded = (
+            journal["retrying_for_seconds"] is not None
+            or journal["failed"] > 0
+            or (oldest is not None and oldest > STALE_BACKLOG_SECONDS)
+        )
         return {"status": "degraded" if degraded else "ok", "journal": journal}
 
     @app.get("/metrics")
