@@ -39,7 +39,6 @@ from sqlalchemy import Connection, select, update
 from consent_ledger import ConsentMethod, RecordedEvent
 from sms_sender.advisory_lock import lock_number
 from sms_sender.keywords import ReplyIntent, classify_reply, is_bare_yes, is_opt_out_keyword
-from sms_sender.message_templates import TemplateName, shipped_template
 from sms_sender.outbox import (
     OutboxKind,
     OutboxMessage,
@@ -50,6 +49,7 @@ from sms_sender.outbox import (
 )
 from sms_sender.policy import SmsPolicy
 from sms_sender.tables import insert_once, sms_inbound
+from sms_sender.templates import TemplateName, shipped_template
 from sms_sender.text_choices import TextedChoice, record_opt_in, record_opt_out
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,6 @@ from datetime import datetime
 from sqlalchemy import Connection, func, or_, select
 
 from sms_sender.local_time import STATE_CAP_PERIOD, next_send_time, recipient_zones, state_cap
-from sms_sender.message_templates import TemplateName, shipped_template
 from sms_sender.outbox import (
     CONSENTED_KINDS,
     HANDED_TO_CARRIER,
@@ -29,7 +28,7 @@ from sms_sender.outbox import (
 )
 from sms_sender.policy import SmsPolicy
 from sms_sender.tables import outbox
-from sms_sender.templates import ConfirmationRequest
+from sms_sender.templates import ConfirmationRequest, TemplateName, shipped_template
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sms_sender.message_templates import TemplateName, shipped_template
+from sms_sender.templates import TemplateName, shipped_template
 
 MAX_TEXTS_PER_CONSENT = 4
 NO_REPLY_DELAY_RANGE = (timedelta(hours=1), timedelta(hours=7))

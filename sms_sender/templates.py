@@ -1,12 +1,17 @@
-"""The confirmation text sent right after a call in which the caller opted in to texts.
+"""Every text we write: the confirmation after an opted-in call, HELP, opt-out and opt-in replies
+(to callers and to the owner's phone), follow-ups, owner notices.
 
-The wording lives in ``prompts/sms/confirmation.txt`` with three fields: ``{business_name}``,
-``{need}`` (what the call was about, in a few words of ours that follow "about": "your leaking
-kitchen sink", or "your service request" when no topic was recognised — never the caller's
-transcript, which would read in the first person) and ``{callback_time}``. A rendered
-confirmation never exceeds two segments: the field is cleaned, folded into GSM-7 when that is
-what it takes to fit, and shortened at a word boundary with "...". A template that could not fit
-even a short need is refused when it is loaded.
+Each wording lives in ``prompts/sms/<name>.txt`` and is checked when it is loaded: it uses exactly
+its fields, carries the phrases CTIA expects of its kind, is written in GSM-7, and fits in two
+segments with its fields at their shortest (a free-text field at a dozen characters) — else it is
+refused at load. When rendered, every field is cleaned to one visible line (braces in a value are
+kept as text), and the one free-text field is folded into GSM-7 and shortened at a word boundary
+with "..." until the text fits in two segments; a blank one is replaced by its spec's fallback.
+
+The confirmation's free field is ``{need}``: what the call was about in a few words of ours that
+follow "about" ("your leaking kitchen sink", or "your service request"), never the caller's
+transcript. The owner's summary quotes the caller's words, shortened inside the quotation marks so
+the quote always closes: ``said "my kitchen sink is leaking under the..."``.
 """
 
 from __future__ import annotations
@@ -15,27 +20,114 @@ import re
 import string
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from enum import StrEnum
+from functools import cache
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
 from sms_sender.segments import is_gsm7, segment_count, to_gsm7
 
-CONFIRMATION_TEMPLATE_PATH = files("prompts") / "sms" / "confirmation.txt"
+PROMPTS_SMS_DIR = files("prompts") / "sms"
 MAX_SEGMENTS = 2
-MIN_NEED_CHARS = 12
-FALLBACK_NEED = "your request"
+MIN_FREE_CHARS = 12
 ELLIPSIS = "..."
-REQUIRED_ENDING = "Msg & data rates may apply. Reply HELP for help, STOP to opt out."
-TEMPLATE_FIELDS = frozenset({"business_name", "need", "callback_time"})
-
-_RAW_NEED_LIMIT = 2000  # bounds the work a hostile, huge need can cause
-_LONGEST_USEFUL_NEED = 320  # more than two GSM-7 segments hold; longer needs are cut first
+FALLBACK_NEED = "your service request"
+NOTHING_SAID = "nothing about the job"
+_CTIA_RATES = "Msg & data rates may apply."
+CTIA_OPT_IN_NOTICE = f"{_CTIA_RATES} Reply HELP for help, STOP to opt out."
+_RAW_FIELD_LIMIT = 2000  # bounds the work a hostile, huge value can cause
 _WHITESPACE = re.compile(r"\s+")
-_SENTENCE_STARTERS = frozenset(
-    {"My", "Our", "The", "A", "An", "There", "There's", "It", "It's", "We", "This", "That", "Some"}
-)
-_NEED_TRAILING = " .,;:!?-"
+_TRAILING = " .,;:!?-"
+_QUOTE = '"'
+_PUNCTUATION = frozenset(".,;:!?")
+
+
+class TemplateName(StrEnum):
+    """The shipped templates, one file each in ``prompts/sms/``."""
+
+    CONFIRMATION = "confirmation"
+    HELP = "help"
+    OPT_OUT = "opt_out"
+    OPT_IN = "opt_in"
+    NO_REPLY_FOLLOW_UP = "no_reply_follow_up"
+    CALLBACK_CHECK = "callback_check"
+    OWNER_SUMMARY = "owner_summary"
+    OWNER_FORWARD = "owner_forward"
+    OWNER_OPT_OUT = "owner_opt_out"
+    OWNER_OPT_IN = "owner_opt_in"
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """What a template must contain and how its values are filled in.
+
+    ``free_field`` is the one field shortened to fit (with ``fallback`` in its place when it holds
+    nothing but punctuation; ``quoted`` puts it in quotation marks and shortens it inside them);
+    ``not_blank`` are the fields a text cannot be sent without.
+    """
+
+    fields: frozenset[str]
+    required_phrases: tuple[str, ...]
+    free_field: str | None = None
+    fallback: str | None = None
+    quoted: bool = False
+    not_blank: frozenset[str] = frozenset({"business_name"})
+
+
+SPECS: dict[TemplateName, TemplateSpec] = {
+    TemplateName.CONFIRMATION: TemplateSpec(
+        frozenset({"business_name", "need", "callback_time"}),
+        (CTIA_OPT_IN_NOTICE,),
+        free_field="need",
+        fallback=FALLBACK_NEED,
+        not_blank=frozenset({"business_name", "callback_time"}),
+    ),
+    TemplateName.HELP: TemplateSpec(
+        frozenset({"business_name", "help_contact"}), (_CTIA_RATES, "Reply STOP to opt out.")
+    ),
+    TemplateName.OPT_OUT: TemplateSpec(
+        frozenset({"business_name"}), ("No more messages will be sent.",)
+    ),
+    TemplateName.OPT_IN: TemplateSpec(
+        frozenset({"business_name"}), (_CTIA_RATES, "Reply HELP for help, STOP to opt out.")
+    ),
+    TemplateName.OWNER_OPT_OUT: TemplateSpec(
+        frozenset({"business_name"}), ("No more messages will be sent.", "Reply START")
+    ),
+    TemplateName.OWNER_OPT_IN: TemplateSpec(
+        frozenset({"business_name"}), (_CTIA_RATES, "Reply HELP for help, STOP to opt out.")
+    ),
+    TemplateName.NO_REPLY_FOLLOW_UP: TemplateSpec(
+        frozenset({"business_name", "help_contact"}), ("Reply STOP to opt out.",)
+    ),
+    TemplateName.CALLBACK_CHECK: TemplateSpec(
+        frozenset({"business_name"}), ("Reply STOP to opt out.",)
+    ),
+    TemplateName.OWNER_SUMMARY: TemplateSpec(
+        frozenset(
+            {
+                "business_name",
+                "caller_number",
+                "caller_name",
+                "need",
+                "urgency",
+                "callback_number",
+                "consent",
+            }
+        ),
+        (),
+        free_field="need",
+        fallback=NOTHING_SAID,
+        quoted=True,
+    ),
+    TemplateName.OWNER_FORWARD: TemplateSpec(
+        frozenset({"business_name", "caller_number", "body"}), (), free_field="body"
+    ),
+}
+
+
+class TemplateError(ValueError):
+    """A template file that is malformed or cannot fit in two segments."""
 
 
 @dataclass(frozen=True)
@@ -57,102 +149,120 @@ class ConfirmationRequest:
 
 
 @dataclass(frozen=True)
-class ConfirmationTemplate:
-    """A loaded, checked confirmation template."""
+class SmsTemplate:
+    """A loaded, checked template."""
 
+    name: TemplateName
     text: str
+    spec: TemplateSpec
 
-    def render(self, business_name: str, need: str, callback_time: str) -> str:
-        """The confirmation for these fields, at most two segments long."""
-        name = clean_field(business_name)
-        callback = clean_field(callback_time)
-        if not name or not callback:
-            raise ValueError("a confirmation needs a business name and a callback time")
-        as_said = _clean_need(need[:_RAW_NEED_LIMIT]) or FALLBACK_NEED
-        if self._fits(name, as_said, callback):
-            return self._fill(name, as_said, callback)
-        folded = _clean_need(to_gsm7(as_said)[:_LONGEST_USEFUL_NEED]) or FALLBACK_NEED
-        return self._fill(name, self._shorten(name, folded, callback), callback)
+    def render(self, **values: str) -> str:
+        """The text with ``values`` filled in, at most two segments long."""
+        if set(values) != self.spec.fields:
+            raise ValueError(f"{self.name} needs exactly the fields {sorted(self.spec.fields)}")
+        cleaned = {name: clean_field(value[:_RAW_FIELD_LIMIT]) for name, value in values.items()}
+        blank = sorted(name for name in self.spec.not_blank if not cleaned[name])
+        if blank:
+            raise ValueError(f"{self.name} needs a value for {' and '.join(blank)}")
+        free = self.spec.free_field
+        words = "" if free is None else self._words(cleaned[free])
+        whole = self._filled(cleaned, words, len(words))
+        if free is None or segment_count(whole) <= MAX_SEGMENTS:
+            return self._checked(whole)
+        return self._checked(self._shortened(cleaned, self._words(clean_field(to_gsm7(words)))))
 
-    def _fill(self, business_name: str, need: str, callback_time: str) -> str:
-        return self.text.format(business_name=business_name, need=need, callback_time=callback_time)
+    def _words(self, value: str) -> str:
+        """``value`` as the free field shows it: without the trailing punctuation the template
+        itself follows it with, and with no quotation mark of its own inside quotation marks."""
+        if self._after_free()[:1] in _PUNCTUATION:
+            value = value.rstrip(_TRAILING)
+        return value.replace(_QUOTE, "'") if self.spec.quoted else value
 
-    def _fits(self, business_name: str, need: str, callback_time: str) -> bool:
-        return segment_count(self._fill(business_name, need, callback_time)) <= MAX_SEGMENTS
-
-    def _shorten(self, business_name: str, need: str, callback_time: str) -> str:
-        """The longest word-boundary cut of ``need`` that lets the text fit."""
-        if self._fits(business_name, need, callback_time):
-            return need
-        ellipsis = self._ellipsis()
-        low, high = MIN_NEED_CHARS, len(need) - 1
-        if high < low or not self._fits(business_name, _cut(need, low, ellipsis), callback_time):
+    def _shortened(self, values: dict[str, str], folded: str) -> str:
+        """The text with the longest word-boundary cut of ``folded`` that fits, the other fields
+        folded into GSM-7 too when that is what it takes."""
+        fixed = values
+        if not is_gsm7(self._filled(values, "", 0)):
+            fixed = {name: to_gsm7(value) for name, value in values.items()}
+        low, high = min(MIN_FREE_CHARS, len(folded)), len(folded)
+        if segment_count(self._filled(fixed, folded, low)) > MAX_SEGMENTS:
             raise ValueError(
-                "the business name and callback time leave no room for the caller's need "
-                f"within {MAX_SEGMENTS} segments"
+                f"the other fields of the {self.name} text leave no room for "
+                f"{self.spec.free_field} within {MAX_SEGMENTS} segments"
             )
         while low < high:
             middle = (low + high + 1) // 2
-            if self._fits(business_name, _cut(need, middle, ellipsis), callback_time):
+            if segment_count(self._filled(fixed, folded, middle)) <= MAX_SEGMENTS:
                 low = middle
             else:
                 high = middle - 1
-        return _cut(need, low, ellipsis)
+        return self._filled(fixed, folded, low)
+
+    def _filled(self, values: dict[str, str], words: str, length: int) -> str:
+        """The text with ``words`` cut to ``length`` characters as its free field (the fallback
+        when they hold nothing but punctuation)."""
+        free = self.spec.free_field
+        if free is None:
+            return self.text.format(**values)
+        if self.spec.fallback is not None and not _says_anything(words):
+            shown = self.spec.fallback
+        else:
+            shown = _cut(words, length, self._ellipsis())
+            if self.spec.quoted:
+                shown = f"{_QUOTE}{shown}{_QUOTE}"
+        return self.text.format(**{**values, free: shown})
 
     def _ellipsis(self) -> str:
-        """Three dots, less the full stop the template itself puts after the need."""
-        after_need = self.text.split("{need}", 1)[1]
-        return ELLIPSIS[:-1] if after_need.startswith(".") else ELLIPSIS
+        """Three dots, less the full stop the template itself puts right after the free field."""
+        if not self.spec.quoted and self._after_free().startswith("."):
+            return ELLIPSIS[:-1]
+        return ELLIPSIS
+
+    def _after_free(self) -> str:
+        return self.text.split(f"{{{self.spec.free_field}}}", 1)[-1]
+
+    def _checked(self, text: str) -> str:
+        if segment_count(text) > MAX_SEGMENTS:
+            raise ValueError(f"the {self.name} text does not fit in {MAX_SEGMENTS} segments")
+        return text
 
 
-def load_confirmation_template(
-    path: Traversable = CONFIRMATION_TEMPLATE_PATH,
-) -> ConfirmationTemplate:
-    """Read and check the template at ``path``; ValueError when it is malformed or cannot fit."""
-    text = path.read_text(encoding="utf-8").rstrip("\r\n")
-    _check_fields(text)
-    if not text.endswith(REQUIRED_ENDING):
-        raise ValueError(f"the confirmation template must end with {REQUIRED_ENDING!r}")
-    fixed = text.format(business_name="", need="", callback_time="")
-    if not is_gsm7(fixed):
-        raise ValueError("the confirmation template must use only GSM-7 characters")
-    shortest = text.format(business_name="", need="x" * MIN_NEED_CHARS, callback_time="")
-    if segment_count(shortest) > MAX_SEGMENTS:
-        raise ValueError(f"the confirmation template cannot fit in {MAX_SEGMENTS} segments")
-    return ConfirmationTemplate(text=text)
-
-
-@lru_cache(maxsize=1)
-def default_confirmation_template() -> ConfirmationTemplate:
-    """The template shipped in ``prompts/sms/confirmation.txt``, loaded once."""
-    return load_confirmation_template()
-
-
-def render_confirmation(
-    request: ConfirmationRequest, template: ConfirmationTemplate | None = None
-) -> str:
-    """The confirmation text for ``request`` (the shipped template unless one is given)."""
-    chosen = template or default_confirmation_template()
-    return chosen.render(request.business_name, request.need, request.callback_time)
-
-
-def _check_fields(text: str) -> None:
+def load_template(name: TemplateName, path: Traversable | None = None) -> SmsTemplate:
+    """Read and check the template ``name``; TemplateError when it is malformed or cannot fit."""
+    spec = SPECS[name]
+    source = path or PROMPTS_SMS_DIR / f"{name.value}.txt"
     try:
-        parsed = list(string.Formatter().parse(text))
-    except ValueError as error:
-        raise ValueError(f"the confirmation template is malformed: {error}") from error
-    used: list[str] = []
-    for _literal, field, spec, conversion in parsed:
-        if field is None:
-            continue
-        if field not in TEMPLATE_FIELDS or spec or conversion:
-            raise ValueError(f"the confirmation template has an unknown field {{{field}}}")
-        used.append(field)
-    if sorted(used) != sorted(TEMPLATE_FIELDS):
-        raise ValueError(
-            "the confirmation template must use each of "
-            f"{sorted(TEMPLATE_FIELDS)} exactly once, found {used}"
-        )
+        text = source.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as error:
+        raise TemplateError(f"{source}: cannot read: {error}") from None
+    _check_fields(source, text, spec)
+    empty = dict.fromkeys(spec.fields, "")
+    fixed = text.format(**empty)
+    if not is_gsm7(fixed):
+        raise TemplateError(f"{source}: must use only GSM-7 characters")
+    for phrase in spec.required_phrases:
+        if phrase not in fixed:
+            raise TemplateError(f"{source}: must say {phrase!r}")
+    template = SmsTemplate(name=name, text=text, spec=spec)
+    shortest = "x" * MIN_FREE_CHARS
+    if segment_count(template._filled(empty, shortest, len(shortest))) > MAX_SEGMENTS:
+        raise TemplateError(f"{source}: cannot fit in {MAX_SEGMENTS} segments")
+    return template
+
+
+@cache
+def shipped_template(name: TemplateName) -> SmsTemplate:
+    """The template shipped in ``prompts/sms/``, loaded and checked once."""
+    return load_template(name)
+
+
+def render_confirmation(request: ConfirmationRequest) -> str:
+    """The confirmation text for ``request``'s call, at most two segments long."""
+    return shipped_template(TemplateName.CONFIRMATION).render(
+        business_name=request.business_name,
+        need=request.need,
+        callback_time=request.callback_time,
+    )
 
 
 def clean_field(text: str) -> str:
@@ -162,23 +272,36 @@ def clean_field(text: str) -> str:
     return _WHITESPACE.sub(" ", visible).strip()
 
 
-def _clean_need(need: str) -> str:
-    return _lower_sentence_start(clean_field(need).rstrip(_NEED_TRAILING))
+def _check_fields(source: Traversable, text: str, spec: TemplateSpec) -> None:
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as error:
+        raise TemplateError(f"{source}: malformed: {error}") from None
+    expected = f"must use each of {sorted(spec.fields)} exactly once"
+    used: list[str] = []
+    for _literal, field, format_spec, conversion in parsed:
+        if field is None:
+            continue
+        if field not in spec.fields or format_spec or conversion:
+            raise TemplateError(f"{source}: unknown field {{{field}}}; it {expected}")
+        used.append(field)
+    if sorted(used) != sorted(spec.fields):
+        raise TemplateError(f"{source}: {expected}, found {used}")
 
 
-def _lower_sentence_start(need: str) -> str:
-    """ "My sink leaks" reads "…about my sink leaks"; names, "I" and acronyms stay as said."""
-    first_word, _, rest = need.partition(" ")
-    if first_word in _SENTENCE_STARTERS:
-        return f"{first_word.lower()} {rest}".rstrip()
-    return need
+def _says_anything(words: str) -> bool:
+    """Whether ``words`` hold more than punctuation and spaces."""
+    return any(unicodedata.category(char)[0] not in "PZ" for char in words)
 
 
-def _cut(need: str, length: int, ellipsis: str) -> str:
-    """``need`` cut to at most ``length`` characters, at a word boundary when one is near."""
-    head = need[:length]
-    if need[length : length + 1] not in ("", " "):
+def _cut(words: str, length: int, ellipsis: str) -> str:
+    """``words`` cut to at most ``length`` characters, at a word boundary when one is near, with
+    ``ellipsis`` after the cut; ``words`` themselves when they are that short."""
+    if length >= len(words):
+        return words
+    head = words[:length]
+    if words[length] != " ":
         last_space = head.rfind(" ")
         if last_space >= length // 2:
             head = head[:last_space]
-    return _clean_need(head) + ellipsis
+    return head.rstrip(_TRAILING) + ellipsis

@@ -21,10 +21,12 @@ from sms_sender.outbox import (
 from sms_sender.segments import is_gsm7, segment_count, to_gsm7
 from sms_sender.tables import metadata, outbox
 from sms_sender.templates import (
-    REQUIRED_ENDING,
+    CTIA_OPT_IN_NOTICE,
     ConfirmationRequest,
-    load_confirmation_template,
+    TemplateName,
+    load_template,
     render_confirmation,
+    shipped_template,
 )
 from tests.conftest import BACKENDS, fresh_database
 from voice_agent.records.database import make_engine
@@ -107,8 +109,9 @@ def test_hostile_long_needs_are_shortened_to_two_segments(need: str) -> None:
     body = render_confirmation(with_need(need))
     assert segment_count(body) <= 2
     assert body.startswith("Acme Plumbing: thanks for calling about ")
-    assert body.endswith(". We'll call you back within 30 minutes. " + REQUIRED_ENDING)
+    assert body.endswith(". We'll call you back within 30 minutes. " + CTIA_OPT_IN_NOTICE)
     assert "... We'll call you back" in body
+    assert "...." not in body
 
 
 def test_shortening_cuts_at_a_word_boundary() -> None:
@@ -131,7 +134,8 @@ def test_control_and_invisible_characters_are_removed() -> None:
 
 @pytest.mark.parametrize("need", ["", "   ", "\n\t", "\x00\u200b", "..."])
 def test_an_empty_need_falls_back_to_a_neutral_phrase(need: str) -> None:
-    assert "thanks for calling about your request. We'll" in render_confirmation(with_need(need))
+    body = render_confirmation(with_need(need))
+    assert "thanks for calling about your service request. We'll" in body
 
 
 def test_characters_outside_gsm7_are_folded_when_they_would_not_fit() -> None:
@@ -146,6 +150,12 @@ def test_placeholders_in_the_need_are_kept_as_text() -> None:
     assert "about {business_name}. We'll" in body
 
 
+def test_a_business_name_outside_gsm7_is_folded_when_the_need_would_not_fit() -> None:
+    body = render_confirmation(dataclasses.replace(REQUEST, business_name="Plomberie Côté"))
+    assert body.startswith("Plomberie Coté: thanks for calling about your leaking kitchen sink.")
+    assert segment_count(body) == 2
+
+
 def test_a_business_name_too_long_to_leave_room_is_refused() -> None:
     with pytest.raises(ValueError, match="no room"):
         render_confirmation(dataclasses.replace(REQUEST, business_name="Acme " * 40))
@@ -153,7 +163,7 @@ def test_a_business_name_too_long_to_leave_room_is_refused() -> None:
 
 @pytest.mark.parametrize("field", ["business_name", "callback_time"])
 def test_blank_business_name_or_callback_time_is_refused(field: str) -> None:
-    with pytest.raises(ValueError, match="business name and a callback time"):
+    with pytest.raises(ValueError, match=f"needs a value for {field}"):
         render_confirmation(dataclasses.replace(REQUEST, **{field: " \n "}))
 
 
@@ -161,21 +171,21 @@ def test_blank_business_name_or_callback_time_is_refused(field: str) -> None:
 
 
 def test_the_shipped_template_loads() -> None:
-    template = load_confirmation_template()
-    assert template.text.endswith(REQUIRED_ENDING)
+    template = shipped_template(TemplateName.CONFIRMATION)
+    assert template.text.endswith(CTIA_OPT_IN_NOTICE)
 
 
 @pytest.mark.parametrize(
     ("template", "problem"),
     [
-        ("{business_name}: " + "x" * 300 + " {need} {callback_time}. " + REQUIRED_ENDING, "fit"),
-        ("{business_name}: {need} {callback_time}. Reply STOP.", "must end with"),
-        ("{business_name}: {need}. " + REQUIRED_ENDING, "exactly once"),
-        ("{business_name} {need} {need} {callback_time} " + REQUIRED_ENDING, "exactly once"),
-        ("{business_name} {need} {callback_time} {caller} " + REQUIRED_ENDING, "unknown field"),
-        ("{business_name} {need!r} {callback_time} " + REQUIRED_ENDING, "unknown field"),
-        ("{business_name} {need} {callback_time} } " + REQUIRED_ENDING, "malformed"),
-        ("{business_name} — {need} {callback_time} " + REQUIRED_ENDING, "GSM-7"),
+        ("{business_name}: " + "x" * 300 + " {need} {callback_time}. " + CTIA_OPT_IN_NOTICE, "fit"),
+        ("{business_name}: {need} {callback_time}. Reply STOP.", "must say"),
+        ("{business_name}: {need}. " + CTIA_OPT_IN_NOTICE, "exactly once"),
+        ("{business_name} {need} {need} {callback_time} " + CTIA_OPT_IN_NOTICE, "exactly once"),
+        ("{business_name} {need} {callback_time} {caller} " + CTIA_OPT_IN_NOTICE, "unknown field"),
+        ("{business_name} {need!r} {callback_time} " + CTIA_OPT_IN_NOTICE, "unknown field"),
+        ("{business_name} {need} {callback_time} } " + CTIA_OPT_IN_NOTICE, "malformed"),
+        ("{business_name} — {need} {callback_time} " + CTIA_OPT_IN_NOTICE, "GSM-7"),
     ],
 )
 def test_templates_that_are_malformed_or_cannot_fit_are_refused_at_load(
@@ -184,7 +194,7 @@ def test_templates_that_are_malformed_or_cannot_fit_are_refused_at_load(
     path = tmp_path / "confirmation.txt"
     path.write_text(template + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match=problem):
-        load_confirmation_template(path)
+        load_template(TemplateName.CONFIRMATION, path)
 
 
 # --- the outbox -------------------------------------------------------------------------------
@@ -335,8 +345,8 @@ def test_cancel_pending_cancels_only_unsent_texts_to_that_number(engine: Engine)
 @pytest.mark.parametrize(
     ("need", "reads"),
     [
-        ("My kitchen sink is leaking.", "about my kitchen sink is leaking."),
-        ("The breaker keeps tripping", "about the breaker keeps tripping."),
+        ("your leaking kitchen sink.", "about your leaking kitchen sink. We'll"),
+        ("your tripping breaker!", "about your tripping breaker. We'll"),
         ("Maria's water heater", "about Maria's water heater."),
         ("I need a new outlet", "about I need a new outlet."),
         ("EV charger install", "about EV charger install."),

@@ -20,27 +20,22 @@ from sms_sender.local_time import (
     state_cap,
 )
 from sms_sender.local_transport import LocalSmsTransport
-from sms_sender.message_templates import (
-    SPECS,
-    TemplateError,
-    TemplateName,
-    load_template,
-    shipped_template,
-)
 from sms_sender.outbox import OutboxKind, OutboxStatus, list_outbox
-from sms_sender.owner import (
-    NO_NAME,
-    NOTHING_SAID,
-    CallSummary,
-    owner_summary_text,
-    queue_owner_summary,
-    quoted_words,
-)
+from sms_sender.owner import NO_NAME, CallSummary, owner_summary_text, queue_owner_summary
 from sms_sender.plan import plan_texts
 from sms_sender.policy import PolicyError, SmsPolicy
 from sms_sender.segments import segment_count
 from sms_sender.send_rules import SendRules
-from sms_sender.templates import ConfirmationRequest, render_confirmation
+from sms_sender.templates import (
+    NOTHING_SAID,
+    SPECS,
+    ConfirmationRequest,
+    TemplateError,
+    TemplateName,
+    load_template,
+    render_confirmation,
+    shipped_template,
+)
 from tests.conftest import BACKENDS
 from tests.test_dispatch import (
     BUSINESS,
@@ -427,7 +422,10 @@ def test_a_long_quote_is_shortened_inside_its_quotation_marks(need: str) -> None
     assert said.count('"') == 2
 
 
-def test_quoted_words_fill_what_fits() -> None:
-    assert quoted_words("a b c d e f", lambda text: len(text) <= 9) == '"a b..."'
-    assert quoted_words("abc", lambda text: True) == '"abc"'
-    assert quoted_words("", lambda text: True) == NOTHING_SAID
+def test_the_quote_is_cut_at_a_word_boundary_and_fills_what_fits() -> None:
+    summary = CallSummary("CA1", "+15125550100", TEXAS, "Dana", "drain " * 100, None, "", "")
+    body = owner_summary_text(summary, "Acme Plumbing")
+    said = body.split(' said "', 1)[1].split('...". Urgency:')[0]
+    assert said.split(" ") == ["drain"] * len(said.split(" "))
+    assert segment_count(body) == 2
+    assert segment_count(body.replace('..."', ' drain..."', 1)) > 2
