@@ -390,9 +390,7 @@ def main() -> int:
     print(report(runs, speed=args.speed, load_before=load_before))
     print(f"\n{len(runs)} calls in {time.monotonic() - started:.0f} s")
     if args.json:
-        args.json.write_text(
-            json.dumps([asdict(run.verdict) for run in runs], indent=1, default=str)
-        )
+        args.json.write_text(json.dumps([asdict(run) for run in runs], indent=1, default=str))
     return 0
 
 

@@ -5,9 +5,9 @@ hands over a ``StoredCall`` — what the server stored, in plain values — and 
 with the persona's ``expect`` and with what the caller actually said and when.
 
 An **answer is lost** when the caller began a line in an answer window (the assistant had
-spoken and was silent) and no breath of it appears among the stored caller turns: no stored
-caller speech with words overlaps it in stream time (with ``ANSWER_TOLERANCE`` either side, for
-the silence around synthesized speech and the endpointer's edges).
+spoken and was silent) and a breath of it that began while the assistant was silent is missing
+from the stored caller turns: no stored caller speech with words overlaps it in stream time
+(with ``ANSWER_TOLERANCE`` either side, for the endpointer's edges).
 """
 
 from __future__ import annotations
@@ -94,15 +94,15 @@ def judge(persona: Persona, call: ListeningCall, stored: StoredCall | None) -> V
 
 
 def lost_answers(call: ListeningCall, stored: StoredCall | None) -> list[CallerLine]:
-    """Lines begun in an answer window of which no breath is in the stored transcript."""
+    """Lines begun in an answer window with a breath the stored transcript lacks: the first
+    breath, and any later one that also began while the assistant was silent."""
     heard = [] if stored is None else [t for t in stored.turns if _caller_words(t)]
     lost = []
     for line in call.lines:
         if not _spoken_answer(line):
             continue
-        if not any(
-            _overlaps(turn, b.started_at, b.ended_at) for b in line.breaths for turn in heard
-        ):
+        owed = [breath for breath in line.breaths if not breath.over_assistant]
+        if not all(any(_overlaps(t, b.started_at, b.ended_at) for t in heard) for b in owed):
             lost.append(line)
     return lost
 
