@@ -120,13 +120,20 @@ CALL_REVOCATION_METHODS = frozenset({ConsentMethod.SPOKEN, ConsentMethod.KEYPAD}
 
 @dataclass(frozen=True)
 class ScriptEvidence:
-    """The consent script as it was rendered and spoken."""
+    """The consent script as it was rendered and spoken.
+
+    ``audio_sha256`` is the sha256 of the exact audio played for it (the μ-law 8 kHz bytes sent
+    to the phone, in order), where the call recorded it: the voice renders each business's script
+    once and replays those bytes, so an auditor can match the audio played with the text written.
+    Records from before it was kept have none, and their stored form has no such key.
+    """
 
     version: str
     text: str
     sha256: str
     started_at: datetime | None
     playback_confirmed_at: datetime | None
+    audio_sha256: str | None = None
 
     def __post_init__(self) -> None:
         _require_text("script.version", self.version)
@@ -134,6 +141,8 @@ class ScriptEvidence:
         _require_sha256("script.sha256", self.sha256)
         if hashlib.sha256(self.text.encode("utf-8")).hexdigest() != self.sha256:
             raise EvidenceError("script.sha256 is not the sha256 of script.text")
+        if self.audio_sha256 is not None:
+            _require_sha256("script.audio_sha256", self.audio_sha256)
         _require_optional_utc("script.started_at", self.started_at)
         _require_optional_utc("script.playback_confirmed_at", self.playback_confirmed_at)
         if (
@@ -144,18 +153,24 @@ class ScriptEvidence:
             raise EvidenceError("script playback was confirmed before the script started")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        written = {
             "version": self.version,
             "text": self.text,
             "sha256": self.sha256,
             "started_at": _optional_instant_text(self.started_at),
             "playback_confirmed_at": _optional_instant_text(self.playback_confirmed_at),
         }
+        if self.audio_sha256 is not None:  # absent, the record reads as those written before
+            written["audio_sha256"] = self.audio_sha256
+        return written
 
     @classmethod
     def from_dict(cls, data: object) -> ScriptEvidence:
         fields = _fields(
-            "script", data, ("version", "text", "sha256", "started_at", "playback_confirmed_at")
+            "script",
+            data,
+            ("version", "text", "sha256", "started_at", "playback_confirmed_at"),
+            optional=("audio_sha256",),
         )
         return cls(
             version=fields["version"],
@@ -163,6 +178,7 @@ class ScriptEvidence:
             sha256=fields["sha256"],
             started_at=_optional_instant(fields["started_at"]),
             playback_confirmed_at=_optional_instant(fields["playback_confirmed_at"]),
+            audio_sha256=fields.get("audio_sha256"),
         )
 
 
@@ -552,11 +568,16 @@ def _require_e164(number: object) -> None:
         raise EvidenceError(f"phone_number must be in E.164 form (+ and digits), got {number!r}")
 
 
-def _fields(name: str, data: object, expected: tuple[str, ...]) -> dict[str, Any]:
+def _fields(
+    name: str, data: object, expected: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``data`` when it is an object with exactly the ``expected`` fields and perhaps some of
+    the ``optional`` ones (a field added later, absent from older records)."""
     if not isinstance(data, dict):
         raise EvidenceError(f"{name} must be an object")
-    if set(data) != set(expected):
-        raise EvidenceError(f"{name} has fields {sorted(data)}, expected {sorted(expected)}")
+    if not set(expected) <= set(data) <= set(expected) | set(optional):
+        also = f" and perhaps {sorted(optional)}" if optional else ""
+        raise EvidenceError(f"{name} has fields {sorted(data)}, expected {sorted(expected)}{also}")
     return data
 
 

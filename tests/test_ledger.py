@@ -51,6 +51,7 @@ from tests.ledger_support import (
     SCRIPT_TEXT,
     T0,
     call_evidence,
+    consent_script,
     drop_append_only_triggers,
     ledger_engine,
     sha256_hex,
@@ -94,6 +95,8 @@ def _evidence(
 
 _VALID = _evidence()
 _LATE = T0 + timedelta(seconds=30)
+_PLAYED_SCRIPT = replace(consent_script(T0), audio_sha256=sha256_hex("the script's audio"))
+_WITH_SCRIPT_AUDIO = replace(_VALID, script=_PLAYED_SCRIPT)
 
 _INVALID_CHANGES: dict[str, tuple[Callable[[], object], str]] = {
     "number without plus": (lambda: replace(_VALID, phone_number="15555550123"), "E.164"),
@@ -132,6 +135,10 @@ _INVALID_CHANGES: dict[str, tuple[Callable[[], object], str]] = {
     "script hash upper-case": (
         lambda: ScriptEvidence("v1", "t", hashlib.sha256(b"t").hexdigest().upper(), None, None),
         "lower-case hex",
+    ),
+    "script audio hash not hex": (
+        lambda: replace(_PLAYED_SCRIPT, audio_sha256="xyz"),
+        "script.audio_sha256",
     ),
     "playback confirmed before start": (
         lambda: ScriptEvidence(
@@ -185,9 +192,29 @@ def test_invalid_evidence_is_refused_with_a_clear_message(case: str) -> None:
         build()
 
 
-def test_evidence_survives_the_round_trip_through_json() -> None:
-    stored = json.loads(canonical_json(_VALID.to_dict()))
-    assert ConsentEvidence.from_dict(stored) == _VALID
+@pytest.mark.parametrize("evidence", [_VALID, _WITH_SCRIPT_AUDIO], ids=["", "script audio"])
+def test_evidence_survives_the_round_trip_through_json(evidence: ConsentEvidence) -> None:
+    stored = json.loads(canonical_json(evidence.to_dict()))
+    assert ConsentEvidence.from_dict(stored) == evidence
+
+
+def test_the_script_audio_hash_is_written_only_when_known() -> None:
+    """Records from before the played audio was hashed read, and write, exactly as they were:
+    their script has no ``audio_sha256`` key, so their stored bodies (and hashes) stand."""
+    assert "audio_sha256" not in _VALID.to_dict()["script"]
+    assert _WITH_SCRIPT_AUDIO.to_dict()["script"]["audio_sha256"] == sha256_hex(
+        "the script's audio"
+    )
+    older = json.loads(canonical_json(_VALID.to_dict()))
+    assert ConsentEvidence.from_dict(older).script == consent_script(T0)
+    assert canonical_json(ConsentEvidence.from_dict(older).to_dict()) == canonical_json(older)
+
+
+def test_an_unknown_script_field_still_does_not_load() -> None:
+    stored = json.loads(canonical_json(_WITH_SCRIPT_AUDIO.to_dict()))
+    stored["script"]["audio_md5"] = "0" * 32
+    with pytest.raises(ValueError, match="perhaps"):
+        ConsentEvidence.from_dict(stored)
 
 
 @pytest.mark.parametrize(
@@ -438,6 +465,16 @@ def test_appends_form_one_unbroken_chain_per_business(engine: Engine) -> None:
             json.loads(row.body), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         )
         assert "Müller" in row.body
+
+
+def test_old_and_new_script_records_chain_and_verify_together(engine: Engine) -> None:
+    before = _append(engine, _VALID)
+    after = _append(engine, _WITH_SCRIPT_AUDIO, minutes=1)
+    assert after.prev_hash == before.hash
+    assert '"audio_sha256"' not in json.dumps(before.body["evidence"]["script"])
+    assert after.evidence().script == _PLAYED_SCRIPT
+    with engine.begin() as conn:
+        assert verify_ledger(conn).ok
 
 
 def test_recorded_event_holds_the_evidence_as_given(engine: Engine) -> None:

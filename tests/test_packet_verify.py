@@ -4,9 +4,11 @@ problem, on one changed byte anywhere or a removed event."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import zipfile
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,11 +32,18 @@ __all__ = ["ledger"]
 GENERATED = datetime(2025, 5, 1, 9, 30, tzinfo=UTC)
 
 
-def _packet(ledger: Ledger, tmp_path: Path, *, purge: bool = False) -> tuple[Path, str]:
-    """An extracted packet for NUMBER at acme (3 of its 5 events); returns it and its audio hash."""
+def _packet(
+    ledger: Ledger, tmp_path: Path, *, purge: bool = False, script_audio: str | None = None
+) -> tuple[Path, str]:
+    """An extracted packet for NUMBER at acme (3 of its 5 events); returns it and its audio hash.
+    ``script_audio`` is the sha256 of the script's played audio in the first event's record."""
     sha = ledger.audio.put(answer_wav(tone=7))
+    first = call_evidence(audio_sha256=sha)
+    if script_audio is not None:
+        assert first.script is not None
+        first = replace(first, script=replace(first.script, audio_sha256=script_audio))
     with ledger.engine.begin() as conn:
-        granted = append(conn, call_evidence(audio_sha256=sha), minutes=0)
+        granted = append(conn, first, minutes=0)
         append(conn, call_evidence(number=OTHER_NUMBER), minutes=1)
         append(conn, call_evidence(business_id="bolt"), minutes=2)
         append(conn, call_evidence(revokes=granted.hash, kind=EventKind.REVOKED), minutes=3)
@@ -82,6 +91,17 @@ def test_a_fresh_packet_verifies_from_its_folder(ledger: Ledger, tmp_path: Path)
     assert "PASS  chain acme: 3 events, linked where consecutive (#1, #3-#4)" in result.stdout
     assert f"PASS  audio {sha[:12]}" in result.stdout
     assert (folder / "audio" / f"{sha}.wav").read_bytes() == ledger.audio.read(sha)
+
+
+def test_a_packet_whose_record_hashes_the_played_script_verifies(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    played = hashlib.sha256(b"the script as the caller heard it").hexdigest()
+    folder, _sha = _packet(ledger, tmp_path, script_audio=played)
+    result = _run(folder)
+    assert result.returncode == 0, result.stdout
+    assert "FAIL" not in result.stdout
+    assert played in (folder / "events.jsonl").read_text()  # in the hashed body, as written
 
 
 def test_a_fresh_packet_verifies_as_a_zip(ledger: Ledger, tmp_path: Path) -> None:
