@@ -4,6 +4,7 @@ handler)."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -386,31 +387,49 @@ class WakeCounter:
 
 
 @dataclass
+class AppliedAtOnce:
+    """An applier that applies the journal as soon as it is woken, in the waking thread: the
+    webhook then answers once its request is stored, as a server's would a moment later."""
+
+    applier: JournalApplier
+
+    def wake(self) -> None:
+        self.applier.drain()
+
+
+@dataclass
 class WebhookServices:
-    """What the SMS webhooks use of the services: the database, the journal in ``directory``
-    and its applier (run by hand with :meth:`settle`), a dispatcher that counts its wakes."""
+    """What the SMS webhooks use of the services: the database, the journal in ``directory`` (a
+    temporary one by default), its applier, a dispatcher that counts its wakes.
+
+    With ``apply_at_once`` the journal is applied as each webhook wakes the applier; without,
+    only by :meth:`settle`, so a test can look at what is journaled and not yet stored."""
 
     engine: Engine
-    directory: Path
+    directory: Path | None = None
     signatures: TwilioSignatures = field(
         default_factory=lambda: TwilioSignatures(AUTH_TOKEN, PUBLIC_BASE_URL)
     )
     dispatcher: WakeCounter = field(default_factory=WakeCounter)
+    apply_at_once: bool = True
     journal: Journal = field(init=False)
-    journal_applier: JournalApplier = field(init=False)
+    journal_applier: JournalApplier | AppliedAtOnce = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.directory is None:
+            self._temporary = tempfile.TemporaryDirectory(prefix="webhook-journal-")
+            self.directory = Path(self._temporary.name)
         self.journal = Journal(self.directory / "journal")
         audio = AudioStore(self.directory / "audio")
-        wake = self.dispatcher.wake
-        self.journal_applier = journal_applier(self.journal, self.engine, audio, wake)
+        self._applier = journal_applier(self.journal, self.engine, audio, self.dispatcher.wake)
+        self.journal_applier = AppliedAtOnce(self._applier) if self.apply_at_once else self._applier
 
     def clock(self) -> datetime:
         return NOW
 
     def settle(self) -> PassReport:
         """Apply what the webhooks journaled; all of it must go in."""
-        report = self.journal_applier.drain()
+        report = self._applier.drain()
         assert not report.stopped
         assert self.journal.pending() == []
         return report
@@ -424,7 +443,7 @@ def webhook(
         sms_metadata.create_all(conn)
     app = FastAPI()
     app.include_router(router)
-    services = WebhookServices(migrated_engine, tmp_path)
+    services = WebhookServices(migrated_engine, tmp_path, apply_at_once=False)
     app.state.services = services
     with TestClient(app) as client:
         yield client, services

@@ -109,7 +109,10 @@ def callbacks(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callba
         app = FastAPI()
         app.include_router(router)
         services = WebhookServices(
-            engine, tmp_path, signatures=TwilioSignatures(AUTH_TOKEN, PUBLIC_BASE_URL)
+            engine,
+            tmp_path,
+            signatures=TwilioSignatures(AUTH_TOKEN, PUBLIC_BASE_URL),
+            apply_at_once=False,
         )
         app.state.services = services
         with fake_twilio() as fake, TestClient(app) as client:
