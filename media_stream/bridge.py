@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import hashlib
 import itertools
 import logging
 import time
@@ -141,6 +142,13 @@ class Playback:
     )
     sending_done: bool = False
     first_audio_at: float | None = None  # time.monotonic() when its first audio was sent
+    _audio_sent: hashlib._Hash = field(default_factory=hashlib.sha256, repr=False)
+
+    @property
+    def audio_sha256(self) -> str:
+        """The sha256 of the μ-law audio sent for this reply so far: the media payloads, in
+        order, exactly as they went out on the websocket."""
+        return self._audio_sent.hexdigest()
 
     @property
     def fully_played(self) -> bool:
@@ -411,6 +419,7 @@ class CallBridge:
         for offset in range(0, len(audio), CHUNK_BYTES):
             payload = audio[offset : offset + CHUNK_BYTES]
             await self._send(encode_outbound(OutboundMedia(stream_sid, payload)))
+            playback._audio_sent.update(payload)
             if playback.first_audio_at is None:
                 playback.first_audio_at = time.monotonic()
 

@@ -19,6 +19,7 @@ not depend on how long the transcriber took.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import time
@@ -26,7 +27,15 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from media_stream import CallBridge, CallEnded, CallerInput, Playback, PlaybackResult, Utterance
+from media_stream import (
+    CallBridge,
+    CallEnded,
+    CallerInput,
+    Playback,
+    PlaybackResult,
+    Utterance,
+    fixed_prompts,
+)
 from voice_agent.call.turn_metrics import measure_turn
 from voice_agent.chat.port import AgentReply, CallContext, CallerMessage, ChatModel, SpokenTurn
 from voice_agent.consent.classifier import ConsentAnswer, classify_answer, classify_keypad
@@ -82,6 +91,7 @@ class ConsentAttempt:
     script: ConsentScript
     script_started_at: float | None = None  # time.monotonic() as the script began
     playback_confirmed_at: float | None = None  # time.monotonic() as its last mark arrived
+    script_audio_sha256: str | None = None  # of the μ-law sent for the script, once confirmed
     answers: list[TimedAnswer] = field(default_factory=list)
     reasked: bool = False
     outcome: ConsentOutcome = ConsentOutcome.NOT_ASKED
@@ -154,7 +164,9 @@ class Conversation:
 
     async def _take_message(self) -> None:
         first = await self.chat_model.reply(self.context, self.message, None)
-        playback = await self._say(f"{greeting(self.business)} {first.text}")
+        # The greeting and the first question, said before the caller has said anything: the
+        # same words on every call of this business, rendered once.
+        playback = await self._say(f"{greeting(self.business)} {first.text}", fixed=True)
         for _ in range(MAX_MESSAGE_TURNS):
             played = await playback.finished()  # the silence is counted once the question is heard
             if played.cleared:
@@ -239,6 +251,7 @@ class Conversation:
                 attempt.note = "the script's playback was never confirmed"
                 return
             attempt.playback_confirmed_at = script.known_at
+            attempt.script_audio_sha256 = script_playback.audio_sha256
             answer = await self._consent_answer(after=script.finished_at)
             reask_text = self._reask(answer)
             if reask_text is not None:
@@ -332,8 +345,14 @@ class Conversation:
             )
             return classify_answer(spoken.text)
 
-    async def _say(self, text: str, *, interruptible: bool = True) -> Playback:
-        playback = await self.bridge.say(text, interruptible=interruptible)
+    async def _say(
+        self, text: str, *, interruptible: bool = True, fixed: bool | None = None
+    ) -> Playback:
+        """Speak ``text``; a fixed prompt (by default, whatever is not interruptible: the script,
+        the re-ask, the goodbye) is rendered once per voice and replayed on later calls."""
+        is_fixed = not interruptible if fixed is None else fixed
+        with fixed_prompts() if is_fixed else contextlib.nullcontext():
+            playback = await self.bridge.say(text, interruptible=interruptible)
         self.transcript.append(Turn("assistant", "speech", text, playback.started_at))
         return playback
 

@@ -253,6 +253,7 @@ def consent_evidence(
             sha256=attempt.script.sha256,
             started_at=optional_instant(attempt.script_started_at),
             playback_confirmed_at=optional_instant(attempt.playback_confirmed_at),
+            audio_sha256=attempt.script_audio_sha256,
         ),
         answers=tuple(_answer_evidence(answer, instant) for answer in attempt.answers),
         classifier=CLASSIFIER_NAME,
