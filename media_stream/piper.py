@@ -157,7 +157,7 @@ class _Voice:
 
 
 _voices_lock = threading.Lock()
-_loaded_voices: dict[tuple[Path, int, float | None], _Voice] = {}
+_loaded_voices: dict[tuple[Path, Path, str | None, int, float | None], _Voice] = {}
 
 
 def _file_sha256(path: Path) -> str:
@@ -210,8 +210,13 @@ def _load_voice(
     inputs = {node.name for node in session.get_inputs()}
     if not {"input", "input_lengths", "scales"} <= inputs:
         raise PiperVoiceError(f"{model} is not a Piper voice (its inputs are {sorted(inputs)})")
+    voice = _Voice(session, sample_rate, phoneme_ids, espeak_voice, scales, "sid" in inputs)
+    try:
+        voice.speak("həlˈoʊ.")  # the first run is slow: not a caller's first sentence
+    except Exception as error:  # onnxruntime's own types again
+        raise PiperVoiceError(f"the Piper model {model} cannot speak: {error}") from None
     logger.info("Piper voice %s loaded (%d Hz)", model.name, sample_rate)
-    return _Voice(session, sample_rate, phoneme_ids, espeak_voice, scales, "sid" in inputs)
+    return voice
 
 
 class PiperSynthesizer:
@@ -261,7 +266,7 @@ class PiperSynthesizer:
             model = self._model_path
             config = self._config_path or model.with_name(model.name + ".json")
             expected = self._expected_sha256
-        key = (model.resolve(), self._threads, self._length_scale)
+        key = (model.resolve(), config.resolve(), expected, self._threads, self._length_scale)
         with _voices_lock:
             voice = _loaded_voices.get(key)
             if voice is None:

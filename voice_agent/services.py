@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,10 +11,14 @@ from sqlalchemy import Engine
 
 from consent_ledger import AudioStore
 from media_stream import (
+    CachedSynthesizer,
     DeepgramSynthesizer,
     DeepgramTranscriber,
     EspeakSynthesizer,
     OpenAITtsSynthesizer,
+    PiperSynthesizer,
+    PiperVoiceError,
+    PromptAudio,
     Synthesizer,
     Transcriber,
     WhisperTranscriber,
@@ -47,13 +52,20 @@ from voice_agent.settings import (
 )
 from voice_agent.signatures import TwilioSignatures
 
+logger = logging.getLogger(__name__)
+
+EmbeddedVoice = PiperSynthesizer | EspeakSynthesizer
+
 
 @dataclass
 class Services:
     """Everything a live call and the webhooks need.
 
-    The ``embedded_*`` engines are the defaults and the fallback a call moves to when a cloud
-    provider fails mid-call. What a call, an inbound text or a status callback produces goes to
+    The ``embedded_*`` engines are the fallback a call moves to when its configured provider
+    fails mid-call: the embedded transcriber and brain, and the embedded voice that is not the
+    configured one (espeak-ng behind Piper; Piper, else espeak-ng, behind a cloud voice). The
+    configured ``synthesizer`` renders fixed prompts once and replays them from
+    ``prompt_audio``. What a call, an inbound text or a status callback produces goes to
     the ``journal`` first; the ``journal_applier`` stores it in the database. ``businesses``
     answers the paths that only read, without waiting for a writer.
     """
@@ -65,7 +77,8 @@ class Services:
     synthesizer: Synthesizer
     chat_model: ChatModel
     embedded_transcriber: WhisperTranscriber
-    embedded_synthesizer: EspeakSynthesizer
+    embedded_synthesizer: EmbeddedVoice
+    prompt_audio: PromptAudio
     embedded_chat_model: ScriptedInterviewer
     sms_transport: SmsTransport
     dispatcher: TextDispatcher
@@ -92,6 +105,9 @@ def build_services(
     )
     whisper = WhisperTranscriber()
     espeak = EspeakSynthesizer(voice=settings.assistant_voice)
+    piper = _piper_voice(settings)
+    voice = _synthesizer(settings, piper or espeak)
+    prompt_audio = PromptAudio()
     interviewer = ScriptedInterviewer()
     return Services(
         settings=settings,
@@ -100,10 +116,11 @@ def build_services(
             settings.twilio_auth_token.get_secret_value(), settings.public_base_url
         ),
         transcriber=_transcriber(settings, whisper),
-        synthesizer=_synthesizer(settings, espeak),
+        synthesizer=CachedSynthesizer(voice, prompt_audio, _voice_name(voice, settings)),
         chat_model=_chat_model(settings, interviewer),
         embedded_transcriber=whisper,
-        embedded_synthesizer=espeak,
+        embedded_synthesizer=espeak if voice is piper else piper or espeak,
+        prompt_audio=prompt_audio,
         embedded_chat_model=interviewer,
         sms_transport=transport,
         dispatcher=dispatcher,
@@ -146,7 +163,32 @@ def _transcriber(settings: Settings, embedded: WhisperTranscriber) -> Transcribe
     return embedded
 
 
-def _synthesizer(settings: Settings, embedded: EspeakSynthesizer) -> Synthesizer:
+def _piper_voice(settings: Settings) -> PiperSynthesizer | None:
+    """The Piper voice, loaded now, unless espeak-ng was chosen or the voice cannot load (then
+    espeak-ng speaks, and the log says why)."""
+    if settings.synthesizer is SynthesizerChoice.ESPEAK:
+        return None
+    piper = PiperSynthesizer(settings.piper_model)
+    try:
+        piper.load()
+    except PiperVoiceError as error:
+        logger.warning("the Piper voice cannot load, espeak-ng speaks instead: %s", error)
+        return None
+    return piper
+
+
+def _voice_name(voice: Synthesizer, settings: Settings) -> str:
+    """What ``voice`` sounds like (engine, voice, pace): the key of its rendered prompts."""
+    if isinstance(voice, PiperSynthesizer):
+        return f"{voice.name}/{voice.voice}"
+    if isinstance(voice, EspeakSynthesizer):
+        return f"{voice.name}/{voice.voice}/{voice.words_per_minute}"
+    if isinstance(voice, DeepgramSynthesizer):
+        return f"{voice.name}/{settings.deepgram_voice}"
+    return voice.name  # OpenAI's names its model and voice
+
+
+def _synthesizer(settings: Settings, embedded: EmbeddedVoice) -> Synthesizer:
     if settings.synthesizer is SynthesizerChoice.DEEPGRAM and settings.deepgram_api_key:
         return DeepgramSynthesizer(
             settings.deepgram_api_key.get_secret_value(),

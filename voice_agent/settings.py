@@ -17,7 +17,13 @@ class TranscriberChoice(StrEnum):
 
 
 class SynthesizerChoice(StrEnum):
+    """The assistant's voice. ``embedded`` (the default) and ``piper`` are the natural embedded
+    voice, Piper, with espeak-ng speaking instead when it cannot load; ``espeak`` is espeak-ng
+    alone."""
+
     EMBEDDED = "embedded"
+    PIPER = "piper"
+    ESPEAK = "espeak"
     DEEPGRAM = "deepgram"
     OPENAI = "openai"
 
@@ -67,7 +73,16 @@ class Settings(BaseSettings):
     synthesizer: SynthesizerChoice = SynthesizerChoice.EMBEDDED
     chat_model: ChatModelChoice = ChatModelChoice.SCRIPTED
     sms_transport: SmsTransportChoice = SmsTransportChoice.LOCAL
-    assistant_voice: str = "en-us"
+    assistant_voice: str = Field(
+        default="en-us", description="The espeak-ng voice, when espeak-ng speaks for the assistant."
+    )
+    piper_model: Path | None = Field(
+        default=None,
+        description=(
+            "A Piper voice's .onnx file, its .onnx.json config beside it; unset, the bundled "
+            "en_US-joe-medium voice (checked against its pinned sha256)."
+        ),
+    )
     audio_dir: Path = Path("./var/audio")
     journal_dir: Path | None = Field(
         default=None,
