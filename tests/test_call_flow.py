@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from starlette.websockets import WebSocketDisconnect
 from twilio.request_validator import RequestValidator
 
+from bench.faults import SqliteWriteLock
+from media_stream import Connected, Start, Stop, encode_inbound
+from media_stream.protocol import TWILIO_MEDIA_FORMAT
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
 from voice_agent.services import build_services
 from voice_agent.settings import Settings
@@ -183,3 +188,39 @@ def test_websocket_upgrade_requires_the_signature(client: TestClient) -> None:
         ):
             pass
         assert closed.value.code == 1008
+
+
+def test_a_call_is_answered_while_the_database_is_locked(
+    settings: Settings, migrated_engine: Engine
+) -> None:
+    """Another connection holds SQLite's write lock: the voice webhook answers from the business
+    cache and the stream's credential is taken on this process's word (see StreamClaims), so the
+    caller hears the greeting instead of silence."""
+    stream_url = settings.media_stream_url
+    upgrade = {"x-twilio-signature": RequestValidator(AUTH_TOKEN).compute_signature(stream_url, {})}
+    call_sid, stream_sid = "CA" + "4" * 32, "MZ" + "4" * 32
+    database = make_url(settings.database_url).database
+    assert database is not None
+    outage = SqliteWriteLock(Path(database))
+    with TestClient(create_app(build_services(settings))) as client:
+        outage.begin()
+        try:
+            response = _post(client, "/twilio/voice", _call(BRIGHT_SPARK, CallSid=call_sid))
+            _, parameters, _ = _stream_of(response.text)
+            with client.websocket_connect("/twilio/media-stream", headers=upgrade) as stream:
+                stream.send_text(encode_inbound(Connected("Call", "1.0.0")))
+                start = Start(
+                    1,
+                    stream_sid,
+                    "AC" + "2" * 32,
+                    call_sid,
+                    ("inbound",),
+                    parameters,
+                    TWILIO_MEDIA_FORMAT,
+                )
+                stream.send_text(encode_inbound(start))
+                first = stream.receive_json()
+                assert first["event"] == "media"  # the greeting, not a 1008 close
+                stream.send_text(encode_inbound(Stop(2, stream_sid, "AC" + "2" * 32, call_sid)))
+        finally:
+            outage.end()

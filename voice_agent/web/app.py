@@ -20,6 +20,7 @@ from voice_agent.records.database import make_engine
 from voice_agent.records.owner_call_log import ReceptionistCallLog
 from voice_agent.services import Services
 from voice_agent.web.sms_webhooks import router as sms_router
+from voice_agent.web.stream_credentials import StreamClaims
 from voice_agent.web.voice_webhooks import router as call_flow_router
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def create_app(services: Services, *, export_processes: int | None = None) -> Fa
 
     app = FastAPI(title="Voice receptionist", lifespan=lifespan)
     app.state.services = services
+    app.state.stream_claims = StreamClaims(services.engine)
     read_engine = make_engine(services.settings.database_url, read_only=True)
     app.state.audit = AuditContext(
         engine=services.engine,

@@ -16,6 +16,7 @@ credential cannot both win.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from voice_agent.records.tables import stream_credential_uses
 from voice_agent.settings import Settings
@@ -108,6 +109,11 @@ class StreamCredentials:
         return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 
 
+CLAIM_WAIT_SECONDS = 2.0
+"""How long a stream's start waits for the database to record its credential's use; longer
+would be silence the caller hears, and a database that slow is treated as down."""
+
+
 def claim_stream(engine: Engine, grant: StreamGrant, now: datetime) -> bool:
     """Mark the grant's credential used; False when it (or any stream of its call) was before.
 
@@ -126,3 +132,47 @@ def claim_stream(engine: Engine, grant: StreamGrant, now: datetime) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+class StreamClaims:
+    """Credentials used, as the database records them for every process, or, while the database
+    cannot answer within :data:`CLAIM_WAIT_SECONDS`, as this process remembers them.
+
+    During an outage a replay to this process is still refused; a replay to another process gets
+    its stream taken but can store nothing new, since a call is stored once per call SID and the
+    credential names the call. The use is still written to the database when it answers.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._remembered: set[str] = set()
+
+    async def claim(self, grant: StreamGrant, now: datetime) -> bool:
+        """Whether this is the first use of ``grant``'s credential."""
+        if grant.call_sid in self._remembered:
+            return False
+        self._remembered.add(grant.call_sid)
+        if len(self._remembered) > _REMEMBERED_AT_MOST:
+            self._remembered.clear()  # the database is the record; this only bridges outages
+            self._remembered.add(grant.call_sid)
+        recording = asyncio.ensure_future(asyncio.to_thread(claim_stream, self._engine, grant, now))
+        try:
+            return await asyncio.wait_for(asyncio.shield(recording), CLAIM_WAIT_SECONDS)
+        except (TimeoutError, SQLAlchemyError) as error:
+            logger.warning(
+                "the database did not record stream credential use (%s); this process's "
+                "record of used credentials decides",
+                type(error).__name__,
+            )
+            recording.add_done_callback(_log_late_claim)
+            return True
+
+
+_REMEMBERED_AT_MOST = 100_000
+
+
+def _log_late_claim(recording: asyncio.Future[bool]) -> None:
+    if recording.cancelled() or recording.exception() is not None:
+        logger.warning("a stream credential's use was never recorded in the database")
+    elif not recording.result():
+        logger.error("a stream accepted during an outage had a credential used before")

@@ -9,25 +9,23 @@ when its ``start`` presents that credential for the first time, and closes with 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 
 from fastapi import APIRouter, HTTPException, Request, WebSocket
 from fastapi.responses import Response
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.websockets import WebSocketDisconnect
 
 from media_stream import Start, StreamClosed
 from voice_agent.call.session import handle_call
 from voice_agent.phone import InvalidPhoneNumber, to_e164
-from voice_agent.records.businesses import Business, business_for_number
+from voice_agent.records.businesses import Business
 from voice_agent.services import Services
 from voice_agent.web.stream_credentials import (
     CREDENTIAL_PARAMETER,
     CredentialRefused,
+    StreamClaims,
     StreamCredentials,
-    claim_stream,
 )
 from voice_agent.web.twiml import apology, connect_stream, hang_up, ring_owner
 
@@ -70,11 +68,7 @@ async def _called_business(services: Services, params: dict[str, str]) -> Busine
     except InvalidPhoneNumber:
         return None
 
-    def lookup() -> Business | None:
-        with services.engine.connect() as conn:
-            return business_for_number(conn, called)
-
-    return await asyncio.to_thread(lookup)
+    return await services.businesses.by_number(called)  # the cache when the database is down
 
 
 def _stream(services: Services, business: Business, params: dict[str, str]) -> Response:
@@ -167,13 +161,13 @@ async def media_stream(websocket: WebSocket) -> None:
     socket = StarletteStreamSocket(websocket)
 
     async def admit(start: Start) -> bool:
-        socket.admitted = await _admit(services, start)
+        socket.admitted = await _admit(services, websocket.app.state.stream_claims, start)
         return socket.admitted
 
     await handle_call(services, socket, admit)
 
 
-async def _admit(services: Services, start: Start) -> bool:
+async def _admit(services: Services, claims: StreamClaims, start: Start) -> bool:
     """Whether ``start`` presents the credential of its own call, for the first time."""
     parameters = start.custom_parameters
     now = services.clock()
@@ -188,11 +182,7 @@ async def _admit(services: Services, start: Start) -> bool:
     except CredentialRefused as refused:
         logger.warning("refused media stream %s: %s", start.stream_sid, refused)
         return False
-    try:
-        first_use = await asyncio.to_thread(claim_stream, services.engine, grant, now)
-    except SQLAlchemyError:
-        logger.exception("could not record the use of stream %s's credential", start.stream_sid)
-        return False
+    first_use = await claims.claim(grant, now)
     if not first_use:
         logger.warning(
             "refused media stream %s: its call's credential was used before", start.stream_sid
