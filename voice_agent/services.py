@@ -103,7 +103,9 @@ def build_services(
     dispatcher = TextDispatcher(
         engine, transport, clock, send_rules(), pending_opt_outs=journal.pending_opt_outs
     )
-    whisper = WhisperTranscriber()
+    whisper = WhisperTranscriber(
+        model=settings.whisper_model.value, beam_size=settings.whisper_beam_size
+    )
     espeak = EspeakSynthesizer(voice=settings.assistant_voice)
     piper = _piper_voice(settings)
     voice = _synthesizer(settings, piper or espeak)

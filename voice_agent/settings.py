@@ -28,6 +28,14 @@ class SynthesizerChoice(StrEnum):
     OPENAI = "openai"
 
 
+class WhisperModelChoice(StrEnum):
+    """The embedded ears (``bench/ears.py`` compares them): ``tiny.en`` is the fast one,
+    ``base`` hears names and numbers better at about twice the CPU per turn."""
+
+    TINY_EN = "tiny.en"
+    BASE = "base"
+
+
 class ChatModelChoice(StrEnum):
     SCRIPTED = "scripted"
     OPENAI = "openai"
@@ -70,6 +78,13 @@ class Settings(BaseSettings):
         description="A media stream that has not sent Twilio's start after this is closed.",
     )
     transcriber: TranscriberChoice = TranscriberChoice.EMBEDDED
+    whisper_model: WhisperModelChoice = Field(
+        default=WhisperModelChoice.TINY_EN,
+        description="The embedded Whisper model (loaded offline from its PyPI package).",
+    )
+    whisper_beam_size: int = Field(
+        default=1, ge=1, le=5, description="Whisper's beam size; 1 is greedy (the fastest)."
+    )
     synthesizer: SynthesizerChoice = SynthesizerChoice.EMBEDDED
     chat_model: ChatModelChoice = ChatModelChoice.SCRIPTED
     sms_transport: SmsTransportChoice = SmsTransportChoice.LOCAL
