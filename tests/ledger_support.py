@@ -1,5 +1,6 @@
-"""Shared by the verification, export and packet tests: a ledger database on SQLite and on
-PostgreSQL (a schema of its own), realistic call evidence, and answer audio as WAV."""
+"""Shared by the verification, export, packet and audit tests: a ledger database on SQLite and on
+PostgreSQL (a schema of its own), alone or with the dashboard's tables, realistic call evidence,
+and answer audio as WAV."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from consent_ledger.evidence import (
     WordEvidence,
 )
 from consent_ledger.tables import create_ledger_schema, drop_append_only_ddl
+from dashboard.tables import metadata as dashboard_metadata
 from tests.conftest import BACKENDS, fresh_database
 from voice_agent.records.database import make_engine
 
@@ -66,6 +68,16 @@ def ledger_engine(url: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def audit_database(kind: str, tmp_path: Path) -> Iterator[Engine]:
+    """An engine holding the consent ledger (tables and append-only triggers) and the dashboard's
+    tables, on a SQLite file or on a PostgreSQL schema of its own (skipped when unreachable)."""
+    with fresh_database(kind, tmp_path, "audit") as url, ledger_engine(url) as engine:
+        with engine.begin() as conn:
+            dashboard_metadata.create_all(conn)
+        yield engine
 
 
 def mono_wav(frames: bytes) -> bytes:

@@ -42,8 +42,8 @@ from dashboard import audit_routes
 from dashboard.access_tokens import AttemptLimiter
 from dashboard.audit_routes import AuditContext, audit_router
 from dashboard.auditor_tokens import issue_token, list_tokens, revoke_token
-from tests.ledger_support import answer_wav, drop_append_only_triggers, sha256_hex
-from tests.test_auditor_tokens import audit_database
+from tests.clock_support import SteppingClock
+from tests.ledger_support import answer_wav, audit_database, drop_append_only_triggers, sha256_hex
 from voice_agent.records.database import make_engine
 
 T0 = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
@@ -56,16 +56,6 @@ SCRIPT = (
     "This is Acme Plumbing's automated assistant. May we text you up to 2 messages about this "
     "call in the next 24 hours? Msg & data rates may apply. Reply STOP to opt out. Is that okay?"
 )
-
-
-@dataclass
-class SteppingClock:
-    """A clock the test moves by hand."""
-
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass(frozen=True)

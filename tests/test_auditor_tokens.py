@@ -6,7 +6,6 @@ Storage tests run on SQLite and on PostgreSQL when it is reachable (a schema of 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -33,7 +32,7 @@ from dashboard.tables import auditor_tokens
 from dashboard.tables import metadata as dashboard_metadata
 from tests.cli_support import receptionist
 from tests.conftest import BACKENDS, ROOT, fresh_database, receptionist_settings
-from tests.ledger_support import ledger_engine
+from tests.ledger_support import audit_database
 from voice_agent.records.businesses import import_businesses
 from voice_agent.records.database import make_engine
 from voice_agent.records.migrate import upgrade
@@ -45,16 +44,6 @@ TOKEN_SHAPE = re.compile(rf"{TOKEN_PREFIX}[A-Za-z0-9_-]{{43}}")
 
 
 # --- databases --------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def audit_database(kind: str, tmp_path: Path) -> Iterator[Engine]:
-    """An engine holding the consent ledger (tables and append-only triggers) and the dashboard's
-    tables, on a SQLite file or on a PostgreSQL schema of its own (skipped when unreachable)."""
-    with fresh_database(kind, tmp_path, "audit") as url, ledger_engine(url) as engine:
-        with engine.begin() as conn:
-            dashboard_metadata.create_all(conn)
-        yield engine
 
 
 @pytest.fixture(params=BACKENDS)

@@ -2,78 +2,46 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
 import re
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from consent_ledger.chain import append_event
-from consent_ledger.evidence import (
-    AnswerEvidence,
-    ConsentEvidence,
-    ConsentMethod,
-    ConsentScope,
-    EventKind,
-    ScriptEvidence,
-)
-from consent_ledger.tables import append_only_ddl
-from consent_ledger.tables import metadata as ledger_metadata
+from consent_ledger.evidence import ConsentMethod, EventKind
 from sms_sender.dispatch import DispatchReport, dispatch_due, retry_delay
 from sms_sender.local_transport import LocalSmsTransport
-from sms_sender.outbox import (
-    OutboxMessage,
-    OutboxStatus,
-    cancel_pending,
-    list_outbox,
-    queue_confirmation,
-)
-from sms_sender.tables import metadata as outbox_metadata
-from sms_sender.templates import ConfirmationRequest
+from sms_sender.outbox import OutboxStatus, cancel_pending
 from sms_sender.transport import OutgoingSms, SendFailed, SendReceipt
-from tests.conftest import BACKENDS, fresh_database
+from tests.conftest import BACKENDS
 from tests.ledger_support import without_call
-from voice_agent.records.database import make_engine
+from tests.sms_support import (
+    BUSINESS,
+    CALLER,
+    CONSENTED_AT,
+    NOW,
+    FailingTransport,
+    OverLocalTransport,
+    grant,
+    outbox_rows,
+    queue,
+    record,
+    run_in_threads,
+    sms_engine,
+)
 
-BUSINESS = "acme-plumbing"
-CALLER = "+15125550123"
-CONSENTED_AT = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
-NOW = CONSENTED_AT + timedelta(minutes=1)
 DROP_UPDATE_TRIGGER = {
     "sqlite": "DROP TRIGGER consent_events_refuse_update",
     "postgresql": "DROP TRIGGER consent_events_refuse_update_delete ON consent_events",
 }
-SCRIPT = "Would it be okay if Acme Plumbing texts you about your service request? Sound good?"
 
 
 # --- databases --------------------------------------------------------------------------------
-
-
-def with_tables(engine: Engine) -> Engine:
-    with engine.begin() as conn:
-        outbox_metadata.create_all(conn)
-        ledger_metadata.create_all(conn)
-        for statement in append_only_ddl(conn.dialect.name):
-            conn.exec_driver_sql(statement)
-    return engine
-
-
-@contextlib.contextmanager
-def sms_engine(backend: str, tmp_path: Path, name: str) -> Iterator[Engine]:
-    """An engine on a fresh database (see ``fresh_database``) with the outbox and ledger tables."""
-    with fresh_database(backend, tmp_path, name) as url:
-        database = with_tables(make_engine(url))
-        try:
-            yield database
-        finally:
-            database.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -91,51 +59,6 @@ def postgres(tmp_path: Path) -> Iterator[Engine]:
 # --- consent events and outbox rows -----------------------------------------------------------
 
 
-def grant(
-    engine: Engine, number: str = CALLER, max_texts: int = 2, at: datetime = CONSENTED_AT
-) -> str:
-    """Record a clear spoken yes from ``number``; the event's hash."""
-    return record(engine, spoken_yes(number, max_texts, at), at)
-
-
-def spoken_yes(
-    number: str = CALLER, max_texts: int = 2, at: datetime = CONSENTED_AT
-) -> ConsentEvidence:
-    """The evidence of a clear spoken yes from ``number`` at ``at``."""
-    answered = at - timedelta(seconds=3)
-    return ConsentEvidence(
-        business_id=BUSINESS,
-        business_name="Acme Plumbing",
-        phone_number=number,
-        call_sid="CA-consent",
-        stream_sid="MZ-consent",
-        kind=EventKind.CONSENT_GRANTED,
-        method=ConsentMethod.VERBAL,
-        script=ScriptEvidence(
-            version="v1",
-            text=SCRIPT,
-            sha256=hashlib.sha256(SCRIPT.encode()).hexdigest(),
-            started_at=at - timedelta(seconds=20),
-            playback_confirmed_at=at - timedelta(seconds=4),
-        ),
-        answers=(
-            AnswerEvidence(
-                transcript="yes please",
-                words=(),
-                engine="test",
-                confidence=0.97,
-                started_at=answered,
-                ended_at=answered + timedelta(seconds=1),
-            ),
-        ),
-        classifier="yes-words",
-        classifier_version="1",
-        reasked=False,
-        scope=ConsentScope("follow-up texts", max_texts, at + timedelta(hours=24)),
-        occurred_at=at,
-    )
-
-
 def change_of_mind(engine: Engine, kind: EventKind, revokes: str | None, at: datetime) -> None:
     """Record a decline (on a call) or a revocation (by SMS keyword) for ``CALLER``."""
     evidence = without_call(
@@ -148,73 +71,6 @@ def change_of_mind(engine: Engine, kind: EventKind, revokes: str | None, at: dat
         revokes=revokes,
     )
     record(engine, evidence, at)
-
-
-def record(engine: Engine, evidence: ConsentEvidence, at: datetime) -> str:
-    with engine.begin() as conn:
-        return append_event(conn, evidence, at).hash
-
-
-def queue(
-    engine: Engine,
-    call_sid: str = "CA0001",
-    number: str = CALLER,
-    due_at: datetime = CONSENTED_AT,
-    consent: str = "c" * 64,
-) -> OutboxMessage:
-    with engine.begin() as conn:
-        return queue_confirmation(conn, confirmation(call_sid, number, consent), due_at)
-
-
-def confirmation(
-    call_sid: str = "CA0001", number: str = CALLER, consent: str = "c" * 64
-) -> ConfirmationRequest:
-    """The confirmation request of a call from ``number``."""
-    return ConfirmationRequest(
-        business_id=BUSINESS,
-        business_name="Acme Plumbing",
-        from_number="+15125550100",
-        to_number=number,
-        call_sid=call_sid,
-        need="your leaking kitchen sink",
-        callback_time="within 30 minutes",
-        consent_event_hash=consent,
-    )
-
-
-def outbox_rows(engine: Engine) -> dict[str, OutboxMessage]:
-    with engine.begin() as conn:
-        return {message.call_sid: message for message in list_outbox(conn)}
-
-
-# --- transports -------------------------------------------------------------------------------
-
-
-class OverLocalTransport:
-    """A test transport that hands what it sends to a local transport and asks it for receipts."""
-
-    def __init__(self) -> None:
-        self.local = LocalSmsTransport()
-
-    def find_accepted(self, sms: OutgoingSms, since: datetime) -> SendReceipt | None:
-        return self.local.find_accepted(sms, since)
-
-
-class FailingTransport(OverLocalTransport):
-    """Fails every send with the failures given, in order, then sends through a local one."""
-
-    name = "failing"
-
-    def __init__(self, *failures: Exception) -> None:
-        self.failures = list(failures)
-        super().__init__()
-        self.tried = 0
-
-    def send(self, sms: OutgoingSms) -> SendReceipt:
-        self.tried += 1
-        if self.failures:
-            raise self.failures.pop(0)
-        return self.local.send(sms)
 
 
 # --- sending with and without consent ---------------------------------------------------------
@@ -455,14 +311,6 @@ class RendezvousTransport(OverLocalTransport):
             self.thread_state.met = True
             self.both_sending.wait()
         return self.local.send(sms)
-
-
-def run_in_threads(*dispatchers: threading.Thread) -> None:
-    for dispatcher in dispatchers:
-        dispatcher.start()
-    for dispatcher in dispatchers:
-        dispatcher.join(timeout=30)
-        assert not dispatcher.is_alive()
 
 
 def test_two_dispatchers_skip_each_others_rows_and_send_each_once(postgres: Engine) -> None:

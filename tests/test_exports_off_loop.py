@@ -40,8 +40,7 @@ from consent_ledger.audit_pdf import _CHAR_WIDTHS, _FONT, _MONO, _wrapped
 from consent_ledger.chain import append_event
 from dashboard.audit_routes import AuditContext, audit_router
 from dashboard.auditor_tokens import issue_token
-from tests.ledger_support import answer_wav, call_evidence
-from tests.test_auditor_tokens import audit_database
+from tests.ledger_support import answer_wav, audit_database, call_evidence
 from voice_agent.call.journal_entry import CALL_ENDED, apply_call_entry, call_entry
 from voice_agent.call.session import handle_call
 from voice_agent.journal.applier import Backoff

@@ -4,9 +4,7 @@ handler)."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -14,9 +12,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
-from twilio.request_validator import RequestValidator
 
-from consent_ledger import AudioStore, ConsentMethod, EventKind, events_for_number, revoke
+from consent_ledger import ConsentMethod, EventKind, events_for_number, revoke
 from sms_sender.dispatch import DispatchReport, dispatch_due
 from sms_sender.inbound import InboundError, InboundSms, handle_inbound
 from sms_sender.keywords import ReplyIntent
@@ -24,47 +21,35 @@ from sms_sender.local_transport import LocalSmsTransport
 from sms_sender.outbox import OutboxKind, OutboxStatus, list_outbox
 from sms_sender.owner import CallSummary, queue_owner_summary
 from sms_sender.owner_choice import record_owner_choice
-from sms_sender.policy import SmsPolicy
 from sms_sender.send_rules import SendRules
 from sms_sender.tables import metadata as sms_metadata
 from sms_sender.tables import sms_inbound
 from sms_sender.thread import Direction, conversation_thread
-from tests.conftest import AUTH_TOKEN, BACKENDS, PUBLIC_BASE_URL
-from tests.test_dispatch import (
+from tests.conftest import BACKENDS
+from tests.sms_support import (
     BUSINESS,
+    BUSINESS_NUMBER,
     CALLER,
     CONSENTED_AT,
+    HELP_TEXT,
     NOW,
+    OPT_OUT_TEXT,
+    OWNER,
+    POLICY,
+    RULES,
+    WebhookServices,
     grant,
+    inbound_params,
+    kinds_and_statuses,
+    post_signed,
     queue,
     sms_engine,
+    text,
 )
-from voice_agent.journal.applier import JournalApplier, PassReport
-from voice_agent.journal.store import Journal
-from voice_agent.services import journal_applier
-from voice_agent.signatures import TwilioSignatures
 from voice_agent.web.sms_webhooks import router
 
-BUSINESS_NUMBER = "+15125550100"
-OWNER = "+15125550199"
 NEWCOMER = "+15125550177"
 """A number with no consent history at all."""
-POLICY = SmsPolicy(
-    business_id=BUSINESS,
-    business_name="Acme Plumbing",
-    time_zone="America/Chicago",
-    help_contact="(512) 555-0199",
-    owner_number=OWNER,
-)
-OPT_OUT_TEXT = (
-    "You're unsubscribed from Acme Plumbing texts. No more messages will be sent. "
-    "Reply START to resubscribe."
-)
-HELP_TEXT = (
-    "Acme Plumbing: for help with your service request contact (512) 555-0199. "
-    "Msg & data rates may apply. Reply STOP to opt out."
-)
-RULES = SendRules(policies=lambda _conn, business_id: POLICY if business_id == BUSINESS else None)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -73,27 +58,9 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         yield database
 
 
-_sids = iter(range(1, 1_000_000))
-
-
-def text(body: str, number: str = CALLER, opt_out_type: str | None = None) -> InboundSms:
-    return InboundSms(
-        message_sid=f"SM{next(_sids):032d}",
-        from_number=number,
-        to_number=BUSINESS_NUMBER,
-        body=body,
-        opt_out_type=opt_out_type,
-    )
-
-
 def receive(engine: Engine, sms: InboundSms, at: datetime = NOW) -> ReplyIntent:
     with engine.begin() as conn:
         return handle_inbound(conn, sms, POLICY, at).intent
-
-
-def kinds_and_statuses(engine: Engine) -> list[tuple[OutboxKind, OutboxStatus]]:
-    with engine.begin() as conn:
-        return [(m.kind, m.status) for m in list_outbox(conn)]
 
 
 def ledger_kinds(engine: Engine, number: str = CALLER) -> list[EventKind]:
@@ -378,63 +345,6 @@ def test_malformed_inbound_texts_are_refused(fields: dict[str, str]) -> None:
 # --- the webhooks -----------------------------------------------------------------------------
 
 
-@dataclass
-class WakeCounter:
-    wakes: int = 0
-
-    def wake(self) -> None:
-        self.wakes += 1
-
-
-@dataclass
-class AppliedAtOnce:
-    """An applier that applies the journal as soon as it is woken, in the waking thread: the
-    webhook then answers once its request is stored, as a server's would a moment later."""
-
-    applier: JournalApplier
-
-    def wake(self) -> None:
-        self.applier.drain()
-
-
-@dataclass
-class WebhookServices:
-    """What the SMS webhooks use of the services: the database, the journal in ``directory`` (a
-    temporary one by default), its applier, a dispatcher that counts its wakes.
-
-    With ``apply_at_once`` the journal is applied as each webhook wakes the applier; without,
-    only by :meth:`settle`, so a test can look at what is journaled and not yet stored."""
-
-    engine: Engine
-    directory: Path | None = None
-    signatures: TwilioSignatures = field(
-        default_factory=lambda: TwilioSignatures(AUTH_TOKEN, PUBLIC_BASE_URL)
-    )
-    dispatcher: WakeCounter = field(default_factory=WakeCounter)
-    apply_at_once: bool = True
-    journal: Journal = field(init=False)
-    journal_applier: JournalApplier | AppliedAtOnce = field(init=False)
-
-    def __post_init__(self) -> None:
-        if self.directory is None:
-            self._temporary = tempfile.TemporaryDirectory(prefix="webhook-journal-")
-            self.directory = Path(self._temporary.name)
-        self.journal = Journal(self.directory / "journal")
-        audio = AudioStore(self.directory / "audio")
-        self._applier = journal_applier(self.journal, self.engine, audio, self.dispatcher.wake)
-        self.journal_applier = AppliedAtOnce(self._applier) if self.apply_at_once else self._applier
-
-    def clock(self) -> datetime:
-        return NOW
-
-    def settle(self) -> PassReport:
-        """Apply what the webhooks journaled; all of it must go in."""
-        report = self._applier.drain()
-        assert not report.stopped
-        assert self.journal.pending() == []
-        return report
-
-
 @pytest.fixture
 def webhook(
     migrated_engine: Engine, tmp_path: Path
@@ -447,26 +357,6 @@ def webhook(
     app.state.services = services
     with TestClient(app) as client:
         yield client, services
-
-
-def post_signed(client: TestClient, path: str, params: dict[str, str]) -> int:
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC_BASE_URL + path, params)
-    response = client.post(path, data=params, headers={"X-Twilio-Signature": signature})
-    if response.status_code == 200:
-        assert response.text.endswith("<Response/>")
-    return response.status_code
-
-
-def inbound_params(body: str, sid: str = "SM" + "a" * 32) -> dict[str, str]:
-    return {
-        "MessageSid": sid,
-        "AccountSid": "AC" + "0" * 32,
-        "From": CALLER,
-        "To": BUSINESS_NUMBER,
-        "Body": body,
-        "NumMedia": "0",
-        "NumSegments": "1",
-    }
 
 
 def test_the_webhook_refuses_unsigned_and_forged_requests(

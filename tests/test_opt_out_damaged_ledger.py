@@ -37,22 +37,29 @@ from sms_sender.tables import outbox, sms_inbound
 from sms_sender.text_choices import RECORDED_DESPITE_DAMAGE
 from tests.conftest import BACKENDS, ROOT, fresh_database
 from tests.ledger_support import drop_append_only_triggers
-from tests.test_dispatch import CONSENTED_AT, NOW, grant, queue, sms_engine
-from tests.test_inbound_sms import (
+from tests.sms_support import (
     BUSINESS,
     BUSINESS_NUMBER,
     CALLER,
+    CONSENTED_AT,
     HELP_TEXT,
+    NOW,
     OPT_OUT_TEXT,
     OWNER,
+    OWNER_OPT_OUT_TEXT,
+    OWNER_RULES,
     POLICY,
     WebhookServices,
+    grant,
     inbound_params,
     kinds_and_statuses,
+    owner_opts_in,
     post_signed,
+    queue,
+    sms_engine,
+    summary,
     text,
 )
-from tests.test_owner_opt_out import OWNER_OPT_OUT_TEXT, RULES, owner_opts_in, summary
 from voice_agent.records.businesses import import_businesses
 from voice_agent.records.database import make_engine
 from voice_agent.records.migrate import upgrade
@@ -102,7 +109,7 @@ def stored_intents(engine: Engine, number: str = CALLER) -> list[str]:
 def sent_bodies(engine: Engine, minutes: float) -> list[tuple[str, str]]:
     """What a dispatch ``minutes`` after NOW hands to the transport."""
     transport = LocalSmsTransport()
-    dispatch_due(engine, transport, NOW + timedelta(minutes=minutes), rules=RULES)
+    dispatch_due(engine, transport, NOW + timedelta(minutes=minutes), rules=OWNER_RULES)
     return [(sms.to_number, sms.body) for sms in transport.delivered]
 
 
@@ -395,7 +402,7 @@ def test_a_carrier_opt_out_on_a_damaged_history_cancels_and_is_still_recorded(
     report = DeliveryReport(message_sid, "undelivered", 21610, first.id, BUSINESS_NUMBER, CALLER)
 
     with caplog.at_level("ERROR", logger=LOGGER), engine.begin() as conn:
-        update = record_delivery(conn, report, NOW + timedelta(minutes=5), RULES)
+        update = record_delivery(conn, report, NOW + timedelta(minutes=5), OWNER_RULES)
 
     assert update is DeliveryUpdate.RECORDED
     with engine.begin() as conn:

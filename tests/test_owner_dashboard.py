@@ -47,6 +47,7 @@ from sms_sender import (
     handle_inbound,
     queue_text,
 )
+from tests.clock_support import SteppingClock
 from tests.conftest import BACKENDS, PUBLIC_BASE_URL, ROOT, fresh_database
 from voice_agent.records.businesses import import_businesses
 from voice_agent.records.calls import CallRecord, Turn, save_call
@@ -75,16 +76,6 @@ SCRIPT = (
 )
 PAGE_SIZE = 2
 OUR_ORIGIN = {"Origin": PUBLIC_BASE_URL}
-
-
-@dataclass
-class SteppingClock:
-    """A clock the test moves by hand."""
-
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass(frozen=True)

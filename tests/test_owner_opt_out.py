@@ -23,34 +23,30 @@ from consent_ledger import (
 from sms_sender.dispatch import DispatchReport, dispatch_due
 from sms_sender.inbound import InboundOutcome, handle_inbound
 from sms_sender.local_transport import LocalSmsTransport
-from sms_sender.outbox import OutboxKind, OutboxMessage, OutboxStatus, list_outbox
-from sms_sender.owner import CallSummary, queue_owner_summary
-from sms_sender.owner_choice import record_owner_choice
-from sms_sender.send_rules import SendRules
+from sms_sender.outbox import OutboxKind, OutboxStatus, list_outbox
 from sms_sender.transport import SendFailed
 from tests.conftest import BACKENDS
-from tests.test_dispatch import CONSENTED_AT, NOW, FailingTransport, grant, queue, sms_engine
-from tests.test_inbound_sms import (
+from tests.sms_support import (
     BUSINESS,
-    BUSINESS_NUMBER,
     CALLER,
+    NOW,
     OPT_OUT_TEXT,
     OWNER,
+    OWNER_OPT_OUT_TEXT,
+    OWNER_RULES,
     POLICY,
+    FailingTransport,
+    grant,
+    owner_opts_in,
+    queue,
+    sms_engine,
+    summary,
     text,
 )
 
-OWNER_OPT_OUT_TEXT = (
-    "Acme Plumbing: call summary texts to this phone are off. No more messages will be sent. "
-    "Reply START to turn them back on."
-)
 OWNER_OPT_IN_TEXT = (
     "Acme Plumbing: call summary texts to this phone are back on. Msg & data rates may apply. "
     "Reply HELP for help, STOP to opt out."
-)
-RULES = SendRules(
-    policies=lambda _conn, business_id: POLICY if business_id == BUSINESS else None,
-    owner_opted_in=owner_notifications_allowed,
 )
 OPT_OUTS = (
     "STOP",
@@ -69,22 +65,6 @@ OPT_OUTS = (
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     with sms_engine(request.param, tmp_path, "owner_opt_out") as database:
         yield database
-
-
-def owner_opts_in(engine: Engine, at: datetime = CONSENTED_AT) -> None:
-    with engine.begin() as conn:
-        record_owner_choice(conn, POLICY, True, ConsentMethod.OWNER, at)
-
-
-def summary(engine: Engine, call_sid: str, at: datetime = NOW) -> OutboxMessage:
-    """Queue the owner's summary of the call ``call_sid``."""
-    call = CallSummary(
-        call_sid, BUSINESS_NUMBER, CALLER, "Dana", "a leak", CALLER, "high", "declined"
-    )
-    with engine.begin() as conn:
-        queued = queue_owner_summary(conn, call, POLICY, at)
-    assert queued is not None
-    return queued
 
 
 def from_owner(engine: Engine, body: str, at: datetime = NOW, **fields: str) -> InboundOutcome:
@@ -147,7 +127,7 @@ def test_stop_from_the_owner_phone_ends_summaries_and_is_confirmed_once(engine: 
     assert outcome.reply is not None
     assert outcome.reply.consent_event_hash == opt_out.hash
     transport = LocalSmsTransport()
-    assert dispatch_due(engine, transport, NOW + timedelta(minutes=1), rules=RULES).sent == 1
+    assert dispatch_due(engine, transport, NOW + timedelta(minutes=1), rules=OWNER_RULES).sent == 1
     assert [(sms.to_number, sms.body) for sms in transport.delivered] == [
         (OWNER, OWNER_OPT_OUT_TEXT)
     ]
@@ -160,7 +140,9 @@ def test_a_summary_queued_after_the_stop_is_refused_at_send_time(engine: Engine)
     from_owner(engine, "STOP", opt_out_type="STOP")
     summary(engine, "CA0003")
 
-    report = dispatch_due(engine, LocalSmsTransport(), NOW + timedelta(minutes=1), rules=RULES)
+    report = dispatch_due(
+        engine, LocalSmsTransport(), NOW + timedelta(minutes=1), rules=OWNER_RULES
+    )
 
     assert report == DispatchReport(sent=0, blocked=1, failed=0)
     with engine.begin() as conn:
@@ -269,7 +251,7 @@ def test_stop_from_an_owner_phone_that_is_also_a_consenting_caller_ends_both(
     queue(engine, "CA0002", number=OWNER, consent=consent, due_at=NOW)
     summary(engine, "CA0002")
     transport = LocalSmsTransport()
-    report = dispatch_due(engine, transport, NOW + timedelta(minutes=1), rules=RULES)
+    report = dispatch_due(engine, transport, NOW + timedelta(minutes=1), rules=OWNER_RULES)
     assert report == DispatchReport(sent=1, blocked=2, failed=0)
     assert [sms.body for sms in transport.delivered] == [OWNER_OPT_OUT_TEXT]
 
@@ -289,7 +271,7 @@ def test_start_from_the_owner_phone_turns_summaries_back_on(engine: Engine) -> N
     assert owner_may_be_texted(engine)
     summary(engine, "CA0004", at=NOW + timedelta(minutes=1))
     transport = LocalSmsTransport()
-    assert dispatch_due(engine, transport, NOW + timedelta(minutes=2), rules=RULES).sent == 3
+    assert dispatch_due(engine, transport, NOW + timedelta(minutes=2), rules=OWNER_RULES).sent == 3
     assert [sms.body for sms in transport.delivered][:2] == [OWNER_OPT_OUT_TEXT, OWNER_OPT_IN_TEXT]
     assert transport.delivered[2].body.startswith("Acme Plumbing missed call from")
 
@@ -337,7 +319,7 @@ def test_error_21610_on_a_summary_ends_the_owner_texts(engine: Engine) -> None:
     summary(engine, "CA0002", at=NOW + timedelta(hours=1))
     transport = FailingTransport(SendFailed("21610: unsubscribed", permanent=True, code=21610))
 
-    assert dispatch_due(engine, transport, NOW, rules=RULES).failed == 1
+    assert dispatch_due(engine, transport, NOW, rules=OWNER_RULES).failed == 1
 
     [_opt_in, opt_out] = owner_events(engine)
     assert opt_out.kind is EventKind.OWNER_NOTIFICATIONS_OPT_OUT

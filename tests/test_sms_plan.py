@@ -37,12 +37,7 @@ from sms_sender.templates import (
     shipped_template,
 )
 from tests.conftest import BACKENDS
-from tests.test_dispatch import (
-    BUSINESS,
-    confirmation,
-    grant,
-    sms_engine,
-)
+from tests.sms_support import BUSINESS, confirmation, grant, sms_engine
 from voice_agent.chat.interviewer import ScriptedInterviewer
 from voice_agent.chat.port import CallContext, CallerMessage
 from voice_agent.chat.topics import subject_of_texts

@@ -42,17 +42,21 @@ from sms_sender.send_rules import SendRules
 from sms_sender.tables import outbox
 from sms_sender.transport import OutgoingSms, SendFailed, SendReceipt
 from tests.conftest import BACKENDS, fresh_database
-from tests.test_dispatch import (
+from tests.sms_support import (
     BUSINESS,
+    BUSINESS_NUMBER,
+    CALLER,
     CONSENTED_AT,
     NOW,
+    OPT_OUT_TEXT,
+    POLICY,
+    RULES,
     grant,
     queue,
     run_in_threads,
     sms_engine,
     with_tables,
 )
-from tests.test_inbound_sms import BUSINESS_NUMBER, CALLER, OPT_OUT_TEXT, POLICY, RULES
 from voice_agent.records.database import make_engine
 
 ROUNDS = {"postgresql": 1000, "sqlite": 250}

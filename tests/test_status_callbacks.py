@@ -48,8 +48,7 @@ from tests.fake_twilio import (
     fake_twilio,
     status_callback_form,
 )
-from tests.test_dispatch import CALLER, NOW, grant, queue
-from tests.test_inbound_sms import WebhookServices
+from tests.sms_support import CALLER, NOW, WebhookServices, grant, queue
 from voice_agent.records.businesses import import_businesses
 from voice_agent.records.database import make_engine
 from voice_agent.records.migrate import upgrade

@@ -30,16 +30,7 @@ from sms_sender.transport import OutgoingSms, SendFailed, SendReceipt
 from sms_sender.twilio_transport import TwilioSmsTransport
 from tests.conftest import BACKENDS
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Hold, TwilioError, fake_twilio
-from tests.test_dispatch import (
-    BUSINESS,
-    CALLER,
-    NOW,
-    grant,
-    outbox_rows,
-    queue,
-    sms_engine,
-)
-from tests.test_inbound_sms import RULES
+from tests.sms_support import BUSINESS, CALLER, NOW, RULES, grant, outbox_rows, queue, sms_engine
 
 CALLBACK_URL = "https://receptionist.example.com/twilio/sms/status"
 SMS = OutgoingSms(to_number=CALLER, from_number="+15125550100", body="Acme Plumbing: hello")
