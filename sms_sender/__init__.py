@@ -8,7 +8,17 @@ from sms_sender.advisory_lock import lock_number
 from sms_sender.delivery import DeliveryReport, DeliveryUpdate, record_delivery
 from sms_sender.dispatch import DispatchReport, dispatch_due, recover_stale_claims
 from sms_sender.dispatcher_loop import TextDispatcher
-from sms_sender.inbound import InboundError, InboundOutcome, InboundSms, handle_inbound
+from sms_sender.inbound import (
+    HeldDecision,
+    HeldReply,
+    InboundError,
+    InboundOutcome,
+    InboundSms,
+    decide_held_reply,
+    handle_inbound,
+    held_replies,
+    open_hold,
+)
 from sms_sender.keywords import ReplyIntent, classify_reply
 from sms_sender.local_transport import LocalSmsTransport
 from sms_sender.outbox import (
@@ -61,6 +71,8 @@ __all__ = [
     "DeliveryUpdate",
     "Direction",
     "DispatchReport",
+    "HeldDecision",
+    "HeldReply",
     "InboundError",
     "InboundOutcome",
     "InboundSms",
@@ -90,12 +102,15 @@ __all__ = [
     "count_sent",
     "count_texts",
     "count_texts_with_number",
+    "decide_held_reply",
     "dispatch_due",
     "get_message",
     "handle_inbound",
+    "held_replies",
     "list_outbox",
     "lock_number",
     "metadata",
+    "open_hold",
     "plan_texts",
     "queue_confirmation",
     "queue_owner_summary",

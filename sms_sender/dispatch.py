@@ -18,7 +18,9 @@ A pass has three steps, each its own transaction:
    the 21610 path below never deadlocks with a STOP or another worker. A row whose recipient has
    an opt-out that is still on its way to the database (``pending_opt_outs``: the receptionist's
    journal) is deferred for ``OPT_OUT_PENDING_DELAY`` instead; once the opt-out is stored it
-   cancels the row like any other.
+   cancels the row like any other. So is an automated text to a number whose reply is held for
+   the owner as a possible opt-out (``inbound.open_hold``), every ``HELD_REPLY_DELAY`` until the
+   owner decides; replies to HELP, STOP and START are not paused.
 
 No duplicates: a row whose earlier attempt may have been accepted (a worker died mid-send, a
 timeout) is looked up with the provider before it is sent again. Failures close: a row whose
@@ -42,7 +44,14 @@ from sqlalchemy import Connection, Engine, select, update
 from consent_ledger import require_utc
 from sms_sender.carrier_opt_out import UNSUBSCRIBED_AT_CARRIER, revoke_after_carrier_opt_out
 from sms_sender.delivery import apply_early_report
-from sms_sender.outbox import OutboxMessage, OutboxStatus, lock_message, message_from_row
+from sms_sender.inbound import open_hold
+from sms_sender.outbox import (
+    OutboxKind,
+    OutboxMessage,
+    OutboxStatus,
+    lock_message,
+    message_from_row,
+)
 from sms_sender.send_rules import SendRules, Verdict, judge
 from sms_sender.tables import outbox
 from sms_sender.transport import OutgoingSms, SendFailed, SendReceipt, SmsTransport
@@ -55,6 +64,11 @@ LEASE = timedelta(minutes=5)
 LEASE_BATCH = 10
 OPT_OUT_PENDING_DELAY = timedelta(seconds=10)
 OPT_OUT_PENDING = "an opt-out from this number is not stored yet"
+HELD_REPLY_DELAY = timedelta(minutes=15)
+HELD_REPLY = "a reply from this number may be an opt-out; paused until the owner decides"
+_NOT_PAUSED_BY_HOLDS = frozenset(
+    {OutboxKind.HELP_REPLY, OutboxKind.OPT_OUT_CONFIRMATION, OutboxKind.OPT_IN_CONFIRMATION}
+)
 
 PendingOptOuts = Callable[[], Collection[str]]
 """The numbers (E.164) with an opt-out received but not yet stored, asked just before a send."""
@@ -205,6 +219,11 @@ def _send_claimed(
     if pending_opt_outs is not None and message.to_number in pending_opt_outs():
         waiting = Verdict(False, OPT_OUT_PENDING, defer_until=now + OPT_OUT_PENDING_DELAY)
         return _hold_back(conn, message, waiting)
+    if message.kind not in _NOT_PAUSED_BY_HOLDS and open_hold(
+        conn, message.business_id, message.to_number
+    ):
+        paused = Verdict(False, HELD_REPLY, defer_until=now + HELD_REPLY_DELAY)
+        return _hold_back(conn, message, paused)
     verdict = judge(conn, message, now, rules)
     if not verdict.allowed:
         return _hold_back(conn, message, verdict)

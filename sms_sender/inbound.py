@@ -19,6 +19,12 @@ transaction:
 - START / UNSTOP, or a bare YES from a number that opted out: a ``resubscribed`` event, from the
   owner's phone after an opt-out an ``owner_notifications_opt_in`` event, and a confirmation;
   nothing (and no confirmation) when the number's ledger history is damaged;
+- a possible opt-out ("Stop. Who is this?", "wrong number", "stpo"): handled like a message and
+  held for the owner (``sms_reply_holds``); while the hold is undecided the dispatcher pauses every
+  automated text to the number (``open_hold``). The owner decides on the texts page
+  (``decide_held_reply``): an opt-out is revoked like STOP (texts cancelled, ``revoked`` appended,
+  no confirmation — it would come late), otherwise the paused texts go on. A later STOP or START
+  from the number decides its open holds too;
 - anything else: kept in the thread, forwarded to the owner (the dispatcher sends it only while
   the owner's opt-in stands), and it cancels the pending no-reply follow-up.
 
@@ -34,9 +40,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, insert, select, update
 
-from consent_ledger import ConsentMethod, RecordedEvent
+from consent_ledger import ConsentMethod, RecordedEvent, revoke
 from sms_sender.advisory_lock import lock_number
 from sms_sender.keywords import ReplyIntent, classify_reply, is_bare_yes, is_opt_out_keyword
 from sms_sender.outbox import (
@@ -48,9 +54,9 @@ from sms_sender.outbox import (
     queue_text,
 )
 from sms_sender.policy import SmsPolicy
-from sms_sender.tables import insert_once, sms_inbound
+from sms_sender.tables import insert_once, sms_inbound, sms_reply_holds
 from sms_sender.templates import TemplateName, shipped_template
-from sms_sender.text_choices import TextedChoice, record_opt_in, record_opt_out
+from sms_sender.text_choices import LEDGER_DAMAGE, TextedChoice, record_opt_in, record_opt_out
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +66,10 @@ ADVANCED_OPT_OUT_TYPES = frozenset({"STOP", "START", "HELP"})
 _CANCELLED_BY_OPT_OUT = frozenset(OutboxKind) - {OutboxKind.OPT_OUT_CONFIRMATION}
 """An opt-out cancels every pending text but the confirmation of an earlier opt-out."""
 _OPT_OUTS_AND_OPT_INS = (ReplyIntent.OPT_OUT.value, ReplyIntent.OPT_IN.value)
+HOLD_OPT_OUT = "opt_out"
+HOLD_NOT_OPT_OUT = "not_opt_out"
+HOLD_SUPERSEDED = "superseded"
+HOLD_DECISIONS = frozenset({HOLD_OPT_OUT, HOLD_NOT_OPT_OUT})
 
 
 class InboundError(ValueError):
@@ -119,6 +129,8 @@ def handle_inbound(
         return _help(conn, sms, policy, received_at)
     if intent is ReplyIntent.OPT_IN:
         return _opt_in(conn, sms, policy, received_at)
+    if intent is ReplyIntent.POSSIBLE_OPT_OUT:
+        return _hold(conn, sms, policy, received_at)
     if is_bare_yes(sms.body):
         outcome = _opt_in(conn, sms, policy, received_at)
         if outcome.ledger_event is not None or outcome.owner_event is not None:
@@ -133,6 +145,7 @@ def _opt_out(
     cancelled = cancel_pending(
         conn, policy.business_id, sms.from_number, "revoked by text", kinds=_CANCELLED_BY_OPT_OUT
     )
+    _close_holds(conn, policy.business_id, sms.from_number, received_at)
     method = ConsentMethod.SMS_KEYWORD if is_opt_out_keyword(sms.body) else ConsentMethod.SMS_TEXT
     recorded = record_opt_out(conn, policy, sms.from_number, method, received_at, _carried_by(sms))
     event, owner_event = recorded.caller_event, recorded.owner_event
@@ -208,6 +221,8 @@ def _opt_in(
     recorded = record_opt_in(conn, policy, sms.from_number, received_at, _carried_by(sms))
     event, owner_event = recorded.caller_event, recorded.owner_event
     reply = None
+    if event is not None or owner_event is not None or not is_bare_yes(sms.body):
+        _close_holds(conn, policy.business_id, sms.from_number, received_at)
     if event is not None or owner_event is not None:
         reply = _confirm(
             conn,
@@ -258,6 +273,163 @@ def _message(
             ),
         )
     return InboundOutcome(ReplyIntent.MESSAGE, cancelled=cancelled, forwarded=forwarded)
+
+
+def _hold(
+    conn: Connection, sms: InboundSms, policy: SmsPolicy, received_at: datetime
+) -> InboundOutcome:
+    """A possible opt-out: a message to the owner, held for the owner's decision."""
+    outcome = _message(conn, sms, policy, received_at)
+    conn.execute(
+        insert(sms_reply_holds).values(
+            message_sid=sms.message_sid,
+            business_id=policy.business_id,
+            from_number=sms.from_number,
+            held_at=received_at,
+        )
+    )
+    logger.warning(
+        "a reply that may be an opt-out is held for the owner; texts to the number are paused",
+        extra=_log(policy),
+    )
+    return InboundOutcome(
+        ReplyIntent.POSSIBLE_OPT_OUT, cancelled=outcome.cancelled, forwarded=outcome.forwarded
+    )
+
+
+def _close_holds(conn: Connection, business_id: str, number: str, at: datetime) -> None:
+    """A STOP or START from ``number`` decides its open holds: it said what it wants."""
+    conn.execute(
+        update(sms_reply_holds)
+        .where(
+            sms_reply_holds.c.business_id == business_id,
+            sms_reply_holds.c.from_number == number,
+            sms_reply_holds.c.decision.is_(None),
+        )
+        .values(decision=HOLD_SUPERSEDED, decided_at=at)
+    )
+
+
+def open_hold(conn: Connection, business_id: str, number: str) -> bool:
+    """Whether a reply from ``number`` to the business waits for the owner's decision."""
+    found = conn.execute(
+        select(sms_reply_holds.c.id)
+        .where(
+            sms_reply_holds.c.business_id == business_id,
+            sms_reply_holds.c.from_number == number,
+            sms_reply_holds.c.decision.is_(None),
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+@dataclass(frozen=True)
+class HeldReply:
+    """A reply held for the owner's decision."""
+
+    id: int
+    message_sid: str
+    from_number: str
+    body: str
+    held_at: datetime
+
+
+def held_replies(conn: Connection, business_id: str, limit: int = 100) -> list[HeldReply]:
+    """The business's replies that wait for the owner's decision, oldest first."""
+    rows = conn.execute(
+        select(
+            sms_reply_holds.c.id,
+            sms_reply_holds.c.message_sid,
+            sms_reply_holds.c.from_number,
+            sms_reply_holds.c.held_at,
+            sms_inbound.c.body,
+        )
+        .join(sms_inbound, sms_inbound.c.message_sid == sms_reply_holds.c.message_sid)
+        .where(
+            sms_reply_holds.c.business_id == business_id,
+            sms_reply_holds.c.decision.is_(None),
+        )
+        .order_by(sms_reply_holds.c.held_at, sms_reply_holds.c.id)
+        .limit(limit)
+    )
+    return [
+        HeldReply(row.id, row.message_sid, row.from_number, row.body, row.held_at) for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class HeldDecision:
+    """What the owner's decision on a held reply did; ``decision`` is the one on record (an
+    earlier one when the hold was decided already)."""
+
+    from_number: str
+    decision: str
+    newly_decided: bool
+    cancelled: int = 0
+    ledger_event: RecordedEvent | None = None
+
+
+def decide_held_reply(
+    conn: Connection,
+    business_id: str,
+    business_name: str,
+    hold_id: int,
+    decision: str,
+    at: datetime,
+) -> HeldDecision | None:
+    """Record the owner's ``decision`` (``opt_out`` or ``not_opt_out``) on the business's held
+    reply ``hold_id``; None when the business has no such hold. An opt-out cancels the number's
+    pending texts and revokes its consent, as STOP does; the other releases its paused texts."""
+    if decision not in HOLD_DECISIONS:
+        raise ValueError(f"not a decision on a held reply: {decision!r}")
+    where = (sms_reply_holds.c.id == hold_id, sms_reply_holds.c.business_id == business_id)
+    found = conn.execute(
+        select(sms_reply_holds.c.from_number, sms_reply_holds.c.held_at).where(*where)
+    ).first()
+    if found is None:
+        return None
+    number, held_at = found.from_number, found.held_at
+    lock_number(conn, business_id, number)
+    row = conn.execute(
+        select(sms_reply_holds.c.decision, sms_reply_holds.c.message_sid)
+        .where(*where)
+        .with_for_update()
+    ).one()
+    if row.decision is not None:
+        return HeldDecision(number, row.decision, newly_decided=False)
+    conn.execute(update(sms_reply_holds).where(*where).values(decision=decision, decided_at=at))
+    log = {"business_id": business_id}
+    if decision == HOLD_NOT_OPT_OUT:
+        logger.info("the owner released a held reply; texts to the number go on", extra=log)
+        return HeldDecision(number, decision, newly_decided=True)
+    cancelled = cancel_pending(
+        conn, business_id, number, "revoked by text (owner's review)", kinds=_CANCELLED_BY_OPT_OUT
+    )
+    conn.execute(
+        update(sms_inbound)
+        .where(sms_inbound.c.message_sid == row.message_sid)
+        .values(intent=ReplyIntent.OPT_OUT.value)
+    )
+    event = None
+    try:
+        with conn.begin_nested():
+            event = revoke(
+                conn,
+                business_id,
+                business_name,
+                number,
+                ConsentMethod.SMS_TEXT,
+                min(held_at, at),
+                at,
+                note=f"texted {row.message_sid}; judged an opt-out by the owner",
+            )
+    except LEDGER_DAMAGE:
+        logger.exception("the owner's opt-out could not be recorded in the ledger", extra=log)
+    logger.info(
+        "the owner judged a held reply an opt-out: %d pending texts cancelled", cancelled, extra=log
+    )
+    return HeldDecision(number, decision, True, cancelled, event)
 
 
 def _confirm(

@@ -1,6 +1,6 @@
 """The SMS sender's tables: the outbox (one row per text we plan, send or refuse to send), the
-inbound texts (one row per text received) and the delivery reports that arrived before the send
-they report on was recorded.
+inbound texts (one row per text received), the replies held as possible opt-outs, and the delivery
+reports that arrived before the send they report on was recorded.
 
 Times are stored in UTC. SQLite has no time-zone-aware timestamp, so ``UtcDateTime`` stores a
 naive UTC value there (whose text sorts in time order) and hands back aware UTC datetimes on every
@@ -101,6 +101,24 @@ sms_inbound = Table(
     Index("ix_sms_inbound_thread", "business_id", "from_number", "received_at"),
 )
 """Texts people sent to a business's number, one row per Twilio MessageSid."""
+
+sms_reply_holds = Table(
+    "sms_reply_holds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_sid", String(64), nullable=False),
+    Column("business_id", String(64), nullable=False),
+    Column("from_number", String(16), nullable=False),
+    Column("held_at", UtcDateTime, nullable=False),
+    Column("decision", String(16), nullable=True),
+    Column("decided_at", UtcDateTime, nullable=True),
+    UniqueConstraint("message_sid", name="uq_sms_reply_holds_message_sid"),
+    Index("ix_sms_reply_holds_number", "business_id", "from_number", "decision"),
+)
+"""Inbound texts that may be opt-outs, held for the owner: one row per such text. While a row of a
+number has no ``decision``, the dispatcher pauses automated texts to it; the owner decides
+``opt_out`` (revoked like STOP) or ``not_opt_out`` (texts go on); a later STOP or START from the
+number decides it too (``superseded``)."""
 
 early_delivery_reports = Table(
     "early_delivery_reports",
