@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -263,6 +264,14 @@ def render_confirmation(request: ConfirmationRequest) -> str:
         need=request.need,
         callback_time=request.callback_time,
     )
+
+
+def sample(name: TemplateName, placeholders: Mapping[str, str]) -> str:
+    """The text ``name`` as a sample for readers (a 10DLC campaign's message samples): the
+    template read from ``prompts/sms/`` afresh, so an edit shows at once, and rendered by this
+    engine with ``placeholders`` — real values where they are fixed (the business's name), a
+    bracketed description where they change from text to text ("[caller's first name]")."""
+    return load_template(name).render(**placeholders)
 
 
 def clean_field(text: str) -> str:
