@@ -21,11 +21,22 @@ then transcribes every clip with `WhisperTranscriber`, its filters included, and
 
 Bounded: 210 clips per configuration, about 1.5 minutes each for tiny.en and 4 for base on two
 shared cores.
+
+``--turn-ends`` measures turn ends instead: `TURN_LINES` (finished answers, and answers with
+pauses of 0.3–1.2 s inside them) are voiced, with silence around, and fed frame by frame to a
+`WhisperSession` with the word-aware turn end and with the fixed 0.7 s of silence. Stream time
+runs at the speed of a phone line whenever a transcription is under way (so what the words
+decide comes as late as on a call) and jumps ahead otherwise. Reported: false cut-offs (a turn
+reported before the caller's last words), and for finished answers the time from the end of
+speech to the endpointing decision and to the transcript, p50/p95.
+
+    .venv/bin/python bench/ears.py --turn-ends [--configs tiny.en]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import sys
@@ -42,7 +53,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.turn_latency import percentile
 from media_stream import EspeakSynthesizer, PiperSynthesizer, WhisperTranscriber
-from media_stream.codec import SAMPLE_RATE, ulaw_decode
+from media_stream.codec import FRAME_BYTES, FRAME_SECONDS, SAMPLE_RATE, ulaw_decode, ulaw_encode
+from media_stream.ports import Utterance
+from media_stream.whisper import WhisperSession
 
 ROOT = Path(__file__).resolve().parent.parent
 LINES = ROOT / "tests" / "data" / "caller_lines.yaml"
@@ -211,6 +224,166 @@ def run(name: str, options: dict[str, Any], made: list[Clip]) -> tuple[Score, fl
     return score, load_before, os.getloadavg()[0]
 
 
+TURN_LINES: list[tuple[str, ...]] = [
+    # finished answers, said in one go
+    ("Yes.",),
+    ("No.",),
+    ("Yes, please.",),
+    ("No, thank you.",),
+    ("Yeah, that's fine.",),
+    ("Sure, go ahead.",),
+    ("My name is Maria Lopez.",),
+    ("It's James Smith.",),
+    ("Five one two, five five five, zero one four two.",),
+    ("My number is three one two, five five five, eight four one nine.",),
+    ("My kitchen sink is leaking.",),
+    ("The water heater stopped working this morning.",),
+    ("I'm locked out of my house.",),
+    ("The breaker keeps tripping in the kitchen.",),
+    ("I'm at twenty three Oak Avenue.",),
+    ("It can wait until next week.",),
+    ("Please come as soon as you can.",),
+    ("That's right.",),
+    ("There's no hot water upstairs.",),
+    ("The toilet keeps running.",),
+    # answers with pauses inside them
+    ("My sink is", "leaking."),
+    ("Five one two", "five five five", "zero one four two."),
+    ("My name is", "Maria Lopez."),
+    ("I'm at", "twenty three Oak Avenue."),
+    ("The water heater", "stopped working."),
+    ("Um", "I think it's the breaker."),
+    ("It's", "five one two, five five five, zero one four two."),
+    ("The number is seven three seven", "five five five", "two two one eight."),
+    ("My kitchen sink and", "the dishwasher are both leaking."),
+    ("I need someone to look at the", "furnace."),
+    ("We have a leak in the", "basement."),
+    ("Call me back on", "four one five, five five five, six six seven zero."),
+    ("It's the", "back door lock."),
+    ("So", "the lights flicker when the dryer runs."),
+    ("My address is", "forty two Elm Drive."),
+    ("Uh", "no, not right now."),
+    ("The pipes are", "frozen."),
+    ("I was wondering if", "someone could come tomorrow."),
+    ("It started leaking", "and now the floor is wet."),
+    ("Yes", "and please call my cell."),
+    ("My name is James", "James Smith."),
+    ("The furnace won't start", "and it's cold."),
+]
+TURN_PAUSES = (0.3, 0.5, 0.8, 1.2)
+"""Pauses inside an answer, taken in turn: a breath, a search for a word, reading a number."""
+LEAD_IN = 0.5
+TRAILING = 3.0  # more than the longest hold and a transcription
+
+
+class _Timed(WhisperTranscriber):
+    """Counts transcriptions under way, so the bench's clock can wait for them."""
+
+    busy = 0
+
+    def transcribe(
+        self,
+        pcm8k: npt.NDArray[np.int16],
+        audio_start: float,
+        speech_start: float,
+        speech_end: float | None = None,
+    ) -> Utterance:
+        _Timed.busy += 1
+        try:
+            return super().transcribe(pcm8k, audio_start, speech_start, speech_end)
+        finally:
+            _Timed.busy -= 1
+
+
+def _speech_end(pcm: npt.NDArray[np.int16]) -> int:
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > 300)
+    return int(loud[-1]) + 1 if len(loud) else 0
+
+
+def voiced_turn(
+    parts: tuple[str, ...], pauses: list[float], voice: Any
+) -> tuple[bytes, float, float]:
+    """μ-law of a whole turn; the stream times the last part starts and the speech ends."""
+    pieces = [np.zeros(round(LEAD_IN * SAMPLE_RATE), np.int16)]
+    last_start = end = 0.0
+    for index, part in enumerate(parts):
+        speech = ulaw_decode(voice.render_ulaw(part))
+        speech = speech[: _speech_end(speech)]
+        if index:
+            pieces.append(np.zeros(round(pauses[index - 1] * SAMPLE_RATE), np.int16))
+        offset = sum(len(p) for p in pieces) / SAMPLE_RATE
+        last_start, end = offset, offset + len(speech) / SAMPLE_RATE
+        pieces.append(speech)
+    pieces.append(np.zeros(round(TRAILING * SAMPLE_RATE), np.int16))
+    return ulaw_encode(np.concatenate(pieces)), last_start, end
+
+
+async def one_turn(
+    transcriber: WhisperTranscriber, ulaw: bytes, turn_end: bool
+) -> list[tuple[Utterance, float, float]]:
+    """(utterance, stream time reported, stream time endpointed) for each non-empty one."""
+    session = WhisperSession(transcriber, turn_end=turn_end)
+    clock: list[tuple[float, float]] = []  # (monotonic, stream time fed so far)
+    reported: list[tuple[Utterance, float, float]] = []
+
+    def stream_time_at(moment: float) -> float:
+        return next((fed for when, fed in clock if when >= moment), clock[-1][1])
+
+    async def listen() -> None:
+        async for event in session.events():
+            if isinstance(event, Utterance) and event.text:
+                fed = clock[-1][1]
+                decided = stream_time_at(event.endpointed_at or 0.0)
+                reported.append((event, fed, decided))
+
+    listener = asyncio.create_task(listen())
+    for index in range(0, len(ulaw), FRAME_BYTES):
+        at = index / SAMPLE_RATE
+        session.send_audio(ulaw[index : index + FRAME_BYTES], at)
+        clock.append((time.monotonic(), at + FRAME_SECONDS))
+        await asyncio.sleep(0)
+        if _Timed.busy:
+            await asyncio.sleep(FRAME_SECONDS)  # a phone line's pace while words are decided
+    await session.close()
+    await listener
+    return reported
+
+
+def turn_ends(model: str) -> None:
+    transcriber = _Timed(model=model)
+    transcriber.load()
+    speakers = voices()
+    turns = []
+    for index, parts in enumerate(TURN_LINES):
+        pauses = [TURN_PAUSES[(index + k) % len(TURN_PAUSES)] for k in range(len(parts) - 1)]
+        _name, voice = speakers[index % len(speakers)]
+        turns.append((parts, *voiced_turn(parts, pauses, voice)))
+    paused = sum(len(parts) > 1 for parts, *_ in turns)
+    print(f"{len(turns)} turns ({paused} with pauses inside), model {model}")
+    print("| turn end | false cut-offs | end decided p50/p95 s | transcript p50/p95 s | load |")
+    print("|---|---|---|---|---|")
+    for turn_end in (False, True):
+        load_before = os.getloadavg()[0]
+        cut_offs, decided, heard = 0, [], []
+        for parts, ulaw, last_start, end in turns:
+            reported = asyncio.run(one_turn(transcriber, ulaw, turn_end))
+            if any(utterance.end < last_start for utterance, *_ in reported):
+                cut_offs += 1
+                print(f"    cut off: {parts} → {[u.text for u, *_ in reported]}", file=sys.stderr)
+            elif len(parts) == 1 and reported:
+                _utterance, at, at_decided = reported[-1]
+                heard.append(at - end)
+                decided.append(at_decided - end)
+        name = "words (0.25/0.7/1.5 s)" if turn_end else "fixed 0.7 s silence"
+        print(
+            f"| {name} | {cut_offs}/{paused} "
+            f"| {percentile(decided, 0.5):.2f} / {percentile(decided, 0.95):.2f} "
+            f"| {percentile(heard, 0.5):.2f} / {percentile(heard, 0.95):.2f} "
+            f"| {load_before:.1f}→{os.getloadavg()[0]:.1f} |",
+            flush=True,
+        )
+
+
 def share(values: list[bool]) -> str:
     return f"{100 * sum(values) / len(values):.0f} %" if values else "–"
 
@@ -220,7 +393,12 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--limit", type=int, default=None, help="use about this many lines")
     parser.add_argument("--misheard", action="store_true", help="list each misheard line")
+    parser.add_argument("--turn-ends", action="store_true", help="measure turn ends instead")
     args = parser.parse_args()
+    if args.turn_ends:
+        for name in args.configs if args.configs != list(CONFIGS) else ["tiny.en"]:
+            turn_ends(CONFIGS[name]["model"])
+        return
     made = clips(args.limit)
     kinds = {kind: sum(c.kind == kind for c in made) for kind in sorted({c.kind for c in made})}
     print(f"{len(made)} clips ({kinds}); voices: {sorted({c.voice for c in made})}")

@@ -12,6 +12,10 @@ noise after about half a second.)
 An utterance begins at its first voiced frame once ``min_speech`` seconds of voice have been
 heard (shorter blips are dropped), and ends ``silence_to_end`` seconds after its last voiced
 frame, or is cut at ``max_utterance``. A gap in the timestamps counts as silence.
+
+With ``pause_points`` (seconds of silence shorter than ``silence_to_end``), an open utterance
+also reports `SpeechPaused` with its audio so far each time its silence reaches one of them, so
+that a turn-end decision (``media_stream.turn_end``) can end it sooner with `end_now`.
 """
 
 from __future__ import annotations
@@ -61,6 +65,18 @@ class SpeechBegan:
 
 
 @dataclass(frozen=True)
+class SpeechPaused:
+    """An open utterance has been silent ``silence`` seconds since ``end``; ``audio`` (from
+    ``audio_start``) is all of it so far. `Endpointer.end_now` can end it here."""
+
+    start: float
+    end: float
+    silence: float
+    audio: npt.NDArray[np.int16]
+    audio_start: float
+
+
+@dataclass(frozen=True)
 class SpeechEnded:
     """One stretch of speech, ``start`` to ``end`` (stream seconds).
 
@@ -104,9 +120,13 @@ class Endpointer:
         silence_to_end: float = SILENCE_TO_END,
         min_speech: float = MIN_SPEECH,
         max_utterance: float = MAX_UTTERANCE,
+        pause_points: tuple[float, ...] = (),
     ) -> None:
         if not 0 < silence_to_end <= 10 or not 0 < min_speech <= 5:
             raise ValueError("silence_to_end must be in (0, 10] s and min_speech in (0, 5] s")
+        if any(not 0 < p < silence_to_end for p in pause_points):
+            raise ValueError("pause_points must lie between 0 and silence_to_end")
+        self._pause_points = tuple(sorted(pause_points))
         if not min_speech < max_utterance <= 60:
             raise ValueError("max_utterance must exceed min_speech and be at most 60 s")
         self._silence_to_end = silence_to_end
@@ -125,12 +145,18 @@ class Endpointer:
 
     def push(self, pcm: npt.NDArray[np.int16], at: float) -> list[SpeechBegan | SpeechEnded]:
         """Feed ``pcm`` whose first sample sits at ``at``; returns the events it completes."""
+        return [e for e in self.push_all(pcm, at) if not isinstance(e, SpeechPaused)]
+
+    def push_all(
+        self, pcm: npt.NDArray[np.int16], at: float
+    ) -> list[SpeechBegan | SpeechPaused | SpeechEnded]:
+        """`push`, with a `SpeechPaused` at each of the ``pause_points``, all in order."""
         samples = np.asarray(pcm)
         if samples.ndim != 1 or samples.dtype != np.int16:
             raise ValueError(f"expected 1-D int16 PCM, got {samples.ndim}-D {samples.dtype}")
         if not math.isfinite(at) or at < 0:
             raise ValueError(f"stream time must be finite and non-negative, got {at}")
-        events: list[SpeechBegan | SpeechEnded] = []
+        events: list[SpeechBegan | SpeechPaused | SpeechEnded] = []
         expected = self._next_sample_time()
         if expected is None or at > expected + _GAP_TOLERANCE:
             events.extend(self._skip_to(at, expected))
@@ -151,6 +177,16 @@ class Endpointer:
         events = [self._close()] if self._open is not None and self._open.confirmed else []
         self._reset()
         return events
+
+    def end_now(self, start: float, end: float) -> SpeechEnded | None:
+        """End the open utterance at ``end`` if it is still the one that began at ``start``
+        and nothing was voiced since ``end``; otherwise (voice came back, or it ended) None."""
+        utterance = self._open
+        if utterance is None or not utterance.confirmed:
+            return None
+        if utterance.start != start or utterance.last_voiced_end != end:
+            return None
+        return self._close()
 
     def _next_sample_time(self) -> float | None:
         if self._anchor is None:
@@ -181,7 +217,11 @@ class Endpointer:
             return []
         return [self._close()]
 
-    def _judge(self, frame: npt.NDArray[np.int16], events: list[SpeechBegan | SpeechEnded]) -> None:
+    def _judge(
+        self,
+        frame: npt.NDArray[np.int16],
+        events: list[SpeechBegan | SpeechPaused | SpeechEnded],
+    ) -> None:
         """Judge one whole frame, adding the events it completes to ``events``."""
         frame_start = self._frame_start_time()
         self._judged += FRAME_SAMPLES
@@ -216,7 +256,7 @@ class Endpointer:
         frame: npt.NDArray[np.int16],
         frame_start: float,
         voiced: bool,
-        events: list[SpeechBegan | SpeechEnded],
+        events: list[SpeechBegan | SpeechPaused | SpeechEnded],
     ) -> None:
         frame_end = frame_start + FRAME_SECONDS
         utterance = self._open
@@ -241,6 +281,20 @@ class Endpointer:
                 self._open = None
         elif frame_end - utterance.last_voiced_end >= self._silence_to_end - 1e-9:
             events.append(self._close())
+        else:
+            silent = frame_end - utterance.last_voiced_end
+            for point in self._pause_points:
+                if point - 1e-9 <= silent < point + FRAME_SECONDS - 1e-9:
+                    audio = np.concatenate(utterance.audio)
+                    events.append(
+                        SpeechPaused(
+                            utterance.start,
+                            utterance.last_voiced_end,
+                            point,
+                            audio,
+                            utterance.audio_start,
+                        )
+                    )
 
     def _begin(
         self, frame: npt.NDArray[np.int16], frame_start: float, *, confirmed: bool = False

@@ -39,8 +39,9 @@ import numpy as np
 import numpy.typing as npt
 
 from media_stream.codec import SAMPLE_RATE, ulaw_decode
-from media_stream.endpointing import Endpointer, SpeechBegan, SpeechEnded
+from media_stream.endpointing import Endpointer, SpeechBegan, SpeechEnded, SpeechPaused
 from media_stream.ports import SpeechEvent, SpeechStarted, Utterance, Word
+from media_stream.turn_end import HOLD_SILENCE, QUICK_SILENCE, USUAL_SILENCE, judge, silence_needed
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -272,7 +273,8 @@ class WhisperTranscriber:
     """The offline `Transcriber`: Whisper on CPU behind our own endpointing.
 
     ``model`` names one of `MODELS` (``model_dir`` with ``expected_sha256`` overrides where
-    it is loaded from); ``beam_size`` 1 is greedy decoding. ``without_timestamps``,
+    it is loaded from); ``beam_size`` 1 is greedy decoding; ``turn_end`` False ends every turn
+    after a fixed silence instead of by its words (`WhisperSession`). ``without_timestamps``,
     ``vad_filter`` and ``compute_type`` exist for ``bench/ears.py``: the defaults are the
     measured ones.
     """
@@ -288,6 +290,7 @@ class WhisperTranscriber:
         without_timestamps: bool = False,
         vad_filter: bool = True,
         compute_type: str = "int8",
+        turn_end: bool = True,
     ) -> None:
         if not 1 <= cpu_threads <= 64:
             raise ValueError(f"cpu_threads must be 1–64, got {cpu_threads}")
@@ -304,6 +307,7 @@ class WhisperTranscriber:
         self._without_timestamps = without_timestamps
         self._vad_filter = vad_filter
         self._compute_type = compute_type
+        self.turn_end = turn_end
 
     def load(self) -> None:
         """Check and load the model (blocking); later calls, from any instance, reuse it."""
@@ -367,7 +371,7 @@ class WhisperTranscriber:
 
     def open_session(self, keyterms: Sequence[str] = ()) -> WhisperSession:
         """A session for one call; ``keyterms`` are ignored (see the module's docstring)."""
-        return WhisperSession(self)
+        return WhisperSession(self, turn_end=self.turn_end)
 
 
 def _checked_audio(pcm8k: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
@@ -393,25 +397,47 @@ class WhisperSession:
     ``send_audio`` is cheap (μ-law decoding and frame energies); each finished stretch of
     speech is transcribed in the background and its `Utterance` queued in order, with
     text "" when nothing trustworthy was heard (or the engine failed).
+
+    With ``turn_end`` (the default), a turn ends when its words say it is finished
+    (``media_stream.turn_end``): the speech so far is transcribed after a short silence, and
+    that transcript ends the turn at once, after the usual silence, or after a longer hold.
+    Without it, a fixed ``SILENCE_TO_END`` of silence ends every turn (the energy endpointer
+    alone).
     """
 
-    def __init__(self, transcriber: WhisperTranscriber, endpointer: Endpointer | None = None):
+    def __init__(
+        self,
+        transcriber: WhisperTranscriber,
+        endpointer: Endpointer | None = None,
+        *,
+        turn_end: bool = True,
+    ):
         self._transcriber = transcriber
-        self._endpointer = endpointer or Endpointer()
+        if endpointer is None:
+            endpointer = (
+                Endpointer(silence_to_end=HOLD_SILENCE, pause_points=(QUICK_SILENCE, USUAL_SILENCE))
+                if turn_end
+                else Endpointer()
+            )
+        self._endpointer = endpointer
         self._events: asyncio.Queue[SpeechEvent | None] = asyncio.Queue()
-        self._speech: asyncio.Queue[tuple[SpeechEnded, float] | None] = asyncio.Queue()
+        self._speech: asyncio.Queue[tuple[SpeechPaused | SpeechEnded, float] | None] = (
+            asyncio.Queue()
+        )
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
+        self._heard: tuple[tuple[float, float], Utterance] | None = None  # the last check's words
+        self._reported: tuple[float, float] | None = None  # the stretch reported early
 
     def send_audio(self, ulaw: bytes, at: float) -> None:
         """Feed inbound μ-law starting at ``at`` stream seconds; call from the event loop."""
         if self._closed:
             logger.warning("audio at %.3f s after the transcription session closed; ignored", at)
             return
-        for event in self._endpointer.push(ulaw_decode(ulaw), at):
+        for event in self._endpointer.push_all(ulaw_decode(ulaw), at):
             self._dispatch(event)
 
-    def _dispatch(self, event: SpeechBegan | SpeechEnded) -> None:
+    def _dispatch(self, event: SpeechBegan | SpeechPaused | SpeechEnded) -> None:
         if isinstance(event, SpeechBegan):
             self._events.put_nowait(SpeechStarted(event.at))
             return
@@ -422,10 +448,23 @@ class WhisperSession:
     async def _transcribe_in_order(self) -> None:
         while (pending := await self._speech.get()) is not None:
             speech, endpointed_at = pending
-            heard = await asyncio.to_thread(self._transcribe, speech)
+            stretch = (speech.start, speech.end)
+            if stretch == self._reported:
+                continue  # already reported when its words said the turn was over
+            if self._heard is not None and self._heard[0] == stretch:
+                heard = self._heard[1]  # no voice since the last check: the same words
+            else:
+                heard = await asyncio.to_thread(self._transcribe, speech)
+                self._heard = (stretch, heard)
+            if isinstance(speech, SpeechPaused):
+                if silence_needed(judge(heard.text)) > speech.silence + 1e-9:
+                    continue
+                if self._endpointer.end_now(speech.start, speech.end) is None:
+                    continue  # voice came back, or the endpointer has ended it since
+                self._reported = stretch
             self._events.put_nowait(replace(heard, endpointed_at=endpointed_at))
 
-    def _transcribe(self, speech: SpeechEnded) -> Utterance:
+    def _transcribe(self, speech: SpeechPaused | SpeechEnded) -> Utterance:
         try:
             return self._transcriber.transcribe(
                 speech.audio, speech.audio_start, speech.start, speech.end

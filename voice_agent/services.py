@@ -49,6 +49,7 @@ from voice_agent.settings import (
     SmsTransportChoice,
     SynthesizerChoice,
     TranscriberChoice,
+    TurnEndChoice,
 )
 from voice_agent.signatures import TwilioSignatures
 
@@ -104,7 +105,9 @@ def build_services(
         engine, transport, clock, send_rules(), pending_opt_outs=journal.pending_opt_outs
     )
     whisper = WhisperTranscriber(
-        model=settings.whisper_model.value, beam_size=settings.whisper_beam_size
+        model=settings.whisper_model.value,
+        beam_size=settings.whisper_beam_size,
+        turn_end=settings.turn_end is TurnEndChoice.WORDS,
     )
     espeak = EspeakSynthesizer(voice=settings.assistant_voice)
     piper = _piper_voice(settings)

@@ -36,6 +36,14 @@ class WhisperModelChoice(StrEnum):
     BASE = "base"
 
 
+class TurnEndChoice(StrEnum):
+    """``words``: a finished answer ends the turn after 0.25 s of silence, words that lead on
+    wait 1.5 s, others 0.7 s; ``silence``: a fixed 0.7 s of silence ends every turn."""
+
+    WORDS = "words"
+    SILENCE = "silence"
+
+
 class ChatModelChoice(StrEnum):
     SCRIPTED = "scripted"
     OPENAI = "openai"
@@ -84,6 +92,10 @@ class Settings(BaseSettings):
     )
     whisper_beam_size: int = Field(
         default=1, ge=1, le=5, description="Whisper's beam size; 1 is greedy (the fastest)."
+    )
+    turn_end: TurnEndChoice = Field(
+        default=TurnEndChoice.WORDS,
+        description="How the embedded ears decide a caller has finished (media_stream.turn_end).",
     )
     synthesizer: SynthesizerChoice = SynthesizerChoice.EMBEDDED
     chat_model: ChatModelChoice = ChatModelChoice.SCRIPTED
