@@ -72,6 +72,7 @@ OPT_OUT_KEYWORDS = frozenset(
         "alto",
         "parar",
         "pare",
+        "para",
         "paren",
         "para ya",
         "detener",
@@ -97,6 +98,8 @@ OPT_OUT_KEYWORDS = frozenset(
         "no mas textos",
         # misspellings seen in the wild
         "stpo",
+        "st0p",
+        "stopt",
         "sotp",
         "stopp",
         "sstop",
@@ -130,7 +133,9 @@ OPT_OUT_KEYWORDS = frozenset(
         "unstubscribe",
     }
 )
-HELP_KEYWORDS = frozenset({"help", "info", "ayuda", "informacion", "hlep", "halp", "hepl"})
+HELP_KEYWORDS = frozenset(
+    {"help", "help me", "info", "ayuda", "ayudame", "informacion", "hlep", "halp", "hepl"}
+)
 OPT_IN_KEYWORDS = frozenset(
     {"start", "unstop", "comenzar", "iniciar", "reanudar", "resubscribe", "subscribe"}
 )
@@ -155,6 +160,9 @@ _POLITE_WORDS = frozenset(
         "gracias",
         "ya",
         "ahora",
+        "and",
+        "again",
+        "y",
     }
 )
 _SPACES = re.compile(r"\s+")
@@ -176,6 +184,10 @@ _PLAIN_LANGUAGE_OPT_OUTS = tuple(
         r"|txting|spamming|bugging|bothering|harassing|harrassing)\b",
         rf"\b(?:stop|quit)\s+(?:receiving|getting)\s+(?:these\s+|your\s+|the\s+)?{_TEXTS}",
         rf"\b(?:stop|end|no more|cancel)\s+(?:the\s+|these\s+|your\s+|all\s+|my\s+)?{_TEXTS}\b",
+        rf"\bstop (?:it )?with (?:the |these |your |all |ur )?{_TEXTS}",
+        rf"\b(?:dont|do not|don t|never|stop|quit)\s+send(?:ing)?\s+(?:me\s+|us\s+)?(?:any\s+)?"
+        rf"(?:more\s+)?(?:of\s+)?(?:these\s+|your\s+|the\s+)?{_TEXTS}",
+        r"\bremoved? from (?:your|the|this|ur) (?:list|texts?|messages?|mailing)",
         r"\b(?:don ?t|do not|never|dont|no)\s+(?:ever\s+)?(?:\w+\s+)?(?:text|txt|message|sms"
         r"|contact)\s+(?:me|this number|us|my number|again)\b",
         rf"\b(?:don ?t|do not|dont|no longer|never)\s+(?:want|need|wish)\s+(?:to\s+(?:get|receive)"
@@ -196,8 +208,8 @@ _PLAIN_LANGUAGE_OPT_OUTS = tuple(
         rf"\bno (?:quiero|deseo|necesito) (?:recibir |mas |que me \w+ )*(?:mas )?{_ES_TEXTS}",
         rf"\bno (?:quiero|deseo) (?:recibir )?(?:sus |tus |estos |mas )*{_ES_TEXTS}",
         rf"\bya no (?:quiero|me|deseo)\b.*\b{_ES_TEXTS}",
-        r"\b(?:dar|darme|doy|den|de) de baja\b",
-        r"\b(?:borr|quit|elimin|sac)\w* de (?:su|la|tu|esta|sus) lista",
+        r"\b(?:dar|darme|doy|den|denme|dame|de|deme|darse|dan) de baja\b",
+        r"\b(?:borr|quit|elimin|sac|saq)\w*(?: \w+){0,2} de (?:su|la|tu|esta|sus) lista",
         rf"\bno mas {_ES_TEXTS}",
         r"\b(?:cancelar|cancela|cancelen) (?:la |mi |)suscripcion\b",
         r"\bcancel (?:my |the |this )?subscription\b",
@@ -433,9 +445,8 @@ def _may_be_opt_out(text: str, normalised: str, keyword: str) -> bool:
     all_words = normalised.split(" ")
     if len(all_words) <= _MAX_HELD_KEYWORD_WORDS:
         first, last = all_words[0], all_words[-1]
-        if first in _STOP_WORDS_FOR_HOLDS and (
-            len(all_words) == 1 or all_words[1] not in _AFTER_STOP_IN_A_MESSAGE
-        ):
+        first_stops = first in _STOP_WORDS_FOR_HOLDS or _one_edit_apart(first, "stop")
+        if first_stops and (len(all_words) == 1 or all_words[1] not in _AFTER_STOP_IN_A_MESSAGE):
             return True
         if last in _STOP_WORDS_FOR_HOLDS and all_words[-2] not in _BEFORE_STOP_IN_A_MESSAGE:
             return True
