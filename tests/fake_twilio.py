@@ -4,16 +4,23 @@ It speaks the 2010-04-01 API as the SDK uses it: ``POST …/Messages.json`` (for
 ``From``, ``Body``, ``StatusCallback``; HTTP Basic auth with the account SID and auth token)
 answers 201 with a message resource, or an error document ``{"code", "message", "more_info",
 "status"}``; ``GET …/Messages.json`` lists messages filtered by ``To``, ``From`` and
-``DateSent>``. Tests script the answers to the next creates: an error, or holding the request until
-released (a timeout). ``on_create`` runs after a message is stored and before the create is
-answered — where Twilio may already call the message's StatusCallback — and
-``status_callback_form`` is the form such a callback posts.
+``DateSent>``; ``POST /v1/Services/{MessagingServiceSid}/Compliance/Usa2p`` (Messaging v1, the A2P
+10DLC campaign, ``UsAppToPerson``: form fields ``BrandRegistrationSid``, ``Description``,
+``MessageFlow``, repeated ``MessageSamples``, ``UsAppToPersonUsecase``, ``HasEmbeddedLinks``,
+``HasEmbeddedPhone``, the optional opt-in/opt-out/help messages and repeated keywords, …) checks
+the documented lengths and answers 201 with the campaign resource (sid ``QE…``,
+``campaign_status`` ``PENDING``; ``state.campaigns`` keeps each form as posted). Tests script the
+answers to the next creates: an error, or holding the request until released (a timeout).
+``on_create`` runs after a message is stored and before the create is answered — where Twilio may
+already call the message's StatusCallback — and ``status_callback_form`` is the form such a
+callback posts.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +34,8 @@ from urllib.parse import parse_qs, urlparse
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "fake-twilio-token"
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+USA2P_PATH = re.compile(r"^/v1/Services/(?P<service>MG[0-9a-fA-F]{32})/Compliance/Usa2p$")
+MESSAGING_BASE = "https://messaging.twilio.com"
 
 
 @dataclass(frozen=True)
@@ -54,9 +63,21 @@ class StoredMessage:
 
 
 @dataclass
+class StoredCampaign:
+    """A created ``UsAppToPerson``: its sid, its messaging service and the form as posted
+    (repeated fields as lists)."""
+
+    sid: str
+    messaging_service_sid: str
+    form: dict[str, list[str]]
+    created: datetime
+
+
+@dataclass
 class FakeTwilioState:
     script: list[TwilioError | Hold] = field(default_factory=list)
     messages: list[StoredMessage] = field(default_factory=list)
+    campaigns: list[StoredCampaign] = field(default_factory=list)
     creates: int = 0
     on_create: Callable[[StoredMessage], None] | None = None
     release: threading.Event = field(default_factory=threading.Event)
@@ -86,6 +107,125 @@ def _resource(message: StoredMessage) -> dict[str, object]:
         "subresource_uris": {"media": f"{MESSAGES_PATH[:-5]}/{message.sid}/Media.json"},
         "to": message.to,
         "uri": f"{MESSAGES_PATH[:-5]}/{message.sid}.json",
+    }
+
+
+_USA2P_REQUIRED = (
+    "BrandRegistrationSid",
+    "Description",
+    "MessageFlow",
+    "MessageSamples",
+    "UsAppToPersonUsecase",
+    "HasEmbeddedLinks",
+    "HasEmbeddedPhone",
+)
+_USA2P_LENGTHS = {  # the documented bounds of each text field, in characters
+    "Description": (40, 4096),
+    "MessageFlow": (40, 2048),
+    "OptInMessage": (20, 320),
+    "OptOutMessage": (20, 320),
+    "HelpMessage": (20, 320),
+}
+_USA2P_KEYWORD_FIELDS = ("OptInKeywords", "OptOutKeywords", "HelpKeywords")
+_USA2P_BOOLEANS = (
+    "HasEmbeddedLinks",
+    "HasEmbeddedPhone",
+    "SubscriberOptIn",
+    "AgeGated",
+    "DirectLending",
+)
+
+
+USA2P_USECASES = frozenset(
+    {
+        "2FA",
+        "ACCOUNT_NOTIFICATION",
+        "CHARITY",
+        "CUSTOMER_CARE",
+        "DELIVERY_NOTIFICATION",
+        "FRAUD_ALERT",
+        "HIGHER_EDUCATION",
+        "LOW_VOLUME",
+        "MARKETING",
+        "MIXED",
+        "POLLING_VOTING",
+        "PUBLIC_SERVICE_ANNOUNCEMENT",
+        "SECURITY_ALERT",
+    }
+)
+"""Standard-brand campaign use cases (Twilio lists a brand's own at ``…/Usa2p/Usecases``)."""
+
+
+def _usa2p_problem(form: dict[str, list[str]]) -> TwilioError | None:
+    """Why Twilio would refuse this campaign form (21727 a missing parameter, 21728 a length,
+    21720 an unknown use case, 400 otherwise), or None."""
+    for name in _USA2P_REQUIRED:
+        if not form.get(name):
+            return TwilioError(400, 21727, f"Missing required parameter {name} in the post body")
+    if not re.fullmatch(r"BN[0-9a-fA-F]{32}", form["BrandRegistrationSid"][0]):
+        return TwilioError(400, 20001, "BrandRegistrationSid must be a BN SID")
+    if form["UsAppToPersonUsecase"][0] not in USA2P_USECASES:
+        return TwilioError(400, 21720, "A2P Use Case is Invalid")
+    for name, (low, high) in _USA2P_LENGTHS.items():
+        if name in form and not low <= len(form[name][0]) <= high:
+            return TwilioError(400, 21728, f"{name} must be {low} to {high} characters")
+    samples = form["MessageSamples"]
+    if not 2 <= len(samples) <= 5 or not all(20 <= len(s) <= 1024 for s in samples):
+        return TwilioError(400, 21728, "MessageSamples: 2 to 5 samples of 20 to 1024 characters")
+    for name in _USA2P_KEYWORD_FIELDS:
+        words = form.get(name, [])
+        if not all(word.isascii() and word.isalnum() for word in words):
+            return TwilioError(400, 20001, f"{name} values must be alphanumeric")
+        if len(",".join(words)) > 255:
+            return TwilioError(400, 21728, f"{name} must be at most 255 characters")
+    for name in _USA2P_BOOLEANS:
+        if name in form and form[name][0] not in ("true", "false"):
+            return TwilioError(400, 20001, f"{name} must be true or false")
+    return None
+
+
+def _campaign_resource(campaign: StoredCampaign) -> dict[str, object]:
+    form = campaign.form
+
+    def one(name: str) -> str | None:
+        return form[name][0] if name in form else None
+
+    def flag(name: str) -> bool:
+        return one(name) == "true"
+
+    stamp = campaign.created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    service = campaign.messaging_service_sid
+    return {
+        "sid": campaign.sid,
+        "account_sid": ACCOUNT_SID,
+        "brand_registration_sid": one("BrandRegistrationSid"),
+        "messaging_service_sid": service,
+        "description": one("Description"),
+        "message_samples": form["MessageSamples"],
+        "us_app_to_person_usecase": one("UsAppToPersonUsecase"),
+        "has_embedded_links": flag("HasEmbeddedLinks"),
+        "has_embedded_phone": flag("HasEmbeddedPhone"),
+        "subscriber_opt_in": flag("SubscriberOptIn"),
+        "age_gated": flag("AgeGated"),
+        "direct_lending": flag("DirectLending"),
+        "campaign_status": "PENDING",
+        "campaign_id": None,
+        "is_externally_registered": False,
+        "rate_limits": {},
+        "message_flow": one("MessageFlow"),
+        "opt_in_message": one("OptInMessage"),
+        "opt_out_message": one("OptOutMessage"),
+        "help_message": one("HelpMessage"),
+        "opt_in_keywords": form.get("OptInKeywords", []),
+        "opt_out_keywords": form.get("OptOutKeywords", []),
+        "help_keywords": form.get("HelpKeywords", []),
+        "privacy_policy_url": one("PrivacyPolicyUrl"),
+        "terms_and_conditions_url": one("TermsAndConditionsUrl"),
+        "date_created": stamp,
+        "date_updated": stamp,
+        "url": f"{MESSAGING_BASE}/v1/Services/{service}/Compliance/Usa2p/{campaign.sid}",
+        "mock": False,
+        "errors": [],
     }
 
 
@@ -143,6 +283,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if not self._authorised():
             return self._error(TwilioError(401, 20003, "Authenticate"))
+        campaign_path = USA2P_PATH.match(urlparse(self.path).path)
+        if campaign_path is not None:
+            return self._create_campaign(campaign_path.group("service"))
         if urlparse(self.path).path != MESSAGES_PATH:
             return self._error(TwilioError(404, 20404, "The requested resource was not found"))
         length = int(self.headers.get("Content-Length", "0"))
@@ -171,6 +314,31 @@ class _Handler(BaseHTTPRequestHandler):
         if state.on_create is not None:
             state.on_create(message)
         return self._answer(201, _resource(message))
+
+    def _create_campaign(self, service: str) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        form = parse_qs(self.rfile.read(length).decode(), keep_blank_values=True)
+        state = self.server.state
+        with state.lock:
+            state.creates += 1
+            scripted = state.script.pop(0) if state.script else None
+        if isinstance(scripted, Hold):
+            state.release.wait(timeout=10)
+            return None
+        if isinstance(scripted, TwilioError):
+            return self._error(scripted)
+        problem = _usa2p_problem(form)
+        if problem is not None:
+            return self._error(problem)
+        campaign = StoredCampaign(
+            sid="QE" + uuid.uuid4().hex,
+            messaging_service_sid=service,
+            form=form,
+            created=datetime.now(UTC).replace(microsecond=0),
+        )
+        with state.lock:
+            state.campaigns.append(campaign)
+        return self._answer(201, _campaign_resource(campaign))
 
     def do_GET(self) -> None:
         if not self._authorised():
