@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "owner": "voice_agent.cli.tokens:owner",
     "auditor": "voice_agent.cli.tokens:auditor",
     "business": "voice_agent.cli.business:business",
+    "campaign": "voice_agent.cli.campaign:campaign",
     "db": "voice_agent.cli.db:db",
 }
 """Every top-level command and where it is defined, in the order ``--help`` lists them."""
