@@ -19,16 +19,20 @@ from sqlalchemy import Connection, Engine
 from consent_ledger import ConsentEvidence, event_by_hash
 from dashboard.call_log import BusinessProfile, CallDetails, CallListing, CallLog
 from sms_sender import (
+    HeldReply,
     TextRecord,
     business_texts,
     count_texts,
     count_texts_with_number,
+    held_replies,
     texts_sent_for_calls,
     texts_with_number,
 )
 
 logger = logging.getLogger(__name__)
 
+HELD_REPLIES_SHOWN = 100
+"""The most held replies the texts page lists (oldest first): each waits for a decision."""
 CALL_PAGE_TEXTS = 200
 """The most texts a call's page lists: the latest, since a caller of many years has many."""
 
@@ -115,6 +119,8 @@ class TextsPage:
     business: BusinessProfile
     texts: list[TextRecord]
     window: PageWindow
+    held: list[HeldReply]
+    """Replies that may be opt-outs, waiting for the owner's decision, oldest first."""
 
 
 def calls_page(
@@ -146,10 +152,11 @@ def call_page(
 
 
 def texts_page(conn: Connection, business: BusinessProfile, number: int, size: int) -> TextsPage:
-    """Page ``number`` of the business's texts both ways, newest first; PageNotFound past the
-    last."""
+    """Page ``number`` of the business's texts both ways, newest first, with the replies held
+    for the owner's decision; PageNotFound past the last."""
     window = _window(number, size, count_texts(conn, business.id))
-    return TextsPage(business, business_texts(conn, business.id, window.offset, size), window)
+    texts = business_texts(conn, business.id, window.offset, size)
+    return TextsPage(business, texts, window, held_replies(conn, business.id, HELD_REPLIES_SHOWN))
 
 
 def _window(number: int, size: int, total: int) -> PageWindow:

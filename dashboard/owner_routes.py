@@ -10,6 +10,10 @@ the public base URL's origin or the request's own. Responses are never cached, n
 may run no script.
 
 Every page reads the signed-in owner's business only: another business's call is a plain 404.
+The texts page lists first the replies held as possible opt-outs (texts to those numbers are
+paused); the owner decides each with one of two form posts, ``/owner/texts/held/{id}/opt-out``
+(revoked like STOP) or ``/owner/texts/held/{id}/not-opt-out`` (the paused texts go on); another
+business's hold is a 404.
 Refusals are pages too: a bad page number is a 400, a missing call or page a 404, a foreign form
 post a 403, a token that does not work a 401 that says no more than that. The page handlers are
 plain ``def`` functions, so FastAPI runs them in its thread pool and the blocking database calls
@@ -45,6 +49,7 @@ from dashboard.owner_queries import (
     texts_page,
 )
 from dashboard.owner_sessions import end_session, find_session, start_session
+from sms_sender import decide_held_reply
 
 SESSION_COOKIE = "owner_session"
 _COOKIE_PATH = "/owner"
@@ -52,6 +57,9 @@ _SIGN_IN = "/owner/sign-in"
 _CALLS = "/owner/calls"
 _PAGE_NUMBER = re.compile(r"[1-9][0-9]{0,5}")
 _CALL_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TEXTS = "/owner/texts"
+_HOLD_ID = re.compile(r"[1-9][0-9]{0,17}")
+_HOLD_DECISIONS = {"opt-out": "opt_out", "not-opt-out": "not_opt_out"}
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
@@ -145,6 +153,12 @@ def owner_router() -> APIRouter:
     router.add_api_route("/calls", calls, methods=["GET"])
     router.add_api_route("/calls/{call_sid:path}", call, methods=["GET"])
     router.add_api_route("/texts", texts, methods=["GET"])
+    router.add_api_route(
+        "/texts/held/{hold_id}/{decision}",
+        decide_hold,
+        methods=["POST"],
+        dependencies=from_our_pages,
+    )
     return router
 
 
@@ -285,7 +299,28 @@ def texts(request: Request, context: Context, page: str = "1") -> Response:
         section="texts",
         texts=found.texts,
         window=found.window,
+        held=found.held,
     )
+
+
+def decide_hold(request: Request, context: Context, hold_id: str, decision: str) -> Response:
+    """The owner's decision on a held reply: an opt-out, or not one."""
+    chosen = _HOLD_DECISIONS.get(decision)
+    with context.engine.begin() as conn:
+        business = _signed_in_business(conn, request, context)
+        decided = None
+        if chosen is not None and _HOLD_ID.fullmatch(hold_id):
+            decided = decide_held_reply(
+                conn, business.id, business.name, int(hold_id), chosen, context.clock()
+            )
+    if decided is None:
+        raise PageError(
+            404, "No such reply", "Your business has no held reply with that id.", business
+        )
+    logger.info(
+        "owner decided a held reply: %s", decided.decision, extra={"business_id": business.id}
+    )
+    return _redirect(_TEXTS)
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -45,8 +45,11 @@ from sms_sender import (
     SmsPolicy,
     dispatch_due,
     handle_inbound,
+    held_replies,
+    open_hold,
     queue_text,
 )
+from sms_sender.tables import sms_inbound
 from tests.clock_support import SteppingClock
 from tests.conftest import BACKENDS, PUBLIC_BASE_URL, ROOT, fresh_database
 from voice_agent.records.businesses import import_businesses
@@ -663,3 +666,62 @@ def test_guessing_sign_in_tokens_is_slowed_down_per_address(site: OwnerSite) -> 
     assert int(limited.headers["Retry-After"]) >= 1
     assert "Too many sign-in attempts" in limited.text
     assert "set-cookie" not in limited.headers
+
+
+# --- replies held as possible opt-outs ----------------------------------------------------------
+
+
+def _hold_a_reply(site: OwnerSite, body: str = "wrong number <b>who</b>") -> int:
+    policy = SmsPolicy(ACME, "Acme Plumbing", "America/Chicago", "(512) 555-0199")
+    with site.engine.begin() as conn:
+        handle_inbound(
+            conn,
+            InboundSms("SM" + "9" * 32, OTHER_CALLER, ACME_NUMBER, body),
+            policy,
+            T0 + timedelta(hours=5),
+        )
+        (held,) = held_replies(conn, ACME)
+    return held.id
+
+
+def test_held_replies_come_first_on_the_texts_page_with_two_buttons(site: OwnerSite) -> None:
+    hold_id = _hold_a_reply(site)
+    _sign_in(site)
+    html = _page(site, "/owner/texts")
+
+    held_at = html.index("Replies that may be opt-outs (1)")
+    assert held_at < html.index("Texts sent and received")
+    assert f'action="/owner/texts/held/{hold_id}/opt-out"' in html
+    assert f'action="/owner/texts/held/{hold_id}/not-opt-out"' in html
+    assert "wrong number &lt;b&gt;who&lt;/b&gt;" in html and "<b>who" not in html
+
+
+@pytest.mark.parametrize(("decision", "intent"), [("opt-out", "opt_out"), ("not-opt-out", None)])
+def test_the_owner_decides_a_held_reply(site: OwnerSite, decision: str, intent: str | None) -> None:
+    hold_id = _hold_a_reply(site)
+    _sign_in(site)
+    response = site.client.post(f"/owner/texts/held/{hold_id}/{decision}", headers=OUR_ORIGIN)
+    assert response.status_code == 303 and response.headers["location"] == "/owner/texts"
+    with site.engine.begin() as conn:
+        assert not open_hold(conn, ACME, OTHER_CALLER)
+        stored = conn.execute(
+            select(sms_inbound.c.intent).where(sms_inbound.c.message_sid == "SM" + "9" * 32)
+        ).scalar_one()
+    assert stored == (intent or "possible_opt_out")
+    assert "Replies that may be opt-outs" not in _page(site, "/owner/texts")
+
+
+def test_deciding_a_held_reply_needs_our_origin_a_session_and_the_business_s_own_hold(
+    site: OwnerSite,
+) -> None:
+    hold_id = _hold_a_reply(site)
+    path = f"/owner/texts/held/{hold_id}/opt-out"
+    refused = site.client.post(path, headers={"Origin": "https://evil.example"})
+    assert refused.status_code == 403
+    assert site.client.post(path, headers=OUR_ORIGIN).status_code == 303  # to sign in
+    _sign_in(site, site.spark_token)
+    assert site.client.post(path, headers=OUR_ORIGIN).status_code == 404
+    for bad in (f"/owner/texts/held/{hold_id}/maybe", "/owner/texts/held/0/opt-out"):
+        assert site.client.post(bad, headers=OUR_ORIGIN).status_code == 404
+    with site.engine.begin() as conn:
+        assert open_hold(conn, ACME, OTHER_CALLER)
