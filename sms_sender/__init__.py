@@ -19,7 +19,14 @@ from sms_sender.inbound import (
     held_replies,
     open_hold,
 )
-from sms_sender.keywords import ReplyIntent, classify_reply
+from sms_sender.keywords import (
+    CONDITIONAL_OPT_IN_KEYWORDS,
+    HELP_KEYWORDS,
+    OPT_IN_KEYWORDS,
+    OPT_OUT_KEYWORDS,
+    ReplyIntent,
+    classify_reply,
+)
 from sms_sender.local_transport import LocalSmsTransport
 from sms_sender.outbox import (
     OutboxKind,
@@ -41,7 +48,7 @@ from sms_sender.policy import PolicyError, SmsPolicy
 from sms_sender.segments import segment_count
 from sms_sender.send_rules import SendRules
 from sms_sender.tables import metadata
-from sms_sender.templates import ConfirmationRequest, render_confirmation
+from sms_sender.templates import ConfirmationRequest, TemplateName, render_confirmation, sample
 from sms_sender.text_history import (
     TextRecord,
     business_texts,
@@ -64,6 +71,10 @@ else:  # the Twilio SDK loads when the Twilio transport is first used
     )
 
 __all__ = [
+    "CONDITIONAL_OPT_IN_KEYWORDS",
+    "HELP_KEYWORDS",
+    "OPT_IN_KEYWORDS",
+    "OPT_OUT_KEYWORDS",
     "OUTBOX_ID_PARAMETER",
     "CallSummary",
     "ConfirmationRequest",
@@ -89,6 +100,7 @@ __all__ = [
     "SendRules",
     "SmsPolicy",
     "SmsTransport",
+    "TemplateName",
     "TextDispatcher",
     "TextPlan",
     "TextRecord",
@@ -119,6 +131,7 @@ __all__ = [
     "record_owner_choice",
     "recover_stale_claims",
     "render_confirmation",
+    "sample",
     "segment_count",
     "texts_sent_for_calls",
     "texts_with_number",

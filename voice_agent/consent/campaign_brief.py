@@ -23,13 +23,14 @@ from typing import Any
 
 import phonenumbers
 
-from sms_sender.keywords import (
+from sms_sender import (
     CONDITIONAL_OPT_IN_KEYWORDS,
     HELP_KEYWORDS,
     OPT_IN_KEYWORDS,
     OPT_OUT_KEYWORDS,
+    TemplateName,
+    sample,
 )
-from sms_sender.templates import TemplateName, sample
 from voice_agent.consent.script import (
     REASK,
     ConsentScript,
