@@ -28,7 +28,9 @@ pauses of 0.3–1.2 s inside them) are voiced, with silence around, and fed fram
 runs at the speed of a phone line whenever a transcription is under way (so what the words
 decide comes as late as on a call) and jumps ahead otherwise. Reported: false cut-offs (a turn
 reported before the caller's last words), and for finished answers the time from the end of
-speech to the endpointing decision and to the transcript, p50/p95.
+speech to the endpointing decision and to the transcript, p50/p95 (a finished answer is taken
+when a transcript of it comes within the 3 s of silence after it). Each runs with energy
+endpointing and with Silero VAD, on clean lines and again under babble-like noise.
 
     .venv/bin/python bench/ears.py --turn-ends [--configs tiny.en]
 """
@@ -319,10 +321,10 @@ def voiced_turn(
 
 
 async def one_turn(
-    transcriber: WhisperTranscriber, ulaw: bytes, turn_end: bool
+    transcriber: WhisperTranscriber, ulaw: bytes, turn_end: bool, voice_activity: bool
 ) -> list[tuple[Utterance, float, float]]:
     """(utterance, stream time reported, stream time endpointed) for each non-empty one."""
-    session = WhisperSession(transcriber, turn_end=turn_end)
+    session = WhisperSession(transcriber, turn_end=turn_end, voice_activity=voice_activity)
     clock: list[tuple[float, float]] = []  # (monotonic, stream time fed so far)
     reported: list[tuple[Utterance, float, float]] = []
 
@@ -349,7 +351,29 @@ async def one_turn(
     return reported
 
 
-def turn_ends(model: str) -> None:
+TURN_MODES = {
+    "fixed 0.7 s, energy": (False, False),
+    "fixed 0.7 s, Silero VAD": (False, True),
+    "words, energy": (True, False),
+    "words, Silero VAD": (True, True),
+}
+NOISE_RMS = 250.0
+"""Background noise for the noisy run: about 22 dB below the voices, its loudness swinging at
+syllable rate like a room of people talking (what the energy test cannot tell from speech)."""
+
+
+def with_noise(ulaw: bytes, seed: int) -> bytes:
+    pcm = ulaw_decode(ulaw).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    t = np.arange(len(pcm)) / SAMPLE_RATE
+    envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t + rng.uniform(0, 6)) * np.sin(
+        2 * np.pi * 0.7 * t
+    )
+    noise = rng.normal(0, NOISE_RMS, len(pcm)) * envelope
+    return ulaw_encode(np.clip(pcm + noise, -32768, 32767).astype(np.int16))
+
+
+def turn_ends(model: str, noisy: bool) -> None:
     transcriber = _Timed(model=model)
     transcriber.load()
     speakers = voices()
@@ -357,26 +381,31 @@ def turn_ends(model: str) -> None:
     for index, parts in enumerate(TURN_LINES):
         pauses = [TURN_PAUSES[(index + k) % len(TURN_PAUSES)] for k in range(len(parts) - 1)]
         _name, voice = speakers[index % len(speakers)]
-        turns.append((parts, *voiced_turn(parts, pauses, voice)))
+        ulaw, last_start, end = voiced_turn(parts, pauses, voice)
+        turns.append((parts, with_noise(ulaw, index) if noisy else ulaw, last_start, end))
     paused = sum(len(parts) > 1 for parts, *_ in turns)
-    print(f"{len(turns)} turns ({paused} with pauses inside), model {model}")
-    print("| turn end | false cut-offs | end decided p50/p95 s | transcript p50/p95 s | load |")
-    print("|---|---|---|---|---|")
-    for turn_end in (False, True):
+    noise = f", with noise (RMS {NOISE_RMS:g})" if noisy else ", clean"
+    print(f"{len(turns)} turns ({paused} with pauses inside), model {model}{noise}")
+    print(
+        "| turn end | false cut-offs | finished answers taken | end decided p50/p95 s "
+        "| transcript p50/p95 s | load |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, (turn_end, voice_activity) in TURN_MODES.items():
         load_before = os.getloadavg()[0]
         cut_offs, decided, heard = 0, [], []
         for parts, ulaw, last_start, end in turns:
-            reported = asyncio.run(one_turn(transcriber, ulaw, turn_end))
+            reported = asyncio.run(one_turn(transcriber, ulaw, turn_end, voice_activity))
             if any(utterance.end < last_start for utterance, *_ in reported):
                 cut_offs += 1
-                print(f"    cut off: {parts} → {[u.text for u, *_ in reported]}", file=sys.stderr)
-            elif len(parts) == 1 and reported:
-                _utterance, at, at_decided = reported[-1]
+                said = [u.text for u, *_ in reported]
+                print(f"    {name}: cut off {parts} → {said}", file=sys.stderr)
+            elif len(parts) == 1 and reported and reported[-1][2] < len(ulaw) / SAMPLE_RATE:
+                _utterance, at, at_decided = reported[-1]  # taken before the call closed
                 heard.append(at - end)
                 decided.append(at_decided - end)
-        name = "words (0.25/0.7/1.5 s)" if turn_end else "fixed 0.7 s silence"
         print(
-            f"| {name} | {cut_offs}/{paused} "
+            f"| {name} | {cut_offs}/{paused} | {len(heard)}/{len(turns) - paused} "
             f"| {percentile(decided, 0.5):.2f} / {percentile(decided, 0.95):.2f} "
             f"| {percentile(heard, 0.5):.2f} / {percentile(heard, 0.95):.2f} "
             f"| {load_before:.1f}→{os.getloadavg()[0]:.1f} |",
@@ -397,7 +426,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.turn_ends:
         for name in args.configs if args.configs != list(CONFIGS) else ["tiny.en"]:
-            turn_ends(CONFIGS[name]["model"])
+            for noisy in (False, True):
+                turn_ends(CONFIGS[name]["model"], noisy)
         return
     made = clips(args.limit)
     kinds = {kind: sum(c.kind == kind for c in made) for kind in sorted({c.kind for c in made})}

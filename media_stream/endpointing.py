@@ -13,6 +13,10 @@ An utterance begins at its first voiced frame once ``min_speech`` seconds of voi
 heard (shorter blips are dropped), and ends ``silence_to_end`` seconds after its last voiced
 frame, or is cut at ``max_utterance``. A gap in the timestamps counts as silence.
 
+With a ``voice_activity`` detector (``media_stream.voice_activity``), a frame loud enough to be
+voiced is voiced only if the detector also hears speech in it, so changing noise that is not
+speech neither starts an utterance nor keeps one open.
+
 With ``pause_points`` (seconds of silence shorter than ``silence_to_end``), an open utterance
 also reports `SpeechPaused` with its audio so far each time its silence reaches one of them, so
 that a turn-end decision (``media_stream.turn_end``) can end it sooner with `end_now`.
@@ -28,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from media_stream.codec import FRAME_BYTES, FRAME_SECONDS, SAMPLE_RATE
+from media_stream.voice_activity import SPEECH_ONSET, SPEECH_SUSTAIN, VoiceActivity
 
 SILENCE_TO_END = 0.7
 """Seconds of silence that end an utterance: longer than the pauses between a caller's words and
@@ -121,12 +126,14 @@ class Endpointer:
         min_speech: float = MIN_SPEECH,
         max_utterance: float = MAX_UTTERANCE,
         pause_points: tuple[float, ...] = (),
+        voice_activity: VoiceActivity | None = None,
     ) -> None:
         if not 0 < silence_to_end <= 10 or not 0 < min_speech <= 5:
             raise ValueError("silence_to_end must be in (0, 10] s and min_speech in (0, 5] s")
         if any(not 0 < p < silence_to_end for p in pause_points):
             raise ValueError("pause_points must lie between 0 and silence_to_end")
         self._pause_points = tuple(sorted(pause_points))
+        self._voice_activity = voice_activity
         if not min_speech < max_utterance <= 60:
             raise ValueError("max_utterance must exceed min_speech and be at most 60 s")
         self._silence_to_end = silence_to_end
@@ -142,6 +149,7 @@ class Endpointer:
         self._levels: deque[float] = deque(maxlen=_STEADY_FRAMES)
         self._recent: deque[npt.NDArray[np.int16]] = deque(maxlen=_PRE_ROLL_FRAMES)
         self._open: _OpenUtterance | None = None
+        self._loud_since: float | None = None  # start of the current run of loud frames
 
     def push(self, pcm: npt.NDArray[np.int16], at: float) -> list[SpeechBegan | SpeechEnded]:
         """Feed ``pcm`` whose first sample sits at ``at``; returns the events it completes."""
@@ -227,6 +235,13 @@ class Endpointer:
         self._judged += FRAME_SAMPLES
         level = frame_level_db(frame)
         voiced = self._is_voiced(level)
+        if not voiced:
+            self._loud_since = None
+        elif self._loud_since is None:
+            self._loud_since = frame_start
+        if voiced and self._voice_activity is not None:
+            needed = SPEECH_SUSTAIN if self._open is not None else SPEECH_ONSET
+            voiced = self._voice_activity.speech_probability(frame) >= needed
         self._update_floor(level)
         self._advance(frame, frame_start, voiced, events)
         self._recent.append(frame)
@@ -300,9 +315,15 @@ class Endpointer:
         self, frame: npt.NDArray[np.int16], frame_start: float, *, confirmed: bool = False
     ) -> None:
         pre_roll = list(self._recent)
+        audio_start = frame_start - len(pre_roll) * FRAME_SECONDS
+        # The detector hears speech a frame or three after it grows loud: the onset is where
+        # the loudness began (within the pre-roll), so an answer's start is never late.
+        start = frame_start
+        if self._voice_activity is not None and self._loud_since is not None and not confirmed:
+            start = max(min(self._loud_since, frame_start), audio_start)
         self._open = _OpenUtterance(
-            start=frame_start,
-            audio_start=frame_start - len(pre_roll) * FRAME_SECONDS,
+            start=start,
+            audio_start=audio_start,
             last_voiced_end=frame_start + FRAME_SECONDS,
             voiced_seconds=FRAME_SECONDS,
             audio=[*pre_roll, frame],

@@ -42,6 +42,7 @@ from media_stream.codec import SAMPLE_RATE, ulaw_decode
 from media_stream.endpointing import Endpointer, SpeechBegan, SpeechEnded, SpeechPaused
 from media_stream.ports import SpeechEvent, SpeechStarted, Utterance, Word
 from media_stream.turn_end import HOLD_SILENCE, QUICK_SILENCE, USUAL_SILENCE, judge, silence_needed
+from media_stream.voice_activity import load_voice_activity
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -274,7 +275,8 @@ class WhisperTranscriber:
 
     ``model`` names one of `MODELS` (``model_dir`` with ``expected_sha256`` overrides where
     it is loaded from); ``beam_size`` 1 is greedy decoding; ``turn_end`` False ends every turn
-    after a fixed silence instead of by its words (`WhisperSession`). ``without_timestamps``,
+    after a fixed silence instead of by its words, ``voice_activity`` False endpoints on energy
+    alone, without Silero VAD (`WhisperSession`). ``without_timestamps``,
     ``vad_filter`` and ``compute_type`` exist for ``bench/ears.py``: the defaults are the
     measured ones.
     """
@@ -291,6 +293,7 @@ class WhisperTranscriber:
         vad_filter: bool = True,
         compute_type: str = "int8",
         turn_end: bool = True,
+        voice_activity: bool = True,
     ) -> None:
         if not 1 <= cpu_threads <= 64:
             raise ValueError(f"cpu_threads must be 1–64, got {cpu_threads}")
@@ -308,6 +311,7 @@ class WhisperTranscriber:
         self._vad_filter = vad_filter
         self._compute_type = compute_type
         self.turn_end = turn_end
+        self.voice_activity = voice_activity
 
     def load(self) -> None:
         """Check and load the model (blocking); later calls, from any instance, reuse it."""
@@ -371,7 +375,7 @@ class WhisperTranscriber:
 
     def open_session(self, keyterms: Sequence[str] = ()) -> WhisperSession:
         """A session for one call; ``keyterms`` are ignored (see the module's docstring)."""
-        return WhisperSession(self, turn_end=self.turn_end)
+        return WhisperSession(self, turn_end=self.turn_end, voice_activity=self.voice_activity)
 
 
 def _checked_audio(pcm8k: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
@@ -401,8 +405,9 @@ class WhisperSession:
     With ``turn_end`` (the default), a turn ends when its words say it is finished
     (``media_stream.turn_end``): the speech so far is transcribed after a short silence, and
     that transcript ends the turn at once, after the usual silence, or after a longer hold.
-    Without it, a fixed ``SILENCE_TO_END`` of silence ends every turn (the energy endpointer
-    alone).
+    Without it, a fixed ``SILENCE_TO_END`` of silence ends every turn. With
+    ``voice_activity`` (the default) Silero VAD confirms each loud frame is speech
+    (``media_stream.voice_activity``; energy alone when it cannot load).
     """
 
     def __init__(
@@ -411,13 +416,19 @@ class WhisperSession:
         endpointer: Endpointer | None = None,
         *,
         turn_end: bool = True,
+        voice_activity: bool = True,
     ):
         self._transcriber = transcriber
         if endpointer is None:
+            detector = load_voice_activity() if voice_activity else None
             endpointer = (
-                Endpointer(silence_to_end=HOLD_SILENCE, pause_points=(QUICK_SILENCE, USUAL_SILENCE))
+                Endpointer(
+                    silence_to_end=HOLD_SILENCE,
+                    pause_points=(QUICK_SILENCE, USUAL_SILENCE),
+                    voice_activity=detector,
+                )
                 if turn_end
-                else Endpointer()
+                else Endpointer(voice_activity=detector)
             )
         self._endpointer = endpointer
         self._events: asyncio.Queue[SpeechEvent | None] = asyncio.Queue()

@@ -50,6 +50,7 @@ from voice_agent.settings import (
     SynthesizerChoice,
     TranscriberChoice,
     TurnEndChoice,
+    VoiceActivityChoice,
 )
 from voice_agent.signatures import TwilioSignatures
 
@@ -108,6 +109,7 @@ def build_services(
         model=settings.whisper_model.value,
         beam_size=settings.whisper_beam_size,
         turn_end=settings.turn_end is TurnEndChoice.WORDS,
+        voice_activity=settings.voice_activity is VoiceActivityChoice.SILERO,
     )
     espeak = EspeakSynthesizer(voice=settings.assistant_voice)
     piper = _piper_voice(settings)

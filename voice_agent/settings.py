@@ -44,6 +44,14 @@ class TurnEndChoice(StrEnum):
     SILENCE = "silence"
 
 
+class VoiceActivityChoice(StrEnum):
+    """``silero``: Silero VAD confirms each loud frame is speech (energy alone if it cannot
+    load); ``energy``: the energy endpointer alone."""
+
+    SILERO = "silero"
+    ENERGY = "energy"
+
+
 class ChatModelChoice(StrEnum):
     SCRIPTED = "scripted"
     OPENAI = "openai"
@@ -96,6 +104,10 @@ class Settings(BaseSettings):
     turn_end: TurnEndChoice = Field(
         default=TurnEndChoice.WORDS,
         description="How the embedded ears decide a caller has finished (media_stream.turn_end).",
+    )
+    voice_activity: VoiceActivityChoice = Field(
+        default=VoiceActivityChoice.SILERO,
+        description="What tells the embedded ears a sound is speech (media_stream.voice_activity).",
     )
     synthesizer: SynthesizerChoice = SynthesizerChoice.EMBEDDED
     chat_model: ChatModelChoice = ChatModelChoice.SCRIPTED
