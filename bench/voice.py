@@ -74,8 +74,6 @@ class Voice(Protocol):
 
     def synthesize(self, text: str) -> AsyncGenerator[bytes, None]: ...
 
-    def render_ulaw(self, text: str) -> bytes: ...
-
 
 @dataclass(frozen=True)
 class Prompt:
@@ -151,7 +149,7 @@ def heard(transcriber: WhisperTranscriber, sentences: Sequence[bytes]) -> str:
 
 def phone_audio(voice: Voice, text: str) -> list[bytes]:
     """The μ-law a call would send, sentence by sentence as the bridge asks for it."""
-    return [voice.render_ulaw(sentence) for sentence in split_sentences(text)]
+    return [asyncio.run(_whole(voice, sentence)) for sentence in split_sentences(text)]
 
 
 def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:

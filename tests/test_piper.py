@@ -23,6 +23,7 @@ from media_stream.piper import (
     PiperSynthesizer,
     PiperVoiceError,
     bundled_voice,
+    clauses,
     phonemize,
 )
 from media_stream.ports import Synthesizer
@@ -114,11 +115,39 @@ async def test_a_slower_pace_takes_longer() -> None:
 
 async def test_calls_speak_at_once_without_mixing_up_their_sentences() -> None:
     piper = PiperSynthesizer()
-    short, long = "Yes.", "Message and data rates may apply, and you can reply stop anytime."
+    short, long = "Yes.", "Message and data rates may apply, and we may text you at any time."
     results = await asyncio.gather(*[collect(piper, text) for text in (short, long) * 3])
     for text, chunks in zip((short, long) * 3, results, strict=True):
-        assert len(chunks) == 1
-        assert (seconds(chunks[0]) > 3.0) is (text == long)
+        assert len(chunks) == (1 if text == short else 2)  # a long sentence clause by clause
+        assert (seconds(b"".join(chunks)) > 3.0) is (text == long)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "pieces"),
+    [
+        ("Sound good?", ["Sound good?"]),
+        (
+            "Before we finish — and just to be clear, I'm an automated assistant — would it be "
+            "okay if Acme Plumbing texts you?",
+            [
+                "Before we finish — and just to be clear,",
+                "I'm an automated assistant —",
+                "would it be okay if Acme Plumbing texts you?",
+            ],
+        ),
+        (
+            "You can reply STOP to opt out, or HELP for help, anytime at all.",
+            ["You can reply STOP to opt out,", "or HELP for help, anytime at all."],
+        ),
+        (
+            "It costs 1,000 dollars, and 2,500 more for the permit and parts.",
+            ["It costs 1,000 dollars,", "and 2,500 more for the permit and parts."],
+        ),
+    ],
+)
+def test_a_long_sentence_is_spoken_clause_by_clause(sentence: str, pieces: list[str]) -> None:
+    assert clauses(sentence) == pieces
+    assert " ".join(clauses(sentence)) == sentence
 
 
 @pytest.fixture(scope="module")
