@@ -471,3 +471,30 @@ def test_a_message_is_not_an_opt_out_in_the_journal(
         OutboxKind.OPT_OUT_CONFIRMATION,
         OutboxStatus.SCHEDULED,
     )
+
+
+@pytest.mark.parametrize(
+    "body", ["ALTO", "stpo", "no me manden más mensajes", "please stop texting me"]
+)
+def test_spanish_misspelled_and_plain_language_opt_outs_revoke_and_cancel(
+    engine: Engine, body: str
+) -> None:
+    consent = grant(engine)
+    queue(engine, "CA0001", consent=consent, due_at=NOW + timedelta(hours=2))
+
+    assert receive(engine, text(body)) is ReplyIntent.OPT_OUT
+
+    assert EventKind.REVOKED in ledger_kinds(engine)
+    assert (OutboxKind.CONFIRMATION, OutboxStatus.CANCELLED) in kinds_and_statuses(engine)
+
+
+def test_a_possible_opt_out_is_stored_as_held_and_cancels_nothing_but_the_nudge(
+    engine: Engine,
+) -> None:
+    consent = grant(engine)
+    queue(engine, "CA0001", consent=consent, due_at=NOW + timedelta(hours=2))
+
+    assert receive(engine, text("Stop. Who is this?")) is ReplyIntent.POSSIBLE_OPT_OUT
+
+    assert EventKind.REVOKED not in ledger_kinds(engine)
+    assert (OutboxKind.CONFIRMATION, OutboxStatus.SCHEDULED) in kinds_and_statuses(engine)
