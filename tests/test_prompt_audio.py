@@ -2,7 +2,8 @@
 
 The voice here renders fresh random bytes every time, as Piper does (it samples noise), so only
 the cache can make two calls play the same audio. Whole calls run through the Conversation and a
-CallBridge on the virtual clock and fake Twilio line of ``tests/test_turn_taking.py``.
+CallBridge against a fake Twilio line that echoes each mark at once, with the caller's words
+waiting in a fake transcriber: nothing waits on a clock.
 """
 
 from __future__ import annotations
@@ -18,31 +19,38 @@ import pytest
 from media_stream import (
     CachedSynthesizer,
     CallBridge,
+    Connected,
+    Mark,
+    MediaFormat,
     OutboundMark,
     OutboundMedia,
     Playback,
     PromptAudio,
+    SpeechEvent,
+    Start,
+    StreamClosed,
     SynthesizerFailure,
+    Utterance,
+    encode_inbound,
     fixed_prompts,
     parse_outbound,
 )
 from media_stream.sentences import split_sentences
-from tests.test_turn_taking import (
-    ACME,
-    CALL,
-    CALLER,
-    DONE,
-    QUESTION,
-    STREAM,
-    AskForNeed,
-    Caller,
-    Ears,
-    Line,
-    run_on_virtual_clock,
-)
+from tests.conftest import ROOT
 from voice_agent.call.conversation import ConsentOutcome, Conversation, greeting
 from voice_agent.call.wrap_up import CallIdentity, consent_evidence
+from voice_agent.chat.port import AgentReply, CallContext, CallerMessage, WholeReply
+from voice_agent.consent.classifier import classify_answer
+from voice_agent.consent.script import render_consent_script
+from voice_agent.records.businesses import load_businesses
 
+ACME = next(
+    b for b in load_businesses(ROOT / "fixtures" / "businesses.yaml") if b.id == "acme-plumbing"
+)
+STREAM, ACCOUNT, CALL = "MZ" + "a" * 32, "AC" + "c" * 32, "CA" + "e" * 32
+CALLER = "+15125550142"
+QUESTION, DONE = "What can we help you with?", "Thanks, I have your message."
+SCRIPT = render_consent_script(ACME.consent_script_version, ACME.name, ACME.max_texts).text
 VOICE = "noisy/1"
 
 
@@ -131,13 +139,27 @@ def test_the_least_recently_played_prompt_goes_first() -> None:
 # --- whole calls -------------------------------------------------------------------------------
 
 
-class RecordingLine(Line):
-    """The fake line, also keeping what was sent to it: the audio since the last mark, by mark."""
+class Line:
+    """Twilio's side of the stream: each mark echoed at once (or, after ``echoed`` marks, the
+    caller hangs up instead), and the audio sent before each mark kept by the mark's name."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, echoed: int | None = None) -> None:
+        self.incoming: asyncio.Queue[str | None] = asyncio.Queue()
         self.audio_before_mark: dict[str, bytes] = {}
         self._since_mark = bytearray()
+        self._echo_left = echoed
+        self._sequence = 0
+        self._push(encode_inbound(Connected("Call", "1.0.0")))
+        parameters = {"business": ACME.id, "caller": CALLER}
+        media_format = MediaFormat("audio/x-mulaw", 8000, 1)
+        start = Start(self._next(), STREAM, ACCOUNT, CALL, ("inbound",), parameters, media_format)
+        self._push(encode_inbound(start))
+
+    async def receive_text(self) -> str:
+        item = await self.incoming.get()
+        if item is None:
+            raise StreamClosed()
+        return item
 
     async def send_text(self, text: str) -> None:
         message = parse_outbound(text)
@@ -146,119 +168,132 @@ class RecordingLine(Line):
         elif isinstance(message, OutboundMark):
             self.audio_before_mark[message.name] = bytes(self._since_mark)
             self._since_mark.clear()
-        await super().send_text(text)
+            if self._echo_left == 0:
+                self._push(None)  # the caller is gone before this mark was played
+                return
+            if self._echo_left is not None:
+                self._echo_left -= 1
+            self._push(encode_inbound(Mark(self._next(), STREAM, message.name)))
+
+    async def close(self) -> None:
+        self._push(None)
 
     def audio_of(self, playback: Playback) -> bytes:
         """The media payloads sent on the websocket for ``playback``, in order."""
         return b"".join(self.audio_before_mark[name] for name in playback.marks)
 
+    def _push(self, item: str | None) -> None:
+        self.incoming.put_nowait(item)
+
+    def _next(self) -> int:
+        self._sequence += 1
+        return self._sequence
+
+
+class Ears:
+    """The fake transcriber: the caller's utterances are waiting before the call begins (the
+    message, then the answer, which counts as said after the script: no audio moves the
+    stream clock)."""
+
+    def __init__(self, *said: str) -> None:
+        self.events_queue: asyncio.Queue[SpeechEvent | None] = asyncio.Queue()
+        for text in said:
+            self.events_queue.put_nowait(Utterance(text, 0.0, 0.0, 0.9, "fake"))
+
+    def send_audio(self, ulaw: bytes, at: float) -> None:
+        """The line sends no audio."""
+
+    async def events(self) -> AsyncIterator[SpeechEvent]:
+        while (event := await self.events_queue.get()) is not None:
+            yield event
+
+    async def finalize(self) -> None:
+        """The words are all there already."""
+
+    async def close(self) -> None:
+        self.events_queue.put_nowait(None)
+
+
+class AskForNeed:
+    """Asks what the caller needs and is done when told."""
+
+    name = "ask for need"
+
+    async def reply(
+        self, context: CallContext, message: CallerMessage, caller_said: str | None
+    ) -> AgentReply:
+        return AgentReply(QUESTION if caller_said is None else DONE, finished=bool(caller_said))
+
+    def reply_stream(
+        self, context: CallContext, message: CallerMessage, caller_said: str | None
+    ) -> WholeReply:
+        return WholeReply(self.reply(context, message, caller_said))
+
 
 class KeptBridge(CallBridge):
+    """A CallBridge that keeps every playback it started."""
+
     def __init__(self, line: Line, voice: CachedSynthesizer) -> None:
         super().__init__(line, voice)
         self.playbacks: list[Playback] = []
-        self.sent = asyncio.Event()  # set as each playback has been sent
 
     async def say_pieces(
         self, pieces: AsyncIterator[str], *, interruptible: bool = True
     ) -> Playback:
         playback = await super().say_pieces(pieces, interruptible=interruptible)
         self.playbacks.append(playback)
-        self.sent.set()
         return playback
 
 
-async def _consenting_call(voice: CachedSynthesizer) -> tuple[RecordingLine, KeptBridge, str]:
-    """A call in which the caller gives the message and says yes; the bridge and the line, and
-    the consent record's ``script.audio_sha256``."""
-    line, ears = RecordingLine(), Ears()
+async def _call(voice: CachedSynthesizer, line: Line) -> tuple[KeptBridge, Conversation]:
+    """A whole call on ``line`` in which the caller gives the message and says yes."""
     bridge = KeptBridge(line, voice)
-    line.start()
     await bridge.open()
-    bridge.listen(ears)
+    bridge.listen(Ears("My kitchen sink leaks", "Yes please"))
     conversation = Conversation(ACME, CALLER, AskForNeed(), bridge)
-    caller = Caller(line, ears)
-
-    async def act() -> None:
-        await line.assistant_quiet(1)
-        await asyncio.sleep(1.0)
-        await caller.say("My kitchen sink leaks", 1.5, 0.8)
-        await line.assistant_quiet(2)  # the script has been played
-        await asyncio.sleep(0.5)
-        await caller.say("Yes please", 0.8, 0.5)
-
-    acting = asyncio.create_task(act())
     try:
-        await conversation.run()
+        await asyncio.wait_for(conversation.run(), timeout=30)
     finally:
         await bridge.close()
-        acting.cancel()
-    consent = conversation.consent
-    assert consent.outcome is ConsentOutcome.AFFIRMATIVE
+    return bridge, conversation
+
+
+def _script_record(conversation: Conversation) -> tuple[str | None, datetime | None]:
+    """The consent record's script audio hash and playback confirmation."""
     now = datetime.now(UTC)
-    identity = CallIdentity(CALL, STREAM, CALLER, now, line.started_at)
-    evidence = consent_evidence(ACME, identity, consent, now, None)
-    assert evidence.script is not None and evidence.script.audio_sha256 is not None
-    return line, bridge, evidence.script.audio_sha256
+    identity = CallIdentity(CALL, STREAM, CALLER, now, 0.0)
+    evidence = consent_evidence(ACME, identity, conversation.consent, now, None)
+    assert evidence.script is not None and evidence.script.text == SCRIPT
+    return evidence.script.audio_sha256, evidence.script.playback_confirmed_at
 
 
-def test_the_records_script_audio_hash_is_that_of_the_bytes_sent_and_of_the_cache(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_the_records_script_audio_hash_is_that_of_the_bytes_sent_and_of_the_cache() -> None:
+    assert classify_answer("Yes please").value == "affirmative"
     inner, cache = NoisyVoice(), PromptAudio()
     voice = CachedSynthesizer(inner, cache, VOICE)
-    script = Conversation(ACME, CALLER, AskForNeed(), None).consent.script.text  # type: ignore[arg-type]
-    recorded: list[str] = []
-
-    async def main() -> None:
-        for _ in range(2):
-            line, bridge, audio_sha256 = await _consenting_call(voice)
-            (played,) = [p for p in bridge.playbacks if p.text == script]
-            sent = line.audio_of(played)
-            assert audio_sha256 == hashlib.sha256(sent).hexdigest() == played.audio_sha256
-            cached = b"".join(cache.get(VOICE, s) or b"" for s in split_sentences(script))
-            assert hashlib.sha256(cached).hexdigest() == audio_sha256
-            recorded.append(audio_sha256)
-
-    run_on_virtual_clock(monkeypatch, main)
+    recorded = []
+    for _ in range(2):
+        line = Line()
+        bridge, conversation = await _call(voice, line)
+        assert conversation.consent.outcome is ConsentOutcome.AFFIRMATIVE
+        audio_sha256, _ = _script_record(conversation)
+        (played,) = [p for p in bridge.playbacks if p.text == SCRIPT]
+        sent = line.audio_of(played)
+        assert audio_sha256 == hashlib.sha256(sent).hexdigest() == played.audio_sha256
+        cached = b"".join(cache.get(VOICE, s) or b"" for s in split_sentences(SCRIPT))
+        assert hashlib.sha256(cached).hexdigest() == audio_sha256
+        recorded.append(audio_sha256)
     assert recorded[0] == recorded[1]  # the second call played the first call's rendering
-    for sentence in split_sentences(script):
+    for sentence in split_sentences(SCRIPT):
         assert inner.rendered.count(sentence) == 1
     # The greeting with the first question is fixed; the brain's later reply is not kept.
     assert all(cache.get(VOICE, s) for s in split_sentences(f"{greeting(ACME)} {QUESTION}"))
     assert inner.rendered.count(DONE) == 2 and cache.get(VOICE, DONE) is None
 
 
-def test_a_record_without_a_confirmed_script_has_no_audio_hash(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    async def main() -> None:
-        line, ears = RecordingLine(), Ears()
-        bridge = KeptBridge(line, CachedSynthesizer(NoisyVoice(), PromptAudio(), VOICE))
-        line.start()
-        await bridge.open()
-        bridge.listen(ears)
-        conversation = Conversation(ACME, CALLER, AskForNeed(), bridge)
-
-        async def hang_up_during_the_script() -> None:
-            await line.assistant_quiet(1)
-            await Caller(line, ears).say("My kitchen sink leaks", 1.5, 0.8)
-            while not any(p.text == conversation.consent.script.text for p in bridge.playbacks):
-                bridge.sent.clear()
-                await bridge.sent.wait()
-            line.incoming.put_nowait(None)  # the caller is gone before the script's last mark
-
-        acting = asyncio.create_task(hang_up_during_the_script())
-        try:
-            await conversation.run()
-        finally:
-            await bridge.close()
-            acting.cancel()
-        now = datetime.now(UTC)
-        identity = CallIdentity(CALL, STREAM, CALLER, now, line.started_at)
-        evidence = consent_evidence(ACME, identity, conversation.consent, now, None)
-        assert evidence.script is not None
-        assert evidence.script.playback_confirmed_at is None
-        assert evidence.script.audio_sha256 is None
-
-    run_on_virtual_clock(monkeypatch, main)
+async def test_a_record_without_a_confirmed_script_has_no_audio_hash() -> None:
+    greeted = len(split_sentences(f"{greeting(ACME)} {QUESTION}"))
+    line = Line(echoed=greeted + 1)  # the greeting and the reply are heard, then the caller goes
+    bridge, conversation = await _call(CachedSynthesizer(NoisyVoice(), PromptAudio(), VOICE), line)
+    assert any(p.text == SCRIPT for p in bridge.playbacks)  # the script was being played
+    assert _script_record(conversation) == (None, None)
