@@ -282,6 +282,7 @@ class _Timed(WhisperTranscriber):
     """Counts transcriptions under way, so the bench's clock can wait for them."""
 
     busy = 0
+    calls = 0
 
     def transcribe(
         self,
@@ -291,6 +292,7 @@ class _Timed(WhisperTranscriber):
         speech_end: float | None = None,
     ) -> Utterance:
         _Timed.busy += 1
+        _Timed.calls += 1
         try:
             return super().transcribe(pcm8k, audio_start, speech_start, speech_end)
         finally:
@@ -388,12 +390,13 @@ def turn_ends(model: str, noisy: bool) -> None:
     print(f"{len(turns)} turns ({paused} with pauses inside), model {model}{noise}")
     print(
         "| turn end | false cut-offs | finished answers taken | end decided p50/p95 s "
-        "| transcript p50/p95 s | load |"
+        "| transcript p50/p95 s | transcriptions a turn | load |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for name, (turn_end, voice_activity) in TURN_MODES.items():
         load_before = os.getloadavg()[0]
         cut_offs, decided, heard = 0, [], []
+        _Timed.calls = 0
         for parts, ulaw, last_start, end in turns:
             reported = asyncio.run(one_turn(transcriber, ulaw, turn_end, voice_activity))
             if any(utterance.end < last_start for utterance, *_ in reported):
@@ -408,6 +411,7 @@ def turn_ends(model: str, noisy: bool) -> None:
             f"| {name} | {cut_offs}/{paused} | {len(heard)}/{len(turns) - paused} "
             f"| {percentile(decided, 0.5):.2f} / {percentile(decided, 0.95):.2f} "
             f"| {percentile(heard, 0.5):.2f} / {percentile(heard, 0.95):.2f} "
+            f"| {_Timed.calls / len(turns):.1f} "
             f"| {load_before:.1f}→{os.getloadavg()[0]:.1f} |",
             flush=True,
         )

@@ -189,12 +189,17 @@ class Endpointer:
     def end_now(self, start: float, end: float) -> SpeechEnded | None:
         """End the open utterance at ``end`` if it is still the one that began at ``start``
         and nothing was voiced since ``end``; otherwise (voice came back, or it ended) None."""
+        return self._close() if self.still_paused(start, end) else None
+
+    def still_paused(self, start: float, end: float) -> bool:
+        """Whether the open utterance is the one that began at ``start``, silent since ``end``."""
         utterance = self._open
-        if utterance is None or not utterance.confirmed:
-            return None
-        if utterance.start != start or utterance.last_voiced_end != end:
-            return None
-        return self._close()
+        return (
+            utterance is not None
+            and utterance.confirmed
+            and utterance.start == start
+            and utterance.last_voiced_end == end
+        )
 
     def _next_sample_time(self) -> float | None:
         if self._anchor is None:

@@ -462,6 +462,8 @@ class WhisperSession:
             stretch = (speech.start, speech.end)
             if stretch == self._reported:
                 continue  # already reported when its words said the turn was over
+            if isinstance(speech, SpeechPaused) and not self._endpointer.still_paused(*stretch):
+                continue  # the caller went on (or it ended) before its words were looked at
             if self._heard is not None and self._heard[0] == stretch:
                 heard = self._heard[1]  # no voice since the last check: the same words
             else:
