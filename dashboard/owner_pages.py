@@ -31,6 +31,7 @@ INBOUND_INTENTS = {
     "opt_out": "opt-out (STOP)",
     "help": "asked for help (HELP)",
     "opt_in": "opted back in (START)",
+    "possible_opt_out": "may be an opt-out: held for you to decide",
     "message": "reply",
 }
 TEXT_KINDS = {

@@ -445,7 +445,9 @@ def _confirm(
     Advanced Opt-Out already did."""
     if sms.opt_out_type is not None:
         return None
-    body = shipped_template(template).render(business_name=policy.business_name)
+    chosen = shipped_template(template)
+    values = {"business_name": policy.business_name, "help_contact": policy.help_contact}
+    body = chosen.render(**{name: values[name] for name in chosen.spec.fields})
     event_hash = "" if event is None else event.hash
     return _reply(conn, sms, policy, kind, body, event_hash, received_at)
 

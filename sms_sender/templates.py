@@ -87,7 +87,7 @@ SPECS: dict[TemplateName, TemplateSpec] = {
         frozenset({"business_name", "help_contact"}), (_CTIA_RATES, "Reply STOP to opt out.")
     ),
     TemplateName.OPT_OUT: TemplateSpec(
-        frozenset({"business_name"}), ("No more messages will be sent.",)
+        frozenset({"business_name", "help_contact"}), ("No more messages will be sent.",)
     ),
     TemplateName.OPT_IN: TemplateSpec(
         frozenset({"business_name"}), (_CTIA_RATES, "Reply HELP for help, STOP to opt out.")

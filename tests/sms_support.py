@@ -69,7 +69,7 @@ POLICY = SmsPolicy(
 )
 OPT_OUT_TEXT = (
     "You're unsubscribed from Acme Plumbing texts. No more messages will be sent. "
-    "Reply START to resubscribe."
+    "Questions: (512) 555-0199. Reply START to resubscribe."
 )
 HELP_TEXT = (
     "Acme Plumbing: for help with your service request contact (512) 555-0199. "

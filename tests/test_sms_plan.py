@@ -167,10 +167,14 @@ def test_every_shipped_template_loads_and_renders_within_two_segments() -> None:
         (TemplateName.OPT_OUT, "{business_name} {nope}", "exactly once"),
         (
             TemplateName.OPT_OUT,
-            "{business_name} " + "No more messages will be sent. " * 12,
+            "{business_name} {help_contact} " + "No more messages will be sent. " * 12,
             "segments",
         ),
-        (TemplateName.OPT_OUT, "{business_name} No more messages will be sent. ✓", "GSM-7"),
+        (
+            TemplateName.OPT_OUT,
+            "{business_name} {help_contact} No more messages will be sent. ✓",
+            "GSM-7",
+        ),
         (TemplateName.OPT_OUT, "{business_name!r} No more messages will be sent.", "exactly once"),
         (TemplateName.OPT_OUT, "{business_name No more messages will be sent.", "malformed"),
     ],

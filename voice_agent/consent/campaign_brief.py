@@ -211,10 +211,9 @@ def build_brief(business: Business, public_base_url: str) -> CampaignBrief:
     pages = public_pages(public_base_url, business.id)
     samples = message_samples(business)
     opt_in = sample(TemplateName.OPT_IN, {"business_name": business.name})
-    opt_out = sample(TemplateName.OPT_OUT, {"business_name": business.name})
-    help_ = sample(
-        TemplateName.HELP, {"business_name": business.name, "help_contact": business.help_contact}
-    )
+    contact = {"business_name": business.name, "help_contact": business.help_contact}
+    opt_out = sample(TemplateName.OPT_OUT, contact)
+    help_ = sample(TemplateName.HELP, contact)
     sent = [*samples, opt_in, opt_out, help_]
     brief = CampaignBrief(
         business_id=business.id,
