@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/turn_overhead.py
 	$(BIN)/python bench/concurrency.py
 	$(BIN)/python bench/consent_answers.py
+	$(BIN)/python bench/inbound_replies.py
 
 clean:
 	rm -rf $(VENV) var
