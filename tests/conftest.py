@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from voice_agent.records.businesses import import_businesses
 from voice_agent.records.database import make_engine
 from voice_agent.records.migrate import upgrade
-from voice_agent.settings import Settings
+from voice_agent.settings import Settings, SynthesizerChoice
 
 ROOT = Path(__file__).resolve().parent.parent
 AUTH_TOKEN = "test-auth-token"
@@ -34,6 +34,9 @@ def receptionist_settings(
         public_base_url=PUBLIC_BASE_URL,
         twilio_auth_token=SecretStr(AUTH_TOKEN),
         port=port,
+        # espeak-ng: fast and the same on every run; Piper, the default voice, is tested in
+        # test_piper.py and end to end from the installed wheel (test_wheel.py).
+        synthesizer=SynthesizerChoice.ESPEAK,
         _env_file=None,  # type: ignore[call-arg]
     )
 
