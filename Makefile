@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/concurrency.py
 	$(BIN)/python bench/consent_answers.py
 	$(BIN)/python bench/inbound_replies.py
+	$(BIN)/python bench/voice.py
 
 clean:
 	rm -rf $(VENV) var
