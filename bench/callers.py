@@ -56,7 +56,6 @@ from call_simulator import (
 )
 from consent_ledger import event_by_hash
 from sms_sender import OutboxStatus, list_outbox
-from voice_agent.consent.script import REASK
 from voice_agent.records.businesses import import_businesses
 from voice_agent.records.calls import CallRecord, get_call
 from voice_agent.records.migrate import upgrade
@@ -73,7 +72,7 @@ STORE_TIMEOUT = 30.0  # seconds to wait for the server to store a finished call
 SEND_TIMEOUT = 10.0  # seconds to wait for queued texts to reach the transport
 PENDING = (OutboxStatus.SCHEDULED, OutboxStatus.CLAIMED)
 HANDED_OVER = (OutboxStatus.SENT, OutboxStatus.DELIVERED, OutboxStatus.UNDELIVERED)
-RE_ASK_MARKERS = ("didn't catch that", REASK.lower())
+RE_ASK_MARKERS = ("didn't catch that", "press 1 for yes")  # any question asked again
 
 
 @dataclass(frozen=True)
@@ -269,6 +268,8 @@ def report(runs: Sequence[PersonaRun], *, speed: float, load_before: str) -> str
         f"  failed, every line heard as said  {_count(verdicts, misheard=False)}",
         f"  failed, some line misheard        {_count(verdicts, misheard=True)}",
         f"answers lost           {lost} (of {answers} lines said in an answer window)",
+        f"answers unheard        {sum(len(v.unheard) for v in verdicts)} "
+        "(stored as speech without words: the recogniser made nothing of them)",
         f"re-asks                {sum(v.re_asks for v in verdicts)} "
         f"({_mean([v.re_asks for v in verdicts]):.2f} per call)",
         f"mean call length       {_mean([v.duration for v in verdicts if v.duration]):.1f} s",

@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 TURN_END_SECONDS = 0.35  # stream time of quiet after the assistant's audio: its turn is over
 GATHER_WALL_SECONDS = 0.15  # the server sent nothing for this long: transcribe what came
 UNMARKED_WALL_SECONDS = 1.0  # audio with no mark after it is transcribed after this long
-MAX_BATCH_SECONDS = 25.0  # Whisper hears at most 30 s at once
+MAX_BATCH_SECONDS = 12.0  # Whisper hears 30 s at most, and writes 128 tokens at most
 ONSET_GAP_SECONDS = 0.06  # assistant audio starting this long after the last ended: an onset
 MAX_CALL_SECONDS = 600.0  # stream time after which the caller gives up and hangs up
 SPEECH_LEVEL = 300  # 16-bit sample magnitude above which the caller's audio counts as sound
@@ -260,7 +260,7 @@ class AssistantEar:
     def __init__(self, hearing: Hearing) -> None:
         self._hearing = hearing
         self._sentence: list[_Chunk] = []  # audio since the last mark
-        self._ready: deque[_Chunk] = deque()  # whole sentences waiting to be transcribed
+        self._ready: deque[list[_Chunk]] = deque()  # whole sentences waiting to be transcribed
         self._unplayed: list[_Chunk] = []  # chunks a clear may still cut
         self._words: deque[_HeardWord] = deque()
         self._arrived = asyncio.Event()
@@ -284,7 +284,8 @@ class AssistantEar:
         self._touch()
 
     def assistant_mark(self, name: str, due: float) -> None:
-        self._ready.extend(self._sentence)
+        if self._sentence:
+            self._ready.append(self._sentence)
         self._sentence = []
         self._touch()
 
@@ -295,7 +296,9 @@ class AssistantEar:
         self._unplayed = []
         self._play_end = min(self._play_end, at)
         # A sentence cut short gets no mark: what of it played is all there will be.
-        self._ready.extend(chunk for chunk in self._sentence if chunk.plays_from < at)
+        played = [chunk for chunk in self._sentence if chunk.plays_from < at]
+        if played:
+            self._ready.append(played)
         self._sentence = []
         self._touch()
 
@@ -347,21 +350,37 @@ class AssistantEar:
             self._words.extend(words)
 
     def _take_batch(self, quiet_for: float) -> list[_Chunk] | None:
-        ready_seconds = sum(chunk.seconds for chunk in self._ready)
+        """Whole sentences (a long one alone, cut) once the server paused in sending, or once
+        they fill a batch; audio left without a mark after a longer pause."""
+        ready_seconds = sum(chunk.seconds for sentence in self._ready for chunk in sentence)
         if self._ready and (quiet_for >= GATHER_WALL_SECONDS or ready_seconds >= MAX_BATCH_SECONDS):
-            source = self._ready
+            pass
         elif self._sentence and not self._ready and quiet_for >= UNMARKED_WALL_SECONDS:
-            self._ready.extend(self._sentence)
+            self._ready.append(self._sentence)
             self._sentence = []
-            source = self._ready
         else:
             return None
         batch: list[_Chunk] = []
         total = 0.0
-        while source and (not batch or total + source[0].seconds <= MAX_BATCH_SECONDS):
-            chunk = source.popleft()
-            batch.append(chunk)
-            total += chunk.seconds
+        while self._ready:
+            sentence = self._ready[0]
+            seconds = sum(chunk.seconds for chunk in sentence)
+            if batch and total + seconds > MAX_BATCH_SECONDS:
+                break
+            if not batch and seconds > MAX_BATCH_SECONDS:  # a long sentence: cut it
+                taken = 0
+                while taken < len(sentence) and (
+                    not taken or total + sentence[taken].seconds <= MAX_BATCH_SECONDS
+                ):
+                    total += sentence[taken].seconds
+                    taken += 1
+                batch.extend(sentence[:taken])
+                del sentence[:taken]
+                if not sentence:
+                    self._ready.popleft()
+                break
+            batch.extend(self._ready.popleft())
+            total += seconds
         return batch
 
     def _transcribe(self, batch: Sequence[_Chunk]) -> list[_HeardWord]:
@@ -471,9 +490,8 @@ class ListeningCaller:
             await asyncio.gather(ear, return_exceptions=True)
 
     async def _take_turns(self, line: CallLine) -> ClosedBy:
-        loop = asyncio.get_running_loop()
         turn = _Turn()
-        last_action = loop.time()
+        last_action = line.now()
         while not line.closed:
             now = line.now()
             if now >= self._max_call_seconds:
@@ -492,16 +510,12 @@ class ListeningCaller:
             if choice is not None:
                 ended = await self._act(line, turn, *choice)
                 turn = _Turn()
-                last_action = loop.time()
+                last_action = line.now()
                 if ended is not None:
                     return ended
                 continue
-            silent_since = max(last_action, self._ear.last_arrival)
-            if (
-                loop.time() - silent_since > line.reply_timeout
-                and line.playout.unplayed_seconds(now) <= 0
-                and not self._ear.pending
-            ):
+            silent_since = max(last_action, line.playout.quiet_since())
+            if line.wall_seconds(now - silent_since) > line.reply_timeout and not self._ear.pending:
                 return await self._give_up(
                     line, f"the assistant said nothing for {line.reply_timeout:g} s"
                 )

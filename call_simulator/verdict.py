@@ -12,6 +12,7 @@ from the stored caller turns: no stored caller speech with words overlaps it in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from call_simulator.listening_caller import CallerLine, ListeningCall
@@ -61,6 +62,7 @@ class Verdict:
     caller_turns: int  # lines said (in any number of breaths) and keys pressed
     reply_gaps: tuple[float, ...]  # seconds, as the caller heard them
     misheard: tuple[tuple[str, str], ...] = ()  # (what the caller said, what was stored)
+    unheard: tuple[CallerLine, ...] = ()  # stored as speech without words (not lost, misheard)
 
     @property
     def passed(self) -> bool:
@@ -90,21 +92,35 @@ def judge(persona: Persona, call: ListeningCall, stored: StoredCall | None) -> V
         caller_turns=sum(1 for line in call.lines if line.kind in ("say", "press")),
         reply_gaps=call.reply_gaps(),
         misheard=tuple(misheard_lines(call, stored)),
+        unheard=tuple(unheard_answers(call, stored)),
     )
 
 
 def lost_answers(call: ListeningCall, stored: StoredCall | None) -> list[CallerLine]:
     """Lines begun in an answer window with a breath the stored transcript lacks: the first
-    breath, and any later one that also began while the assistant was silent."""
-    heard = [] if stored is None else [t for t in stored.turns if _caller_words(t)]
-    lost = []
+    breath, and any later one that also began while the assistant was silent. Speech stored
+    without words (the recogniser made nothing of it) is not lost: see ``unheard_answers``."""
+    return _answers_missing(call, stored, _caller_speech)
+
+
+def unheard_answers(call: ListeningCall, stored: StoredCall | None) -> list[CallerLine]:
+    """Lines begun in an answer window with a breath stored only as speech without words."""
+    lost = {id(line) for line in lost_answers(call, stored)}
+    return [line for line in _answers_missing(call, stored, _caller_words) if id(line) not in lost]
+
+
+def _answers_missing(
+    call: ListeningCall, stored: StoredCall | None, kept: Callable[[StoredTurn], bool]
+) -> list[CallerLine]:
+    turns = [] if stored is None else [turn for turn in stored.turns if kept(turn)]
+    missing = []
     for line in call.lines:
         if not _spoken_answer(line):
             continue
         owed = [breath for breath in line.breaths if not breath.over_assistant]
-        if not all(any(_overlaps(t, b.started_at, b.ended_at) for t in heard) for b in owed):
-            lost.append(line)
-    return lost
+        if not all(any(_overlaps(t, b.started_at, b.ended_at) for t in turns) for b in owed):
+            missing.append(line)
+    return missing
 
 
 def misheard_lines(call: ListeningCall, stored: StoredCall | None) -> list[tuple[str, str]]:
@@ -170,8 +186,12 @@ def _spoken_answer(line: CallerLine) -> bool:
     return line.kind == "say" and line.in_answer_window and bool(line.breaths)
 
 
+def _caller_speech(turn: StoredTurn) -> bool:
+    return turn.speaker == "caller" and turn.kind == "speech"
+
+
 def _caller_words(turn: StoredTurn) -> bool:
-    return turn.speaker == "caller" and turn.kind == "speech" and bool(turn.text.strip())
+    return _caller_speech(turn) and bool(turn.text.strip())
 
 
 def _overlaps(turn: StoredTurn, start: float, end: float) -> bool:

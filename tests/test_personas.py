@@ -219,19 +219,50 @@ def test_a_line_said_in_an_answer_window_and_missing_from_the_record_is_lost() -
         _line("Hi, my name is Maria Lopez.", 5.0, 6.5),
         _line("My kitchen sink is leaking.", 14.0, 16.0),
         _line("Mm-hmm.", 20.0, 20.4, window=False),  # over the assistant: not an answer
+        _line("Yes, this number is fine.", 25.0, 26.5),
     )
     call = ListeningCall("plain-yes", _simulated(), (), lines, (6.9, 17.2), (), 60.0, ())
     stored = _stored(
         StoredTurn("assistant", "speech", "To start, can I get your name?", 0.0, None),
         StoredTurn("caller", "speech", "Hi, my name is Maria Lopez.", 5.1, 6.4),
-        StoredTurn("caller", "speech", "", 14.1, 15.9),  # heard as nothing: not in the record
+        StoredTurn("caller", "speech", "", 25.1, 26.4),  # speech, but no words made out
     )
     verdict = judge(persona, call, stored)
     assert [line.text for line in verdict.lost] == ["My kitchen sink is leaking."]
-    assert verdict.answer_lines == 2
+    assert [line.text for line in verdict.unheard] == ["Yes, this number is fine."]
+    assert verdict.answer_lines == 3
     assert not verdict.passed
     assert verdict.reply_gaps == pytest.approx((0.4, 1.2))
     assert any("name: expected 'Maria Lopez'" in problem for problem in verdict.problems)
+
+
+def test_a_breath_missing_from_the_record_loses_its_line_unless_said_over_the_assistant() -> None:
+    persona = load_persona(SUITE / "plain-yes.yaml")
+    two_breaths = CallerLine(
+        0,
+        "say",
+        "Sure. Actually, no thanks.",
+        "heard",
+        3.0,
+        3.0,
+        (Breath("Sure.", 3.0, 3.4, False), Breath("Actually, no thanks.", 4.6, 5.8, False)),
+        True,
+    )
+    call = ListeningCall("plain-yes", _simulated(), (), (two_breaths,), (), (), 10.0, ())
+    stored = _stored(StoredTurn("caller", "speech", "Sure.", 3.1, 3.3))
+    assert judge(persona, call, stored).lost == (two_breaths,)
+    over = CallerLine(
+        0,
+        "say",
+        "Sure. Actually, no thanks.",
+        "heard",
+        3.0,
+        3.0,
+        (Breath("Sure.", 3.0, 3.4, False), Breath("Actually, no thanks.", 4.6, 5.8, True)),
+        True,
+    )
+    call = ListeningCall("plain-yes", _simulated(), (), (over,), (), (), 10.0, ())
+    assert judge(persona, call, stored).lost == ()
 
 
 def test_a_record_that_shows_what_the_persona_expects_passes() -> None:
