@@ -188,7 +188,9 @@ def test_a_model_that_is_not_the_pinned_file_is_refused() -> None:
 
 def _services(tmp_path: Path, **settings: object) -> Services:
     base = receptionist_settings(f"sqlite:///{tmp_path / 'voice.db'}")
-    return build_services(base.model_copy(update=settings))
+    return build_services(
+        base.model_copy(update={"synthesizer": SynthesizerChoice.EMBEDDED, **settings})
+    )
 
 
 def _voice(services: Services) -> Synthesizer:
