@@ -28,7 +28,7 @@ from voice_agent.settings import Settings
 from voice_agent.web.local_server import free_port, serving
 
 SCENARIOS = sorted((ROOT / "fixtures" / "calls").glob("*.yaml"))
-SPEED = 6.0
+SPEED = 4.0  # the simulated caller keeps in step with the assistant on a busy machine
 POSTGRES_SCENARIOS = ("consent-yes", "keypad-on-reask", "hangup-before-question")
 DEMO_BUSINESSES = {
     "acme-plumbing": ("Acme Plumbing", 2),
