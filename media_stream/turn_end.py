@@ -12,8 +12,16 @@ transcription, so the decision works in steps of silence (each a named constant 
 - … which end only after `HOLD_SILENCE`.
 
 The words of the last check are the utterance's transcript when no voice came back, so ending
-early costs no second transcription. No trained end-of-turn model ships for our stack on PyPI
-(none that runs on text from Whisper offline), so these are rules; pitch is not used.
+early costs no second transcription. These are rules: trained end-of-turn models on PyPI
+(``livekit-plugins-turn-detector``, ``smart-turn-livekit``, ``fennec-voice``) have not been
+evaluated yet, and rising pitch is not used.
+
+Measured by ``bench/ears.py --turn-ends`` (42 turns, 22 with pauses of 0.3–1.2 s inside;
+tiny.en, load average 3–5 on two cores): false cut-offs 11/22 with the fixed 0.7 s, 2/22 by
+words on energy and 5/22 by words with Silero VAD; a finished answer's end is decided after
+0.27 s of silence (p50; p95 1.51 s where its words were misheard as leading on), its
+transcript ready 0.76–0.95 s after the last word instead of 1.10–1.29 s. Under babble-like
+noise energy alone ends 2 of 20 finished turns within 3 s; with Silero VAD, 19 of 20.
 """
 
 from __future__ import annotations
