@@ -51,6 +51,10 @@ PARALLEL_FROM_EVENTS = 200_000
 RANGES_PER_WORKER = 8
 """Ranges are small enough that a worker which starts late only takes fewer of them."""
 
+RANGES_IN_FLIGHT = 2
+"""Ranges handed to each worker ahead: one to check and one waiting, so that a worker never
+idles until this process, busy with a range of its own, hands it the next."""
+
 MIN_RANGE_EVENTS = 10_000
 """No range is cut smaller than this many keys."""
 
@@ -182,7 +186,7 @@ class _Run:
             initargs=(self._job,),
         )
         try:
-            for _ in range(helpers):
+            for _ in range(helpers * RANGES_IN_FLIGHT):
                 self._hand_out(pool)
             while not self._joiner.failed and (index := self._claim()) is not None:
                 self._accept(index, self._check_here(conn, index), progress)
