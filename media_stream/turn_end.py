@@ -5,8 +5,7 @@ still cuts off a caller who pauses longer mid-sentence. Whisper's words come onl
 transcription, so the decision works in steps of silence (each a named constant below):
 
 - after `QUICK_SILENCE` the utterance so far is transcribed; if its words are a finished answer
-  (`judge` says `COMPLETE`: a yes/no, a whole phone number, a sentence that does not end on a
-  word that leads on), the turn ends there;
+  (`judge` says `COMPLETE`: a short yes/no, a whole phone number), the turn ends there;
 - after `USUAL_SILENCE` (the old fixed wait) it ends unless the words lead on (`INCOMPLETE`:
   a trailing "and", "um", "my", a comma, half a phone number) …
 - … which end only after `HOLD_SILENCE`.
@@ -120,8 +119,8 @@ def judge(text: str) -> Verdict:
         return Verdict.COMPLETE if len(digits) in PHONE_DIGITS else Verdict.INCOMPLETE
     if len(words) <= _MAX_YES_NO_WORDS and all(w in _YES_NO for w in words):
         return Verdict.COMPLETE
-    if stripped.endswith((".", "?", "!")):
-        return Verdict.COMPLETE
+    # A finished sentence is not taken early: callers go on after one ("It's not urgent.
+    # Sometime this week is fine."), and the scenario calls lost step when it was.
     return Verdict.UNSURE
 
 
