@@ -43,6 +43,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from call_simulator.scenarios import HangUpStep, PressStep, SayStep, Scenario, Step, WavStep
 from media_stream.codec import (
     FRAME_BYTES,
+    FRAME_SECONDS,
     SAMPLE_RATE,
     SILENCE_BYTE,
     duration_seconds,
@@ -69,7 +70,6 @@ from media_stream.protocol import (
 
 logger = logging.getLogger(__name__)
 
-FRAME_SECONDS = FRAME_BYTES / SAMPLE_RATE  # 0.02 s of caller audio per media message
 QUIET_SECONDS = 0.6  # stream time of assistant silence before the caller takes its turn
 DIGIT_SECONDS = 0.25  # stream time between two keypad presses of one step
 REPLY_TIMEOUT_SECONDS = 30.0  # wall-clock patience for a reply or for the server to hang up

@@ -19,6 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 import voice_agent.call.conversation as conversation_module
 from media_stream import (
+    FRAME_SECONDS,
     CallBridge,
     Connected,
     DeepgramTranscriber,
@@ -64,7 +65,6 @@ CALL = "CA" + "d" * 32
 CALLER = "+15125550142"
 BUSINESSES = ROOT / "fixtures" / "businesses.yaml"
 ACME = next(b for b in load_businesses(BUSINESSES) if b.id == "acme-plumbing")
-FRAME_SECONDS = 0.02
 TIMING = StreamTiming(keepalive_interval=0.5, stall_timeout=5.0, close_timeout=1.0)
 
 
