@@ -16,11 +16,12 @@ early costs no second transcription. These are rules: trained end-of-turn models
 evaluated yet, and rising pitch is not used.
 
 Measured by ``bench/ears.py --turn-ends`` (42 turns, 22 with pauses of 0.3–1.2 s inside;
-tiny.en, load average 3–5 on two cores): false cut-offs 11/22 with the fixed 0.7 s, 2/22 by
-words on energy and 5/22 by words with Silero VAD; a finished answer's end is decided after
-0.27 s of silence (p50; p95 1.51 s where its words were misheard as leading on), its
-transcript ready 0.76–0.95 s after the last word instead of 1.10–1.29 s. Under babble-like
-noise energy alone ends 2 of 20 finished turns within 3 s; with Silero VAD, 19 of 20.
+tiny.en, load average 1–4 on two cores): false cut-offs 11/22 with the fixed 0.7 s, 3/22 by
+words on energy, 4/22 by words with Silero VAD (pauses past 0.7 s after words that do not
+lead on); a yes/no or whole phone number is decided after 0.27 s of silence, other finished
+answers after 0.7 s, but their transcript, begun at 0.25 s, is ready 0.73–0.82 s after the
+last word (p50) instead of 1.11–1.20 s. Under babble-like noise energy alone ends 3 of 20
+finished turns within 3 s; with Silero VAD, 19 of 20.
 """
 
 from __future__ import annotations

@@ -280,8 +280,8 @@ class WhisperTranscriber:
     """The offline `Transcriber`: Whisper on CPU behind our own endpointing.
 
     ``model`` names one of `MODELS` (``model_dir`` with ``expected_sha256`` overrides where
-    it is loaded from); ``beam_size`` 1 is greedy decoding; ``turn_end`` False ends every turn
-    after a fixed silence instead of by its words, ``voice_activity`` False endpoints on energy
+    it is loaded from); ``beam_size`` 1 is greedy decoding; ``turn_end`` True ends a turn by
+    its words rather than after a fixed silence, ``voice_activity`` False endpoints on energy
     alone, without Silero VAD (`WhisperSession`). ``without_timestamps``,
     ``vad_filter`` and ``compute_type`` exist for ``bench/ears.py``: the defaults are the
     measured ones.
@@ -298,7 +298,7 @@ class WhisperTranscriber:
         without_timestamps: bool = False,
         vad_filter: bool = True,
         compute_type: str = "int8",
-        turn_end: bool = True,
+        turn_end: bool = False,
         voice_activity: bool = True,
     ) -> None:
         if not 1 <= cpu_threads <= 64:
@@ -408,10 +408,10 @@ class WhisperSession:
     speech is transcribed in the background and its `Utterance` queued in order, with
     text "" when nothing trustworthy was heard (or the engine failed).
 
-    With ``turn_end`` (the default), a turn ends when its words say it is finished
+    With ``turn_end``, a turn ends when its words say it is finished
     (``media_stream.turn_end``): the speech so far is transcribed after a short silence, and
     that transcript ends the turn at once, after the usual silence, or after a longer hold.
-    Without it, a fixed ``SILENCE_TO_END`` of silence ends every turn. With
+    Without it (the default), a fixed ``SILENCE_TO_END`` of silence ends every turn. With
     ``voice_activity`` (the default) Silero VAD confirms each loud frame is speech
     (``media_stream.voice_activity``; energy alone when it cannot load).
     """
@@ -421,7 +421,7 @@ class WhisperSession:
         transcriber: WhisperTranscriber,
         endpointer: Endpointer | None = None,
         *,
-        turn_end: bool = True,
+        turn_end: bool = False,
         voice_activity: bool = True,
     ):
         self._transcriber = transcriber

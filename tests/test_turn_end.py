@@ -156,7 +156,9 @@ async def collect(session: WhisperSession, into: asyncio.Queue[SpeechEvent]) -> 
 
 async def test_a_finished_answer_is_taken_after_the_quick_silence() -> None:
     engine = _Scripted("Yes.")
-    session = WhisperSession(engine, voice_activity=False)  # a buzz is not speech to Silero
+    session = WhisperSession(
+        engine, turn_end=True, voice_activity=False
+    )  # Silero: a buzz is no voice
     events: asyncio.Queue[SpeechEvent] = asyncio.Queue()
     listener = asyncio.create_task(collect(session, events))
     feed(session, np.concatenate([silence(0.5), voiced(0.8), silence(0.3)]), 0.0)
@@ -170,7 +172,9 @@ async def test_a_finished_answer_is_taken_after_the_quick_silence() -> None:
 
 async def test_words_that_lead_on_wait_for_the_caller_to_go_on() -> None:
     engine = _Scripted("My sink is", "My sink is leaking.")
-    session = WhisperSession(engine, voice_activity=False)  # a buzz is not speech to Silero
+    session = WhisperSession(
+        engine, turn_end=True, voice_activity=False
+    )  # Silero: a buzz is no voice
     events: asyncio.Queue[SpeechEvent] = asyncio.Queue()
     listener = asyncio.create_task(collect(session, events))
     at = feed(session, np.concatenate([silence(0.5), voiced(0.8), silence(1.0)]), 0.0)
@@ -186,7 +190,9 @@ async def test_words_that_lead_on_wait_for_the_caller_to_go_on() -> None:
 
 async def test_unsure_words_end_the_turn_after_the_usual_silence() -> None:
     engine = _Scripted("maria lopez")
-    session = WhisperSession(engine, voice_activity=False)  # a buzz is not speech to Silero
+    session = WhisperSession(
+        engine, turn_end=True, voice_activity=False
+    )  # Silero: a buzz is no voice
     events: asyncio.Queue[SpeechEvent] = asyncio.Queue()
     listener = asyncio.create_task(collect(session, events))
     at = feed(session, np.concatenate([silence(0.5), voiced(0.8), silence(0.4)]), 0.0)
