@@ -281,8 +281,8 @@ class WhisperTranscriber:
 
     ``model`` names one of `MODELS` (``model_dir`` with ``expected_sha256`` overrides where
     it is loaded from); ``beam_size`` 1 is greedy decoding; ``turn_end`` True ends a turn by
-    its words rather than after a fixed silence, ``voice_activity`` False endpoints on energy
-    alone, without Silero VAD (`WhisperSession`). ``without_timestamps``,
+    its words rather than after a fixed silence, ``voice_activity`` True has Silero VAD confirm
+    the energy endpointer's voice (`WhisperSession`). ``without_timestamps``,
     ``vad_filter`` and ``compute_type`` exist for ``bench/ears.py``: the defaults are the
     measured ones.
     """
@@ -299,7 +299,7 @@ class WhisperTranscriber:
         vad_filter: bool = True,
         compute_type: str = "int8",
         turn_end: bool = False,
-        voice_activity: bool = True,
+        voice_activity: bool = False,
     ) -> None:
         if not 1 <= cpu_threads <= 64:
             raise ValueError(f"cpu_threads must be 1–64, got {cpu_threads}")
@@ -412,7 +412,7 @@ class WhisperSession:
     (``media_stream.turn_end``): the speech so far is transcribed after a short silence, and
     that transcript ends the turn at once, after the usual silence, or after a longer hold.
     Without it (the default), a fixed ``SILENCE_TO_END`` of silence ends every turn. With
-    ``voice_activity`` (the default) Silero VAD confirms each loud frame is speech
+    ``voice_activity`` Silero VAD confirms each loud frame is speech
     (``media_stream.voice_activity``; energy alone when it cannot load).
     """
 
@@ -422,7 +422,7 @@ class WhisperSession:
         endpointer: Endpointer | None = None,
         *,
         turn_end: bool = False,
-        voice_activity: bool = True,
+        voice_activity: bool = False,
     ):
         self._transcriber = transcriber
         if endpointer is None:

@@ -85,6 +85,6 @@ def test_a_detector_that_cannot_load_leaves_energy_alone(
 
 
 def test_the_operator_chooses_what_hears_voice(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Settings(_env_file=None).voice_activity is VoiceActivityChoice.SILERO  # type: ignore[call-arg]
-    monkeypatch.setenv("VOICE_ACTIVITY", "energy")
     assert Settings(_env_file=None).voice_activity is VoiceActivityChoice.ENERGY  # type: ignore[call-arg]
+    monkeypatch.setenv("VOICE_ACTIVITY", "silero")
+    assert Settings(_env_file=None).voice_activity is VoiceActivityChoice.SILERO  # type: ignore[call-arg]
