@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/consent_answers.py
 	$(BIN)/python bench/inbound_replies.py
 	$(BIN)/python bench/voice.py
+	$(BIN)/python bench/ears.py
 
 clean:
 	rm -rf $(VENV) var
