@@ -310,7 +310,14 @@ def _explain(run: PersonaRun) -> str:
     return "\n".join(lines)
 
 
-REAL_WEBSOCKET_PERSONAS: list[object] = []
+REAL_WEBSOCKET_PERSONAS = [
+    "plain-no",  # a whole message, then a plain no
+    "backchannel-over-script",  # "okay" during the script is not the answer; the yes after it is
+    "question-what-kind-of-texts",  # a question at the consent point, answered, then a yes
+    "hedged-suppose-keypad",  # a hedge, then 1 on the keypad at the re-ask
+    "dont-text-me-in-need",  # "don't text me" mid-call: never asked, never texted
+    "hangup-during-script",  # hung up before the script ended: it was not asked
+]
 
 
 @pytest.mark.slow
