@@ -32,7 +32,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import numpy as np
@@ -138,6 +138,7 @@ class ListeningCall:
     ear_transcripts: tuple[str, ...]  # every stretch of assistant audio, as the ear heard it
     duration: float  # stream seconds from the start of the media stream to its end
     problems: tuple[str, ...]
+    speed: float = 1.0  # stream seconds per wall second
 
     @property
     def closed_by(self) -> ClosedBy:
@@ -198,7 +199,7 @@ async def call_as_persona(
         speed=speed,
         reply_timeout=reply_timeout,
     )
-    return caller.result(simulated)
+    return replace(caller.result(simulated), speed=speed)
 
 
 def _default_hearing() -> Hearing:

@@ -4,6 +4,11 @@ The simulator never reads the receptionist's database; whoever does (the bench, 
 hands over a ``StoredCall`` — what the server stored, in plain values — and ``judge`` compares it
 with the persona's ``expect`` and with what the caller actually said and when.
 
+The caller's times are stream times. A receptionist may store a call streamed faster than real
+time on a shrunk clock (its times scaled into the call's wall-clock length); for such a call the
+caller's times are mapped by the one factor that lines its breaths up with the stored caller
+turns best (``stored_time_scale``), and at real time they are compared as they are.
+
 An **answer is lost** when the caller began a line in an answer window (the assistant had
 spoken and was silent) and a breath of it that began while the assistant was silent is missing
 from the stored caller turns: no stored caller speech with words overlaps it in stream time
@@ -15,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from call_simulator.listening_caller import CallerLine, ListeningCall
+from call_simulator.listening_caller import Breath, CallerLine, ListeningCall
 from call_simulator.personas import Persona, normalise
 
 ANSWER_TOLERANCE = 0.3  # seconds
@@ -113,14 +118,38 @@ def _answers_missing(
     call: ListeningCall, stored: StoredCall | None, kept: Callable[[StoredTurn], bool]
 ) -> list[CallerLine]:
     turns = [] if stored is None else [turn for turn in stored.turns if kept(turn)]
+    scale = stored_time_scale(call, stored)
     missing = []
     for line in call.lines:
         if not _spoken_answer(line):
             continue
         owed = [breath for breath in line.breaths if not breath.over_assistant]
-        if not all(any(_overlaps(t, b.started_at, b.ended_at) for t in turns) for b in owed):
+        if not all(any(_overlaps(t, b, scale) for t in turns) for b in owed):
             missing.append(line)
     return missing
+
+
+def stored_time_scale(call: ListeningCall, stored: StoredCall | None) -> float:
+    """Stored seconds per stream second: 1 at real time; for a faster call, the factor under
+    which most of the caller's breaths overlap a stored caller turn (the nearest to
+    ``1 / speed`` among equals), tried from every pairing of a breath with a turn."""
+    if call.speed == 1.0 or stored is None:
+        return 1.0
+    turns = [turn for turn in stored.turns if _caller_speech(turn)]
+    breaths = [breath for line in call.lines if line.kind == "say" for breath in line.breaths]
+    candidates = {1.0, 1.0 / call.speed}
+    candidates.update(
+        turn.start / breath.started_at
+        for turn in turns
+        for breath in breaths
+        if breath.started_at > ANSWER_TOLERANCE
+    )
+
+    def fit(scale: float) -> tuple[int, float]:
+        matched = sum(1 for b in breaths if any(_overlaps(t, b, scale) for t in turns))
+        return matched, -abs(scale - 1.0 / call.speed)
+
+    return max(sorted(candidates), key=fit)
 
 
 def misheard_lines(call: ListeningCall, stored: StoredCall | None) -> list[tuple[str, str]]:
@@ -128,14 +157,13 @@ def misheard_lines(call: ListeningCall, stored: StoredCall | None) -> list[tuple
     if stored is None:
         return []
     heard = [turn for turn in stored.turns if _caller_words(turn)]
+    scale = stored_time_scale(call, stored)
     pairs = []
     for line in call.lines:
         if line.kind != "say":
             continue
         texts = [
-            turn.text
-            for turn in heard
-            if any(_overlaps(turn, b.started_at, b.ended_at) for b in line.breaths)
+            turn.text for turn in heard if any(_overlaps(turn, b, scale) for b in line.breaths)
         ]
         if texts and normalise(" ".join(texts)) != normalise(line.text):
             pairs.append((line.text, " ".join(texts)))
@@ -194,8 +222,11 @@ def _caller_words(turn: StoredTurn) -> bool:
     return _caller_speech(turn) and bool(turn.text.strip())
 
 
-def _overlaps(turn: StoredTurn, start: float, end: float) -> bool:
+def _overlaps(turn: StoredTurn, breath: Breath, scale: float = 1.0) -> bool:
+    """Whether ``turn`` overlaps ``breath`` (its stream times times ``scale``), give or take
+    ``ANSWER_TOLERANCE``."""
     turn_end = turn.start if turn.end is None else turn.end
+    start, end = breath.started_at * scale, breath.ended_at * scale
     return turn.start <= end + ANSWER_TOLERANCE and turn_end >= start - ANSWER_TOLERANCE
 
 
