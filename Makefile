@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/inbound_replies.py
 	$(BIN)/python bench/voice.py
 	$(BIN)/python bench/ears.py
+	$(BIN)/python bench/callers.py
 
 clean:
 	rm -rf $(VENV) var
