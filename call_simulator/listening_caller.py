@@ -5,8 +5,9 @@ and takes the caller's side of the media stream:
 
 - **The ear** hears the assistant's outbound μ-law as Twilio would play it. Audio is gathered
   sentence by sentence (a sentence ends at the server's ``mark``) and, once the server pauses
-  in sending, transcribed with the embedded engine (``media_stream.WhisperTranscriber`` by
-  default, or any ``Hearing``), in a worker thread. Each word counts as heard when the playout
+  in sending, transcribed whole sentences at a time (at most ``MAX_BATCH_SECONDS``) with the
+  embedded engine (``media_stream.WhisperTranscriber`` by default, or any ``Hearing``), in a
+  worker thread. Each word counts as heard when the playout
   reaches its end; a ``clear`` drops the words that had not played yet.
 - **The caller** matches what it heard against the persona's rules: an ``over`` rule fires as
   soon as its cue has been heard, while the assistant goes on; any other rule waits until the
@@ -17,7 +18,8 @@ and takes the caller's side of the media stream:
   up or stays quiet.
 
 Everything is on the stream clock (``speed`` runs it faster than the wall, as for
-``simulate_call``), so the caller's lines line up with the times the server stores for them.
+``simulate_call``), so at real time the caller's lines line up with the times the server stores
+for them (faster, the server scales its stored times; ``verdict.stored_time_scale`` maps them).
 The result (``ListeningCall``) lists what the caller heard, what it said and when, whether each
 line began while the assistant was silent (an answer window) or over it, and when the
 assistant began speaking after a silence (for reply latency as the caller hears it).
