@@ -33,8 +33,14 @@ lint: $(STAMP)
 	$(BIN)/mypy --explicit-package-bases bench
 	$(BIN)/lint-imports
 
+# The browser tests drive Debian's Chromium (Playwright is told its path; it downloads nothing).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
 # Three workers on two cores: the end-to-end calls spend most of their time waiting on real time.
-test: lint
+test: lint $(CHROMIUM)
 	$(BIN)/pytest -q -n 3
 
 bench: $(STAMP)
