@@ -86,13 +86,13 @@ def _check_scenario(serving: tuple[Settings, str, Engine], path: Path) -> None:
     settings, server_url, engine = serving
     outcome = _run(settings, server_url, path)
     assert outcome.ok, outcome.render()
-    assert outcome.scenario is not None and outcome.scenario.expect is not None
+    assert outcome.expected_consent is not None
     if outcome.simulated is not None and outcome.simulated.stream_sid is None:
         assert outcome.call is None  # the owner answered: the assistant never joined
         return
     call, event = outcome.call, outcome.event
     assert call is not None and event is not None
-    assert event.phone_number == outcome.scenario.caller
+    assert event.phone_number == outcome.caller
     evidence = event.body["evidence"]
     script = evidence["script"]
     business_name, max_texts = DEMO_BUSINESSES[call.business_id]

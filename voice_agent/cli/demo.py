@@ -1,4 +1,5 @@
-"""``receptionist demo``: start the server, place three simulated calls, show what was stored."""
+"""``receptionist demo``: start the server, place three scripted calls and one from a caller who
+listens and answers naturally, show what was stored."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from voice_agent.cli.simulate import SPEED, run_scenarios
+from voice_agent.cli.simulate import SPEED, run_persona, run_scenarios
 from voice_agent.cli.support import CommandError, load_settings, migrate
 
 if TYPE_CHECKING:
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
 
 FIXTURES = Path("fixtures")  # the demo runs from a checkout: its businesses and calls
 DEMO_SCENARIOS = ("consent-yes", "consent-no", "unclear-then-yes")
+NATURAL_CALLER = "slots-all-in-one-breath"
+"""A persona (fixtures/personas/): hears the assistant through its own Whisper, answers after a
+human pause, gives its name, need and urgency in one breath."""
+NATURAL_CALLER_SPEED = 2.0
+"""At most this much faster than real time: the caller's ear must keep up with what it hears."""
 STARTUP_TIMEOUT = 60.0
 OWNER_WHO_WANTS_TEXTS = "acme-plumbing"  # the demo shows one owner getting call summaries
 
@@ -28,10 +34,11 @@ OWNER_WHO_WANTS_TEXTS = "acme-plumbing"  # the demo shows one owner getting call
     "--speed", type=SPEED, default=4.0, show_default=True, help="Time scale: 1 is real time."
 )
 def demo(speed: float) -> None:
-    """Serve, place three simulated calls, show what happened.
+    """Serve, place four simulated calls, show what happened.
 
-    Starts the server, places the yes, no and unclear-then-yes calls, shows the results and
-    stops; exit 1 when a call did not go as expected. Run it from a checkout (it reads
+    Starts the server, places the yes, no and unclear-then-yes calls and one from a caller who
+    listens and answers naturally, shows the results and stops; exit 1 when a call did not go as
+    expected. Run it from a checkout (it reads
     fixtures/)."""
     if run_demo(load_settings(), speed) != 0:
         raise click.exceptions.Exit(1)
@@ -77,6 +84,13 @@ def run_demo(settings: Settings, speed: float) -> int:
         paths = [FIXTURES / "calls" / f"{name}.yaml" for name in DEMO_SCENARIOS]
         print(f"Placing {len(paths)} simulated calls at {speed}× real time …", flush=True)
         outcomes = asyncio.run(run_scenarios(settings, paths, server_url, speed))
+        natural_speed = min(speed, NATURAL_CALLER_SPEED)
+        print(
+            f"Placing a call from a caller who listens, at {natural_speed}× real time …",
+            flush=True,
+        )
+        persona = FIXTURES / "personas" / f"{NATURAL_CALLER}.yaml"
+        outcomes.append(asyncio.run(run_persona(settings, persona, server_url, natural_speed)))
     finally:
         server.terminate()
         server.wait(timeout=15)
