@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from call_simulator import load_scenario
 from consent_ledger import AudioStatus, AudioStore, RecordedEvent, verify_ledger
 from tests.conftest import ROOT, postgres_schema, receptionist_settings
 from voice_agent.cli.simulate import ScenarioOutcome, run_scenarios
@@ -99,7 +100,7 @@ def _check_scenario(serving: tuple[Settings, str, Engine], path: Path) -> None:
     expected_script = render_consent_script("v1", business_name, max_texts)
     assert script["text"] == expected_script.text
     assert script["sha256"] == expected_script.sha256
-    barged_in = any(step.interrupt_after is not None for step in outcome.scenario.steps)
+    barged_in = any(step.interrupt_after is not None for step in load_scenario(path).steps)
     if barged_in:
         assert outcome.simulated is not None and outcome.simulated.clears_received >= 1
         assert any(turn.interrupted for turn in call.turns if turn.speaker == "assistant")
@@ -107,14 +108,14 @@ def _check_scenario(serving: tuple[Settings, str, Engine], path: Path) -> None:
     assert spoken[0].startswith(f"This is {business_name}")
     assert "automated assistant" in spoken[0]
     refused_on_call = evidence["note"] == "the caller asked not to be texted during the call"
-    if outcome.scenario.expect.consent == "not_asked" or refused_on_call:
+    if outcome.expected_consent == "not_asked" or refused_on_call:
         assert expected_script.text not in spoken
         assert script["playback_confirmed_at"] is None
     else:
         assert expected_script.text in spoken
         assert script["playback_confirmed_at"] is not None
         assert evidence["answers"], "an answered question stores the caller's answer"
-    if outcome.scenario.expect.consent == "affirmative":
+    if outcome.expected_consent == "affirmative":
         (text,) = outcome.caller_texts
         assert text.status.value == "sent"
         assert business_name in text.body

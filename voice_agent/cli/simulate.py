@@ -70,6 +70,7 @@ class ScenarioOutcome:
     caller: str | None = None
     expected_consent: str | None = None  # None: the file could not be read, nothing to check
     expected_texts: int = 0
+    said: tuple[str, ...] = ()  # the lines the caller spoke, in order
     conversation: tuple[str, ...] = ()  # a listening caller's side of the call, line by line
     simulated: SimulatedCall | None = None
     call: CallRecord | None = None
@@ -140,6 +141,7 @@ async def run_scenarios(
     import asyncio
 
     from call_simulator import ScenarioError, SimulationError, load_scenario, simulate_call
+    from call_simulator.scenarios import SayStep
     from voice_agent.records.database import make_engine
 
     engine = make_engine(settings.database_url)
@@ -150,6 +152,7 @@ async def run_scenarios(
             scenario = load_scenario(path)
             outcome.description = scenario.description
             outcome.caller = scenario.caller
+            outcome.said = tuple(step.text for step in scenario.steps if isinstance(step, SayStep))
             if scenario.expect is not None:
                 outcome.expected_consent = scenario.expect.consent
                 outcome.expected_texts = scenario.expect.texts
@@ -198,6 +201,7 @@ async def run_persona(
             speed=speed,
         )
         outcome.simulated = call.simulated
+        outcome.said = tuple(line.text for line in call.lines if line.kind == "say")
         outcome.conversation = caller_side(call)
         outcome.problems.extend(call.simulated.errors)
         if call.simulated.stream_sid is not None:
