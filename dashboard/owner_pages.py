@@ -56,8 +56,14 @@ CONSENT_DECISIONS = {
     "consent_unclear": "Unclear, so treated as no",
     "consent_not_asked": "Not asked",
     "revoked": "Asked not to be texted",
+    "web_form_consent": "Agreed to texts on the callback form",
 }
-ANSWER_METHODS = {"verbal": "spoken answer", "keypad": "keypad", "spoken": "said on the call"}
+ANSWER_METHODS = {
+    "verbal": "spoken answer",
+    "keypad": "keypad",
+    "spoken": "said on the call",
+    "web_form": "ticked the SMS box on the callback form",
+}
 
 
 def _label(labels: dict[str, str]) -> Any:

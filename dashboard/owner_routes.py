@@ -175,12 +175,7 @@ Context = Annotated[OwnerContext, Depends(owner_context)]
 
 def same_origin(request: Request, context: Context) -> None:
     """Refuse (403) a form post that does not come from a page of this site."""
-    claimed = request.headers.get("origin") or _origin(request.headers.get("referer", ""))
-    ours = {
-        _origin(context.public_base_url),
-        _origin(f"{request.url.scheme}://{request.url.netloc}"),
-    }
-    if not claimed or claimed.lower() not in ours:
+    if not from_this_site(request, context.public_base_url):
         raise PageError(
             403, "Form refused", "This form can only be sent from the owner pages of this site."
         )
@@ -345,6 +340,14 @@ def _page_number(raw: str, business: BusinessProfile) -> int:
             400, "Bad page number", "Page numbers are whole numbers from 1 to 999999.", business
         )
     return int(raw)
+
+
+def from_this_site(request: Request, public_base_url: str) -> bool:
+    """Whether ``request`` comes from a page of this site: its ``Origin`` (or, lacking one, its
+    ``Referer``) is ``public_base_url``'s origin or the request's own."""
+    claimed = request.headers.get("origin") or _origin(request.headers.get("referer", ""))
+    ours = {_origin(public_base_url), _origin(f"{request.url.scheme}://{request.url.netloc}")}
+    return bool(claimed) and claimed.lower() in ours
 
 
 def _origin(url: str) -> str:
