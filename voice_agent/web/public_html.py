@@ -66,7 +66,9 @@ def page(template: str, status: int = 200, **values: Any) -> HTMLResponse:
 
 def refusal(status: int, title: str, message: str, business: Business | None) -> HTMLResponse:
     """A refused request as a page that says why."""
-    return page("public_error.html", status, title=title, message=message, business=business)
+    return page(
+        "public_error.html", status, title=title, message=message, business=business, section=None
+    )
 
 
 def not_found() -> HTMLResponse:
