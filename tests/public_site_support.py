@@ -48,22 +48,34 @@ class PublicSite:
         return {"token": token.group(1), "disclosure_sha256": disclosure.group(1)}
 
 
-@contextlib.contextmanager
-def public_site(database_url: str, tmp_path: Path) -> Iterator[PublicSite]:
-    """The app on ``database_url`` (migrated here, the demo businesses imported)."""
+def site_services(
+    database_url: str, tmp_path: Path, clock: SteppingClock | None = None, port: int = 8765
+) -> Services:
+    """The app's services on ``database_url`` (migrated here, the demo businesses imported)."""
     upgrade(database_url)
-    settings = receptionist_settings(database_url).model_copy(
+    settings = receptionist_settings(database_url, port=port).model_copy(
         update={"journal_dir": tmp_path / "journal"}
     )
-    clock = SteppingClock(T0)
-    services = build_services(settings, clock=clock)
+    services = build_services(settings, clock=clock or SteppingClock(T0))
     with services.engine.begin() as conn:
         import_businesses(conn, ROOT / "fixtures" / "businesses.yaml")
+    return services
+
+
+def close_services(services: Services) -> None:
+    services.businesses.close()
+    services.journal.close()
+    services.engine.dispose()
+
+
+@contextlib.contextmanager
+def public_site(database_url: str, tmp_path: Path) -> Iterator[PublicSite]:
+    """The app on ``database_url``, read through a ``TestClient``, at :data:`T0`."""
+    clock = SteppingClock(T0)
+    services = site_services(database_url, tmp_path, clock)
     client = TestClient(create_app(services), base_url=PUBLIC_BASE_URL)
     try:
         yield PublicSite(services, client, clock)
     finally:
         client.close()
-        services.businesses.close()
-        services.journal.close()
-        services.engine.dispose()
+        close_services(services)
