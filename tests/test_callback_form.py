@@ -25,6 +25,7 @@ from consent_ledger import (
     events_for_number,
     ledger_event_total,
 )
+from dashboard import OWNER_TOKENS
 from sms_sender import (
     ConfirmationRequest,
     InboundSms,
@@ -316,3 +317,19 @@ def test_a_box_ticked_on_terms_that_changed_since_is_shown_again(site: PublicSit
     assert "terms below changed while this page was open" in response.text
     assert "one to four texts" in response.text
     assert _stored(site) == Stored(0, 0, 0)
+
+
+def test_the_owner_sees_the_request_and_the_ticked_boxs_evidence(site: PublicSite) -> None:
+    _sent(site, _post(site, sms_consent="yes"), "texts")
+    (request,) = _requests(site)
+    with site.engine.begin() as conn:
+        token = OWNER_TOKENS.issue(conn, ACME, "owner", T0, timedelta(days=30)).secret
+    signed_in = site.client.post("/owner/sign-in", data={"token": token}, headers=OUR_PAGES)
+    assert signed_in.status_code == 200, signed_in.text  # followed to the call list
+    assert request.call_sid in signed_in.text and "Kitchen sink leaks" in signed_in.text
+    html = site.client.get(f"/owner/calls/{request.call_sid}").text
+    assert "Agreed to texts on the callback form" in html
+    assert "ticked the SMS box on the callback form" in html
+    assert "The words beside the ticked SMS box" in html
+    assert str(escape(render_form_disclosure("Acme Plumbing", 2).text)) in html
+    assert f"sent from {PUBLIC_BASE_URL}/b/{ACME}/callback" in html and BROWSER in html
