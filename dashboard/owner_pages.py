@@ -84,14 +84,19 @@ def call_clock(started_at: datetime, seconds: float, zone: str) -> str:
     return at.astimezone(ZoneInfo(zone)).strftime("%H:%M:%S")
 
 
-def _environment() -> Environment:
-    environment = Environment(
-        loader=FileSystemLoader(TEMPLATES),
+def page_environment(folder: Path) -> Environment:
+    """Jinja for the HTML pages in ``folder``: autoescaped whatever the name, strict."""
+    return Environment(
+        loader=FileSystemLoader(folder),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+
+
+def _environment() -> Environment:
+    environment = page_environment(TEMPLATES)
     environment.filters.update(
         outbound_state=_label(OUTBOUND_STATES),
         inbound_intent=_label(INBOUND_INTENTS),

@@ -60,7 +60,7 @@ _CALL_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TEXTS = "/owner/texts"
 _HOLD_ID = re.compile(r"[1-9][0-9]{0,17}")
 _HOLD_DECISIONS = {"opt-out": "opt_out", "not-opt-out": "not_opt_out"}
-_SECURITY_HEADERS = {
+SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
@@ -70,6 +70,7 @@ _SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
 }
+"""Every page's headers: never cached, never framed, no script, nothing loaded from elsewhere."""
 logger = logging.getLogger(__name__)
 
 _TOO_MANY = "Too many sign-in attempts from your network. Please wait a minute and try again."
@@ -134,7 +135,7 @@ class _OwnerPageRoute(APIRoute):
                 )
             except PageError as error:
                 response = _error_page(error)
-            response.headers.update(_SECURITY_HEADERS)
+            response.headers.update(SECURITY_HEADERS)
             return response
 
         return handle

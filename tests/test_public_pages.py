@@ -7,18 +7,15 @@ with no restart. An unknown business is a 404 page."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from markupsafe import escape
 
-import sms_sender.templates
-import voice_agent.consent.script
-import voice_agent.records.businesses
 from sms_sender import TemplateName, sample
-from tests.conftest import PUBLIC_BASE_URL, ROOT
+from tests.conftest import PUBLIC_BASE_URL
+from tests.prompt_support import add_consent_script, edit_sms_templates
 from tests.public_site_support import ACME, SPARK, PublicSite, public_site
 from voice_agent.consent.campaign_brief import build_brief
 from voice_agent.consent.script import render_consent_script, render_form_disclosure
@@ -159,15 +156,11 @@ def test_changing_the_script_version_max_texts_or_templates_changes_pages_and_br
     assert "one to four texts" in _text(site, ACME, "callback")  # the form's disclosure
     assert "one to four texts" in build_brief(_business(site, ACME), PUBLIC_BASE_URL).message_flow
 
-    prompts = tmp_path / "prompts"
-    shutil.copytree(ROOT / "prompts" / "consent", prompts / "consent")
     v2 = (
         "Hi, automated assistant here: may {business_name} send you {text_count} about this? "
         "Msg and data rates may apply. Reply STOP to opt out, HELP for help. Okay?"
     )
-    (prompts / "consent" / "v2.txt").write_text(v2, encoding="utf-8")
-    monkeypatch.setattr(voice_agent.records.businesses, "PROMPTS_DIR", prompts)
-    monkeypatch.setattr(voice_agent.consent.script, "CONSENT_DIR", prompts / "consent")
+    add_consent_script(tmp_path, monkeypatch, "v2", v2)
     _change(site, ACME, consent_script_version="v2")
     rendered = v2.format(business_name="Acme Plumbing", text_count="one to four texts")
     sms = _text(site, ACME, "sms")
@@ -177,15 +170,9 @@ def test_changing_the_script_version_max_texts_or_templates_changes_pages_and_br
     brief = build_brief(_business(site, ACME), PUBLIC_BASE_URL)
     assert f'"{rendered}"' in brief.message_flow
 
-    sms_templates = tmp_path / "sms"
-    shutil.copytree(ROOT / "prompts" / "sms", sms_templates)
-    for name in ("confirmation", "help"):
-        template = sms_templates / f"{name}.txt"
-        edited = template.read_text(encoding="utf-8").replace(
-            "{business_name}:", "{business_name} here:"
-        )
-        template.write_text(edited, encoding="utf-8")
-    monkeypatch.setattr(sms_sender.templates, "PROMPTS_SMS_DIR", sms_templates)
+    edit_sms_templates(
+        tmp_path, monkeypatch, ("confirmation", "help"), "{business_name}:", "{business_name} here:"
+    )
     sms = _text(site, ACME, "sms")
     assert "Acme Plumbing here: thanks for calling about [" in sms
     assert "Acme Plumbing here: for help with your service request" in sms

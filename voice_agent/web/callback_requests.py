@@ -38,9 +38,8 @@ from consent_ledger import (
     append_event,
     consent_state,
 )
-from sms_sender import ConfirmationRequest, lock_number, opted_out_by_text, plan_texts
-from voice_agent.call.wrap_up import CONSENT_PURPOSE, CONSENT_WINDOW
-from voice_agent.chat.topics import subject_of_texts
+from sms_sender import lock_number, opted_out_by_text, plan_texts
+from voice_agent.call.wrap_up import CONSENT_PURPOSE, CONSENT_WINDOW, confirmation_request
 from voice_agent.consent.script import ConsentScript
 from voice_agent.records.businesses import Business
 from voice_agent.records.calls import CallRecord, save_call
@@ -118,16 +117,8 @@ def store_callback_request(
             outcome = RequestOutcome.OPTED_OUT
         elif request.wants_texts:
             event = append_event(conn, web_form_evidence(request, reference, now), now)
-            confirmation = ConfirmationRequest(
-                business_id=business.id,
-                business_name=business.name,
-                from_number=business.twilio_numbers[0],
-                to_number=number,
-                call_sid=reference,
-                need=subject_of_texts(None),  # our words, never the visitor's
-                callback_time=business.callback_time,
-                consent_event_hash=event.hash,
-            )
+            # no topic: the text says "your service request", never the visitor's words
+            confirmation = confirmation_request(business, number, reference, None, event.hash)
             plan = plan_texts(conn, confirmation, sms_policy(business), now, now + CONSENT_WINDOW)
             queued = len(plan.queued)
             outcome = RequestOutcome.TEXTS if queued else RequestOutcome.CONSENT_WITHOUT_TEXT

@@ -15,24 +15,13 @@ from typing import Any
 import phonenumbers
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment
 
+from dashboard import SECURITY_HEADERS, page_environment
 from voice_agent.records.businesses import Business
 from voice_agent.services import Services
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-}
-"""``no-store``: a changed script, maximum or template shows on the next load."""
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
@@ -44,13 +33,7 @@ def phone_for_people(number: str) -> str:
 
 
 def _environment() -> Environment:
-    environment = Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    environment = page_environment(TEMPLATES)
     environment.filters["phone"] = phone_for_people
     return environment
 
@@ -59,7 +42,8 @@ _PAGES = _environment()
 
 
 def page(template: str, status: int = 200, **values: Any) -> HTMLResponse:
-    """The page ``template`` filled in with ``values``, with the public pages' headers."""
+    """The page ``template`` filled in with ``values``, with the pages' headers (``no-store``: a
+    changed script, maximum or template shows on the next load)."""
     html = _PAGES.get_template(template).render(**values)
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
