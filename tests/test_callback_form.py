@@ -333,3 +333,18 @@ def test_the_owner_sees_the_request_and_the_ticked_boxs_evidence(site: PublicSit
     assert "The words beside the ticked SMS box" in html
     assert str(escape(render_form_disclosure("Acme Plumbing", 2).text)) in html
     assert f"sent from {PUBLIC_BASE_URL}/b/{ACME}/callback" in html and BROWSER in html
+
+
+def test_a_request_that_cannot_be_stored_says_so_and_gives_the_number_to_call(
+    site: PublicSite,
+) -> None:
+    fields = site.form_fields()
+    with site.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE calls RENAME TO calls_away")
+    response = _post(site, sms_consent="yes", **fields)
+    assert response.status_code == 503
+    assert "We could not take your request just now. Please call us at (512) 555-0100." in (
+        response.text
+    )
+    with site.engine.connect() as conn:
+        assert ledger_event_total(conn) == 0 and list_outbox(conn) == []

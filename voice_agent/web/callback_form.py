@@ -13,16 +13,21 @@ A post is refused, with a page that says why and with nothing stored, when:
   typed and each problem beside its field;
 - the box was ticked on a disclosure other than the one in force now (the business changed its
   maximum, say, while the page was open): 409, the form shown again with the new words.
+
+A request that cannot be stored (the database down, the ledger damaged) is a 503 page that gives
+the business's number to call instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard import AttemptLimiter, from_this_site
 from voice_agent.consent.script import ConsentScript, render_form_disclosure
@@ -36,7 +41,16 @@ from voice_agent.web.callback_requests import (
     store_callback_request,
 )
 from voice_agent.web.form_tokens import FormTokens
-from voice_agent.web.public_html import business_named, not_found, page, refusal, services_of
+from voice_agent.web.public_html import (
+    business_named,
+    not_found,
+    page,
+    phone_for_people,
+    refusal,
+    services_of,
+)
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
@@ -154,6 +168,13 @@ async def send_callback_request(
             now,
             services.journal.pending_opt_outs(),
         )
+    except (SQLAlchemyError, ValueError):  # the database is down, the ledger damaged
+        logger.exception("a callback request could not be stored", extra={"business_id": slug})
+        message = (
+            "We could not take your request just now. Please call us at "
+            f"{phone_for_people(business.twilio_numbers[0])}."
+        )
+        return refusal(503, "Request not sent", message, business)
     except TooManyRequests:
         return refusal(
             429,
