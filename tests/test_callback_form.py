@@ -37,6 +37,7 @@ from sms_sender import (
     list_outbox,
     render_confirmation,
 )
+from tests.cli_support import receptionist
 from tests.conftest import BACKENDS, PUBLIC_BASE_URL, fresh_database
 from tests.public_site_support import ACME, OUR_PAGES, SPARK, T0, PublicSite, public_site
 from voice_agent.consent.script import FORM_DISCLOSURE_VERSION, render_form_disclosure
@@ -348,3 +349,16 @@ def test_a_request_that_cannot_be_stored_says_so_and_gives_the_number_to_call(
     )
     with site.engine.connect() as conn:
         assert ledger_event_total(conn) == 0 and list_outbox(conn) == []
+
+
+def test_a_caller_who_asks_is_forgotten_but_the_consent_evidence_stays(site: PublicSite) -> None:
+    _sent(site, _post(site, sms_consent="yes"), "texts")
+    _sent(site, _post(site, phone="(512) 555-0177"), "callback")
+    settings = site.services.settings
+    result = receptionist("calls", "forget", "--business", ACME, "512-555-0123", settings=settings)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("Deleted 1 call of +15125550123 with acme-plumbing,")
+    assert [request.caller_number for request in _requests(site)] == ["+15125550177"]
+    assert len(_events(site)) == 1 and len(_texts_to(site)) == 1  # the evidence stays
+    refused = receptionist("calls", "forget", "--business", ACME, "555", settings=settings)
+    assert refused.exit_code == 1 and "not a possible phone number" in refused.stderr
