@@ -80,7 +80,7 @@ def show_call(call_sid: str, as_json: bool) -> None:
 
 @calls.command("forget")
 @click.option("--business", metavar="ID", required=True, help="The business asked.")
-@click.argument("number", metavar="NUMBER")
+@click.argument("number", metavar="NUMBER", help="The caller's phone number, in any common form.")
 def forget_calls(business: str, number: str) -> None:
     """Delete a caller's calls and callback requests with a business, transcripts included, as
     they asked (the privacy page promises it). Consent records, opt-outs and texts are kept."""
