@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -64,7 +65,12 @@ _TERMS_CHANGED = (
     "The text-message terms below changed while this page was open. Please read them and send "
     "again."
 )
+_FOREIGN = "This form can only be sent from its own page."
+_BAD_TOKEN = "This form has expired or did not come from our page. Please open it again and resend."
+_AUTOMATED = "This request looks automated and was not sent."
 _FLOODED = "Too many requests were sent from your network. Please wait a few minutes or call us."
+_NUMBER_FLOODED = "This number has sent several requests already. We will call you back."
+_NOT_STORED = "We could not take your request just now. Please call us at"
 
 
 @dataclass(frozen=True)
@@ -119,28 +125,11 @@ async def send_callback_request(
     business = await business_named(request, slug)
     if business is None:
         return not_found()
-    services, guard = services_of(request), _guard(request)
+    services = services_of(request)
     now = services.clock()
-    if not from_this_site(request, services.settings.public_base_url):
-        return refusal(
-            403, "Request refused", "This form can only be sent from its own page.", business
-        )
-    served_at = guard.tokens.check(token, business.id, now)
-    if served_at is None:
-        return refusal(
-            403,
-            "Request refused",
-            "This form has expired or did not come from our page. Please open it again and resend.",
-            business,
-        )
-    if website:
-        return refusal(
-            400, "Request refused", "This request looks automated and was not sent.", business
-        )
-    address = request.client.host if request.client else "unknown"
-    if guard.per_address.retry_after(address) is not None:
-        return refusal(429, "Too many requests", _FLOODED, business)
-    guard.per_address.failed(address)  # every post counts against its address
+    admitted = _admitted(request, business, token, website, now)
+    if isinstance(admitted, HTMLResponse):
+        return admitted
     typed = TypedValues(name.strip(), phone.strip(), need.strip(), sms_consent == "yes")
     problems = _problems(typed)
     if problems:
@@ -156,10 +145,36 @@ async def send_callback_request(
         wants_texts=typed.sms_consent,
         disclosure=disclosure,
         page_url=f"{services.settings.public_base_url}/b/{business.id}/callback",
-        ip_address=address,
+        ip_address=_address(request),
         user_agent=request.headers.get("user-agent", "")[:MAX_USER_AGENT],
-        form_served_at=served_at,
+        form_served_at=admitted,
     )
+    return await _stored(request, callback, now)
+
+
+def _admitted(
+    request: Request, business: Business, token: str, website: str, now: datetime
+) -> datetime | HTMLResponse:
+    """When the form posted was served, or the refusal of a post that is not from a person on
+    our page: another origin, a bad token, a filled honeypot, an address over its limit."""
+    services, guard = services_of(request), _guard(request)
+    if not from_this_site(request, services.settings.public_base_url):
+        return refusal(403, "Request refused", _FOREIGN, business)
+    served_at = guard.tokens.check(token, business.id, now)
+    if served_at is None:
+        return refusal(403, "Request refused", _BAD_TOKEN, business)
+    if website:
+        return refusal(400, "Request refused", _AUTOMATED, business)
+    address = _address(request)
+    if guard.per_address.retry_after(address) is not None:
+        return refusal(429, "Too many requests", _FLOODED, business)
+    guard.per_address.failed(address)  # every post counts against its address
+    return served_at
+
+
+async def _stored(request: Request, callback: CallbackRequest, now: datetime) -> Response:
+    """Store ``callback``, then send the visitor to the page that says what happened."""
+    services, business = services_of(request), callback.business
     try:
         stored = await asyncio.to_thread(
             store_callback_request,
@@ -169,24 +184,22 @@ async def send_callback_request(
             services.journal.pending_opt_outs(),
         )
     except (SQLAlchemyError, ValueError):  # the database is down, the ledger damaged
-        logger.exception("a callback request could not be stored", extra={"business_id": slug})
-        message = (
-            "We could not take your request just now. Please call us at "
-            f"{phone_for_people(business.twilio_numbers[0])}."
+        logger.exception(
+            "a callback request could not be stored", extra={"business_id": business.id}
         )
+        message = f"{_NOT_STORED} {phone_for_people(business.twilio_numbers[0])}."
         return refusal(503, "Request not sent", message, business)
     except TooManyRequests:
-        return refusal(
-            429,
-            "Too many requests",
-            "This number has sent several requests already. We will call you back.",
-            business,
-        )
+        return refusal(429, "Too many requests", _NUMBER_FLOODED, business)
     if stored.texts_queued:
         services.dispatcher.wake()
     return RedirectResponse(
         f"/b/{business.id}/callback/sent?outcome={stored.outcome.value}", status_code=303
     )
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 @router.get("/b/{slug}/callback/sent")
