@@ -130,7 +130,7 @@ def test_the_form_has_an_unchecked_box_with_its_disclosure_beside_it(site: Publi
     assert page.status_code == 200
     html = page.text
     disclosure = render_form_disclosure("Acme Plumbing", 2)
-    assert '<input type="checkbox" id="sms_consent" name="sms_consent" value="yes" ' in html
+    assert '<input type="checkbox" id="sms_consent" name="sms_consent" value="yes">' in html
     assert 'value="yes" checked' not in html
     assert f'<span id="disclosure">{escape(disclosure.text)}</span>' in html
     for field in ("name", "phone", "need"):
