@@ -21,6 +21,7 @@ from consent_ledger.evidence import (
     EventKind,
     EvidenceError,
     ScriptEvidence,
+    WebFormEvidence,
     WordEvidence,
 )
 from consent_ledger.gate import (
@@ -99,6 +100,7 @@ __all__ = [
     "RecordedEvent",
     "ScriptEvidence",
     "VerificationReport",
+    "WebFormEvidence",
     "WordEvidence",
     "append_event",
     "append_only_ddl",

@@ -285,6 +285,10 @@ def _write_evidence(page: _Page, evidence: ConsentEvidence) -> None:
         _field(page, "Script", f"version {script.version}, started {started}, played {confirmed}")
         _line(page, f'"{script.text}"')
         _line(page, f"script sha256 {script.sha256}", mono=True)
+    if evidence.web_form is not None:
+        form = evidence.web_form
+        _field(page, "Web form", f"sent from {form.page_url} by {form.ip_address}")
+        _line(page, f"browser: {form.user_agent or '-'}")
     for number, answer in enumerate(evidence.answers, start=1):
         label = "Answer" if number == 1 else "Answer to the re-ask"
         heard = f'"{answer.transcript}"' if answer.transcript else "(no words)"

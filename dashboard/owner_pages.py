@@ -56,8 +56,14 @@ CONSENT_DECISIONS = {
     "consent_unclear": "Unclear, so treated as no",
     "consent_not_asked": "Not asked",
     "revoked": "Asked not to be texted",
+    "web_form_consent": "Agreed to texts on the callback form",
 }
-ANSWER_METHODS = {"verbal": "spoken answer", "keypad": "keypad", "spoken": "said on the call"}
+ANSWER_METHODS = {
+    "verbal": "spoken answer",
+    "keypad": "keypad",
+    "spoken": "said on the call",
+    "web_form": "ticked the SMS box on the callback form",
+}
 
 
 def _label(labels: dict[str, str]) -> Any:
@@ -78,14 +84,19 @@ def call_clock(started_at: datetime, seconds: float, zone: str) -> str:
     return at.astimezone(ZoneInfo(zone)).strftime("%H:%M:%S")
 
 
-def _environment() -> Environment:
-    environment = Environment(
-        loader=FileSystemLoader(TEMPLATES),
+def page_environment(folder: Path) -> Environment:
+    """Jinja for the HTML pages in ``folder``: autoescaped whatever the name, strict."""
+    return Environment(
+        loader=FileSystemLoader(folder),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+
+
+def _environment() -> Environment:
+    environment = page_environment(TEMPLATES)
     environment.filters.update(
         outbound_state=_label(OUTBOUND_STATES),
         inbound_intent=_label(INBOUND_INTENTS),

@@ -60,7 +60,7 @@ _CALL_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TEXTS = "/owner/texts"
 _HOLD_ID = re.compile(r"[1-9][0-9]{0,17}")
 _HOLD_DECISIONS = {"opt-out": "opt_out", "not-opt-out": "not_opt_out"}
-_SECURITY_HEADERS = {
+SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
@@ -70,6 +70,7 @@ _SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
 }
+"""Every page's headers: never cached, never framed, no script, nothing loaded from elsewhere."""
 logger = logging.getLogger(__name__)
 
 _TOO_MANY = "Too many sign-in attempts from your network. Please wait a minute and try again."
@@ -134,7 +135,7 @@ class _OwnerPageRoute(APIRoute):
                 )
             except PageError as error:
                 response = _error_page(error)
-            response.headers.update(_SECURITY_HEADERS)
+            response.headers.update(SECURITY_HEADERS)
             return response
 
         return handle
@@ -175,12 +176,7 @@ Context = Annotated[OwnerContext, Depends(owner_context)]
 
 def same_origin(request: Request, context: Context) -> None:
     """Refuse (403) a form post that does not come from a page of this site."""
-    claimed = request.headers.get("origin") or _origin(request.headers.get("referer", ""))
-    ours = {
-        _origin(context.public_base_url),
-        _origin(f"{request.url.scheme}://{request.url.netloc}"),
-    }
-    if not claimed or claimed.lower() not in ours:
+    if not from_this_site(request, context.public_base_url):
         raise PageError(
             403, "Form refused", "This form can only be sent from the owner pages of this site."
         )
@@ -345,6 +341,14 @@ def _page_number(raw: str, business: BusinessProfile) -> int:
             400, "Bad page number", "Page numbers are whole numbers from 1 to 999999.", business
         )
     return int(raw)
+
+
+def from_this_site(request: Request, public_base_url: str) -> bool:
+    """Whether ``request`` comes from a page of this site: its ``Origin`` (or, lacking one, its
+    ``Referer``) is ``public_base_url``'s origin or the request's own."""
+    claimed = request.headers.get("origin") or _origin(request.headers.get("referer", ""))
+    ours = {_origin(public_base_url), _origin(f"{request.url.scheme}://{request.url.netloc}")}
+    return bool(claimed) and claimed.lower() in ours
 
 
 def _origin(url: str) -> str:

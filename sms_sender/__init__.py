@@ -18,6 +18,7 @@ from sms_sender.inbound import (
     handle_inbound,
     held_replies,
     open_hold,
+    opted_out_by_text,
 )
 from sms_sender.keywords import (
     CONDITIONAL_OPT_IN_KEYWORDS,
@@ -123,6 +124,7 @@ __all__ = [
     "lock_number",
     "metadata",
     "open_hold",
+    "opted_out_by_text",
     "plan_texts",
     "queue_confirmation",
     "queue_owner_summary",

@@ -189,12 +189,20 @@ def _revocation_outcome(recorded: TextedChoice) -> str:
 def _opted_out_already(conn: Connection, sms: InboundSms, policy: SmsPolicy) -> bool:
     """Whether the number's latest other opt-out or opt-in text to this business was an opt-out:
     then this one repeats an opt-out that had its confirmation, and gets none."""
+    return opted_out_by_text(conn, policy.business_id, sms.from_number, besides=sms.message_sid)
+
+
+def opted_out_by_text(
+    conn: Connection, business_id: str, number: str, *, besides: str | None = None
+) -> bool:
+    """Whether ``number``'s latest opt-out or opt-in text to ``business_id`` (but the text
+    ``besides``) was an opt-out: it stands even where no consent was in force to revoke."""
     latest = conn.execute(
         select(sms_inbound.c.intent)
         .where(
-            sms_inbound.c.business_id == policy.business_id,
-            sms_inbound.c.from_number == sms.from_number,
-            sms_inbound.c.message_sid != sms.message_sid,
+            sms_inbound.c.business_id == business_id,
+            sms_inbound.c.from_number == number,
+            sms_inbound.c.message_sid != (besides or ""),
             sms_inbound.c.intent.in_(_OPT_OUTS_AND_OPT_INS),
         )
         .order_by(sms_inbound.c.id.desc())

@@ -6,20 +6,17 @@ are current, and ``--submit`` creates the campaign through the real SDK on the f
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import sms_sender.templates
-import voice_agent.consent.script
-import voice_agent.records.businesses
 from sms_sender import ReplyIntent, classify_reply
 from sms_sender.keywords import is_bare_yes
 from tests.cli_support import receptionist
 from tests.conftest import ROOT
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, TwilioError, fake_twilio
+from tests.prompt_support import add_consent_script, edit_sms_templates
 from voice_agent.consent.campaign_brief import (
     NEED_PLACEHOLDER,
     CampaignBrief,
@@ -217,15 +214,11 @@ def test_changing_the_script_version_max_texts_or_templates_changes_the_brief_at
     more = _brief_json(settings)
     assert "one to four texts" in json.dumps(more) and "one or two texts" not in json.dumps(more)
 
-    prompts = tmp_path / "prompts"
-    shutil.copytree(ROOT / "prompts" / "consent", prompts / "consent")
     v2 = (
         "Hi, automated assistant here: may {business_name} send you {text_count} about this? "
         "Msg and data rates may apply. Reply STOP to opt out, HELP for help. Okay?"
     )
-    (prompts / "consent" / "v2.txt").write_text(v2, encoding="utf-8")
-    monkeypatch.setattr(voice_agent.records.businesses, "PROMPTS_DIR", prompts)
-    monkeypatch.setattr(voice_agent.consent.script, "CONSENT_DIR", prompts / "consent")
+    add_consent_script(tmp_path, monkeypatch, "v2", v2)
     _change(database, "acme-plumbing", consent_script_version="v2")
     second = _brief_json(settings)
     rendered = v2.format(business_name="Acme Plumbing", text_count="one to four texts")
@@ -238,16 +231,9 @@ def test_changing_the_script_version_max_texts_or_templates_changes_the_brief_at
     assert isinstance(fields, dict)
     assert f'"{rendered}"' in fields["message_flow"] and "(version v2)" in fields["message_flow"]
 
-    sms = tmp_path / "sms"
-    shutil.copytree(ROOT / "prompts" / "sms", sms)
-    confirmation = sms / "confirmation.txt"
-    confirmation.write_text(
-        confirmation.read_text(encoding="utf-8").replace(
-            "thanks for calling", "thank you for calling"
-        ),
-        encoding="utf-8",
+    edit_sms_templates(
+        tmp_path, monkeypatch, ("confirmation",), "thanks for calling", "thank you for calling"
     )
-    monkeypatch.setattr(sms_sender.templates, "PROMPTS_SMS_DIR", sms)
     edited = _brief_json(settings)["us_app_to_person"]
     assert isinstance(edited, dict)
     assert edited["message_samples"][0].startswith("Acme Plumbing: thank you for calling about [")

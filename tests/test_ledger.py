@@ -34,6 +34,7 @@ from consent_ledger.evidence import (
     ConsentScope,
     EventKind,
     ScriptEvidence,
+    WebFormEvidence,
     WordEvidence,
 )
 from consent_ledger.instants import format_instant, parse_instant, stored_instant
@@ -277,8 +278,10 @@ def _no_question(kind: EventKind, method: ConsentMethod, **changes: Any) -> Cons
 
 
 _OPT_IN = EventKind.OWNER_NOTIFICATIONS_OPT_IN
+_FORM_REQUEST = WebFormEvidence("https://example.com/b/acme/callback", "203.0.113.7", "Mozilla/5.0")
 _VALID_WITHOUT_QUESTION: dict[str, Callable[[], ConsentEvidence]] = {
     "web form consent": _web_form,
+    "web form consent with its request": lambda: _web_form(web_form=_FORM_REQUEST),
     "STOP": lambda: _no_question(EventKind.REVOKED, ConsentMethod.SMS_KEYWORD),
     "please stop texting me": lambda: _no_question(EventKind.REVOKED, ConsentMethod.SMS_TEXT),
     "don't text me, said on a call": lambda: _no_question(
@@ -319,6 +322,14 @@ _INVALID_WITHOUT_QUESTION: dict[str, tuple[Callable[[], object], str]] = {
         "has no classifier",
     ),
     "web form without scope": (lambda: _web_form(scope=None), "needs a scope"),
+    "web form request without an address": (
+        lambda: _web_form(web_form=replace(_FORM_REQUEST, ip_address=" ")),
+        "web_form.ip_address",
+    ),
+    "web form request on a STOP": (
+        lambda: _no_question(EventKind.REVOKED, ConsentMethod.SMS_KEYWORD, web_form=_FORM_REQUEST),
+        "has no web_form",
+    ),
     "web form window over 24 hours": (
         lambda: _web_form(scope=ConsentScope("x", 1, T0 + timedelta(hours=25))),
         "24 hours",

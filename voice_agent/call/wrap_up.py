@@ -160,13 +160,23 @@ def wav_from_ulaw(ulaw: bytes) -> bytes:
 def _confirmation(
     business: Business, identity: CallIdentity, outcome: CallOutcome, consent_hash: str
 ) -> ConfirmationRequest:
+    return confirmation_request(
+        business, identity.caller_number, identity.call_sid, outcome.message.topic, consent_hash
+    )
+
+
+def confirmation_request(
+    business: Business, number: str, reference: str, topic: str | None, consent_hash: str
+) -> ConfirmationRequest:
+    """The confirmation to ``number`` of the consent ``consent_hash``, given on the call (or
+    request) ``reference`` about ``topic``, from the business's first number."""
     return ConfirmationRequest(
         business_id=business.id,
         business_name=business.name,
         from_number=business.twilio_numbers[0],
-        to_number=identity.caller_number,
-        call_sid=identity.call_sid,
-        need=subject_of_texts(outcome.message.topic),  # our words, never the transcript
+        to_number=number,
+        call_sid=reference,
+        need=subject_of_texts(topic),  # our words, never the transcript
         callback_time=business.callback_time,
         consent_event_hash=consent_hash,
     )

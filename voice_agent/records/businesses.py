@@ -55,6 +55,8 @@ class Business(BaseModel):
     callback_check_hours: float | None = Field(None, gt=0, lt=24)
     excluded_numbers: tuple[str, ...] = ()
     sms_state_caps: bool = True
+    address: str = Field("", max_length=300)
+    contact_email: str = Field("", max_length=200)
 
     @field_validator("twilio_numbers", mode="before")
     @classmethod

@@ -45,6 +45,8 @@ businesses = Table(
     Column("callback_check_hours", Float),
     Column("excluded_numbers", JSON, nullable=False, server_default="[]"),
     Column("sms_state_caps", Boolean, nullable=False, server_default=sa_true()),
+    Column("address", Text, nullable=False, server_default=""),
+    Column("contact_email", String(200), nullable=False, server_default=""),
 )
 
 business_numbers = Table(

@@ -19,6 +19,9 @@ from dashboard import AuditContext, OwnerContext, audit_router, owner_router
 from voice_agent.records.database import make_engine
 from voice_agent.records.owner_call_log import ReceptionistCallLog
 from voice_agent.services import Services
+from voice_agent.web.callback_form import FormGuard
+from voice_agent.web.callback_form import router as callback_form_router
+from voice_agent.web.public_pages import router as public_pages_router
 from voice_agent.web.sms_webhooks import router as sms_router
 from voice_agent.web.stream_credentials import StreamClaims
 from voice_agent.web.voice_webhooks import router as call_flow_router
@@ -78,6 +81,9 @@ def create_app(services: Services, *, export_processes: int | None = None) -> Fa
         public_base_url=services.settings.public_base_url,
     )
     app.include_router(owner_router())
+    app.state.callback_form = FormGuard.for_settings(services.settings)
+    app.include_router(public_pages_router)
+    app.include_router(callback_form_router)
 
     @app.get("/healthz")
     async def health() -> dict[str, Any]:
