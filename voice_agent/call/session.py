@@ -25,7 +25,6 @@ from media_stream import (
 from voice_agent.call.conversation import RECORDING_SECONDS, CallOutcome, Conversation
 from voice_agent.call.journal_entry import CALL_ENDED, FinishedCall, call_entry, store_call
 from voice_agent.call.keyterms import call_keyterms
-from voice_agent.call.prompt_warmup import consent_prompts, render_ahead
 from voice_agent.call.wrap_up import CallIdentity
 from voice_agent.chat.failover import FailoverChatModel
 from voice_agent.logging_setup import bind_call
@@ -100,12 +99,11 @@ async def handle_call(services: Services, socket: StreamSocket, admit: StreamAdm
     )
     conversation = Conversation(business, caller, chat_model, bridge)
     services.metrics.call_started()
-    ahead = asyncio.create_task(render_ahead(services.synthesizer, consent_prompts(business)))
     try:
         await conversation.run()
     finally:
-        ahead.cancel()
         await bridge.close()
+        conversation.hear_last(bridge.inputs_left())
         outcome = conversation.outcome(notes=failures)
         services.metrics.call_ended(outcome.consent.outcome.value, outcome.turn_metrics)
         identity = CallIdentity(
