@@ -32,12 +32,14 @@ from dashboard.tables import metadata
 if TYPE_CHECKING:
     from dashboard.audit_routes import AuditContext, audit_router
     from dashboard.owner_routes import OwnerContext, owner_router
+    from dashboard.owner_sign_in import owner_sign_in_router
 else:  # the web framework and templates load when the routes are first used
     __getattr__, _, _ = lazy_loader.attach(
         __name__,
         submod_attrs={
             "audit_routes": ["AuditContext", "audit_router"],
             "owner_routes": ["OwnerContext", "owner_router"],
+            "owner_sign_in": ["owner_sign_in_router"],
         },
     )
 
@@ -63,5 +65,6 @@ __all__ = [
     "list_tokens",
     "metadata",
     "owner_router",
+    "owner_sign_in_router",
     "revoke_token",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import UTC, datetime, time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,8 @@ from pydantic import (
 )
 from sqlalchemy import Connection, delete, insert, select
 
+from dashboard.people import sync_config_owner
+from sms_sender import record_setup_choice
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.records.tables import business_numbers, businesses
 
@@ -55,6 +57,10 @@ class Business(BaseModel):
     callback_check_hours: float | None = Field(None, gt=0, lt=24)
     excluded_numbers: tuple[str, ...] = ()
     sms_state_caps: bool = True
+    owner_email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    owner_summary_texts: bool | None = Field(None, exclude=True)
+    """The owner's answer, when the business is set up, to a text summary after every call: kept
+    as a ledger event at import (unless the owner's phone already chose), not in the profile."""
 
     @field_validator("twilio_numbers", mode="before")
     @classmethod
@@ -154,11 +160,24 @@ def save_business(conn: Connection, business: Business) -> None:
     )
 
 
-def import_businesses(conn: Connection, path: Path) -> list[Business]:
-    """Validate the businesses file at ``path``, then store each business (nothing on error)."""
+def import_businesses(conn: Connection, path: Path, at: datetime | None = None) -> list[Business]:
+    """Validate the businesses file at ``path``, then store each business (nothing on error),
+    set up its owner phone as its first owner, and record the owner's answer about summary texts
+    (``owner_summary_texts``) as a ledger event when the phone has made no choice yet."""
     loaded = load_businesses(path)
+    now = at or datetime.now(UTC)
     for business in loaded:
         save_business(conn, business)
+        sync_config_owner(conn, business.id, business.owner_phone, now)
+        if business.owner_summary_texts is not None:
+            record_setup_choice(
+                conn,
+                business.id,
+                business.name,
+                business.owner_phone,
+                business.owner_summary_texts,
+                now,
+            )
     return loaded
 
 

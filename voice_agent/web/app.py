@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from dashboard import AuditContext, OwnerContext, audit_router, owner_router
+from dashboard import AuditContext, OwnerContext, audit_router, owner_router, owner_sign_in_router
 from voice_agent.records.database import make_engine
 from voice_agent.records.owner_call_log import ReceptionistCallLog
 from voice_agent.services import Services
@@ -78,6 +78,7 @@ def create_app(services: Services, *, export_processes: int | None = None) -> Fa
         public_base_url=services.settings.public_base_url,
     )
     app.include_router(owner_router())
+    app.include_router(owner_sign_in_router())
 
     @app.get("/healthz")
     async def health() -> dict[str, Any]:
