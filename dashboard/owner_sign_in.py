@@ -179,8 +179,10 @@ def link_page(request: Request, context: Context, secret: str) -> Response:
         session = _session_of(conn, request, context)
     if link is None:
         return _sign_in_page(410, problem=_LINK_REFUSED)
-    if session is not None and session.business_id == link.business_id:
-        return _redirect(f"{_CALLS}/{link.call_sid}")
+    if session is not None and session.business_id == link.target.business_id:
+        return _redirect(f"{_CALLS}/{link.target.call_sid}")
+    if not link.works:
+        return _sign_in_page(410, problem=_LINK_REFUSED)
     return _page("sign_in_link.html", title="Open the call", business=None, secret=secret)
 
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert, select, update
 
-from dashboard.access_tokens import require_utc, sha256_hex
+from dashboard.access_tokens import require_utc, sha256_hex, stored_instant
 from dashboard.tables import sign_in_links
 from sms_sender import SIGN_IN_LINK_PATH, last_four
 
@@ -30,12 +30,20 @@ _SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
 @dataclass(frozen=True)
-class RedeemedLink:
-    """A link that was just used: who it signs in, and the call it opens."""
+class LinkTarget:
+    """Who a link signs in, and the call it opens."""
 
     business_id: str
     phone_number: str
     call_sid: str
+
+
+@dataclass(frozen=True)
+class SeenLink:
+    """A link looked at, not used: its target, and whether it would still sign in."""
+
+    target: LinkTarget
+    works: bool
 
 
 @dataclass(frozen=True)
@@ -68,23 +76,21 @@ class CallLinks:
         return f"{self.public_base_url.rstrip('/')}{SIGN_IN_LINK_PATH}{secret}"
 
 
-def peek_link(conn: Connection, presented: str, now: datetime) -> RedeemedLink | None:
-    """What the link ``presented`` would open, without using it; None when it does not work."""
+def peek_link(conn: Connection, presented: str, now: datetime) -> SeenLink | None:
+    """The link ``presented`` without using it; None when there is no such link."""
     now = require_utc("now", now)
     if not _SECRET_SHAPE.fullmatch(presented):
         return None
     row = conn.execute(
-        select(sign_in_links).where(
-            sign_in_links.c.link_sha256 == sha256_hex(presented),
-            sign_in_links.c.used_at.is_(None),
-            sign_in_links.c.revoked_at.is_(None),
-            sign_in_links.c.expires_at > now,
-        )
+        select(sign_in_links).where(sign_in_links.c.link_sha256 == sha256_hex(presented))
     ).one_or_none()
-    return None if row is None else RedeemedLink(row.business_id, row.phone_number, row.call_sid)
+    if row is None:
+        return None
+    works = row.used_at is None and row.revoked_at is None and now < stored_instant(row.expires_at)
+    return SeenLink(LinkTarget(row.business_id, row.phone_number, row.call_sid), works)
 
 
-def redeem_link(conn: Connection, presented: str, now: datetime) -> RedeemedLink | None:
+def redeem_link(conn: Connection, presented: str, now: datetime) -> LinkTarget | None:
     """Use the link whose secret is ``presented``; None when it does not work (malformed,
     unknown, expired, used or revoked)."""
     now = require_utc("now", now)
@@ -110,7 +116,7 @@ def redeem_link(conn: Connection, presented: str, now: datetime) -> RedeemedLink
         logger.warning("sign-in link %d refused: used, expired or revoked", row.id)
         return None
     logger.info("sign-in link %d used", row.id, extra={"business_id": row.business_id})
-    return RedeemedLink(row.business_id, row.phone_number, row.call_sid)
+    return LinkTarget(row.business_id, row.phone_number, row.call_sid)
 
 
 def revoke_links(conn: Connection, phone_number: str, now: datetime) -> int:
