@@ -138,7 +138,9 @@ def list_sessions(business: str | None, as_json: bool) -> None:
 
 
 @sessions.command("revoke", help="End one session, or everything of one phone.")
-@click.argument("session_id", metavar="[ID]", type=int, required=False)
+@click.argument(
+    "session_id", metavar="[ID]", type=int, required=False, help="The session's id (see list)."
+)
 @click.option(
     "--phone", help="End every session of this phone, and its unused codes and summary links."
 )
