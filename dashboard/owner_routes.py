@@ -1,9 +1,11 @@
 """The owner's web pages: sign in with an owner token, then the business's calls, each call with
-its transcript, consent record and texts, and all of the business's texts.
+its transcript, consent record and texts, and all of the business's texts. (Owners and staff sign
+in with their phone through ``owner_sign_in``; their sessions are read here like token sessions,
+and slide on as they are used.)
 
 Plain server-rendered HTML that works without JavaScript. Signing in posts the token once; the
 browser then holds only a session cookie (HttpOnly, Secure over HTTPS, path ``/owner``) whose
-hash is a row in ``owner_sessions``. The cookie is SameSite=Lax, so a link from the owner's
+hash is a row in ``owner_sessions`` (or ``phone_sessions``). The cookie is SameSite=Lax, so a link from the owner's
 summary text or an email opens signed in, while cross-site posts carry no cookie. Every form post
 must also come from a page of this site: its ``Origin`` (or, lacking one, its ``Referer``) must be
 the public base URL's origin or the request's own. Responses are never cached, never framed, and
@@ -89,7 +91,8 @@ class OwnerContext:
     ``read_only=True``, so that reading never takes the write lock calls need);
     ``public_base_url`` is where browsers reach us, for the origin check and Secure cookies;
     ``token_attempts`` slows down guessing of sign-in tokens and codes, per address;
-    ``code_requests`` limits how many sign-in codes one address may ask for.
+    ``code_requests`` limits how many sign-in codes one address may ask for;
+    ``text_queued``, called on the event loop, has a text just queued sent at once.
     """
 
     engine: Engine
@@ -102,6 +105,7 @@ class OwnerContext:
     code_requests: AttemptLimiter = field(
         default_factory=lambda: AttemptLimiter(max_failures=10, window=900.0)
     )
+    text_queued: Callable[[], None] | None = None
 
 
 class SignInRequired(Exception):

@@ -28,6 +28,7 @@ import phonenumbers
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
 from consent_ledger import ConsentMethod, owner_notifications_allowed
 from dashboard.call_log import BusinessProfile
@@ -95,33 +96,37 @@ def owner_sign_in_router() -> APIRouter:
 # --- signing in by code ---------------------------------------------------------------------------
 
 
-def ask_for_code(
+async def ask_for_code(
     request: Request, context: Context, phone: Annotated[str, Form()] = ""
 ) -> Response:
-    """Text a code to ``phone`` when it is a person's; the same page whoever it is."""
+    """Text a code to ``phone`` when it is a person's; the same page whoever it is. The
+    database work runs in the thread pool; the dispatcher is woken on the event loop."""
+    response, queued = await run_in_threadpool(_ask_for_code, request, context, phone)
+    if queued and context.text_queued is not None:
+        context.text_queued()
+    return response
+
+
+def _ask_for_code(request: Request, context: OwnerContext, phone: str) -> tuple[Response, bool]:
     number = _entered_phone(phone)
     if number is None:
-        return _sign_in_page(422, problem=_NOT_A_PHONE)
+        return _sign_in_page(422, problem=_NOT_A_PHONE), False
     address = _address(request)
     wait = context.code_requests.retry_after(address)
     if wait is not None:
-        return _too_many(
-            _sign_in_page(429, problem=_TOO_MANY_CODES.format(minutes=_minutes(wait))), wait
-        )
+        return _too_many_codes(wait), False
     context.code_requests.failed(address)  # every request counts against the address
     now = context.clock()
     with context.engine.begin() as conn:
         issued = issue_code(conn, number, now)
         people = people_with_phone(conn, number)
         business = context.call_log.business(conn, people[0].business_id) if people else None
+        queued = False
         if issued is not None and business is not None:
-            _text_code(conn, issued.id, issued.code, business, number, now)
+            queued = _text_code(conn, issued.id, issued.code, business, number, now)
     if issued is None:
-        wait = int(CODE_REQUEST_WINDOW.total_seconds())
-        return _too_many(
-            _sign_in_page(429, problem=_TOO_MANY_CODES.format(minutes=_minutes(wait))), wait
-        )
-    return _code_page(200, number, problem=None)
+        return _too_many_codes(int(CODE_REQUEST_WINDOW.total_seconds())), False
+    return _code_page(200, number, problem=None), queued
 
 
 def enter_code(
@@ -159,14 +164,16 @@ def _text_code(
     business: BusinessProfile,
     number: str,
     now: datetime,
-) -> None:
+) -> bool:
+    """Queue the code's text; False when the business has no number to text from."""
     if business.texting_number is None:
         logger.error("business %s has no number to text sign-in codes from", business.id)
-        return
+        return False
     text = SignInCodeText(
         code_id, code, business.id, business.name, number, business.texting_number
     )
     queue_sign_in_code(conn, text, now)
+    return True
 
 
 # --- signing in by a summary's link ---------------------------------------------------------------
@@ -289,8 +296,9 @@ def _address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def _minutes(seconds: int) -> int:
-    return max(1, -(-seconds // 60))
+def _too_many_codes(wait: int) -> Response:
+    minutes = max(1, -(-wait // 60))
+    return _too_many(_sign_in_page(429, problem=_TOO_MANY_CODES.format(minutes=minutes)), wait)
 
 
 def _too_many(response: Response, wait: int) -> Response:

@@ -53,7 +53,12 @@ from tests.conftest import BACKENDS, PUBLIC_BASE_URL, ROOT, fresh_database, rece
 from voice_agent.call.journal_entry import store_call
 from voice_agent.call.owner_notices import OwnerNotices
 from voice_agent.chat.port import CallerMessage, Urgency
-from voice_agent.records.businesses import get_business, import_businesses
+from voice_agent.records.businesses import (
+    BusinessConfigError,
+    get_business,
+    import_businesses,
+    load_businesses,
+)
 from voice_agent.records.database import make_engine
 from voice_agent.records.migrate import upgrade
 from voice_agent.records.owner_call_log import ReceptionistCallLog
@@ -451,3 +456,26 @@ def test_the_command_line_lists_and_revokes_phone_sessions(site: Site, tmp_path:
     revoked = receptionist("owner", "sessions", "revoke", "--phone", OWNER, settings=settings)
     assert revoked.exit_code == 0 and "1 session(s) ended" in revoked.output
     assert _status(site, "/owner/calls") == 303
+
+
+def test_a_new_owner_phone_in_the_business_file_replaces_the_old_one(
+    site: Site, tmp_path: Path
+) -> None:
+    moved = tmp_path / "businesses.yaml"
+    text = (ROOT / "fixtures" / "businesses.yaml").read_text(encoding="utf-8")
+    moved.write_text(text.replace('owner_phone: "+15125550199"', 'owner_phone: "+15125550188"'))
+    _sign_in(site)
+    with site.engine.begin() as conn:
+        import_businesses(conn, moved, site.clock.now)
+        owners = {p.phone_number: p.removed_at for p in people_of(conn, ACME) if p.from_config}
+        assert owners == {OWNER: site.clock.now, "+15125550188": None}
+        assert owner_notifications_allowed(conn, ACME, "+15125550188")  # its own yes, recorded
+    assert _status(site, "/owner/calls") == 303  # the old owner phone is signed out
+
+
+def test_an_answer_about_summary_texts_that_is_not_yes_or_no_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "businesses.yaml"
+    text = (ROOT / "fixtures" / "businesses.yaml").read_text(encoding="utf-8")
+    bad.write_text(text.replace("owner_summary_texts: true", 'owner_summary_texts: "sure"', 1))
+    with pytest.raises(BusinessConfigError, match="business #1: owner_summary_texts: must be true"):
+        load_businesses(bad)
