@@ -5,11 +5,11 @@ and slide on as they are used.)
 
 Plain server-rendered HTML that works without JavaScript. Signing in posts the token once; the
 browser then holds only a session cookie (HttpOnly, Secure over HTTPS, path ``/owner``) whose
-hash is a row in ``owner_sessions`` (or ``phone_sessions``). The cookie is SameSite=Lax, so a link from the owner's
-summary text or an email opens signed in, while cross-site posts carry no cookie. Every form post
-must also come from a page of this site: its ``Origin`` (or, lacking one, its ``Referer``) must be
-the public base URL's origin or the request's own. Responses are never cached, never framed, and
-may run no script.
+hash is a row in ``owner_sessions`` (or ``phone_sessions``). The cookie is SameSite=Lax, so a
+link from the owner's summary text or an email opens signed in, while cross-site posts carry no
+cookie. Every form post must also come from a page of this site: its ``Origin`` (or, lacking one,
+its ``Referer``) must be the public base URL's origin or the request's own. Responses are never
+cached, never framed, and may run no script.
 
 Every page reads the signed-in owner's business only: another business's call is a plain 404.
 The texts page lists first the replies held as possible opt-outs (texts to those numbers are

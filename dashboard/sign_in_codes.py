@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Row, func, insert, select, update
 
 from dashboard.access_tokens import require_utc, stored_instant
 from dashboard.tables import sign_in_codes
@@ -91,7 +91,7 @@ def issue_code(conn: Connection, phone_number: str, now: datetime) -> IssuedCode
     if recent >= CODES_PER_PHONE:
         logger.warning("sign-in code refused: too many asked for %s", last_four(phone_number))
         return None
-    _supersede(conn, now, phone_number=phone_number)
+    revoke_codes(conn, phone_number, now)  # only the newest code works
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     salt = secrets.token_hex(16)
     expires_at = now + SIGN_IN_CODE_LIFETIME
@@ -116,13 +116,7 @@ def check_code(conn: Connection, phone_number: str, presented: str, now: datetim
     now = require_utc("now", now)
     row = conn.execute(
         select(sign_in_codes)
-        .where(
-            sign_in_codes.c.phone_number == phone_number,
-            sign_in_codes.c.used_at.is_(None),
-            sign_in_codes.c.revoked_at.is_(None),
-            sign_in_codes.c.expires_at > now,
-            sign_in_codes.c.failed_attempts < MAX_WRONG_TRIES,
-        )
+        .where(*_working(phone_number, now))
         .order_by(sign_in_codes.c.id.desc())
         .limit(1)
     ).one_or_none()
@@ -161,21 +155,22 @@ def codes_for(conn: Connection, phone_number: str | None = None) -> list[SignInC
 
 def revoke_codes(conn: Connection, phone_number: str, now: datetime) -> int:
     """Make every code of ``phone_number`` that still works stop working; how many did."""
-    return _supersede(conn, require_utc("now", now), phone_number=phone_number)
-
-
-def _supersede(conn: Connection, now: datetime, *, phone_number: str) -> int:
+    now = require_utc("now", now)
     revoked = conn.execute(
-        update(sign_in_codes)
-        .where(
-            sign_in_codes.c.phone_number == phone_number,
-            sign_in_codes.c.used_at.is_(None),
-            sign_in_codes.c.revoked_at.is_(None),
-            sign_in_codes.c.expires_at > now,
-        )
-        .values(revoked_at=now)
+        update(sign_in_codes).where(*_working(phone_number, now)).values(revoked_at=now)
     ).rowcount
     return int(revoked)
+
+
+def _working(phone_number: str, now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The conditions a code of ``phone_number`` that still works meets at ``now``."""
+    return (
+        sign_in_codes.c.phone_number == phone_number,
+        sign_in_codes.c.used_at.is_(None),
+        sign_in_codes.c.revoked_at.is_(None),
+        sign_in_codes.c.expires_at > now,
+        sign_in_codes.c.failed_attempts < MAX_WRONG_TRIES,
+    )
 
 
 def _digest(salt: str, phone_number: str, code: str) -> str:
