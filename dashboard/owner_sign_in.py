@@ -14,6 +14,8 @@ people rather than tokens.
 - ``GET|POST /owner/notifications``: owners see whether call summaries are texted to the owner
   phone and turn them off or on (a ledger event, like STOP and START from that phone). Staff are
   refused with a 403: it is a setting.
+- ``GET /owner/sessions``: owners see the business's phones signed in now and sign any of them
+  out (``POST /owner/sessions/{id}/sign-out``; another business's session is a 404). Staff: 403.
 
 Every form post must come from a page of this site (``same_origin``).
 """
@@ -21,6 +23,7 @@ Every form post must come from a page of this site (``same_origin``).
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -45,7 +48,12 @@ from dashboard.owner_routes import (
 )
 from dashboard.owner_sessions import OwnerSession, find_session
 from dashboard.people import Role, current_person, people_with_phone
-from dashboard.phone_sessions import SignInMethod, start_phone_session
+from dashboard.phone_sessions import (
+    SignInMethod,
+    revoke_business_session,
+    start_phone_session,
+    working_phone_sessions,
+)
 from dashboard.sign_in_codes import CODE_REQUEST_WINDOW, CodeCheck, check_code, issue_code
 from dashboard.sign_in_links import peek_link, redeem_link
 from sms_sender import (
@@ -71,6 +79,7 @@ _LINK_REFUSED = (
     "This sign-in link has expired or was already used. Sign in with your phone number instead."
 )
 _OWNERS_ONLY = "Only the business's owners can change its settings."
+_SESSION_ID = re.compile(r"[1-9][0-9]{0,17}")
 
 
 def owner_sign_in_router() -> APIRouter:
@@ -89,6 +98,13 @@ def owner_sign_in_router() -> APIRouter:
     router.add_api_route("/notifications", notifications, methods=["GET"])
     router.add_api_route(
         "/notifications", change_notifications, methods=["POST"], dependencies=from_our_pages
+    )
+    router.add_api_route("/sessions", signed_in_phones, methods=["GET"])
+    router.add_api_route(
+        "/sessions/{session_id}/sign-out",
+        sign_out_phone,
+        methods=["POST"],
+        dependencies=from_our_pages,
     )
     return router
 
@@ -250,6 +266,47 @@ def change_notifications(
         )
     logger.info("owner turned call-summary texts %s", choice, extra={"business_id": business.id})
     return _redirect(_NOTIFICATIONS)
+
+
+# --- the phones signed in -------------------------------------------------------------------------
+
+
+def signed_in_phones(request: Request, context: Context) -> Response:
+    """The business's phones signed in now, each with a button that signs it out."""
+    with context.read_engine.connect() as conn:
+        business, session = signed_in(conn, request, context)
+        _require_owner(session, business)
+        phones = working_phone_sessions(conn, business.id, context.clock())
+    this_one = session.id if session.phone_number is not None else None
+    return _page(
+        "phone_sessions.html",
+        title="Signed-in phones",
+        business=business,
+        section="sessions",
+        phones=phones,
+        this_one=this_one,
+    )
+
+
+def sign_out_phone(request: Request, context: Context, session_id: str) -> Response:
+    """Sign out one of the business's phones (an owner's decision; recorded in the log)."""
+    with context.engine.begin() as conn:
+        business, session = signed_in(conn, request, context)
+        _require_owner(session, business)
+        ended = None
+        if _SESSION_ID.fullmatch(session_id):
+            ended = revoke_business_session(conn, business.id, int(session_id), context.clock())
+    if ended is None:
+        raise PageError(
+            404, "No such phone", "No phone of your business has that session.", business
+        )
+    logger.info(
+        "owner signed out phone session %d (%s)",
+        ended.id,
+        _signed_in_as(session),
+        extra={"business_id": business.id},
+    )
+    return _redirect("/owner/sessions")
 
 
 # --- helpers --------------------------------------------------------------------------------------

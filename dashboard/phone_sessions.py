@@ -187,6 +187,30 @@ def revoke_phone_sessions_of(
     return int(ended)
 
 
+def working_phone_sessions(conn: Connection, business_id: str, now: datetime) -> list[PhoneSession]:
+    """The business's phone sessions that work at ``now``, most recently used first."""
+    rows = conn.execute(
+        select(phone_sessions)
+        .where(
+            phone_sessions.c.business_id == business_id,
+            phone_sessions.c.ended_at.is_(None),
+            phone_sessions.c.expires_at > require_utc("now", now),
+        )
+        .order_by(phone_sessions.c.renewed_at.desc(), phone_sessions.c.id.desc())
+    )
+    return [_session(row) for row in rows]
+
+
+def revoke_business_session(
+    conn: Connection, business_id: str, session_id: int, now: datetime
+) -> PhoneSession | None:
+    """End session ``session_id`` when it is one of ``business_id``'s; None when it is not."""
+    owner = conn.execute(
+        select(phone_sessions.c.business_id).where(phone_sessions.c.id == session_id)
+    ).scalar_one_or_none()
+    return None if owner != business_id else revoke_phone_session(conn, session_id, now)
+
+
 def phone_sessions_of(conn: Connection, business_id: str | None = None) -> list[PhoneSession]:
     """Every phone session, of one business or of all, oldest first."""
     query = select(phone_sessions).order_by(phone_sessions.c.id)

@@ -479,3 +479,34 @@ def test_an_answer_about_summary_texts_that_is_not_yes_or_no_is_refused(tmp_path
     bad.write_text(text.replace("owner_summary_texts: true", 'owner_summary_texts: "sure"', 1))
     with pytest.raises(BusinessConfigError, match="business #1: owner_summary_texts: must be true"):
         load_businesses(bad)
+
+
+def test_an_owner_signs_out_a_lost_phone_from_the_page(site: Site) -> None:
+    staff = TestClient(site.client.app, base_url=PUBLIC_BASE_URL, follow_redirects=False)
+    staff_site = dataclasses.replace(site, client=staff)
+    _sign_in(staff_site, STAFF)
+    assert _status(staff_site, "/owner/sessions") == 403
+    _sign_in(site, SPARK_OWNER)
+    with site.engine.connect() as conn:
+        (spark_session,) = phone_sessions_of(conn, SPARK)
+    site.client.cookies.clear()
+    _sign_in(site)
+
+    page = site.client.get("/owner/sessions")
+    assert page.status_code == 200
+    assert STAFF in page.text and f"{OWNER}</strong> (this phone)" in page.text
+    assert SPARK_OWNER not in page.text
+    with site.engine.connect() as conn:
+        sam = next(s for s in phone_sessions_of(conn, ACME) if s.phone_number == STAFF)
+    foreign = site.client.post(f"/owner/sessions/{spark_session.id}/sign-out", headers=OUR_ORIGIN)
+    assert foreign.status_code == 404
+    forged = site.client.post(
+        f"/owner/sessions/{sam.id}/sign-out", headers={"Origin": "https://evil.example"}
+    )
+    assert forged.status_code == 403 and _status(staff_site, "/owner/calls") == 200
+
+    out = site.client.post(f"/owner/sessions/{sam.id}/sign-out", headers=OUR_ORIGIN)
+    assert (out.status_code, out.headers["location"]) == (303, "/owner/sessions")
+    assert _status(staff_site, "/owner/calls") == 303
+    assert STAFF not in site.client.get("/owner/sessions").text
+    assert _status(site, "/owner/calls") == 200

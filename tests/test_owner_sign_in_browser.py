@@ -129,6 +129,10 @@ def test_a_summary_link_opens_the_call_signed_in(
         assert page.get_by_text("Texts to the owner phone are on.").count() == 1
         _fits(page, width, "notifications")
 
+        page.goto(f"{server.url}/owner/sessions")
+        assert page.get_by_text("(this phone)").count() == 1
+        _fits(page, width, "phones")
+
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_signing_in_with_a_code_from_the_outbox(
