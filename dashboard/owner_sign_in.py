@@ -54,7 +54,7 @@ from dashboard.phone_sessions import (
     start_phone_session,
     working_phone_sessions,
 )
-from dashboard.sign_in_codes import CODE_REQUEST_WINDOW, CodeCheck, check_code, issue_code
+from dashboard.sign_in_codes import CodeCheck, CodeRefused, IssuedCode, check_code, issue_code
 from dashboard.sign_in_links import peek_link, redeem_link
 from sms_sender import (
     SIGN_IN_LINK_PATH,
@@ -69,7 +69,7 @@ logger = logging.getLogger(__name__)
 _CALLS = "/owner/calls"
 _NOTIFICATIONS = "/owner/notifications"
 _NOT_A_PHONE = "That is not a phone number we can text. Enter it with its area code."
-_TOO_MANY_CODES = "Too many codes were asked for. Please wait {minutes} minutes and try again."
+_TOO_MANY_CODES = "Too many codes were asked for. Please wait {minutes} minute(s) and try again."
 _CODE_REFUSED = (
     "That code did not work. A code works for 10 minutes and 5 tries, and only the newest one "
     "works; ask for a new code if you need one."
@@ -138,10 +138,10 @@ def _ask_for_code(request: Request, context: OwnerContext, phone: str) -> tuple[
         people = people_with_phone(conn, number)
         business = context.call_log.business(conn, people[0].business_id) if people else None
         queued = False
-        if issued is not None and business is not None:
+        if isinstance(issued, IssuedCode) and business is not None:
             queued = _text_code(conn, issued.id, issued.code, business, number, now)
-    if issued is None:
-        return _too_many_codes(int(CODE_REQUEST_WINDOW.total_seconds())), False
+    if isinstance(issued, CodeRefused):
+        return _too_many_codes(issued.retry_after), False
     return _code_page(200, number, problem=None), queued
 
 

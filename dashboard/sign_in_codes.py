@@ -2,11 +2,13 @@
 
 A code is stored as the sha256 of a random salt, the phone number and the code, never as itself.
 Asking for a new code supersedes the phone's earlier ones, and a phone may ask for at most
-:data:`CODES_PER_PHONE` codes in :data:`CODE_REQUEST_WINDOW` (the routes also limit each network
-address). A row is made for any phone number asked for, known or not, so that the limits, the
-answers and the timing are the same whether the number belongs to anyone; the code is texted only
-to a person's phone. A code dies after :data:`MAX_WRONG_TRIES` wrong tries, when used, when it
-expires, or when revoked (``receptionist owner codes revoke``).
+:data:`CODES_PER_PHONE` codes in :data:`CODE_REQUEST_WINDOW` and :data:`CODES_PER_PHONE_PER_DAY`
+in a day (the routes also limit each network address), so that guessing, five tries a code,
+stays hopeless however many addresses try. A row is made for any phone number asked for, known
+or not, so that the limits, the answers and the timing are the same whether the number belongs
+to anyone; the code is texted only to a person's phone. A code dies after
+:data:`MAX_WRONG_TRIES` wrong tries, when used, when it expires, or when revoked
+(``receptionist owner sessions revoke --phone``).
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Row, insert, select, update
 
 from dashboard.access_tokens import require_utc, stored_instant
 from dashboard.tables import sign_in_codes
@@ -32,6 +35,8 @@ CODE_DIGITS = 6
 MAX_WRONG_TRIES = 5
 CODES_PER_PHONE = 3
 CODE_REQUEST_WINDOW = timedelta(minutes=15)
+CODES_PER_PHONE_PER_DAY = 10
+_DAY = timedelta(days=1)
 
 
 class CodeCheck(StrEnum):
@@ -56,6 +61,14 @@ class IssuedCode:
 
 
 @dataclass(frozen=True)
+class CodeRefused:
+    """No new code for the phone: it asked for too many; it may ask again in ``retry_after``
+    seconds."""
+
+    retry_after: int
+
+
+@dataclass(frozen=True)
 class SignInCode:
     """What is known about a code; never the code itself."""
 
@@ -76,21 +89,29 @@ class SignInCode:
         )
 
 
-def issue_code(conn: Connection, phone_number: str, now: datetime) -> IssuedCode | None:
-    """A new code for ``phone_number`` (its earlier codes stop working); None when the phone
-    asked for :data:`CODES_PER_PHONE` codes within the last :data:`CODE_REQUEST_WINDOW`."""
+def issue_code(conn: Connection, phone_number: str, now: datetime) -> IssuedCode | CodeRefused:
+    """A new code for ``phone_number`` (its earlier codes stop working); refused when the phone
+    asked for :data:`CODES_PER_PHONE` codes within the last :data:`CODE_REQUEST_WINDOW`, or
+    :data:`CODES_PER_PHONE_PER_DAY` within a day."""
     now = require_utc("now", now)
-    recent = conn.execute(
-        select(func.count())
-        .select_from(sign_in_codes)
-        .where(
-            sign_in_codes.c.phone_number == phone_number,
-            sign_in_codes.c.created_at > now - CODE_REQUEST_WINDOW,
+    for limit, period in ((CODES_PER_PHONE_PER_DAY, _DAY), (CODES_PER_PHONE, CODE_REQUEST_WINDOW)):
+        asked = (
+            conn.execute(
+                select(sign_in_codes.c.created_at)
+                .where(
+                    sign_in_codes.c.phone_number == phone_number,
+                    sign_in_codes.c.created_at > now - period,
+                )
+                .order_by(sign_in_codes.c.created_at.desc())
+                .limit(limit)
+            )
+            .scalars()
+            .all()
         )
-    ).scalar_one()
-    if recent >= CODES_PER_PHONE:
-        logger.warning("sign-in code refused: too many asked for %s", last_four(phone_number))
-        return None
+        if len(asked) >= limit:
+            logger.warning("sign-in code refused: too many asked for %s", last_four(phone_number))
+            wait = stored_instant(asked[-1]) + period - now
+            return CodeRefused(max(1, math.ceil(wait.total_seconds())))
     revoke_codes(conn, phone_number, now)  # only the newest code works
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     salt = secrets.token_hex(16)

@@ -35,7 +35,13 @@ from consent_ledger import (
 from dashboard import OwnerContext, owner_router, owner_sign_in_router
 from dashboard.people import Role, add_person, people_of, remove_person
 from dashboard.phone_sessions import phone_sessions_of, revoke_phone_session
-from dashboard.sign_in_codes import MAX_WRONG_TRIES
+from dashboard.sign_in_codes import (
+    CODES_PER_PHONE_PER_DAY,
+    MAX_WRONG_TRIES,
+    CodeRefused,
+    IssuedCode,
+    issue_code,
+)
 from dashboard.sign_in_links import CallLinks
 from dashboard.tables import phone_sessions, sign_in_codes
 from sms_sender import (
@@ -510,3 +516,15 @@ def test_an_owner_signs_out_a_lost_phone_from_the_page(site: Site) -> None:
     assert _status(staff_site, "/owner/calls") == 303
     assert STAFF not in site.client.get("/owner/sessions").text
     assert _status(site, "/owner/calls") == 200
+
+
+def test_a_phone_gets_at_most_ten_codes_a_day(site: Site) -> None:
+    at = site.clock.now
+    with site.engine.begin() as conn:
+        for index in range(CODES_PER_PHONE_PER_DAY):
+            asked = at + timedelta(minutes=16 * (index // 3), seconds=index)
+            assert isinstance(issue_code(conn, OWNER, asked), IssuedCode)
+        refused = issue_code(conn, OWNER, at + timedelta(hours=2))
+        assert isinstance(refused, CodeRefused)
+        assert refused.retry_after == int(timedelta(hours=22).total_seconds())
+        assert isinstance(issue_code(conn, OWNER, at + timedelta(days=1, seconds=1)), IssuedCode)
