@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from dashboard.audit_routes import AuditContext, audit_router
     from dashboard.owner_pages import page_environment
     from dashboard.owner_routes import SECURITY_HEADERS, OwnerContext, from_this_site, owner_router
+    from dashboard.owner_sign_in import owner_sign_in_router
 else:  # the web framework and templates load when the routes are first used
     __getattr__, _, _ = lazy_loader.attach(
         __name__,
@@ -41,6 +42,7 @@ else:  # the web framework and templates load when the routes are first used
             "audit_routes": ["AuditContext", "audit_router"],
             "owner_pages": ["page_environment"],
             "owner_routes": ["SECURITY_HEADERS", "OwnerContext", "from_this_site", "owner_router"],
+            "owner_sign_in": ["owner_sign_in_router"],
         },
     )
 
@@ -70,5 +72,6 @@ __all__ = [
     "metadata",
     "owner_router",
     "page_environment",
+    "owner_sign_in_router",
     "revoke_token",
 ]

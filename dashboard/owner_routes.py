@@ -1,13 +1,15 @@
 """The owner's web pages: sign in with an owner token, then the business's calls, each call with
-its transcript, consent record and texts, and all of the business's texts.
+its transcript, consent record and texts, and all of the business's texts. (Owners and staff sign
+in with their phone through ``owner_sign_in``; their sessions are read here like token sessions,
+and slide on as they are used.)
 
 Plain server-rendered HTML that works without JavaScript. Signing in posts the token once; the
 browser then holds only a session cookie (HttpOnly, Secure over HTTPS, path ``/owner``) whose
-hash is a row in ``owner_sessions``. The cookie is SameSite=Lax, so a link from the owner's
-summary text or an email opens signed in, while cross-site posts carry no cookie. Every form post
-must also come from a page of this site: its ``Origin`` (or, lacking one, its ``Referer``) must be
-the public base URL's origin or the request's own. Responses are never cached, never framed, and
-may run no script.
+hash is a row in ``owner_sessions`` (or ``phone_sessions``). The cookie is SameSite=Lax, so a
+link from the owner's summary text or an email opens signed in, while cross-site posts carry no
+cookie. Every form post must also come from a page of this site: its ``Origin`` (or, lacking one,
+its ``Referer``) must be the public base URL's origin or the request's own. Responses are never
+cached, never framed, and may run no script.
 
 Every page reads the signed-in owner's business only: another business's call is a plain 404.
 The texts page lists first the replies held as possible opt-outs (texts to those numbers are
@@ -37,6 +39,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import Connection, Engine
+from starlette.concurrency import run_in_threadpool
 
 from dashboard.access_tokens import OWNER_TOKENS, AttemptLimiter
 from dashboard.call_log import BusinessProfile, CallLog
@@ -48,7 +51,8 @@ from dashboard.owner_queries import (
     read_snapshot,
     texts_page,
 )
-from dashboard.owner_sessions import end_session, find_session, start_session
+from dashboard.owner_sessions import OwnerSession, end_session, find_session, start_session
+from dashboard.phone_sessions import renew_phone_session
 from sms_sender import decide_held_reply
 
 SESSION_COOKIE = "owner_session"
@@ -87,7 +91,9 @@ class OwnerContext:
     ``engine`` signs owners in and out; ``read_engine`` reads the pages (on SQLite, one made with
     ``read_only=True``, so that reading never takes the write lock calls need);
     ``public_base_url`` is where browsers reach us, for the origin check and Secure cookies;
-    ``token_attempts`` slows down guessing of sign-in tokens, per address.
+    ``token_attempts`` slows down guessing of sign-in tokens and codes, per address;
+    ``code_requests`` limits how many sign-in codes one address may ask for;
+    ``text_queued``, called on the event loop, has a text just queued sent at once.
     """
 
     engine: Engine
@@ -97,6 +103,10 @@ class OwnerContext:
     public_base_url: str
     page_size: int = 50
     token_attempts: AttemptLimiter = field(default_factory=AttemptLimiter)
+    code_requests: AttemptLimiter = field(
+        default_factory=lambda: AttemptLimiter(max_failures=10, window=900.0)
+    )
+    text_queued: Callable[[], None] | None = None
 
 
 class SignInRequired(Exception):
@@ -116,7 +126,7 @@ class PageError(Exception):
         self.business = business
 
 
-class _OwnerPageRoute(APIRoute):
+class OwnerPageRoute(APIRoute):
     """A route whose refusals are pages and whose every response carries the security headers."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -135,6 +145,8 @@ class _OwnerPageRoute(APIRoute):
                 )
             except PageError as error:
                 response = _error_page(error)
+            if response.status_code < 400:
+                await run_in_threadpool(_renew_session, request, response)
             response.headers.update(SECURITY_HEADERS)
             return response
 
@@ -144,7 +156,7 @@ class _OwnerPageRoute(APIRoute):
 def owner_router() -> APIRouter:
     """The ``/owner`` pages."""
     router = APIRouter(
-        prefix="/owner", tags=["owner"], route_class=_OwnerPageRoute, include_in_schema=False
+        prefix="/owner", tags=["owner"], route_class=OwnerPageRoute, include_in_schema=False
     )
     from_our_pages = [Depends(same_origin)]
     router.add_api_route("", home, methods=["GET"])
@@ -212,15 +224,7 @@ def sign_in(request: Request, context: Context, token: Annotated[str, Form()] = 
         context.token_attempts.failed(address)
         return _page("sign_in.html", 401, title="Sign in", business=None, problem=_TOKEN_REFUSED)
     response = _redirect(_CALLS)
-    response.set_cookie(
-        SESSION_COOKIE,
-        started.secret,
-        max_age=int((started.session.expires_at - now).total_seconds()),
-        path=_COOKIE_PATH,
-        secure=_secure(request, context),
-        httponly=True,
-        samesite="lax",
-    )
+    set_session_cookie(response, request, context, started.secret, started.session.expires_at)
     return response
 
 
@@ -325,6 +329,13 @@ def decide_hold(request: Request, context: Context, hold_id: str, decision: str)
 def _signed_in_business(
     conn: Connection, request: Request, context: OwnerContext
 ) -> BusinessProfile:
+    return signed_in(conn, request, context)[0]
+
+
+def signed_in(
+    conn: Connection, request: Request, context: OwnerContext
+) -> tuple[BusinessProfile, OwnerSession]:
+    """The business of the request's working session, and the session (its role with it)."""
     presented = request.cookies.get(SESSION_COOKIE)
     session = None if presented is None else find_session(conn, presented, context.clock())
     if session is None:
@@ -332,7 +343,35 @@ def _signed_in_business(
     business = context.call_log.business(conn, session.business_id)
     if business is None:
         raise PageError(404, "No such business", "This business is no longer set up here.")
-    return business
+    return business, session
+
+
+def set_session_cookie(
+    response: Response, request: Request, context: OwnerContext, secret: str, expires_at: datetime
+) -> None:
+    """Hand the browser the session ``secret`` until ``expires_at``."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=max(0, int((expires_at - context.clock()).total_seconds())),
+        path=_COOKIE_PATH,
+        secure=_secure(request, context),
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def _renew_session(request: Request, response: Response) -> None:
+    """Slide a phone session on as it is used (its cookie with it); nothing for token sessions,
+    for responses that set a cookie of their own, or when it was renewed within the hour."""
+    presented = request.cookies.get(SESSION_COOKIE)
+    if presented is None or "set-cookie" in response.headers:
+        return
+    context = owner_context(request)
+    with context.engine.begin() as conn:
+        expires_at = renew_phone_session(conn, presented, context.clock())
+    if expires_at is not None:
+        set_session_cookie(response, request, context, presented, expires_at)
 
 
 def _page_number(raw: str, business: BusinessProfile) -> int:

@@ -28,7 +28,7 @@ from sms_sender.keywords import (
     ReplyIntent,
     classify_reply,
 )
-from sms_sender.local_transport import LocalSmsTransport
+from sms_sender.local_transport import LocalSmsTransport, last_four
 from sms_sender.outbox import (
     OutboxKind,
     OutboxMessage,
@@ -42,12 +42,23 @@ from sms_sender.outbox import (
     queue_confirmation,
     queue_text,
 )
-from sms_sender.owner import CallSummary, queue_owner_summary
-from sms_sender.owner_choice import record_owner_choice
+from sms_sender.owner import (
+    SIGN_IN_LINK_PATH,
+    CallSummary,
+    hide_sign_in_links,
+    owner_summary_text,
+    queue_owner_summary,
+)
+from sms_sender.owner_choice import (
+    record_notification_choice,
+    record_owner_choice,
+    record_setup_choice,
+)
 from sms_sender.plan import TextPlan, plan_texts
 from sms_sender.policy import PolicyError, SmsPolicy
 from sms_sender.segments import segment_count
-from sms_sender.send_rules import SendRules
+from sms_sender.send_rules import SIGN_IN_CODE_LIFETIME, SendRules
+from sms_sender.sign_in_code import SignInCodeText, queue_sign_in_code
 from sms_sender.tables import metadata
 from sms_sender.templates import ConfirmationRequest, TemplateName, render_confirmation, sample
 from sms_sender.text_history import (
@@ -77,6 +88,8 @@ __all__ = [
     "OPT_IN_KEYWORDS",
     "OPT_OUT_KEYWORDS",
     "OUTBOX_ID_PARAMETER",
+    "SIGN_IN_CODE_LIFETIME",
+    "SIGN_IN_LINK_PATH",
     "CallSummary",
     "ConfirmationRequest",
     "DeliveryReport",
@@ -99,6 +112,7 @@ __all__ = [
     "SendFailed",
     "SendReceipt",
     "SendRules",
+    "SignInCodeText",
     "SmsPolicy",
     "SmsTransport",
     "TemplateName",
@@ -120,17 +134,23 @@ __all__ = [
     "get_message",
     "handle_inbound",
     "held_replies",
+    "hide_sign_in_links",
+    "last_four",
     "list_outbox",
     "lock_number",
     "metadata",
     "open_hold",
     "opted_out_by_text",
+    "owner_summary_text",
     "plan_texts",
     "queue_confirmation",
     "queue_owner_summary",
+    "queue_sign_in_code",
     "queue_text",
     "record_delivery",
+    "record_notification_choice",
     "record_owner_choice",
+    "record_setup_choice",
     "recover_stale_claims",
     "render_confirmation",
     "sample",

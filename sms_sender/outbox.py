@@ -52,6 +52,7 @@ class OutboxKind(StrEnum):
     OPT_IN_CONFIRMATION = "opt_in_confirmation"
     OWNER_SUMMARY = "owner_summary"
     OWNER_FORWARD = "owner_forward"
+    SIGN_IN_CODE = "sign_in_code"
 
 
 CONSENTED_KINDS = frozenset(

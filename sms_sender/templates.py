@@ -56,6 +56,7 @@ class TemplateName(StrEnum):
     OWNER_FORWARD = "owner_forward"
     OWNER_OPT_OUT = "owner_opt_out"
     OWNER_OPT_IN = "owner_opt_in"
+    SIGN_IN_CODE = "sign_in_code"
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ SPECS: dict[TemplateName, TemplateSpec] = {
                 "urgency",
                 "callback_number",
                 "consent",
+                "alert",
+                "link",
             }
         ),
         (),
@@ -123,6 +126,11 @@ SPECS: dict[TemplateName, TemplateSpec] = {
     ),
     TemplateName.OWNER_FORWARD: TemplateSpec(
         frozenset({"business_name", "caller_number", "body"}), (), free_field="body"
+    ),
+    TemplateName.SIGN_IN_CODE: TemplateSpec(
+        frozenset({"business_name", "code"}),
+        ("sign-in code",),
+        not_blank=frozenset({"business_name", "code"}),
     ),
 }
 

@@ -4,7 +4,9 @@ Outbound texts come from the outbox (queued, sent, delivered, failed, cancelled,
 the reason), inbound ones from the texts received (with how each was understood, so an opt-out
 stands out). The pages ask for them newest first a page at a time, or for one number's texts in
 order; the database merges and orders both kinds, so a page costs the same however long the
-history is. Everything here only reads.
+history is. Everything here only reads. Sign-in codes texted to the business's people are not
+texts of the business and are never listed; the sign-in link in a call summary is shown hidden,
+so that nobody who reads the page can sign in as the owner's phone with it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from sqlalchemy import (
 )
 
 from sms_sender.keywords import ReplyIntent
-from sms_sender.outbox import HANDED_TO_CARRIER, OWNER_KINDS
+from sms_sender.outbox import HANDED_TO_CARRIER, OWNER_KINDS, OutboxKind
+from sms_sender.owner import hide_sign_in_links
 from sms_sender.tables import UtcDateTime, outbox, sms_inbound
 from sms_sender.thread import Direction
 
@@ -140,7 +143,7 @@ def _history(business_id: str, number: str | None) -> Subquery:
         outbox.c.created_at.label("queued_at"),
         outbox.c.due_at,
         outbox.c.sent_at,
-    ).where(outbox.c.business_id == business_id)
+    ).where(outbox.c.business_id == business_id, outbox.c.kind != OutboxKind.SIGN_IN_CODE.value)
     inbound: Select[tuple[object, ...]] = select(
         literal(Direction.INBOUND.value, String()),
         sms_inbound.c.id,
@@ -162,4 +165,5 @@ def _history(business_id: str, number: str | None) -> Subquery:
 
 def _record(row: Row[Any]) -> TextRecord:
     fields = row._asdict()
-    return TextRecord(**{**fields, "direction": Direction(fields["direction"])})
+    body = hide_sign_in_links(fields["body"])
+    return TextRecord(**{**fields, "body": body, "direction": Direction(fields["direction"])})

@@ -124,7 +124,9 @@ def _check_scenario(serving: tuple[Settings, str, Engine], path: Path) -> None:
     else:
         assert outcome.caller_texts == []
     owner_texts = [text for text in outcome.texts if text.kind.value == "owner_summary"]
-    assert [text.reason for text in owner_texts] == ["owner_not_opted_in"]
+    (summary,) = owner_texts  # the owner said yes to summaries when the business was set up
+    assert summary.status.value not in ("blocked", "cancelled"), summary.reason
+    assert f"{settings.public_base_url}/owner/l/" in summary.body  # opens the call signed in
     recorded = call.business_id == "bright-spark-electric"  # the demo business that records
     assert ("This call is recorded." in spoken[0]) == recorded
     spoken_answers = [a for a in evidence["answers"] if not a.get("keypad_digit")]

@@ -26,7 +26,7 @@ human pause, gives its name, need and urgency in one breath."""
 NATURAL_CALLER_SPEED = 2.0
 """At most this much faster than real time: the caller's ear must keep up with what it hears."""
 STARTUP_TIMEOUT = 60.0
-OWNER_WHO_WANTS_TEXTS = "acme-plumbing"  # the demo shows one owner getting call summaries
+DASHBOARD_BUSINESS = "acme-plumbing"  # the demo points to this owner's dashboard
 
 
 @click.command()
@@ -48,11 +48,9 @@ def run_demo(settings: Settings, speed: float) -> int:
     """Exit status 0 when every demo call ended as its scenario expects."""
     import asyncio
 
-    from consent_ledger import owner_notifications_allowed
     from voice_agent.clock import system_clock
     from voice_agent.records.businesses import BusinessConfigError, import_businesses
     from voice_agent.records.database import make_engine
-    from voice_agent.records.owner_texts import record_owner_texts_choice
 
     businesses = FIXTURES / "businesses.yaml"
     if not businesses.is_file():
@@ -63,12 +61,8 @@ def run_demo(settings: Settings, speed: float) -> int:
     migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
-        with engine.begin() as conn:
-            for business in import_businesses(conn, businesses):
-                if business.id == OWNER_WHO_WANTS_TEXTS and not owner_notifications_allowed(
-                    conn, business.id, business.owner_phone
-                ):
-                    record_owner_texts_choice(conn, business, True, system_clock())
+        with engine.begin() as conn:  # the owners' yes to call summaries is in the file
+            import_businesses(conn, businesses, system_clock())
     except BusinessConfigError as error:
         raise CommandError(str(error)) from None
     finally:
@@ -105,7 +99,7 @@ def run_demo(settings: Settings, speed: float) -> int:
     )
     print(
         f"Or in the owner dashboard: run `receptionist serve`, open {server_url}/owner and sign "
-        f"in with a token from `receptionist owner token create --business {OWNER_WHO_WANTS_TEXTS}`"
+        f"in with a token from `receptionist owner token create --business {DASHBOARD_BUSINESS}`"
     )
     return 1 if failed else 0
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import UTC, datetime, time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,8 @@ from pydantic import (
 )
 from sqlalchemy import Connection, delete, insert, select
 
+from dashboard.people import sync_config_owner
+from sms_sender import record_setup_choice
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.records.tables import business_numbers, businesses
 
@@ -57,6 +59,7 @@ class Business(BaseModel):
     sms_state_caps: bool = True
     address: str = Field("", max_length=300)
     contact_email: str = Field("", max_length=200)
+    owner_email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
     @field_validator("twilio_numbers", mode="before")
     @classmethod
@@ -109,25 +112,43 @@ def _e164(value: Any) -> str:
         raise ValueError(str(error)) from None
 
 
+OWNER_SUMMARY_TEXTS = "owner_summary_texts"
+"""A business entry's answer, when it is set up, to a text summary to the owner after every call
+(true or false): recorded as a ledger event at import, not kept in the profile (the ledger is its
+record, and the owner may change it later)."""
+
+
 def load_businesses(path: Path) -> list[Business]:
     """Parse and validate a businesses YAML file (``businesses: [...]``)."""
+    return [business for business, _answer in _load(path)]
+
+
+def _load(path: Path) -> list[tuple[Business, bool | None]]:
+    """Each business of the file at ``path`` with its owner's answer about summary texts."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise BusinessConfigError(f"{path}: cannot read: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("businesses"), list):
         raise BusinessConfigError(f"{path}: expected a mapping with a 'businesses' list")
-    loaded: list[Business] = []
+    loaded: list[tuple[Business, bool | None]] = []
     for index, entry in enumerate(document["businesses"]):
+        answer = entry.get(OWNER_SUMMARY_TEXTS) if isinstance(entry, dict) else None
+        if answer is not None and not isinstance(answer, bool):
+            raise BusinessConfigError(
+                f"{path}: business #{index + 1}: {OWNER_SUMMARY_TEXTS}: must be true or false"
+            )
+        if isinstance(entry, dict):
+            entry = {key: value for key, value in entry.items() if key != OWNER_SUMMARY_TEXTS}
         try:
-            loaded.append(Business.model_validate(entry))
+            loaded.append((Business.model_validate(entry), answer))
         except ValidationError as error:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}"
                 for issue in error.errors()
             )
             raise BusinessConfigError(f"{path}: business #{index + 1}: {problems}") from None
-    _refuse_duplicates(path, loaded)
+    _refuse_duplicates(path, [business for business, _answer in loaded])
     return loaded
 
 
@@ -156,12 +177,18 @@ def save_business(conn: Connection, business: Business) -> None:
     )
 
 
-def import_businesses(conn: Connection, path: Path) -> list[Business]:
-    """Validate the businesses file at ``path``, then store each business (nothing on error)."""
-    loaded = load_businesses(path)
-    for business in loaded:
+def import_businesses(conn: Connection, path: Path, at: datetime | None = None) -> list[Business]:
+    """Validate the businesses file at ``path``, then store each business (nothing on error),
+    set up its owner phone as its first owner, and record the owner's answer about summary texts
+    (``owner_summary_texts``) as a ledger event when the phone has made no choice yet."""
+    loaded = _load(path)
+    now = at or datetime.now(UTC)
+    for business, answer in loaded:
         save_business(conn, business)
-    return loaded
+        sync_config_owner(conn, business.id, business.owner_phone, now)
+        if answer is not None:
+            record_setup_choice(conn, business.id, business.name, business.owner_phone, answer, now)
+    return [business for business, _answer in loaded]
 
 
 def business_for_number(conn: Connection, number: str) -> Business | None:

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, func, select
 from consent_ledger import stored_instant
 from dashboard import BusinessProfile, CallDetails, CallListing, TranscriptLine
 from voice_agent.records.calls import CallRecord, get_call
-from voice_agent.records.tables import businesses, calls
+from voice_agent.records.tables import business_numbers, businesses, calls
 
 
 class ReceptionistCallLog:
@@ -16,11 +16,23 @@ class ReceptionistCallLog:
 
     def business(self, conn: Connection, business_id: str) -> BusinessProfile | None:
         row = conn.execute(
-            select(businesses.c.id, businesses.c.name, businesses.c.time_zone).where(
-                businesses.c.id == business_id
-            )
+            select(
+                businesses.c.id,
+                businesses.c.name,
+                businesses.c.time_zone,
+                businesses.c.owner_phone,
+                businesses.c.owner_email,
+                select(func.min(business_numbers.c.number))
+                .where(business_numbers.c.business_id == businesses.c.id)
+                .scalar_subquery()
+                .label("texting_number"),
+            ).where(businesses.c.id == business_id)
         ).one_or_none()
-        return None if row is None else BusinessProfile(row.id, row.name, row.time_zone)
+        if row is None:
+            return None
+        return BusinessProfile(
+            row.id, row.name, row.time_zone, row.owner_phone, row.texting_number, row.owner_email
+        )
 
     def count_calls(self, conn: Connection, business_id: str) -> int:
         query = select(func.count()).select_from(calls).where(calls.c.business_id == business_id)

@@ -47,6 +47,7 @@ businesses = Table(
     Column("sms_state_caps", Boolean, nullable=False, server_default=sa_true()),
     Column("address", Text, nullable=False, server_default=""),
     Column("contact_email", String(200), nullable=False, server_default=""),
+    Column("owner_email", String(254)),
 )
 
 business_numbers = Table(

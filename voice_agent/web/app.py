@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from dashboard import AuditContext, OwnerContext, audit_router, owner_router
+from dashboard import AuditContext, OwnerContext, audit_router, owner_router, owner_sign_in_router
 from voice_agent.records.database import make_engine
 from voice_agent.records.owner_call_log import ReceptionistCallLog
 from voice_agent.services import Services
@@ -79,11 +79,13 @@ def create_app(services: Services, *, export_processes: int | None = None) -> Fa
         call_log=ReceptionistCallLog(),
         clock=services.clock,
         public_base_url=services.settings.public_base_url,
+        text_queued=services.dispatcher.wake,
     )
     app.include_router(owner_router())
     app.state.callback_form = FormGuard.for_settings(services.settings)
     app.include_router(public_pages_router)
     app.include_router(callback_form_router)
+    app.include_router(owner_sign_in_router())
 
     @app.get("/healthz")
     async def health() -> dict[str, Any]:
