@@ -20,6 +20,7 @@ from consent_ledger.evidence import (
     ConsentScope,
     EventKind,
     EvidenceError,
+    MessageEvidence,
     ScriptEvidence,
     WordEvidence,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "EvidenceError",
     "GateDecision",
     "GateReason",
+    "MessageEvidence",
     "PacketRequest",
     "PacketRequestError",
     "RecordedEvent",

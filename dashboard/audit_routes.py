@@ -5,8 +5,8 @@ and whether the business's chain verifies; ``GET /audit/export`` gives the audit
 JSON/CSV summary, for the business or one number, over an optional period.
 
 Every request carries ``Authorization: Bearer rcpt_audit_…``; the token decides the business, so an
-auditor never names one and never sees another's records (a number on record only elsewhere is a
-plain 404). The token check is a plain ``def`` that FastAPI runs in its thread pool. The heavy
+auditor need not name one and never sees another's records (a number on record only elsewhere is a
+plain 404; a request that names another business, ``?business=…``, is a 403). The token check is a plain ``def`` that FastAPI runs in its thread pool. The heavy
 part of each route (reading the records, verifying the business's whole chain, building the PDF
 and the zip) runs off the process that carries the live calls: in worker processes
 (``AuditContext.export_processes``, started on first use at a lower CPU priority), at most that
@@ -68,6 +68,7 @@ _EXPORT_MEDIA_TYPES = {
 _UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9-]")
 _NO_TOKEN_CHALLENGE = 'Bearer realm="audit"'
 _BAD_TOKEN_CHALLENGE = 'Bearer realm="audit", error="invalid_token"'
+_BUSINESS_PARAMETERS = ("business", "business_id")
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,30 @@ def current_auditor(request: Request, context: Context) -> AuditorToken:
     return token
 
 
-Auditor = Annotated[AuditorToken, Depends(current_auditor)]
+def auditor_of_named_business(
+    request: Request, token: Annotated[AuditorToken, Depends(current_auditor)]
+) -> AuditorToken:
+    """The token, when the request names no business or only the token's own (``?business=`` or
+    ``?business_id=``); 403 when it names any other, existing or not, so a request meant for
+    another business is never answered with this one's records."""
+    named = [
+        value
+        for name in _BUSINESS_PARAMETERS
+        for value in request.query_params.getlist(name)
+    ]
+    if any(value != token.business_id for value in named):
+        logger.warning(
+            "auditor asked for another business's records; refused",
+            extra={"business_id": token.business_id, "token_id": token.id},
+        )
+        raise HTTPException(
+            403,
+            "this auditor token opens one business's records only, and not the business named",
+        )
+    return token
+
+
+Auditor = Annotated[AuditorToken, Depends(auditor_of_named_business)]
 
 
 async def audit_number(e164: str, auditor: Auditor, context: Context) -> dict[str, Any]:

@@ -539,6 +539,46 @@ def test_the_export_never_reveals_another_business_s_number(site: AuditSite) -> 
     assert elsewhere.json() == unknown.json()
 
 
+REFUSED_FOR_ANOTHER_BUSINESS = {
+    "detail": "this auditor token opens one business's records only, and not the business named"
+}
+
+
+@pytest.mark.parametrize("parameter", ["business", "business_id"])
+@pytest.mark.parametrize("named", [SPARK, "no-such-business", ACME.upper()])
+def test_a_request_naming_another_business_is_refused_not_answered_with_its_own(
+    site: AuditSite, parameter: str, named: str
+) -> None:
+    token = site.acme_token
+    paths = [
+        f"/audit/numbers/{CALLER}?{parameter}={named}",
+        f"/audit/numbers/{SPARK_ONLY}?{parameter}={named}",
+        f"/audit/export?{parameter}={named}",
+        f"/audit/export?{parameter}={named}&format=csv",
+        f"/audit/export?number=%2B15125550123&{parameter}={named}&format=json",
+        f"/audit/export?{parameter}={ACME}&{parameter}={named}&format=json",
+    ]
+    for path in paths:
+        response = _get(site, path, token)
+        assert response.status_code == 403, path
+        assert response.json() == REFUSED_FOR_ANOTHER_BUSINESS
+        assert CALLER not in response.text and ACME not in response.text
+
+
+def test_a_request_naming_the_token_s_own_business_is_answered(site: AuditSite) -> None:
+    own = _get(site, f"/audit/export?business={ACME}&format=json", site.acme_token)
+    unnamed = _get(site, "/audit/export?format=json", site.acme_token)
+    assert own.status_code == 200
+    assert own.json() == unnamed.json()
+    spark = _get(site, f"/audit/numbers/{SPARK_ONLY}?business={SPARK}", _issue(site, SPARK))
+    assert spark.status_code == 200 and spark.json()["business_id"] == SPARK
+
+
+def test_a_bad_token_naming_a_business_is_still_401(site: AuditSite) -> None:
+    response = _get(site, f"/audit/export?business={SPARK}", "rcpt_audit_" + "A" * 43)
+    assert response.status_code == 401
+
+
 @pytest.mark.parametrize(
     "params",
     [
