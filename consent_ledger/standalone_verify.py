@@ -4,7 +4,8 @@ This file is shipped inside every audit packet as ``verify.py``. Run it as
 
     python verify.py [PACKET_DIR_OR_ZIP]
 
-(default: the folder it sits in; ``python verify.py --help`` prints the usage). It checks, printing PASS or FAIL for each:
+(default: the folder it sits in; ``python verify.py --help`` prints the usage). It checks,
+printing PASS or FAIL for each:
 
 1. ``manifest.json`` is intact: written in its canonical layout and matching its own
    ``manifest_sha256`` (the sha256 of the manifest's compact, key-sorted JSON without that field).

@@ -6,11 +6,12 @@ JSON/CSV summary, for the business or one number, over an optional period.
 
 Every request carries ``Authorization: Bearer rcpt_audit_…``; the token decides the business, so an
 auditor need not name one and never sees another's records (a number on record only elsewhere is a
-plain 404; a request that names another business, ``?business=…``, is a 403). The token check is a plain ``def`` that FastAPI runs in its thread pool. The heavy
-part of each route (reading the records, verifying the business's whole chain, building the PDF
-and the zip) runs off the process that carries the live calls: in worker processes
-(``AuditContext.export_processes``, started on first use at a lower CPU priority), at most that
-many at once with ``max_waiting_exports`` more queued, and beyond that a 503 with ``Retry-After``.
+plain 404; a request that names another business, ``?business=…``, is a 403). The token check
+is a plain ``def`` that FastAPI runs in its thread pool. The heavy part of each route (reading
+the records, verifying the business's whole chain, building the PDF and the zip) runs off the
+process that carries the live calls: in worker processes (``AuditContext.export_processes``,
+started on first use at a lower CPU priority), at most that many at once with
+``max_waiting_exports`` more queued, and beyond that a 503 with ``Retry-After``.
 (Pure Python work in a thread would still take the GIL from the event loop; a process does not.)
 Without worker processes the work runs in a thread, one request at a time.
 
@@ -250,11 +251,7 @@ def auditor_of_named_business(
     """The token, when the request names no business or only the token's own (``?business=`` or
     ``?business_id=``); 403 when it names any other, existing or not, so a request meant for
     another business is never answered with this one's records."""
-    named = [
-        value
-        for name in _BUSINESS_PARAMETERS
-        for value in request.query_params.getlist(name)
-    ]
+    named = [value for name in _BUSINESS_PARAMETERS for value in request.query_params.getlist(name)]
     if any(value != token.business_id for value in named):
         logger.warning(
             "auditor asked for another business's records; refused",
