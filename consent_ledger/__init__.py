@@ -44,6 +44,7 @@ from consent_ledger.queries import (
     rebuild_projection,
 )
 from consent_ledger.tables import append_only_ddl, metadata
+from consent_ledger.text_log import SentText, TextLog
 from consent_ledger.verify import (
     BrokenEvent,
     VerificationReport,
@@ -100,6 +101,8 @@ __all__ = [
     "PacketRequestError",
     "RecordedEvent",
     "ScriptEvidence",
+    "SentText",
+    "TextLog",
     "VerificationReport",
     "WordEvidence",
     "append_event",

@@ -56,6 +56,8 @@ from consent_ledger import (
 )
 from dashboard.access_tokens import AttemptLimiter
 from dashboard.auditor_tokens import AuditorToken, authenticate
+from dashboard.call_log import CallLog
+from sms_sender import texts_under_consents
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +78,8 @@ _BUSINESS_PARAMETERS = ("business", "business_id")
 class AuditContext:
     """What the audit routes need from the application: the database (``read_engine`` for the long
     reads: on SQLite it begins deferred, so a verification never holds the write lock that calls
-    need), the consent audio, a clock, and the limiter of bad token attempts per address.
+    need), the consent audio, a clock, the limiter of bad token attempts per address, and the
+    call log that knows each business's time zone.
 
     ``export_processes`` worker processes (0: a thread instead) do the heavy reads and exports,
     each opening the database with ``worker_engine(url)`` (picklable, such as
@@ -93,6 +96,9 @@ class AuditContext:
     worker_engine: Callable[[str], Engine] | None = None
     max_waiting_exports: int = 8
     runner: ExportRunner = field(default_factory=lambda: ExportRunner(), compare=False)
+    call_log: CallLog | None = None
+    """Where the packet's report finds the business's time zone (UTC without one); it must be
+    picklable, as it goes to the worker processes."""
 
     def close(self) -> None:
         """Stop the worker processes (an export under way is abandoned)."""
@@ -335,7 +341,13 @@ async def audit_export(
         raise HTTPException(422, str(error)) from None
     generated_at = context.clock()
     content = await context.runner.run(
-        context, _export, request, export_format, context.audio_store_root, generated_at
+        context,
+        _export,
+        request,
+        export_format,
+        context.audio_store_root,
+        generated_at,
+        context.call_log,
     )
     if content is None:
         raise HTTPException(404, "no consent events for this number")
@@ -395,16 +407,24 @@ def _export(
     export_format: str,
     audio_root: Path,
     generated_at: datetime,
+    call_log: CallLog | None,
 ) -> bytes | None:
-    """The export's bytes, read in one snapshot (None: the number named has no events)."""
+    """The export's bytes, read in one snapshot (None: the number named has no events); a
+    packet holds the texts sent under each event, its times on the business's clock."""
     with _snapshot(_engine_of(source)) as conn:
+        business_id = request.business_id or ""
         number = request.phone_number
-        if number is not None and consent_state(conn, request.business_id or "", number) is None:
+        if number is not None and consent_state(conn, business_id, number) is None:
             return None
         if export_format == "zip":
-            audio_store = AudioStore(audio_root)
+            profile = None if call_log is None else call_log.business(conn, business_id)
             return build_audit_packet(
-                conn, request, audio_store=audio_store, generated_at=generated_at
+                conn,
+                request,
+                audio_store=AudioStore(audio_root),
+                generated_at=generated_at,
+                time_zones={} if profile is None else {business_id: profile.time_zone},
+                text_log=texts_under_consents,
             )
         summaries = summarize_events(conn, request)
     render = summaries_to_json if export_format == "json" else summaries_to_csv

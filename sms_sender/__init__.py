@@ -55,6 +55,7 @@ from sms_sender.text_history import (
     count_texts,
     count_texts_with_number,
     texts_sent_for_calls,
+    texts_under_consents,
     texts_with_number,
 )
 from sms_sender.thread import Direction, ThreadEntry, conversation_thread
@@ -134,5 +135,6 @@ __all__ = [
     "sample",
     "segment_count",
     "texts_sent_for_calls",
+    "texts_under_consents",
     "texts_with_number",
 ]
