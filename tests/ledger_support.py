@@ -77,7 +77,8 @@ def ledger_engine(url: str) -> Iterator[Engine]:
 @contextlib.contextmanager
 def audit_database(kind: str, tmp_path: Path) -> Iterator[Engine]:
     """An engine holding the consent ledger (tables and append-only triggers), the dashboard's
-    tables and the outbox, on a SQLite file or on a PostgreSQL schema of its own (skipped when unreachable)."""
+    tables and the outbox, on a SQLite file or on a PostgreSQL schema of its own (skipped when
+    unreachable)."""
     with fresh_database(kind, tmp_path, "audit") as url, ledger_engine(url) as engine:
         with engine.begin() as conn:
             dashboard_metadata.create_all(conn)
