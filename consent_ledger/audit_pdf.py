@@ -144,7 +144,7 @@ class _ReportPdf(FPDF):
     def __init__(self, report: AuditReport) -> None:
         super().__init__(format="A4")
         generated = report.generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        self._footer_text = f"Consent evidence, generated {generated} - page {{}} of {{{{nb}}}}"
+        self._footer_text = f"Consent evidence, generated {generated} - page {{}}"
 
     def footer(self) -> None:
         """The footer, centred and wrapped inside the margins, below the page's text."""
