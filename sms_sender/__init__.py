@@ -48,7 +48,15 @@ from sms_sender.policy import PolicyError, SmsPolicy
 from sms_sender.segments import segment_count
 from sms_sender.send_rules import SendRules
 from sms_sender.tables import metadata
-from sms_sender.templates import ConfirmationRequest, TemplateName, render_confirmation, sample
+from sms_sender.templates import (
+    ConfirmationRequest,
+    ConfirmationTerms,
+    TemplateName,
+    booking_link,
+    render_confirmation,
+    sample,
+    text_count,
+)
 from sms_sender.text_history import (
     TextRecord,
     business_texts,
@@ -79,6 +87,7 @@ __all__ = [
     "OUTBOX_ID_PARAMETER",
     "CallSummary",
     "ConfirmationRequest",
+    "ConfirmationTerms",
     "DeliveryReport",
     "DeliveryUpdate",
     "Direction",
@@ -107,6 +116,7 @@ __all__ = [
     "TextRecord",
     "ThreadEntry",
     "TwilioSmsTransport",
+    "booking_link",
     "business_texts",
     "cancel_message",
     "cancel_pending",
@@ -134,6 +144,7 @@ __all__ = [
     "render_confirmation",
     "sample",
     "segment_count",
+    "text_count",
     "texts_sent_for_calls",
     "texts_under_consents",
     "texts_with_number",

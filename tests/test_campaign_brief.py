@@ -22,6 +22,7 @@ from tests.conftest import ROOT
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, TwilioError, fake_twilio
 from voice_agent.consent.campaign_brief import (
     NEED_PLACEHOLDER,
+    UNTIL_PLACEHOLDER,
     CampaignBrief,
     build_brief,
     has_link,
@@ -127,14 +128,17 @@ def test_every_campaign_field_is_filled_from_what_is_really_sent() -> None:
     assert len(brief.message_samples) >= 2
     assert first == (
         f"Acme Plumbing: thanks for calling about {NEED_PLACEHOLDER}. We'll call you back within "
-        "30 minutes. Msg & data rates may apply. Reply HELP for help, STOP to opt out."
+        f"30 minutes. Up to 2 texts about this request until {UNTIL_PLACEHOLDER}. Book online: "
+        "https://acme-plumbing.example/book Msg & data rates may apply. Reply HELP for help, "
+        "STOP to opt out."
     )
     assert NEED_PLACEHOLDER.startswith("[") and NEED_PLACEHOLDER.endswith("]")
+    assert UNTIL_PLACEHOLDER.startswith("[") and UNTIL_PLACEHOLDER.endswith("]")
     assert others[0] == brief.help_message
     assert "(512) 555-0199" in brief.help_message
     assert brief.opt_out_message.startswith("You're unsubscribed from Acme Plumbing texts.")
     assert "resubscribed" in brief.opt_in_message
-    assert brief.has_embedded_phone and not brief.has_embedded_links
+    assert brief.has_embedded_phone and brief.has_embedded_links  # its booking link
     assert (
         brief.pages.privacy == fields["privacy_policy_url"] == f"{BASE_URL}/b/acme-plumbing/privacy"
     )
@@ -327,7 +331,7 @@ def test_submit_creates_the_campaign_through_the_twilio_sdk(
     assert brief.script.text in form["MessageFlow"][0]
     assert form["MessageSamples"] == list(brief.message_samples)
     assert form["UsAppToPersonUsecase"] == ["CUSTOMER_CARE"]
-    assert form["HasEmbeddedLinks"] == ["false"] and form["HasEmbeddedPhone"] == ["true"]
+    assert form["HasEmbeddedLinks"] == ["true"] and form["HasEmbeddedPhone"] == ["true"]
     assert form["OptOutKeywords"] == list(brief.opt_out_keywords)
     assert form["HelpKeywords"] == list(brief.help_keywords)
     assert form["OptInKeywords"] == list(brief.opt_in_keywords)

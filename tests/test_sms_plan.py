@@ -30,6 +30,7 @@ from sms_sender.templates import (
     NOTHING_SAID,
     SPECS,
     ConfirmationRequest,
+    ConfirmationTerms,
     TemplateError,
     TemplateName,
     load_template,
@@ -320,7 +321,8 @@ def confirmation_for(topic: str | None) -> str:
             need=subject_of_texts(topic),
             callback_time="within the hour",
             consent_event_hash="c" * 64,
-        )
+        ),
+        ConfirmationTerms(4, datetime(2025, 6, 3, 15, 0, tzinfo=UTC), "America/Denver"),
     )
 
 
@@ -335,8 +337,8 @@ async def message_from(*answers: str) -> CallerMessage:
 def test_the_confirmation_names_the_topic_in_our_words() -> None:
     assert confirmation_for("leaking kitchen sink") == (
         "Bright Spark Electric: thanks for calling about your leaking kitchen sink. We'll call "
-        "you back within the hour. Msg & data rates may apply. Reply HELP for help, STOP to opt "
-        "out."
+        "you back within the hour. Up to 4 texts about this request until Jun 3, 9:00 AM MDT. "
+        "Msg & data rates may apply. Reply HELP for help, STOP to opt out."
     )
     assert "thanks for calling about your service request. We'll" in confirmation_for(None)
 

@@ -29,7 +29,9 @@ from sms_sender import (
     OPT_IN_KEYWORDS,
     OPT_OUT_KEYWORDS,
     TemplateName,
+    booking_link,
     sample,
+    text_count,
 )
 from voice_agent.consent.script import (
     REASK,
@@ -43,7 +45,8 @@ USE_CASE = "CUSTOMER_CARE"
 """Texts about the caller's own service request: a confirmation and follow-ups, no marketing."""
 
 NEED_PLACEHOLDER = "[what the call was about, in our words]"
-"""The confirmation's one field that changes from text to text."""
+UNTIL_PLACEHOLDER = "[24 hours after the call]"
+"""The confirmation's fields that change from text to text."""
 
 CARRIER_KEYWORDS: dict[str, tuple[str, ...]] = {
     "opt_out": (
@@ -240,7 +243,7 @@ def message_samples(business: Business) -> tuple[str, ...]:
     """What a caller who said yes can receive: the confirmation, then each follow-up the business
     has turned on and its maximum leaves room for; the HELP reply when that makes fewer than two
     (Twilio asks for at least two)."""
-    name = business.name
+    name, link = business.name, booking_link(business.booking_url)
     samples = [
         sample(
             TemplateName.CONFIRMATION,
@@ -248,6 +251,9 @@ def message_samples(business: Business) -> tuple[str, ...]:
                 "business_name": name,
                 "need": NEED_PLACEHOLDER,
                 "callback_time": business.callback_time,
+                "text_count": text_count(business.max_texts),
+                "until": UNTIL_PLACEHOLDER,
+                "booking_link": link,
             },
         )
     ]
@@ -255,11 +261,17 @@ def message_samples(business: Business) -> tuple[str, ...]:
         samples.append(
             sample(
                 TemplateName.NO_REPLY_FOLLOW_UP,
-                {"business_name": name, "help_contact": business.help_contact},
+                {
+                    "business_name": name,
+                    "help_contact": business.help_contact,
+                    "booking_link": link,
+                },
             )
         )
     if business.callback_check_hours is not None:
-        samples.append(sample(TemplateName.CALLBACK_CHECK, {"business_name": name}))
+        samples.append(
+            sample(TemplateName.CALLBACK_CHECK, {"business_name": name, "booking_link": link})
+        )
     samples = samples[: business.max_texts]
     if len(samples) < 2:
         samples.append(

@@ -6,6 +6,7 @@ from datetime import time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -55,6 +56,7 @@ class Business(BaseModel):
     callback_check_hours: float | None = Field(None, gt=0, lt=24)
     excluded_numbers: tuple[str, ...] = ()
     sms_state_caps: bool = True
+    booking_url: str | None = Field(None, max_length=100)
 
     @field_validator("twilio_numbers", mode="before")
     @classmethod
@@ -82,6 +84,22 @@ class Business(BaseModel):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("booking_url")
+    @classmethod
+    def _web_link(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if (
+            parts.scheme != "https"
+            or not parts.hostname
+            or not value.isascii()
+            or not value.isprintable()
+            or " " in value
+        ):
+            raise ValueError("must be an https:// web address without spaces")
         return value
 
     @field_validator("consent_script_version")

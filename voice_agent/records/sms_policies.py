@@ -26,6 +26,7 @@ def sms_policy(business: Business) -> SmsPolicy:
         excluded_numbers=frozenset(business.excluded_numbers),
         owner_number=business.owner_phone,
         state_caps=business.sms_state_caps,
+        booking_url=business.booking_url,
     )
 
 

@@ -45,6 +45,7 @@ businesses = Table(
     Column("callback_check_hours", Float),
     Column("excluded_numbers", JSON, nullable=False, server_default="[]"),
     Column("sms_state_caps", Boolean, nullable=False, server_default=sa_true()),
+    Column("booking_url", String(100)),
 )
 
 business_numbers = Table(
