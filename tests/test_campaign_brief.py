@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 import sms_sender.templates
 import voice_agent.consent.script
@@ -401,3 +402,47 @@ def test_a_refused_campaign_is_one_sentence_and_exit_1(database: str, twilio: Fa
     )
     assert status == 1 and "20003" in err
     assert twilio.state.campaigns == []
+
+
+# --- the booking link -------------------------------------------------------------------------
+
+
+def test_has_embedded_links_follows_the_booking_link(database: str) -> None:
+    """Stored and read back through the migrated database: setting a booking link puts it in the
+    samples and turns has_embedded_links on; removing it turns it off."""
+    _change(database, "bright-spark-electric", booking_url="https://brightspark.example/book")
+    _change(database, "acme-plumbing", booking_url=None)
+    engine = make_engine(database)
+    with engine.begin() as conn:
+        spark, acme = (
+            get_business(conn, "bright-spark-electric"),
+            get_business(conn, "acme-plumbing"),
+        )
+    engine.dispose()
+    assert spark is not None and acme is not None
+    assert spark.booking_url == "https://brightspark.example/book" and acme.booking_url is None
+    with_link, without = build_brief(spark, BASE_URL), build_brief(acme, BASE_URL)
+    assert with_link.has_embedded_links and not without.has_embedded_links
+    assert "Book online: https://brightspark.example/book" in with_link.message_samples[0]
+    assert not any("Book online" in text for text in without.message_samples)
+    for brief in (with_link, without):  # never in the replies to STOP, HELP and START
+        assert "Book online" not in brief.help_message + brief.opt_out_message
+        assert "Book online" not in brief.opt_in_message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://acme.example/book",
+        "acme.example/book",
+        "https://",
+        "https://acme.example/book now",
+        "https://acmé.example/book",
+        "javascript:alert(1)",
+        "https://acme.example/" + "b" * 100,
+    ],
+)
+def test_a_booking_link_must_be_a_short_https_address(url: str) -> None:
+    business = _business("acme-plumbing").model_dump()
+    with pytest.raises(ValidationError, match="booking_url"):
+        Business.model_validate({**business, "booking_url": url})
