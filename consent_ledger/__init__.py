@@ -51,6 +51,7 @@ from consent_ledger.verify import (
     ledger_event_total,
     verify_ledger,
 )
+from consent_ledger.wording import DECISIONS, METHODS
 
 if TYPE_CHECKING:
     from consent_ledger.export import (
@@ -79,7 +80,9 @@ else:  # the audit packet needs the PDF library: it loads on first use
     )
 
 __all__ = [
+    "DECISIONS",
     "GENESIS_HASH",
+    "METHODS",
     "AnswerEvidence",
     "AudioReference",
     "AudioStatus",
