@@ -86,16 +86,7 @@ def record_opt_out(
     try:
         with conn.begin_nested():
             return TextedChoice(
-                revoke(
-                    conn,
-                    policy.business_id,
-                    policy.business_name,
-                    number,
-                    method,
-                    at,
-                    at,
-                    message=message,
-                ),
+                revoke(conn, *_business(policy), number, method, at, at, message=message),
                 owner_phone_changes_choice(conn, policy, number, False, method, at, note),
             )
     except LEDGER_DAMAGE as error:
@@ -135,16 +126,7 @@ def record_opt_in(
     try:
         with conn.begin_nested():
             return TextedChoice(
-                resubscribe(
-                    conn,
-                    policy.business_id,
-                    policy.business_name,
-                    number,
-                    method,
-                    at,
-                    at,
-                    message=message,
-                ),
+                resubscribe(conn, *_business(policy), number, method, at, at, message=message),
                 owner_phone_changes_choice(conn, policy, number, True, method, at, note),
             )
     except LEDGER_DAMAGE as error:
@@ -154,6 +136,11 @@ def record_opt_in(
             _described(error),
         )
     return TextedChoice(None, None, ledger_damaged=True)
+
+
+def _business(policy: SmsPolicy) -> tuple[str, str]:
+    """The id and name of the business whose texts the choice is about."""
+    return policy.business_id, policy.business_name
 
 
 def _append_despite_damage(
