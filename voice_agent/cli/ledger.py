@@ -135,7 +135,8 @@ def export(
     """Export an audit packet or a summary of the events.
 
     Name a caller's number (--number) or a business (--business). The packet holds events.jsonl,
-    a readable report.pdf, the answer audio, manifest.json and a standard-library verify.py that
+    the texts sent under each consent (texts.jsonl), a readable report.pdf (times on each
+    business's clock), the answer audio, manifest.json and a standard-library verify.py that
     checks it offline."""
     from consent_ledger import (
         AudioStore,
