@@ -2,18 +2,19 @@
 
 ``GET /audit/numbers/{e164}`` answers with every event of the number, where its consent stands,
 and whether the business's chain verifies; ``GET /audit/export`` gives the audit packet (zip) or a
-JSON/CSV summary, for the business or one number, over an optional period.
+JSON/CSV summary, for the business or one number, over an optional period. Both also answer under
+``/audit/businesses/{business_id}/…`` for the token's own business.
 
-Every request carries ``Authorization: Bearer rcpt_audit_…``; the token decides the business, so an
-auditor need not name one and never sees another's records (a number on record only elsewhere is a
-plain 404; a request that names another business, ``?business=…``, is a 403). The token check
-is a plain ``def`` that FastAPI runs in its thread pool. The heavy part of each route (reading
-the records, verifying the business's whole chain, building the PDF and the zip) runs off the
-process that carries the live calls: in worker processes (``AuditContext.export_processes``,
-started on first use at a lower CPU priority), at most that many at once with
-``max_waiting_exports`` more queued, and beyond that a 503 with ``Retry-After``.
-(Pure Python work in a thread would still take the GIL from the event loop; a process does not.)
-Without worker processes the work runs in a thread, one request at a time.
+Every request carries ``Authorization: Bearer rcpt_audit_…``; the token decides the business, so
+an auditor need not name one and never sees another's records (a number on record only elsewhere
+is a plain 404; a request that names another business, ``?business=…`` or in the path, is a 403).
+The token check is a plain ``def`` that FastAPI runs in its thread pool. The heavy part of each
+route (reading the records, verifying the business's whole chain, building the PDF and the zip)
+runs off the process that carries the live calls: in worker processes
+(``AuditContext.export_processes``, started on first use at a lower CPU priority), at most that
+many at once with ``max_waiting_exports`` more queued, and beyond that a 503 with
+``Retry-After``. (Pure Python work in a thread would still take the GIL from the event loop; a
+process does not.) Without worker processes the work runs in a thread, one request at a time.
 
 The lead puts an :class:`AuditContext` at ``app.state.audit`` and includes :func:`audit_router`.
 """
@@ -205,8 +206,11 @@ def _in_worker(
 def audit_router() -> APIRouter:
     """The ``/audit`` routes."""
     router = APIRouter(prefix="/audit", tags=["audit"])
-    router.add_api_route("/numbers/{e164:path}", audit_number, methods=["GET"])
-    router.add_api_route("/export", audit_export, methods=["GET"], response_class=Response)
+    for prefix in ("", "/businesses/{business_id}"):  # the business named, or the token's
+        router.add_api_route(f"{prefix}/numbers/{{e164:path}}", audit_number, methods=["GET"])
+        router.add_api_route(
+            f"{prefix}/export", audit_export, methods=["GET"], response_class=Response
+        )
     return router
 
 
@@ -254,10 +258,13 @@ def current_auditor(request: Request, context: Context) -> AuditorToken:
 def auditor_of_named_business(
     request: Request, token: Annotated[AuditorToken, Depends(current_auditor)]
 ) -> AuditorToken:
-    """The token, when the request names no business or only the token's own (``?business=`` or
-    ``?business_id=``); 403 when it names any other, existing or not, so a request meant for
-    another business is never answered with this one's records."""
+    """The token, when the request names no business or only the token's own (``?business=``,
+    ``?business_id=`` or the path's ``/audit/businesses/{id}/…``); 403 when it names any other,
+    existing or not, so a request meant for another business is never answered with this one's
+    records."""
     named = [value for name in _BUSINESS_PARAMETERS for value in request.query_params.getlist(name)]
+    if "business_id" in request.path_params:
+        named.append(request.path_params["business_id"])
     if any(value != token.business_id for value in named):
         logger.warning(
             "auditor asked for another business's records; refused",

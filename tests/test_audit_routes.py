@@ -614,6 +614,29 @@ def test_a_request_naming_another_business_is_refused_not_answered_with_its_own(
         assert CALLER not in response.text and ACME not in response.text
 
 
+@pytest.mark.parametrize("named", [SPARK, "no-such-business"])
+def test_a_path_naming_another_business_is_refused(site: AuditSite, named: str) -> None:
+    for path in (
+        f"/audit/businesses/{named}/numbers/{CALLER}",
+        f"/audit/businesses/{named}/numbers/{SPARK_ONLY}",
+        f"/audit/businesses/{named}/export",
+        f"/audit/businesses/{named}/export?number=%2B15125550123&format=csv",
+    ):
+        response = _get(site, path, site.acme_token)
+        assert response.status_code == 403, path
+        assert response.json() == REFUSED_FOR_ANOTHER_BUSINESS
+
+
+def test_a_path_naming_the_token_s_own_business_is_answered(site: AuditSite) -> None:
+    scoped = _get(site, f"/audit/businesses/{ACME}/numbers/{CALLER}", site.acme_token)
+    assert scoped.status_code == 200
+    assert scoped.json() == _get(site, f"/audit/numbers/{CALLER}", site.acme_token).json()
+    export = _get(site, f"/audit/businesses/{ACME}/export?format=json", site.acme_token)
+    assert export.json() == _get(site, "/audit/export?format=json", site.acme_token).json()
+    elsewhere = _get(site, f"/audit/businesses/{ACME}/numbers/{SPARK_ONLY}", site.acme_token)
+    assert elsewhere.status_code == 404
+
+
 def test_a_request_naming_the_token_s_own_business_is_answered(site: AuditSite) -> None:
     own = _get(site, f"/audit/export?business={ACME}&format=json", site.acme_token)
     unnamed = _get(site, "/audit/export?format=json", site.acme_token)
