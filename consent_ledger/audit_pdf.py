@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from fpdf import FPDF
 from fpdf.fonts import CORE_FONTS_CHARWIDTHS
 
-from consent_ledger.evidence import AnswerEvidence, ConsentEvidence
+from consent_ledger.evidence import GRANTING_KINDS, AnswerEvidence, ConsentEvidence
 from consent_ledger.instants import parse_instant
 from consent_ledger.text_log import SentText
 from consent_ledger.verify import VerificationReport
@@ -135,7 +135,7 @@ def render_audit_report(report: AuditReport, *, compress: bool = True) -> bytes:
     _write_cover(page, report)
     page.new_page()
     for event in report.events:
-        _write_event(page, event, report.zone(event.business_id))
+        _write_event(page, event, report.zone(event.business_id), report.texts_included)
     _write_chains(page, report.chains)
     return bytes(pdf.output())
 
@@ -355,7 +355,7 @@ def _summary_cells(event: ReportedEvent, zone: ZoneInfo) -> list[str]:
     ]
 
 
-def _write_event(page: _Page, event: ReportedEvent, zone: ZoneInfo) -> None:
+def _write_event(page: _Page, event: ReportedEvent, zone: ZoneInfo, texts_listed: bool) -> None:
     _heading(page, f"Event #{event.seq} at {event.business_id}: {decision(event.kind)}", size=11)
     _field(page, "Number", event.phone_number)
     _field(page, "Recorded", local_and_utc(parse_instant(event.recorded_at), zone))
@@ -367,7 +367,7 @@ def _write_event(page: _Page, event: ReportedEvent, zone: ZoneInfo) -> None:
     if event.audio_status is not None:
         _field(page, "Answer audio", event.audio_status)
     _line(page, f"hash {event.hash}", mono=True)
-    _write_texts(page, event, zone)
+    _write_texts(page, event, zone, texts_listed)
     page.space(2)
 
 
@@ -427,8 +427,12 @@ def _answer(answer: AnswerEvidence, zone: ZoneInfo) -> str:
     )
 
 
-def _write_texts(page: _Page, event: ReportedEvent, zone: ZoneInfo) -> None:
+def _write_texts(page: _Page, event: ReportedEvent, zone: ZoneInfo, listed: bool) -> None:
+    """The texts sent under the event; for a grant with none (when texts are ``listed``), that
+    none were."""
     if not event.texts:
+        if listed and event.kind in GRANTING_KINDS:
+            _line(page, "No texts were sent under this consent.")
         return
     _line(page, f"Texts sent under this event ({len(event.texts)}):")
     for text in event.texts:

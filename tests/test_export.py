@@ -658,6 +658,7 @@ def test_the_pdf_speaks_in_words_to_the_second(ledger: Ledger) -> None:
     assert "Answer to the re-ask" not in text  # one answer: the key, on the re-ask
     assert "Answer: pressed 1 on the keypad, at 2025-04-11 09:00:20 CDT (14:00:20 UTC)" in text
     assert 'Texted: "STOP" (message SM7777' in text
+    assert text.count("No texts were sent under this consent.") == 2  # the two grants
     assert "Decision: Asked not to be texted" in text
     assert "Recorded: 2025-04-11 10:00:30 CDT (15:00:30 UTC)" in text
 
