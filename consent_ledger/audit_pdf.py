@@ -389,7 +389,8 @@ def _write_evidence(page: _Page, evidence: ConsentEvidence, zone: ZoneInfo) -> N
         _line(page, f'"{script.text}"')
         _line(page, f"script sha256 {script.sha256}", mono=True)
     for number, answer in enumerate(evidence.answers, start=1):
-        label = "Answer" if number == 1 else "Answer to the re-ask"
+        reask = number == 2 or answer.keypad_digit is not None  # keys count on the re-ask only
+        label = "Answer to the re-ask" if reask else "Answer"
         _field(page, label, _answer(answer, zone))
         for word in answer.words:
             offset = (word.start - answer.started_at).total_seconds()
