@@ -500,7 +500,7 @@ def _keypad_grant() -> ConsentEvidence:
         method=ConsentMethod.KEYPAD,
         answers=(key,),
         reasked=True,
-        note="no answer",
+        note="no answer to the question",
     )
 
 
@@ -513,7 +513,8 @@ def test_a_keypad_yes_shows_in_the_summaries_never_as_no_answer(ledger: Ledger) 
     assert row["method"] == "keypad"
     assert row["answer_transcript"] == "pressed 1 on the keypad"
     assert row["outcome"].startswith("allows up to 2 texts until")
-    assert "no answer" not in row["outcome"] and row["note"] == "no answer"
+    assert "no answer" not in row["outcome"] + row["answer_transcript"]
+    assert row["note"] == "no answer to the question"  # the first asking's, kept apart
     table = list(csv.DictReader(io.StringIO(summaries_to_csv(summaries))))
     assert table[0]["answer_transcript"] == "pressed 1 on the keypad"
     assert table[0]["decision"] == "Agreed to texts"
