@@ -424,6 +424,8 @@ def test_has_embedded_links_follows_the_booking_link(database: str) -> None:
     with_link, without = build_brief(spark, BASE_URL), build_brief(acme, BASE_URL)
     assert with_link.has_embedded_links and not without.has_embedded_links
     assert "Book online: https://brightspark.example/book" in with_link.message_samples[0]
+    assert "online booking link (https://brightspark.example/book)" in with_link.description
+    assert "booking link" not in without.description
     assert not any("Book online" in text for text in without.message_samples)
     for brief in (with_link, without):  # never in the replies to STOP, HELP and START
         assert "Book online" not in brief.help_message + brief.opt_out_message

@@ -313,12 +313,18 @@ def _description(business: Business) -> str:
     turned_on = [name for name, on in follow_ups.items() if on][: business.max_texts - 1]
     extra = f", then {' and '.join('a ' + name for name in turned_on)}" if turned_on else ""
     name, count = business.name, text_count_phrase(business.max_texts)
+    booking = (
+        f" These texts carry {name}'s online booking link ({business.booking_url})."
+        if business.booking_url
+        else ""
+    )
     return (
         f"{name}{trade} uses an automated phone assistant to answer the calls its staff cannot "
         f"take. The assistant takes the caller's message and, on the call, asks whether {name} "
         f"may text the caller about that service request. A caller who says yes gets {count} "
-        "at most, within 24 hours: a confirmation that names the business and when to expect "
-        f"the callback{extra}. Replies reach the business. Texts are only about the caller's "
+        "at most, within 24 hours: a confirmation that names the business, when to expect "
+        f"the callback and how many texts may follow until when{extra}.{booking} Replies reach "
+        "the business. Texts are only about the caller's "
         "own request: no marketing, no promotions, nothing sent to anyone who did not say yes. "
         'STOP, HELP and START work at any time, and a plain request such as "please stop '
         'texting me" also opts out.'
