@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 import sms_sender.templates
@@ -32,6 +33,7 @@ from voice_agent.consent.campaign_brief import (
 from voice_agent.consent.script import render_consent_script
 from voice_agent.records.businesses import (
     Business,
+    BusinessConfigError,
     get_business,
     import_businesses,
     load_businesses,
@@ -448,3 +450,21 @@ def test_a_booking_link_must_be_a_short_https_address(url: str) -> None:
     business = _business("acme-plumbing").model_dump()
     with pytest.raises(ValidationError, match="booking_url"):
         Business.model_validate({**business, "booking_url": url})
+
+
+def test_a_business_whose_texts_cannot_be_written_is_refused_at_import(tmp_path: Path) -> None:
+    """A long name with a long booking link leaves a follow-up no room: refused when the file is
+    loaded, not when a call ends."""
+    entry = _business("acme-plumbing").model_dump(mode="json")
+    entry.update(
+        name="Acme " * 30,
+        no_reply_follow_up_hours=2,
+        booking_url="https://acme-plumbing.example/" + "b" * 60,
+    )
+    path = tmp_path / "businesses.yaml"
+    path.write_text(yaml.safe_dump({"businesses": [entry]}), encoding="utf-8")
+    with pytest.raises(BusinessConfigError, match=r"business #1: .*booking_url too long"):
+        load_businesses(path)
+    entry.update(booking_url=None)
+    path.write_text(yaml.safe_dump({"businesses": [entry]}), encoding="utf-8")
+    assert load_businesses(path)[0].name == "Acme " * 30

@@ -126,23 +126,31 @@ def _e164(value: Any) -> str:
 
 
 def load_businesses(path: Path) -> list[Business]:
-    """Parse and validate a businesses YAML file (``businesses: [...]``)."""
+    """Parse and validate a businesses YAML file (``businesses: [...]``), refusing a business
+    whose texts could not be written (a name, contact or booking link too long for them)."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise BusinessConfigError(f"{path}: cannot read: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("businesses"), list):
         raise BusinessConfigError(f"{path}: expected a mapping with a 'businesses' list")
+    from sms_sender import PolicyError
+    from voice_agent.records.sms_policies import sms_policy  # it imports this module
+
     loaded: list[Business] = []
     for index, entry in enumerate(document["businesses"]):
         try:
-            loaded.append(Business.model_validate(entry))
+            business = Business.model_validate(entry)
+            sms_policy(business)  # its texts can be written: name, contact and link fit
         except ValidationError as error:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}"
                 for issue in error.errors()
             )
             raise BusinessConfigError(f"{path}: business #{index + 1}: {problems}") from None
+        except PolicyError as error:
+            raise BusinessConfigError(f"{path}: business #{index + 1}: {error}") from None
+        loaded.append(business)
     _refuse_duplicates(path, loaded)
     return loaded
 

@@ -12,7 +12,7 @@ from voice_agent.records.businesses import Business, get_business
 
 
 def sms_policy(business: Business) -> SmsPolicy:
-    """The texting policy of ``business``."""
+    """The texting policy of ``business`` (PolicyError when its texts cannot be written)."""
     return SmsPolicy(
         business_id=business.id,
         business_name=business.name,
