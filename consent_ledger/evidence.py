@@ -34,6 +34,7 @@ MAX_TEXTS_RANGE = range(1, 5)
 """How many follow-up texts one consent may allow: one to four."""
 
 MAX_BUSINESS_ID_LENGTH = 64
+MAX_MESSAGE_SID_LENGTH = 64
 KEYPAD_DIGITS = frozenset("0123456789*#")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -352,6 +353,31 @@ class WebFormEvidence:
 
 
 @dataclass(frozen=True)
+class MessageEvidence:
+    """The text that made a change by text (STOP, a plain-language opt-out, START): the person's
+    own words exactly as received, and the provider's id of that message (Twilio's MessageSid),
+    so an auditor can match the record with the carrier's own log."""
+
+    sid: str
+    body: str
+
+    def __post_init__(self) -> None:
+        _require_text("message.sid", self.sid)
+        if len(self.sid) > MAX_MESSAGE_SID_LENGTH:
+            raise EvidenceError(f"message.sid is longer than {MAX_MESSAGE_SID_LENGTH} characters")
+        if not isinstance(self.body, str):
+            raise EvidenceError("message.body must be a string")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sid": self.sid, "body": self.body}
+
+    @classmethod
+    def from_dict(cls, data: object) -> MessageEvidence:
+        fields = _fields("message", data, ("sid", "body"))
+        return cls(sid=fields["sid"], body=fields["body"])
+
+
+@dataclass(frozen=True)
 class ConsentEvidence:
     """Everything one consent event records, as given to the ledger."""
 
@@ -376,6 +402,9 @@ class ConsentEvidence:
     web_form: WebFormEvidence | None = None
     """The request a ``web_form_consent`` came with; records from before it was kept have none,
     and their stored form has no such key."""
+    message: MessageEvidence | None = None
+    """The text that made this change, for a change made by text (``sms_keyword``,
+    ``sms_text``); records from before it was kept have none, and no such key."""
 
     def __post_init__(self) -> None:
         self._check_identity()
@@ -410,6 +439,11 @@ class ConsentEvidence:
             _require_sha256("audio_sha256", self.audio_sha256)
         if not isinstance(self.note, str):
             raise EvidenceError(f"note must be a string, got {self.note!r}")
+        if self.message is not None:
+            if not isinstance(self.message, MessageEvidence):
+                raise EvidenceError("message must be a MessageEvidence or None")
+            if self.method not in _BY_TEXT:
+                raise EvidenceError(f"a change made by {self.method.value} carries no text message")
 
     def _check_answers(self) -> None:
         _require_tuple_of("answers", self.answers, AnswerEvidence)
@@ -479,7 +513,7 @@ class ConsentEvidence:
         _require_absent(self.kind, "stream_sid", self.stream_sid is not None)
 
     def to_dict(self) -> dict[str, Any]:
-        written = {
+        written: dict[str, Any] = {
             "business_id": self.business_id,
             "business_name": self.business_name,
             "phone_number": self.phone_number,
@@ -498,14 +532,18 @@ class ConsentEvidence:
             "audio_sha256": self.audio_sha256,
             "note": self.note,
         }
-        if self.web_form is not None:  # absent, the record reads as those written before
+        # Absent, the record reads as those written before these were kept.
+        if self.web_form is not None:
             written["web_form"] = self.web_form.to_dict()
+        if self.message is not None:
+            written["message"] = self.message.to_dict()
         return written
 
     @classmethod
     def from_dict(cls, data: object) -> ConsentEvidence:
-        fields = _fields("evidence", data, _EVIDENCE_FIELDS, optional=("web_form",))
+        fields = _fields("evidence", data, _EVIDENCE_FIELDS, optional=("web_form", "message"))
         web_form = fields.get("web_form")
+        message = fields.get("message")
         return cls(
             business_id=fields["business_id"],
             business_name=fields["business_name"],
@@ -525,6 +563,7 @@ class ConsentEvidence:
             audio_sha256=fields["audio_sha256"],
             note=fields["note"],
             web_form=None if web_form is None else WebFormEvidence.from_dict(web_form),
+            message=None if message is None else MessageEvidence.from_dict(message),
         )
 
 

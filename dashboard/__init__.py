@@ -71,7 +71,7 @@ __all__ = [
     "list_tokens",
     "metadata",
     "owner_router",
-    "page_environment",
     "owner_sign_in_router",
+    "page_environment",
     "revoke_token",
 ]

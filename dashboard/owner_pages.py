@@ -1,5 +1,6 @@
 """The owner pages' HTML: Jinja templates from ``dashboard/templates``, and the words and local
-times they show.
+times they show (a consent decision and how it was made in the ledger's own words, the ones the
+audit report uses).
 
 Autoescaping is on for every template, whatever its name, so a transcript, a caller's name or a
 text that holds markup is shown as text and never run. Times are stored in UTC and shown in the
@@ -14,6 +15,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from consent_ledger import DECISIONS, METHODS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -49,20 +52,6 @@ CONSENT_OUTCOMES = {
     "declined": "no",
     "unclear": "unclear: no texts",
     "not_asked": "not asked",
-}
-CONSENT_DECISIONS = {
-    "consent_granted": "Agreed to texts",
-    "consent_declined": "Declined texts",
-    "consent_unclear": "Unclear, so treated as no",
-    "consent_not_asked": "Not asked",
-    "revoked": "Asked not to be texted",
-    "web_form_consent": "Agreed to texts on the callback form",
-}
-ANSWER_METHODS = {
-    "verbal": "spoken answer",
-    "keypad": "keypad",
-    "spoken": "said on the call",
-    "web_form": "ticked the SMS box on the callback form",
 }
 
 
@@ -102,8 +91,8 @@ def _environment() -> Environment:
         inbound_intent=_label(INBOUND_INTENTS),
         text_kind=_label(TEXT_KINDS),
         consent_outcome=_label(CONSENT_OUTCOMES),
-        consent_decision=_label(CONSENT_DECISIONS),
-        answer_method=_label(ANSWER_METHODS),
+        consent_decision=_label(DECISIONS),
+        answer_method=_label(METHODS),
     )
     environment.globals.update(local_time=local_time, call_clock=call_clock)
     return environment

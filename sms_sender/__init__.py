@@ -60,13 +60,22 @@ from sms_sender.segments import segment_count
 from sms_sender.send_rules import SIGN_IN_CODE_LIFETIME, SendRules
 from sms_sender.sign_in_code import SignInCodeText, queue_sign_in_code
 from sms_sender.tables import metadata
-from sms_sender.templates import ConfirmationRequest, TemplateName, render_confirmation, sample
+from sms_sender.templates import (
+    ConfirmationRequest,
+    ConfirmationTerms,
+    TemplateName,
+    booking_link,
+    render_confirmation,
+    sample,
+    text_count,
+)
 from sms_sender.text_history import (
     TextRecord,
     business_texts,
     count_texts,
     count_texts_with_number,
     texts_sent_for_calls,
+    texts_under_consents,
     texts_with_number,
 )
 from sms_sender.thread import Direction, ThreadEntry, conversation_thread
@@ -92,6 +101,7 @@ __all__ = [
     "SIGN_IN_LINK_PATH",
     "CallSummary",
     "ConfirmationRequest",
+    "ConfirmationTerms",
     "DeliveryReport",
     "DeliveryUpdate",
     "Direction",
@@ -121,6 +131,7 @@ __all__ = [
     "TextRecord",
     "ThreadEntry",
     "TwilioSmsTransport",
+    "booking_link",
     "business_texts",
     "cancel_message",
     "cancel_pending",
@@ -155,6 +166,8 @@ __all__ = [
     "render_confirmation",
     "sample",
     "segment_count",
+    "text_count",
     "texts_sent_for_calls",
+    "texts_under_consents",
     "texts_with_number",
 ]

@@ -1,5 +1,7 @@
 """A business's texts as its owner reads them: both ways, with where each stands.
 
+:func:`texts_under_consents` gives the audit packet the texts sent under each consent.
+
 Outbound texts come from the outbox (queued, sent, delivered, failed, cancelled, blocked, with
 the reason), inbound ones from the texts received (with how each was understood, so an opt-out
 stands out). The pages ask for them newest first a page at a time, or for one number's texts in
@@ -30,6 +32,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from consent_ledger import SentText
 from sms_sender.keywords import ReplyIntent
 from sms_sender.outbox import HANDED_TO_CARRIER, OWNER_KINDS, OutboxKind
 from sms_sender.owner import hide_sign_in_links
@@ -120,6 +123,37 @@ def texts_sent_for_calls(
         .group_by(outbox.c.call_sid)
     )
     return {call_sid: int(count) for call_sid, count in conn.execute(query)}
+
+
+def texts_under_consents(
+    conn: Connection, business_id: str, number: str | None, consent_hashes: Collection[str]
+) -> list[SentText]:
+    """The business's texts (to ``number`` only, when given) planned or sent under any of the
+    consent events ``consent_hashes``, oldest first: the audit packet's log of what each consent
+    was used for (``consent_ledger.TextLog``). Read through the (business, number) index."""
+    wanted = set(consent_hashes)
+    query = select(outbox).where(
+        outbox.c.business_id == business_id, outbox.c.consent_event_hash != ""
+    )
+    if number is not None:
+        query = query.where(outbox.c.to_number == number)
+    rows = conn.execute(query.order_by(outbox.c.created_at, outbox.c.id))
+    return [
+        SentText(
+            consent_event_hash=row.consent_event_hash,
+            business_id=row.business_id,
+            to_number=row.to_number,
+            kind=row.kind,
+            body=row.body,
+            status=row.status,
+            queued_at=row.created_at,
+            sent_at=row.sent_at,
+            message_sid=row.provider_message_id,
+            reason=row.reason,
+        )
+        for row in rows
+        if row.consent_event_hash in wanted
+    ]
 
 
 def _count(conn: Connection, history: Subquery) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from consent_ledger import ledger_event_total
 from tests.clock_support import SteppingClock
 from tests.conftest import PUBLIC_BASE_URL, ROOT, receptionist_settings
 from voice_agent.records.businesses import import_businesses
@@ -34,6 +35,7 @@ class PublicSite:
     services: Services
     client: TestClient
     clock: SteppingClock
+    events_at_start: int = 0  # the owners' summary-text choices, recorded at import
 
     @property
     def engine(self) -> Engine:
@@ -75,7 +77,9 @@ def public_site(database_url: str, tmp_path: Path) -> Iterator[PublicSite]:
     services = site_services(database_url, tmp_path, clock)
     client = TestClient(create_app(services), base_url=PUBLIC_BASE_URL)
     try:
-        yield PublicSite(services, client, clock)
+        with services.engine.connect() as conn:
+            events_at_start = ledger_event_total(conn)
+        yield PublicSite(services, client, clock, events_at_start)
     finally:
         client.close()
         close_services(services)

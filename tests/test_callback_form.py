@@ -28,6 +28,7 @@ from consent_ledger import (
 from dashboard import OWNER_TOKENS
 from sms_sender import (
     ConfirmationRequest,
+    ConfirmationTerms,
     InboundSms,
     LocalSmsTransport,
     OutboxKind,
@@ -50,6 +51,7 @@ from voice_agent.web.callback_requests import OPTED_OUT_NOTE
 
 ANN = "+15125550123"
 ACME_NUMBER = "+15125550100"
+ACME_BOOKING_URL = "https://acme-plumbing.example/book"
 BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)"
 
 
@@ -74,7 +76,8 @@ class Stored:
 def _stored(site: PublicSite) -> Stored:
     with site.engine.connect() as conn:
         call_count = conn.execute(select(func.count()).select_from(calls)).scalar_one()
-        return Stored(call_count, ledger_event_total(conn), len(list_outbox(conn)))
+        events = ledger_event_total(conn) - site.events_at_start
+        return Stored(call_count, events, len(list_outbox(conn)))
 
 
 def _post(
@@ -189,7 +192,10 @@ def test_with_the_box_one_consent_event_and_one_confirmation_like_a_spoken_yes(
         ACME, "Acme Plumbing", ACME_NUMBER, ANN, "CA1", "your service request",
         "within 30 minutes", event.hash,
     )  # fmt: skip
-    assert text.body == render_confirmation(spoken_yes)
+    terms = ConfirmationTerms(
+        2, site.clock.now + timedelta(hours=24), "America/Chicago", ACME_BOOKING_URL
+    )
+    assert text.body == render_confirmation(spoken_yes, terms)
     assert _stored(site) == Stored(calls=1, events=1, outbox=1)
 
     transport = LocalSmsTransport()
@@ -348,7 +354,7 @@ def test_a_request_that_cannot_be_stored_says_so_and_gives_the_number_to_call(
         response.text
     )
     with site.engine.connect() as conn:
-        assert ledger_event_total(conn) == 0 and list_outbox(conn) == []
+        assert ledger_event_total(conn) == site.events_at_start and list_outbox(conn) == []
 
 
 def test_a_caller_who_asks_is_forgotten_but_the_consent_evidence_stays(site: PublicSite) -> None:

@@ -33,6 +33,7 @@ from consent_ledger.evidence import (
     ConsentMethod,
     ConsentScope,
     EventKind,
+    MessageEvidence,
     ScriptEvidence,
     WebFormEvidence,
     WordEvidence,
@@ -301,6 +302,12 @@ _VALID_WITHOUT_QUESTION: dict[str, Callable[[], ConsentEvidence]] = {
     "owner texts STOP": lambda: _no_question(
         EventKind.OWNER_NOTIFICATIONS_OPT_OUT, ConsentMethod.SMS_KEYWORD
     ),
+    "STOP with its words and MessageSid": lambda: _no_question(
+        EventKind.REVOKED, ConsentMethod.SMS_KEYWORD, message=MessageEvidence("SM1", " Stop! ")
+    ),
+    "a plain-language text with its words": lambda: _no_question(
+        EventKind.REVOKED, ConsentMethod.SMS_TEXT, message=MessageEvidence("SM2", "no más 🙏")
+    ),
 }
 
 
@@ -383,6 +390,24 @@ _INVALID_WITHOUT_QUESTION: dict[str, tuple[Callable[[], object], str]] = {
     "method as plain string": (
         lambda: _web_form(method="web_form"),
         "ConsentMethod",
+    ),
+    "a text message on a spoken revocation": (
+        lambda: _no_question(
+            EventKind.REVOKED,
+            ConsentMethod.SPOKEN,
+            call_sid="CA1",
+            message=MessageEvidence("SM1", "x"),
+        ),
+        "carries no text message",
+    ),
+    "a message without its sid": (
+        lambda: MessageEvidence(" ", "STOP"),
+        "message.sid must be a non-empty string",
+    ),
+    "a message sid too long": (lambda: MessageEvidence("S" * 65, "STOP"), "longer than 64"),
+    "a message whose words are not text": (
+        lambda: MessageEvidence("SM1", None),  # type: ignore[arg-type]
+        "message.body must be a string",
     ),
 }
 

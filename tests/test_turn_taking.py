@@ -504,7 +504,7 @@ def test_a_silent_caller_is_asked_once_more_then_let_go_after_the_silence(
         consent = call.conversation.consent
         assert consent.outcome is ConsentOutcome.UNCLEAR
         assert consent.reasked and consent.answers == []
-        assert consent.note == "no answer; no answer to the re-ask"
+        assert consent.note == "no answer to the question; no answer to the re-ask"
         script_mark, reask_mark = marks
         assert call.bridge.started(REASK) == pytest.approx(script_mark + CONSENT_SILENCE)
         goodbye = call.bridge.started("Without a clear yes, we won't text you.")

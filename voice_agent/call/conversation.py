@@ -340,7 +340,8 @@ class Conversation:
         while True:
             heard = await self.bridge.next_input(CONSENT_SILENCE)
             if heard is None:
-                self._note("no answer" if keypad_from is None else "no answer to the re-ask")
+                asked = "the question" if keypad_from is None else "the re-ask"
+                self._note(f"no answer to {asked}")
                 return ConsentAnswer.UNCLEAR
             if heard.digit is not None:
                 if keypad_from is not None and heard.at >= keypad_from:

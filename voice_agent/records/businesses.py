@@ -6,6 +6,7 @@ from datetime import UTC, datetime, time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -60,6 +61,7 @@ class Business(BaseModel):
     address: str = Field("", max_length=300)
     contact_email: str = Field("", max_length=200)
     owner_email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    booking_url: str | None = Field(None, max_length=100)
 
     @field_validator("twilio_numbers", mode="before")
     @classmethod
@@ -87,6 +89,22 @@ class Business(BaseModel):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("booking_url")
+    @classmethod
+    def _web_link(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if (
+            parts.scheme != "https"
+            or not parts.hostname
+            or not value.isascii()
+            or not value.isprintable()
+            or " " in value
+        ):
+            raise ValueError("must be an https:// web address without spaces")
         return value
 
     @field_validator("consent_script_version")
@@ -124,13 +142,18 @@ def load_businesses(path: Path) -> list[Business]:
 
 
 def _load(path: Path) -> list[tuple[Business, bool | None]]:
-    """Each business of the file at ``path`` with its owner's answer about summary texts."""
+    """Each business of the file at ``path`` with its owner's answer about summary texts,
+    refusing a business whose texts could not be written (a name, contact or booking link too
+    long for them)."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise BusinessConfigError(f"{path}: cannot read: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("businesses"), list):
         raise BusinessConfigError(f"{path}: expected a mapping with a 'businesses' list")
+    from sms_sender import PolicyError
+    from voice_agent.records.sms_policies import sms_policy  # it imports this module
+
     loaded: list[tuple[Business, bool | None]] = []
     for index, entry in enumerate(document["businesses"]):
         answer = entry.get(OWNER_SUMMARY_TEXTS) if isinstance(entry, dict) else None
@@ -141,13 +164,17 @@ def _load(path: Path) -> list[tuple[Business, bool | None]]:
         if isinstance(entry, dict):
             entry = {key: value for key, value in entry.items() if key != OWNER_SUMMARY_TEXTS}
         try:
-            loaded.append((Business.model_validate(entry), answer))
+            business = Business.model_validate(entry)
+            sms_policy(business)  # its texts can be written: name, contact and link fit
         except ValidationError as error:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}"
                 for issue in error.errors()
             )
             raise BusinessConfigError(f"{path}: business #{index + 1}: {problems}") from None
+        except PolicyError as error:
+            raise BusinessConfigError(f"{path}: business #{index + 1}: {error}") from None
+        loaded.append((business, answer))
     _refuse_duplicates(path, [business for business, _answer in loaded])
     return loaded
 

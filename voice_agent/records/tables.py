@@ -48,6 +48,7 @@ businesses = Table(
     Column("address", Text, nullable=False, server_default=""),
     Column("contact_email", String(200), nullable=False, server_default=""),
     Column("owner_email", String(254)),
+    Column("booking_url", String(100)),
 )
 
 business_numbers = Table(

@@ -69,6 +69,7 @@ def create_app(services: Services, *, export_processes: int | None = None) -> Fa
         if export_processes is None
         else export_processes,
         worker_engine=functools.partial(make_engine, read_only=True),
+        call_log=ReceptionistCallLog(),
     )
     app.include_router(call_flow_router)
     app.include_router(sms_router)
