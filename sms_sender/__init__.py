@@ -41,6 +41,7 @@ from sms_sender.outbox import (
     queue_confirmation,
     queue_text,
 )
+from sms_sender.outbox_notices import announce_texts_queued
 from sms_sender.owner import CallSummary, queue_owner_summary
 from sms_sender.owner_choice import record_owner_choice
 from sms_sender.plan import TextPlan, plan_texts
@@ -106,6 +107,7 @@ __all__ = [
     "TextRecord",
     "ThreadEntry",
     "TwilioSmsTransport",
+    "announce_texts_queued",
     "business_texts",
     "cancel_message",
     "cancel_pending",

@@ -26,7 +26,8 @@ def worker(once: bool) -> None:
     """Send due texts until stopped.
 
     Run any number of workers against PostgreSQL (each claims due texts with FOR UPDATE SKIP
-    LOCKED); the database is migrated first."""
+    LOCKED, and is woken by the web processes' notices when they queue texts); the database is
+    migrated first."""
     import asyncio
 
     from voice_agent.services import build_services
@@ -38,7 +39,7 @@ def worker(once: bool) -> None:
         report = asyncio.run(dispatcher.run_once())
         print(f"{report.sent} sent, {report.blocked} blocked, {report.failed} failed")
         return
-    asyncio.run(dispatcher.run())
+    asyncio.run(dispatcher.run(listen=True))
 
 
 @click.group()
