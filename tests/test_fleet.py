@@ -239,7 +239,7 @@ def test_two_web_processes_and_two_workers_keep_every_invariant(tmp_path: Path) 
                 "the journal was not applied or texts were left unsent"
             )
             printed = [
-                match.groups()
+                (match[1], match[2])
                 for worker in workers
                 for match in PRINTED_TEXT.finditer(worker.output())
             ]
