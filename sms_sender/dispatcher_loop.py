@@ -20,6 +20,10 @@ from sms_sender.transport import SmsTransport
 
 logger = logging.getLogger(__name__)
 
+BATCH = 50
+"""Texts one pass takes; a full pass is followed by the next at once (a backlog drains without
+waiting for the poll)."""
+
 
 class TextDispatcher:
     """Wakes the dispatcher on demand and on a timer. ``pending_opt_outs`` names the numbers
@@ -52,6 +56,7 @@ class TextDispatcher:
             self._engine,
             self._transport,
             self._clock(),
+            limit=BATCH,
             rules=self._rules,
             pending_opt_outs=self._pending_opt_outs,
         )
@@ -84,6 +89,8 @@ class TextDispatcher:
                         report.blocked,
                         report.failed,
                     )
+                if report.sent + report.blocked + report.failed >= BATCH:
+                    continue  # more may be due now
             except Exception:
                 logger.exception("dispatching texts failed; will retry")
             with contextlib.suppress(TimeoutError):
