@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -89,3 +93,28 @@ def test_a_backlog_larger_than_a_pass_drains_without_waiting_for_the_poll(tmp_pa
         transport = LocalSmsTransport()
         asyncio.run(_drain_backlog(engine, transport))
         assert len(transport.delivered) == BACKLOG
+
+
+def test_a_worker_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """systemd stops a worker with SIGTERM: the pass under way finishes, and it exits with 0."""
+    environment = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'receptionist.db'}",
+        "JOURNAL_DIR": str(tmp_path / "journal"),
+    }
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "receptionist"), "worker"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert worker.stdout is not None
+        lines = iter(worker.stdout.readline, b"")  # its log lines first, then the marker
+        assert any(line == b"sending due texts until stopped\n" for line in lines)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
