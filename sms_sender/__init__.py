@@ -42,6 +42,7 @@ from sms_sender.outbox import (
     queue_confirmation,
     queue_text,
 )
+from sms_sender.outbox_notices import announce_texts_queued
 from sms_sender.owner import (
     SIGN_IN_LINK_PATH,
     CallSummary,
@@ -131,6 +132,7 @@ __all__ = [
     "TextRecord",
     "ThreadEntry",
     "TwilioSmsTransport",
+    "announce_texts_queued",
     "booking_link",
     "business_texts",
     "cancel_message",

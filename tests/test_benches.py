@@ -7,7 +7,9 @@ import re
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+import pytest
+
+from tests.conftest import ROOT, postgres_unreachable
 
 
 def _run(script: str, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -39,3 +41,11 @@ def test_the_ledger_bench_appends_verifies_and_exports() -> None:
         assert re.search(rf"^{measure}\s+sqlite\s+[\d,.]+\s+[\d,.]+", run.stdout, re.MULTILINE), (
             run.stdout
         )
+
+
+def test_the_scale_bench_sends_texts_through_worker_processes() -> None:
+    if (reason := postgres_unreachable()) is not None:
+        pytest.skip(f"PostgreSQL is unreachable: {reason}")
+    run = _run("scale.py", "--processes", "1", "--texts", "40", "--skip-calls")
+    assert run.returncode == 0, run.stderr + run.stdout
+    assert re.search(r"^\| 1 \| \d+ \| — \| — \|$", run.stdout, re.MULTILINE), run.stdout

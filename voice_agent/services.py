@@ -31,6 +31,7 @@ from sms_sender import (
     SmsTransport,
     TextDispatcher,
     TwilioSmsTransport,
+    announce_texts_queued,
 )
 from voice_agent.call.journal_entry import CALL_ENDED, apply_call_entry
 from voice_agent.call.owner_notices import OwnerNotices
@@ -39,9 +40,9 @@ from voice_agent.chat.interviewer import ScriptedInterviewer
 from voice_agent.chat.openai_model import OpenAIChatModel
 from voice_agent.chat.port import ChatModel
 from voice_agent.clock import Clock, system_clock
-from voice_agent.journal.applier import Backoff, JournalApplier
+from voice_agent.journal.applier import Backoff, EntryHandler, JournalApplier
 from voice_agent.journal.businesses import BusinessDirectory
-from voice_agent.journal.store import Journal
+from voice_agent.journal.store import Journal, JournalEntry
 from voice_agent.journal.texts import DELIVERY_STATUS, INBOUND_TEXT, apply_inbound, apply_status
 from voice_agent.metrics import CallMetrics
 from voice_agent.records.database import make_engine
@@ -180,16 +181,29 @@ def journal_applier(
     """The applier of ``journal`` to the database (calls, inbound texts, delivery statuses),
     which calls ``wake_dispatcher`` when it queued texts; ``notices`` add the owner's sign-in
     link and e-mail to each call's summary."""
+    handlers: dict[str, EntryHandler] = {
+        CALL_ENDED: functools.partial(apply_call_entry, engine, audio_store, notices=notices),
+        INBOUND_TEXT: functools.partial(apply_inbound, engine),
+        DELIVERY_STATUS: functools.partial(apply_status, engine),
+    }
     return JournalApplier(
         journal,
-        {
-            CALL_ENDED: functools.partial(apply_call_entry, engine, audio_store, notices=notices),
-            INBOUND_TEXT: functools.partial(apply_inbound, engine),
-            DELIVERY_STATUS: functools.partial(apply_status, engine),
-        },
+        {kind: _announcing(handler, engine) for kind, handler in handlers.items()},
         backoff=backoff,
         on_texts_queued=wake_dispatcher,
     )
+
+
+def _announcing(handler: EntryHandler, engine: Engine) -> EntryHandler:
+    """``handler``, announcing to the text workers of other processes the texts it queued."""
+
+    def apply(entry: JournalEntry) -> bool:
+        queued = handler(entry)
+        if queued:
+            announce_texts_queued(engine)
+        return queued
+
+    return apply
 
 
 def _transcriber(settings: Settings, embedded: WhisperTranscriber) -> Transcriber:

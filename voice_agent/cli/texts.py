@@ -3,6 +3,8 @@ send-test``: the follow-up texts."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from voice_agent.cli.support import (
@@ -17,6 +19,9 @@ from voice_agent.cli.support import (
     require_business,
 )
 
+if TYPE_CHECKING:
+    from sms_sender import TextDispatcher
+
 TEST_TEXT = "Voice receptionist: this test text confirms that sending works. No reply needed."
 
 
@@ -26,7 +31,8 @@ def worker(once: bool) -> None:
     """Send due texts until stopped.
 
     Run any number of workers against PostgreSQL (each claims due texts with FOR UPDATE SKIP
-    LOCKED); the database is migrated first."""
+    LOCKED, and is woken by the web processes' notices when they queue texts); the database is
+    migrated first."""
     import asyncio
 
     from voice_agent.services import build_services
@@ -38,7 +44,21 @@ def worker(once: bool) -> None:
         report = asyncio.run(dispatcher.run_once())
         print(f"{report.sent} sent, {report.blocked} blocked, {report.failed} failed")
         return
-    asyncio.run(dispatcher.run())
+    asyncio.run(_send_until_sigterm(dispatcher))
+
+
+async def _send_until_sigterm(dispatcher: TextDispatcher) -> None:
+    """Run ``dispatcher`` until SIGTERM, which lets the pass under way finish (a text handed to
+    the transport is recorded as sent) and then stops."""
+    import asyncio
+    import contextlib
+    import signal
+
+    running = asyncio.create_task(dispatcher.run(listen=True))
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, running.cancel)
+    print("sending due texts until stopped", flush=True)
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
 
 
 @click.group()
