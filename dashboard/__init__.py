@@ -20,11 +20,14 @@ from dashboard.auditor_tokens import (
     list_tokens,
     revoke_token,
 )
+from dashboard.call_handling import handled_at_of, is_handled
 from dashboard.call_log import (
     BusinessProfile,
     CallDetails,
+    CallFilter,
     CallListing,
     CallLog,
+    Texting,
     TranscriptLine,
 )
 from dashboard.tables import metadata
@@ -49,16 +52,20 @@ __all__ = [
     "AuditorToken",
     "BusinessProfile",
     "CallDetails",
+    "CallFilter",
     "CallListing",
     "CallLog",
     "IssuedToken",
     "OwnerContext",
+    "Texting",
     "TokenError",
     "TokenStatus",
     "TokenStore",
     "TranscriptLine",
     "audit_router",
     "authenticate",
+    "handled_at_of",
+    "is_handled",
     "issue_token",
     "list_tokens",
     "metadata",

@@ -1,15 +1,19 @@
-"""The owner's web pages: sign in with an owner token, then the business's calls, each call with
-its transcript, consent record and texts, and all of the business's texts.
+"""The owner's web pages: sign in with an owner token, then the business's calls (searched,
+filtered, downloaded as CSV), each call with its transcript, consent record and texts, and the
+business's texts as one conversation per number. From a call's page the owner calls back (a
+``tel:`` link), texts a reply, marks the call handled, writes a note or cancels a follow-up.
 
 Plain server-rendered HTML that works without JavaScript. Signing in posts the token once; the
 browser then holds only a session cookie (HttpOnly, Secure over HTTPS, path ``/owner``) whose
 hash is a row in ``owner_sessions``. The cookie is SameSite=Lax, so a link from the owner's
 summary text or an email opens signed in, while cross-site posts carry no cookie. Every form post
 must also come from a page of this site: its ``Origin`` (or, lacking one, its ``Referer``) must be
-the public base URL's origin or the request's own. Responses are never cached, never framed, and
-may run no script.
+the public base URL's origin or the request's own; and every post but signing in carries the
+session's form token (a hash of the session's secret, which only our pages, rendered for that
+session, hold). Responses are never cached, never framed, and may run no script.
 
-Every page reads the signed-in owner's business only: another business's call is a plain 404.
+Every page and action reads or changes the signed-in owner's business only: another business's
+call, conversation or text is a plain 404.
 The texts page lists first the replies held as possible opt-outs (texts to those numbers are
 paused); the owner decides each with one of two form posts, ``/owner/texts/held/{id}/opt-out``
 (revoked like STOP) or ``/owner/texts/held/{id}/not-opt-out`` (the paused texts go on); another
@@ -24,32 +28,56 @@ The lead puts an :class:`OwnerContext` at ``app.state.owner`` and includes :func
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
+import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import Response as PlainResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import Connection, Engine
 
 from dashboard.access_tokens import OWNER_TOKENS, AttemptLimiter
-from dashboard.call_log import BusinessProfile, CallLog
-from dashboard.owner_pages import render
+from dashboard.call_handling import add_note, mark_handled
+from dashboard.call_log import BusinessProfile, CallDetails, CallFilter, CallLog
+from dashboard.call_search import (
+    CONSENTS,
+    HANDLED_CHOICES,
+    URGENCIES,
+    CallSearch,
+    SearchError,
+)
+from dashboard.calls_csv import calls_csv
+from dashboard.owner_pages import REPLY_REFUSALS, render
 from dashboard.owner_queries import (
+    NO_TEXTING,
     PageNotFound,
     call_page,
     calls_page,
     read_snapshot,
     texts_page,
+    thread_page,
 )
-from dashboard.owner_sessions import end_session, find_session, start_session
-from sms_sender import decide_held_reply
+from dashboard.owner_sessions import OwnerSession, end_session, find_session, start_session
+from sms_sender import (
+    FOLLOW_UP_KINDS,
+    MAX_REPLY_LENGTH,
+    cancel_message,
+    decide_held_reply,
+    get_message,
+    queue_owner_reply,
+    reply_refusal,
+)
 
 SESSION_COOKIE = "owner_session"
 _COOKIE_PATH = "/owner"
@@ -60,6 +88,15 @@ _CALL_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TEXTS = "/owner/texts"
 _HOLD_ID = re.compile(r"[1-9][0-9]{0,17}")
 _HOLD_DECISIONS = {"opt-out": "opt_out", "not-opt-out": "not_opt_out"}
+_TEXT_ID = re.compile(r"[1-9][0-9]{0,17}")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_DONE = {
+    "reply": "Your text is on its way; it shows below as queued, then sent.",
+    "handled": "Marked handled. Follow-up texts not sent yet were cancelled.",
+    "note": "Note saved.",
+    "cancelled": "That text was cancelled; it will not be sent.",
+}
+_FORM_REFUSED = "This form is out of date. Go back, reload the page and send it again."
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
@@ -130,10 +167,10 @@ class _OwnerPageRoute(APIRoute):
                     _forget_session_cookie(response, request)
             except RequestValidationError:
                 response = _error_page(
-                    PageError(422, "Request refused", "The request could not be read.")
+                    request, PageError(422, "Request refused", "The request could not be read.")
                 )
             except PageError as error:
-                response = _error_page(error)
+                response = _error_page(request, error)
             response.headers.update(_SECURITY_HEADERS)
             return response
 
@@ -149,15 +186,36 @@ def owner_router() -> APIRouter:
     router.add_api_route("", home, methods=["GET"])
     router.add_api_route("/sign-in", sign_in_form, methods=["GET"])
     router.add_api_route("/sign-in", sign_in, methods=["POST"], dependencies=from_our_pages)
-    router.add_api_route("/sign-out", sign_out, methods=["POST"], dependencies=from_our_pages)
+    router.add_api_route(
+        "/sign-out", sign_out, methods=["POST"], dependencies=[Depends(from_our_forms)]
+    )
+    our_forms = [Depends(from_our_forms)]
     router.add_api_route("/calls", calls, methods=["GET"])
+    router.add_api_route("/calls.csv", calls_download, methods=["GET"])
+    router.add_api_route(
+        "/calls/{call_sid}/reply", reply_to_caller, methods=["POST"], dependencies=our_forms
+    )
+    router.add_api_route(
+        "/calls/{call_sid}/handled", handled, methods=["POST"], dependencies=our_forms
+    )
+    router.add_api_route("/calls/{call_sid}/notes", note, methods=["POST"], dependencies=our_forms)
+    router.add_api_route(
+        "/calls/{call_sid}/follow-ups/{text_id}/cancel",
+        cancel_follow_up,
+        methods=["POST"],
+        dependencies=our_forms,
+    )
     router.add_api_route("/calls/{call_sid:path}", call, methods=["GET"])
     router.add_api_route("/texts", texts, methods=["GET"])
     router.add_api_route(
         "/texts/held/{hold_id}/{decision}",
         decide_hold,
         methods=["POST"],
-        dependencies=from_our_pages,
+        dependencies=our_forms,
+    )
+    router.add_api_route("/texts/{number}", thread, methods=["GET"])
+    router.add_api_route(
+        "/texts/{number}/reply", reply_in_thread, methods=["POST"], dependencies=our_forms
     )
     return router
 
@@ -186,6 +244,23 @@ def same_origin(request: Request, context: Context) -> None:
         )
 
 
+def from_our_forms(request: Request, context: Context, csrf: Annotated[str, Form()] = "") -> None:
+    """Refuse a form post that does not come from this site (403), that comes without a session
+    (sent to sign in), or whose form token is not the session's (403)."""
+    same_origin(request, context)
+    presented = request.cookies.get(SESSION_COOKIE)
+    if presented is None:
+        raise SignInRequired
+    if not hmac.compare_digest(csrf.encode(), form_token(presented).encode()):
+        raise PageError(403, "Form refused", _FORM_REFUSED)
+
+
+def form_token(session_secret: str) -> str:
+    """The token the session's forms carry: a hash of its secret, so a page of another site can
+    neither read nor work it out."""
+    return hashlib.sha256(f"owner-form:{session_secret}".encode()).hexdigest()
+
+
 # --- signing in and out -------------------------------------------------------------------------
 
 
@@ -193,8 +268,8 @@ def home() -> Response:
     return _redirect(_CALLS)
 
 
-def sign_in_form() -> Response:
-    return _page("sign_in.html", title="Sign in", business=None, problem=None)
+def sign_in_form(request: Request) -> Response:
+    return _page(request, "sign_in.html", title="Sign in", business=None, problem=None)
 
 
 def sign_in(request: Request, context: Context, token: Annotated[str, Form()] = "") -> Response:
@@ -203,7 +278,9 @@ def sign_in(request: Request, context: Context, token: Annotated[str, Form()] = 
     wait = context.token_attempts.retry_after(address)
     if wait is not None:
         logger.warning("owner sign-in refused: too many bad tokens from one address")
-        response = _page("sign_in.html", 429, title="Sign in", business=None, problem=_TOO_MANY)
+        response = _page(
+            request, "sign_in.html", 429, title="Sign in", business=None, problem=_TOO_MANY
+        )
         response.headers["Retry-After"] = str(wait)
         return response
     now = context.clock()
@@ -214,7 +291,9 @@ def sign_in(request: Request, context: Context, token: Annotated[str, Form()] = 
             started = start_session(conn, owner, now)
     if started is None:
         context.token_attempts.failed(address)
-        return _page("sign_in.html", 401, title="Sign in", business=None, problem=_TOKEN_REFUSED)
+        return _page(
+            request, "sign_in.html", 401, title="Sign in", business=None, problem=_TOKEN_REFUSED
+        )
     response = _redirect(_CALLS)
     response.set_cookie(
         SESSION_COOKIE,
@@ -241,73 +320,211 @@ def sign_out(request: Request, context: Context) -> Response:
 # --- the pages ------------------------------------------------------------------------------------
 
 
-def calls(request: Request, context: Context, page: str = "1") -> Response:
-    """The business's calls, newest first, a page at a time."""
+def calls(
+    request: Request,
+    context: Context,
+    page: str = "1",
+    q: str = "",
+    from_: Annotated[str, Query(alias="from")] = "",
+    to: str = "",
+    urgency: str = "",
+    consent: str = "",
+    handled: str = "",
+) -> Response:
+    """The business's calls that the search picks, newest first, a page at a time."""
+    search = CallSearch(q, from_, to, urgency, consent, handled)
     with read_snapshot(context.read_engine) as conn:
-        business = _signed_in_business(conn, request, context)
+        signed = _signed_in(conn, request, context)
+        business = signed.business
         number = _page_number(page, business)
+        wanted = _filter(search, business)
         try:
-            found = calls_page(conn, context.call_log, business, number, context.page_size)
+            found = calls_page(conn, context.call_log, business, wanted, number, context.page_size)
         except PageNotFound as missing:
             raise PageError(404, "No such page", str(missing), business) from None
     return _page(
+        request,
         "calls.html",
         title="Calls",
         business=business,
         section="calls",
         rows=found.rows,
         window=found.window,
+        search=search,
+        query=search.query(),
+        urgencies=URGENCIES,
+        consents=CONSENTS,
+        handled_choices=HANDLED_CHOICES,
     )
 
 
-def call(request: Request, context: Context, call_sid: str) -> Response:
-    """One call: the message, both sides of the transcript, consent, and the caller's texts."""
+def calls_download(
+    request: Request,
+    context: Context,
+    q: str = "",
+    from_: Annotated[str, Query(alias="from")] = "",
+    to: str = "",
+    urgency: str = "",
+    consent: str = "",
+    handled: str = "",
+) -> Response:
+    """The calls the search picks, every one of them, as a CSV file."""
+    search = CallSearch(q, from_, to, urgency, consent, handled)
     with read_snapshot(context.read_engine) as conn:
-        business = _signed_in_business(conn, request, context)
-        found = (
-            call_page(conn, context.call_log, business, call_sid)
-            if _CALL_SID.fullmatch(call_sid)
-            else None
-        )
-    if found is None:
-        raise PageError(404, "No such call", "Your business has no call with that id.", business)
-    return _page(
-        "call.html",
-        title=f"Call from {found.call.caller_number}",
-        business=business,
-        section="calls",
-        call=found.call,
-        consent=found.consent,
-        texts=found.texts,
-        texts_total=found.texts_total,
+        business = _signed_in(conn, request, context).business
+        listings = context.call_log.calls(conn, business.id, _filter(search, business), 0, None)
+    day = context.clock().astimezone(ZoneInfo(business.time_zone)).date().isoformat()
+    return PlainResponse(
+        calls_csv(business, listings, context.public_base_url),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="calls-{business.id}-{day}.csv"'},
     )
+
+
+def call(request: Request, context: Context, call_sid: str, done: str = "") -> Response:
+    """One call: the message, what to do about it, consent now and on the call, the texts with
+    the caller and both sides of the transcript."""
+    return _call_response(request, context, call_sid, done=_DONE.get(done))
 
 
 def texts(request: Request, context: Context, page: str = "1") -> Response:
-    """The business's texts both ways, newest first, opt-outs marked, a page at a time."""
+    """The business's conversations, the latest first, and the replies held for a decision."""
     with read_snapshot(context.read_engine) as conn:
-        business = _signed_in_business(conn, request, context)
+        business = _signed_in(conn, request, context).business
         number = _page_number(page, business)
         try:
             found = texts_page(conn, business, number, context.page_size)
         except PageNotFound as missing:
             raise PageError(404, "No such page", str(missing), business) from None
     return _page(
+        request,
         "texts.html",
         title="Texts",
         business=business,
         section="texts",
-        texts=found.texts,
+        threads=found.threads,
         window=found.window,
         held=found.held,
     )
+
+
+def thread(request: Request, context: Context, number: str, done: str = "") -> Response:
+    """Every text between the business and one number, and a reply when one may go."""
+    return _thread_response(request, context, number, done=_DONE.get(done))
+
+
+# --- acting on a call -----------------------------------------------------------------------------
+
+
+def reply_to_caller(
+    request: Request,
+    context: Context,
+    call_sid: str,
+    body: Annotated[str, Form()] = "",
+    reply_key: Annotated[str, Form()] = "",
+) -> Response:
+    """Text the caller the owner's reply, when one may go; else the call's page says why."""
+    with context.engine.begin() as conn:
+        business = _signed_in(conn, request, context).business
+        found = _their_call(conn, context, business, call_sid)
+        problem = _send_reply(conn, context, business, found.caller_number, body, reply_key)
+    if problem is None:
+        return _redirect(f"{_call_path(call_sid)}?done=reply#reply")
+    return _call_response(
+        request, context, call_sid, status=problem.status, problem=problem.message, draft=body
+    )
+
+
+def reply_in_thread(
+    request: Request,
+    context: Context,
+    number: str,
+    body: Annotated[str, Form()] = "",
+    reply_key: Annotated[str, Form()] = "",
+) -> Response:
+    """Text the owner's reply in a conversation, when one may go; else the page says why."""
+    with context.engine.begin() as conn:
+        business = _signed_in(conn, request, context).business
+        if (
+            not _E164.fullmatch(number)
+            or thread_page(conn, context.call_log, business, number, context.clock()) is None
+        ):
+            raise _no_thread(business)
+        problem = _send_reply(conn, context, business, number, body, reply_key)
+    if problem is None:
+        return _redirect(f"{_thread_path(number)}?done=reply#reply")
+    return _thread_response(
+        request, context, number, status=problem.status, problem=problem.message, draft=body
+    )
+
+
+def handled(request: Request, context: Context, call_sid: str) -> Response:
+    """Mark the call handled; the follow-ups still pending to the caller are cancelled."""
+    with context.engine.begin() as conn:
+        signed = _signed_in(conn, request, context)
+        found = _their_call(conn, context, signed.business, call_sid)
+        mark_handled(
+            conn,
+            signed.business.id,
+            found.call_sid,
+            found.caller_number,
+            signed.session.token.label,
+            context.clock(),
+        )
+    return _redirect(f"{_call_path(call_sid)}?done=handled")
+
+
+def note(
+    request: Request, context: Context, call_sid: str, body: Annotated[str, Form()] = ""
+) -> Response:
+    """Keep the owner's note on the call."""
+    with context.engine.begin() as conn:
+        signed = _signed_in(conn, request, context)
+        found = _their_call(conn, context, signed.business, call_sid)
+        try:
+            add_note(
+                conn,
+                signed.business.id,
+                found.call_sid,
+                body,
+                signed.session.token.label,
+                context.clock(),
+            )
+        except ValueError as bad:
+            raise PageError(400, "Note not saved", str(bad), signed.business) from None
+    return _redirect(f"{_call_path(call_sid)}?done=note")
+
+
+def cancel_follow_up(request: Request, context: Context, call_sid: str, text_id: str) -> Response:
+    """Cancel one follow-up text to the caller that is not sent yet."""
+    with context.engine.begin() as conn:
+        business = _signed_in(conn, request, context).business
+        found = _their_call(conn, context, business, call_sid)
+        message = get_message(conn, int(text_id)) if _TEXT_ID.fullmatch(text_id) else None
+        if (
+            message is None
+            or message.business_id != business.id
+            or message.to_number != found.caller_number
+            or message.kind not in FOLLOW_UP_KINDS
+        ):
+            raise PageError(
+                404, "No such text", "This call has no follow-up text with that id.", business
+            )
+        if not cancel_message(conn, message.id, "cancelled by the owner"):
+            raise PageError(
+                409,
+                "Too late to cancel",
+                f"That text is already {message.status.value}; it can no longer be cancelled.",
+                business,
+            )
+    return _redirect(f"{_call_path(call_sid)}?done=cancelled")
 
 
 def decide_hold(request: Request, context: Context, hold_id: str, decision: str) -> Response:
     """The owner's decision on a held reply: an opt-out, or not one."""
     chosen = _HOLD_DECISIONS.get(decision)
     with context.engine.begin() as conn:
-        business = _signed_in_business(conn, request, context)
+        business = _signed_in(conn, request, context).business
         decided = None
         if chosen is not None and _HOLD_ID.fullmatch(hold_id):
             decided = decide_held_reply(
@@ -326,9 +543,19 @@ def decide_hold(request: Request, context: Context, hold_id: str, decision: str)
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _signed_in_business(
-    conn: Connection, request: Request, context: OwnerContext
-) -> BusinessProfile:
+@dataclass(frozen=True)
+class _SignedIn:
+    business: BusinessProfile
+    session: OwnerSession
+
+
+@dataclass(frozen=True)
+class _ReplyProblem:
+    status: int
+    message: str
+
+
+def _signed_in(conn: Connection, request: Request, context: OwnerContext) -> _SignedIn:
     presented = request.cookies.get(SESSION_COOKIE)
     session = None if presented is None else find_session(conn, presented, context.clock())
     if session is None:
@@ -336,7 +563,148 @@ def _signed_in_business(
     business = context.call_log.business(conn, session.business_id)
     if business is None:
         raise PageError(404, "No such business", "This business is no longer set up here.")
-    return business
+    return _SignedIn(business, session)
+
+
+def _their_call(
+    conn: Connection, context: OwnerContext, business: BusinessProfile, call_sid: str
+) -> CallDetails:
+    found = (
+        context.call_log.call(conn, business.id, call_sid)
+        if _CALL_SID.fullmatch(call_sid)
+        else None
+    )
+    if found is None:
+        raise PageError(404, "No such call", "Your business has no call with that id.", business)
+    return found
+
+
+def _no_thread(business: BusinessProfile) -> PageError:
+    return PageError(
+        404, "No such conversation", "Your business has no texts with that number.", business
+    )
+
+
+def _send_reply(
+    conn: Connection,
+    context: OwnerContext,
+    business: BusinessProfile,
+    number: str,
+    body: str,
+    reply_key: str,
+) -> _ReplyProblem | None:
+    """Queue the owner's reply to ``number``; what stops it, in words, when it may not go."""
+    if not body.strip() or len(body.strip()) > MAX_REPLY_LENGTH:
+        return _ReplyProblem(400, f"Write a text of 1 to {MAX_REPLY_LENGTH} characters.")
+    now = context.clock()
+    texting = context.call_log.texting(conn, business.id)
+    refusal = NO_TEXTING if texting is None else reply_refusal(conn, texting.policy, number, now)
+    if texting is None or refusal is not None:
+        logger.info("owner reply refused: %s", refusal, extra={"business_id": business.id})
+        return _ReplyProblem(409, REPLY_REFUSALS[refusal or NO_TEXTING])
+    try:
+        queue_owner_reply(conn, texting.policy, texting.from_number, number, body, reply_key, now)
+    except ValueError:
+        return _ReplyProblem(400, _FORM_REFUSED)
+    logger.info("owner reply queued", extra={"business_id": business.id})
+    return None
+
+
+def _call_response(
+    request: Request,
+    context: OwnerContext,
+    call_sid: str,
+    *,
+    status: int = 200,
+    done: str | None = None,
+    problem: str | None = None,
+    draft: str = "",
+) -> Response:
+    now = context.clock()
+    with read_snapshot(context.read_engine) as conn:
+        business = _signed_in(conn, request, context).business
+        found = (
+            call_page(conn, context.call_log, business, call_sid, now)
+            if _CALL_SID.fullmatch(call_sid)
+            else None
+        )
+    if found is None:
+        raise PageError(404, "No such call", "Your business has no call with that id.", business)
+    return _page(
+        request,
+        "call.html",
+        status,
+        title=f"Call from {found.call.caller_number}",
+        business=business,
+        section="calls",
+        call=found.call,
+        consent=found.consent,
+        texts=found.texts,
+        texts_total=found.texts_total,
+        conversing=found.conversing,
+        handling=found.handling,
+        notes=found.notes,
+        pending_follow_ups=found.pending_follow_ups,
+        now=now,
+        done=done,
+        problem=problem,
+        draft=draft,
+        reply_key=secrets.token_hex(16),
+    )
+
+
+def _thread_response(
+    request: Request,
+    context: OwnerContext,
+    number: str,
+    *,
+    status: int = 200,
+    done: str | None = None,
+    problem: str | None = None,
+    draft: str = "",
+) -> Response:
+    now = context.clock()
+    with read_snapshot(context.read_engine) as conn:
+        business = _signed_in(conn, request, context).business
+        found = (
+            thread_page(conn, context.call_log, business, number, now)
+            if _E164.fullmatch(number)
+            else None
+        )
+    if found is None:
+        raise _no_thread(business)
+    return _page(
+        request,
+        "thread.html",
+        status,
+        title=f"Texts with {number}",
+        business=business,
+        section="texts",
+        number=number,
+        texts=found.texts,
+        texts_total=found.texts_total,
+        conversing=found.conversing,
+        now=now,
+        done=done,
+        problem=problem,
+        draft=draft,
+        reply_key=secrets.token_hex(16),
+    )
+
+
+def _filter(search: CallSearch, business: BusinessProfile) -> CallFilter:
+    try:
+        return search.call_filter(business.time_zone)
+    except SearchError as bad:
+        raise PageError(400, "Search refused", str(bad), business) from None
+
+
+def _call_path(call_sid: str) -> str:
+    return f"{_CALLS}/{quote(call_sid, safe='')}"
+
+
+def _thread_path(number: str) -> str:
+    return f"{_TEXTS}/{quote(number, safe='')}"
 
 
 def _page_number(raw: str, business: BusinessProfile) -> int:
@@ -371,8 +739,9 @@ def _redirect(path: str) -> Response:
     return RedirectResponse(path, status_code=303)
 
 
-def _error_page(error: PageError) -> Response:
+def _error_page(request: Request, error: PageError) -> Response:
     return _page(
+        request,
         "error.html",
         error.status,
         title=error.title,
@@ -382,5 +751,8 @@ def _error_page(error: PageError) -> Response:
     )
 
 
-def _page(template: str, status: int = 200, **values: Any) -> Response:
-    return HTMLResponse(render(template, **values), status_code=status)
+def _page(request: Request, template: str, status: int = 200, **values: Any) -> Response:
+    """The page ``template`` with ``values``; its forms carry the session's form token."""
+    presented = request.cookies.get(SESSION_COOKIE)
+    csrf = "" if presented is None else form_token(presented)
+    return HTMLResponse(render(template, csrf=csrf, **values), status_code=status)

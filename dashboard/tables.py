@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -63,3 +64,29 @@ owner_sessions = Table(
 )
 """A signed-in browser: the cookie holds a random secret, this row its hash. A session works
 until it expires or is ended (signing out), and only while its owner token still works."""
+
+handled_calls = Table(
+    "handled_calls",
+    metadata,
+    Column("call_sid", String(64), primary_key=True),
+    Column("business_id", String(64), nullable=False),
+    Column("handled_at", DateTime(timezone=True), nullable=False),
+    Column("handled_by", String(200), nullable=False),
+    Index("ix_handled_calls_business", "business_id", "call_sid"),
+)
+"""Calls the owner marked handled (one row per call; the first mark stands): when and by whom
+(the label of the owner token the session rests on)."""
+
+call_notes = Table(
+    "call_notes",
+    metadata,
+    Column("id", _ID, primary_key=True),
+    Column("business_id", String(64), nullable=False),
+    Column("call_sid", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("written_at", DateTime(timezone=True), nullable=False),
+    Column("written_by", String(200), nullable=False),
+    Index("ix_call_notes_call", "business_id", "call_sid", "id"),
+    sqlite_autoincrement=True,
+)
+"""The owner's notes on a call, oldest first; never changed once written."""

@@ -29,6 +29,7 @@ from sms_sender.keywords import (
 )
 from sms_sender.local_transport import LocalSmsTransport
 from sms_sender.outbox import (
+    FOLLOW_UP_KINDS,
     OutboxKind,
     OutboxMessage,
     OutboxStatus,
@@ -43,6 +44,13 @@ from sms_sender.outbox import (
 )
 from sms_sender.owner import CallSummary, queue_owner_summary
 from sms_sender.owner_choice import record_owner_choice
+from sms_sender.owner_reply import (
+    CONVERSATION_WINDOW,
+    MAX_REPLY_LENGTH,
+    ReplyRefusal,
+    queue_owner_reply,
+    reply_refusal,
+)
 from sms_sender.plan import TextPlan, plan_texts
 from sms_sender.policy import PolicyError, SmsPolicy
 from sms_sender.segments import segment_count
@@ -50,9 +58,10 @@ from sms_sender.send_rules import SendRules
 from sms_sender.tables import metadata
 from sms_sender.templates import ConfirmationRequest, TemplateName, render_confirmation, sample
 from sms_sender.text_history import (
+    Conversation,
     TextRecord,
-    business_texts,
-    count_texts,
+    conversations,
+    count_conversations,
     count_texts_with_number,
     texts_sent_for_calls,
     texts_with_number,
@@ -72,12 +81,16 @@ else:  # the Twilio SDK loads when the Twilio transport is first used
 
 __all__ = [
     "CONDITIONAL_OPT_IN_KEYWORDS",
+    "CONVERSATION_WINDOW",
+    "FOLLOW_UP_KINDS",
     "HELP_KEYWORDS",
+    "MAX_REPLY_LENGTH",
     "OPT_IN_KEYWORDS",
     "OPT_OUT_KEYWORDS",
     "OUTBOX_ID_PARAMETER",
     "CallSummary",
     "ConfirmationRequest",
+    "Conversation",
     "DeliveryReport",
     "DeliveryUpdate",
     "Direction",
@@ -95,6 +108,7 @@ __all__ = [
     "PlannedText",
     "PolicyError",
     "ReplyIntent",
+    "ReplyRefusal",
     "SendFailed",
     "SendReceipt",
     "SendRules",
@@ -106,13 +120,13 @@ __all__ = [
     "TextRecord",
     "ThreadEntry",
     "TwilioSmsTransport",
-    "business_texts",
     "cancel_message",
     "cancel_pending",
     "classify_reply",
     "conversation_thread",
+    "conversations",
+    "count_conversations",
     "count_sent",
-    "count_texts",
     "count_texts_with_number",
     "decide_held_reply",
     "dispatch_due",
@@ -125,12 +139,14 @@ __all__ = [
     "open_hold",
     "plan_texts",
     "queue_confirmation",
+    "queue_owner_reply",
     "queue_owner_summary",
     "queue_text",
     "record_delivery",
     "record_owner_choice",
     "recover_stale_claims",
     "render_confirmation",
+    "reply_refusal",
     "sample",
     "segment_count",
     "texts_sent_for_calls",

@@ -1,0 +1,47 @@
+"""calls the owner marked handled, and the owner's notes on calls
+
+Revision ID: 0014
+Revises: 0010
+Create Date: 2026-12-07 10:30:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0014"
+down_revision: str | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "handled_calls",
+        sa.Column("call_sid", sa.String(64), primary_key=True),
+        sa.Column("business_id", sa.String(64), nullable=False),
+        sa.Column("handled_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("handled_by", sa.String(200), nullable=False),
+    )
+    op.create_index("ix_handled_calls_business", "handled_calls", ["business_id", "call_sid"])
+    op.create_table(
+        "call_notes",
+        sa.Column("id", _ID, primary_key=True),
+        sa.Column("business_id", sa.String(64), nullable=False),
+        sa.Column("call_sid", sa.String(64), nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("written_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("written_by", sa.String(200), nullable=False),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("ix_call_notes_call", "call_notes", ["business_id", "call_sid", "id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_call_notes_call", table_name="call_notes")
+    op.drop_table("call_notes")
+    op.drop_index("ix_handled_calls_business", table_name="handled_calls")
+    op.drop_table("handled_calls")
