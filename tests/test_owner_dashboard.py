@@ -10,6 +10,7 @@ router with ``TestClient``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import re
@@ -237,7 +238,14 @@ def _record_history(engine: Engine) -> None:
 
 @pytest.fixture(params=BACKENDS)
 def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OwnerSite]:
-    with fresh_database(request.param, tmp_path, "owner") as url:
+    with owner_site(request.param, tmp_path) as built:
+        yield built
+
+
+@contextlib.contextmanager
+def owner_site(backend: str, tmp_path: Path) -> Iterator[OwnerSite]:
+    """The owner pages of the history above on ``backend``, served by ``TestClient``."""
+    with fresh_database(backend, tmp_path, "owner") as url:
         upgrade(url)
         engine = make_engine(url)
         read_engine = make_engine(url, read_only=True)
