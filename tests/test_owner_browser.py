@@ -53,15 +53,15 @@ _SMALL_TARGETS = """
   .filter(el => { const r = el.getBoundingClientRect(); return r.right > 0 && r.bottom > 0; })
   .map(el => { const r = el.getBoundingClientRect();
                return {what: el.outerHTML.slice(0, 80), width: r.width, height: r.height}; })
-  .filter(box => box.width < %d || box.height < %d)
-""" % (MIN_TARGET, MIN_TARGET)
+  .filter(box => box.width < MIN || box.height < MIN)
+""".replace("MIN", str(MIN_TARGET))
 _SMALL_TEXT = """
 () => [...document.querySelectorAll('body *')]
   .filter(el => [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim()))
   .filter(el => el.getClientRects().length > 0)
   .map(el => ({what: el.outerHTML.slice(0, 80), size: parseFloat(getComputedStyle(el).fontSize)}))
-  .filter(text => text.size < %d)
-""" % MIN_FONT_PX
+  .filter(text => text.size < MIN)
+""".replace("MIN", str(MIN_FONT_PX))
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,15 @@
 """What the CLI shows people: calls with both sides of the transcript, consent records, texts.
 
 It works on the records it is handed and imports none of their modules (``calls list`` loads no
-ledger or SMS code)."""
+ledger or SMS code). Times are shown on the business's clock, with the zone's abbreviation."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
     from consent_ledger import RecordedEvent
@@ -49,11 +51,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def render_call(call: CallRecord, event: RecordedEvent | None, texts: list[OutboxMessage]) -> str:
-    """A call as a person reads it: the message, the transcript, the consent record, the texts."""
+def local_time(instant: datetime, zone: str) -> str:
+    """``instant`` on the clock of ``zone``, with the zone's abbreviation."""
+    return instant.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def render_call(
+    call: CallRecord, event: RecordedEvent | None, texts: list[OutboxMessage], zone: str
+) -> str:
+    """A call as a person reads it: the message, the transcript, the consent record, the texts;
+    times on the clock of ``zone`` (the business's)."""
     lines = [
         f"Call {call.call_sid} · {call.business_id} · from {call.caller_number}",
-        f"  {call.started_at:%Y-%m-%d %H:%M:%S} UTC · ended: {call.end_reason or 'in progress'}",
+        f"  {local_time(call.started_at, zone)} · ended: {call.end_reason or 'in progress'}",
         "  Message: "
         + "; ".join(
             f"{label} {value or '—'}"
@@ -130,11 +140,13 @@ def render_outbox(messages: list[OutboxMessage]) -> str:
     )
 
 
-def render_call_list(records: list[CallRecord]) -> str:
+def render_call_list(records: list[CallRecord], zones: Mapping[str, str]) -> str:
+    """One line per call, its time on its business's clock (``zones``: business id → zone)."""
     if not records:
         return "No calls yet."
     return "\n".join(
-        f"{r.started_at:%Y-%m-%d %H:%M:%S}  {r.call_sid}  {r.business_id:<22} {r.caller_number}"
+        f"{local_time(r.started_at, zones.get(r.business_id, 'UTC'))}"
+        f"  {r.call_sid}  {r.business_id:<22} {r.caller_number}"
         f"  {r.caller_name or '—':<18} consent: {r.consent_outcome or '—'}"
         for r in records
     )

@@ -182,6 +182,12 @@ def get_business(conn: Connection, business_id: str) -> Business | None:
     return Business.model_validate({**row, "twilio_numbers": list(numbers)})
 
 
+def business_time_zones(conn: Connection) -> dict[str, str]:
+    """Each business's time zone, by business id (what the CLI shows times in)."""
+    rows = conn.execute(select(businesses.c.id, businesses.c.time_zone))
+    return {business_id: zone for business_id, zone in rows}
+
+
 def list_businesses(conn: Connection) -> list[Business]:
     ids = conn.execute(select(businesses.c.id).order_by(businesses.c.id)).scalars().all()
     return [business for business in (get_business(conn, i) for i in ids) if business]
