@@ -39,3 +39,11 @@ def test_the_ledger_bench_appends_verifies_and_exports() -> None:
         assert re.search(rf"^{measure}\s+sqlite\s+[\d,.]+\s+[\d,.]+", run.stdout, re.MULTILINE), (
             run.stdout
         )
+
+
+def test_the_owner_pages_bench_times_the_calls_page() -> None:
+    run = _run("owner_pages.py", "--calls", "120", "--requests", "3")
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.returncode in (0, 1), run.stderr  # 1: the target missed, said on the last line
+    for request in ("calls page 1", "calls last page", "search 'boiler'", "one call"):
+        assert re.search(rf"^{request}\s+[\d.]+\s+[\d.]+$", run.stdout, re.MULTILINE), run.stdout

@@ -42,22 +42,29 @@ class ReceptionistCallLog:
     def calls(
         self, conn: Connection, business_id: str, wanted: CallFilter, offset: int, limit: int | None
     ) -> list[CallListing]:
-        columns = (
-            calls.c.call_sid,
-            calls.c.started_at,
-            calls.c.caller_number,
-            calls.c.caller_name,
-            calls.c.need,
-            calls.c.urgency,
-            calls.c.consent_outcome,
-            status_of(calls.c.business_id, calls.c.caller_number).label("consent_status"),
-            handled_at_of(calls.c.call_sid).label("handled_at"),
-        )
-        query = (
-            _picked(select(*columns), business_id, wanted)
+        # The page's calls first, on narrow rows (the sort needs no more), then what they show:
+        # the consent standing and the handled mark are read for the page's calls only.
+        page = (
+            _picked(select(calls.c.call_sid, calls.c.started_at), business_id, wanted)
             .order_by(calls.c.started_at.desc(), calls.c.call_sid.desc())
             .offset(offset)
             .limit(limit)
+            .subquery("page")
+        )
+        query = (
+            select(
+                calls.c.call_sid,
+                calls.c.started_at,
+                calls.c.caller_number,
+                calls.c.caller_name,
+                calls.c.need,
+                calls.c.urgency,
+                calls.c.consent_outcome,
+                status_of(calls.c.business_id, calls.c.caller_number).label("consent_status"),
+                handled_at_of(calls.c.call_sid).label("handled_at"),
+            )
+            .join(page, page.c.call_sid == calls.c.call_sid)
+            .order_by(page.c.started_at.desc(), page.c.call_sid.desc())
         )
         return [_listing(row._asdict()) for row in conn.execute(query)]
 
