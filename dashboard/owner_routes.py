@@ -36,6 +36,7 @@ import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
@@ -47,6 +48,7 @@ from fastapi.responses import Response as PlainResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import Connection, Engine
 
+from consent_ledger import AudioStatus, AudioStore
 from dashboard.access_tokens import OWNER_TOKENS, AttemptLimiter
 from dashboard.call_handling import add_note, mark_handled
 from dashboard.call_log import BusinessProfile, CallDetails, CallFilter, CallLog
@@ -61,6 +63,7 @@ from dashboard.calls_csv import calls_csv
 from dashboard.owner_pages import REPLY_REFUSALS, render
 from dashboard.owner_queries import (
     NO_TEXTING,
+    CallPage,
     PageNotFound,
     call_page,
     calls_page,
@@ -100,7 +103,7 @@ _FORM_REFUSED = "This form is out of date. Go back, reload the page and send it 
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "default-src 'none'; style-src 'unsafe-inline'; media-src 'self'; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -123,7 +126,8 @@ class OwnerContext:
     ``engine`` signs owners in and out; ``read_engine`` reads the pages (on SQLite, one made with
     ``read_only=True``, so that reading never takes the write lock calls need);
     ``public_base_url`` is where browsers reach us, for the origin check and Secure cookies;
-    ``token_attempts`` slows down guessing of sign-in tokens, per address.
+    ``token_attempts`` slows down guessing of sign-in tokens, per address; ``audio_root`` is the
+    answer audio's store (``consent_ledger.AudioStore``), played on a call's page when present.
     """
 
     engine: Engine
@@ -133,6 +137,7 @@ class OwnerContext:
     public_base_url: str
     page_size: int = 50
     token_attempts: AttemptLimiter = field(default_factory=AttemptLimiter)
+    audio_root: Path | None = None
 
 
 class SignInRequired(Exception):
@@ -205,6 +210,7 @@ def owner_router() -> APIRouter:
         methods=["POST"],
         dependencies=our_forms,
     )
+    router.add_api_route("/calls/{call_sid}/answer.wav", answer_audio, methods=["GET"])
     router.add_api_route("/calls/{call_sid:path}", call, methods=["GET"])
     router.add_api_route("/texts", texts, methods=["GET"])
     router.add_api_route(
@@ -378,6 +384,25 @@ def calls_download(
         calls_csv(business, listings, context.public_base_url),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="calls-{business.id}-{day}.csv"'},
+    )
+
+
+def answer_audio(request: Request, context: Context, call_sid: str) -> Response:
+    """The recording of the caller's answer to the consent question, when one is stored."""
+    with read_snapshot(context.read_engine) as conn:
+        business = _signed_in(conn, request, context).business
+        found = (
+            call_page(conn, context.call_log, business, call_sid, context.clock())
+            if _CALL_SID.fullmatch(call_sid)
+            else None
+        )
+    digest = None if found is None else _stored_answer_audio(context, found)
+    if digest is None or context.audio_root is None:
+        raise PageError(404, "No recording", "This call has no recording of the answer.", business)
+    return PlainResponse(
+        AudioStore(context.audio_root).read(digest),
+        media_type="audio/wav",
+        headers={"Content-Disposition": "inline"},
     )
 
 
@@ -645,6 +670,7 @@ def _call_response(
         handling=found.handling,
         notes=found.notes,
         pending_follow_ups=found.pending_follow_ups,
+        answer_audio=_stored_answer_audio(context, found) is not None,
         now=now,
         done=done,
         problem=problem,
@@ -690,6 +716,16 @@ def _thread_response(
         draft=draft,
         reply_key=secrets.token_hex(16),
     )
+
+
+def _stored_answer_audio(context: OwnerContext, found: CallPage) -> str | None:
+    """The sha256 of the call's answer audio when the store holds it."""
+    evidence = None if found.consent is None else found.consent.evidence
+    digest = None if evidence is None else evidence.audio_sha256
+    if digest is None or context.audio_root is None:
+        return None
+    present = AudioStore(context.audio_root).status(digest) is AudioStatus.PRESENT
+    return digest if present else None
 
 
 def _filter(search: CallSearch, business: BusinessProfile) -> CallFilter:

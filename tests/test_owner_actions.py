@@ -13,8 +13,10 @@ read and posted through the app's router with ``TestClient``, on SQLite and on P
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
+import wave
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +24,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from consent_ledger import AudioStore, append_event
 from dashboard.owner_routes import form_token
 from dashboard.tables import call_notes, handled_calls
 from sms_sender import (
@@ -53,11 +56,14 @@ from tests.test_owner_dashboard import (
     SPARK_NUMBER,
     T0,
     OwnerSite,
+    _call,
+    _consent,
     _form,
     _page,
     _sign_in,
     owner_site,
 )
+from voice_agent.records.calls import save_call
 from voice_agent.records.sms_policies import policy_for, send_rules
 
 REPLY_KEY = "0123456789abcdef" * 2
@@ -353,6 +359,44 @@ def test_every_page_action_and_download_of_acme_is_not_found_for_spark(site: Own
         (OTHER_CALLER, f"no_reply_follow_up for {CALL_NO}", "scheduled")
     ]
     assert _outbox(site, OutboxKind.OWNER_REPLY) == []
+
+
+# --- the recorded answer ------------------------------------------------------------------------
+
+
+def _wav(seconds: float = 0.5) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(8000)
+        audio.writeframes(b"\x00\x01" * int(8000 * seconds))
+    return out.getvalue()
+
+
+def test_a_recorded_answer_plays_on_the_call_s_page_for_its_business_only(
+    site: OwnerSite, tmp_path: Path
+) -> None:
+    wav = _wav()
+    digest = AudioStore(tmp_path / "audio").put(wav)
+    call_sid = "CA" + "f6" * 16
+    with site.engine.begin() as conn:
+        evidence = _consent(ACME, OTHER_CALLER, call_sid, T0 + timedelta(hours=5), "yes")
+        grant = append_event(
+            conn, dataclasses.replace(evidence, audio_sha256=digest), T0 + timedelta(hours=5)
+        )
+        save_call(conn, _call(call_sid, ACME, OTHER_CALLER, T0 + timedelta(hours=5), grant))
+    _sign_in(site)
+    page = _page(site, f"/owner/calls/{call_sid}")
+    assert f'<audio controls preload="none" src="/owner/calls/{call_sid}/answer.wav">' in page
+    response = site.client.get(f"/owner/calls/{call_sid}/answer.wav")
+    assert response.status_code == 200 and response.headers["content-type"] == "audio/wav"
+    assert response.content == wav
+    assert "media-src 'self'" in response.headers["content-security-policy"]
+    assert "<audio" not in _page(site, f"/owner/calls/{CALL_YES}")  # nothing was recorded
+    assert site.client.get(f"/owner/calls/{CALL_YES}/answer.wav").status_code == 404
+    _sign_in(site, site.spark_token)
+    assert site.client.get(f"/owner/calls/{call_sid}/answer.wav").status_code == 404
 
 
 # --- finding calls ------------------------------------------------------------------------------

@@ -264,6 +264,7 @@ def owner_site(backend: str, tmp_path: Path) -> Iterator[OwnerSite]:
             clock=clock,
             public_base_url=PUBLIC_BASE_URL,
             page_size=PAGE_SIZE,
+            audio_root=tmp_path / "audio",
         )
         app.include_router(owner_router())
         client = TestClient(app, base_url=PUBLIC_BASE_URL, follow_redirects=False)

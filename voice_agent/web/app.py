@@ -76,6 +76,7 @@ def create_app(services: Services, *, export_processes: int | None = None) -> Fa
         call_log=ReceptionistCallLog(),
         clock=services.clock,
         public_base_url=services.settings.public_base_url,
+        audio_root=services.settings.audio_dir,
     )
     app.include_router(owner_router())
 
