@@ -27,6 +27,7 @@ from dashboard.call_log import (
     CallFilter,
     CallListing,
     CallLog,
+    LiveCall,
     Texting,
     TranscriptLine,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "CallListing",
     "CallLog",
     "IssuedToken",
+    "LiveCall",
     "OwnerContext",
     "Texting",
     "TokenError",

@@ -62,6 +62,14 @@ class CallFilter:
 
 
 @dataclass(frozen=True)
+class LiveCall:
+    """A call the assistant is on now: its stream was admitted and the call is not stored yet."""
+
+    call_sid: str
+    started_at: datetime
+
+
+@dataclass(frozen=True)
 class Texting:
     """How the business texts: its texting policy and the number its texts come from."""
 
@@ -121,6 +129,10 @@ class CallLog(Protocol):
     ) -> list[CallListing]:
         """The business's calls that ``wanted`` picks, newest first: ``limit`` of them (all when
         None) after skipping ``offset``."""
+        ...
+
+    def live_calls(self, conn: Connection, business_id: str, since: datetime) -> list[LiveCall]:
+        """The business's calls in progress that started at ``since`` or later, oldest first."""
         ...
 
     def texting(self, conn: Connection, business_id: str) -> Texting | None:

@@ -148,6 +148,13 @@ def call_clock(started_at: datetime, seconds: float, zone: str) -> str:
     return at.astimezone(ZoneInfo(zone)).strftime("%H:%M:%S")
 
 
+def live_call_line(started_at: datetime, zone: str, now: datetime) -> str:
+    """A call in progress in words: since when, on the business's clock, and for how long."""
+    minutes = max(0, int((now - started_at).total_seconds() // 60))
+    since = started_at.astimezone(ZoneInfo(zone)).strftime("%H:%M:%S %Z")
+    return f"The assistant is on a call that started at {since} ({minutes} min ago)."
+
+
 def _environment() -> Environment:
     environment = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -168,7 +175,9 @@ def _environment() -> Environment:
         send_reason=_label(SEND_REASONS),
         reply_refusal=_label(REPLY_REFUSALS),
     )
-    environment.globals.update(local_time=local_time, call_clock=call_clock)
+    environment.globals.update(
+        local_time=local_time, call_clock=call_clock, live_call_line=live_call_line
+    )
     return environment
 
 

@@ -10,7 +10,8 @@ summary text or an email opens signed in, while cross-site posts carry no cookie
 must also come from a page of this site: its ``Origin`` (or, lacking one, its ``Referer``) must be
 the public base URL's origin or the request's own; and every post but signing in carries the
 session's form token (a hash of the session's secret, which only our pages, rendered for that
-session, hold). Responses are never cached, never framed, and may run no script.
+session, hold). Responses are never cached and never framed, and may run no script but the
+"on a call now" page's own, served from here (the page works without it).
 
 Every page and action reads or changes the signed-in owner's business only: another business's
 call, conversation or text is a plain 404.
@@ -30,20 +31,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
+import anyio
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.responses import Response as PlainResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import Connection, Engine
@@ -60,7 +63,7 @@ from dashboard.call_search import (
     SearchError,
 )
 from dashboard.calls_csv import calls_csv
-from dashboard.owner_pages import REPLY_REFUSALS, render
+from dashboard.owner_pages import REPLY_REFUSALS, TEMPLATES, live_call_line, render
 from dashboard.owner_queries import (
     NO_TEXTING,
     CallPage,
@@ -99,11 +102,16 @@ _DONE = {
     "note": "Note saved.",
     "cancelled": "That text was cancelled; it will not be sent.",
 }
+LIVE_CALL_LIMIT = timedelta(minutes=30)
+"""A call shows as in progress for at most this long (a process that died mid-call leaves its
+admitted stream behind, and the journal stores the call when it comes back)."""
+_LIVE_SCRIPT = (TEMPLATES / "live.js").read_text(encoding="utf-8")
 _FORM_REFUSED = "This form is out of date. Go back, reload the page and send it again."
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; media-src 'self'; form-action 'self'; "
+        "default-src 'none'; style-src 'unsafe-inline'; media-src 'self'; script-src 'self'; "
+        "connect-src 'self'; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -127,7 +135,8 @@ class OwnerContext:
     ``read_only=True``, so that reading never takes the write lock calls need);
     ``public_base_url`` is where browsers reach us, for the origin check and Secure cookies;
     ``token_attempts`` slows down guessing of sign-in tokens, per address; ``audio_root`` is the
-    answer audio's store (``consent_ledger.AudioStore``), played on a call's page when present.
+    answer audio's store (``consent_ledger.AudioStore``), played on a call's page when present;
+    the "on a call now" events come every ``live_interval`` seconds, ``live_updates`` per stream.
     """
 
     engine: Engine
@@ -138,6 +147,8 @@ class OwnerContext:
     page_size: int = 50
     token_attempts: AttemptLimiter = field(default_factory=AttemptLimiter)
     audio_root: Path | None = None
+    live_interval: float = 2.0
+    live_updates: int = 300
 
 
 class SignInRequired(Exception):
@@ -213,6 +224,9 @@ def owner_router() -> APIRouter:
     router.add_api_route("/calls/{call_sid}/answer.wav", answer_audio, methods=["GET"])
     router.add_api_route("/calls/{call_sid:path}", call, methods=["GET"])
     router.add_api_route("/texts", texts, methods=["GET"])
+    router.add_api_route("/live", live, methods=["GET"])
+    router.add_api_route("/live/events", live_events, methods=["GET"])
+    router.add_api_route("/live.js", live_script, methods=["GET"])
     router.add_api_route(
         "/texts/held/{hold_id}/{decision}",
         decide_hold,
@@ -436,6 +450,49 @@ def texts(request: Request, context: Context, page: str = "1") -> Response:
 def thread(request: Request, context: Context, number: str, done: str = "") -> Response:
     """Every text between the business and one number, and a reply when one may go."""
     return _thread_response(request, context, number, done=_DONE.get(done))
+
+
+def live(request: Request, context: Context) -> Response:
+    """The calls the assistant is on now (the list updates itself where scripts run)."""
+    now = context.clock()
+    with read_snapshot(context.read_engine) as conn:
+        business = _signed_in(conn, request, context).business
+        found = context.call_log.live_calls(conn, business.id, now - LIVE_CALL_LIMIT)
+    return _page(
+        request, "live.html", title="On a call now", business=business, section="live",
+        live=found, now=now,
+    )  # fmt: skip
+
+
+def live_events(request: Request, context: Context) -> Response:
+    """Server-sent events: the calls in progress now, as lines of words, every
+    ``context.live_interval`` seconds, ``context.live_updates`` times (the browser reconnects)."""
+    with read_snapshot(context.read_engine) as conn:
+        business = _signed_in(conn, request, context).business
+
+    def lines() -> list[str]:
+        now = context.clock()
+        with read_snapshot(context.read_engine) as conn:
+            found = context.call_log.live_calls(conn, business.id, now - LIVE_CALL_LIMIT)
+        return [live_call_line(call.started_at, business.time_zone, now) for call in found]
+
+    async def events() -> AsyncIterator[str]:
+        yield f"retry: {int(context.live_interval * 1000)}\n\n"
+        for update in range(context.live_updates):
+            if update and await request.is_disconnected():
+                return
+            current = await anyio.to_thread.run_sync(lines)
+            yield f"event: calls\ndata: {json.dumps(current)}\n\n"
+            await anyio.sleep(context.live_interval)
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
+    )
+
+
+def live_script() -> Response:
+    """The small script that keeps the "on a call now" list current."""
+    return PlainResponse(_LIVE_SCRIPT, media_type="text/javascript; charset=utf-8")
 
 
 # --- acting on a call -----------------------------------------------------------------------------

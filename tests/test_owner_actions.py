@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import re
 import wave
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from consent_ledger import AudioStore, append_event
 from dashboard.owner_routes import form_token
@@ -65,6 +66,7 @@ from tests.test_owner_dashboard import (
 )
 from voice_agent.records.calls import save_call
 from voice_agent.records.sms_policies import policy_for, send_rules
+from voice_agent.records.tables import stream_credential_uses
 
 REPLY_KEY = "0123456789abcdef" * 2
 
@@ -397,6 +399,52 @@ def test_a_recorded_answer_plays_on_the_call_s_page_for_its_business_only(
     assert site.client.get(f"/owner/calls/{CALL_YES}/answer.wav").status_code == 404
     _sign_in(site, site.spark_token)
     assert site.client.get(f"/owner/calls/{call_sid}/answer.wav").status_code == 404
+
+
+# --- on a call now --------------------------------------------------------------------------------
+
+
+def _stream_admitted(site: OwnerSite, call_sid: str, business: str, minutes_ago: int) -> None:
+    at = site.clock.now - timedelta(minutes=minutes_ago)
+    with site.engine.begin() as conn:
+        conn.execute(
+            insert(stream_credential_uses).values(
+                call_sid=call_sid, business_id=business, used_at=at, expires_at=at
+            )
+        )
+
+
+def test_the_live_page_lists_the_business_s_calls_in_progress(site: OwnerSite) -> None:
+    _stream_admitted(site, "CA" + "71" * 16, ACME, 5)  # in progress
+    _stream_admitted(site, "CA" + "72" * 16, ACME, 31)  # too old to be one
+    _stream_admitted(site, CALL_YES, ACME, 2)  # stored: it ended
+    _stream_admitted(site, "CA" + "73" * 16, SPARK, 1)  # another business's
+    _sign_in(site)
+    html = _page(site, "/owner/live")
+    items = re.findall(r"<li>(.*?)</li>", html.split('id="live-calls"', 1)[1].split("</ul>")[0])
+    assert items == ["The assistant is on a call that started at 09:55:00 CDT (5 min ago)."]
+    assert '<script src="/owner/live.js" defer></script>' in html
+    script = site.client.get("/owner/live.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "EventSource" in script.text and "textContent" in script.text
+
+
+def test_live_events_carry_the_calls_in_progress(site: OwnerSite) -> None:
+    app = site.client.app
+    app.state.owner = dataclasses.replace(app.state.owner, live_interval=0.0, live_updates=2)  # type: ignore[attr-defined]
+    _stream_admitted(site, "CA" + "74" * 16, ACME, 1)
+    assert site.client.get("/owner/live/events").headers["location"] == "/owner/sign-in"
+    _sign_in(site)
+    response = site.client.get("/owner/live/events")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = [block for block in response.text.split("\n\n") if block.startswith("event:")]
+    assert len(events) == 2
+    name, data = events[0].split("\n")
+    assert name == "event: calls"
+    assert json.loads(data.removeprefix("data: ")) == [
+        "The assistant is on a call that started at 09:59:00 CDT (1 min ago)."
+    ]
 
 
 # --- finding calls ------------------------------------------------------------------------------

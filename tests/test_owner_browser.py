@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import Engine, insert
 
 from dashboard import OWNER_TOKENS
 from sms_sender import InboundSms, OutboxKind, PlannedText, handle_inbound, queue_text
@@ -42,6 +43,7 @@ from tests.test_owner_dashboard import (
 from voice_agent.records.businesses import import_businesses
 from voice_agent.records.migrate import upgrade
 from voice_agent.records.sms_policies import policy_for
+from voice_agent.records.tables import stream_credential_uses
 from voice_agent.services import build_services
 from voice_agent.web.local_server import free_port, serving
 
@@ -68,6 +70,7 @@ _SMALL_TEXT = """
 class Site:
     url: str
     token: str
+    engine: Engine
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +103,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         token = OWNER_TOKENS.issue(conn, ACME, "Acme owner", now, timedelta(days=1)).secret
     try:
         with serving(services) as url:
-            yield Site(url, token)
+            yield Site(url, token, engine)
     finally:
         engine.dispose()
 
@@ -176,6 +179,25 @@ def test_an_opted_out_caller_s_page_offers_a_call_not_a_text(browser: Browser, s
         keep_screenshot(page, f"owner-call-opted-out-{PHONE_WIDTH}")
 
 
+def test_the_on_a_call_now_list_updates_without_a_reload(browser: Browser, site: Site) -> None:
+    with page_at(browser, PHONE_WIDTH) as page:
+        _sign_in(page, site)
+        page.get_by_role("link", name="On a call now").click()
+        calls = page.locator("#live-calls li")
+        expect(calls).to_have_text(["No calls right now."])
+        expect(page.locator("#live-note")).to_have_text("This list updates by itself.")
+        now = datetime.now(UTC)
+        with site.engine.begin() as conn:
+            conn.execute(
+                insert(stream_credential_uses).values(
+                    call_sid="CA" + "75" * 16, business_id=ACME, used_at=now, expires_at=now
+                )
+            )
+        expect(calls.first).to_contain_text("The assistant is on a call that started at")
+        assert page.url == f"{site.url}/owner/live"  # no reload, no navigation
+        keep_screenshot(page, f"owner-live-{PHONE_WIDTH}")
+
+
 def test_no_owner_page_scrolls_sideways_at_360_px(browser: Browser, site: Site) -> None:
     pages = [
         "/owner/calls",
@@ -188,6 +210,7 @@ def test_no_owner_page_scrolls_sideways_at_360_px(browser: Browser, site: Site) 
         "/owner/texts",
         "/owner/texts/%2B15125550123",
         "/owner/texts/%2B15125550177",
+        "/owner/live",
     ]
     with page_at(browser, NARROW_PHONE_WIDTH) as page:
         page.goto(f"{site.url}/owner/sign-in")

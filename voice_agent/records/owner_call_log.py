@@ -3,6 +3,7 @@ business and call tables, read-only and always scoped to one business."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, exists, func, or_, select
@@ -13,6 +14,7 @@ from dashboard import (
     CallDetails,
     CallFilter,
     CallListing,
+    LiveCall,
     Texting,
     TranscriptLine,
     handled_at_of,
@@ -21,7 +23,7 @@ from dashboard import (
 from voice_agent.records.businesses import get_business
 from voice_agent.records.calls import CallRecord, get_call
 from voice_agent.records.sms_policies import sms_policy
-from voice_agent.records.tables import businesses, call_turns, calls
+from voice_agent.records.tables import businesses, call_turns, calls, stream_credential_uses
 
 
 class ReceptionistCallLog:
@@ -73,6 +75,16 @@ class ReceptionistCallLog:
         if record is None or record.business_id != business_id:
             return None
         return _details(record)
+
+    def live_calls(self, conn: Connection, business_id: str, since: datetime) -> list[LiveCall]:
+        uses = stream_credential_uses
+        stored = exists().where(calls.c.call_sid == uses.c.call_sid)
+        query = (
+            select(uses.c.call_sid, uses.c.used_at)
+            .where(uses.c.business_id == business_id, uses.c.used_at >= since, ~stored)
+            .order_by(uses.c.used_at, uses.c.call_sid)
+        )
+        return [LiveCall(sid, stored_instant(at)) for sid, at in conn.execute(query)]
 
     def texting(self, conn: Connection, business_id: str) -> Texting | None:
         business = get_business(conn, business_id)

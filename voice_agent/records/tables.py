@@ -104,4 +104,5 @@ stream_credential_uses = Table(
     Column("business_id", String(64), nullable=False),
     Column("used_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_stream_credential_uses_business_used", "business_id", "used_at"),
 )

@@ -1,4 +1,5 @@
-"""calls the owner marked handled, and the owner's notes on calls
+"""calls the owner marked handled, the owner's notes on calls, and an index that finds a
+business's calls in progress (the streams admitted lately)
 
 Revision ID: 0014
 Revises: 0010
@@ -38,9 +39,15 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_call_notes_call", "call_notes", ["business_id", "call_sid", "id"])
+    op.create_index(
+        "ix_stream_credential_uses_business_used",
+        "stream_credential_uses",
+        ["business_id", "used_at"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_stream_credential_uses_business_used", table_name="stream_credential_uses")
     op.drop_index("ix_call_notes_call", table_name="call_notes")
     op.drop_table("call_notes")
     op.drop_index("ix_handled_calls_business", table_name="handled_calls")
