@@ -21,12 +21,12 @@ misses its target.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,15 +36,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert
 
-from consent_ledger import (
-    AnswerEvidence,
-    ConsentEvidence,
-    ConsentMethod,
-    ConsentScope,
-    EventKind,
-    ScriptEvidence,
-    append_event,
-)
+from bench.sms import grant_evidence
+from consent_ledger import append_event
 from dashboard import OWNER_TOKENS, OwnerContext, owner_router
 from dashboard.tables import handled_calls
 from sms_sender.tables import outbox
@@ -60,38 +53,7 @@ BASE_URL = "https://receptionist.example.com"
 TARGET_P95_MS = 50.0
 PAGE_SIZE = 50  # the pages' default
 START = datetime(2025, 1, 1, 15, 0, tzinfo=UTC)
-SCRIPT = "This is Acme Plumbing's automated assistant. May we text you about this call?"
 NEEDS = ("a burst pipe", "a dripping tap", "no hot water", "a blocked drain", "a new boiler")
-
-
-def _grant(number: str, call_sid: str, at: datetime) -> ConsentEvidence:
-    return ConsentEvidence(
-        business_id=BUSINESS,
-        business_name="Acme Plumbing",
-        phone_number=number,
-        call_sid=call_sid,
-        stream_sid="MZ" + call_sid[2:],
-        kind=EventKind.CONSENT_GRANTED,
-        method=ConsentMethod.VERBAL,
-        script=ScriptEvidence(
-            "v1", SCRIPT, hashlib.sha256(SCRIPT.encode()).hexdigest(), at, at + timedelta(seconds=8)
-        ),
-        answers=(
-            AnswerEvidence(
-                "yes",
-                (),
-                "whisper/tiny.en",
-                0.9,
-                at + timedelta(seconds=9),
-                at + timedelta(seconds=10),
-            ),
-        ),
-        classifier="keyword-yes",
-        classifier_version="1",
-        reasked=False,
-        scope=ConsentScope("follow-up about this call", 2, at + timedelta(hours=24)),
-        occurred_at=at + timedelta(seconds=10),
-    )
 
 
 def seed(engine: Engine, total: int) -> str:
@@ -126,7 +88,13 @@ def seed(engine: Engine, total: int) -> str:
                 }
             )
             if consented:
-                event = append_event(conn, _grant(number, call_sid, started), started)
+                grant = replace(
+                    grant_evidence(number, started),
+                    business_id=BUSINESS,
+                    business_name="Acme Plumbing",
+                    call_sid=call_sid,
+                )
+                event = append_event(conn, grant, started)
                 text_rows.append(
                     {
                         "business_id": BUSINESS,

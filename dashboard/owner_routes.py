@@ -405,12 +405,8 @@ def answer_audio(request: Request, context: Context, call_sid: str) -> Response:
     """The recording of the caller's answer to the consent question, when one is stored."""
     with read_snapshot(context.read_engine) as conn:
         business = _signed_in(conn, request, context).business
-        found = (
-            call_page(conn, context.call_log, business, call_sid, context.clock())
-            if _CALL_SID.fullmatch(call_sid)
-            else None
-        )
-    digest = None if found is None else _stored_answer_audio(context, found)
+        found = _their_call_page(conn, context, business, call_sid, context.clock())
+    digest = _stored_answer_audio(context, found)
     if digest is None or context.audio_root is None:
         raise PageError(404, "No recording", "This call has no recording of the answer.", business)
     return PlainResponse(
@@ -423,7 +419,7 @@ def answer_audio(request: Request, context: Context, call_sid: str) -> Response:
 def call(request: Request, context: Context, call_sid: str, done: str = "") -> Response:
     """One call: the message, what to do about it, consent now and on the call, the texts with
     the caller and both sides of the transcript."""
-    return _call_response(request, context, call_sid, done=_DONE.get(done))
+    return _call_response(request, context, call_sid, _Outcome(done=_DONE.get(done)))
 
 
 def texts(request: Request, context: Context, page: str = "1") -> Response:
@@ -449,7 +445,7 @@ def texts(request: Request, context: Context, page: str = "1") -> Response:
 
 def thread(request: Request, context: Context, number: str, done: str = "") -> Response:
     """Every text between the business and one number, and a reply when one may go."""
-    return _thread_response(request, context, number, done=_DONE.get(done))
+    return _thread_response(request, context, number, _Outcome(done=_DONE.get(done)))
 
 
 def live(request: Request, context: Context) -> Response:
@@ -512,9 +508,7 @@ def reply_to_caller(
         problem = _send_reply(conn, context, business, found.caller_number, body, reply_key)
     if problem is None:
         return _redirect(f"{_call_path(call_sid)}?done=reply#reply")
-    return _call_response(
-        request, context, call_sid, status=problem.status, problem=problem.message, draft=body
-    )
+    return _call_response(request, context, call_sid, problem)
 
 
 def reply_in_thread(
@@ -535,9 +529,7 @@ def reply_in_thread(
         problem = _send_reply(conn, context, business, number, body, reply_key)
     if problem is None:
         return _redirect(f"{_thread_path(number)}?done=reply#reply")
-    return _thread_response(
-        request, context, number, status=problem.status, problem=problem.message, draft=body
-    )
+    return _thread_response(request, context, number, problem)
 
 
 def handled(request: Request, context: Context, call_sid: str) -> Response:
@@ -631,12 +623,6 @@ class _SignedIn:
     session: OwnerSession
 
 
-@dataclass(frozen=True)
-class _ReplyProblem:
-    status: int
-    message: str
-
-
 def _signed_in(conn: Connection, request: Request, context: OwnerContext) -> _SignedIn:
     presented = request.cookies.get(SESSION_COOKIE)
     session = None if presented is None else find_session(conn, presented, context.clock())
@@ -674,48 +660,50 @@ def _send_reply(
     number: str,
     body: str,
     reply_key: str,
-) -> _ReplyProblem | None:
-    """Queue the owner's reply to ``number``; what stops it, in words, when it may not go."""
+) -> _Outcome | None:
+    """Queue the owner's reply to ``number``; None, or what stopped it (in words, with the draft
+    to show again)."""
     if not body.strip() or len(body.strip()) > MAX_REPLY_LENGTH:
-        return _ReplyProblem(400, f"Write a text of 1 to {MAX_REPLY_LENGTH} characters.")
+        return _Outcome(
+            400, problem=f"Write a text of 1 to {MAX_REPLY_LENGTH} characters.", draft=body
+        )
     now = context.clock()
     texting = context.call_log.texting(conn, business.id)
     refusal = NO_TEXTING if texting is None else reply_refusal(conn, texting.policy, number, now)
     if texting is None or refusal is not None:
         logger.info("owner reply refused: %s", refusal, extra={"business_id": business.id})
-        return _ReplyProblem(409, REPLY_REFUSALS[refusal or NO_TEXTING])
+        return _Outcome(409, problem=REPLY_REFUSALS[refusal or NO_TEXTING], draft=body)
     try:
         queue_owner_reply(conn, texting.policy, texting.from_number, number, body, reply_key, now)
     except ValueError:
-        return _ReplyProblem(400, _FORM_REFUSED)
+        return _Outcome(400, problem=_FORM_REFUSED, draft=body)
     logger.info("owner reply queued", extra={"business_id": business.id})
     return None
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """How a page with a reply form answers a post: its status, what was done or what stopped
+    it, and the owner's draft to show again."""
+
+    status: int = 200
+    done: str | None = None
+    problem: str | None = None
+    draft: str = ""
+
+
 def _call_response(
-    request: Request,
-    context: OwnerContext,
-    call_sid: str,
-    *,
-    status: int = 200,
-    done: str | None = None,
-    problem: str | None = None,
-    draft: str = "",
+    request: Request, context: OwnerContext, call_sid: str, outcome: _Outcome
 ) -> Response:
     now = context.clock()
     with read_snapshot(context.read_engine) as conn:
         business = _signed_in(conn, request, context).business
-        found = (
-            call_page(conn, context.call_log, business, call_sid, now)
-            if _CALL_SID.fullmatch(call_sid)
-            else None
-        )
-    if found is None:
-        raise PageError(404, "No such call", "Your business has no call with that id.", business)
-    return _page(
+        found = _their_call_page(conn, context, business, call_sid, now)
+    return _conversation_page(
         request,
         "call.html",
-        status,
+        outcome,
+        now,
         title=f"Call from {found.call.caller_number}",
         business=business,
         section="calls",
@@ -728,23 +716,11 @@ def _call_response(
         notes=found.notes,
         pending_follow_ups=found.pending_follow_ups,
         answer_audio=_stored_answer_audio(context, found) is not None,
-        now=now,
-        done=done,
-        problem=problem,
-        draft=draft,
-        reply_key=secrets.token_hex(16),
     )
 
 
 def _thread_response(
-    request: Request,
-    context: OwnerContext,
-    number: str,
-    *,
-    status: int = 200,
-    done: str | None = None,
-    problem: str | None = None,
-    draft: str = "",
+    request: Request, context: OwnerContext, number: str, outcome: _Outcome
 ) -> Response:
     now = context.clock()
     with read_snapshot(context.read_engine) as conn:
@@ -756,10 +732,11 @@ def _thread_response(
         )
     if found is None:
         raise _no_thread(business)
-    return _page(
+    return _conversation_page(
         request,
         "thread.html",
-        status,
+        outcome,
+        now,
         title=f"Texts with {number}",
         business=business,
         section="texts",
@@ -767,12 +744,37 @@ def _thread_response(
         texts=found.texts,
         texts_total=found.texts_total,
         conversing=found.conversing,
-        now=now,
-        done=done,
-        problem=problem,
-        draft=draft,
-        reply_key=secrets.token_hex(16),
     )
+
+
+def _conversation_page(
+    request: Request, template: str, outcome: _Outcome, now: datetime, **values: Any
+) -> Response:
+    """A page with a reply form: a fresh reply key, and the outcome of what was just posted."""
+    return _page(
+        request,
+        template,
+        outcome.status,
+        now=now,
+        done=outcome.done,
+        problem=outcome.problem,
+        draft=outcome.draft,
+        reply_key=secrets.token_hex(16),
+        **values,
+    )
+
+
+def _their_call_page(
+    conn: Connection, context: OwnerContext, business: BusinessProfile, call_sid: str, now: datetime
+) -> CallPage:
+    found = (
+        call_page(conn, context.call_log, business, call_sid, now)
+        if _CALL_SID.fullmatch(call_sid)
+        else None
+    )
+    if found is None:
+        raise PageError(404, "No such call", "Your business has no call with that id.", business)
+    return found
 
 
 def _stored_answer_audio(context: OwnerContext, found: CallPage) -> str | None:
