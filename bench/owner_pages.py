@@ -13,9 +13,9 @@ session check, the queries, the template), so the figures are server time withou
 - the last page (the deepest offset), a word search, the handled filter, a consent filter;
 - one call's page.
 
-Prints p50 and p95 in milliseconds per request kind, and the machine's load average (the figures
-are wall-clock time, so other work on the machine shows in them); exits 1 when the calls page
-misses its target.
+Prints p50 and p95 in milliseconds per request kind (wall clock), the processor time per request,
+and the machine's load average (other work on the machine shows in the wall-clock figures, not in
+the processor time); exits 1 when the calls page misses its target.
 """
 
 from __future__ import annotations
@@ -127,17 +127,19 @@ def seed(engine: Engine, total: int) -> str:
     return f"CA{total - 1:032x}"
 
 
-def timings(client: TestClient, path: str, requests: int) -> list[float]:
-    """Milliseconds per request of ``path``, after one warm-up request."""
+def timings(client: TestClient, path: str, requests: int) -> tuple[list[float], float]:
+    """Milliseconds per request of ``path`` (wall clock), after one warm-up request, and the
+    processor time per request (this process's, server and client, every thread)."""
     assert client.get(path).status_code == 200, path
     spent = []
+    processor = time.process_time()
     for _ in range(requests):
         started = time.perf_counter()
         response = client.get(path)
         spent.append((time.perf_counter() - started) * 1000)
         if response.status_code != 200:
             raise SystemExit(f"{path} answered {response.status_code}")
-    return spent
+    return spent, (time.process_time() - processor) * 1000 / requests
 
 
 def p95(values: list[float]) -> float:
@@ -183,12 +185,12 @@ def main() -> int:
                 "may be texted": "/owner/calls?consent=granted",
                 "one call": f"/owner/calls/{newest}",
             }
-            print(f"{'request':<16} {'p50 ms':>8} {'p95 ms':>8}   ({args.requests} each)")
+            print(f"{'request':<16} {'p50 ms':>8} {'p95 ms':>8} {'cpu ms':>8}  (x{args.requests})")
             results = {}
             for name, path in kinds.items():
-                spent = timings(client, path, args.requests)
+                spent, cpu = timings(client, path, args.requests)
                 results[name] = p95(spent)
-                print(f"{name:<16} {statistics.median(spent):8.1f} {results[name]:8.1f}")
+                print(f"{name:<16} {statistics.median(spent):8.1f} {results[name]:8.1f} {cpu:8.1f}")
         read_engine.dispose()
         engine.dispose()
     print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

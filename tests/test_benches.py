@@ -46,4 +46,6 @@ def test_the_owner_pages_bench_times_the_calls_page() -> None:
     assert "Traceback" not in run.stderr, run.stderr
     assert run.returncode in (0, 1), run.stderr  # 1: the target missed, said on the last line
     for request in ("calls page 1", "calls last page", "search 'boiler'", "one call"):
-        assert re.search(rf"^{request}\s+[\d.]+\s+[\d.]+$", run.stdout, re.MULTILINE), run.stdout
+        assert re.search(rf"^{request}\s+[\d.]+\s+[\d.]+\s+[\d.]+$", run.stdout, re.MULTILINE), (
+            run.stdout
+        )
