@@ -20,6 +20,13 @@ from dashboard.auditor_tokens import (
     list_tokens,
     revoke_token,
 )
+from dashboard.business_settings import (
+    SETTING_LABELS,
+    ConsentScriptText,
+    OwnerSettings,
+    SettingsError,
+    SettingsStore,
+)
 from dashboard.call_handling import handled_at_of, is_handled
 from dashboard.call_log import (
     BusinessProfile,
@@ -48,6 +55,7 @@ else:  # the web framework and templates load when the routes are first used
 __all__ = [
     "AUDITOR_TOKENS",
     "OWNER_TOKENS",
+    "SETTING_LABELS",
     "AccessToken",
     "AuditContext",
     "AuditorToken",
@@ -56,9 +64,13 @@ __all__ = [
     "CallFilter",
     "CallListing",
     "CallLog",
+    "ConsentScriptText",
     "IssuedToken",
     "LiveCall",
     "OwnerContext",
+    "OwnerSettings",
+    "SettingsError",
+    "SettingsStore",
     "Texting",
     "TokenError",
     "TokenStatus",

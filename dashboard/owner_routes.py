@@ -35,7 +35,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -53,6 +53,15 @@ from sqlalchemy import Connection, Engine
 
 from consent_ledger import AudioStatus, AudioStore
 from dashboard.access_tokens import OWNER_TOKENS, AttemptLimiter
+from dashboard.business_settings import (
+    SETTING_LABELS,
+    SettingsError,
+    SettingsStore,
+    form_values,
+    recent_changes,
+    record_changes,
+    settings_from_form,
+)
 from dashboard.call_handling import add_note, mark_handled
 from dashboard.call_log import BusinessProfile, CallDetails, CallFilter, CallLog
 from dashboard.call_search import (
@@ -101,7 +110,9 @@ _DONE = {
     "handled": "Marked handled. Follow-up texts not sent yet were cancelled.",
     "note": "Note saved.",
     "cancelled": "That text was cancelled; it will not be sent.",
+    "settings": "Settings saved. They apply from the next call.",
 }
+CHANGES_SHOWN = 50
 LIVE_CALL_LIMIT = timedelta(minutes=30)
 """A call shows as in progress for at most this long (a process that died mid-call leaves its
 admitted stream behind, and the journal stores the call when it comes back)."""
@@ -136,7 +147,8 @@ class OwnerContext:
     ``public_base_url`` is where browsers reach us, for the origin check and Secure cookies;
     ``token_attempts`` slows down guessing of sign-in tokens, per address; ``audio_root`` is the
     answer audio's store (``consent_ledger.AudioStore``), played on a call's page when present;
-    the "on a call now" events come every ``live_interval`` seconds, ``live_updates`` per stream.
+    the "on a call now" events come every ``live_interval`` seconds, ``live_updates`` per stream;
+    ``settings_store`` reads and changes the business's settings (no settings page without it).
     """
 
     engine: Engine
@@ -149,6 +161,7 @@ class OwnerContext:
     audio_root: Path | None = None
     live_interval: float = 2.0
     live_updates: int = 300
+    settings_store: SettingsStore | None = None
 
 
 class SignInRequired(Exception):
@@ -227,6 +240,8 @@ def owner_router() -> APIRouter:
     router.add_api_route("/live", live, methods=["GET"])
     router.add_api_route("/live/events", live_events, methods=["GET"])
     router.add_api_route("/live.js", live_script, methods=["GET"])
+    router.add_api_route("/settings", settings_page, methods=["GET"])
+    router.add_api_route("/settings", change_settings, methods=["POST"], dependencies=our_forms)
     router.add_api_route(
         "/texts/held/{hold_id}/{decision}",
         decide_hold,
@@ -489,6 +504,60 @@ def live_events(request: Request, context: Context) -> Response:
 def live_script() -> Response:
     """The small script that keeps the "on a call now" list current."""
     return PlainResponse(_LIVE_SCRIPT, media_type="text/javascript; charset=utf-8")
+
+
+def settings_page(request: Request, context: Context, done: str = "") -> Response:
+    """The settings an owner may change, the consent script (read-only), and the changes made."""
+    with read_snapshot(context.read_engine) as conn:
+        business = _signed_in(conn, request, context).business
+        current = _settings_store(context, business).settings(conn, business.id)
+        if current is None:
+            raise PageError(404, "No such business", "This business is no longer set up here.")
+    return _settings_response(request, context, business, form_values(current), _DONE.get(done))
+
+
+def change_settings(
+    request: Request,
+    context: Context,
+    callback_time: Annotated[str, Form()] = "",
+    owner_phone: Annotated[str, Form()] = "",
+    ring_owner_first: Annotated[str, Form()] = "",
+    ring_seconds: Annotated[str, Form()] = "",
+    recording_enabled: Annotated[str, Form()] = "",
+    max_texts: Annotated[str, Form()] = "",
+    no_reply_follow_up_hours: Annotated[str, Form()] = "",
+    callback_check_hours: Annotated[str, Form()] = "",
+    excluded_numbers: Annotated[str, Form()] = "",
+) -> Response:
+    """Store the owner's settings and a record of each one changed; a setting the rules refuse
+    changes nothing, and the page says why with what was typed still in the form."""
+    posted = {
+        "callback_time": callback_time,
+        "owner_phone": owner_phone,
+        "ring_owner_first": ring_owner_first,
+        "ring_seconds": ring_seconds,
+        "recording_enabled": recording_enabled,
+        "max_texts": max_texts,
+        "no_reply_follow_up_hours": no_reply_follow_up_hours,
+        "callback_check_hours": callback_check_hours,
+        "excluded_numbers": excluded_numbers,
+    }
+    with read_snapshot(context.read_engine) as conn:
+        business = _signed_in(conn, request, context).business
+    store = _settings_store(context, business)
+    try:
+        with context.engine.begin() as conn:
+            signed = _signed_in(conn, request, context)
+            old = store.settings(conn, business.id)
+            if old is None:
+                raise SettingsError("This business is no longer set up here.")
+            new = store.change(conn, business.id, settings_from_form(posted))
+            by = signed.session.token.label
+            changed = record_changes(conn, business.id, old, new, by, context.clock())
+    except SettingsError as refused:
+        return _settings_response(request, context, business, posted, None, str(refused))
+    logger.info("owner changed %d settings", len(changed), extra={"business_id": business.id})
+    return _redirect("/owner/settings?done=settings")
 
 
 # --- acting on a call -----------------------------------------------------------------------------
@@ -775,6 +844,40 @@ def _their_call_page(
     if found is None:
         raise PageError(404, "No such call", "Your business has no call with that id.", business)
     return found
+
+
+def _settings_store(context: OwnerContext, business: BusinessProfile) -> SettingsStore:
+    if context.settings_store is None:
+        raise PageError(404, "No settings", "Settings cannot be changed here.", business)
+    return context.settings_store
+
+
+def _settings_response(
+    request: Request,
+    context: OwnerContext,
+    business: BusinessProfile,
+    values: Mapping[str, object],
+    done: str | None,
+    problem: str | None = None,
+) -> Response:
+    store = _settings_store(context, business)
+    with read_snapshot(context.read_engine) as conn:
+        script = store.consent_script(conn, business.id)
+        changes = recent_changes(conn, business.id, CHANGES_SHOWN)
+    return _page(
+        request,
+        "settings.html",
+        200 if problem is None else 400,
+        title="Settings",
+        business=business,
+        section="settings",
+        values=values,
+        labels=SETTING_LABELS,
+        script=script,
+        changes=changes,
+        done=done,
+        problem=problem,
+    )
 
 
 def _stored_answer_audio(context: OwnerContext, found: CallPage) -> str | None:

@@ -90,3 +90,19 @@ call_notes = Table(
     sqlite_autoincrement=True,
 )
 """The owner's notes on a call, oldest first; never changed once written."""
+
+settings_changes = Table(
+    "settings_changes",
+    metadata,
+    Column("id", _ID, primary_key=True),
+    Column("business_id", String(64), nullable=False),
+    Column("setting", String(64), nullable=False),
+    Column("old_value", Text, nullable=False),
+    Column("new_value", Text, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("changed_by", String(200), nullable=False),
+    Index("ix_settings_changes_business", "business_id", "id"),
+    sqlite_autoincrement=True,
+)
+"""Every change an owner made to a setting from the settings page: which, old → new (in words),
+when and by whom. Never changed afterwards."""

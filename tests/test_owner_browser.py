@@ -1,5 +1,6 @@
 """The owner pages in a real browser (headless Chromium) at a phone's 390 px and a desk's 1280 px:
-sign in, search, open a call, call back (the ``tel:`` link), text a reply, mark the call handled;
+sign in, search, open a call, call back (the ``tel:`` link), text a reply, mark the call handled,
+change a setting, watch the "on a call now" list update itself;
 and at 360 px no owner page scrolls sideways, every control is at least 44 px square and no text is
 too small to read without zooming. Screenshots are kept in ``var/screenshots/``.
 
@@ -166,6 +167,27 @@ def test_an_owner_finds_a_call_calls_back_replies_and_marks_it_handled(
         _fits(page)
 
 
+@pytest.mark.parametrize("width", WIDTHS)
+def test_an_owner_changes_a_setting_and_sees_it_recorded(
+    browser: Browser, site: Site, width: int
+) -> None:
+    with page_at(browser, width) as page:
+        _sign_in(page, site)
+        page.get_by_role("link", name="Settings").click()
+        page.get_by_label("Ring for (seconds)").fill(str(width // 10))
+        page.get_by_label("Callback promise").fill(f"within {width} minutes")
+        page.get_by_role("button", name="Save settings").click()
+        expect(page.get_by_role("status")).to_have_text(
+            "Settings saved. They apply from the next call."
+        )
+        expect(page.get_by_label("Ring for (seconds)")).to_have_value(str(width // 10))
+        newest = page.locator("table tbody tr").first
+        expect(newest).to_contain_text("Acme owner")
+        assert page.locator("table tbody tr", has_text=f"within {width} minutes").count() == 1
+        _fits(page)
+        keep_screenshot(page, f"owner-settings-{width}")
+
+
 def test_an_opted_out_caller_s_page_offers_a_call_not_a_text(browser: Browser, site: Site) -> None:
     with page_at(browser, PHONE_WIDTH) as page:
         _sign_in(page, site)
@@ -211,6 +233,7 @@ def test_no_owner_page_scrolls_sideways_at_360_px(browser: Browser, site: Site) 
         "/owner/texts/%2B15125550123",
         "/owner/texts/%2B15125550177",
         "/owner/live",
+        "/owner/settings",
     ]
     with page_at(browser, NARROW_PHONE_WIDTH) as page:
         page.goto(f"{site.url}/owner/sign-in")

@@ -59,6 +59,7 @@ from voice_agent.records.calls import CallRecord, Turn, save_call
 from voice_agent.records.database import make_engine
 from voice_agent.records.migrate import upgrade
 from voice_agent.records.owner_call_log import ReceptionistCallLog
+from voice_agent.web.owner_settings import ReceptionistSettings
 
 T0 = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)  # 10:00 CDT at Acme, 09:00 MDT at Bright Spark
 ACME = "acme-plumbing"
@@ -265,6 +266,7 @@ def owner_site(backend: str, tmp_path: Path) -> Iterator[OwnerSite]:
             public_base_url=PUBLIC_BASE_URL,
             page_size=PAGE_SIZE,
             audio_root=tmp_path / "audio",
+            settings_store=ReceptionistSettings(),
         )
         app.include_router(owner_router())
         client = TestClient(app, base_url=PUBLIC_BASE_URL, follow_redirects=False)

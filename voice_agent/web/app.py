@@ -19,6 +19,7 @@ from dashboard import AuditContext, OwnerContext, audit_router, owner_router
 from voice_agent.records.database import make_engine
 from voice_agent.records.owner_call_log import ReceptionistCallLog
 from voice_agent.services import Services
+from voice_agent.web.owner_settings import ReceptionistSettings
 from voice_agent.web.sms_webhooks import router as sms_router
 from voice_agent.web.stream_credentials import StreamClaims
 from voice_agent.web.voice_webhooks import router as call_flow_router
@@ -77,6 +78,7 @@ def create_app(services: Services, *, export_processes: int | None = None) -> Fa
         clock=services.clock,
         public_base_url=services.settings.public_base_url,
         audio_root=services.settings.audio_dir,
+        settings_store=ReceptionistSettings(),
     )
     app.include_router(owner_router())
 

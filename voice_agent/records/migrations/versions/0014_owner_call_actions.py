@@ -1,5 +1,6 @@
-"""calls the owner marked handled, the owner's notes on calls, and an index that finds a
-business's calls in progress (the streams admitted lately)
+"""calls the owner marked handled, the owner's notes on calls, the record of the owner's
+settings changes, and an index that finds a business's calls in progress (the streams admitted
+lately)
 
 Revision ID: 0014
 Revises: 0010
@@ -39,6 +40,18 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_call_notes_call", "call_notes", ["business_id", "call_sid", "id"])
+    op.create_table(
+        "settings_changes",
+        sa.Column("id", _ID, primary_key=True),
+        sa.Column("business_id", sa.String(64), nullable=False),
+        sa.Column("setting", sa.String(64), nullable=False),
+        sa.Column("old_value", sa.Text, nullable=False),
+        sa.Column("new_value", sa.Text, nullable=False),
+        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("changed_by", sa.String(200), nullable=False),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("ix_settings_changes_business", "settings_changes", ["business_id", "id"])
     op.create_index(
         "ix_stream_credential_uses_business_used",
         "stream_credential_uses",
@@ -48,6 +61,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_stream_credential_uses_business_used", table_name="stream_credential_uses")
+    op.drop_index("ix_settings_changes_business", table_name="settings_changes")
+    op.drop_table("settings_changes")
     op.drop_index("ix_call_notes_call", table_name="call_notes")
     op.drop_table("call_notes")
     op.drop_index("ix_handled_calls_business", table_name="handled_calls")

@@ -1,0 +1,177 @@
+"""The settings page: an owner changes the callback promise, ring-first phone and seconds,
+recording, texts and follow-ups, and the never-text list; each change is checked by the business
+rules, recorded (who, when, old → new) and read by the next call; the consent script is shown,
+never edited. A refused change stores nothing and keeps what was typed.
+
+On the records of ``test_owner_dashboard``, through the app's router with ``TestClient``, on
+SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from dashboard.tables import settings_changes
+from tests.conftest import BACKENDS
+from tests.test_owner_dashboard import (
+    ACME,
+    OUR_ORIGIN,
+    SPARK,
+    OwnerSite,
+    _form,
+    _page,
+    _sign_in,
+    owner_site,
+)
+from voice_agent.records.businesses import Business, get_business
+
+SAVED = "Settings saved. They apply from the next call."
+
+
+@pytest.fixture(params=BACKENDS)
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OwnerSite]:
+    with owner_site(request.param, tmp_path) as built:
+        yield built
+
+
+def _business(site: OwnerSite, business_id: str = ACME) -> Business:
+    with site.engine.connect() as conn:
+        found = get_business(conn, business_id)
+    assert found is not None
+    return found
+
+
+def _shown_form(html: str) -> dict[str, str]:
+    """The settings form's values as the page shows them (checkboxes: "on" when checked)."""
+    values = dict(re.findall(r'<input id="(\w+)" name="\w+"[^>]*? value="([^"]*)"', html))
+    for box in ("ring_owner_first", "recording_enabled"):
+        checked = re.search(rf'id="{box}" name="{box}" checked', html)
+        values[box] = "on" if checked else ""
+    values["excluded_numbers"] = re.findall(
+        r'<textarea id="excluded_numbers"[^>]*>(.*?)</textarea>', html, re.DOTALL
+    )[0]
+    return values
+
+
+def _save(site: OwnerSite, **changed: str) -> tuple[int, str]:
+    form = {**_shown_form(_page(site, "/owner/settings")), **changed}
+    form = {name: value for name, value in form.items() if value}  # unchecked boxes are not sent
+    response = site.client.post("/owner/settings", data={**_form(site), **form}, headers=OUR_ORIGIN)
+    return response.status_code, response.text if response.status_code != 303 else ""
+
+
+def test_the_page_shows_the_settings_and_the_consent_script_read_only(site: OwnerSite) -> None:
+    _sign_in(site)
+    html = _page(site, "/owner/settings")
+    shown = _shown_form(html)
+    business = _business(site)
+    assert shown["callback_time"] == business.callback_time
+    assert shown["owner_phone"] == business.owner_phone
+    assert shown["ring_seconds"] == str(business.ring_seconds)
+    assert shown["max_texts"] == str(business.max_texts)
+    assert '<label for="ring_seconds">Ring for (seconds)</label>' in html
+    script = html.split("<h2>The consent script</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "<blockquote>" in script and "Acme Plumbing" in script
+    assert "<textarea" not in script and "<input" not in script
+    assert "No changes yet." in html and 'href="/owner/settings" aria-current="page"' in html
+
+
+def test_a_change_is_stored_recorded_and_read_by_the_next_call(site: OwnerSite) -> None:
+    _sign_in(site)
+    before = _business(site)
+
+    status, _ = _save(
+        site,
+        callback_time="within two hours",
+        ring_seconds="35",
+        recording_enabled="on",
+        max_texts="4",
+        excluded_numbers="(512) 555-0188\n+1 512 555 0189\n",
+    )
+
+    assert status == 303
+    after = _business(site)
+    assert after.callback_time == "within two hours" and after.ring_seconds == 35
+    assert after.recording_enabled and after.max_texts == 4
+    assert after.excluded_numbers == ("+15125550188", "+15125550189")
+    assert after.twilio_numbers == before.twilio_numbers and after.name == before.name
+    html = _page(site, "/owner/settings?done=settings")
+    assert SAVED in html
+    assert "one to four texts" in html.split("<h2>The consent script</h2>", 1)[1]
+    with site.engine.connect() as conn:
+        rows = conn.execute(select(settings_changes).order_by(settings_changes.c.id)).all()
+    recorded = {row.setting: (row.old_value, row.new_value, row.changed_by) for row in rows}
+    assert recorded == {
+        "callback_time": (before.callback_time, "within two hours", "Acme owner"),
+        "ring_seconds": (str(before.ring_seconds), "35", "Acme owner"),
+        "recording_enabled": ("off", "on", "Acme owner"),
+        "max_texts": (str(before.max_texts), "4", "Acme owner"),
+        "excluded_numbers": ("none", "+15125550188, +15125550189", "Acme owner"),
+    }
+    assert {row.business_id for row in rows} == {ACME}
+    changes = html.split("<h2>Changes</h2>", 1)[1]
+    assert "2025-06-03 10:00:00 CDT" in changes and "Ring for (seconds)" in changes
+    assert "+15125550188, +15125550189" in changes
+
+    assert _save(site)[0] == 303  # saving again, unchanged, records nothing more
+    with site.engine.connect() as conn:
+        assert len(conn.execute(select(settings_changes)).all()) == len(rows)
+
+
+@pytest.mark.parametrize(
+    ("changed", "message"),
+    [
+        ({"ring_seconds": "2"}, "Ring for (seconds): Input should be greater than or equal to 5."),
+        ({"ring_seconds": "twenty"}, "Ring for (seconds): must be a whole number."),
+        ({"max_texts": "9"}, "Most texts a caller may agree to: Input should be less than or"),
+        ({"no_reply_follow_up_hours": "12"}, "Nudge after no reply (hours): Input should be"),
+        ({"callback_check_hours": "nan"}, "must be a number."),
+        ({"excluded_numbers": "555\n+15125550188"}, "Never text these numbers:"),
+        ({"owner_phone": "not a phone"}, "Ring first: your phone:"),
+        ({"callback_time": "x" * 201}, "Callback promise: String should have at most 200"),
+    ],
+)
+def test_a_refused_change_stores_nothing_and_keeps_what_was_typed(
+    site: OwnerSite, changed: dict[str, str], message: str
+) -> None:
+    _sign_in(site)
+    before = _business(site)
+
+    status, html = _save(site, **{"callback_time": "by noon tomorrow", **changed})
+
+    assert status == 400 and message in html
+    assert _business(site) == before
+    with site.engine.connect() as conn:
+        assert conn.execute(select(settings_changes)).all() == []
+    assert _shown_form(html)["callback_time"] == changed.get("callback_time", "by noon tomorrow")
+
+
+def test_each_owner_changes_only_their_own_business(site: OwnerSite) -> None:
+    acme = _business(site)
+    _sign_in(site, site.spark_token)
+    html = _page(site, "/owner/settings")
+    assert _shown_form(html)["owner_phone"] == _business(site, SPARK).owner_phone
+    assert "Acme Plumbing" not in html
+
+    assert _save(site, callback_time="Spark's own promise")[0] == 303
+
+    assert _business(site, SPARK).callback_time == "Spark's own promise"
+    assert _business(site) == acme
+    with site.engine.connect() as conn:
+        assert {row.business_id for row in conn.execute(select(settings_changes))} == {SPARK}
+
+
+def test_settings_posts_need_our_origin_and_the_form_token(site: OwnerSite) -> None:
+    _sign_in(site)
+    form = _shown_form(_page(site, "/owner/settings")) | {"ring_seconds": "45"}
+    for data, headers in (
+        ({**form, **_form(site)}, {"Origin": "https://evil.example"}),
+        (form, OUR_ORIGIN),
+    ):
+        assert site.client.post("/owner/settings", data=data, headers=headers).status_code == 403
+    assert _business(site).ring_seconds != 45

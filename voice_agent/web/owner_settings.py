@@ -1,0 +1,63 @@
+"""The business settings an owner changes from the dashboard: :class:`dashboard.SettingsStore`
+over the business profile, every change checked by the same rules as a business file."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from pydantic import ValidationError
+from sqlalchemy import Connection
+
+from dashboard import SETTING_LABELS, ConsentScriptText, OwnerSettings, SettingsError
+from voice_agent.consent.script import render_consent_script
+from voice_agent.records.businesses import Business, get_business, save_business
+
+
+class ReceptionistSettings:
+    """Reads and changes the owner's settings in the business table."""
+
+    def settings(self, conn: Connection, business_id: str) -> OwnerSettings | None:
+        business = get_business(conn, business_id)
+        return None if business is None else _owner_settings(business)
+
+    def change(self, conn: Connection, business_id: str, wanted: OwnerSettings) -> OwnerSettings:
+        business = get_business(conn, business_id)
+        if business is None:
+            raise SettingsError("This business is no longer set up here.")
+        try:
+            changed = Business.model_validate({**business.model_dump(), **asdict(wanted)})
+        except ValidationError as error:
+            raise SettingsError(_in_words(error)) from None
+        save_business(conn, changed)
+        return _owner_settings(changed)
+
+    def consent_script(self, conn: Connection, business_id: str) -> ConsentScriptText | None:
+        business = get_business(conn, business_id)
+        if business is None:
+            return None
+        script = render_consent_script(
+            business.consent_script_version, business.name, business.max_texts
+        )
+        return ConsentScriptText(script.version, script.text)
+
+
+def _owner_settings(business: Business) -> OwnerSettings:
+    return OwnerSettings(
+        callback_time=business.callback_time,
+        owner_phone=business.owner_phone,
+        ring_owner_first=business.ring_owner_first,
+        ring_seconds=business.ring_seconds,
+        recording_enabled=business.recording_enabled,
+        max_texts=business.max_texts,
+        no_reply_follow_up_hours=business.no_reply_follow_up_hours,
+        callback_check_hours=business.callback_check_hours,
+        excluded_numbers=business.excluded_numbers,
+    )
+
+
+def _in_words(error: ValidationError) -> str:
+    """The first problem pydantic found, named by the setting's label."""
+    issue = error.errors()[0]
+    setting = str(issue["loc"][0]) if issue["loc"] else ""
+    message = str(issue["msg"]).removeprefix("Value error, ")
+    return f"{SETTING_LABELS.get(setting, setting)}: {message}."
