@@ -128,12 +128,13 @@ def render_texts(texts: list[OutboxMessage]) -> list[str]:
     ]
 
 
-def render_outbox(messages: list[OutboxMessage]) -> str:
+def render_outbox(messages: list[OutboxMessage], zones: Mapping[str, str]) -> str:
+    """One line per text, its due time on its business's clock (``zones``: business id → zone)."""
     if not messages:
         return "The outbox is empty."
     return "\n".join(
         f"#{m.id} [{m.status.value}] {m.business_id} → {m.to_number}"
-        f" due {m.due_at:%Y-%m-%d %H:%M:%S}"
+        f" due {local_time(m.due_at, zones.get(m.business_id, 'UTC'))}"
         f" ({m.segments} segment{'s' if m.segments != 1 else ''}): {m.body}"
         + (f" ({m.reason})" if m.reason else "")
         for m in messages
