@@ -281,6 +281,7 @@ def test_listings_show_times_on_the_business_s_clock(stocked: str) -> None:
         "2026-03-02 09:04:05 CST · ended: caller hung up"
         in receptionist("calls", "show", CALL_SID).stdout
     )
+    assert " due 2026-03-02 09:04:05 CST " in receptionist("outbox", "list").stdout
 
 
 def test_json_output_parses(stocked: str) -> None:
