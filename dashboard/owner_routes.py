@@ -477,13 +477,18 @@ def live(request: Request, context: Context) -> Response:
 
 def live_events(request: Request, context: Context) -> Response:
     """Server-sent events: the calls in progress now, as lines of words, every
-    ``context.live_interval`` seconds, ``context.live_updates`` times (the browser reconnects)."""
+    ``context.live_interval`` seconds, ``context.live_updates`` times (the browser reconnects);
+    the stream ends as soon as the session does."""
     with read_snapshot(context.read_engine) as conn:
         business = _signed_in(conn, request, context).business
 
-    def lines() -> list[str]:
+    def lines() -> list[str] | None:
         now = context.clock()
         with read_snapshot(context.read_engine) as conn:
+            try:
+                _signed_in(conn, request, context)
+            except SignInRequired:
+                return None
             found = context.call_log.live_calls(conn, business.id, now - LIVE_CALL_LIMIT)
         return [live_call_line(call.started_at, business.time_zone, now) for call in found]
 
@@ -493,6 +498,8 @@ def live_events(request: Request, context: Context) -> Response:
             if update and await request.is_disconnected():
                 return
             current = await anyio.to_thread.run_sync(lines)
+            if current is None:
+                return
             yield f"event: calls\ndata: {json.dumps(current)}\n\n"
             await anyio.sleep(context.live_interval)
 

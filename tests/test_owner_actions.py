@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from consent_ledger import AudioStore, append_event
+from dashboard import OWNER_TOKENS
 from dashboard.owner_routes import form_token
 from dashboard.tables import call_notes, handled_calls
 from sms_sender import (
@@ -445,6 +446,12 @@ def test_live_events_carry_the_calls_in_progress(site: OwnerSite) -> None:
     assert json.loads(data.removeprefix("data: ")) == [
         "The assistant is on a call that started at 09:59:00 CDT (1 min ago)."
     ]
+
+    with site.engine.begin() as conn:  # the owner's token is revoked: the stream ends at once
+        (token,) = OWNER_TOKENS.tokens(conn, ACME)
+        OWNER_TOKENS.revoke(conn, token.id, site.clock.now)
+    ended = site.client.get("/owner/live/events")
+    assert ended.status_code == 303  # refused at the start
 
 
 # --- finding calls ------------------------------------------------------------------------------
