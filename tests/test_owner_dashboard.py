@@ -655,7 +655,7 @@ def test_the_texts_page_shows_one_conversation_per_number_and_each_thread_in_ord
     newest, caller = rows  # the held reply came at 15:00 CDT, the STOP's answer at 10:40
     assert f'href="tel:{OTHER_CALLER}"' in newest and "wrong number &lt;b&gt;who" in newest
     assert f'href="tel:{CALLER}"' in caller and "opt-out confirmation" in caller
-    assert 'href="/owner/texts/%2B15125550123">Open all 4</a>' in caller
+    assert 'href="/owner/texts/%2B15125550123">Open the 4 with +15125550123</a>' in caller
 
     thread = _page(site, "/owner/texts/%2B15125550123")
     texts = _thread_items(thread)
