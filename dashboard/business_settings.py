@@ -10,9 +10,9 @@ receptionist reads the business afresh for every call.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, time
 from typing import Protocol
 
 from sqlalchemy import Connection, insert, select
@@ -30,8 +30,13 @@ SETTING_LABELS = {
     "no_reply_follow_up_hours": "Nudge after no reply (hours)",
     "callback_check_hours": "Ask 'did we reach you?' after (hours)",
     "excluded_numbers": "Never text these numbers",
+    "hours_start": "Open from",
+    "hours_end": "Open until",
+    "open_days": "Open on",
+    "after_hours_callback": "Callback promise outside your hours",
 }
 """Each setting's name on the page and in the record of changes."""
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 class SettingsError(ValueError):
@@ -51,6 +56,10 @@ class OwnerSettings:
     no_reply_follow_up_hours: float | None
     callback_check_hours: float | None
     excluded_numbers: tuple[str, ...]
+    hours_start: time | None
+    hours_end: time | None
+    open_days: tuple[int, ...]
+    after_hours_callback: str
 
 
 @dataclass(frozen=True)
@@ -87,12 +96,16 @@ class SettingsStore(Protocol):
         ...
 
 
-def shown(value: object) -> str:
+def shown(setting: str, value: object) -> str:
     """A setting's value in words, as the record of changes keeps it."""
     if value is None or value == ():
         return "none"
     if isinstance(value, bool):
         return "on" if value else "off"
+    if isinstance(value, time):
+        return value.strftime("%H:%M")
+    if setting == "open_days" and isinstance(value, tuple):
+        return ", ".join(DAY_NAMES[day] for day in value)
     if isinstance(value, tuple):
         return ", ".join(str(item) for item in value)
     return str(value)
@@ -108,7 +121,7 @@ def record_changes(
 ) -> list[SettingsChange]:
     """Keep a row for every setting whose value changed from ``old`` to ``new``."""
     changes = [
-        SettingsChange(item.name, shown(before), shown(after), now, by)
+        SettingsChange(item.name, shown(item.name, before), shown(item.name, after), now, by)
         for item in fields(OwnerSettings)
         if (before := getattr(old, item.name)) != (after := getattr(new, item.name))
     ]
@@ -156,14 +169,21 @@ def form_values(settings: OwnerSettings) -> dict[str, object]:
         item.name: getattr(settings, item.name) for item in fields(OwnerSettings)
     }
     values["excluded_numbers"] = "\n".join(settings.excluded_numbers)
+    values["open_days"] = [str(day) for day in settings.open_days]
+    for name in ("hours_start", "hours_end"):
+        at = values[name]
+        values[name] = at.strftime("%H:%M") if isinstance(at, time) else ""
     for name in ("no_reply_follow_up_hours", "callback_check_hours"):
         hours = values[name]
         values[name] = "" if hours is None else f"{hours:g}"
     return values
 
 
-def settings_from_form(form: Mapping[str, str]) -> OwnerSettings:
-    """The settings the form asks for; SettingsError naming the setting a value cannot be."""
+def settings_from_form(form: Mapping[str, str], days: Sequence[str]) -> OwnerSettings:
+    """The settings the form asks for (``days``: the open days ticked, 0 = Monday); SettingsError
+    naming the setting a value cannot be."""
+    if not all(day in {"0", "1", "2", "3", "4", "5", "6"} for day in days):
+        raise SettingsError(f"{SETTING_LABELS['open_days']}: must be days of the week.")
     return OwnerSettings(
         callback_time=form.get("callback_time", "").strip(),
         owner_phone=form.get("owner_phone", "").strip(),
@@ -176,7 +196,21 @@ def settings_from_form(form: Mapping[str, str]) -> OwnerSettings:
         excluded_numbers=tuple(
             line.strip() for line in form.get("excluded_numbers", "").splitlines() if line.strip()
         ),
+        hours_start=_time_of_day(form, "hours_start"),
+        hours_end=_time_of_day(form, "hours_end"),
+        open_days=tuple(sorted({int(day) for day in days})),
+        after_hours_callback=form.get("after_hours_callback", "").strip(),
     )
+
+
+def _time_of_day(form: Mapping[str, str], name: str) -> time | None:
+    raw = form.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return time.fromisoformat(raw)
+    except ValueError:
+        raise SettingsError(f"{SETTING_LABELS[name]}: must be a time like 08:00.") from None
 
 
 def _number(form: Mapping[str, str], name: str, *, whole: bool = False) -> float | None:

@@ -54,6 +54,7 @@ from sqlalchemy import Connection, Engine
 from consent_ledger import AudioStatus, AudioStore
 from dashboard.access_tokens import OWNER_TOKENS, AttemptLimiter
 from dashboard.business_settings import (
+    DAY_NAMES,
     SETTING_LABELS,
     SettingsError,
     SettingsStore,
@@ -535,6 +536,10 @@ def change_settings(
     no_reply_follow_up_hours: Annotated[str, Form()] = "",
     callback_check_hours: Annotated[str, Form()] = "",
     excluded_numbers: Annotated[str, Form()] = "",
+    hours_start: Annotated[str, Form()] = "",
+    hours_end: Annotated[str, Form()] = "",
+    open_days: Annotated[list[str] | None, Form()] = None,
+    after_hours_callback: Annotated[str, Form()] = "",
 ) -> Response:
     """Store the owner's settings and a record of each one changed; a setting the rules refuse
     changes nothing, and the page says why with what was typed still in the form."""
@@ -548,7 +553,11 @@ def change_settings(
         "no_reply_follow_up_hours": no_reply_follow_up_hours,
         "callback_check_hours": callback_check_hours,
         "excluded_numbers": excluded_numbers,
+        "hours_start": hours_start,
+        "hours_end": hours_end,
+        "after_hours_callback": after_hours_callback,
     }
+    days = open_days or []
     with read_snapshot(context.read_engine) as conn:
         business = _signed_in(conn, request, context).business
     store = _settings_store(context, business)
@@ -558,11 +567,12 @@ def change_settings(
             old = store.settings(conn, business.id)
             if old is None:
                 raise SettingsError("This business is no longer set up here.")
-            new = store.change(conn, business.id, settings_from_form(posted))
+            new = store.change(conn, business.id, settings_from_form(posted, days))
             by = signed.session.token.label
             changed = record_changes(conn, business.id, old, new, by, context.clock())
     except SettingsError as refused:
-        return _settings_response(request, context, business, posted, None, str(refused))
+        shown = {**posted, "open_days": days}
+        return _settings_response(request, context, business, shown, None, str(refused))
     logger.info("owner changed %d settings", len(changed), extra={"business_id": business.id})
     return _redirect("/owner/settings?done=settings")
 
@@ -880,6 +890,7 @@ def _settings_response(
         section="settings",
         values=values,
         labels=SETTING_LABELS,
+        day_names=DAY_NAMES,
         script=script,
         changes=changes,
         done=done,

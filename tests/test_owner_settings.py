@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime, time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -46,9 +48,13 @@ def _business(site: OwnerSite, business_id: str = ACME) -> Business:
     return found
 
 
-def _shown_form(html: str) -> dict[str, str]:
-    """The settings form's values as the page shows them (checkboxes: "on" when checked)."""
-    values = dict(re.findall(r'<input id="(\w+)" name="\w+"[^>]*? value="([^"]*)"', html))
+def _shown_form(html: str) -> dict[str, str | list[str]]:
+    """The settings form's values as the page shows them (checkboxes: "on" when checked; the
+    open days ticked, as a list)."""
+    values: dict[str, str | list[str]] = dict(
+        re.findall(r'<input id="(\w+)" name="\w+"[^>]*? value="([^"]*)"', html)
+    )
+    values["open_days"] = re.findall(r'name="open_days" value="(\d)" checked', html)
     for box in ("ring_owner_first", "recording_enabled"):
         checked = re.search(rf'id="{box}" name="{box}" checked', html)
         values[box] = "on" if checked else ""
@@ -58,7 +64,7 @@ def _shown_form(html: str) -> dict[str, str]:
     return values
 
 
-def _save(site: OwnerSite, **changed: str) -> tuple[int, str]:
+def _save(site: OwnerSite, **changed: str | list[str]) -> tuple[int, str]:
     form = {**_shown_form(_page(site, "/owner/settings")), **changed}
     form = {name: value for name, value in form.items() if value}  # unchecked boxes are not sent
     response = site.client.post("/owner/settings", data={**_form(site), **form}, headers=OUR_ORIGIN)
@@ -123,6 +129,49 @@ def test_a_change_is_stored_recorded_and_read_by_the_next_call(site: OwnerSite) 
         assert len(conn.execute(select(settings_changes)).all()) == len(rows)
 
 
+def test_business_hours_decide_what_the_next_call_is_promised(site: OwnerSite) -> None:
+    _sign_in(site)
+    status, _ = _save(
+        site,
+        hours_start="08:00",
+        hours_end="17:30",
+        open_days=["0", "1", "2", "3", "4", "5"],
+        after_hours_callback="first thing in the morning",
+    )
+    assert status == 303
+    business = _business(site)
+    assert (business.hours_start, business.hours_end) == (time(8, 0), time(17, 30))
+    assert business.open_days == (0, 1, 2, 3, 4, 5)
+    chicago = ZoneInfo("America/Chicago")
+    promised = {
+        at: business.answering_at(
+            datetime(2025, 6, day, hour, minute, tzinfo=chicago)
+        ).callback_time
+        for at, (day, hour, minute) in {
+            "Tuesday 10:00": (3, 10, 0),
+            "Tuesday 17:29": (3, 17, 29),
+            "Tuesday 17:30": (3, 17, 30),
+            "Tuesday 23:00": (3, 23, 0),
+            "Saturday 09:00": (7, 9, 0),
+            "Sunday 12:00": (8, 12, 0),
+        }.items()
+    }
+    assert promised == {
+        "Tuesday 10:00": "within 30 minutes",
+        "Tuesday 17:29": "within 30 minutes",
+        "Tuesday 17:30": "first thing in the morning",
+        "Tuesday 23:00": "first thing in the morning",
+        "Saturday 09:00": "within 30 minutes",
+        "Sunday 12:00": "first thing in the morning",
+    }
+    html = _page(site, "/owner/settings")
+    assert _shown_form(html)["open_days"] == ["0", "1", "2", "3", "4", "5"]
+    changes = html.split("<h2>Changes</h2>", 1)[1]
+    assert "Mon, Tue, Wed, Thu, Fri, Sat" in changes and "17:30" in changes
+    assert _save(site, hours_start="", hours_end="")[0] == 303  # always open again
+    assert _business(site).answering_at(datetime(2025, 6, 3, 23, tzinfo=chicago)) == _business(site)
+
+
 @pytest.mark.parametrize(
     ("changed", "message"),
     [
@@ -134,10 +183,14 @@ def test_a_change_is_stored_recorded_and_read_by_the_next_call(site: OwnerSite) 
         ({"excluded_numbers": "555\n+15125550188"}, "Never text these numbers:"),
         ({"owner_phone": "not a phone"}, "Ring first: your phone:"),
         ({"callback_time": "x" * 201}, "Callback promise: String should have at most 200"),
+        ({"hours_start": "9am"}, "Open from: must be a time like 08:00."),
+        ({"hours_start": "18:00", "hours_end": "08:00"}, "Business hours must open before they"),
+        ({"hours_start": "08:00", "hours_end": ""}, "Business hours need both an opening"),
+        ({"open_days": ["1", "9"]}, "Open on: must be days of the week."),
     ],
 )
 def test_a_refused_change_stores_nothing_and_keeps_what_was_typed(
-    site: OwnerSite, changed: dict[str, str], message: str
+    site: OwnerSite, changed: dict[str, str | list[str]], message: str
 ) -> None:
     _sign_in(site)
     before = _business(site)

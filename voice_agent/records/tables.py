@@ -45,6 +45,15 @@ businesses = Table(
     Column("callback_check_hours", Float),
     Column("excluded_numbers", JSON, nullable=False, server_default="[]"),
     Column("sms_state_caps", Boolean, nullable=False, server_default=sa_true()),
+    Column("hours_start", Time),
+    Column("hours_end", Time),
+    Column("open_days", JSON, nullable=False, server_default="[0, 1, 2, 3, 4]"),
+    Column(
+        "after_hours_callback",
+        String(200),
+        nullable=False,
+        server_default="on the next business day",
+    ),
 )
 
 business_numbers = Table(

@@ -52,6 +52,10 @@ def _owner_settings(business: Business) -> OwnerSettings:
         no_reply_follow_up_hours=business.no_reply_follow_up_hours,
         callback_check_hours=business.callback_check_hours,
         excluded_numbers=business.excluded_numbers,
+        hours_start=business.hours_start,
+        hours_end=business.hours_end,
+        open_days=business.open_days,
+        after_hours_callback=business.after_hours_callback,
     )
 
 
@@ -60,4 +64,6 @@ def _in_words(error: ValidationError) -> str:
     issue = error.errors()[0]
     setting = str(issue["loc"][0]) if issue["loc"] else ""
     message = str(issue["msg"]).removeprefix("Value error, ")
+    if not setting:  # a rule across settings: its message names them
+        return f"{message[:1].upper()}{message[1:]}."
     return f"{SETTING_LABELS.get(setting, setting)}: {message}."

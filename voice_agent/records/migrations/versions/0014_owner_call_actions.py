@@ -1,6 +1,6 @@
 """calls the owner marked handled, the owner's notes on calls, the record of the owner's
-settings changes, and an index that finds a business's calls in progress (the streams admitted
-lately)
+settings changes, business hours with the callback promise made outside them, and an index that
+finds a business's calls in progress (the streams admitted lately)
 
 Revision ID: 0014
 Revises: 0010
@@ -52,6 +52,20 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_settings_changes_business", "settings_changes", ["business_id", "id"])
+    with op.batch_alter_table("businesses") as table:
+        table.add_column(sa.Column("hours_start", sa.Time))
+        table.add_column(sa.Column("hours_end", sa.Time))
+        table.add_column(
+            sa.Column("open_days", sa.JSON, nullable=False, server_default="[0, 1, 2, 3, 4]")
+        )
+        table.add_column(
+            sa.Column(
+                "after_hours_callback",
+                sa.String(200),
+                nullable=False,
+                server_default="on the next business day",
+            )
+        )
     op.create_index(
         "ix_stream_credential_uses_business_used",
         "stream_credential_uses",
@@ -60,6 +74,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("businesses") as table:
+        for column in ("after_hours_callback", "open_days", "hours_end", "hours_start"):
+            table.drop_column(column)
     op.drop_index("ix_stream_credential_uses_business_used", table_name="stream_credential_uses")
     op.drop_index("ix_settings_changes_business", table_name="settings_changes")
     op.drop_table("settings_changes")
