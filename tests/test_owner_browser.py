@@ -175,7 +175,7 @@ def test_an_owner_changes_a_setting_and_sees_it_recorded(
         _sign_in(page, site)
         page.get_by_role("link", name="Settings").click()
         page.get_by_label("Ring for (seconds)").fill(str(width // 10))
-        page.get_by_label("Callback promise").fill(f"within {width} minutes")
+        page.get_by_label("Callback promise", exact=True).fill(f"within {width} minutes")
         page.get_by_role("button", name="Save settings").click()
         expect(page.get_by_role("status")).to_have_text(
             "Settings saved. They apply from the next call."
