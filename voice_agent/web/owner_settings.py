@@ -3,7 +3,7 @@ over the business profile, every change checked by the same rules as a business 
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 from pydantic import ValidationError
 from sqlalchemy import Connection
@@ -11,6 +11,8 @@ from sqlalchemy import Connection
 from dashboard import SETTING_LABELS, ConsentScriptText, OwnerSettings, SettingsError
 from voice_agent.consent.script import render_consent_script
 from voice_agent.records.businesses import Business, get_business, save_business
+
+_SETTING_NAMES = {item.name for item in fields(OwnerSettings)}
 
 
 class ReceptionistSettings:
@@ -42,21 +44,7 @@ class ReceptionistSettings:
 
 
 def _owner_settings(business: Business) -> OwnerSettings:
-    return OwnerSettings(
-        callback_time=business.callback_time,
-        owner_phone=business.owner_phone,
-        ring_owner_first=business.ring_owner_first,
-        ring_seconds=business.ring_seconds,
-        recording_enabled=business.recording_enabled,
-        max_texts=business.max_texts,
-        no_reply_follow_up_hours=business.no_reply_follow_up_hours,
-        callback_check_hours=business.callback_check_hours,
-        excluded_numbers=business.excluded_numbers,
-        hours_start=business.hours_start,
-        hours_end=business.hours_end,
-        open_days=business.open_days,
-        after_hours_callback=business.after_hours_callback,
-    )
+    return OwnerSettings(**business.model_dump(include=_SETTING_NAMES))
 
 
 def _in_words(error: ValidationError) -> str:
