@@ -60,7 +60,7 @@ CONSENT_DECISIONS = {
 }
 ANSWER_METHODS = {"verbal": "spoken answer", "keypad": "keypad", "spoken": "said on the call"}
 STANDINGS = {
-    "granted": "may be texted",
+    "granted": "agreed to texts",
     "revoked": "opted out",
     "declined": "said no to texts",
     "unclear": "unclear, treated as no",

@@ -194,6 +194,21 @@ def test_a_reply_without_a_recent_text_or_consent_is_refused_and_the_draft_kept(
     assert _outbox(site, OutboxKind.OWNER_REPLY) == []
 
 
+def test_a_consent_s_standing_says_whether_its_window_is_still_open(site: OwnerSite) -> None:
+    _sign_in(site, site.spark_token)  # Spark's caller agreed at 09:00 MDT, for 20 hours
+    ended = _page(site, f"/owner/calls/{CALL_SPARK}")
+    assert (
+        "<strong>Now:</strong> Agreed to texts by saying so on a call on 2025-06-02 09:00:10 MDT;"
+        " the time allowed for texts ended 2025-06-03 05:00:00 MDT" in ended
+    )
+    assert "agreed to texts" in _page(site, "/owner/calls")
+    site.clock.now = T0 + timedelta(hours=3)
+    _sign_in(site, site.spark_token)
+    open_now = _page(site, f"/owner/calls/{CALL_SPARK}")
+    assert "<strong>Now:</strong> May be texted: agreed by saying so on a call on" in open_now
+    assert "until 2025-06-03 05:00:00 MDT." in open_now
+
+
 def test_a_reply_rests_on_a_consent_in_force(site: OwnerSite) -> None:
     site.clock.now = T0 + timedelta(hours=3)  # inside Spark's caller's 20-hour window
     _sign_in(site, site.spark_token)
