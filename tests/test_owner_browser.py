@@ -221,28 +221,29 @@ def test_the_on_a_call_now_list_updates_without_a_reload(browser: Browser, site:
 
 
 def test_no_owner_page_scrolls_sideways_at_360_px(browser: Browser, site: Site) -> None:
-    pages = [
-        "/owner/calls",
-        "/owner/calls?q=burst&urgency=emergency",
-        "/owner/calls?from=nonsense",
-        f"/owner/calls/{CALL_YES}",
-        f"/owner/calls/{CALL_NO}",
-        f"/owner/calls/{CALL_BROKEN}",
-        "/owner/calls/CA-no-such-call",
-        "/owner/texts",
-        "/owner/texts/%2B15125550123",
-        "/owner/texts/%2B15125550177",
-        "/owner/live",
-        "/owner/settings",
-    ]
+    pages = {
+        "calls": "/owner/calls",
+        "search": "/owner/calls?q=burst&urgency=emergency",
+        "bad-search": "/owner/calls?from=nonsense",
+        "call-opted-out": f"/owner/calls/{CALL_YES}",
+        "call": f"/owner/calls/{CALL_NO}",
+        "call-unreadable-consent": f"/owner/calls/{CALL_BROKEN}",
+        "no-such-call": "/owner/calls/CA-no-such-call",
+        "texts": "/owner/texts",
+        "thread-opted-out": "/owner/texts/%2B15125550123",
+        "thread": "/owner/texts/%2B15125550177",
+        "live": "/owner/live",
+        "settings": "/owner/settings",
+    }
     with page_at(browser, NARROW_PHONE_WIDTH) as page:
         page.goto(f"{site.url}/owner/sign-in")
         _fits(page)
+        keep_screenshot(page, f"owner-{NARROW_PHONE_WIDTH}-sign-in")
         _sign_in(page, site)
-        for path in pages:
+        for name, path in pages.items():
             page.goto(f"{site.url}{path}")
             _fits(page)
-        keep_screenshot(page, f"owner-thread-{NARROW_PHONE_WIDTH}")
+            keep_screenshot(page, f"owner-{NARROW_PHONE_WIDTH}-{name}")
 
 
 def test_screenshots_are_kept(site: Site) -> None:
