@@ -19,11 +19,16 @@ from sms_sender import SmsPolicy
 
 @dataclass(frozen=True)
 class BusinessProfile:
-    """The business an owner signs in to: its name, and the zone its times are shown in."""
+    """The business an owner signs in to: its name, and the zone its times are shown in; the
+    owner phone its call summaries go to, the number its texts come from, and the owner's
+    e-mail for summaries, when it has them."""
 
     id: str
     name: str
     time_zone: str
+    owner_phone: str | None = None
+    texting_number: str | None = None
+    owner_email: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The owner pages' HTML: Jinja templates from ``dashboard/templates``, and the words and local
-times they show.
+times they show (a consent decision and how it was made in the ledger's own words, the ones the
+audit report uses).
 
 Autoescaping is on for every template, whatever its name, so a transcript, a caller's name or a
 text that holds markup is shown as text and never run. Times are stored in UTC and shown in the
@@ -14,6 +15,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from consent_ledger import DECISIONS, METHODS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -51,14 +54,6 @@ CONSENT_OUTCOMES = {
     "unclear": "unclear on this call, treated as no",
     "not_asked": "not asked on this call",
 }
-CONSENT_DECISIONS = {
-    "consent_granted": "Said yes to texts on this call",
-    "consent_declined": "Said no to texts on this call",
-    "consent_unclear": "Unclear, so treated as no",
-    "consent_not_asked": "Not asked on this call",
-    "revoked": "Asked not to be texted",
-}
-ANSWER_METHODS = {"verbal": "spoken answer", "keypad": "keypad", "spoken": "said on the call"}
 STANDINGS = {
     "granted": "agreed to texts",
     "revoked": "opted out",
@@ -155,21 +150,26 @@ def live_call_line(started_at: datetime, zone: str, now: datetime) -> str:
     return f"The assistant is on a call that started at {since} ({minutes} min ago)."
 
 
-def _environment() -> Environment:
-    environment = Environment(
-        loader=FileSystemLoader(TEMPLATES),
+def page_environment(folder: Path) -> Environment:
+    """Jinja for the HTML pages in ``folder``: autoescaped whatever the name, strict."""
+    return Environment(
+        loader=FileSystemLoader(folder),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+
+
+def _environment() -> Environment:
+    environment = page_environment(TEMPLATES)
     environment.filters.update(
         outbound_state=_label(OUTBOUND_STATES),
         inbound_intent=_label(INBOUND_INTENTS),
         text_kind=_label(TEXT_KINDS),
         consent_outcome=_label(CONSENT_OUTCOMES),
-        consent_decision=_label(CONSENT_DECISIONS),
-        answer_method=_label(ANSWER_METHODS),
+        consent_decision=_label(DECISIONS),
+        answer_method=_label(METHODS),
         standing=_label(STANDINGS),
         standing_method=_label(STANDING_METHODS),
         send_reason=_label(SEND_REASONS),

@@ -2,16 +2,19 @@
 filtered, downloaded as CSV), each call with its transcript, consent record and texts, and the
 business's texts as one conversation per number. From a call's page the owner calls back (a
 ``tel:`` link), texts a reply, marks the call handled, writes a note or cancels a follow-up.
+(Owners and staff sign in with their phone through ``owner_sign_in``; their sessions are read
+here like token sessions, and slide on as they are used. Staff may do everything here but change
+the settings: a 403.)
 
 Plain server-rendered HTML that works without JavaScript. Signing in posts the token once; the
 browser then holds only a session cookie (HttpOnly, Secure over HTTPS, path ``/owner``) whose
-hash is a row in ``owner_sessions``. The cookie is SameSite=Lax, so a link from the owner's
-summary text or an email opens signed in, while cross-site posts carry no cookie. Every form post
-must also come from a page of this site: its ``Origin`` (or, lacking one, its ``Referer``) must be
-the public base URL's origin or the request's own; and every post but signing in carries the
-session's form token (a hash of the session's secret, which only our pages, rendered for that
-session, hold). Responses are never cached and never framed, and may run no script but the
-"on a call now" page's own, served from here (the page works without it).
+hash is a row in ``owner_sessions`` (or ``phone_sessions``). The cookie is SameSite=Lax, so a
+link from the owner's summary text or an email opens signed in, while cross-site posts carry no
+cookie. Every form post must also come from a page of this site: its ``Origin`` (or, lacking one,
+its ``Referer``) must be the public base URL's origin or the request's own; and every post but
+signing in carries the session's form token (a hash of the session's secret, which only our
+pages, rendered for that session, hold). Responses are never cached and never framed, and may run
+no script but the "on a call now" page's own, served from here (the page works without it).
 
 Every page and action reads or changes the signed-in owner's business only: another business's
 call, conversation or text is a plain 404.
@@ -50,6 +53,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.responses import Response as PlainResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import Connection, Engine
+from starlette.concurrency import run_in_threadpool
 
 from consent_ledger import AudioStatus, AudioStore
 from dashboard.access_tokens import OWNER_TOKENS, AttemptLimiter
@@ -85,12 +89,15 @@ from dashboard.owner_queries import (
     thread_page,
 )
 from dashboard.owner_sessions import OwnerSession, end_session, find_session, start_session
+from dashboard.people import Role, current_person
+from dashboard.phone_sessions import renew_phone_session
 from sms_sender import (
     FOLLOW_UP_KINDS,
     MAX_REPLY_LENGTH,
     cancel_message,
     decide_held_reply,
     get_message,
+    last_four,
     queue_owner_reply,
     reply_refusal,
 )
@@ -119,17 +126,27 @@ LIVE_CALL_LIMIT = timedelta(minutes=30)
 admitted stream behind, and the journal stores the call when it comes back)."""
 _LIVE_SCRIPT = (TEMPLATES / "live.js").read_text(encoding="utf-8")
 _FORM_REFUSED = "This form is out of date. Go back, reload the page and send it again."
-_SECURITY_HEADERS = {
+_OWNERS_ONLY = "Only the business's owners can change its settings."
+SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; media-src 'self'; script-src 'self'; "
-        "connect-src 'self'; form-action 'self'; "
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
 }
+"""Every page's headers: never cached, never framed, no script, nothing loaded from elsewhere."""
+_OWNER_PAGE_HEADERS = {
+    **SECURITY_HEADERS,
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; media-src 'self'; script-src 'self'; "
+        "connect-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+"""The owner pages' headers: the same, but for this site's own script, events and recordings."""
 logger = logging.getLogger(__name__)
 
 _TOO_MANY = "Too many sign-in attempts from your network. Please wait a minute and try again."
@@ -146,10 +163,13 @@ class OwnerContext:
     ``engine`` signs owners in and out; ``read_engine`` reads the pages (on SQLite, one made with
     ``read_only=True``, so that reading never takes the write lock calls need);
     ``public_base_url`` is where browsers reach us, for the origin check and Secure cookies;
-    ``token_attempts`` slows down guessing of sign-in tokens, per address; ``audio_root`` is the
-    answer audio's store (``consent_ledger.AudioStore``), played on a call's page when present;
-    the "on a call now" events come every ``live_interval`` seconds, ``live_updates`` per stream;
-    ``settings_store`` reads and changes the business's settings (no settings page without it).
+    ``token_attempts`` slows down guessing of sign-in tokens and codes, per address;
+    ``code_requests`` limits how many sign-in codes one address may ask for;
+    ``text_queued``, called on the event loop, has a text just queued sent at once;
+    ``audio_root`` is the answer audio's store (``consent_ledger.AudioStore``), played on a call's
+    page when present; the "on a call now" events come every ``live_interval`` seconds,
+    ``live_updates`` per stream; ``settings_store`` reads and changes the business's settings (no
+    settings page without it).
     """
 
     engine: Engine
@@ -159,6 +179,10 @@ class OwnerContext:
     public_base_url: str
     page_size: int = 50
     token_attempts: AttemptLimiter = field(default_factory=AttemptLimiter)
+    code_requests: AttemptLimiter = field(
+        default_factory=lambda: AttemptLimiter(max_failures=10, window=900.0)
+    )
+    text_queued: Callable[[], None] | None = None
     audio_root: Path | None = None
     live_interval: float = 2.0
     live_updates: int = 300
@@ -182,7 +206,7 @@ class PageError(Exception):
         self.business = business
 
 
-class _OwnerPageRoute(APIRoute):
+class OwnerPageRoute(APIRoute):
     """A route whose refusals are pages and whose every response carries the security headers."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -201,7 +225,9 @@ class _OwnerPageRoute(APIRoute):
                 )
             except PageError as error:
                 response = _error_page(request, error)
-            response.headers.update(_SECURITY_HEADERS)
+            if response.status_code < 400:
+                await run_in_threadpool(_renew_session, request, response)
+            response.headers.update(_OWNER_PAGE_HEADERS)
             return response
 
         return handle
@@ -210,7 +236,7 @@ class _OwnerPageRoute(APIRoute):
 def owner_router() -> APIRouter:
     """The ``/owner`` pages."""
     router = APIRouter(
-        prefix="/owner", tags=["owner"], route_class=_OwnerPageRoute, include_in_schema=False
+        prefix="/owner", tags=["owner"], route_class=OwnerPageRoute, include_in_schema=False
     )
     from_our_pages = [Depends(same_origin)]
     router.add_api_route("", home, methods=["GET"])
@@ -269,12 +295,7 @@ Context = Annotated[OwnerContext, Depends(owner_context)]
 
 def same_origin(request: Request, context: Context) -> None:
     """Refuse (403) a form post that does not come from a page of this site."""
-    claimed = request.headers.get("origin") or _origin(request.headers.get("referer", ""))
-    ours = {
-        _origin(context.public_base_url),
-        _origin(f"{request.url.scheme}://{request.url.netloc}"),
-    }
-    if not claimed or claimed.lower() not in ours:
+    if not from_this_site(request, context.public_base_url):
         raise PageError(
             403, "Form refused", "This form can only be sent from the owner pages of this site."
         )
@@ -305,7 +326,7 @@ def home() -> Response:
 
 
 def sign_in_form(request: Request) -> Response:
-    return _page(request, "sign_in.html", title="Sign in", business=None, problem=None)
+    return render_page(request, "sign_in.html", title="Sign in", business=None, problem=None)
 
 
 def sign_in(request: Request, context: Context, token: Annotated[str, Form()] = "") -> Response:
@@ -314,7 +335,7 @@ def sign_in(request: Request, context: Context, token: Annotated[str, Form()] = 
     wait = context.token_attempts.retry_after(address)
     if wait is not None:
         logger.warning("owner sign-in refused: too many bad tokens from one address")
-        response = _page(
+        response = render_page(
             request, "sign_in.html", 429, title="Sign in", business=None, problem=_TOO_MANY
         )
         response.headers["Retry-After"] = str(wait)
@@ -327,19 +348,11 @@ def sign_in(request: Request, context: Context, token: Annotated[str, Form()] = 
             started = start_session(conn, owner, now)
     if started is None:
         context.token_attempts.failed(address)
-        return _page(
+        return render_page(
             request, "sign_in.html", 401, title="Sign in", business=None, problem=_TOKEN_REFUSED
         )
     response = _redirect(_CALLS)
-    response.set_cookie(
-        SESSION_COOKIE,
-        started.secret,
-        max_age=int((started.session.expires_at - now).total_seconds()),
-        path=_COOKIE_PATH,
-        secure=_secure(request, context),
-        httponly=True,
-        samesite="lax",
-    )
+    set_session_cookie(response, request, context, started.secret, started.session.expires_at)
     return response
 
 
@@ -370,7 +383,7 @@ def calls(
     """The business's calls that the search picks, newest first, a page at a time."""
     search = CallSearch(q, from_, to, urgency, consent, handled)
     with read_snapshot(context.read_engine) as conn:
-        signed = _signed_in(conn, request, context)
+        signed = signed_in(conn, request, context)
         business = signed.business
         number = _page_number(page, business)
         wanted = _filter(search, business)
@@ -378,7 +391,7 @@ def calls(
             found = calls_page(conn, context.call_log, business, wanted, number, context.page_size)
         except PageNotFound as missing:
             raise PageError(404, "No such page", str(missing), business) from None
-    return _page(
+    return render_page(
         request,
         "calls.html",
         title="Calls",
@@ -407,7 +420,7 @@ def calls_download(
     """The calls the search picks, every one of them, as a CSV file."""
     search = CallSearch(q, from_, to, urgency, consent, handled)
     with read_snapshot(context.read_engine) as conn:
-        business = _signed_in(conn, request, context).business
+        business = signed_in(conn, request, context).business
         listings = context.call_log.calls(conn, business.id, _filter(search, business), 0, None)
     day = context.clock().astimezone(ZoneInfo(business.time_zone)).date().isoformat()
     return PlainResponse(
@@ -420,7 +433,7 @@ def calls_download(
 def answer_audio(request: Request, context: Context, call_sid: str) -> Response:
     """The recording of the caller's answer to the consent question, when one is stored."""
     with read_snapshot(context.read_engine) as conn:
-        business = _signed_in(conn, request, context).business
+        business = signed_in(conn, request, context).business
         found = _their_call_page(conn, context, business, call_sid, context.clock())
     digest = _stored_answer_audio(context, found)
     if digest is None or context.audio_root is None:
@@ -441,13 +454,13 @@ def call(request: Request, context: Context, call_sid: str, done: str = "") -> R
 def texts(request: Request, context: Context, page: str = "1") -> Response:
     """The business's conversations, the latest first, and the replies held for a decision."""
     with read_snapshot(context.read_engine) as conn:
-        business = _signed_in(conn, request, context).business
+        business = signed_in(conn, request, context).business
         number = _page_number(page, business)
         try:
             found = texts_page(conn, business, number, context.page_size)
         except PageNotFound as missing:
             raise PageError(404, "No such page", str(missing), business) from None
-    return _page(
+    return render_page(
         request,
         "texts.html",
         title="Texts",
@@ -468,9 +481,9 @@ def live(request: Request, context: Context) -> Response:
     """The calls the assistant is on now (the list updates itself where scripts run)."""
     now = context.clock()
     with read_snapshot(context.read_engine) as conn:
-        business = _signed_in(conn, request, context).business
+        business = signed_in(conn, request, context).business
         found = context.call_log.live_calls(conn, business.id, now - LIVE_CALL_LIMIT)
-    return _page(
+    return render_page(
         request, "live.html", title="On a call now", business=business, section="live",
         live=found, now=now,
     )  # fmt: skip
@@ -481,13 +494,13 @@ def live_events(request: Request, context: Context) -> Response:
     ``context.live_interval`` seconds, ``context.live_updates`` times (the browser reconnects);
     the stream ends as soon as the session does."""
     with read_snapshot(context.read_engine) as conn:
-        business = _signed_in(conn, request, context).business
+        business = signed_in(conn, request, context).business
 
     def lines() -> list[str] | None:
         now = context.clock()
         with read_snapshot(context.read_engine) as conn:
             try:
-                _signed_in(conn, request, context)
+                signed_in(conn, request, context)
             except SignInRequired:
                 return None
             found = context.call_log.live_calls(conn, business.id, now - LIVE_CALL_LIMIT)
@@ -517,7 +530,7 @@ def live_script() -> Response:
 def settings_page(request: Request, context: Context, done: str = "") -> Response:
     """The settings an owner may change, the consent script (read-only), and the changes made."""
     with read_snapshot(context.read_engine) as conn:
-        business = _signed_in(conn, request, context).business
+        business = signed_in_owner(conn, request, context).business
         current = _settings_store(context, business).settings(conn, business.id)
         if current is None:
             raise PageError(404, "No such business", "This business is no longer set up here.")
@@ -559,16 +572,16 @@ def change_settings(
     }
     days = open_days or []
     with read_snapshot(context.read_engine) as conn:
-        business = _signed_in(conn, request, context).business
+        business = signed_in_owner(conn, request, context).business
     store = _settings_store(context, business)
     try:
         with context.engine.begin() as conn:
-            signed = _signed_in(conn, request, context)
+            signed = signed_in_owner(conn, request, context)
             old = store.settings(conn, business.id)
             if old is None:
                 raise SettingsError("This business is no longer set up here.")
             new = store.change(conn, business.id, settings_from_form(posted, days))
-            by = signed.session.token.label
+            by = acted_by(conn, signed.session)
             changed = record_changes(conn, business.id, old, new, by, context.clock())
     except SettingsError as refused:
         shown = {**posted, "open_days": days}
@@ -589,7 +602,7 @@ def reply_to_caller(
 ) -> Response:
     """Text the caller the owner's reply, when one may go; else the call's page says why."""
     with context.engine.begin() as conn:
-        business = _signed_in(conn, request, context).business
+        business = signed_in(conn, request, context).business
         found = _their_call(conn, context, business, call_sid)
         problem = _send_reply(conn, context, business, found.caller_number, body, reply_key)
     if problem is None:
@@ -606,7 +619,7 @@ def reply_in_thread(
 ) -> Response:
     """Text the owner's reply in a conversation, when one may go; else the page says why."""
     with context.engine.begin() as conn:
-        business = _signed_in(conn, request, context).business
+        business = signed_in(conn, request, context).business
         if (
             not _E164.fullmatch(number)
             or thread_page(conn, context.call_log, business, number, context.clock()) is None
@@ -621,14 +634,14 @@ def reply_in_thread(
 def handled(request: Request, context: Context, call_sid: str) -> Response:
     """Mark the call handled; the follow-ups still pending to the caller are cancelled."""
     with context.engine.begin() as conn:
-        signed = _signed_in(conn, request, context)
+        signed = signed_in(conn, request, context)
         found = _their_call(conn, context, signed.business, call_sid)
         mark_handled(
             conn,
             signed.business.id,
             found.call_sid,
             found.caller_number,
-            signed.session.token.label,
+            acted_by(conn, signed.session),
             context.clock(),
         )
     return _redirect(f"{_call_path(call_sid)}?done=handled")
@@ -639,7 +652,7 @@ def note(
 ) -> Response:
     """Keep the owner's note on the call."""
     with context.engine.begin() as conn:
-        signed = _signed_in(conn, request, context)
+        signed = signed_in(conn, request, context)
         found = _their_call(conn, context, signed.business, call_sid)
         try:
             add_note(
@@ -647,7 +660,7 @@ def note(
                 signed.business.id,
                 found.call_sid,
                 body,
-                signed.session.token.label,
+                acted_by(conn, signed.session),
                 context.clock(),
             )
         except ValueError as bad:
@@ -658,7 +671,7 @@ def note(
 def cancel_follow_up(request: Request, context: Context, call_sid: str, text_id: str) -> Response:
     """Cancel one follow-up text to the caller that is not sent yet."""
     with context.engine.begin() as conn:
-        business = _signed_in(conn, request, context).business
+        business = signed_in(conn, request, context).business
         found = _their_call(conn, context, business, call_sid)
         message = get_message(conn, int(text_id)) if _TEXT_ID.fullmatch(text_id) else None
         if (
@@ -684,7 +697,7 @@ def decide_hold(request: Request, context: Context, hold_id: str, decision: str)
     """The owner's decision on a held reply: an opt-out, or not one."""
     chosen = _HOLD_DECISIONS.get(decision)
     with context.engine.begin() as conn:
-        business = _signed_in(conn, request, context).business
+        business = signed_in(conn, request, context).business
         decided = None
         if chosen is not None and _HOLD_ID.fullmatch(hold_id):
             decided = decide_held_reply(
@@ -704,12 +717,15 @@ def decide_hold(request: Request, context: Context, hold_id: str, decision: str)
 
 
 @dataclass(frozen=True)
-class _SignedIn:
+class SignedIn:
+    """The request's working session and its business."""
+
     business: BusinessProfile
     session: OwnerSession
 
 
-def _signed_in(conn: Connection, request: Request, context: OwnerContext) -> _SignedIn:
+def signed_in(conn: Connection, request: Request, context: OwnerContext) -> SignedIn:
+    """The business of the request's working session, and the session (its role with it)."""
     presented = request.cookies.get(SESSION_COOKIE)
     session = None if presented is None else find_session(conn, presented, context.clock())
     if session is None:
@@ -717,7 +733,54 @@ def _signed_in(conn: Connection, request: Request, context: OwnerContext) -> _Si
     business = context.call_log.business(conn, session.business_id)
     if business is None:
         raise PageError(404, "No such business", "This business is no longer set up here.")
-    return _SignedIn(business, session)
+    return SignedIn(business, session)
+
+
+def signed_in_owner(conn: Connection, request: Request, context: OwnerContext) -> SignedIn:
+    """Like :func:`signed_in`, for pages that change the business's settings: staff get a 403."""
+    signed = signed_in(conn, request, context)
+    if signed.session.role is not Role.OWNER:
+        raise PageError(403, "Owners only", _OWNERS_ONLY, signed.business)
+    return signed
+
+
+def acted_by(conn: Connection, session: OwnerSession) -> str:
+    """Who did something, for the business's records: the owner token's label, or the
+    signed-in person's label with their phone's last four digits."""
+    if session.token is not None:
+        return session.token.label
+    number = session.phone_number or ""
+    person = current_person(conn, session.business_id, number)
+    label = "" if person is None else person.label
+    return ", ".join(part for part in (label, last_four(number)) if part)
+
+
+def set_session_cookie(
+    response: Response, request: Request, context: OwnerContext, secret: str, expires_at: datetime
+) -> None:
+    """Hand the browser the session ``secret`` until ``expires_at``."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=max(0, int((expires_at - context.clock()).total_seconds())),
+        path=_COOKIE_PATH,
+        secure=_secure(request, context),
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def _renew_session(request: Request, response: Response) -> None:
+    """Slide a phone session on as it is used (its cookie with it); nothing for token sessions,
+    for responses that set a cookie of their own, or when it was renewed within the hour."""
+    presented = request.cookies.get(SESSION_COOKIE)
+    if presented is None or "set-cookie" in response.headers:
+        return
+    context = owner_context(request)
+    with context.engine.begin() as conn:
+        expires_at = renew_phone_session(conn, presented, context.clock())
+    if expires_at is not None:
+        set_session_cookie(response, request, context, presented, expires_at)
 
 
 def _their_call(
@@ -783,7 +846,7 @@ def _call_response(
 ) -> Response:
     now = context.clock()
     with read_snapshot(context.read_engine) as conn:
-        business = _signed_in(conn, request, context).business
+        business = signed_in(conn, request, context).business
         found = _their_call_page(conn, context, business, call_sid, now)
     return _conversation_page(
         request,
@@ -810,7 +873,7 @@ def _thread_response(
 ) -> Response:
     now = context.clock()
     with read_snapshot(context.read_engine) as conn:
-        business = _signed_in(conn, request, context).business
+        business = signed_in(conn, request, context).business
         found = (
             thread_page(conn, context.call_log, business, number, now)
             if _E164.fullmatch(number)
@@ -837,7 +900,7 @@ def _conversation_page(
     request: Request, template: str, outcome: _Outcome, now: datetime, **values: Any
 ) -> Response:
     """A page with a reply form: a fresh reply key, and the outcome of what was just posted."""
-    return _page(
+    return render_page(
         request,
         template,
         outcome.status,
@@ -881,7 +944,7 @@ def _settings_response(
     with read_snapshot(context.read_engine) as conn:
         script = store.consent_script(conn, business.id)
         changes = recent_changes(conn, business.id, CHANGES_SHOWN)
-    return _page(
+    return render_page(
         request,
         "settings.html",
         200 if problem is None else 400,
@@ -931,6 +994,14 @@ def _page_number(raw: str, business: BusinessProfile) -> int:
     return int(raw)
 
 
+def from_this_site(request: Request, public_base_url: str) -> bool:
+    """Whether ``request`` comes from a page of this site: its ``Origin`` (or, lacking one, its
+    ``Referer``) is ``public_base_url``'s origin or the request's own."""
+    claimed = request.headers.get("origin") or _origin(request.headers.get("referer", ""))
+    ours = {_origin(public_base_url), _origin(f"{request.url.scheme}://{request.url.netloc}")}
+    return bool(claimed) and claimed.lower() in ours
+
+
 def _origin(url: str) -> str:
     """``scheme://host[:port]`` of ``url``, lower-cased; empty when it has none."""
     parts = urlsplit(url)
@@ -956,7 +1027,7 @@ def _redirect(path: str) -> Response:
 
 
 def _error_page(request: Request, error: PageError) -> Response:
-    return _page(
+    return render_page(
         request,
         "error.html",
         error.status,
@@ -967,7 +1038,7 @@ def _error_page(request: Request, error: PageError) -> Response:
     )
 
 
-def _page(request: Request, template: str, status: int = 200, **values: Any) -> Response:
+def render_page(request: Request, template: str, status: int = 200, **values: Any) -> Response:
     """The page ``template`` with ``values``; its forms carry the session's form token."""
     presented = request.cookies.get(SESSION_COOKIE)
     csrf = "" if presented is None else form_token(presented)

@@ -295,12 +295,16 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]
 
 
 def counts(engine: Engine, call_sid: str) -> tuple[int, int, int]:
-    """Calls stored with ``call_sid``, consent events, outbox rows."""
+    """Calls stored with ``call_sid``, the caller's consent events, outbox rows."""
     with engine.begin() as conn:
         stored = conn.execute(
             select(func.count()).select_from(calls).where(calls.c.call_sid == call_sid)
         ).scalar_one()
-        events = conn.execute(select(func.count()).select_from(consent_events)).scalar_one()
+        events = conn.execute(
+            select(func.count())
+            .select_from(consent_events)
+            .where(consent_events.c.phone_number == CALLER)
+        ).scalar_one()
         texts = len(list_outbox(conn))
     return stored, events, texts
 

@@ -145,6 +145,17 @@ class Settings(BaseSettings):
     openai_timeout: float = Field(default=10.0, gt=0, le=120)
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=1, le=65535)
+    smtp_host: str | None = Field(
+        default=None,
+        description="The SMTP server owners' call summaries are e-mailed through; unset: none.",
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_from: str = Field(
+        default="receptionist@localhost", description="The From address of summary e-mails."
+    )
+    smtp_starttls: bool = Field(default=True, description="Upgrade the SMTP connection to TLS.")
+    smtp_user: SecretStr | None = None
+    smtp_password: SecretStr | None = None
 
     @field_validator("public_base_url")
     @classmethod

@@ -1,5 +1,5 @@
-"""``receptionist calls list|show``: the calls taken, with both sides of the transcript, the
-consent record and the texts."""
+"""``receptionist calls list|show|forget``: the calls taken, with both sides of the transcript,
+the consent record and the texts; and a caller's calls deleted at their request."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from voice_agent.cli.support import (
     CommandError,
     json_option,
     load_settings,
+    open_database,
     print_json,
     reading,
     require_business,
@@ -80,3 +81,25 @@ def show_call(call_sid: str, as_json: bool) -> None:
         print_json(call_as_dict(record, event, texts))
     else:
         print(render_call(record, event, texts, zone))
+
+
+@calls.command("forget")
+@click.option("--business", metavar="ID", required=True, help="The business asked.")
+@click.argument("number", metavar="NUMBER", help="The caller's phone number, in any common form.")
+def forget_calls(business: str, number: str) -> None:
+    """Delete a caller's calls and callback requests with a business, transcripts included, as
+    they asked (the privacy page promises it). Consent records, opt-outs and texts are kept."""
+    from voice_agent.phone import InvalidPhoneNumber, to_e164
+    from voice_agent.records.calls import forget_caller
+
+    try:
+        caller = to_e164(number)
+    except InvalidPhoneNumber as error:
+        raise CommandError(str(error)) from None
+    with open_database(load_settings()).begin() as conn:
+        require_business(conn, business)
+        deleted = forget_caller(conn, business, caller)
+    print(
+        f"Deleted {deleted} call{'' if deleted == 1 else 's'} of {caller} with {business}, "
+        "transcripts included; consent records, opt-outs and texts are kept as evidence."
+    )

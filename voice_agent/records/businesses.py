@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -19,6 +20,8 @@ from pydantic import (
 )
 from sqlalchemy import Connection, delete, insert, select
 
+from dashboard.people import sync_config_owner
+from sms_sender import record_setup_choice
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.records.tables import business_numbers, businesses
 
@@ -55,6 +58,10 @@ class Business(BaseModel):
     callback_check_hours: float | None = Field(None, gt=0, lt=24)
     excluded_numbers: tuple[str, ...] = ()
     sms_state_caps: bool = True
+    address: str = Field("", max_length=300)
+    contact_email: str = Field("", max_length=200)
+    owner_email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    booking_url: str | None = Field(None, max_length=100)
     hours_start: time | None = None
     hours_end: time | None = None
     open_days: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -106,6 +113,22 @@ class Business(BaseModel):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
+    @field_validator("booking_url")
+    @classmethod
+    def _web_link(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if (
+            parts.scheme != "https"
+            or not parts.hostname
+            or not value.isascii()
+            or not value.isprintable()
+            or " " in value
+        ):
+            raise ValueError("must be an https:// web address without spaces")
+        return value
+
     @field_validator("consent_script_version")
     @classmethod
     def _script_exists(cls, value: str) -> str:
@@ -147,25 +170,52 @@ def _e164(value: Any) -> str:
         raise ValueError(str(error)) from None
 
 
+OWNER_SUMMARY_TEXTS = "owner_summary_texts"
+"""A business entry's answer, when it is set up, to a text summary to the owner after every call
+(true or false): recorded as a ledger event at import, not kept in the profile (the ledger is its
+record, and the owner may change it later)."""
+
+
 def load_businesses(path: Path) -> list[Business]:
     """Parse and validate a businesses YAML file (``businesses: [...]``)."""
+    return [business for business, _answer in _load(path)]
+
+
+def _load(path: Path) -> list[tuple[Business, bool | None]]:
+    """Each business of the file at ``path`` with its owner's answer about summary texts,
+    refusing a business whose texts could not be written (a name, contact or booking link too
+    long for them)."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise BusinessConfigError(f"{path}: cannot read: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("businesses"), list):
         raise BusinessConfigError(f"{path}: expected a mapping with a 'businesses' list")
-    loaded: list[Business] = []
+    from sms_sender import PolicyError
+    from voice_agent.records.sms_policies import sms_policy  # it imports this module
+
+    loaded: list[tuple[Business, bool | None]] = []
     for index, entry in enumerate(document["businesses"]):
+        answer = entry.get(OWNER_SUMMARY_TEXTS) if isinstance(entry, dict) else None
+        if answer is not None and not isinstance(answer, bool):
+            raise BusinessConfigError(
+                f"{path}: business #{index + 1}: {OWNER_SUMMARY_TEXTS}: must be true or false"
+            )
+        if isinstance(entry, dict):
+            entry = {key: value for key, value in entry.items() if key != OWNER_SUMMARY_TEXTS}
         try:
-            loaded.append(Business.model_validate(entry))
+            business = Business.model_validate(entry)
+            sms_policy(business)  # its texts can be written: name, contact and link fit
         except ValidationError as error:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}"
                 for issue in error.errors()
             )
             raise BusinessConfigError(f"{path}: business #{index + 1}: {problems}") from None
-    _refuse_duplicates(path, loaded)
+        except PolicyError as error:
+            raise BusinessConfigError(f"{path}: business #{index + 1}: {error}") from None
+        loaded.append((business, answer))
+    _refuse_duplicates(path, [business for business, _answer in loaded])
     return loaded
 
 
@@ -195,12 +245,18 @@ def save_business(conn: Connection, business: Business) -> None:
     )
 
 
-def import_businesses(conn: Connection, path: Path) -> list[Business]:
-    """Validate the businesses file at ``path``, then store each business (nothing on error)."""
-    loaded = load_businesses(path)
-    for business in loaded:
+def import_businesses(conn: Connection, path: Path, at: datetime | None = None) -> list[Business]:
+    """Validate the businesses file at ``path``, then store each business (nothing on error),
+    set up its owner phone as its first owner, and record the owner's answer about summary texts
+    (``owner_summary_texts``) as a ledger event when the phone has made no choice yet."""
+    loaded = _load(path)
+    now = at or datetime.now(UTC)
+    for business, answer in loaded:
         save_business(conn, business)
-    return loaded
+        sync_config_owner(conn, business.id, business.owner_phone, now)
+        if answer is not None:
+            record_setup_choice(conn, business.id, business.name, business.owner_phone, answer, now)
+    return [business for business, _answer in loaded]
 
 
 def business_for_number(conn: Connection, number: str) -> Business | None:

@@ -23,7 +23,13 @@ from dashboard import (
 from voice_agent.records.businesses import get_business
 from voice_agent.records.calls import CallRecord, get_call
 from voice_agent.records.sms_policies import sms_policy
-from voice_agent.records.tables import businesses, call_turns, calls, stream_credential_uses
+from voice_agent.records.tables import (
+    business_numbers,
+    businesses,
+    call_turns,
+    calls,
+    stream_credential_uses,
+)
 
 
 class ReceptionistCallLog:
@@ -31,11 +37,23 @@ class ReceptionistCallLog:
 
     def business(self, conn: Connection, business_id: str) -> BusinessProfile | None:
         row = conn.execute(
-            select(businesses.c.id, businesses.c.name, businesses.c.time_zone).where(
-                businesses.c.id == business_id
-            )
+            select(
+                businesses.c.id,
+                businesses.c.name,
+                businesses.c.time_zone,
+                businesses.c.owner_phone,
+                businesses.c.owner_email,
+                select(func.min(business_numbers.c.number))
+                .where(business_numbers.c.business_id == businesses.c.id)
+                .scalar_subquery()
+                .label("texting_number"),
+            ).where(businesses.c.id == business_id)
         ).one_or_none()
-        return None if row is None else BusinessProfile(row.id, row.name, row.time_zone)
+        if row is None:
+            return None
+        return BusinessProfile(
+            row.id, row.name, row.time_zone, row.owner_phone, row.texting_number, row.owner_email
+        )
 
     def count_calls(self, conn: Connection, business_id: str, wanted: CallFilter) -> int:
         query = _picked(select(func.count()).select_from(calls), business_id, wanted)

@@ -15,11 +15,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from dashboard import AuditContext, OwnerContext, audit_router, owner_router
+from dashboard import AuditContext, OwnerContext, audit_router, owner_router, owner_sign_in_router
 from voice_agent.records.database import make_engine
 from voice_agent.records.owner_call_log import ReceptionistCallLog
 from voice_agent.services import Services
+from voice_agent.web.callback_form import FormGuard
+from voice_agent.web.callback_form import router as callback_form_router
 from voice_agent.web.owner_settings import ReceptionistSettings
+from voice_agent.web.public_pages import router as public_pages_router
 from voice_agent.web.sms_webhooks import router as sms_router
 from voice_agent.web.stream_credentials import StreamClaims
 from voice_agent.web.voice_webhooks import router as call_flow_router
@@ -67,6 +70,7 @@ def create_app(services: Services, *, export_processes: int | None = None) -> Fa
         if export_processes is None
         else export_processes,
         worker_engine=functools.partial(make_engine, read_only=True),
+        call_log=ReceptionistCallLog(),
     )
     app.include_router(call_flow_router)
     app.include_router(sms_router)
@@ -77,10 +81,15 @@ def create_app(services: Services, *, export_processes: int | None = None) -> Fa
         call_log=ReceptionistCallLog(),
         clock=services.clock,
         public_base_url=services.settings.public_base_url,
+        text_queued=services.dispatcher.wake,
         audio_root=services.settings.audio_dir,
         settings_store=ReceptionistSettings(),
     )
     app.include_router(owner_router())
+    app.state.callback_form = FormGuard.for_settings(services.settings)
+    app.include_router(public_pages_router)
+    app.include_router(callback_form_router)
+    app.include_router(owner_sign_in_router())
 
     @app.get("/healthz")
     async def health() -> dict[str, Any]:

@@ -3,7 +3,7 @@ settings changes, business hours with the callback promise made outside them, an
 finds a business's calls in progress (the streams admitted lately)
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0013
 Create Date: 2026-12-07 10:30:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0010"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
