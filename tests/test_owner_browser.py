@@ -117,6 +117,7 @@ def browser() -> Iterator[Browser]:
 
 def _sign_in(page: Page, site: Site) -> None:
     page.goto(f"{site.url}/owner/sign-in")
+    page.get_by_text("Sign in with an access token").click()
     page.get_by_label("Access token").fill(site.token)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{site.url}/owner/calls")

@@ -560,8 +560,9 @@ def test_a_call_page_shows_the_message_the_transcript_and_the_consent(site: Owne
     assert "heard with confidence 0.91" in lines[1]
     assert "pressed 1" in lines[2] and "10:00:31" in lines[2]
     consent = html.split("<h2>Consent to texts</h2>", 1)[1].split("<h2>", 1)[0]
-    assert "Said yes to texts on this call" in consent and "spoken answer" in consent
-    assert "Agreed to texts" not in consent and "may be texted" not in consent
+    on_the_call = consent.split("<h3>On this call</h3>", 1)[1]
+    assert "<strong>Agreed to texts</strong>" in on_the_call and "spoken answer" in on_the_call
+    assert "may be texted" not in consent
     assert "<strong>Now:</strong> Opted out on 2025-06-02 10:40:00 CDT, by texting STOP." in consent
     assert f"<blockquote>{escape(SCRIPT)}</blockquote>" in consent
     assert hashlib.sha256(SCRIPT.encode()).hexdigest() in consent
