@@ -34,6 +34,7 @@ SETTING_LABELS = {
     "hours_end": "Open until",
     "open_days": "Open on",
     "after_hours_callback": "Callback promise outside your hours",
+    "booking_url": "Booking link",
 }
 """Each setting's name on the page and in the record of changes."""
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -60,6 +61,7 @@ class OwnerSettings:
     hours_end: time | None
     open_days: tuple[int, ...]
     after_hours_callback: str
+    booking_url: str | None
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,11 @@ class SettingsStore(Protocol):
         """The business's settings now; None when there is no such business."""
         ...
 
-    def change(self, conn: Connection, business_id: str, wanted: OwnerSettings) -> OwnerSettings:
-        """Store ``wanted`` as checked by the business rules (numbers made E.164); SettingsError
-        when a rule refuses it."""
+    def change(
+        self, conn: Connection, business_id: str, wanted: OwnerSettings, now: datetime
+    ) -> OwnerSettings:
+        """Store ``wanted`` at ``now`` as checked by the business rules (numbers made E.164);
+        SettingsError when a rule refuses it."""
         ...
 
     def consent_script(self, conn: Connection, business_id: str) -> ConsentScriptText | None:
@@ -170,6 +174,7 @@ def form_values(settings: OwnerSettings) -> dict[str, object]:
     }
     values["excluded_numbers"] = "\n".join(settings.excluded_numbers)
     values["open_days"] = [str(day) for day in settings.open_days]
+    values["booking_url"] = settings.booking_url or ""
     for name in ("hours_start", "hours_end"):
         at = values[name]
         values[name] = at.strftime("%H:%M") if isinstance(at, time) else ""
@@ -200,6 +205,7 @@ def settings_from_form(form: Mapping[str, str], days: Sequence[str]) -> OwnerSet
         hours_end=_time_of_day(form, "hours_end"),
         open_days=tuple(sorted({int(day) for day in days})),
         after_hours_callback=form.get("after_hours_callback", "").strip(),
+        booking_url=form.get("booking_url", "").strip() or None,
     )
 
 

@@ -553,6 +553,7 @@ def change_settings(
     hours_end: Annotated[str, Form()] = "",
     open_days: Annotated[list[str] | None, Form()] = None,
     after_hours_callback: Annotated[str, Form()] = "",
+    booking_url: Annotated[str, Form()] = "",
 ) -> Response:
     """Store the owner's settings and a record of each one changed; a setting the rules refuse
     changes nothing, and the page says why with what was typed still in the form."""
@@ -569,6 +570,7 @@ def change_settings(
         "hours_start": hours_start,
         "hours_end": hours_end,
         "after_hours_callback": after_hours_callback,
+        "booking_url": booking_url,
     }
     days = open_days or []
     with read_snapshot(context.read_engine) as conn:
@@ -580,9 +582,10 @@ def change_settings(
             old = store.settings(conn, business.id)
             if old is None:
                 raise SettingsError("This business is no longer set up here.")
-            new = store.change(conn, business.id, settings_from_form(posted, days))
+            now = context.clock()
+            new = store.change(conn, business.id, settings_from_form(posted, days), now)
             by = acted_by(conn, signed.session)
-            changed = record_changes(conn, business.id, old, new, by, context.clock())
+            changed = record_changes(conn, business.id, old, new, by, now)
     except SettingsError as refused:
         shown = {**posted, "open_days": days}
         return _settings_response(request, context, business, shown, None, str(refused))

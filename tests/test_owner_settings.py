@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from dashboard.people import CONFIG_OWNER_LABEL, Person, Role, add_person, current_person
+from dashboard.phone_sessions import SignInMethod, start_phone_session
 from dashboard.tables import settings_changes
 from tests.conftest import BACKENDS
 from tests.test_owner_dashboard import (
@@ -187,6 +189,8 @@ def test_business_hours_decide_what_the_next_call_is_promised(site: OwnerSite) -
         ({"hours_start": "18:00", "hours_end": "08:00"}, "Business hours must open before they"),
         ({"hours_start": "08:00", "hours_end": ""}, "Business hours need both an opening"),
         ({"open_days": ["1", "9"]}, "Open on: must be days of the week."),
+        ({"booking_url": "http://acme.example/book"}, "Booking link: must be an https:// web"),
+        ({"booking_url": "https://acme.example/" + "b" * 81}, "Booking link: String should have"),
     ],
 )
 def test_a_refused_change_stores_nothing_and_keeps_what_was_typed(
@@ -228,3 +232,69 @@ def test_settings_posts_need_our_origin_and_the_form_token(site: OwnerSite) -> N
     ):
         assert site.client.post("/owner/settings", data=data, headers=headers).status_code == 403
     assert _business(site).ring_seconds != 45
+
+
+def _sign_in_by_phone(site: OwnerSite, phone: str, role: Role) -> Person:
+    """Sign ``phone`` in to Acme as ``role`` (added to Acme's people unless it is the owner's)."""
+    with site.engine.begin() as conn:
+        person = current_person(conn, ACME, phone) or add_person(
+            conn, ACME, phone, role, "Sam, dispatcher", site.clock.now
+        )
+        started = start_phone_session(conn, person, SignInMethod.CODE, site.clock.now)
+    site.client.cookies.set("owner_session", started.secret)
+    return person
+
+
+def test_staff_cannot_see_or_change_the_settings(site: OwnerSite) -> None:
+    _sign_in_by_phone(site, "+15125550142", Role.STAFF)
+    assert site.client.get("/owner/calls").status_code == 200
+    page = site.client.get("/owner/settings")
+    assert page.status_code == 403 and "Only the business&#39;s owners" in page.text
+    before = _business(site)
+    refused = site.client.post(
+        "/owner/settings",
+        data={**_form(site), "callback_time": "whenever", "ring_seconds": "30"},
+        headers=OUR_ORIGIN,
+    )
+    assert refused.status_code == 403 and "Only the business&#39;s owners" in refused.text
+    assert _business(site) == before
+    with site.engine.connect() as conn:
+        assert conn.execute(select(settings_changes)).all() == []
+
+
+def test_an_owner_signed_in_by_phone_changes_the_booking_link_and_is_named(
+    site: OwnerSite,
+) -> None:
+    owner = _business(site).owner_phone
+    _sign_in_by_phone(site, owner, Role.OWNER)
+    before = _business(site).booking_url
+    link = "https://acme.example/book"
+
+    assert _save(site, booking_url=link)[0] == 303
+
+    assert _business(site).booking_url == link
+    with site.engine.connect() as conn:
+        (row,) = conn.execute(select(settings_changes)).all()
+    by = f"{CONFIG_OWNER_LABEL}, +*******{owner[-4:]}"
+    assert (row.setting, row.old_value, row.new_value, row.changed_by) == (
+        "booking_url",
+        before or "none",
+        link,
+        by,
+    )
+    html = _page(site, "/owner/settings")
+    assert _shown_form(html)["booking_url"] == link and "Booking link" in html
+    assert _save(site, booking_url="")[0] == 303  # empty: no link
+    assert _business(site).booking_url is None
+
+
+def test_a_new_owner_phone_is_the_business_s_owner_from_then_on(site: OwnerSite) -> None:
+    old = _business(site).owner_phone
+    _sign_in(site)
+
+    assert _save(site, owner_phone="(512) 555-0177")[0] == 303
+
+    with site.engine.connect() as conn:
+        new_owner = current_person(conn, ACME, "+15125550177")
+        assert new_owner is not None and new_owner.role is Role.OWNER and new_owner.from_config
+        assert current_person(conn, ACME, old) is None
