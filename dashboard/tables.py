@@ -78,7 +78,7 @@ handled_calls = Table(
     Index("ix_handled_calls_business", "business_id", "call_sid"),
 )
 """Calls the owner marked handled (one row per call; the first mark stands): when and by whom
-(the label of the owner token the session rests on)."""
+(the owner token's label, or the signed-in person's label and last four digits)."""
 
 call_notes = Table(
     "call_notes",
