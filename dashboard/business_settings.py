@@ -4,8 +4,8 @@ The business's profile belongs to the receptionist (``voice_agent``); the dashbo
 as the small :class:`SettingsStore` protocol, what it reads and writes of it, and the receptionist
 supplies the implementation (which checks a change with the same rules as a business file). Each
 change is a row of ``settings_changes``: which setting, its old and new value in words, when, and
-who (the owner token's label, or the signed-in person's label and last four digits). A change is read by the next call: the
-receptionist reads the business afresh for every call.
+who (the owner token's label, or the signed-in person's label and last four digits). A change is
+read by the next call: the receptionist reads the business afresh for every call.
 """
 
 from __future__ import annotations
