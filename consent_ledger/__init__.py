@@ -35,7 +35,7 @@ from consent_ledger.gate import (
     revoke_consent,
 )
 from consent_ledger.instants import require_utc, stored_instant
-from consent_ledger.projection import ConsentStateRow, ConsentStatus, consent_state
+from consent_ledger.projection import ConsentStateRow, ConsentStatus, consent_state, status_of
 from consent_ledger.queries import (
     AudioReference,
     audio_references,
@@ -128,6 +128,7 @@ __all__ = [
     "resubscribe",
     "revoke",
     "revoke_consent",
+    "status_of",
     "stored_instant",
     "summaries_to_csv",
     "summaries_to_json",

@@ -17,7 +17,8 @@ people rather than tokens.
 - ``GET /owner/sessions``: owners see the business's phones signed in now and sign any of them
   out (``POST /owner/sessions/{id}/sign-out``; another business's session is a 404). Staff: 403.
 
-Every form post must come from a page of this site (``same_origin``).
+Every form post must come from a page of this site (``same_origin``); the notification and
+sessions posts, made signed in, carry the session's form token too (``from_our_forms``).
 """
 
 from __future__ import annotations
@@ -25,29 +26,30 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import phonenumbers
 from fastapi import APIRouter, Depends, Form, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from consent_ledger import ConsentMethod, owner_notifications_allowed
 from dashboard.call_log import BusinessProfile
-from dashboard.owner_pages import render
 from dashboard.owner_routes import (
     SESSION_COOKIE,
     Context,
     OwnerContext,
     OwnerPageRoute,
     PageError,
+    from_our_forms,
+    render_page,
     same_origin,
     set_session_cookie,
-    signed_in,
+    signed_in_owner,
 )
 from dashboard.owner_sessions import OwnerSession, find_session
-from dashboard.people import Role, current_person, people_with_phone
+from dashboard.people import current_person, people_with_phone
 from dashboard.phone_sessions import (
     SignInMethod,
     revoke_business_session,
@@ -78,7 +80,6 @@ _TOO_MANY_TRIES = "Too many wrong codes from your network. Please wait a minute 
 _LINK_REFUSED = (
     "This sign-in link has expired or was already used. Sign in with your phone number instead."
 )
-_OWNERS_ONLY = "Only the business's owners can change its settings."
 _SESSION_ID = re.compile(r"[1-9][0-9]{0,17}")
 
 
@@ -95,16 +96,14 @@ def owner_sign_in_router() -> APIRouter:
     link = SIGN_IN_LINK_PATH.removeprefix("/owner") + "{secret}"
     router.add_api_route(link, link_page, methods=["GET"])
     router.add_api_route(link, use_link, methods=["POST"], dependencies=from_our_pages)
+    our_forms = [Depends(from_our_forms)]
     router.add_api_route("/notifications", notifications, methods=["GET"])
     router.add_api_route(
-        "/notifications", change_notifications, methods=["POST"], dependencies=from_our_pages
+        "/notifications", change_notifications, methods=["POST"], dependencies=our_forms
     )
     router.add_api_route("/sessions", signed_in_phones, methods=["GET"])
     router.add_api_route(
-        "/sessions/{session_id}/sign-out",
-        sign_out_phone,
-        methods=["POST"],
-        dependencies=from_our_pages,
+        "/sessions/{session_id}/sign-out", sign_out_phone, methods=["POST"], dependencies=our_forms
     )
     return router
 
@@ -126,11 +125,11 @@ async def ask_for_code(
 def _ask_for_code(request: Request, context: OwnerContext, phone: str) -> tuple[Response, bool]:
     number = _entered_phone(phone)
     if number is None:
-        return _sign_in_page(422, problem=_NOT_A_PHONE), False
+        return _sign_in_page(request, 422, problem=_NOT_A_PHONE), False
     address = _address(request)
     wait = context.code_requests.retry_after(address)
     if wait is not None:
-        return _too_many_codes(wait), False
+        return _too_many_codes(request, wait), False
     context.code_requests.failed(address)  # every request counts against the address
     now = context.clock()
     with context.engine.begin() as conn:
@@ -141,8 +140,8 @@ def _ask_for_code(request: Request, context: OwnerContext, phone: str) -> tuple[
         if isinstance(issued, IssuedCode) and business is not None:
             queued = _text_code(conn, issued.id, issued.code, business, number, now)
     if isinstance(issued, CodeRefused):
-        return _too_many_codes(issued.retry_after), False
-    return _code_page(200, number, problem=None), queued
+        return _too_many_codes(request, issued.retry_after), False
+    return _code_page(request, 200, number, problem=None), queued
 
 
 def enter_code(
@@ -154,12 +153,12 @@ def enter_code(
     """Start a phone session when ``code`` is the phone's working code."""
     number = _entered_phone(phone)
     if number is None:
-        return _sign_in_page(422, problem=_NOT_A_PHONE)
+        return _sign_in_page(request, 422, problem=_NOT_A_PHONE)
     address = _address(request)
     wait = context.token_attempts.retry_after(address)
     if wait is not None:
         logger.warning("sign-in code refused: too many wrong codes from one address")
-        return _too_many(_code_page(429, number, problem=_TOO_MANY_TRIES), wait)
+        return _too_many(_code_page(request, 429, number, problem=_TOO_MANY_TRIES), wait)
     now = context.clock()
     with context.engine.begin() as conn:
         checked = check_code(conn, number, code, now)
@@ -167,7 +166,7 @@ def enter_code(
         started = start_phone_session(conn, people[0], SignInMethod.CODE, now) if people else None
     if started is None:
         context.token_attempts.failed(address)
-        return _code_page(401, number, problem=_CODE_REFUSED)
+        return _code_page(request, 401, number, problem=_CODE_REFUSED)
     response = _redirect(_CALLS)
     set_session_cookie(response, request, context, started.secret, started.session.expires_at)
     return response
@@ -201,12 +200,14 @@ def link_page(request: Request, context: Context, secret: str) -> Response:
         link = peek_link(conn, secret, context.clock())
         session = _session_of(conn, request, context)
     if link is None:
-        return _sign_in_page(410, problem=_LINK_REFUSED)
+        return _sign_in_page(request, 410, problem=_LINK_REFUSED)
     if session is not None and session.business_id == link.target.business_id:
         return _redirect(f"{_CALLS}/{link.target.call_sid}")
     if not link.works:
-        return _sign_in_page(410, problem=_LINK_REFUSED)
-    return _page("sign_in_link.html", title="Open the call", business=None, secret=secret)
+        return _sign_in_page(request, 410, problem=_LINK_REFUSED)
+    return render_page(
+        request, "sign_in_link.html", title="Open the call", business=None, secret=secret
+    )
 
 
 def use_link(request: Request, context: Context, secret: str) -> Response:
@@ -219,7 +220,7 @@ def use_link(request: Request, context: Context, secret: str) -> Response:
             None if person is None else start_phone_session(conn, person, SignInMethod.LINK, now)
         )
     if link is None or started is None:
-        return _sign_in_page(410, problem=_LINK_REFUSED)
+        return _sign_in_page(request, 410, problem=_LINK_REFUSED)
     response = _redirect(f"{_CALLS}/{link.call_sid}")
     set_session_cookie(response, request, context, started.secret, started.session.expires_at)
     return response
@@ -231,11 +232,12 @@ def use_link(request: Request, context: Context, secret: str) -> Response:
 def notifications(request: Request, context: Context) -> Response:
     """Whether call summaries are texted to the owner phone, with the form that changes it."""
     with context.read_engine.connect() as conn:
-        business = _owner_business(conn, request, context)
+        business = signed_in_owner(conn, request, context).business
         texting = business.owner_phone is not None and owner_notifications_allowed(
             conn, business.id, business.owner_phone
         )
-    return _page(
+    return render_page(
+        request,
         "notifications.html",
         title="Call summaries",
         business=business,
@@ -250,8 +252,8 @@ def change_notifications(
     """Turn the owner phone's call-summary texts on or off (a ledger event)."""
     now = context.clock()
     with context.engine.begin() as conn:
-        business, session = signed_in(conn, request, context)
-        _require_owner(session, business)
+        signed = signed_in_owner(conn, request, context)
+        business, session = signed.business, signed.session
         if choice not in ("on", "off") or business.owner_phone is None:
             raise PageError(422, "Request refused", "Choose on or off.", business)
         record_notification_choice(
@@ -274,11 +276,12 @@ def change_notifications(
 def signed_in_phones(request: Request, context: Context) -> Response:
     """The business's phones signed in now, each with a button that signs it out."""
     with context.read_engine.connect() as conn:
-        business, session = signed_in(conn, request, context)
-        _require_owner(session, business)
+        signed = signed_in_owner(conn, request, context)
+        business, session = signed.business, signed.session
         phones = working_phone_sessions(conn, business.id, context.clock())
     this_one = session.id if session.phone_number is not None else None
-    return _page(
+    return render_page(
+        request,
         "phone_sessions.html",
         title="Signed-in phones",
         business=business,
@@ -291,8 +294,8 @@ def signed_in_phones(request: Request, context: Context) -> Response:
 def sign_out_phone(request: Request, context: Context, session_id: str) -> Response:
     """Sign out one of the business's phones (an owner's decision; recorded in the log)."""
     with context.engine.begin() as conn:
-        business, session = signed_in(conn, request, context)
-        _require_owner(session, business)
+        signed = signed_in_owner(conn, request, context)
+        business, session = signed.business, signed.session
         ended = None
         if _SESSION_ID.fullmatch(session_id):
             ended = revoke_business_session(conn, business.id, int(session_id), context.clock())
@@ -319,17 +322,6 @@ def _signed_in_as(session: OwnerSession) -> str:
     return f"signed in with owner token #{session.token.id if session.token else '?'}"
 
 
-def _owner_business(conn: Connection, request: Request, context: OwnerContext) -> BusinessProfile:
-    business, session = signed_in(conn, request, context)
-    _require_owner(session, business)
-    return business
-
-
-def _require_owner(session: OwnerSession, business: BusinessProfile) -> None:
-    if session.role is not Role.OWNER:
-        raise PageError(403, "Owners only", _OWNERS_ONLY, business)
-
-
 def _session_of(conn: Connection, request: Request, context: OwnerContext) -> OwnerSession | None:
     presented = request.cookies.get(SESSION_COOKIE)
     return None if presented is None else find_session(conn, presented, context.clock())
@@ -353,9 +345,11 @@ def _address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def _too_many_codes(wait: int) -> Response:
+def _too_many_codes(request: Request, wait: int) -> Response:
     minutes = max(1, -(-wait // 60))
-    return _too_many(_sign_in_page(429, problem=_TOO_MANY_CODES.format(minutes=minutes)), wait)
+    return _too_many(
+        _sign_in_page(request, 429, problem=_TOO_MANY_CODES.format(minutes=minutes)), wait
+    )
 
 
 def _too_many(response: Response, wait: int) -> Response:
@@ -363,12 +357,15 @@ def _too_many(response: Response, wait: int) -> Response:
     return response
 
 
-def _sign_in_page(status: int, problem: str | None) -> Response:
-    return _page("sign_in.html", status, title="Sign in", business=None, problem=problem)
+def _sign_in_page(request: Request, status: int, problem: str | None) -> Response:
+    return render_page(
+        request, "sign_in.html", status, title="Sign in", business=None, problem=problem
+    )
 
 
-def _code_page(status: int, number: str, problem: str | None) -> Response:
-    return _page(
+def _code_page(request: Request, status: int, number: str, problem: str | None) -> Response:
+    return render_page(
+        request,
         "sign_in_code.html",
         status,
         title="Enter your code",
@@ -381,7 +378,3 @@ def _code_page(status: int, number: str, problem: str | None) -> Response:
 
 def _redirect(path: str) -> Response:
     return RedirectResponse(path, status_code=303)
-
-
-def _page(template: str, status: int = 200, **values: Any) -> Response:
-    return HTMLResponse(render(template, **values), status_code=status)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -66,6 +67,48 @@ owner_sessions = Table(
 )
 """A signed-in browser: the cookie holds a random secret, this row its hash. A session works
 until it expires or is ended (signing out), and only while its owner token still works."""
+
+handled_calls = Table(
+    "handled_calls",
+    metadata,
+    Column("call_sid", String(64), primary_key=True),
+    Column("business_id", String(64), nullable=False),
+    Column("handled_at", DateTime(timezone=True), nullable=False),
+    Column("handled_by", String(200), nullable=False),
+    Index("ix_handled_calls_business", "business_id", "call_sid"),
+)
+"""Calls the owner marked handled (one row per call; the first mark stands): when and by whom
+(the owner token's label, or the signed-in person's label and last four digits)."""
+
+call_notes = Table(
+    "call_notes",
+    metadata,
+    Column("id", _ID, primary_key=True),
+    Column("business_id", String(64), nullable=False),
+    Column("call_sid", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("written_at", DateTime(timezone=True), nullable=False),
+    Column("written_by", String(200), nullable=False),
+    Index("ix_call_notes_call", "business_id", "call_sid", "id"),
+    sqlite_autoincrement=True,
+)
+"""The owner's notes on a call, oldest first; never changed once written."""
+
+settings_changes = Table(
+    "settings_changes",
+    metadata,
+    Column("id", _ID, primary_key=True),
+    Column("business_id", String(64), nullable=False),
+    Column("setting", String(64), nullable=False),
+    Column("old_value", Text, nullable=False),
+    Column("new_value", Text, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("changed_by", String(200), nullable=False),
+    Index("ix_settings_changes_business", "business_id", "id"),
+    sqlite_autoincrement=True,
+)
+"""Every change an owner made to a setting from the settings page: which, old → new (in words),
+when and by whom. Never changed afterwards."""
 
 business_people = Table(
     "business_people",

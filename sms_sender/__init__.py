@@ -30,6 +30,7 @@ from sms_sender.keywords import (
 )
 from sms_sender.local_transport import LocalSmsTransport, last_four
 from sms_sender.outbox import (
+    FOLLOW_UP_KINDS,
     OutboxKind,
     OutboxMessage,
     OutboxStatus,
@@ -55,6 +56,13 @@ from sms_sender.owner_choice import (
     record_owner_choice,
     record_setup_choice,
 )
+from sms_sender.owner_reply import (
+    CONVERSATION_WINDOW,
+    MAX_REPLY_LENGTH,
+    ReplyRefusal,
+    queue_owner_reply,
+    reply_refusal,
+)
 from sms_sender.plan import TextPlan, plan_texts
 from sms_sender.policy import PolicyError, SmsPolicy
 from sms_sender.segments import segment_count
@@ -71,9 +79,10 @@ from sms_sender.templates import (
     text_count,
 )
 from sms_sender.text_history import (
+    Conversation,
     TextRecord,
-    business_texts,
-    count_texts,
+    conversations,
+    count_conversations,
     count_texts_with_number,
     texts_sent_for_calls,
     texts_under_consents,
@@ -94,7 +103,10 @@ else:  # the Twilio SDK loads when the Twilio transport is first used
 
 __all__ = [
     "CONDITIONAL_OPT_IN_KEYWORDS",
+    "CONVERSATION_WINDOW",
+    "FOLLOW_UP_KINDS",
     "HELP_KEYWORDS",
+    "MAX_REPLY_LENGTH",
     "OPT_IN_KEYWORDS",
     "OPT_OUT_KEYWORDS",
     "OUTBOX_ID_PARAMETER",
@@ -103,6 +115,7 @@ __all__ = [
     "CallSummary",
     "ConfirmationRequest",
     "ConfirmationTerms",
+    "Conversation",
     "DeliveryReport",
     "DeliveryUpdate",
     "Direction",
@@ -120,6 +133,7 @@ __all__ = [
     "PlannedText",
     "PolicyError",
     "ReplyIntent",
+    "ReplyRefusal",
     "SendFailed",
     "SendReceipt",
     "SendRules",
@@ -134,13 +148,13 @@ __all__ = [
     "TwilioSmsTransport",
     "announce_texts_queued",
     "booking_link",
-    "business_texts",
     "cancel_message",
     "cancel_pending",
     "classify_reply",
     "conversation_thread",
+    "conversations",
+    "count_conversations",
     "count_sent",
-    "count_texts",
     "count_texts_with_number",
     "decide_held_reply",
     "dispatch_due",
@@ -157,6 +171,7 @@ __all__ = [
     "owner_summary_text",
     "plan_texts",
     "queue_confirmation",
+    "queue_owner_reply",
     "queue_owner_summary",
     "queue_sign_in_code",
     "queue_text",
@@ -166,6 +181,7 @@ __all__ = [
     "record_setup_choice",
     "recover_stale_claims",
     "render_confirmation",
+    "reply_refusal",
     "sample",
     "segment_count",
     "text_count",

@@ -52,6 +52,8 @@ class OutboxKind(StrEnum):
     OPT_IN_CONFIRMATION = "opt_in_confirmation"
     OWNER_SUMMARY = "owner_summary"
     OWNER_FORWARD = "owner_forward"
+    OWNER_REPLY = "owner_reply"
+    """A conversational reply the owner wrote to the caller from the call's page."""
     SIGN_IN_CODE = "sign_in_code"
 
 

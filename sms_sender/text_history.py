@@ -4,11 +4,12 @@
 
 Outbound texts come from the outbox (queued, sent, delivered, failed, cancelled, blocked, with
 the reason), inbound ones from the texts received (with how each was understood, so an opt-out
-stands out). The pages ask for them newest first a page at a time, or for one number's texts in
-order; the database merges and orders both kinds, so a page costs the same however long the
-history is. Everything here only reads. Sign-in codes texted to the business's people are not
-texts of the business and are never listed; the sign-in link in a call summary is shown hidden,
-so that nobody who reads the page can sign in as the owner's phone with it.
+stands out). The pages ask for the conversations (one per number, the latest first) a page at a
+time, and for one number's texts in order; the database merges and orders both kinds, so a page
+costs the same however long the history is. Everything here only reads. Sign-in codes texted to
+the business's people are not texts of the business and are never listed; the sign-in link in a
+call summary is shown hidden, so that nobody who reads the page can sign in as the owner's phone
+with it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from sqlalchemy import (
     union_all,
 )
 
-from consent_ledger import SentText
+from consent_ledger import SentText, stored_instant
 from sms_sender.keywords import ReplyIntent
 from sms_sender.outbox import HANDED_TO_CARRIER, OWNER_KINDS, OutboxKind
 from sms_sender.owner import hide_sign_in_links
@@ -66,23 +67,6 @@ class TextRecord:
     def is_opt_out(self) -> bool:
         """Whether this is a text in which the person asked for no more texts."""
         return self.direction is Direction.INBOUND and self.state == ReplyIntent.OPT_OUT.value
-
-
-def count_texts(conn: Connection, business_id: str) -> int:
-    """How many texts the business sent, planned or received."""
-    return _count(conn, _history(business_id, None))
-
-
-def business_texts(conn: Connection, business_id: str, offset: int, limit: int) -> list[TextRecord]:
-    """The business's texts, newest first: ``limit`` of them after skipping ``offset``."""
-    history = _history(business_id, None)
-    query = (
-        select(history)
-        .order_by(history.c.at.desc(), history.c.direction.desc(), history.c.id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
-    return [_record(row) for row in conn.execute(query)]
 
 
 def texts_with_number(
@@ -123,6 +107,42 @@ def texts_sent_for_calls(
         .group_by(outbox.c.call_sid)
     )
     return {call_sid: int(count) for call_sid, count in conn.execute(query)}
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """The texts between a business and one number: how many, and when the latest was."""
+
+    number: str
+    texts: int
+    last_at: datetime
+
+
+def count_conversations(conn: Connection, business_id: str) -> int:
+    """With how many numbers the business has texts."""
+    history = _history(business_id, None)
+    numbers = select(history.c.number).distinct().subquery()
+    return int(conn.execute(select(func.count()).select_from(numbers)).scalar_one())
+
+
+def conversations(
+    conn: Connection, business_id: str, offset: int, limit: int
+) -> list[Conversation]:
+    """The business's conversations, the one with the latest text first: ``limit`` of them after
+    skipping ``offset``."""
+    history = _history(business_id, None)
+    last_at = func.max(history.c.at)
+    query = (
+        select(history.c.number, func.count(), last_at)
+        .group_by(history.c.number)
+        .order_by(last_at.desc(), history.c.number)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [
+        Conversation(number, int(count), stored_instant(at))
+        for number, count, at in conn.execute(query)
+    ]
 
 
 def texts_under_consents(

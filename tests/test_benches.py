@@ -49,3 +49,13 @@ def test_the_scale_bench_sends_texts_through_worker_processes() -> None:
     run = _run("scale.py", "--processes", "1", "--texts", "40", "--skip-calls")
     assert run.returncode == 0, run.stderr + run.stdout
     assert re.search(r"^\| 1 \| \d+ \| — \| — \|$", run.stdout, re.MULTILINE), run.stdout
+
+
+def test_the_owner_pages_bench_times_the_calls_page() -> None:
+    run = _run("owner_pages.py", "--calls", "120", "--requests", "3")
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.returncode in (0, 1), run.stderr  # 1: the target missed, said on the last line
+    for request in ("calls page 1", "calls last page", "search 'boiler'", "one call"):
+        assert re.search(rf"^{request}\s+[\d.]+\s+[\d.]+\s+[\d.]+$", run.stdout, re.MULTILINE), (
+            run.stdout
+        )

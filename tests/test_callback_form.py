@@ -25,7 +25,7 @@ from consent_ledger import (
     events_for_number,
     ledger_event_total,
 )
-from dashboard import OWNER_TOKENS
+from dashboard import OWNER_TOKENS, CallFilter
 from sms_sender import (
     ConfirmationRequest,
     ConfirmationTerms,
@@ -153,7 +153,7 @@ def test_without_the_box_it_is_a_callback_request_only(site: PublicSite) -> None
     assert _events(site) == [] and _texts_to(site) == []
     assert _stored(site) == Stored(calls=1, events=0, outbox=0)
     with site.engine.connect() as conn:  # the owner's call list shows it
-        (listed,) = ReceptionistCallLog().calls(conn, ACME, 0, 10)
+        (listed,) = ReceptionistCallLog().calls(conn, ACME, CallFilter(), 0, 10)
     assert listed.call_sid == request.call_sid and listed.need == "Kitchen sink leaks"
 
 

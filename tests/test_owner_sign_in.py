@@ -33,6 +33,7 @@ from consent_ledger import (
     owner_notifications_allowed,
 )
 from dashboard import OwnerContext, owner_router, owner_sign_in_router
+from dashboard.owner_routes import form_token
 from dashboard.people import Role, add_person, people_of, remove_person
 from dashboard.phone_sessions import phone_sessions_of, revoke_phone_session
 from dashboard.sign_in_codes import (
@@ -128,6 +129,11 @@ def _ask_for_code(site: Site, phone: str, status: int = 200) -> str:
     response = site.client.post("/owner/sign-in/phone", data={"phone": phone}, headers=OUR_ORIGIN)
     assert response.status_code == status, response.text
     return response.text
+
+
+def _form(site: Site) -> dict[str, str]:
+    """The form token the signed-in pages put in their forms."""
+    return {"csrf": form_token(site.client.cookies["owner_session"])}
 
 
 def _texted_code(site: Site, phone: str) -> str:
@@ -319,15 +325,17 @@ def test_staff_read_calls_but_cannot_reach_settings(site: Site) -> None:
     assert _status(site, "/owner/texts") == 200
     settings = site.client.get("/owner/notifications")
     assert settings.status_code == 403 and "Only the business&#39;s owners" in settings.text
-    change = site.client.post("/owner/notifications", data={"choice": "off"}, headers=OUR_ORIGIN)
-    assert change.status_code == 403
+    change = site.client.post(
+        "/owner/notifications", data={"choice": "off", **_form(site)}, headers=OUR_ORIGIN
+    )
+    assert change.status_code == 403 and "Only the business&#39;s owners" in change.text
     with site.engine.connect() as conn:
         assert owner_notifications_allowed(conn, ACME, OWNER)
 
 
 def test_signing_out_and_revoking_end_a_phone_session(site: Site) -> None:
     _sign_in(site)
-    out = site.client.post("/owner/sign-out", headers=OUR_ORIGIN)
+    out = site.client.post("/owner/sign-out", data=_form(site), headers=OUR_ORIGIN)
     assert (out.status_code, out.headers["location"]) == (303, "/owner/sign-in")
     site.client.cookies.clear()
 
@@ -375,7 +383,9 @@ def test_the_owner_turns_summaries_off_and_on_from_the_page(site: Site) -> None:
     assert page.status_code == 200 and "Texts to the owner phone are on." in page.text
     assert 'name="choice" value="off"' in page.text
 
-    off = site.client.post("/owner/notifications", data={"choice": "off"}, headers=OUR_ORIGIN)
+    off = site.client.post(
+        "/owner/notifications", data={"choice": "off", **_form(site)}, headers=OUR_ORIGIN
+    )
     assert (off.status_code, off.headers["location"]) == (303, "/owner/notifications")
     assert "Texts to the owner phone are off." in site.client.get("/owner/notifications").text
     with site.engine.connect() as conn:
@@ -384,11 +394,15 @@ def test_the_owner_turns_summaries_off_and_on_from_the_page(site: Site) -> None:
     assert latest.evidence().method is ConsentMethod.WEB_FORM
     assert OWNER not in latest.evidence().note and OWNER[-4:] in latest.evidence().note
 
-    site.client.post("/owner/notifications", data={"choice": "on"}, headers=OUR_ORIGIN)
+    site.client.post(
+        "/owner/notifications", data={"choice": "on", **_form(site)}, headers=OUR_ORIGIN
+    )
     with site.engine.connect() as conn:
         assert owner_notifications_allowed(conn, ACME, OWNER)
     foreign = site.client.post(
-        "/owner/notifications", data={"choice": "off"}, headers={"Origin": "https://evil.example"}
+        "/owner/notifications",
+        data={"choice": "off", **_form(site)},
+        headers={"Origin": "https://evil.example"},
     )
     assert foreign.status_code == 403
 
@@ -504,14 +518,22 @@ def test_an_owner_signs_out_a_lost_phone_from_the_page(site: Site) -> None:
     assert SPARK_OWNER not in page.text
     with site.engine.connect() as conn:
         sam = next(s for s in phone_sessions_of(conn, ACME) if s.phone_number == STAFF)
-    foreign = site.client.post(f"/owner/sessions/{spark_session.id}/sign-out", headers=OUR_ORIGIN)
+    foreign = site.client.post(
+        f"/owner/sessions/{spark_session.id}/sign-out", data=_form(site), headers=OUR_ORIGIN
+    )
     assert foreign.status_code == 404
     forged = site.client.post(
-        f"/owner/sessions/{sam.id}/sign-out", headers={"Origin": "https://evil.example"}
+        f"/owner/sessions/{sam.id}/sign-out",
+        data=_form(site),
+        headers={"Origin": "https://evil.example"},
     )
     assert forged.status_code == 403 and _status(staff_site, "/owner/calls") == 200
+    tokenless = site.client.post(f"/owner/sessions/{sam.id}/sign-out", headers=OUR_ORIGIN)
+    assert tokenless.status_code == 403 and _status(staff_site, "/owner/calls") == 200
 
-    out = site.client.post(f"/owner/sessions/{sam.id}/sign-out", headers=OUR_ORIGIN)
+    out = site.client.post(
+        f"/owner/sessions/{sam.id}/sign-out", data=_form(site), headers=OUR_ORIGIN
+    )
     assert (out.status_code, out.headers["location"]) == (303, "/owner/sessions")
     assert _status(staff_site, "/owner/calls") == 303
     assert STAFF not in site.client.get("/owner/sessions").text

@@ -84,6 +84,7 @@ async def handle_call(services: Services, socket: StreamSocket, admit: StreamAdm
         logger.warning("stream %s names no known business or caller", start.stream_sid)
         await _apologise(bridge)
         return
+    business = business.answering_at(started_at)  # after hours, the after-hours promise
     if business.recording_enabled:
         bridge.record_caller_audio(RECORDING_SECONDS)
     bridge.listen(

@@ -41,16 +41,19 @@ def list_calls_command(business: str | None, limit: int, as_json: bool) -> None:
     from voice_agent.cli.reports import call_as_dict, render_call_list
 
     records: list[CallRecord] = []
+    zones: dict[str, str] = {}
     with reading(load_settings()) as conn:
         require_business(conn, business)
         if conn is not None:  # a database where nothing was recorded has no calls to load
+            from voice_agent.records.businesses import business_time_zones
             from voice_agent.records.calls import list_calls
 
             records = list_calls(conn, business, limit)
+            zones = business_time_zones(conn)
     if as_json:
         print_json([call_as_dict(record, None, []) for record in records])
     else:
-        print(render_call_list(records))
+        print(render_call_list(records, zones))
 
 
 @calls.command("show")
@@ -62,6 +65,7 @@ def show_call(call_sid: str, as_json: bool) -> None:
     from consent_ledger import event_by_hash
     from sms_sender import list_outbox
     from voice_agent.cli.reports import call_as_dict, render_call
+    from voice_agent.records.businesses import business_time_zones
     from voice_agent.records.calls import get_call
 
     with reading(load_settings()) as conn:
@@ -72,10 +76,11 @@ def show_call(call_sid: str, as_json: bool) -> None:
             event_by_hash(conn, record.consent_event_hash) if record.consent_event_hash else None
         )
         texts = list_outbox(conn, call_sid=record.call_sid)
+        zone = business_time_zones(conn).get(record.business_id, "UTC")
     if as_json:
         print_json(call_as_dict(record, event, texts))
     else:
-        print(render_call(record, event, texts))
+        print(render_call(record, event, texts, zone))
 
 
 @calls.command("forget")

@@ -77,6 +77,8 @@ class ScenarioOutcome:
     event: RecordedEvent | None = None
     texts: list[OutboxMessage] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    zone: str = "UTC"
+    """The business's time zone, which the call's times are shown in."""
 
     @property
     def caller_texts(self) -> list[OutboxMessage]:
@@ -118,7 +120,7 @@ class ScenarioOutcome:
             lines.append("  The caller's side (it hears the assistant and answers after a pause):")
             lines.extend(f"    {line}" for line in self.conversation)
         if self.call is not None:
-            lines.append(render_call(self.call, self.event, self.texts))
+            lines.append(render_call(self.call, self.event, self.texts, self.zone))
         lines.extend(f"  PROBLEM: {problem}" for problem in self.problems)
         return "\n".join(lines)
 
@@ -267,11 +269,13 @@ def _poll(condition: Callable[[], bool], timeout: float) -> bool:
 def _load(engine: Engine, outcome: ScenarioOutcome, call_sid: str) -> CallRecord | None:
     from consent_ledger import event_by_hash
     from sms_sender import list_outbox
+    from voice_agent.records.businesses import business_time_zones
     from voice_agent.records.calls import get_call
 
     with engine.connect() as conn:
         outcome.call = get_call(conn, call_sid)
         if outcome.call is not None:
+            outcome.zone = business_time_zones(conn).get(outcome.call.business_id, "UTC")
             outcome.texts = list_outbox(conn, call_sid=call_sid)
             if outcome.call.consent_event_hash:
                 outcome.event = event_by_hash(conn, outcome.call.consent_event_hash)

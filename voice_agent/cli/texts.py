@@ -75,14 +75,16 @@ def list_texts(business: str | None, as_json: bool) -> None:
     """List every text, newest first."""
     from sms_sender import list_outbox
     from voice_agent.cli.reports import outbox_as_dict, render_outbox
+    from voice_agent.records.businesses import business_time_zones
 
     with reading(load_settings()) as conn:
         require_business(conn, business)
         messages = [] if conn is None else list_outbox(conn, business_id=business)
+        zones = {} if conn is None else business_time_zones(conn)
     if as_json:
         print_json([outbox_as_dict(message) for message in messages])
     else:
-        print(render_outbox(messages))
+        print(render_outbox(messages, zones))
 
 
 @outbox.command("show")
@@ -92,15 +94,17 @@ def show_text(text_id: int, as_json: bool) -> None:
     """Show one text: its status, kind, attempts and provider id."""
     from sms_sender import get_message
     from voice_agent.cli.reports import outbox_as_dict, render_outbox
+    from voice_agent.records.businesses import business_time_zones
 
     with reading(load_settings()) as conn:
         message = None if conn is None else get_message(conn, text_id)
+        zones = {} if conn is None else business_time_zones(conn)
     if message is None:
         raise CommandError(f"no text #{text_id}")
     if as_json:
         print_json(outbox_as_dict(message))
     else:
-        print(render_outbox([message]))
+        print(render_outbox([message], zones))
         print(f"  kind {message.kind.value} · attempts {message.attempts}")
         print(f"  provider id {message.provider_message_id or '—'} · call {message.call_sid}")
 

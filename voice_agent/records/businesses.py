@@ -62,6 +62,28 @@ class Business(BaseModel):
     contact_email: str = Field("", max_length=200)
     owner_email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     booking_url: str | None = Field(None, max_length=100)
+    hours_start: time | None = None
+    hours_end: time | None = None
+    open_days: tuple[int, ...] = (0, 1, 2, 3, 4)
+    after_hours_callback: str = Field("on the next business day", min_length=1, max_length=200)
+    """Business hours (on ``time_zone``'s clock, Monday = 0): a call outside them is promised
+    ``after_hours_callback`` instead of ``callback_time``. No hours: always open."""
+
+    def answering_at(self, at: datetime) -> Business:
+        """The business as a call that starts at ``at`` sees it: outside its hours, its callback
+        promise is the after-hours one."""
+        if self.is_open(at):
+            return self
+        return self.model_copy(update={"callback_time": self.after_hours_callback})
+
+    def is_open(self, at: datetime) -> bool:
+        """Whether ``at`` falls in the business hours (always, when none are set)."""
+        if self.hours_start is None or self.hours_end is None:
+            return True
+        local = at.astimezone(ZoneInfo(self.time_zone))
+        return local.weekday() in self.open_days and (
+            self.hours_start <= local.time().replace(tzinfo=None) < self.hours_end
+        )
 
     @field_validator("twilio_numbers", mode="before")
     @classmethod
@@ -118,6 +140,24 @@ class Business(BaseModel):
     def _send_window_is_a_daytime_span(self) -> Business:
         if self.sms_send_window_start >= self.sms_send_window_end:
             raise ValueError("sms_send_window_start must be before sms_send_window_end")
+        return self
+
+    @field_validator("open_days", mode="before")
+    @classmethod
+    def _week_days(cls, value: Any) -> tuple[int, ...]:
+        if not isinstance(value, list | tuple) or not all(
+            isinstance(day, int) and 0 <= day <= 6 for day in value
+        ):
+            raise ValueError("must be days of the week, 0 (Monday) to 6 (Sunday)")
+        return tuple(sorted(set(value)))
+
+    @model_validator(mode="after")
+    def _hours_are_a_daytime_span(self) -> Business:
+        if (self.hours_start is None) != (self.hours_end is None):
+            raise ValueError("business hours need both an opening and a closing time")
+        start, end = self.hours_start, self.hours_end
+        if start is not None and end is not None and start >= end:
+            raise ValueError("business hours must open before they close")
         return self
 
 
@@ -192,6 +232,7 @@ def save_business(conn: Connection, business: Business) -> None:
     """Insert or replace a business and its numbers."""
     row = business.model_dump(exclude={"twilio_numbers"})
     row["excluded_numbers"] = list(business.excluded_numbers)
+    row["open_days"] = list(business.open_days)
     conn.execute(delete(business_numbers).where(business_numbers.c.business_id == business.id))
     conn.execute(
         delete(business_numbers).where(business_numbers.c.number.in_(business.twilio_numbers))
@@ -236,6 +277,12 @@ def get_business(conn: Connection, business_id: str) -> Business | None:
         .order_by(business_numbers.c.number)
     ).scalars()
     return Business.model_validate({**row, "twilio_numbers": list(numbers)})
+
+
+def business_time_zones(conn: Connection) -> dict[str, str]:
+    """Each business's time zone, by business id (what the CLI shows times in)."""
+    rows = conn.execute(select(businesses.c.id, businesses.c.time_zone))
+    return {business_id: zone for business_id, zone in rows}
 
 
 def list_businesses(conn: Connection) -> list[Business]:

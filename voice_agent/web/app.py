@@ -25,6 +25,7 @@ from voice_agent.services import Services
 from voice_agent.web.callback_form import FormGuard
 from voice_agent.web.callback_form import router as callback_form_router
 from voice_agent.web.draining import CallDrain, LiveStreams
+from voice_agent.web.owner_settings import ReceptionistSettings
 from voice_agent.web.public_pages import router as public_pages_router
 from voice_agent.web.sms_webhooks import router as sms_router
 from voice_agent.web.stream_credentials import StreamClaims
@@ -96,6 +97,8 @@ def create_app(services: Services, *, export_processes: int | None = None) -> Fa
         clock=services.clock,
         public_base_url=services.settings.public_base_url,
         text_queued=services.dispatcher.wake,
+        audio_root=services.settings.audio_dir,
+        settings_store=ReceptionistSettings(),
     )
     app.include_router(owner_router())
     app.state.callback_form = FormGuard.for_settings(services.settings)
