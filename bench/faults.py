@@ -705,6 +705,12 @@ def _count(services: Services, report: OutageReport) -> None:
 # --- kills ---------------------------------------------------------------------------------------
 
 
+OWNER_CHOICE_KINDS = (
+    EventKind.OWNER_NOTIFICATIONS_OPT_IN.value,
+    EventKind.OWNER_NOTIFICATIONS_OPT_OUT.value,
+)
+
+
 @dataclass
 class KillReport:
     stage: str
@@ -756,7 +762,11 @@ def run_kill(url: str, workdir: Path, stage: str) -> KillReport:
     with engine.begin() as conn:
         for sid in conn.execute(select(calls.c.call_sid)).scalars():
             stored[sid] += 1
-        events = conn.execute(select(func.count()).select_from(consent_events)).scalar_one()
+        # The callers' events (the owners' summary-text choices recorded at import are not).
+        callers = consent_events.c.kind.not_in(OWNER_CHOICE_KINDS)
+        events = conn.execute(
+            select(func.count()).select_from(consent_events).where(callers)
+        ).scalar_one()
         ok = verify_ledger(conn).ok
     applier.close()
     engine.dispose()
