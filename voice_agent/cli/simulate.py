@@ -117,7 +117,10 @@ class ScenarioOutcome:
                 + f" · closed by {self.simulated.closed_by}"
             )
         if self.conversation:
-            lines.append("  The caller's side (it hears the assistant and answers after a pause):")
+            lines.append(
+                "  The caller's side (it hears the assistant and answers after a pause; times in "
+                "the call's own audio, which ran faster than real time):"
+            )
             lines.extend(f"    {line}" for line in self.conversation)
         if self.call is not None:
             lines.append(render_call(self.call, self.event, self.texts, self.zone))
