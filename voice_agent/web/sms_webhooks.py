@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
+INBOUND_PATH = "/twilio/sms"
 SignedForm = Annotated[dict[str, str], Depends(signed_form)]
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 MAX_OUTBOX_ID = 2**31 - 1  # the outbox's integer key on PostgreSQL
@@ -84,7 +85,7 @@ def _inbound_sms(params: dict[str, str]) -> InboundSms:
         raise HTTPException(status_code=400, detail=f"malformed inbound text: {error}") from None
 
 
-@router.post("/twilio/sms")
+@router.post(INBOUND_PATH)
 async def inbound_text(request: Request, params: SignedForm) -> Response:
     services = _services(request)
     sms = _inbound_sms(params)

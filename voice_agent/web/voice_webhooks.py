@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
+VOICE_PATH = "/twilio/voice"
+DIAL_STATUS_PATH = "/twilio/voice/dial-status"
 UNANSWERED = {"no-answer", "busy", "failed", "canceled"}
 MAX_FORM_FIELDS = 100
 POLICY_VIOLATION = 1008
@@ -89,7 +91,7 @@ def _stream(services: Services, business: Business, params: dict[str, str]) -> R
     )
 
 
-@router.post("/twilio/voice")
+@router.post(VOICE_PATH)
 async def incoming_call(request: Request) -> Response:
     params = await signed_form(request)
     services = _services(request)
@@ -98,12 +100,12 @@ async def incoming_call(request: Request) -> Response:
         logger.warning("call to a number no business owns")
         return _twiml(apology())
     if business.ring_owner_first:
-        action = services.signatures.public_url("/twilio/voice/dial-status")
+        action = services.signatures.public_url(DIAL_STATUS_PATH)
         return _twiml(ring_owner(business.owner_phone, business.ring_seconds, action))
     return _stream(services, business, params)
 
 
-@router.post("/twilio/voice/dial-status")
+@router.post(DIAL_STATUS_PATH)
 async def dial_status(request: Request) -> Response:
     params = await signed_form(request)
     services = _services(request)
