@@ -1,7 +1,9 @@
 """Scripted test calls: what a simulated caller says, presses and plays, read from YAML.
 
 A scenario file (``fixtures/calls/<name>.yaml``) names the business number called, the caller's
-number and voice, whether the owner picks up, the caller's steps in order, and what the
+number and voice, what happens on the owner's phone when the business rings its owner first
+(``owner``: one of ``OwnerLeg``; ``owner_answers: true`` is short for ``takes-it``), the caller's
+steps in order, and what the
 end-to-end tests expect to find afterwards. Loading is strict: an unknown key, a malformed
 phone number, an empty step list, a keypad digit outside 0-9 * #, a missing or unreadable WAV
 file or a negative ``interrupt_after`` raises ``ScenarioError`` naming the file and the field.
@@ -21,10 +23,14 @@ import phonenumbers
 import yaml
 
 ConsentExpectation = Literal["affirmative", "declined", "unclear", "not_asked"]
+OwnerLeg = Literal["no-answer", "takes-it", "presses-nothing", "voicemail", "busy", "failed"]
+"""What happens on the owner's phone when it rings: nobody answers; the owner answers and
+presses 1 to take the call; the owner answers and presses nothing; the owner's voicemail
+answers (after ``VOICEMAIL_ANSWERS_AFTER`` seconds) and plays its greeting; busy; failed."""
 
 _SCENARIO_KEYS = frozenset(
     {"name", "description", "business_number", "caller", "caller_voice", "owner_answers"}
-    | {"steps", "expect"}
+    | {"owner", "steps", "expect"}
 )
 _REQUIRED_KEYS = ("description", "business_number", "caller", "steps")
 _ACTION_KEYS = ("say", "press", "wav", "hang_up")
@@ -98,7 +104,7 @@ class Scenario:
     caller: str
     steps: tuple[Step, ...]
     caller_voice: str | None = None
-    owner_answers: bool = False
+    owner: OwnerLeg = "no-answer"
     expect: Expectation | None = None
 
 
@@ -140,7 +146,7 @@ class _ScenarioReader:
             caller=self._phone_number(fields["caller"], "caller"),
             steps=self._steps(fields["steps"]),
             caller_voice=self._voice(fields.get("caller_voice")),
-            owner_answers=self._flag(fields.get("owner_answers", False), "owner_answers"),
+            owner=self._owner(fields),
             expect=self._expectation(fields["expect"]) if "expect" in fields else None,
         )
 
@@ -189,6 +195,18 @@ class _ScenarioReader:
         if not isinstance(value, bool):
             raise self._error(field, f"must be true or false, got {value!r}")
         return value
+
+    def _owner(self, fields: Mapping[str, object]) -> OwnerLeg:
+        if "owner" in fields and "owner_answers" in fields:
+            raise self._error("owner", "give owner or owner_answers, not both")
+        if "owner" not in fields:
+            answers = self._flag(fields.get("owner_answers", False), "owner_answers")
+            return "takes-it" if answers else "no-answer"
+        value = fields["owner"]
+        legs = get_args(OwnerLeg)
+        if value not in legs:
+            raise self._error("owner", f"must be one of {', '.join(legs)}, got {value!r}")
+        return cast(OwnerLeg, value)
 
     def _steps(self, value: object) -> tuple[Step, ...]:
         if not isinstance(value, list) or not value:

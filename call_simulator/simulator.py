@@ -40,7 +40,15 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from call_simulator.scenarios import HangUpStep, PressStep, SayStep, Scenario, Step, WavStep
+from call_simulator.scenarios import (
+    HangUpStep,
+    OwnerLeg,
+    PressStep,
+    SayStep,
+    Scenario,
+    Step,
+    WavStep,
+)
 from media_stream.codec import (
     FRAME_BYTES,
     FRAME_SECONDS,
@@ -74,7 +82,10 @@ QUIET_SECONDS = 0.6  # stream time of assistant silence before the caller takes 
 DIGIT_SECONDS = 0.25  # stream time between two keypad presses of one step
 REPLY_TIMEOUT_SECONDS = 30.0  # wall-clock patience for a reply or for the server to hang up
 VOICE_WEBHOOK_PATH = "/twilio/voice"
-OWNER_CALL_SECONDS = 60  # DialCallDuration reported when the owner answers
+OWNER_CALL_SECONDS = 60  # DialCallDuration reported when the owner takes the call
+VOICEMAIL_ANSWERS_AFTER = 12.0  # seconds of ringing before the owner's voicemail picks up
+OWNER_TAKES_IT_KEY = "1"  # what an owner who takes the call presses when the leg is screened
+_ANSWERING_LEGS = frozenset({"takes-it", "presses-nothing", "voicemail"})
 MAX_TWIML_DOCUMENTS = 10  # action callbacks followed before the call is declared looping
 _HTTP_TIMEOUT_SECONDS = 15.0
 _API_VERSION = "2010-04-01"
@@ -95,13 +106,13 @@ class CallerVoice(Protocol):
 
 @dataclass(frozen=True)
 class CallParties:
-    """Who calls whom: the caller's number, the business number dialled, whether the owner
-    picks up, and a name for the call in logs and results."""
+    """Who calls whom: the caller's number, the business number dialled, what happens on the
+    owner's phone when the business rings it, and a name for the call in logs and results."""
 
     name: str
     caller: str
     business_number: str
-    owner_answers: bool = False
+    owner: OwnerLeg = "no-answer"
 
 
 class AssistantListener(Protocol):
@@ -239,7 +250,7 @@ async def simulate_call(
         name=scenario.name,
         caller=scenario.caller,
         business_number=scenario.business_number,
-        owner_answers=scenario.owner_answers,
+        owner=scenario.owner,
     )
     return await place_call(
         parties,
@@ -528,20 +539,76 @@ class _TwimlFollower:
         return None
 
     async def _dial(self, document: _TwimlDocument, verb: ElementTree.Element) -> _Next:
-        numbers = [(child.text or "").strip() for child in verb if child.tag == "Number"]
-        dialled = ", ".join(numbers) or (verb.text or "").strip()
-        timeout = verb.get("timeout", "30")
-        status = "completed" if self._call.parties.owner_answers else "no-answer"
-        self._call.heard("Dial", f"{dialled} (timeout {timeout}s): {status}")
+        """Ring the owner. A leg that answers runs its ``<Number url>`` TwiML (screening) and is
+        bridged only when that ends without hanging up; the action gets ``DialCallStatus`` and
+        ``DialBridged`` as Twilio posts them."""
+        numbers = [child for child in verb if child.tag == "Number"]
+        dialled = ", ".join((n.text or "").strip() for n in numbers) or (verb.text or "").strip()
+        timeout = float(verb.get("timeout", "30"))
+        leg = self._call.parties.owner
+        if leg == "voicemail" and timeout <= VOICEMAIL_ANSWERS_AFTER:
+            leg = "no-answer"  # the dial gives up before the voicemail picks up
+        bridged = False
+        if leg in _ANSWERING_LEGS:
+            status = "completed"
+            url = numbers[0].get("url") if numbers else None
+            bridged = url is None or await self._screen(document, numbers[0], url, leg)
+        else:
+            status = leg
+        self._call.heard(
+            "Dial", f"{dialled} (timeout {timeout:g}s): {status}, bridged: {str(bridged).lower()}"
+        )
         action = verb.get("action")
         if action is None:
             return "continue"
         params = self._call.params("in-progress") | {
             "DialCallStatus": status,
             "DialCallSid": new_sid("CA"),
-            "DialCallDuration": str(OWNER_CALL_SECONDS if status == "completed" else 0),
+            "DialCallDuration": str(OWNER_CALL_SECONDS if bridged else 0),
+            "DialBridged": str(bridged).lower(),
         }
         return await self._action(document, verb, action, params)
+
+    async def _screen(
+        self, document: _TwimlDocument, number: ElementTree.Element, url: str, leg: OwnerLeg
+    ) -> bool:
+        """Run the owner leg's ``<Number url>`` TwiML: ``<Say>``, ``<Gather>`` (the owner who
+        takes the call presses 1; nobody else presses anything, and Twilio goes on to the next
+        verb) and ``<Hangup>``. Whether the leg is bridged: its TwiML ended without a hangup."""
+        if number.get("method", "POST").upper() != "POST":
+            raise SimulationError("<Number method> other than POST is not simulated")
+        params = {
+            "CallSid": new_sid("CA"),
+            "ParentCallSid": self._call.call_sid,
+            "AccountSid": self._call.account_sid,
+            "From": self._call.parties.caller,  # the caller's number is shown to the owner
+            "To": (number.text or "").strip(),
+            "CallStatus": "in-progress",
+            "Direction": "outbound-dial",
+            "ApiVersion": _API_VERSION,
+        }
+        screen = await self._fetch(self._addresses.public(url, document.url), params)
+        for _ in range(MAX_TWIML_DOCUMENTS):
+            following: _TwimlDocument | None = None
+            for owner_verb in screen.root:
+                said = " ".join((say.text or "").strip() for say in owner_verb.iter("Say"))
+                if owner_verb.tag == "Hangup":
+                    return False
+                if owner_verb.tag == "Say":
+                    self._call.heard("Screen", said)
+                elif owner_verb.tag == "Gather":
+                    self._call.heard("Screen", said)
+                    if leg == "takes-it":
+                        action = owner_verb.get("action") or screen.url
+                        digits = params | {"Digits": OWNER_TAKES_IT_KEY}
+                        following = await self._action(screen, owner_verb, action, digits)
+                        break
+                else:
+                    raise SimulationError(f"<{owner_verb.tag}> on the owner's leg is not simulated")
+            if following is None:
+                return True
+            screen = following
+        raise SimulationError(f"more than {MAX_TWIML_DOCUMENTS} screening documents: a loop?")
 
     async def _action(
         self,

@@ -2,18 +2,46 @@
 
 from __future__ import annotations
 
-from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
+from twilio.twiml.voice_response import Connect, Dial, Gather, VoiceResponse
 
 from voice_agent.call.session import UNKNOWN_NUMBER_APOLOGY
 from voice_agent.web.stream_credentials import CREDENTIAL_PARAMETER
 
+OWNER_TAKES_IT = "1"
 
-def ring_owner(owner_phone: str, ring_seconds: int, action_url: str) -> str:
-    """Ring the owner first; Twilio posts the outcome to ``action_url``."""
+
+def ring_owner(owner_phone: str, ring_seconds: int, action_url: str, screen_url: str) -> str:
+    """Ring the owner first. When the owner's leg answers (the owner, or their voicemail),
+    Twilio runs ``screen_url``'s TwiML on that leg while the caller still hears ringing; the
+    legs are bridged only if that TwiML ends without hanging up. Twilio posts the outcome
+    (``DialCallStatus``, ``DialBridged``) to ``action_url``."""
     response = VoiceResponse()
     dial = Dial(timeout=ring_seconds, action=action_url, method="POST")
-    dial.number(owner_phone)
+    dial.number(owner_phone, url=screen_url, method="POST")
     response.append(dial)
+    return str(response)
+
+
+def screen_owner(business_name: str, caller: str, answer_url: str, seconds: int) -> str:
+    """Ask whoever answered the owner's leg to press 1 to take the call; the key goes to
+    ``answer_url``. No key in ``seconds`` (a voicemail greeting presses none) hangs the leg
+    up, unbridged."""
+    response = VoiceResponse()
+    gather = Gather(num_digits=1, timeout=seconds, action=answer_url, method="POST")
+    gather.say(f"Missed call for {business_name} from {caller}: press {OWNER_TAKES_IT} to take it.")
+    response.append(gather)
+    response.hangup()
+    return str(response)
+
+
+def owner_answer(digits: str) -> str:
+    """The owner's key: 1 ends the screening TwiML (Twilio then bridges the legs); anything
+    else hangs the owner's leg up."""
+    response = VoiceResponse()
+    if digits == OWNER_TAKES_IT:
+        response.say("Connecting.")
+    else:
+        response.hangup()
     return str(response)
 
 

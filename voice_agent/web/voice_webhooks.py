@@ -1,16 +1,21 @@
 """Twilio's voice webhooks and the media-stream websocket.
 
-``POST /twilio/voice`` rings the owner first or connects the stream; ``POST
-/twilio/voice/dial-status`` connects the stream when the owner did not answer; the websocket
-runs the call. Every request must carry a valid Twilio signature. The TwiML that connects a
-stream carries the call's credential (``stream_credentials``); the websocket runs a call only
-when its ``start`` presents that credential for the first time, and closes with 1008 otherwise.
+``POST /twilio/voice`` rings the owner first or connects the stream. The owner's leg is
+screened: when it answers, ``POST /twilio/voice/screen?business=ID`` asks whoever answered to
+press 1 to take the call, and ``POST /twilio/voice/screen/answer?business=ID`` bridges the legs
+only on that key. ``POST /twilio/voice/dial-status`` hangs up when the legs were bridged (the
+owner took the call) and otherwise — no answer, busy, failed, no key, a voicemail that answered
+— connects the stream; the websocket runs the call. Every request must carry a valid Twilio
+signature. The TwiML that connects a stream carries the call's credential
+(``stream_credentials``); the websocket runs a call only when its ``start`` presents that
+credential for the first time, and closes with 1008 otherwise.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request, WebSocket
 from fastapi.responses import Response
@@ -18,6 +23,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from media_stream import Start, StreamClosed
 from voice_agent.call.session import handle_call
+from voice_agent.chat.numbers_in_words import spoken_phone_number
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.records.businesses import Business
 from voice_agent.services import Services
@@ -27,7 +33,14 @@ from voice_agent.web.stream_credentials import (
     StreamClaims,
     StreamCredentials,
 )
-from voice_agent.web.twiml import apology, connect_stream, hang_up, ring_owner
+from voice_agent.web.twiml import (
+    apology,
+    connect_stream,
+    hang_up,
+    owner_answer,
+    ring_owner,
+    screen_owner,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +48,10 @@ router = APIRouter()
 
 VOICE_PATH = "/twilio/voice"
 DIAL_STATUS_PATH = "/twilio/voice/dial-status"
-UNANSWERED = {"no-answer", "busy", "failed", "canceled"}
+SCREEN_PATH = "/twilio/voice/screen"
+SCREEN_ANSWER_PATH = "/twilio/voice/screen/answer"
+SCREEN_SECONDS = 6
+"""How long the owner's leg has to press 1 once the screening question has been said."""
 MAX_FORM_FIELDS = 100
 POLICY_VIOLATION = 1008
 _CALL_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what a stream's start.callSid may be
@@ -100,16 +116,44 @@ async def incoming_call(request: Request) -> Response:
         logger.warning("call to a number no business owns")
         return _twiml(apology())
     if business.ring_owner_first:
-        action = services.signatures.public_url(DIAL_STATUS_PATH)
-        return _twiml(ring_owner(business.owner_phone, business.ring_seconds, action))
+        signatures = services.signatures
+        return _twiml(
+            ring_owner(
+                business.owner_phone,
+                business.ring_seconds,
+                signatures.public_url(DIAL_STATUS_PATH),
+                signatures.public_url(SCREEN_PATH, urlencode({"business": business.id})),
+            )
+        )
     return _stream(services, business, params)
+
+
+@router.post(SCREEN_PATH)
+async def screen(request: Request) -> Response:
+    """The owner's leg answered (the owner, or a voicemail): ask for the key that takes it."""
+    params = await signed_form(request)
+    services = _services(request)
+    business = await services.businesses.by_id(request.query_params.get("business", ""))
+    if business is None:
+        return _twiml(hang_up())
+    caller = spoken_phone_number(params.get("From", "")) or "a withheld number"
+    answer_url = services.signatures.public_url(SCREEN_ANSWER_PATH, request.url.query)
+    return _twiml(screen_owner(business.name, caller, answer_url, SCREEN_SECONDS))
+
+
+@router.post(SCREEN_ANSWER_PATH)
+async def screen_answer(request: Request) -> Response:
+    params = await signed_form(request)
+    return _twiml(owner_answer(params.get("Digits", "")))
 
 
 @router.post(DIAL_STATUS_PATH)
 async def dial_status(request: Request) -> Response:
+    """The owner's leg ended. Bridged means the owner pressed 1 and took the call: it is over.
+    Anything else goes to the assistant."""
     params = await signed_form(request)
     services = _services(request)
-    if params.get("DialCallStatus") not in UNANSWERED:
+    if params.get("DialBridged") == "true":
         return _twiml(hang_up())
     business = await _called_business(services, params)
     if business is None:
