@@ -67,7 +67,7 @@ def test_expected_urls_are_routes_of_the_app(database: str) -> None:
     post gets 403, not 404), under PUBLIC_BASE_URL."""
     client = TestClient(create_app(build_services(_settings(database))))
     urls = [s.expected for s in expected_settings(BASE_URL) if s.expected.startswith("https")]
-    assert len(urls) == 2
+    assert len(urls) == 3
     for url in urls:
         assert client.post(url.removeprefix(BASE_URL), data={"To": ACME}).status_code == 403
 
@@ -88,12 +88,14 @@ def test_connect_sets_the_webhooks_and_shows_what_was_there(
     assert "voice method: GET -> POST" in out
     assert f"voice application: {APP_SID} -> " in out
     assert f"messaging URL: (none) -> {BASE_URL}/twilio/sms" in out
+    assert f"call status callback: (none) -> {BASE_URL}/twilio/voice/status" in out
     assert "messaging method" not in out  # it was POST already
     fields = number.fields
     assert fields["voice_url"] == f"{BASE_URL}/twilio/voice"
     assert fields["voice_method"] == "POST"
     assert fields["voice_application_sid"] is None
     assert fields["sms_url"] == f"{BASE_URL}/twilio/sms"
+    assert fields["status_callback"] == f"{BASE_URL}/twilio/voice/status"
     (update,) = twilio.state.updates
     assert "SmsMethod" not in update  # only what differed is sent
     other = twilio.state.numbers[1]
@@ -132,7 +134,7 @@ def test_check_reports_each_difference_with_the_fix(database: str, twilio: FakeT
     moved = _settings(database, "https://new-host.example")  # PUBLIC_BASE_URL changed since
     status, out, _ = _run(moved, twilio, "twilio", "check", "--business", "acme-plumbing")
     assert status == 1
-    assert f"{ACME} of Acme Plumbing: 2 setting(s) differ" in out
+    assert f"{ACME} of Acme Plumbing: 3 setting(s) differ" in out
     assert (
         f"voice URL: Twilio has {BASE_URL}/twilio/voice, expected https://new-host.example/twilio/voice"
         in out

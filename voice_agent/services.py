@@ -38,6 +38,7 @@ from voice_agent.chat.port import ChatModel
 from voice_agent.clock import Clock, system_clock
 from voice_agent.journal.applier import Backoff, JournalApplier
 from voice_agent.journal.businesses import BusinessDirectory
+from voice_agent.journal.call_progress import CALL_PROGRESS, apply_progress
 from voice_agent.journal.store import Journal
 from voice_agent.journal.texts import DELIVERY_STATUS, INBOUND_TEXT, apply_inbound, apply_status
 from voice_agent.metrics import CallMetrics
@@ -156,6 +157,7 @@ def journal_applier(
             CALL_ENDED: functools.partial(apply_call_entry, engine, audio_store),
             INBOUND_TEXT: functools.partial(apply_inbound, engine),
             DELIVERY_STATUS: functools.partial(apply_status, engine),
+            CALL_PROGRESS: functools.partial(apply_progress, engine),
         },
         backoff=backoff,
         on_texts_queued=wake_dispatcher,

@@ -52,6 +52,35 @@ def list_calls_command(business: str | None, limit: int, as_json: bool) -> None:
         print(render_call_list(records))
 
 
+@calls.command("outcomes")
+@click.option("--business", metavar="ID", help="Only this business's calls.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Show at most this many calls, newest first.",
+)
+@json_option("the calls' outcomes")
+def call_outcomes(business: str | None, limit: int, as_json: bool) -> None:
+    """Every call Twilio reported, newest first, with its outcome — the assistant answered,
+    the owner took it, the caller hung up while it rang, not connected — how the owner's leg
+    ended when the owner was rung first, and Twilio's status and duration."""
+    from voice_agent.cli.reports import progress_as_dict, render_progress
+
+    with reading(load_settings()) as conn:
+        require_business(conn, business)
+        progress = []
+        if conn is not None:
+            from voice_agent.records.call_progress import list_progress
+
+            progress = list_progress(conn, business, limit)
+    if as_json:
+        print_json([progress_as_dict(call) for call in progress])
+    else:
+        print(render_progress(progress))
+
+
 @calls.command("show")
 @click.argument("call_sid", metavar="CALL_SID", help="The call's Twilio SID (CA…).")
 @json_option("the call, its consent event and its texts")

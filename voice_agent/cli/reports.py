@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from consent_ledger import RecordedEvent
     from sms_sender import OutboxMessage
+    from voice_agent.records.call_progress import CallProgress
     from voice_agent.records.calls import CallRecord
 
 
@@ -137,4 +138,22 @@ def render_call_list(records: list[CallRecord]) -> str:
         f"{r.started_at:%Y-%m-%d %H:%M:%S}  {r.call_sid}  {r.business_id:<22} {r.caller_number}"
         f"  {r.caller_name or '—':<18} consent: {r.consent_outcome or '—'}"
         for r in records
+    )
+
+
+def progress_as_dict(call: CallProgress) -> dict[str, Any]:
+    """A call's progress as Twilio reported it, and its outcome, as JSON-ready data."""
+    return _json_object({**asdict(call), "outcome": call.outcome})
+
+
+def render_progress(progress: list[CallProgress]) -> str:
+    if not progress:
+        return "No calls reported by Twilio yet."
+    return "\n".join(
+        f"{p.first_reported_at:%Y-%m-%d %H:%M:%S}  {p.call_sid}  {p.business_id or '—':<22} "
+        f"{p.caller_number or 'withheld':<12}  {p.outcome}"
+        + (f" · owner's phone: {p.owner_leg.value}" if p.owner_leg else "")
+        + (f" · Twilio: {p.status}" if p.status else "")
+        + (f", {p.duration_seconds} s" if p.duration_seconds is not None else "")
+        for p in progress
     )

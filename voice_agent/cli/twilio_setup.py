@@ -1,5 +1,5 @@
 """``receptionist twilio connect|check``: point a business's Twilio numbers at this deployment
-(voice URL and messaging URL under ``PUBLIC_BASE_URL``) through the ``twilio``
+(voice URL, messaging URL and call status callback under ``PUBLIC_BASE_URL``) through the ``twilio``
 SDK, and compare what Twilio has with what we expect."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def twilio() -> None:
 )
 @_API_BASE_URL
 def connect(business_id: str, numbers: Sequence[str], twilio_base_url: str) -> None:
-    """Set each number's voice URL and messaging URL to this deployment's
+    """Set each number's voice URL, messaging URL and call status callback to this deployment's
     PUBLIC_BASE_URL (and remove a TwiML App that would override them); print what changed and
     what was there before. Needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN."""
     from voice_agent.web.number_webhooks import differences, public_url_problem

@@ -105,3 +105,19 @@ stream_credential_uses = Table(
     Column("used_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+call_progress = Table(
+    "call_progress",
+    metadata,
+    # What Twilio reported about a call (the owner's leg, the final status and duration), for
+    # every call, including those that never reached the media stream.
+    Column("call_sid", String(64), primary_key=True),
+    Column("business_id", String(64)),
+    Column("caller_number", String(20)),
+    Column("owner_leg", String(16)),
+    Column("status", String(16)),
+    Column("duration_seconds", Integer),
+    Column("first_reported_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Index("ix_call_progress_business_reported", "business_id", "first_reported_at"),
+)

@@ -1,5 +1,5 @@
 """What a business's Twilio number must be set to for calls and texts to reach this deployment:
-its voice URL and messaging URL (each POSTed to, under
+its voice URL, messaging URL and call status callback (each POSTed to, under
 ``PUBLIC_BASE_URL``, which is also the URL Twilio signs), and no TwiML App in the way (a number's
 voice or messaging application overrides its URLs). :func:`differences` compares that with what
 a number has."""
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from voice_agent.web.sms_webhooks import INBOUND_PATH
-from voice_agent.web.voice_webhooks import VOICE_PATH
+from voice_agent.web.voice_webhooks import CALL_STATUS_PATH, VOICE_PATH
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
 
@@ -43,6 +43,8 @@ def expected_settings(public_base_url: str) -> tuple[NumberSetting, ...]:
         NumberSetting("messaging URL", "sms_url", base + INBOUND_PATH),
         NumberSetting("messaging method", "sms_method", "POST"),
         NumberSetting("messaging application", "sms_application_sid", ""),
+        NumberSetting("call status callback", "status_callback", base + CALL_STATUS_PATH),
+        NumberSetting("call status callback method", "status_callback_method", "POST"),
     )
 
 

@@ -24,9 +24,12 @@ from starlette.websockets import WebSocketDisconnect
 from media_stream import Start, StreamClosed
 from voice_agent.call.session import handle_call
 from voice_agent.chat.numbers_in_words import spoken_phone_number
+from voice_agent.journal.call_progress import CALL_PROGRESS, apply_progress, progress_entry
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.records.businesses import Business
+from voice_agent.records.call_progress import FINAL_STATUSES, OwnerLeg, ProgressReport
 from voice_agent.services import Services
+from voice_agent.web.journaling import journal_request
 from voice_agent.web.stream_credentials import (
     CREDENTIAL_PARAMETER,
     CredentialRefused,
@@ -50,11 +53,14 @@ VOICE_PATH = "/twilio/voice"
 DIAL_STATUS_PATH = "/twilio/voice/dial-status"
 SCREEN_PATH = "/twilio/voice/screen"
 SCREEN_ANSWER_PATH = "/twilio/voice/screen/answer"
+CALL_STATUS_PATH = "/twilio/voice/status"
 SCREEN_SECONDS = 6
 """How long the owner's leg has to press 1 once the screening question has been said."""
 MAX_FORM_FIELDS = 100
 POLICY_VIOLATION = 1008
 _CALL_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what a stream's start.callSid may be
+_DURATION = re.compile(r"[0-9]{1,7}")
+_CALL_STATUSES = frozenset({"queued", "ringing", "in-progress", *FINAL_STATUSES})
 
 
 def _services(request: Request | WebSocket) -> Services:
@@ -153,12 +159,75 @@ async def dial_status(request: Request) -> Response:
     Anything else goes to the assistant."""
     params = await signed_form(request)
     services = _services(request)
-    if params.get("DialBridged") == "true":
-        return _twiml(hang_up())
     business = await _called_business(services, params)
+    bridged = params.get("DialBridged") == "true"
+    await _report(services, params, business, owner_leg=_owner_leg(params, bridged))
+    if bridged:
+        return _twiml(hang_up())
     if business is None:
         return _twiml(apology())
     return _stream(services, business, params)
+
+
+def _owner_leg(params: dict[str, str], bridged: bool) -> OwnerLeg | None:
+    if bridged:
+        return OwnerLeg.TOOK_IT
+    status = params.get("DialCallStatus", "")
+    if status in ("completed", "answered"):
+        return OwnerLeg.NOT_TAKEN
+    return OwnerLeg(status) if status in {leg.value for leg in OwnerLeg} else None
+
+
+@router.post(CALL_STATUS_PATH)
+async def call_status(request: Request) -> Response:
+    """Twilio's status callback for a call (the number's, at least ``completed``): its status
+    and duration, kept whether or not the call reached the assistant."""
+    params = await signed_form(request)
+    status = params.get("CallStatus", "")
+    duration = params.get("CallDuration")
+    known = status in _CALL_STATUSES and _CALL_SID.fullmatch(params.get("CallSid", ""))
+    if not known or (duration is not None and not _DURATION.fullmatch(duration)):
+        raise HTTPException(status_code=400, detail="a call status needs CallSid and CallStatus")
+    services = _services(request)
+    business = await _called_business(services, params)
+    await _report(
+        services,
+        params,
+        business,
+        status=status,
+        duration_seconds=None if duration is None else int(duration),
+    )
+    return _twiml(hang_up())
+
+
+async def _report(
+    services: Services,
+    params: dict[str, str],
+    business: Business | None,
+    *,
+    owner_leg: OwnerLeg | None = None,
+    status: str | None = None,
+    duration_seconds: int | None = None,
+) -> None:
+    """Journal what this webhook says about its call (nothing without a usable CallSid)."""
+    call_sid = params.get("CallSid", "")
+    if not _CALL_SID.fullmatch(call_sid):
+        logger.warning("signed call webhook without a usable CallSid: nothing to record")
+        return
+    try:
+        caller: str | None = to_e164(params.get("From", ""))
+    except InvalidPhoneNumber:
+        caller = None
+    report = ProgressReport(
+        call_sid=call_sid,
+        reported_at=services.clock(),
+        business_id=None if business is None else business.id,
+        caller_number=caller,
+        owner_leg=owner_leg,
+        status=status,
+        duration_seconds=duration_seconds,
+    )
+    await journal_request(services, CALL_PROGRESS, call_sid, progress_entry(report), apply_progress)
 
 
 class StarletteStreamSocket:
