@@ -478,11 +478,15 @@ class _Handler(BaseHTTPRequestHandler):
                 for n in self.server.state.numbers
                 if _number_matches(n, query.get("PhoneNumber"))
             ]
+        return self._page("incoming_phone_numbers", found, query)
+
+    def _page(self, key: str, found: list[dict[str, object]], query: dict[str, str]) -> None:
+        """One page of a list resource holding all of ``found`` under ``key``."""
         return self._answer(
             200,
             {
-                "incoming_phone_numbers": found,
-                "first_page_uri": NUMBERS_PATH,
+                key: found,
+                "first_page_uri": urlparse(self.path).path,
                 "next_page_uri": None,
                 "previous_page_uri": None,
                 "page": 0,
@@ -512,20 +516,7 @@ class _Handler(BaseHTTPRequestHandler):
                 and m.from_ == query.get("From", m.from_)
                 and (since is None or m.created >= since)
             ]
-        return self._answer(
-            200,
-            {
-                "messages": [_resource(m) for m in reversed(found)],
-                "first_page_uri": url.path,
-                "next_page_uri": None,
-                "previous_page_uri": None,
-                "page": 0,
-                "page_size": int(query.get("PageSize", "50")),
-                "start": 0,
-                "end": max(len(found) - 1, 0),
-                "uri": self.path,
-            },
-        )
+        return self._page("messages", [_resource(m) for m in reversed(found)], query)
 
 
 class _Server(ThreadingHTTPServer):

@@ -13,28 +13,14 @@ from pydantic import SecretStr
 from sqlalchemy import insert, update
 
 from tests.cli_support import receptionist
-from tests.conftest import ROOT
 from tests.fake_twilio import ACCOUNT_SID
 from voice_agent.cli.doctor import phone_problem
-from voice_agent.records.businesses import import_businesses
 from voice_agent.records.database import make_engine
 from voice_agent.records.migrate import alembic_config, upgrade
 from voice_agent.records.tables import business_numbers, businesses
 from voice_agent.settings import Settings, SmsTransportChoice, SynthesizerChoice
 
 TOKEN = "0123456789abcdef" * 2
-
-
-@pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.chdir(tmp_path)  # no stray .env is read; var/ is the test's own
-    url = f"sqlite:///{tmp_path / 'doctor.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        import_businesses(conn, ROOT / "fixtures" / "businesses.yaml")
-    engine.dispose()
-    return url
 
 
 def _healthy(database_url: str, **changes: object) -> Settings:
@@ -56,8 +42,8 @@ def _doctor(settings: Settings | None) -> tuple[int, str]:
     return result.exit_code, result.stdout
 
 
-def test_a_deployment_set_up_right_is_all_good(database: str) -> None:
-    status, out = _doctor(_healthy(database, synthesizer=SynthesizerChoice.EMBEDDED))
+def test_a_deployment_set_up_right_is_all_good(demo_database: str) -> None:
+    status, out = _doctor(_healthy(demo_database, synthesizer=SynthesizerChoice.EMBEDDED))
     assert status == 0, out
     assert "PROBLEM" not in out
     for name in ("public URL", "Twilio account", "database", "businesses", "speech engines"):
@@ -112,8 +98,8 @@ def test_an_unmigrated_or_unreachable_database(
     assert "fix: start the database server, or correct DATABASE_URL" in out
 
 
-def test_a_business_with_bad_phones(database: str) -> None:
-    engine = make_engine(database)
+def test_a_business_with_bad_phones(demo_database: str) -> None:
+    engine = make_engine(demo_database)
     with engine.begin() as conn:  # as a hand edit or an older import could have left them
         conn.execute(
             update(businesses)
@@ -129,7 +115,7 @@ def test_a_business_with_bad_phones(database: str) -> None:
             insert(business_numbers).values(number="+1512555", business_id="acme-plumbing")
         )
     engine.dispose()
-    status, out = _doctor(_healthy(database))
+    status, out = _doctor(_healthy(demo_database))
     assert status == 1
     assert "acme-plumbing's owner phone '512-555-0199' is not in E.164" in out
     assert "acme-plumbing's excluded number '+15555550100' is not a valid number" in out
@@ -150,9 +136,9 @@ def test_no_business_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert "PROBLEM  businesses: no business is configured" in out
 
 
-def test_an_engine_that_cannot_load(database: str, tmp_path: Path) -> None:
+def test_an_engine_that_cannot_load(demo_database: str, tmp_path: Path) -> None:
     settings = _healthy(
-        database, synthesizer=SynthesizerChoice.PIPER, piper_model=tmp_path / "missing.onnx"
+        demo_database, synthesizer=SynthesizerChoice.PIPER, piper_model=tmp_path / "missing.onnx"
     )
     status, out = _doctor(settings)
     assert status == 1
@@ -161,8 +147,10 @@ def test_an_engine_that_cannot_load(database: str, tmp_path: Path) -> None:
     assert "fix: unset PIPER_MODEL for the bundled voice" in out
 
 
-def test_a_cloud_engine_without_its_key(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DATABASE_URL", database)
+def test_a_cloud_engine_without_its_key(
+    demo_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", demo_database)
     monkeypatch.setenv("TRANSCRIBER", "deepgram")
     monkeypatch.delenv("DEEPGRAM_API_KEY", raising=False)
     status, out = _doctor(None)  # the settings read from the environment, as a person runs it

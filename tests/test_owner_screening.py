@@ -26,7 +26,7 @@ from twilio.request_validator import RequestValidator
 from call_simulator import OwnerLeg as SimulatedOwner
 from call_simulator import Scenario, SimulatedCall, simulate_call
 from call_simulator.scenarios import HangUpStep
-from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, ROOT, receptionist_settings
+from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, serving_receptionist
 from tests.owner_leg_support import (
     ACME,
     CALL_SID,
@@ -38,12 +38,9 @@ from tests.owner_leg_support import (
     OwnerLeg,
     Twilio,
 )
-from voice_agent.records.businesses import import_businesses
-from voice_agent.records.migrate import upgrade
 from voice_agent.services import build_services
 from voice_agent.settings import Settings
 from voice_agent.web.app import create_app
-from voice_agent.web.local_server import free_port, serving
 from voice_agent.web.stream_credentials import StreamCredentials
 
 
@@ -156,19 +153,9 @@ def test_an_unknown_business_or_withheld_caller(twilio: Twilio) -> None:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str]]:
     """The real application under uvicorn on loopback, with the demo businesses."""
-    directory = tmp_path_factory.mktemp("screening")
-    settings = receptionist_settings(
-        f"sqlite:///{directory / 'receptionist.db'}", port=free_port(), audio_dir=directory
-    )
-    upgrade(settings.database_url)
-    services = build_services(settings)
-    with services.engine.begin() as conn:
-        import_businesses(conn, ROOT / "fixtures" / "businesses.yaml")
-    try:
-        with serving(services) as server_url:
-            yield settings, server_url
-    finally:
-        services.engine.dispose()
+    database = tmp_path_factory.mktemp("screening") / "receptionist.db"
+    with serving_receptionist(f"sqlite:///{database}") as (settings, server_url, _):
+        yield settings, server_url
 
 
 def _simulate(served: tuple[Settings, str], owner: SimulatedOwner) -> SimulatedCall:

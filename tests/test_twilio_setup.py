@@ -6,17 +6,12 @@ override them), and says what was there before; check compares and exits 1 with 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.cli_support import receptionist
-from tests.conftest import ROOT
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, TwilioError, fake_twilio
-from voice_agent.records.businesses import import_businesses
-from voice_agent.records.database import make_engine
-from voice_agent.records.migrate import upgrade
 from voice_agent.services import build_services
 from voice_agent.settings import Settings
 from voice_agent.web.app import create_app
@@ -27,18 +22,6 @@ ACME = "+15125550100"
 BRIGHT_SPARK = "+13035550140"
 OLD_VOICE = "https://demo.twilio.com/welcome/voice/"
 APP_SID = "AP" + "4" * 32
-
-
-@pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.chdir(tmp_path)  # no stray .env is read
-    url = f"sqlite:///{tmp_path / 'twilio.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        import_businesses(conn, ROOT / "fixtures" / "businesses.yaml")
-    engine.dispose()
-    return url
 
 
 @pytest.fixture
@@ -62,10 +45,10 @@ def _run(settings: Settings, fake: FakeTwilio, *argv: str) -> tuple[int, str, st
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_expected_urls_are_routes_of_the_app(database: str) -> None:
+def test_expected_urls_are_routes_of_the_app(demo_database: str) -> None:
     """Each URL we set on a number is a webhook the server has (signature-checked: an unsigned
     post gets 403, not 404), under PUBLIC_BASE_URL."""
-    client = TestClient(create_app(build_services(_settings(database))))
+    client = TestClient(create_app(build_services(_settings(demo_database))))
     urls = [s.expected for s in expected_settings(BASE_URL) if s.expected.startswith("https")]
     assert len(urls) == 3
     for url in urls:
@@ -73,14 +56,14 @@ def test_expected_urls_are_routes_of_the_app(database: str) -> None:
 
 
 def test_connect_sets_the_webhooks_and_shows_what_was_there(
-    database: str, twilio: FakeTwilio
+    demo_database: str, twilio: FakeTwilio
 ) -> None:
     number = twilio.state.add_number(
         ACME, voice_url=OLD_VOICE, voice_method="GET", voice_application_sid=APP_SID
     )
     twilio.state.add_number("+15125550101")  # another of the account's numbers: left alone
     status, out, err = _run(
-        _settings(database), twilio, "twilio", "connect", "--business", "acme-plumbing"
+        _settings(demo_database), twilio, "twilio", "connect", "--business", "acme-plumbing"
     )
     assert status == 0, err
     assert f"{ACME} ({number.sid}) of Acme Plumbing: changed" in out
@@ -102,36 +85,43 @@ def test_connect_sets_the_webhooks_and_shows_what_was_there(
     assert other.fields["voice_url"] == ""
 
     status, out, err = _run(
-        _settings(database), twilio, "twilio", "connect", "--business", "acme-plumbing"
+        _settings(demo_database), twilio, "twilio", "connect", "--business", "acme-plumbing"
     )
     assert status == 0, err
     assert "already connected, nothing changed" in out
     assert len(twilio.state.updates) == 1
 
-    status, out, err = _run(_settings(database), twilio, "twilio", "check")
+    status, out, err = _run(_settings(demo_database), twilio, "twilio", "check")
     assert status == 1  # bright-spark's number is not in the account
     assert f"{ACME} of Acme Plumbing: ok" in out
     assert f"{BRIGHT_SPARK} of Bright Spark Electric: not a number of this Twilio account" in out
 
 
-def test_check_reports_each_difference_with_the_fix(database: str, twilio: FakeTwilio) -> None:
+def test_check_reports_each_difference_with_the_fix(demo_database: str, twilio: FakeTwilio) -> None:
     twilio.state.add_number(ACME)
     twilio.state.add_number(BRIGHT_SPARK)
     assert (
-        _run(_settings(database), twilio, "twilio", "connect", "--business", "acme-plumbing")[0]
+        _run(_settings(demo_database), twilio, "twilio", "connect", "--business", "acme-plumbing")[
+            0
+        ]
         == 0
     )
     assert (
         _run(
-            _settings(database), twilio, "twilio", "connect", "--business", "bright-spark-electric"
+            _settings(demo_database),
+            twilio,
+            "twilio",
+            "connect",
+            "--business",
+            "bright-spark-electric",
         )[0]
         == 0
     )
-    status, out, _ = _run(_settings(database), twilio, "twilio", "check")
+    status, out, _ = _run(_settings(demo_database), twilio, "twilio", "check")
     assert status == 0
     assert out.count(": ok") == 2
 
-    moved = _settings(database, "https://new-host.example")  # PUBLIC_BASE_URL changed since
+    moved = _settings(demo_database, "https://new-host.example")  # PUBLIC_BASE_URL changed since
     status, out, _ = _run(moved, twilio, "twilio", "check", "--business", "acme-plumbing")
     assert status == 1
     assert f"{ACME} of Acme Plumbing: 3 setting(s) differ" in out
@@ -143,31 +133,18 @@ def test_check_reports_each_difference_with_the_fix(database: str, twilio: FakeT
     assert BRIGHT_SPARK not in out
 
 
-def test_connect_one_number_of_the_business_only(database: str, twilio: FakeTwilio) -> None:
+def test_connect_one_number_of_the_business_only(demo_database: str, twilio: FakeTwilio) -> None:
     twilio.state.add_number(BRIGHT_SPARK)
-    status, _, err = _run(
-        _settings(database),
-        twilio,
-        "twilio",
-        "connect",
-        "--business",
-        "acme-plumbing",
-        "--number",
-        BRIGHT_SPARK,
-    )
+
+    def connect_acme(number: str) -> tuple[int, str, str]:
+        argv = ("twilio", "connect", "--business", "acme-plumbing", "--number", number)
+        return _run(_settings(demo_database), twilio, *argv)
+
+    status, _, err = connect_acme(BRIGHT_SPARK)
     assert status == 1
     assert "+13035550140 is not a number of acme-plumbing" in err
     assert twilio.state.updates == []
-    status, _, err = _run(
-        _settings(database),
-        twilio,
-        "twilio",
-        "connect",
-        "--business",
-        "acme-plumbing",
-        "--number",
-        "(512) 555-0100",
-    )
+    status, _, err = connect_acme("(512) 555-0100")
     assert status == 1  # the right number, written locally; but the account does not have it
     assert "+15125550100 of acme-plumbing is not a number of this Twilio account" in err
 
@@ -177,11 +154,16 @@ def test_connect_one_number_of_the_business_only(database: str, twilio: FakeTwil
     ["http://calls.acme.example", "https://127.0.0.1:8765", "https://localhost", "https://calls"],
 )
 def test_connect_refuses_a_public_url_twilio_cannot_reach(
-    database: str, twilio: FakeTwilio, base_url: str
+    demo_database: str, twilio: FakeTwilio, base_url: str
 ) -> None:
     twilio.state.add_number(ACME)
     status, _, err = _run(
-        _settings(database, base_url), twilio, "twilio", "connect", "--business", "acme-plumbing"
+        _settings(demo_database, base_url),
+        twilio,
+        "twilio",
+        "connect",
+        "--business",
+        "acme-plumbing",
     )
     assert status == 1
     assert "PUBLIC_BASE_URL" in err
@@ -189,21 +171,23 @@ def test_connect_refuses_a_public_url_twilio_cannot_reach(
     assert public_url_problem(BASE_URL) is None
 
 
-def test_refusals_are_one_sentence(database: str, twilio: FakeTwilio) -> None:
+def test_refusals_are_one_sentence(demo_database: str, twilio: FakeTwilio) -> None:
     twilio.state.add_number(ACME)
     twilio.state.script.append(TwilioError(400, 21402, "Invalid Url"))
     status, _, err = _run(
-        _settings(database), twilio, "twilio", "connect", "--business", "acme-plumbing"
+        _settings(demo_database), twilio, "twilio", "connect", "--business", "acme-plumbing"
     )
     assert status == 1
     refused = f"Error: Twilio refused the update of {ACME}: 21402 Unable to update record: "
     assert err == refused + "Invalid Url\n"
 
-    no_account = Settings(database_url=database, public_base_url=BASE_URL, _env_file=None)  # type: ignore[call-arg]
+    no_account = Settings(database_url=demo_database, public_base_url=BASE_URL, _env_file=None)  # type: ignore[call-arg]
     status, _, err = _run(no_account, twilio, "twilio", "check")
     assert status == 2
     assert "set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" in err
 
-    status, _, err = _run(_settings(database), twilio, "twilio", "connect", "--business", "acme")
+    status, _, err = _run(
+        _settings(demo_database), twilio, "twilio", "connect", "--business", "acme"
+    )
     assert status == 1
     assert "no business 'acme'; known: acme-plumbing, bright-spark-electric" in err

@@ -20,20 +20,24 @@ if TYPE_CHECKING:
     from voice_agent.records.calls import CallRecord
 
 
-@click.group()
-def calls() -> None:
-    """Calls taken: messages, transcripts, consent, texts."""
-
-
-@calls.command("list")
-@click.option("--business", metavar="ID", help="Only this business's calls.")
-@click.option(
+_business_option = click.option("--business", metavar="ID", help="Only this business's calls.")
+_limit_option = click.option(
     "--limit",
     type=click.IntRange(min=1),
     default=50,
     show_default=True,
     help="Show at most this many calls, newest first.",
 )
+
+
+@click.group()
+def calls() -> None:
+    """Calls taken: messages, transcripts, consent, texts."""
+
+
+@calls.command("list")
+@_business_option
+@_limit_option
 @json_option("the calls")
 def list_calls_command(business: str | None, limit: int, as_json: bool) -> None:
     """List calls, newest first."""
@@ -53,14 +57,8 @@ def list_calls_command(business: str | None, limit: int, as_json: bool) -> None:
 
 
 @calls.command("outcomes")
-@click.option("--business", metavar="ID", help="Only this business's calls.")
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=50,
-    show_default=True,
-    help="Show at most this many calls, newest first.",
-)
+@_business_option
+@_limit_option
 @json_option("the calls' outcomes")
 def call_outcomes(business: str | None, limit: int, as_json: bool) -> None:
     """Every call Twilio reported, newest first, with its outcome — the assistant answered,
