@@ -15,8 +15,9 @@ fill with :meth:`FakeTwilioState.add_number`) filtered by ``PhoneNumber`` (digit
 digit, matching part of the number, as Twilio's filter does), and ``POST
 …/IncomingPhoneNumbers/{PN…}.json`` updates a number's voice, messaging and status-callback
 fields (an empty value clears a field; a method must be ``GET`` or ``POST``; ``state.updates``
-keeps each form as posted). Tests script the
-answers to the next creates: an error, or holding the request until released (a timeout).
+keeps each form as posted); ``GET /v1/Services`` and ``GET /v1/Services/{MG…}/PhoneNumbers`` list
+the Messaging Services (:meth:`FakeTwilioState.add_service`) and their sender pools. Tests
+script the answers to the next creates: an error, or holding the request until released (a timeout).
 ``on_create`` runs after a message is stored and before the create is answered — where Twilio may
 already call the message's StatusCallback — and ``status_callback_form`` is the form such a
 callback posts.
@@ -46,6 +47,8 @@ NUMBER_PATH = re.compile(
 )
 USA2P_PATH = re.compile(r"^/v1/Services/(?P<service>MG[0-9a-fA-F]{32})/Compliance/Usa2p$")
 MESSAGING_BASE = "https://messaging.twilio.com"
+SERVICES_PATH = "/v1/Services"
+SERVICE_NUMBERS_PATH = re.compile(r"^/v1/Services/(?P<service>MG[0-9a-fA-F]{32})/PhoneNumbers$")
 
 
 @dataclass(frozen=True)
@@ -112,16 +115,49 @@ class StoredNumber:
 
 
 @dataclass
+class StoredService:
+    """A Messaging Service (Messaging v1): where it sends inbound texts — its
+    ``inbound_request_url``, unless ``use_inbound_webhook_on_number`` defers to each number's
+    own messaging URL — and the numbers in its sender pool."""
+
+    sid: str
+    friendly_name: str
+    inbound_request_url: str | None
+    use_inbound_webhook_on_number: bool
+    numbers: list[StoredNumber]
+
+
+@dataclass
 class FakeTwilioState:
     script: list[TwilioError | Hold] = field(default_factory=list)
     messages: list[StoredMessage] = field(default_factory=list)
     campaigns: list[StoredCampaign] = field(default_factory=list)
     numbers: list[StoredNumber] = field(default_factory=list)
     updates: list[dict[str, str]] = field(default_factory=list)
+    services: list[StoredService] = field(default_factory=list)
     creates: int = 0
     on_create: Callable[[StoredMessage], None] | None = None
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_service(
+        self,
+        friendly_name: str,
+        numbers: list[StoredNumber],
+        inbound_request_url: str | None = None,
+        use_inbound_webhook_on_number: bool = False,
+    ) -> StoredService:
+        """A Messaging Service with ``numbers`` in its sender pool."""
+        service = StoredService(
+            "MG" + uuid.uuid4().hex,
+            friendly_name,
+            inbound_request_url,
+            use_inbound_webhook_on_number,
+            numbers,
+        )
+        with self.lock:
+            self.services.append(service)
+        return service
 
     def add_number(self, phone_number: str, **fields: str | None) -> StoredNumber:
         """Give the account ``phone_number`` (E.164), its webhook fields as a new number has
@@ -320,6 +356,48 @@ def _number_resource(number: StoredNumber) -> dict[str, object]:
     }
 
 
+def _service_resource(service: StoredService) -> dict[str, object]:
+    url = f"{MESSAGING_BASE}{SERVICES_PATH}/{service.sid}"
+    return {
+        "sid": service.sid,
+        "account_sid": ACCOUNT_SID,
+        "friendly_name": service.friendly_name,
+        "inbound_request_url": service.inbound_request_url,
+        "inbound_method": "POST",
+        "fallback_url": None,
+        "fallback_method": "POST",
+        "status_callback": None,
+        "sticky_sender": True,
+        "mms_converter": True,
+        "smart_encoding": True,
+        "scan_message_content": "inherit",
+        "fallback_to_long_code": True,
+        "area_code_geomatch": True,
+        "synchronous_validation": False,
+        "validity_period": 14400,
+        "url": url,
+        "links": {"phone_numbers": f"{url}/PhoneNumbers"},
+        "usecase": "undeclared",
+        "us_app_to_person_registered": False,
+        "use_inbound_webhook_on_number": service.use_inbound_webhook_on_number,
+    }
+
+
+def _service_number_resource(service: StoredService, number: StoredNumber) -> dict[str, object]:
+    stamp = number.created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "sid": number.sid,
+        "account_sid": ACCOUNT_SID,
+        "service_sid": service.sid,
+        "date_created": stamp,
+        "date_updated": stamp,
+        "phone_number": number.phone_number,
+        "country_code": "US",
+        "capabilities": ["SMS", "MMS", "Voice"],
+        "url": f"{MESSAGING_BASE}{SERVICES_PATH}/{service.sid}/PhoneNumbers/{number.sid}",
+    }
+
+
 def _number_matches(number: StoredNumber, pattern: str | None) -> bool:
     """Twilio's ``PhoneNumber`` filter: part of the number, ``*`` standing for any one digit."""
     if pattern is None:
@@ -497,10 +575,36 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
+    def _v1_page(self, key: str, found: list[dict[str, object]]) -> None:
+        """One page of a v1 list resource (paging under ``meta``), holding all of ``found``."""
+        url = MESSAGING_BASE + self.path
+        meta = {"page": 0, "page_size": 50, "first_page_url": url, "previous_page_url": None}
+        meta |= {"url": url, "next_page_url": None, "key": key}
+        return self._answer(200, {key: found, "meta": meta})
+
+    def _list_services(self) -> None:
+        with self.server.state.lock:
+            found = [_service_resource(s) for s in self.server.state.services]
+        return self._v1_page("services", found)
+
+    def _list_service_numbers(self, sid: str) -> None:
+        """A Messaging Service's sender pool."""
+        with self.server.state.lock:
+            service = next((s for s in self.server.state.services if s.sid == sid), None)
+        if service is None:
+            return self._error(TwilioError(404, 20404, "The requested resource was not found"))
+        numbers = [_service_number_resource(service, n) for n in service.numbers]
+        return self._v1_page("phone_numbers", numbers)
+
     def do_GET(self) -> None:
         if not self._authorised():
             return self._error(TwilioError(401, 20003, "Authenticate"))
         url = urlparse(self.path)
+        if url.path == SERVICES_PATH:
+            return self._list_services()
+        pool = SERVICE_NUMBERS_PATH.match(url.path)
+        if pool is not None:
+            return self._list_service_numbers(pool.group("service"))
         if url.path == NUMBERS_PATH:
             return self._list_numbers({k: v[0] for k, v in parse_qs(url.query).items()})
         if url.path != MESSAGES_PATH:

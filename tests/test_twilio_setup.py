@@ -41,7 +41,8 @@ def _settings(database_url: str, base_url: str = BASE_URL) -> Settings:
 
 
 def _run(settings: Settings, fake: FakeTwilio, *argv: str) -> tuple[int, str, str]:
-    result = receptionist(*argv, "--twilio-base-url", fake.base_url, settings=settings)
+    urls = ("--twilio-base-url", fake.base_url, "--twilio-messaging-base-url", fake.base_url)
+    result = receptionist(*argv, *urls, settings=settings)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -191,3 +192,40 @@ def test_refusals_are_one_sentence(demo_database: str, twilio: FakeTwilio) -> No
     )
     assert status == 1
     assert "no business 'acme'; known: acme-plumbing, bright-spark-electric" in err
+
+
+def test_a_messaging_service_that_keeps_the_texts(demo_database: str, twilio: FakeTwilio) -> None:
+    """An A2P number sends from a Messaging Service, which takes its inbound texts to the
+    service's own request URL unless it defers to the number's webhook."""
+    acme = twilio.state.add_number(ACME)
+    service = twilio.state.add_service(
+        "Acme texts", [acme], inbound_request_url="https://old.example/sms"
+    )
+    status, out, _ = _run(
+        _settings(demo_database), twilio, "twilio", "connect", "--business", "acme-plumbing"
+    )
+    assert status == 1  # the number is set, but its texts would still not reach us
+    assert acme.fields["sms_url"] == f"{BASE_URL}/twilio/sms"
+    assert (
+        f"its Messaging Service Acme texts ({service.sid}) sends inbound texts to "
+        "https://old.example/sms, not to the number's messaging URL" in out
+    )
+    assert "fix: in the Console, set the Messaging Service's Integration to 'Defer to" in out
+    status, out, _ = _run(
+        _settings(demo_database), twilio, "twilio", "check", "--business", "acme-plumbing"
+    )
+    assert status == 1
+    assert out.startswith(f"{ACME} of Acme Plumbing: its Messaging Service differs\n")
+    assert "sends inbound texts to https://old.example/sms" in out
+
+    service.use_inbound_webhook_on_number = True  # "Defer to sender's webhook"
+    status, out, _ = _run(
+        _settings(demo_database), twilio, "twilio", "check", "--business", "acme-plumbing"
+    )
+    assert (status, out) == (0, f"{ACME} of Acme Plumbing: ok\n")
+    service.use_inbound_webhook_on_number = False
+    service.inbound_request_url = f"{BASE_URL}/twilio/sms"  # or the service's URL is ours
+    status, out, _ = _run(
+        _settings(demo_database), twilio, "twilio", "check", "--business", "acme-plumbing"
+    )
+    assert (status, out) == (0, f"{ACME} of Acme Plumbing: ok\n")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from voice_agent.cli.support import (
+    TWILIO_MESSAGING_URL,
     CommandError,
     SettingsError,
     json_option,
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from voice_agent.consent.campaign_brief import CampaignBrief
     from voice_agent.records.businesses import Business
     from voice_agent.settings import Settings
-
-TWILIO_MESSAGING_URL = "https://messaging.twilio.com"
 
 
 @click.group()
@@ -194,8 +193,7 @@ def submit_campaign(
 ) -> dict[str, Any]:
     """Create ``brief``'s campaign (``UsAppToPerson``) on the Messaging Service; what Twilio
     answered (sid, status, service). CommandError when Twilio refuses it or cannot be reached."""
-    client = twilio_client(settings, "--submit")
-    client.messaging.base_url = base_url.rstrip("/")
+    client = twilio_client(settings, "--submit", messaging_base_url=base_url)
     with talking_to_twilio(f"the campaign of {brief.business_id}"):
         created = client.messaging.v1.services(messaging_service).us_app_to_person.create(
             brand_registration_sid=brand_registration, **brief.usa2p_fields()

@@ -89,6 +89,7 @@ def configured_database_url() -> str | None:
 # --- the Twilio account ------------------------------------------------------------------------
 
 TWILIO_API_URL = "https://api.twilio.com"
+TWILIO_MESSAGING_URL = "https://messaging.twilio.com"
 _DEVELOPMENT_AUTH_TOKEN = "local-development-token"  # Settings' default: no account configured
 _DEVELOPMENT_ACCOUNT_SID = "AC" + "0" * 32
 
@@ -102,10 +103,17 @@ def twilio_account_missing(settings: Settings) -> bool:
     )
 
 
-def twilio_client(settings: Settings, what: str, *, api_base_url: str = TWILIO_API_URL) -> Client:
+def twilio_client(
+    settings: Settings,
+    what: str,
+    *,
+    api_base_url: str = TWILIO_API_URL,
+    messaging_base_url: str = TWILIO_MESSAGING_URL,
+) -> Client:
     """The ``twilio`` SDK's client for the configured account, its REST API at ``api_base_url``
-    (a test server in tests); a SettingsError when no account is configured, ``what`` naming
-    what needs it. The SDK logs each request at INFO: shown only with ``-v``."""
+    and its Messaging API at ``messaging_base_url`` (test servers in tests); a SettingsError when
+    no account is configured, ``what`` naming what needs it. The SDK logs each request at INFO:
+    shown only with ``-v``."""
     import logging
 
     from twilio.http.http_client import TwilioHttpClient
@@ -124,6 +132,7 @@ def twilio_client(settings: Settings, what: str, *, api_base_url: str = TWILIO_A
         http_client=TwilioHttpClient(timeout=30, logger=http_log),
     )
     client.api.base_url = api_base_url.rstrip("/")
+    client.messaging.base_url = messaging_base_url.rstrip("/")
     return client
 
 

@@ -4,13 +4,14 @@ SDK, and compare what Twilio has with what we expect."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from voice_agent.cli.support import (
     TWILIO_API_URL,
+    TWILIO_MESSAGING_URL,
     CommandError,
     known_businesses,
     load_settings,
@@ -25,18 +26,32 @@ if TYPE_CHECKING:
     from twilio.rest.api.v2010.account.incoming_phone_number import (
         IncomingPhoneNumberInstance,
     )
+    from twilio.rest.messaging.v1.service import ServiceInstance
 
     from voice_agent.records.businesses import Business
     from voice_agent.web.number_webhooks import Difference
 
-_API_BASE_URL = click.option(
-    "--twilio-base-url",
-    metavar="URL",
-    envvar="TWILIO_API_BASE_URL",
-    default=TWILIO_API_URL,
-    show_default=True,
-    help="Twilio's REST API base URL (a test server in tests).",
-)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _base_url_options(command: F) -> F:
+    """The Twilio API base URLs (a test server in tests)."""
+    command = click.option(
+        "--twilio-messaging-base-url",
+        metavar="URL",
+        envvar="TWILIO_MESSAGING_BASE_URL",
+        default=TWILIO_MESSAGING_URL,
+        show_default=True,
+        help="Twilio's Messaging API base URL (a test server in tests).",
+    )(command)
+    return click.option(
+        "--twilio-base-url",
+        metavar="URL",
+        envvar="TWILIO_API_BASE_URL",
+        default=TWILIO_API_URL,
+        show_default=True,
+        help="Twilio's REST API base URL (a test server in tests).",
+    )(command)
 
 
 @click.group()
@@ -53,11 +68,14 @@ def twilio() -> None:
     multiple=True,
     help="One of the business's numbers (repeatable); all of them when not given.",
 )
-@_API_BASE_URL
-def connect(business_id: str, numbers: Sequence[str], twilio_base_url: str) -> None:
+@_base_url_options
+def connect(
+    business_id: str, numbers: Sequence[str], twilio_base_url: str, twilio_messaging_base_url: str
+) -> None:
     """Set each number's voice URL, messaging URL and call status callback to this deployment's
     PUBLIC_BASE_URL (and remove a TwiML App that would override them); print what changed and
-    what was there before. Needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN."""
+    what was there before. Exit 1 when the number's Messaging Service would still send its texts
+    elsewhere. Needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN."""
     from voice_agent.web.number_webhooks import differences, public_url_problem
 
     settings = load_settings()
@@ -66,24 +84,36 @@ def connect(business_id: str, numbers: Sequence[str], twilio_base_url: str) -> N
         raise CommandError(f"{problem}; set it to the https:// URL Twilio reaches this server at")
     business = _business(business_id)
     chosen = _numbers(business, numbers)
-    client = twilio_client(settings, "twilio connect", api_base_url=twilio_base_url)
+    client = twilio_client(
+        settings,
+        "twilio connect",
+        api_base_url=twilio_base_url,
+        messaging_base_url=twilio_messaging_base_url,
+    )
+    services = _messaging_services(client)
+    blocked = False
     for number in chosen:
         found = _incoming_number(client, number, business)
         changes = differences(found, settings.public_base_url)
         if not changes:
             print(f"{number} ({found.sid}) of {business.name}: already connected, nothing changed")
-            continue
-        fields = {change.setting.attribute: change.setting.expected for change in changes}
-        with talking_to_twilio(f"the update of {number}"):
-            updated = client.incoming_phone_numbers(found.sid).update(**fields)
-        left = differences(updated, settings.public_base_url)
-        if left:
-            raise CommandError(f"Twilio did not take the {left[0].setting.label} of {number}")
-        print(f"{number} ({found.sid}) of {business.name}: changed")
-        for change in changes:
-            print(
-                f"  {change.setting.label}: {_shown(change.current)} -> {change.setting.expected}"
-            )
+        else:
+            fields = {change.setting.attribute: change.setting.expected for change in changes}
+            with talking_to_twilio(f"the update of {number}"):
+                updated = client.incoming_phone_numbers(found.sid).update(**fields)
+            left = differences(updated, settings.public_base_url)
+            if left:
+                raise CommandError(f"Twilio did not take the {left[0].setting.label} of {number}")
+            print(f"{number} ({found.sid}) of {business.name}: changed")
+            for change in changes:
+                after = change.setting.expected
+                print(f"  {change.setting.label}: {_shown(change.current)} -> {after}")
+        problem = _blocking_service(services.get(number), settings.public_base_url)
+        if problem is not None:
+            blocked = True
+            _print_blocking_service(problem, settings.public_base_url)
+    if blocked:
+        raise click.exceptions.Exit(1)
 
 
 @twilio.command("check")
@@ -93,10 +123,11 @@ def connect(business_id: str, numbers: Sequence[str], twilio_base_url: str) -> N
     metavar="ID",
     help="Only this business's numbers (default: every business's).",
 )
-@_API_BASE_URL
-def check(business_id: str | None, twilio_base_url: str) -> None:
-    """Compare what Twilio has for each business's numbers with what this deployment expects;
-    exit 1 on any difference, saying how to fix it."""
+@_base_url_options
+def check(business_id: str | None, twilio_base_url: str, twilio_messaging_base_url: str) -> None:
+    """Compare what Twilio has for each business's numbers (and the Messaging Service each
+    sends from) with what this deployment expects; exit 1 on any difference, saying how to fix
+    it."""
     from voice_agent.records.businesses import list_businesses
     from voice_agent.web.number_webhooks import differences
 
@@ -108,7 +139,13 @@ def check(business_id: str | None, twilio_base_url: str) -> None:
             businesses = [] if conn is None else list_businesses(conn)
         if not businesses:
             raise CommandError("no businesses to check: import them with business import FILE")
-    client = twilio_client(settings, "twilio check", api_base_url=twilio_base_url)
+    client = twilio_client(
+        settings,
+        "twilio check",
+        api_base_url=twilio_base_url,
+        messaging_base_url=twilio_messaging_base_url,
+    )
+    services = _messaging_services(client)
     mismatched = False
     for business in businesses:
         for number in business.twilio_numbers:
@@ -122,15 +159,48 @@ def check(business_id: str | None, twilio_base_url: str) -> None:
                 )
                 continue
             changes = differences(found, settings.public_base_url)
-            if not changes:
+            blocked = _blocking_service(services.get(number), settings.public_base_url)
+            if not changes and blocked is None:
                 print(f"{number} of {business.name}: ok")
                 continue
             mismatched = True
-            print(f"{number} of {business.name}: {len(changes)} setting(s) differ")
+            said = (
+                f"{len(changes)} setting(s) differ" if changes else "its Messaging Service differs"
+            )
+            print(f"{number} of {business.name}: {said}")
             _print_differences(changes)
-            print(f"  fix: receptionist twilio connect --business {business.id} --number {number}")
+            if changes:
+                print(
+                    f"  fix: receptionist twilio connect --business {business.id} --number {number}"
+                )
+            if blocked is not None:
+                _print_blocking_service(blocked, settings.public_base_url)
     if mismatched:
         raise click.exceptions.Exit(1)
+
+
+def _blocking_service(service: ServiceInstance | None, public_base_url: str) -> str | None:
+    """How the number's Messaging Service keeps its inbound texts from us, or None."""
+    from voice_agent.web.number_webhooks import messaging_service_problem
+
+    return None if service is None else messaging_service_problem(service, public_base_url)
+
+
+def _print_blocking_service(problem: str, public_base_url: str) -> None:
+    from voice_agent.web.number_webhooks import messaging_service_fix
+
+    print(f"  {problem}")
+    print(f"  fix: {messaging_service_fix(public_base_url)}")
+
+
+def _messaging_services(client: Client) -> dict[str, ServiceInstance]:
+    """The Messaging Service each of the account's numbers sends from, by number."""
+    by_number: dict[str, ServiceInstance] = {}
+    with talking_to_twilio("the list of Messaging Services"):
+        for service in client.messaging.v1.services.list():
+            for member in client.messaging.v1.services(str(service.sid)).phone_numbers.list():
+                by_number[str(member.phone_number)] = service
+    return by_number
 
 
 def _print_differences(changes: Sequence[Difference]) -> None:

@@ -2,7 +2,8 @@
 its voice URL, messaging URL and call status callback (each POSTed to, under
 ``PUBLIC_BASE_URL``, which is also the URL Twilio signs), and no TwiML App in the way (a number's
 voice or messaging application overrides its URLs). :func:`differences` compares that with what
-a number has."""
+a number has; :func:`messaging_service_problem` whether the Messaging Service a number sends
+from (as every A2P 10DLC number does) lets its inbound texts reach the number's messaging URL."""
 
 from __future__ import annotations
 
@@ -58,6 +59,31 @@ def differences(number: object, public_base_url: str) -> list[Difference]:
         if shown != setting.expected:
             found.append(Difference(setting, shown))
     return found
+
+
+def messaging_service_problem(service: object, public_base_url: str) -> str | None:
+    """Why the Messaging Service ``service`` (the SDK's: ``friendly_name``, ``sid``,
+    ``use_inbound_webhook_on_number``, ``inbound_request_url``) keeps a number's inbound texts
+    from this deployment, or None. A service sends them to its own request URL unless it defers
+    to the sender's (the number's) webhook."""
+    if getattr(service, "use_inbound_webhook_on_number", False):
+        return None
+    expected = public_base_url.rstrip("/") + INBOUND_PATH
+    current = getattr(service, "inbound_request_url", None) or ""
+    if current == expected:
+        return None
+    name = f"{getattr(service, 'friendly_name', '')} ({getattr(service, 'sid', '')})"
+    return (
+        f"its Messaging Service {name} sends inbound texts to {current or '(nowhere)'}, "
+        "not to the number's messaging URL"
+    )
+
+
+def messaging_service_fix(public_base_url: str) -> str:
+    return (
+        "in the Console, set the Messaging Service's Integration to 'Defer to sender's webhook', "
+        f"or its request URL to {public_base_url.rstrip('/') + INBOUND_PATH}"
+    )
 
 
 def public_url_problem(public_base_url: str) -> str | None:
