@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 import wave
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -82,6 +83,7 @@ QUIET_SECONDS = 0.6  # stream time of assistant silence before the caller takes 
 DIGIT_SECONDS = 0.25  # stream time between two keypad presses of one step
 REPLY_TIMEOUT_SECONDS = 30.0  # wall-clock patience for a reply or for the server to hang up
 VOICE_WEBHOOK_PATH = "/twilio/voice"
+STATUS_CALLBACK_PATH = "/twilio/voice/status"
 OWNER_CALL_SECONDS = 60  # DialCallDuration reported when the owner takes the call
 VOICEMAIL_ANSWERS_AFTER = 12.0  # seconds of ringing before the owner's voicemail picks up
 OWNER_TAKES_IT_KEY = "1"  # what an owner who takes the call presses when the leg is screened
@@ -236,13 +238,16 @@ async def simulate_call(
     speed: float = 1.0,
     synthesizer: CallerVoice | None = None,
     reply_timeout: float = REPLY_TIMEOUT_SECONDS,
+    status_callback: bool = False,
 ) -> SimulatedCall:
     """Place ``scenario``'s call to the server at ``server_url`` as Twilio would.
 
     ``public_base_url`` is the address the server believes Twilio uses (what is signed);
     requests go to ``server_url``. ``synthesizer`` speaks the caller's lines (by default
-    espeak-ng in the scenario's ``caller_voice``). Raises ``SimulationError`` when the call
-    cannot go on; problems that Twilio would log and survive are listed in ``errors``.
+    espeak-ng in the scenario's ``caller_voice``). With ``status_callback``, the number's call
+    status callback is posted when the call ends (see ``place_call``). Raises
+    ``SimulationError`` when the call cannot go on; problems that Twilio would log and survive
+    are listed in ``errors``.
     """
     _check_pace(speed, reply_timeout)
     caller_audio = await asyncio.to_thread(_render_caller_audio, scenario, synthesizer)
@@ -261,6 +266,7 @@ async def simulate_call(
         auth_token=auth_token,
         speed=speed,
         reply_timeout=reply_timeout,
+        status_callback=status_callback,
     )
 
 
@@ -274,9 +280,14 @@ async def place_call(
     auth_token: str,
     speed: float = 1.0,
     reply_timeout: float = REPLY_TIMEOUT_SECONDS,
+    status_callback: bool = False,
 ) -> SimulatedCall:
     """Place a call from ``parties.caller`` as Twilio would, with ``caller`` on the line once
-    the media stream is connected (``simulate_call`` with any caller behaviour)."""
+    the media stream is connected (``simulate_call`` with any caller behaviour).
+
+    With ``status_callback`` the business number is one whose status callback is
+    ``STATUS_CALLBACK_PATH`` (as ``receptionist twilio connect`` sets it): when the call ends,
+    Twilio posts ``CallStatus=completed`` and the call's ``CallDuration`` there."""
     _check_pace(speed, reply_timeout)
     call = _CallState(parties=parties, account_sid=account_sid)
     signer = _Signer(RequestValidator(auth_token))
@@ -284,7 +295,13 @@ async def place_call(
     async with httpx.AsyncClient(timeout=_HTTP_TIMEOUT_SECONDS) as http:
         webhooks = _Webhooks(http, addresses, signer)
         stream_settings = _StreamSettings(speed, reply_timeout, caller)
+        started = time.monotonic()
         await _TwimlFollower(call, webhooks, addresses, signer, stream_settings).run()
+        if status_callback:
+            seconds = round((time.monotonic() - started) * speed)  # on the call's own clock
+            completed = call.params("completed") | {"CallDuration": str(seconds)}
+            url = public_base_url.rstrip("/") + STATUS_CALLBACK_PATH
+            await webhooks.post(url, completed)
     return call.result()
 
 

@@ -13,6 +13,7 @@ assistant's media stream with the call's own stream credential.
 from __future__ import annotations
 
 import asyncio
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -38,6 +39,8 @@ from tests.owner_leg_support import (
     OwnerLeg,
     Twilio,
 )
+from voice_agent.records.call_progress import CallProgress, list_progress
+from voice_agent.records.call_progress import OwnerLeg as RecordedLeg
 from voice_agent.services import build_services
 from voice_agent.settings import Settings
 from voice_agent.web.app import create_app
@@ -150,16 +153,30 @@ def test_an_unknown_business_or_withheld_caller(twilio: Twilio) -> None:
 # --- the same outcomes through the call simulator, against the real server ---------------------
 
 
+Served = tuple[Settings, str, Engine]
+
+
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """The real application under uvicorn on loopback, with the demo businesses."""
     database = tmp_path_factory.mktemp("screening") / "receptionist.db"
-    with serving_receptionist(f"sqlite:///{database}") as (settings, server_url, _):
-        yield settings, server_url
+    with serving_receptionist(f"sqlite:///{database}") as serving:
+        yield serving
 
 
-def _simulate(served: tuple[Settings, str], owner: SimulatedOwner) -> SimulatedCall:
-    settings, server_url = served
+def _progress(engine: Engine, call_sid: str) -> CallProgress:
+    """The call's progress once the server's journal applier has stored its status callback."""
+    for _ in range(100):
+        with engine.connect() as conn:
+            found = [p for p in list_progress(conn) if p.call_sid == call_sid]
+        if found and found[0].status == "completed":
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"the status callback of {call_sid} was never stored")
+
+
+def _simulate(served: Served, owner: SimulatedOwner) -> SimulatedCall:
+    settings, server_url, _ = served
     scenario = Scenario(
         name=f"owner-{owner}",
         description="the caller hangs up once someone answers",
@@ -176,11 +193,12 @@ def _simulate(served: tuple[Settings, str], owner: SimulatedOwner) -> SimulatedC
             account_sid=settings.twilio_account_sid,
             auth_token=settings.twilio_auth_token.get_secret_value(),
             speed=4.0,
+            status_callback=True,
         )
     )
 
 
-def test_simulated_owner_who_takes_the_call(served: tuple[Settings, str]) -> None:
+def test_simulated_owner_who_takes_the_call(served: Served) -> None:
     call = _simulate(served, "takes-it")
     assert call.errors == ()
     heard = [(t.verb, t.detail) for t in call.twiml]
@@ -191,20 +209,23 @@ def test_simulated_owner_who_takes_the_call(served: tuple[Settings, str]) -> Non
         ("Hangup", ""),
     ]
     assert call.stream_sid is None  # the assistant never joined
+    progress = _progress(served[2], call.call_sid)
+    assert progress.outcome == "the owner took the call"
+    assert progress.owner_leg is RecordedLeg.TOOK_IT
 
 
 @pytest.mark.parametrize(
-    ("owner", "dial"),
+    ("owner", "dial", "leg"),
     [
-        ("presses-nothing", "completed, bridged: false"),
-        ("voicemail", "completed, bridged: false"),
-        ("no-answer", "no-answer, bridged: false"),
-        ("busy", "busy, bridged: false"),
-        ("failed", "failed, bridged: false"),
+        ("presses-nothing", "completed, bridged: false", "not-taken"),
+        ("voicemail", "completed, bridged: false", "not-taken"),
+        ("no-answer", "no-answer, bridged: false", "no-answer"),
+        ("busy", "busy, bridged: false", "busy"),
+        ("failed", "failed, bridged: false", "failed"),
     ],
 )
 def test_simulated_owner_leg_that_does_not_take_it(
-    served: tuple[Settings, str], owner: SimulatedOwner, dial: str
+    served: Served, owner: SimulatedOwner, dial: str, leg: str
 ) -> None:
     call = _simulate(served, owner)
     assert call.errors == ()
@@ -214,3 +235,6 @@ def test_simulated_owner_leg_that_does_not_take_it(
     assert call.twiml[verbs.index("Dial")].detail == f"{OWNER} (timeout 20s): {dial}"
     assert call.stream_sid is not None  # the assistant answered the caller
     assert call.closed_by == "caller"
+    progress = _progress(served[2], call.call_sid)
+    assert progress.duration_seconds is not None
+    assert progress.owner_leg == RecordedLeg(leg)
