@@ -83,6 +83,16 @@ def test_a_call_the_owner_took_is_recorded_with_its_outcome(
     shown = _outcomes(settings)
     assert CALL_SID in shown and "acme-plumbing" in shown
     assert "the owner took the call · owner's phone: took-it · Twilio: completed, 52 s" in shown
+    one = receptionist("calls", "show", CALL_SID, settings=settings)
+    assert one.exit_code == 0, one.stderr
+    assert one.stdout.startswith(f"Call {CALL_SID} · acme-plumbing · from {CALLER}\n")
+    assert (
+        "the owner took the call · owner's phone: took-it · Twilio: completed, 52 s" in one.stdout
+    )
+    as_json = json.loads(
+        receptionist("calls", "show", CALL_SID, "--json", settings=settings).stdout
+    )
+    assert (as_json["outcome"], as_json["duration_seconds"]) == ("the owner took the call", 52)
 
 
 def test_a_caller_who_hung_up_while_it_rang(
@@ -129,6 +139,15 @@ def test_the_owner_leg_of_a_call_the_assistant_answered(
     (row,) = json.loads(_outcomes(settings, "--json", "--business", "acme-plumbing"))
     assert (row["outcome"], row["owner_leg"]) == ("the assistant answered", leg)
     assert row["reached_assistant"] is True
+    one = receptionist("calls", "show", CALL_SID, settings=settings).stdout
+    assert one.startswith(f"Call {CALL_SID} · acme-plumbing · from {CALLER}\n")
+    assert (
+        f"  Outcome: the assistant answered · owner's phone: {leg} · Twilio: completed, 95 s" in one
+    )
+    as_json = json.loads(
+        receptionist("calls", "show", CALL_SID, "--json", settings=settings).stdout
+    )
+    assert as_json["call_sid"] == CALL_SID and as_json["twilio"]["owner_leg"] == leg
     assert json.loads(_outcomes(settings, "--json", "--business", "bright-spark-electric")) == []
 
 

@@ -81,24 +81,36 @@ def call_outcomes(business: str | None, limit: int, as_json: bool) -> None:
 
 @calls.command("show")
 @click.argument("call_sid", metavar="CALL_SID", help="The call's Twilio SID (CA…).")
-@json_option("the call, its consent event and its texts")
+@json_option("the call, its consent event, its texts and what Twilio reported")
 def show_call(call_sid: str, as_json: bool) -> None:
-    """Show one call: the message, both sides of the transcript with times, the consent record
-    and the texts."""
+    """Show one call: the message, both sides of the transcript with times, the consent record,
+    the texts and what Twilio reported (how ringing the owner ended, the call's status and
+    duration). A call the assistant never answered shows what Twilio reported of it."""
     from consent_ledger import event_by_hash
     from sms_sender import list_outbox
-    from voice_agent.cli.reports import call_as_dict, render_call
+    from voice_agent.cli.reports import (
+        call_as_dict,
+        progress_as_dict,
+        render_call,
+        render_progress_of,
+    )
+    from voice_agent.records.call_progress import get_progress
     from voice_agent.records.calls import get_call
 
     with reading(load_settings()) as conn:
         record = None if conn is None else get_call(conn, call_sid)
-        if conn is None or record is None:
+        progress = None if conn is None else get_progress(conn, call_sid)
+        if conn is None or (record is None and progress is None):
             raise CommandError(f"no call {call_sid!r}")
-        event = (
-            event_by_hash(conn, record.consent_event_hash) if record.consent_event_hash else None
-        )
-        texts = list_outbox(conn, call_sid=record.call_sid)
+        event = None
+        if record is not None and record.consent_event_hash:
+            event = event_by_hash(conn, record.consent_event_hash)
+        texts = [] if record is None else list_outbox(conn, call_sid=record.call_sid)
+    twilio = None if progress is None else progress_as_dict(progress)
     if as_json:
-        print_json(call_as_dict(record, event, texts))
-    else:
+        print_json({**call_as_dict(record, event, texts), "twilio": twilio} if record else twilio)
+        return
+    if record is not None:
         print(render_call(record, event, texts))
+    if progress is not None:
+        print(render_progress_of(progress, standalone=record is None))

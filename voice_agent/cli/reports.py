@@ -151,9 +151,26 @@ def render_progress(progress: list[CallProgress]) -> str:
         return "No calls reported by Twilio yet."
     return "\n".join(
         f"{p.first_reported_at:%Y-%m-%d %H:%M:%S}  {p.call_sid}  {p.business_id or '—':<22} "
-        f"{p.caller_number or 'withheld':<12}  {p.outcome}"
-        + (f" · owner's phone: {p.owner_leg.value}" if p.owner_leg else "")
-        + (f" · Twilio: {p.status}" if p.status else "")
-        + (f", {p.duration_seconds} s" if p.duration_seconds is not None else "")
+        f"{p.caller_number or 'withheld':<12}  {p.outcome}{_reported(p)}"
         for p in progress
+    )
+
+
+def render_progress_of(call: CallProgress, *, standalone: bool) -> str:
+    """What Twilio reported of one call: a line under the call's record, or on its own (a call
+    the assistant never answered)."""
+    if not standalone:
+        return f"  Outcome: {call.outcome}{_reported(call)}"
+    return (
+        f"Call {call.call_sid} · {call.business_id or '—'} · from "
+        f"{call.caller_number or 'a withheld number'}\n"
+        f"  {call.first_reported_at:%Y-%m-%d %H:%M:%S} UTC · {call.outcome}{_reported(call)}"
+    )
+
+
+def _reported(call: CallProgress) -> str:
+    return (
+        (f" · owner's phone: {call.owner_leg.value}" if call.owner_leg else "")
+        + (f" · Twilio: {call.status}" if call.status else "")
+        + (f", {call.duration_seconds} s" if call.duration_seconds is not None else "")
     )

@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, RowMapping, Select, select
 from sqlalchemy.exc import IntegrityError
 
 from consent_ledger import stored_instant
@@ -101,21 +102,30 @@ def list_progress(
     conn: Connection, business_id: str | None = None, limit: int = 50
 ) -> list[CallProgress]:
     """Every call Twilio reported, newest first, with whether the assistant answered it."""
-    query = (
-        select(call_progress, calls.c.call_sid.is_not(None).label("reached_assistant"))
-        .select_from(call_progress.outerjoin(calls, calls.c.call_sid == call_progress.c.call_sid))
-        .order_by(call_progress.c.first_reported_at.desc())
-        .limit(limit)
-    )
+    query = _progress_query().order_by(call_progress.c.first_reported_at.desc()).limit(limit)
     if business_id is not None:
         query = query.where(call_progress.c.business_id == business_id)
-    found = []
-    for row in conn.execute(query).mappings():
-        values = dict(row)
-        values["owner_leg"] = None if row["owner_leg"] is None else OwnerLeg(row["owner_leg"])
-        values["first_reported_at"] = stored_instant(row["first_reported_at"])
-        if row["ended_at"] is not None:
-            values["ended_at"] = stored_instant(row["ended_at"])
-        values["reached_assistant"] = bool(row["reached_assistant"])
-        found.append(CallProgress(**values))
-    return found
+    return [_progress(row) for row in conn.execute(query).mappings()]
+
+
+def get_progress(conn: Connection, call_sid: str) -> CallProgress | None:
+    """What Twilio reported about the call, if anything."""
+    query = _progress_query().where(call_progress.c.call_sid == call_sid)
+    row = conn.execute(query).mappings().first()
+    return None if row is None else _progress(row)
+
+
+def _progress_query() -> Select[Any]:
+    return select(
+        call_progress, calls.c.call_sid.is_not(None).label("reached_assistant")
+    ).select_from(call_progress.outerjoin(calls, calls.c.call_sid == call_progress.c.call_sid))
+
+
+def _progress(row: RowMapping) -> CallProgress:
+    values = dict(row)
+    values["owner_leg"] = None if row["owner_leg"] is None else OwnerLeg(row["owner_leg"])
+    values["first_reported_at"] = stored_instant(row["first_reported_at"])
+    if row["ended_at"] is not None:
+        values["ended_at"] = stored_instant(row["ended_at"])
+    values["reached_assistant"] = bool(row["reached_assistant"])
+    return CallProgress(**values)
