@@ -5,6 +5,7 @@ never sent — is named with its fix, and exits 1."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,21 @@ from pydantic import SecretStr
 from sqlalchemy import insert, update
 
 from tests.cli_support import receptionist
+from tests.fake_deepgram import API_KEY as DEEPGRAM_KEY
+from tests.fake_deepgram import FakeDeepgramListen, FakeDeepgramSpeak
+from tests.fake_openai import FakeOpenAI
 from tests.fake_twilio import ACCOUNT_SID
 from voice_agent.cli.doctor import phone_problem
 from voice_agent.records.database import make_engine
 from voice_agent.records.migrate import alembic_config, upgrade
 from voice_agent.records.tables import business_numbers, businesses
-from voice_agent.settings import Settings, SmsTransportChoice, SynthesizerChoice
+from voice_agent.settings import (
+    ChatModelChoice,
+    Settings,
+    SmsTransportChoice,
+    SynthesizerChoice,
+    TranscriberChoice,
+)
 
 TOKEN = "0123456789abcdef" * 2
 
@@ -175,3 +185,93 @@ def test_a_cloud_engine_without_its_key(
 )
 def test_phone_problem(value: object, problem: str | None) -> None:
     assert phone_problem(value) == problem
+
+
+# --- the keys of cloud engines, against the fake Deepgram and OpenAI servers -------------------
+
+
+async def test_cloud_keys_that_work(demo_database: str) -> None:
+    async with (
+        FakeDeepgramListen() as listen,
+        FakeDeepgramSpeak() as speak,
+        FakeOpenAI(api_key="sk-right") as openai,
+    ):
+        settings = _healthy(
+            demo_database,
+            transcriber=TranscriberChoice.DEEPGRAM,
+            deepgram_api_key=SecretStr(DEEPGRAM_KEY),
+            deepgram_base_url=listen.url,
+            chat_model=ChatModelChoice.OPENAI,
+            openai_api_key=SecretStr("sk-right"),
+            openai_base_url=openai.base_url,
+        )
+        status, out = await asyncio.to_thread(_doctor, settings)
+        assert status == 0, out
+        assert "ok       cloud keys\n" in out
+        assert listen.streams_opened == 1
+        assert [path for path, _ in openai.requests] == ["/v1/models"]
+
+        voice = _healthy(
+            demo_database,
+            synthesizer=SynthesizerChoice.DEEPGRAM,
+            deepgram_api_key=SecretStr(DEEPGRAM_KEY),
+            deepgram_base_url=speak.url,
+        )
+        status, out = await asyncio.to_thread(_doctor, voice)
+        assert status == 0, out
+        assert [request.text for request in speak.requests] == ["Hello."]
+
+
+async def test_cloud_keys_that_are_refused(demo_database: str) -> None:
+    async with (
+        FakeDeepgramListen() as listen,
+        FakeDeepgramSpeak() as speak,
+        FakeOpenAI(api_key="sk-right") as openai,
+    ):
+        settings = _healthy(
+            demo_database,
+            transcriber=TranscriberChoice.DEEPGRAM,
+            synthesizer=SynthesizerChoice.DEEPGRAM,
+            deepgram_api_key=SecretStr("a-revoked-key"),
+            deepgram_base_url=listen.url,
+            chat_model=ChatModelChoice.OPENAI,
+            openai_api_key=SecretStr("sk-wrong"),
+            openai_base_url=openai.base_url,
+        )
+        status, out = await asyncio.to_thread(_doctor, settings)
+        assert status == 1
+        refused = "Deepgram transcription failed with DEEPGRAM_API_KEY at "
+        assert (
+            f"PROBLEM  cloud keys: {refused}{listen.url}: Deepgram refused the stream: HTTP 401"
+            in out
+        )
+        assert (
+            "PROBLEM  cloud keys: Deepgram speech failed" in out
+        )  # the listen host has no /v1/speak
+        assert "PROBLEM  cloud keys: OpenAI refuses OPENAI_API_KEY" in out
+        assert "fix: create a key at platform.openai.com and set OPENAI_API_KEY" in out
+        assert listen.refusals and listen.refusals[0][0] == 401
+        assert speak.requests == []
+
+        wrong_voice_key = _healthy(
+            demo_database,
+            synthesizer=SynthesizerChoice.DEEPGRAM,
+            deepgram_api_key=SecretStr("a-revoked-key"),
+            deepgram_base_url=speak.url,
+        )
+        status, out = await asyncio.to_thread(_doctor, wrong_voice_key)
+        assert status == 1
+        assert "PROBLEM  cloud keys: Deepgram speech failed with DEEPGRAM_API_KEY" in out
+        assert len(speak.requests) == 1
+
+
+async def test_a_cloud_provider_that_cannot_be_reached(demo_database: str) -> None:
+    settings = _healthy(
+        demo_database,
+        chat_model=ChatModelChoice.OPENAI,
+        openai_api_key=SecretStr("sk-any"),
+        openai_base_url="http://127.0.0.1:9/v1",
+    )
+    status, out = await asyncio.to_thread(_doctor, settings)
+    assert status == 1
+    assert "PROBLEM  cloud keys: http://127.0.0.1:9/v1 cannot be reached" in out

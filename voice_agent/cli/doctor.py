@@ -3,9 +3,10 @@ plain fix. Exit 0 when all is well, 1 on any problem."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -38,8 +39,9 @@ class Check:
 def doctor() -> None:
     """Check every setting: PUBLIC_BASE_URL (https, a public host), the Twilio account, the
     database (reachable, migrated), each business's numbers and phones (valid E.164), the speech
-    engines (the configured ones load) and the keys of the cloud ones, the text transport and the
-    directories written to. Print a fix for each problem; exit 1 on any."""
+    engines (the configured ones load) and the keys of the cloud ones (one short request each),
+    the text transport and the directories written to. Print a fix for each problem; exit 1 on
+    any."""
     try:
         settings = load_settings()
     except SettingsError as error:
@@ -257,6 +259,112 @@ def engines(settings: Settings) -> list[Problem]:
     return problems
 
 
+KEY_CHECK_SECONDS = 20.0
+"""How long a cloud provider has to answer the doctor's one request."""
+
+
+def cloud_keys(settings: Settings) -> list[Problem]:
+    """Each cloud engine chosen works with its key: Deepgram's live-transcription websocket
+    opens (and is closed at once), Deepgram speaks "Hello.", OpenAI lists its models. The
+    settings refuse to load without the keys, so these are keys that are set."""
+    from voice_agent.settings import ChatModelChoice, SynthesizerChoice, TranscriberChoice
+
+    problems: list[Problem] = []
+    deepgram = settings.deepgram_api_key
+    if settings.transcriber is TranscriberChoice.DEEPGRAM and deepgram is not None:
+        problems += _deepgram_problem(settings, "transcription", _listen_briefly(settings))
+    if settings.synthesizer is SynthesizerChoice.DEEPGRAM and deepgram is not None:
+        problems += _deepgram_problem(settings, "speech", _speak_briefly(settings))
+    uses_openai = (
+        settings.chat_model is ChatModelChoice.OPENAI
+        or settings.synthesizer is SynthesizerChoice.OPENAI
+    )
+    if uses_openai and settings.openai_api_key is not None:
+        problems += _openai_problem(settings)
+    return problems
+
+
+def _deepgram_problem(
+    settings: Settings, what: str, attempt: Coroutine[Any, Any, None]
+) -> list[Problem]:
+    from media_stream import SynthesizerFailure, TranscriberFailure
+
+    try:
+        asyncio.run(asyncio.wait_for(attempt, KEY_CHECK_SECONDS))
+    except (TranscriberFailure, SynthesizerFailure, OSError, TimeoutError, ValueError) as error:
+        where = settings.deepgram_base_url or "Deepgram"
+        return [
+            Problem(
+                f"Deepgram {what} failed with DEEPGRAM_API_KEY at {where}: {error}",
+                "create a key with member scope in the Deepgram console and set DEEPGRAM_API_KEY "
+                "(and DEEPGRAM_BASE_URL only for a self-hosted Deepgram)",
+            )
+        ]
+    return []
+
+
+async def _listen_briefly(settings: Settings) -> None:
+    """Open a Deepgram live-transcription websocket as a call does, and close it at once."""
+    from deepgram import AsyncDeepgramClient
+    from deepgram.core.api_error import ApiError
+
+    from media_stream import TranscriberFailure
+    from media_stream.deepgram_transcriber import DEFAULT_MODEL, deepgram_environment
+
+    assert settings.deepgram_api_key is not None
+    client = AsyncDeepgramClient(
+        api_key=settings.deepgram_api_key.get_secret_value(),
+        environment=deepgram_environment(settings.deepgram_base_url),
+    )
+    try:
+        async with client.listen.v1.connect(
+            model=DEFAULT_MODEL, encoding="mulaw", sample_rate=8000, channels=1
+        ) as connection:
+            await connection.send_close_stream()
+    except ApiError as error:
+        raise TranscriberFailure(f"Deepgram refused the stream: HTTP {error.status_code}") from None
+
+
+async def _speak_briefly(settings: Settings) -> None:
+    from media_stream import DeepgramSynthesizer
+
+    assert settings.deepgram_api_key is not None
+    voice = DeepgramSynthesizer(
+        settings.deepgram_api_key.get_secret_value(),
+        base_url=settings.deepgram_base_url,
+        voice=settings.deepgram_voice,
+    )
+    async for _audio in voice.synthesize("Hello."):
+        break
+
+
+def _openai_problem(settings: Settings) -> list[Problem]:
+    import openai
+
+    assert settings.openai_api_key is not None
+    client = openai.OpenAI(
+        api_key=settings.openai_api_key.get_secret_value(),
+        base_url=settings.openai_base_url,
+        timeout=KEY_CHECK_SECONDS,
+        max_retries=0,
+    )
+    fix = "create a key at platform.openai.com and set OPENAI_API_KEY"
+    try:
+        client.models.list()
+    except openai.AuthenticationError:
+        return [Problem("OpenAI refuses OPENAI_API_KEY", fix)]
+    except openai.APIConnectionError as error:
+        where = settings.openai_base_url or "OpenAI"
+        return [
+            Problem(f"{where} cannot be reached: {error}", "check OPENAI_BASE_URL and the network")
+        ]
+    except openai.APIStatusError as error:
+        return [Problem(f"OpenAI answered {error.status_code} to OPENAI_API_KEY", fix)]
+    finally:
+        client.close()
+    return []
+
+
 def sms_transport(settings: Settings) -> list[Problem]:
     from voice_agent.settings import SmsTransportChoice
 
@@ -297,6 +405,7 @@ CHECKS = (
     Check("database", database),
     Check("businesses", businesses),
     Check("speech engines", engines),
+    Check("cloud keys", cloud_keys),
     Check("texts", sms_transport),
     Check("directories", directories),
 )
