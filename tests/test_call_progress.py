@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, text
 
 from tests.cli_support import receptionist
 from tests.owner_leg_support import ACME, CALL_SID, CALLER, OwnerLeg, Twilio
@@ -205,3 +205,19 @@ def test_no_reports_yet(settings: Settings, migrated_engine: Engine) -> None:
         }
     )
     assert _outcomes(settings_without_database) == "No calls reported by Twilio yet.\n"
+
+
+def test_a_record_that_cannot_be_kept_never_keeps_the_caller_from_the_assistant(
+    twilio: Twilio, services: Services, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal cannot write (a full disk) and the database cannot take the report either:
+    the owner's leg goes unrecorded, and the caller still reaches the assistant."""
+
+    async def disk_full(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(services.journal, "append_async", disk_full)
+    with services.engine.begin() as conn:
+        conn.execute(text("DROP TABLE call_progress"))
+    played = twilio.call(OwnerLeg.BUSY)
+    assert [verb.tag for verb in played.after_dial] == ["Connect", "Hangup"]

@@ -69,6 +69,11 @@ def apology() -> str:
     return str(response)
 
 
+def nothing() -> str:
+    """An empty answer (to a status callback, whose TwiML Twilio ignores)."""
+    return str(VoiceResponse())
+
+
 def hang_up() -> str:
     response = VoiceResponse()
     response.hangup()

@@ -40,6 +40,7 @@ from voice_agent.web.twiml import (
     apology,
     connect_stream,
     hang_up,
+    nothing,
     owner_answer,
     ring_owner,
     screen_owner,
@@ -161,7 +162,10 @@ async def dial_status(request: Request) -> Response:
     services = _services(request)
     business = await _called_business(services, params)
     bridged = params.get("DialBridged") == "true"
-    await _report(services, params, business, owner_leg=_owner_leg(params, bridged))
+    try:
+        await _report(services, params, business, owner_leg=_owner_leg(params, bridged))
+    except Exception:  # the record of the owner's leg must never keep the caller from us
+        logger.exception("recording how the owner's leg ended failed; the call goes on")
     if bridged:
         return _twiml(hang_up())
     if business is None:
@@ -197,7 +201,7 @@ async def call_status(request: Request) -> Response:
         status=status,
         duration_seconds=None if duration is None else int(duration),
     )
-    return _twiml(hang_up())
+    return _twiml(nothing())
 
 
 async def _report(
