@@ -26,6 +26,7 @@ from dashboard.call_log import (
     CallListing,
     CallLog,
     TranscriptLine,
+    UnansweredCall,
 )
 from dashboard.tables import metadata
 
@@ -57,6 +58,7 @@ __all__ = [
     "TokenStatus",
     "TokenStore",
     "TranscriptLine",
+    "UnansweredCall",
     "audit_router",
     "authenticate",
     "issue_token",

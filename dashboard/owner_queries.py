@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 
 from consent_ledger import ConsentEvidence, event_by_hash
-from dashboard.call_log import BusinessProfile, CallDetails, CallListing, CallLog
+from dashboard.call_log import (
+    BusinessProfile,
+    CallDetails,
+    CallListing,
+    CallLog,
+    UnansweredCall,
+)
 from sms_sender import (
     HeldReply,
     TextRecord,
@@ -93,6 +99,7 @@ class CallsPage:
     business: BusinessProfile
     rows: list[CallRow]
     window: PageWindow
+    unanswered: list[UnansweredCall]  # on the first page only
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,10 @@ class TextsPage:
     """Replies that may be opt-outs, waiting for the owner's decision, oldest first."""
 
 
+UNANSWERED_SHOWN = 20
+"""How many of the latest calls the assistant never answered the first calls page lists."""
+
+
 def calls_page(
     conn: Connection, call_log: CallLog, business: BusinessProfile, number: int, size: int
 ) -> CallsPage:
@@ -131,7 +142,10 @@ def calls_page(
     listings = call_log.calls(conn, business.id, window.offset, window.size)
     sent = texts_sent_for_calls(conn, business.id, [listing.call_sid for listing in listings])
     rows = [CallRow(listing, sent.get(listing.call_sid, 0)) for listing in listings]
-    return CallsPage(business, rows, window)
+    unanswered = (
+        call_log.unanswered_calls(conn, business.id, UNANSWERED_SHOWN) if number == 1 else []
+    )
+    return CallsPage(business, rows, window, unanswered)
 
 
 def call_page(

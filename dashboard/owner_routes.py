@@ -257,6 +257,7 @@ def calls(request: Request, context: Context, page: str = "1") -> Response:
         section="calls",
         rows=found.rows,
         window=found.window,
+        unanswered=found.unanswered,
     )
 
 

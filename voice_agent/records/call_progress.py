@@ -108,6 +108,17 @@ def list_progress(
     return [_progress(row) for row in conn.execute(query).mappings()]
 
 
+def unanswered_progress(conn: Connection, business_id: str, limit: int) -> list[CallProgress]:
+    """The business's latest calls the assistant never answered, newest first."""
+    query = (
+        _progress_query()
+        .where(call_progress.c.business_id == business_id, calls.c.call_sid.is_(None))
+        .order_by(call_progress.c.first_reported_at.desc())
+        .limit(limit)
+    )
+    return [_progress(row) for row in conn.execute(query).mappings()]
+
+
 def get_progress(conn: Connection, call_sid: str) -> CallProgress | None:
     """What Twilio reported about the call, if anything."""
     query = _progress_query().where(call_progress.c.call_sid == call_sid)

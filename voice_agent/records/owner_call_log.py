@@ -6,7 +6,8 @@ from __future__ import annotations
 from sqlalchemy import Connection, func, select
 
 from consent_ledger import stored_instant
-from dashboard import BusinessProfile, CallDetails, CallListing, TranscriptLine
+from dashboard import BusinessProfile, CallDetails, CallListing, TranscriptLine, UnansweredCall
+from voice_agent.records.call_progress import unanswered_progress
 from voice_agent.records.calls import CallRecord, get_call
 from voice_agent.records.tables import businesses, calls
 
@@ -47,6 +48,16 @@ class ReceptionistCallLog:
         return [
             CallListing(**{**row._asdict(), "started_at": stored_instant(row.started_at)})
             for row in conn.execute(query)
+        ]
+
+    def unanswered_calls(
+        self, conn: Connection, business_id: str, limit: int
+    ) -> list[UnansweredCall]:
+        return [
+            UnansweredCall(
+                p.call_sid, p.first_reported_at, p.caller_number, p.outcome, p.duration_seconds
+            )
+            for p in unanswered_progress(conn, business_id, limit)
         ]
 
     def call(self, conn: Connection, business_id: str, call_sid: str) -> CallDetails | None:
