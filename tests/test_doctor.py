@@ -6,6 +6,8 @@ never sent — is named with its fix, and exits 1."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -190,79 +192,91 @@ def test_phone_problem(value: object, problem: str | None) -> None:
 # --- the keys of cloud engines, against the fake Deepgram and OpenAI servers -------------------
 
 
-async def test_cloud_keys_that_work(demo_database: str) -> None:
+def _cloud(
+    database: str,
+    deepgram: tuple[str, str],
+    openai: tuple[str, str] | None = None,
+    **changes: object,
+) -> Settings:
+    """Healthy settings with Deepgram at ``deepgram`` (URL, key) and, when given, OpenAI's chat
+    model at ``openai`` (URL, key)."""
+    values: dict[str, object] = {
+        "deepgram_base_url": deepgram[0],
+        "deepgram_api_key": SecretStr(deepgram[1]),
+    }
+    if openai is not None:
+        values |= {"chat_model": ChatModelChoice.OPENAI, "openai_base_url": openai[0]}
+        values |= {"openai_api_key": SecretStr(openai[1])}
+    return _healthy(database, **values, **changes)
+
+
+@dataclass
+class Clouds:
+    """The fake Deepgram (live transcription, speech) and OpenAI, which takes ``sk-right``."""
+
+    listen: FakeDeepgramListen
+    speak: FakeDeepgramSpeak
+    openai: FakeOpenAI
+
+
+@pytest.fixture
+async def clouds() -> AsyncIterator[Clouds]:
     async with (
         FakeDeepgramListen() as listen,
         FakeDeepgramSpeak() as speak,
         FakeOpenAI(api_key="sk-right") as openai,
     ):
-        settings = _healthy(
-            demo_database,
-            transcriber=TranscriberChoice.DEEPGRAM,
-            deepgram_api_key=SecretStr(DEEPGRAM_KEY),
-            deepgram_base_url=listen.url,
-            chat_model=ChatModelChoice.OPENAI,
-            openai_api_key=SecretStr("sk-right"),
-            openai_base_url=openai.base_url,
-        )
-        status, out = await asyncio.to_thread(_doctor, settings)
-        assert status == 0, out
-        assert "ok       cloud keys\n" in out
-        assert listen.streams_opened == 1
-        assert [path for path, _ in openai.requests] == ["/v1/models"]
-
-        voice = _healthy(
-            demo_database,
-            synthesizer=SynthesizerChoice.DEEPGRAM,
-            deepgram_api_key=SecretStr(DEEPGRAM_KEY),
-            deepgram_base_url=speak.url,
-        )
-        status, out = await asyncio.to_thread(_doctor, voice)
-        assert status == 0, out
-        assert [request.text for request in speak.requests] == ["Hello."]
+        yield Clouds(listen, speak, openai)
 
 
-async def test_cloud_keys_that_are_refused(demo_database: str) -> None:
-    async with (
-        FakeDeepgramListen() as listen,
-        FakeDeepgramSpeak() as speak,
-        FakeOpenAI(api_key="sk-right") as openai,
-    ):
-        settings = _healthy(
-            demo_database,
-            transcriber=TranscriberChoice.DEEPGRAM,
-            synthesizer=SynthesizerChoice.DEEPGRAM,
-            deepgram_api_key=SecretStr("a-revoked-key"),
-            deepgram_base_url=listen.url,
-            chat_model=ChatModelChoice.OPENAI,
-            openai_api_key=SecretStr("sk-wrong"),
-            openai_base_url=openai.base_url,
-        )
-        status, out = await asyncio.to_thread(_doctor, settings)
-        assert status == 1
-        refused = "Deepgram transcription failed with DEEPGRAM_API_KEY at "
-        assert (
-            f"PROBLEM  cloud keys: {refused}{listen.url}: Deepgram refused the stream: HTTP 401"
-            in out
-        )
-        assert (
-            "PROBLEM  cloud keys: Deepgram speech failed" in out
-        )  # the listen host has no /v1/speak
-        assert "PROBLEM  cloud keys: OpenAI refuses OPENAI_API_KEY" in out
-        assert "fix: create a key at platform.openai.com and set OPENAI_API_KEY" in out
-        assert listen.refusals and listen.refusals[0][0] == 401
-        assert speak.requests == []
+async def test_cloud_keys_that_work(demo_database: str, clouds: Clouds) -> None:
+    listen, speak, openai = clouds.listen, clouds.speak, clouds.openai
+    settings = _cloud(
+        demo_database,
+        (listen.url, DEEPGRAM_KEY),
+        (openai.base_url, "sk-right"),
+        transcriber=TranscriberChoice.DEEPGRAM,
+    )
+    status, out = await asyncio.to_thread(_doctor, settings)
+    assert status == 0, out
+    assert "ok       cloud keys\n" in out
+    assert listen.streams_opened == 1
+    assert [path for path, _ in openai.requests] == ["/v1/models"]
 
-        wrong_voice_key = _healthy(
-            demo_database,
-            synthesizer=SynthesizerChoice.DEEPGRAM,
-            deepgram_api_key=SecretStr("a-revoked-key"),
-            deepgram_base_url=speak.url,
-        )
-        status, out = await asyncio.to_thread(_doctor, wrong_voice_key)
-        assert status == 1
-        assert "PROBLEM  cloud keys: Deepgram speech failed with DEEPGRAM_API_KEY" in out
-        assert len(speak.requests) == 1
+    voice = _cloud(demo_database, (speak.url, DEEPGRAM_KEY), synthesizer=SynthesizerChoice.DEEPGRAM)
+    status, out = await asyncio.to_thread(_doctor, voice)
+    assert status == 0, out
+    assert [request.text for request in speak.requests] == ["Hello."]
+
+
+async def test_cloud_keys_that_are_refused(demo_database: str, clouds: Clouds) -> None:
+    listen, speak, openai = clouds.listen, clouds.speak, clouds.openai
+    settings = _cloud(
+        demo_database,
+        (listen.url, "a-revoked-key"),
+        (openai.base_url, "sk-wrong"),
+        transcriber=TranscriberChoice.DEEPGRAM,
+        synthesizer=SynthesizerChoice.DEEPGRAM,
+    )
+    status, out = await asyncio.to_thread(_doctor, settings)
+    assert status == 1
+    refused = "Deepgram transcription failed with DEEPGRAM_API_KEY at "
+    assert (
+        f"PROBLEM  cloud keys: {refused}{listen.url}: Deepgram refused the stream: HTTP 401" in out
+    )
+    assert "PROBLEM  cloud keys: Deepgram speech failed" in out  # the listen host has no /v1/speak
+    assert "PROBLEM  cloud keys: OpenAI refuses OPENAI_API_KEY" in out
+    assert "fix: create a key at platform.openai.com and set OPENAI_API_KEY" in out
+    assert listen.refusals and listen.refusals[0][0] == 401
+    assert speak.requests == []
+
+    wrong_voice_key = _cloud(
+        demo_database, (speak.url, "a-revoked-key"), synthesizer=SynthesizerChoice.DEEPGRAM
+    )
+    status, out = await asyncio.to_thread(_doctor, wrong_voice_key)
+    assert status == 1
+    assert "PROBLEM  cloud keys: Deepgram speech failed with DEEPGRAM_API_KEY" in out
+    assert len(speak.requests) == 1
 
 
 async def test_a_cloud_provider_that_cannot_be_reached(demo_database: str) -> None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from twilio.rest.messaging.v1.service import ServiceInstance
 
     from voice_agent.records.businesses import Business
+    from voice_agent.settings import Settings
     from voice_agent.web.number_webhooks import Difference
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -84,13 +85,9 @@ def connect(
         raise CommandError(f"{problem}; set it to the https:// URL Twilio reaches this server at")
     business = _business(business_id)
     chosen = _numbers(business, numbers)
-    client = twilio_client(
-        settings,
-        "twilio connect",
-        api_base_url=twilio_base_url,
-        messaging_base_url=twilio_messaging_base_url,
+    client, services = _account(
+        settings, "twilio connect", twilio_base_url, twilio_messaging_base_url
     )
-    services = _messaging_services(client)
     blocked = False
     for number in chosen:
         found = _incoming_number(client, number, business)
@@ -139,13 +136,9 @@ def check(business_id: str | None, twilio_base_url: str, twilio_messaging_base_u
             businesses = [] if conn is None else list_businesses(conn)
         if not businesses:
             raise CommandError("no businesses to check: import them with business import FILE")
-    client = twilio_client(
-        settings,
-        "twilio check",
-        api_base_url=twilio_base_url,
-        messaging_base_url=twilio_messaging_base_url,
+    client, services = _account(
+        settings, "twilio check", twilio_base_url, twilio_messaging_base_url
     )
-    services = _messaging_services(client)
     mismatched = False
     for business in businesses:
         for number in business.twilio_numbers:
@@ -191,6 +184,16 @@ def _print_blocking_service(problem: str, public_base_url: str) -> None:
 
     print(f"  {problem}")
     print(f"  fix: {messaging_service_fix(public_base_url)}")
+
+
+def _account(
+    settings: Settings, what: str, api_base_url: str, messaging_base_url: str
+) -> tuple[Client, dict[str, ServiceInstance]]:
+    """The Twilio client of the account, and the Messaging Service each number sends from."""
+    client = twilio_client(
+        settings, what, api_base_url=api_base_url, messaging_base_url=messaging_base_url
+    )
+    return client, _messaging_services(client)
 
 
 def _messaging_services(client: Client) -> dict[str, ServiceInstance]:
