@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from tests.cli_support import receptionist
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, TwilioError, fake_twilio
@@ -192,6 +193,22 @@ def test_refusals_are_one_sentence(demo_database: str, twilio: FakeTwilio) -> No
     )
     assert status == 1
     assert "no business 'acme'; known: acme-plumbing, bright-spark-electric" in err
+
+    wrong_token = _settings(demo_database).model_copy(
+        update={"twilio_auth_token": SecretStr("0" * 32)}
+    )
+    status, _, err = _run(wrong_token, twilio, "twilio", "check")
+    assert (status, err) == (
+        1,
+        "Error: Twilio refused the list of Messaging Services: HTTP 401 "
+        "(check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)\n",
+    )
+    nowhere = ("--twilio-base-url", "http://127.0.0.1:9", "--twilio-messaging-base-url")
+    unreachable = receptionist(
+        "twilio", "check", *nowhere, "http://127.0.0.1:9", settings=_settings(demo_database)
+    )
+    assert unreachable.exit_code == 1
+    assert unreachable.stderr.startswith("Error: Twilio could not be reached: ")
 
 
 def test_a_messaging_service_that_keeps_the_texts(demo_database: str, twilio: FakeTwilio) -> None:

@@ -146,7 +146,14 @@ def talking_to_twilio(what: str) -> Iterator[None]:
         yield
     except TwilioRestException as error:
         raise CommandError(f"Twilio refused {what}: {error.code} {error.msg}") from None
-    except (requests.RequestException, TwilioException) as error:
+    except TwilioException as error:  # a list page Twilio would not give: the HTTP answer
+        answer = error.args[1] if len(error.args) > 1 else None
+        status = getattr(answer, "status_code", None)
+        if status is None:
+            raise CommandError(f"Twilio could not be reached: {type(error).__name__}") from None
+        hint = " (check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)" if status in (401, 403) else ""
+        raise CommandError(f"Twilio refused {what}: HTTP {status}{hint}") from None
+    except requests.RequestException as error:
         raise CommandError(f"Twilio could not be reached: {type(error).__name__}") from None
 
 
