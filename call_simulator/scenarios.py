@@ -2,11 +2,12 @@
 
 A scenario file (``fixtures/calls/<name>.yaml``) names the business number called, the caller's
 number and voice, what happens on the owner's phone when the business rings its owner first
-(``owner``: one of ``OwnerLeg``; ``owner_answers: true`` is short for ``takes-it``), the caller's
-steps in order, and what the
-end-to-end tests expect to find afterwards. Loading is strict: an unknown key, a malformed
-phone number, an empty step list, a keypad digit outside 0-9 * #, a missing or unreadable WAV
-file or a negative ``interrupt_after`` raises ``ScenarioError`` naming the file and the field.
+(``owner``: one of ``OwnerLeg``; ``owner_answers: true`` is short for ``takes-it``) and on the
+on-call phones when the assistant transfers an emergency (``on_call``), the caller's steps in
+order, and what the end-to-end tests expect to find afterwards. Loading is strict: an unknown
+key, a malformed phone number, an empty step list, a keypad digit outside 0-9 * #, a missing or
+unreadable WAV file or a negative ``interrupt_after`` raises ``ScenarioError`` naming the file
+and the field.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ answers (after ``VOICEMAIL_ANSWERS_AFTER`` seconds) and plays its greeting; busy
 
 _SCENARIO_KEYS = frozenset(
     {"name", "description", "business_number", "caller", "caller_voice", "owner_answers"}
-    | {"owner", "steps", "expect"}
+    | {"owner", "on_call", "steps", "expect"}
 )
 _REQUIRED_KEYS = ("description", "business_number", "caller", "steps")
 _ACTION_KEYS = ("say", "press", "wav", "hang_up")
@@ -105,6 +106,7 @@ class Scenario:
     steps: tuple[Step, ...]
     caller_voice: str | None = None
     owner: OwnerLeg = "no-answer"
+    on_call: OwnerLeg = "no-answer"
     expect: Expectation | None = None
 
 
@@ -147,6 +149,7 @@ class _ScenarioReader:
             steps=self._steps(fields["steps"]),
             caller_voice=self._voice(fields.get("caller_voice")),
             owner=self._owner(fields),
+            on_call=self._leg(fields.get("on_call", "no-answer"), "on_call"),
             expect=self._expectation(fields["expect"]) if "expect" in fields else None,
         )
 
@@ -202,10 +205,12 @@ class _ScenarioReader:
         if "owner" not in fields:
             answers = self._flag(fields.get("owner_answers", False), "owner_answers")
             return "takes-it" if answers else "no-answer"
-        value = fields["owner"]
+        return self._leg(fields["owner"], "owner")
+
+    def _leg(self, value: object, field: str) -> OwnerLeg:
         legs = get_args(OwnerLeg)
         if value not in legs:
-            raise self._error("owner", f"must be one of {', '.join(legs)}, got {value!r}")
+            raise self._error(field, f"must be one of {', '.join(legs)}, got {value!r}")
         return cast(OwnerLeg, value)
 
     def _steps(self, value: object) -> tuple[Step, ...]:

@@ -109,12 +109,14 @@ class CallerVoice(Protocol):
 @dataclass(frozen=True)
 class CallParties:
     """Who calls whom: the caller's number, the business number dialled, what happens on the
-    owner's phone when the business rings it, and a name for the call in logs and results."""
+    owner's phone when the business rings it (before the assistant answers) and on the on-call
+    phones when it transfers the caller (after), and a name for the call in logs and results."""
 
     name: str
     caller: str
     business_number: str
     owner: OwnerLeg = "no-answer"
+    on_call: OwnerLeg = "no-answer"
 
 
 class AssistantListener(Protocol):
@@ -256,6 +258,7 @@ async def simulate_call(
         caller=scenario.caller,
         business_number=scenario.business_number,
         owner=scenario.owner,
+        on_call=scenario.on_call,
     )
     return await place_call(
         parties,
@@ -556,13 +559,15 @@ class _TwimlFollower:
         return None
 
     async def _dial(self, document: _TwimlDocument, verb: ElementTree.Element) -> _Next:
-        """Ring the owner. A leg that answers runs its ``<Number url>`` TwiML (screening) and is
+        """Ring the owner (or, once the assistant has had the call, the on-call phones). A leg
+        that answers runs its ``<Number url>`` TwiML (screening) and is
         bridged only when that ends without hanging up; the action gets ``DialCallStatus`` and
         ``DialBridged`` as Twilio posts them."""
         numbers = [child for child in verb if child.tag == "Number"]
         dialled = ", ".join((n.text or "").strip() for n in numbers) or (verb.text or "").strip()
         timeout = float(verb.get("timeout", "30"))
-        leg = self._call.parties.owner
+        parties = self._call.parties
+        leg = parties.owner if self._call.stream_sid is None else parties.on_call
         if leg == "voicemail" and timeout <= VOICEMAIL_ANSWERS_AFTER:
             leg = "no-answer"  # the dial gives up before the voicemail picks up
         bridged = False

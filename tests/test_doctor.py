@@ -116,7 +116,11 @@ def test_a_business_with_bad_phones(demo_database: str) -> None:
         conn.execute(
             update(businesses)
             .where(businesses.c.id == "acme-plumbing")
-            .values(owner_phone="512-555-0199", excluded_numbers=["+15555550100"])
+            .values(
+                owner_phone="512-555-0199",
+                excluded_numbers=["+15555550100"],
+                on_call_phones=["+15125550198", "5125550197"],
+            )
         )
         conn.execute(
             update(businesses)
@@ -131,6 +135,8 @@ def test_a_business_with_bad_phones(demo_database: str) -> None:
     assert status == 1
     assert "acme-plumbing's owner phone '512-555-0199' is not in E.164" in out
     assert "acme-plumbing's excluded number '+15555550100' is not a valid number" in out
+    assert "acme-plumbing's on-call phone '5125550197' is not in E.164" in out
+    assert "'+15125550198'" not in out
     assert "acme-plumbing's Twilio number '+1512555' is not a valid number" in out
     assert "bright-spark-electric rings its owner at its own Twilio number (a loop)" in out
     assert (

@@ -84,8 +84,9 @@ def call_outcomes(business: str | None, limit: int, as_json: bool) -> None:
 @json_option("the call, its consent event, its texts and what Twilio reported")
 def show_call(call_sid: str, as_json: bool) -> None:
     """Show one call: the message, both sides of the transcript with times, the consent record,
-    the texts and what Twilio reported (how ringing the owner ended, the call's status and
-    duration). A call the assistant never answered shows what Twilio reported of it."""
+    the texts, an emergency's transfer to the on-call phones, and what Twilio reported (how
+    ringing the owner ended, the call's status and duration). A call the assistant never
+    answered shows what Twilio reported of it."""
     from consent_ledger import event_by_hash
     from sms_sender import list_outbox
     from voice_agent.cli.reports import (
@@ -93,8 +94,11 @@ def show_call(call_sid: str, as_json: bool) -> None:
         progress_as_dict,
         render_call,
         render_progress_of,
+        render_transfer,
+        transfer_as_dict,
     )
     from voice_agent.records.call_progress import get_progress
+    from voice_agent.records.call_transfers import transfer_of
     from voice_agent.records.calls import get_call
 
     with reading(load_settings()) as conn:
@@ -106,11 +110,20 @@ def show_call(call_sid: str, as_json: bool) -> None:
         if record is not None and record.consent_event_hash:
             event = event_by_hash(conn, record.consent_event_hash)
         texts = [] if record is None else list_outbox(conn, call_sid=record.call_sid)
+        transfer = transfer_of(conn, call_sid)
     twilio = None if progress is None else progress_as_dict(progress)
     if as_json:
-        print_json({**call_as_dict(record, event, texts), "twilio": twilio} if record else twilio)
+        transferred = None if transfer is None else transfer_as_dict(transfer)
+        if record is None:
+            print_json(twilio)
+            return
+        print_json(
+            {**call_as_dict(record, event, texts), "twilio": twilio, "transfer": transferred}
+        )
         return
     if record is not None:
         print(render_call(record, event, texts))
+    if transfer is not None:
+        print(render_transfer(transfer))
     if progress is not None:
         print(render_progress_of(progress, standalone=record is None))

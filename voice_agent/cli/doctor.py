@@ -188,6 +188,7 @@ def _business_problems(conn: Connection) -> list[Problem]:
             problems.append(Problem(f"{row['id']} has no Twilio number", fix))
         phones = [("Twilio number", n) for n in own] + [("owner phone", row["owner_phone"])]
         phones += [("excluded number", n) for n in row["excluded_numbers"] or []]
+        phones += [("on-call phone", n) for n in row["on_call_phones"] or []]
         for label, value in phones:
             problem = phone_problem(value)
             if problem is not None:

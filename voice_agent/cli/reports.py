@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from consent_ledger import RecordedEvent
     from sms_sender import OutboxMessage
     from voice_agent.records.call_progress import CallProgress
+    from voice_agent.records.call_transfers import CallTransfer
     from voice_agent.records.calls import CallRecord
 
 
@@ -173,4 +174,22 @@ def _reported(call: CallProgress) -> str:
         (f" · owner's phone: {call.owner_leg.value}" if call.owner_leg else "")
         + (f" · Twilio: {call.status}" if call.status else "")
         + (f", {call.duration_seconds} s" if call.duration_seconds is not None else "")
+    )
+
+
+def transfer_as_dict(transfer: CallTransfer) -> dict[str, Any]:
+    return _json_object(asdict(transfer))
+
+
+def render_transfer(transfer: CallTransfer) -> str:
+    """An emergency caller's transfer to the on-call phones: when it was asked for, how it
+    ended."""
+    ended = (
+        f"{transfer.outcome.value} at {transfer.ended_at:%H:%M:%S} UTC"
+        if transfer.outcome is not None and transfer.ended_at is not None
+        else "not ended"
+    )
+    return (
+        f"  Transfer to the on-call phones: asked at {transfer.requested_at:%Y-%m-%d %H:%M:%S} "
+        f"UTC · {ended}"
     )

@@ -45,6 +45,9 @@ businesses = Table(
     Column("callback_check_hours", Float),
     Column("excluded_numbers", JSON, nullable=False, server_default="[]"),
     Column("sms_state_caps", Boolean, nullable=False, server_default=sa_true()),
+    Column("on_call_phones", JSON, nullable=False, server_default="[]"),
+    Column("on_call_start", Time),
+    Column("on_call_end", Time),
 )
 
 business_numbers = Table(
@@ -120,4 +123,16 @@ call_progress = Table(
     Column("first_reported_at", DateTime(timezone=True), nullable=False),
     Column("ended_at", DateTime(timezone=True)),
     Index("ix_call_progress_business_reported", "business_id", "first_reported_at"),
+)
+
+call_transfers = Table(
+    "call_transfers",
+    metadata,
+    # An emergency caller who accepted the transfer to the on-call phones: asked for before the
+    # media stream closes, read when Twilio asks what comes after it, and how it ended.
+    Column("call_sid", String(64), primary_key=True),
+    Column("business_id", String(64), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("outcome", String(16)),
+    Column("ended_at", DateTime(timezone=True)),
 )

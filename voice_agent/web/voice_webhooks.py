@@ -13,12 +13,14 @@ credential for the first time, and closes with 1008 otherwise.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request, WebSocket
 from fastapi.responses import Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.websockets import WebSocketDisconnect
 
 from media_stream import Start, StreamClosed
@@ -28,6 +30,7 @@ from voice_agent.journal.call_progress import CALL_PROGRESS, apply_progress, pro
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.records.businesses import Business
 from voice_agent.records.call_progress import FINAL_STATUSES, OwnerLeg, ProgressReport
+from voice_agent.records.call_transfers import CallTransfer, end_transfer, transfer_of
 from voice_agent.services import Services
 from voice_agent.web.journaling import journal_request
 from voice_agent.web.stream_credentials import (
@@ -42,8 +45,9 @@ from voice_agent.web.twiml import (
     hang_up,
     nothing,
     owner_answer,
-    ring_owner,
-    screen_owner,
+    ring,
+    screen,
+    transfer_not_taken,
 )
 
 logger = logging.getLogger(__name__)
@@ -55,6 +59,8 @@ DIAL_STATUS_PATH = "/twilio/voice/dial-status"
 SCREEN_PATH = "/twilio/voice/screen"
 SCREEN_ANSWER_PATH = "/twilio/voice/screen/answer"
 CALL_STATUS_PATH = "/twilio/voice/status"
+STREAM_ENDED_PATH = "/twilio/voice/stream-ended"
+TRANSFER_STATUS_PATH = "/twilio/voice/transfer-status"
 SCREEN_SECONDS = 6
 """How long the owner's leg has to press 1 once the screening question has been said."""
 MAX_FORM_FIELDS = 100
@@ -109,9 +115,12 @@ def _stream(services: Services, business: Business, params: dict[str, str]) -> R
     credential = StreamCredentials.from_settings(services.settings).issue(
         call_sid, business.id, caller, services.clock()
     )
-    return _twiml(
-        connect_stream(services.settings.media_stream_url, business.id, caller, credential)
-    )
+    stream_url, ended_url = services.settings.media_stream_url, _public(services, STREAM_ENDED_PATH)
+    return _twiml(connect_stream(stream_url, business.id, caller, credential, ended_url))
+
+
+def _public(services: Services, path: str, **query: str) -> str:
+    return services.signatures.public_url(path, urlencode(query))
 
 
 @router.post(VOICE_PATH)
@@ -123,21 +132,21 @@ async def incoming_call(request: Request) -> Response:
         logger.warning("call to a number no business owns")
         return _twiml(apology())
     if business.ring_owner_first:
-        signatures = services.signatures
         return _twiml(
-            ring_owner(
-                business.owner_phone,
+            ring(
+                [business.owner_phone],
                 business.ring_seconds,
-                signatures.public_url(DIAL_STATUS_PATH),
-                signatures.public_url(SCREEN_PATH, urlencode({"business": business.id})),
+                _public(services, DIAL_STATUS_PATH),
+                _public(services, SCREEN_PATH, business=business.id),
             )
         )
     return _stream(services, business, params)
 
 
 @router.post(SCREEN_PATH)
-async def screen(request: Request) -> Response:
-    """The owner's leg answered (the owner, or a voicemail): ask for the key that takes it."""
+async def screen_leg(request: Request) -> Response:
+    """A screened leg answered (the owner, an on-call phone, or a voicemail): ask for the key
+    that takes the call."""
     params = await signed_form(request)
     services = _services(request)
     business = await services.businesses.by_id(request.query_params.get("business", ""))
@@ -145,7 +154,8 @@ async def screen(request: Request) -> Response:
         return _twiml(hang_up())
     caller = spoken_phone_number(params.get("From", "")) or "a withheld number"
     answer_url = services.signatures.public_url(SCREEN_ANSWER_PATH, request.url.query)
-    return _twiml(screen_owner(business.name, caller, answer_url, SCREEN_SECONDS))
+    emergency = request.query_params.get("on_call") == "1"
+    return _twiml(screen(business.name, caller, answer_url, SCREEN_SECONDS, emergency=emergency))
 
 
 @router.post(SCREEN_ANSWER_PATH)
@@ -163,7 +173,7 @@ async def dial_status(request: Request) -> Response:
     business = await _called_business(services, params)
     bridged = params.get("DialBridged") == "true"
     try:
-        await _report(services, params, business, owner_leg=_owner_leg(params, bridged))
+        await _report(services, params, business, owner_leg=_leg_outcome(params, bridged))
     except Exception:  # the record of the owner's leg must never keep the caller from us
         logger.exception("recording how the owner's leg ended failed; the call goes on")
     if bridged:
@@ -173,13 +183,74 @@ async def dial_status(request: Request) -> Response:
     return _stream(services, business, params)
 
 
-def _owner_leg(params: dict[str, str], bridged: bool) -> OwnerLeg | None:
+def _leg_outcome(params: dict[str, str], bridged: bool) -> OwnerLeg | None:
+    """How ringing a screened phone ended, from the ``<Dial action>``'s report."""
     if bridged:
         return OwnerLeg.TOOK_IT
     status = params.get("DialCallStatus", "")
     if status in ("completed", "answered"):
         return OwnerLeg.NOT_TAKEN
     return OwnerLeg(status) if status in {leg.value for leg in OwnerLeg} else None
+
+
+@router.post(STREAM_ENDED_PATH)
+async def stream_ended(request: Request) -> Response:
+    """We closed the call's media stream. An emergency caller who accepted the transfer is put
+    through to the on-call phones (screened like the owner's); any other call ends."""
+    params = await signed_form(request)
+    services = _services(request)
+    call_sid = params.get("CallSid", "")
+    try:
+        transfer = await asyncio.to_thread(_read_transfer, services, call_sid)
+    except SQLAlchemyError:
+        logger.exception("the call's transfer could not be read; the call ends")
+        return _twiml(hang_up())
+    if transfer is None or transfer.outcome is not None:
+        return _twiml(hang_up())
+    business = await services.businesses.by_id(transfer.business_id)
+    if business is None or not business.on_call_phones:
+        return _twiml(hang_up())
+    return _twiml(
+        ring(
+            business.on_call_phones,
+            business.ring_seconds,
+            _public(services, TRANSFER_STATUS_PATH),
+            _public(services, SCREEN_PATH, business=business.id, on_call="1"),
+        )
+    )
+
+
+@router.post(TRANSFER_STATUS_PATH)
+async def transfer_status(request: Request) -> Response:
+    """Ringing the on-call phones ended: bridged, someone took the call; otherwise the caller
+    hears that the message stands. Either way the attempt's outcome is recorded."""
+    params = await signed_form(request)
+    services = _services(request)
+    bridged = params.get("DialBridged") == "true"
+    outcome = _leg_outcome(params, bridged) or OwnerLeg.FAILED
+    call_sid = params.get("CallSid", "")
+    try:
+        transfer = await asyncio.to_thread(_end_transfer, services, call_sid, outcome)
+    except SQLAlchemyError:
+        logger.exception("the transfer's outcome could not be recorded")
+        transfer = None
+    if bridged:
+        return _twiml(hang_up())
+    business = None if transfer is None else await services.businesses.by_id(transfer.business_id)
+    if business is None:
+        return _twiml(apology())
+    return _twiml(transfer_not_taken(business.name, business.callback_time))
+
+
+def _read_transfer(services: Services, call_sid: str) -> CallTransfer | None:
+    with services.engine.connect() as conn:
+        return transfer_of(conn, call_sid)
+
+
+def _end_transfer(services: Services, call_sid: str, outcome: OwnerLeg) -> CallTransfer | None:
+    with services.engine.begin() as conn:
+        end_transfer(conn, call_sid, outcome, services.clock())
+        return transfer_of(conn, call_sid)
 
 
 @router.post(CALL_STATUS_PATH)

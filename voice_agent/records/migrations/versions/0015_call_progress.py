@@ -1,5 +1,6 @@
 """what Twilio reports about each call, including those that never reached the assistant: the
-owner's leg and the call's final status and duration
+owner's leg and the call's final status and duration; each business's on-call phones and hours,
+and the transfers of emergency callers to them
 
 Revision ID: 0015
 Revises: 0010
@@ -33,7 +34,27 @@ def upgrade() -> None:
         "ix_call_progress_business_reported", "call_progress", ["business_id", "first_reported_at"]
     )
 
+    with op.batch_alter_table("businesses") as batch_op:
+        batch_op.add_column(
+            sa.Column("on_call_phones", sa.JSON(), server_default="[]", nullable=False)
+        )
+        batch_op.add_column(sa.Column("on_call_start", sa.Time(), nullable=True))
+        batch_op.add_column(sa.Column("on_call_end", sa.Time(), nullable=True))
+    op.create_table(
+        "call_transfers",
+        sa.Column("call_sid", sa.String(64), primary_key=True),
+        sa.Column("business_id", sa.String(64), nullable=False),
+        sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("outcome", sa.String(16), nullable=True),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("call_transfers")
+    with op.batch_alter_table("businesses") as batch_op:
+        batch_op.drop_column("on_call_end")
+        batch_op.drop_column("on_call_start")
+        batch_op.drop_column("on_call_phones")
     op.drop_index("ix_call_progress_business_reported", table_name="call_progress")
     op.drop_table("call_progress")
