@@ -7,6 +7,7 @@ with ``DialCallStatus`` and ``DialBridged``."""
 
 from __future__ import annotations
 
+import asyncio
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from enum import Enum
@@ -16,7 +17,9 @@ import httpx
 from fastapi.testclient import TestClient
 from twilio.request_validator import RequestValidator
 
+from call_simulator import Scenario, SimulatedCall, simulate_call
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
+from voice_agent.settings import Settings
 
 ACME = "+15125550100"  # rings its owner first, for 20 s
 OWNER = "+15125550199"
@@ -143,3 +146,19 @@ class Twilio:
             return seconds
         played.bridged = True
         return seconds
+
+
+def place(settings: Settings, server_url: str, scenario: Scenario) -> SimulatedCall:
+    """Place ``scenario``'s call through the call simulator against the real server at
+    ``server_url`` (four times real time), its number's status callback posted at the end."""
+    return asyncio.run(
+        simulate_call(
+            scenario,
+            server_url=server_url,
+            public_base_url=settings.public_base_url,
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token.get_secret_value(),
+            speed=4.0,
+            status_callback=True,
+        )
+    )

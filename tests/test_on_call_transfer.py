@@ -19,12 +19,12 @@ import pytest
 from sqlalchemy import Engine
 
 from call_simulator import OwnerLeg as SimulatedLeg
-from call_simulator import Scenario, SimulatedCall, simulate_call
+from call_simulator import Scenario, SimulatedCall
 from call_simulator.scenarios import PressStep, SayStep, Step
 from sms_sender import OutboxKind, OutboxMessage, OutboxStatus, list_outbox
 from tests.cli_support import receptionist
 from tests.conftest import PUBLIC_BASE_URL, serving_receptionist
-from tests.owner_leg_support import CALL_SID, CALLER, Twilio
+from tests.owner_leg_support import CALL_SID, CALLER, Twilio, place
 from voice_agent.records.businesses import Business, get_business, save_business
 from voice_agent.records.call_progress import OwnerLeg
 from voice_agent.records.call_transfers import CallTransfer, request_transfer, transfer_of
@@ -214,9 +214,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings,
         yield serving
 
 
-SPARKS = (  # lines the embedded ears hear in this voice (as fixtures/personas/emergency-sparks)
+SMOKE = (  # lines the embedded ears hear in this voice; the danger said twice over
     SayStep("My name is Karen Davis."),
-    SayStep("The outlet in my bedroom is sparking and there's a burning smell."),
+    SayStep("The outlet in my bedroom is sparking and smoking. It's an emergency."),
     SayStep("Yes, this number is fine."),
 )
 
@@ -227,24 +227,15 @@ def _emergency_call(
     settings, server_url, engine = served
     scenario = Scenario(
         name=f"emergency-on-call-{on_call}",
-        description="sparks and a burning smell; the on-call technician is offered",
+        description="a smoking outlet; the on-call technician is offered",
         business_number=BRIGHT_SPARK,
         caller=caller,
         caller_voice="en-us+m6",
-        steps=(*SPARKS, *answers),
+        steps=(*SMOKE, *answers),
         on_call=on_call,
     )
-    call = asyncio.run(
-        simulate_call(
-            scenario,
-            server_url=server_url,
-            public_base_url=settings.public_base_url,
-            account_sid=settings.twilio_account_sid,
-            auth_token=settings.twilio_auth_token.get_secret_value(),
-            speed=4.0,
-        )
-    )
-    assert call.errors == ()
+    call = place(settings, server_url, scenario)
+    assert call.errors == (), call.errors
     for _ in range(100):  # the journal's applier stores the call once the stream has closed
         with engine.connect() as conn:
             record = get_call(conn, call.call_sid)

@@ -12,7 +12,6 @@ assistant's media stream with the call's own stream credential.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from sqlalchemy import Engine
 from twilio.request_validator import RequestValidator
 
 from call_simulator import OwnerLeg as SimulatedOwner
-from call_simulator import Scenario, SimulatedCall, simulate_call
+from call_simulator import Scenario, SimulatedCall
 from call_simulator.scenarios import HangUpStep
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, serving_receptionist
 from tests.owner_leg_support import (
@@ -38,6 +37,7 @@ from tests.owner_leg_support import (
     VOICEMAIL_ANSWERS_AFTER,
     OwnerLeg,
     Twilio,
+    place,
 )
 from voice_agent.records.call_progress import CallProgress, list_progress
 from voice_agent.records.call_progress import OwnerLeg as RecordedLeg
@@ -185,17 +185,7 @@ def _simulate(served: Served, owner: SimulatedOwner) -> SimulatedCall:
         steps=(HangUpStep(),),
         owner=owner,
     )
-    return asyncio.run(
-        simulate_call(
-            scenario,
-            server_url=server_url,
-            public_base_url=settings.public_base_url,
-            account_sid=settings.twilio_account_sid,
-            auth_token=settings.twilio_auth_token.get_secret_value(),
-            speed=4.0,
-            status_callback=True,
-        )
-    )
+    return place(settings, server_url, scenario)
 
 
 def test_simulated_owner_who_takes_the_call(served: Served) -> None:
