@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/voice.py
 	$(BIN)/python bench/ears.py
 	$(BIN)/python bench/callers.py
+	$(BIN)/python bench/owner_pages.py
 
 clean:
 	rm -rf $(VENV) var

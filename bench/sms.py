@@ -44,7 +44,13 @@ from consent_ledger import (
 )
 from consent_ledger import metadata as ledger_metadata
 from consent_ledger.tables import append_only_ddl
-from sms_sender import ConfirmationRequest, LocalSmsTransport, OutgoingSms, SendReceipt
+from sms_sender import (
+    ConfirmationRequest,
+    ConfirmationTerms,
+    LocalSmsTransport,
+    OutgoingSms,
+    SendReceipt,
+)
 from sms_sender import metadata as sms_metadata
 from sms_sender.dispatch import dispatch_due
 from sms_sender.dispatcher_loop import TextDispatcher
@@ -103,7 +109,12 @@ def store_call(engine: Engine, index: int, call_tag: str, at: datetime) -> None:
             "within the hour",
             event.hash,
         )
-        queue_confirmation(conn, request, at)
+        queue_confirmation(conn, request, at, _terms(at))
+
+
+def _terms(at: datetime) -> ConfirmationTerms:
+    """What a bench confirmation promises: two texts within a day."""
+    return ConfirmationTerms(2, at + timedelta(hours=24), "America/Chicago")
 
 
 class TimedTransport(LocalSmsTransport):
@@ -165,7 +176,7 @@ def throughput(engine: Engine, workers: int, tag: str) -> float:
                 "soon",
                 event.hash,
             )
-            queue_confirmation(conn, request, at)
+            queue_confirmation(conn, request, at, _terms(at))
     transport = LocalSmsTransport()
 
     def work() -> None:
@@ -201,7 +212,7 @@ def stop_to_cancelled(engine: Engine) -> list[float]:
                     "soon",
                     event.hash,
                 )
-                queue_confirmation(conn, request, at + timedelta(hours=kind_index + 1))
+                queue_confirmation(conn, request, at + timedelta(hours=kind_index + 1), _terms(at))
         stop = InboundSms(f"SM{index:032d}", number, BUSINESS_NUMBER, "STOP")
         started = time.perf_counter()
         with engine.begin() as conn:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from call_simulator.scenarios import SayStep
 from voice_agent.cli.simulate import ScenarioOutcome, run_scenarios
 from voice_agent.records.businesses import import_businesses
 from voice_agent.records.calls import CallRecord
@@ -55,10 +54,9 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def caller_lines(outcome: ScenarioOutcome) -> list[tuple[str, str]]:
     """(what the caller said, what we heard) for each spoken line answered in turn."""
-    assert outcome.scenario is not None and outcome.call is not None
-    said = [step.text for step in outcome.scenario.steps if isinstance(step, SayStep)]
+    assert outcome.call is not None
     heard = [t.text for t in outcome.call.turns if t.speaker == "caller" and t.kind == "speech"]
-    return list(zip(said, heard, strict=False))
+    return list(zip(outcome.said, heard, strict=False))
 
 
 def main() -> int:

@@ -25,15 +25,16 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Literal, TypeVar, cast, get_args
 
-import phonenumbers
-import yaml
-
-from call_simulator.scenarios import ConsentExpectation
+from call_simulator.fixture_files import (
+    ConsentExpectation,
+    FieldReader,
+    FixtureError,
+    read_yaml,
+)
 
 T = TypeVar("T")
 
@@ -69,7 +70,6 @@ MAX_BREATH_PAUSE = 5.0
 DEFAULT_PAUSE = (0.4, 1.5)
 DEFAULT_BREATH = (0.9, 1.6)  # between two breaths of one line: longer than endpointing's 0.7 s
 MIN_WORDS_PER_MINUTE, MAX_WORDS_PER_MINUTE = 80, 450
-_MAX_TEXTS = 4
 
 _PERSONA_KEYS = frozenset(
     {"name", "family", "description", "business_number", "caller", "voice"}
@@ -81,20 +81,11 @@ _EXPECT_KEYS = frozenset(
     {"consent", "texts", "consent_asked", "reasked", "name", "callback_number", "urgency"}
     | {"need_includes", "ended_by"}
 )
-_KEYPAD = re.compile(r"[0-9*#]+")
-_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
-_VOICE = re.compile(r"[a-z]{2,3}(-[a-z0-9]+)*(\+[a-z0-9]+)?")
 _NOT_WORD = re.compile(r"[^a-z0-9']+")
 
 
-class PersonaError(ValueError):
+class PersonaError(FixtureError):
     """A persona file is malformed; the message names the file and the field."""
-
-    def __init__(self, path: Path, field: str, problem: str) -> None:
-        super().__init__(f"{path}: {field}: {problem}")
-        self.path = path
-        self.field = field
-        self.problem = problem
 
 
 def normalise(text: str) -> str:
@@ -227,13 +218,7 @@ class Persona:
 def load_persona(path: Path | str) -> Persona:
     """Read and validate one persona file; raises ``PersonaError`` on any problem."""
     source = Path(path)
-    try:
-        document = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise PersonaError(source, "file", f"cannot be read ({error.strerror})") from error
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise PersonaError(source, "file", f"is not valid YAML ({error})") from error
-    return _PersonaReader(source).read(document)
+    return _PersonaReader(source).read(read_yaml(source, PersonaError))
 
 
 def load_personas(directory: Path | str) -> tuple[Persona, ...]:
@@ -241,20 +226,14 @@ def load_personas(directory: Path | str) -> tuple[Persona, ...]:
     return tuple(load_persona(path) for path in sorted(Path(directory).glob("*.yaml")))
 
 
-class _PersonaReader:
-    """Validates one parsed YAML document, field by field, for the file at ``path``."""
+class _PersonaReader(FieldReader):
+    """Validates one parsed persona, field by field."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-
-    def _error(self, field: str, problem: str) -> PersonaError:
-        return PersonaError(self._path, field, problem)
+    error_type = PersonaError
 
     def read(self, document: object) -> Persona:
         fields = self._mapping(document, "file", _PERSONA_KEYS)
-        for key in _REQUIRED_KEYS:
-            if key not in fields:
-                raise self._error(key, "is required")
+        self._required(fields, _REQUIRED_KEYS)
         name = self._name(fields.get("name"))
         family = self._text(fields["family"], "family")
         if family not in FAMILIES:
@@ -267,7 +246,7 @@ class _PersonaReader:
             caller=self._phone_number(fields["caller"], "caller"),
             rules=self._rules(fields["rules"]),
             expect=self._expectation(fields["expect"]),
-            voice=self._voice(fields.get("voice")),
+            voice=self._voice(fields.get("voice"), "voice"),
             words_per_minute=self._words_per_minute(fields.get("words_per_minute")),
             pause=self._range(fields.get("pause"), "pause", DEFAULT_PAUSE, *HUMAN_PAUSE),
             breath=self._range(fields.get("breath"), "breath", DEFAULT_BREATH, 0.0, 5.0),
@@ -275,44 +254,6 @@ class _PersonaReader:
         )
 
     # --- plain values ---------------------------------------------------------------------
-
-    def _mapping(self, value: object, field: str, allowed: frozenset[str]) -> dict[str, object]:
-        if not isinstance(value, Mapping):
-            raise self._error(field, f"must be a mapping, got {type(value).__name__}")
-        keys = [str(key) for key in value]
-        unknown = sorted(set(keys) - allowed)
-        if unknown:
-            where = "" if field == "file" else f"{field}."
-            raise self._error(f"{where}{unknown[0]}", f"unknown key (allowed: {sorted(allowed)})")
-        return {str(key): item for key, item in value.items()}
-
-    def _text(self, value: object, field: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise self._error(field, "must be a non-empty string")
-        return value.strip()
-
-    def _name(self, value: object) -> str:
-        stem = self._path.stem
-        if value is None:
-            return stem
-        name = self._text(value, "name")
-        if name != stem:
-            raise self._error("name", f"must match the file name {stem!r}, got {name!r}")
-        return name
-
-    def _phone_number(self, value: object, field: str) -> str:
-        if not isinstance(value, str) or not _E164.fullmatch(value):
-            raise self._error(field, f"must be an E.164 number like +15125550100, got {value!r}")
-        if not phonenumbers.is_valid_number(phonenumbers.parse(value, None)):
-            raise self._error(field, f"{value!r} is not a valid phone number")
-        return value
-
-    def _voice(self, value: object) -> str | None:
-        if value is None:
-            return None
-        if not isinstance(value, str) or not _VOICE.fullmatch(value):
-            raise self._error("voice", f"must be an espeak-ng voice like en-us+f3, got {value!r}")
-        return value
 
     def _words_per_minute(self, value: object) -> int | None:
         if value is None:
@@ -357,11 +298,6 @@ class _PersonaReader:
             return zlib.crc32(name.encode("utf-8"))
         if isinstance(value, bool) or not isinstance(value, int):
             raise self._error("seed", f"must be a whole number, got {value!r}")
-        return value
-
-    def _flag(self, value: object, field: str) -> bool:
-        if not isinstance(value, bool):
-            raise self._error(field, f"must be true or false, got {value!r}")
         return value
 
     # --- rules ----------------------------------------------------------------------------
@@ -419,9 +355,7 @@ class _PersonaReader:
                 raise self._error(field, "must be a line or a non-empty list of breaths")
             return Say(tuple(self._text(breath, field) for breath in breaths))
         if kind == "press":
-            if not isinstance(value, str) or not _KEYPAD.fullmatch(value):
-                raise self._error(field, f"must be quoted keypad digits 0-9 * #, got {value!r}")
-            return Press(value)
+            return Press(self._digits(value, field))
         if value is not True:
             raise self._error(field, f"must be true, got {value!r}")
         return KeepQuiet()
@@ -430,25 +364,12 @@ class _PersonaReader:
 
     def _expectation(self, value: object) -> PersonaExpectation:
         fields = self._mapping(value, "expect", _EXPECT_KEYS)
-        for key in ("consent", "texts"):
-            if key not in fields:
-                raise self._error(f"expect.{key}", "is required")
-        consent = fields["consent"]
-        if consent not in get_args(ConsentExpectation):
-            raise self._error(
-                "expect.consent",
-                f"must be one of {list(get_args(ConsentExpectation))}, got {consent!r}",
-            )
-        texts = fields["texts"]
-        if isinstance(texts, bool) or not isinstance(texts, int) or not 0 <= texts <= _MAX_TEXTS:
-            raise self._error(
-                "expect.texts", f"must be a whole number 0–{_MAX_TEXTS}, got {texts!r}"
-            )
+        consent, texts = self._consent_and_texts(fields)
         ended_by = fields.get("ended_by")
         if ended_by is not None and ended_by not in get_args(EndedBy):
             raise self._error("expect.ended_by", f"must be server or caller, got {ended_by!r}")
         return PersonaExpectation(
-            consent=cast(ConsentExpectation, consent),
+            consent=consent,
             texts=texts,
             consent_asked=self._optional_flag(fields, "consent_asked"),
             reasked=self._optional_flag(fields, "reasked"),

@@ -13,17 +13,19 @@ and the field.
 from __future__ import annotations
 
 import math
-import re
 import wave
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast, get_args
 
-import phonenumbers
-import yaml
+from call_simulator.fixture_files import (
+    ConsentExpectation,
+    FieldReader,
+    FixtureError,
+    read_yaml,
+)
 
-ConsentExpectation = Literal["affirmative", "declined", "unclear", "not_asked"]
 OwnerLeg = Literal["no-answer", "takes-it", "presses-nothing", "voicemail", "busy", "failed"]
 """What happens on the owner's phone when it rings: nobody answers; the owner answers and
 presses 1 to take the call; the owner answers and presses nothing; the owner's voicemail
@@ -37,20 +39,10 @@ _REQUIRED_KEYS = ("description", "business_number", "caller", "steps")
 _ACTION_KEYS = ("say", "press", "wav", "hang_up")
 _STEP_KEYS = frozenset({*_ACTION_KEYS, "interrupt_after"})
 _EXPECT_KEYS = frozenset({"consent", "texts"})
-_KEYPAD = re.compile(r"[0-9*#]+")
-_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
-_VOICE = re.compile(r"[a-z]{2,3}(-[a-z0-9]+)*(\+[a-z0-9]+)?")
-_MAX_TEXTS = 4
 
 
-class ScenarioError(ValueError):
+class ScenarioError(FixtureError):
     """A scenario file is malformed; the message names the file and the field."""
-
-    def __init__(self, path: Path, field: str, problem: str) -> None:
-        super().__init__(f"{path}: {field}: {problem}")
-        self.path = path
-        self.field = field
-        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -113,13 +105,7 @@ class Scenario:
 def load_scenario(path: Path | str) -> Scenario:
     """Read and validate one scenario file; raises ``ScenarioError`` on any problem."""
     source = Path(path)
-    try:
-        document = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ScenarioError(source, "file", f"cannot be read ({error.strerror})") from error
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ScenarioError(source, "file", f"is not valid YAML ({error})") from error
-    return _ScenarioReader(source).read(document)
+    return _ScenarioReader(source).read(read_yaml(source, ScenarioError))
 
 
 def load_scenarios(directory: Path | str) -> tuple[Scenario, ...]:
@@ -127,77 +113,25 @@ def load_scenarios(directory: Path | str) -> tuple[Scenario, ...]:
     return tuple(load_scenario(path) for path in sorted(Path(directory).glob("*.yaml")))
 
 
-class _ScenarioReader:
-    """Validates one parsed YAML document, field by field, for the file at ``path``."""
+class _ScenarioReader(FieldReader):
+    """Validates one parsed scenario, field by field."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-
-    def _error(self, field: str, problem: str) -> ScenarioError:
-        return ScenarioError(self._path, field, problem)
+    error_type = ScenarioError
 
     def read(self, document: object) -> Scenario:
         fields = self._mapping(document, "file", _SCENARIO_KEYS)
-        for key in _REQUIRED_KEYS:
-            if key not in fields:
-                raise self._error(key, "is required")
+        self._required(fields, _REQUIRED_KEYS)
         return Scenario(
             name=self._name(fields.get("name")),
             description=self._text(fields["description"], "description"),
             business_number=self._phone_number(fields["business_number"], "business_number"),
             caller=self._phone_number(fields["caller"], "caller"),
             steps=self._steps(fields["steps"]),
-            caller_voice=self._voice(fields.get("caller_voice")),
+            caller_voice=self._voice(fields.get("caller_voice"), "caller_voice"),
             owner=self._owner(fields),
             on_call=self._leg(fields.get("on_call", "no-answer"), "on_call"),
             expect=self._expectation(fields["expect"]) if "expect" in fields else None,
         )
-
-    def _mapping(self, value: object, field: str, allowed: frozenset[str]) -> dict[str, object]:
-        if not isinstance(value, Mapping):
-            raise self._error(field, f"must be a mapping, got {type(value).__name__}")
-        keys = [str(key) for key in value]
-        unknown = sorted(set(keys) - allowed)
-        if unknown:
-            where = "" if field == "file" else f"{field}."
-            raise self._error(f"{where}{unknown[0]}", f"unknown key (allowed: {sorted(allowed)})")
-        return {str(key): item for key, item in value.items()}
-
-    def _text(self, value: object, field: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise self._error(field, "must be a non-empty string")
-        return value.strip()
-
-    def _name(self, value: object) -> str:
-        stem = self._path.stem
-        if value is None:
-            return stem
-        name = self._text(value, "name")
-        if name != stem:
-            raise self._error("name", f"must match the file name {stem!r}, got {name!r}")
-        return name
-
-    def _phone_number(self, value: object, field: str) -> str:
-        if not isinstance(value, str) or not _E164.fullmatch(value):
-            raise self._error(field, f"must be an E.164 number like +15125550100, got {value!r}")
-        parsed = phonenumbers.parse(value, None)
-        if not phonenumbers.is_valid_number(parsed):
-            raise self._error(field, f"{value!r} is not a valid phone number")
-        return value
-
-    def _voice(self, value: object) -> str | None:
-        if value is None:
-            return None
-        if not isinstance(value, str) or not _VOICE.fullmatch(value):
-            raise self._error(
-                "caller_voice", f"must be an espeak-ng voice like en-us+f3, got {value!r}"
-            )
-        return value
-
-    def _flag(self, value: object, field: str) -> bool:
-        if not isinstance(value, bool):
-            raise self._error(field, f"must be true or false, got {value!r}")
-        return value
 
     def _owner(self, fields: Mapping[str, object]) -> OwnerLeg:
         if "owner" in fields and "owner_answers" in fields:
@@ -253,13 +187,6 @@ class _ScenarioReader:
             raise self._error(where, f"must be zero or more seconds, got {value!r}")
         return float(value)
 
-    def _digits(self, value: object, field: str) -> str:
-        if not isinstance(value, str):
-            raise self._error(field, f"must be a quoted string of keypad digits, got {value!r}")
-        if not _KEYPAD.fullmatch(value):
-            raise self._error(field, f"digits must be 0-9, * or #, got {value!r}")
-        return value
-
     def _wav(self, value: object, field: str) -> Path:
         if not isinstance(value, str) or not value.strip():
             raise self._error(field, "must be the path of a WAV file")
@@ -291,16 +218,5 @@ class _ScenarioReader:
 
     def _expectation(self, value: object) -> Expectation:
         fields = self._mapping(value, "expect", _EXPECT_KEYS)
-        for key in sorted(_EXPECT_KEYS):
-            if key not in fields:
-                raise self._error(f"expect.{key}", "is required")
-        consent = fields["consent"]
-        allowed = get_args(ConsentExpectation)
-        if consent not in allowed:
-            raise self._error("expect.consent", f"must be one of {list(allowed)}, got {consent!r}")
-        texts = fields["texts"]
-        if isinstance(texts, bool) or not isinstance(texts, int) or not 0 <= texts <= _MAX_TEXTS:
-            raise self._error(
-                "expect.texts", f"must be a whole number 0–{_MAX_TEXTS}, got {texts!r}"
-            )
-        return Expectation(consent=cast(ConsentExpectation, consent), texts=texts)
+        consent, texts = self._consent_and_texts(fields)
+        return Expectation(consent=consent, texts=texts)

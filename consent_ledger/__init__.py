@@ -20,7 +20,9 @@ from consent_ledger.evidence import (
     ConsentScope,
     EventKind,
     EvidenceError,
+    MessageEvidence,
     ScriptEvidence,
+    WebFormEvidence,
     WordEvidence,
 )
 from consent_ledger.gate import (
@@ -33,7 +35,7 @@ from consent_ledger.gate import (
     revoke_consent,
 )
 from consent_ledger.instants import require_utc, stored_instant
-from consent_ledger.projection import ConsentStateRow, ConsentStatus, consent_state
+from consent_ledger.projection import ConsentStateRow, ConsentStatus, consent_state, status_of
 from consent_ledger.queries import (
     AudioReference,
     audio_references,
@@ -43,12 +45,14 @@ from consent_ledger.queries import (
     rebuild_projection,
 )
 from consent_ledger.tables import append_only_ddl, metadata
+from consent_ledger.text_log import SentText, TextLog
 from consent_ledger.verify import (
     BrokenEvent,
     VerificationReport,
     ledger_event_total,
     verify_ledger,
 )
+from consent_ledger.wording import DECISIONS, METHODS
 
 if TYPE_CHECKING:
     from consent_ledger.export import (
@@ -77,7 +81,9 @@ else:  # the audit packet needs the PDF library: it loads on first use
     )
 
 __all__ = [
+    "DECISIONS",
     "GENESIS_HASH",
+    "METHODS",
     "AnswerEvidence",
     "AudioReference",
     "AudioStatus",
@@ -94,11 +100,15 @@ __all__ = [
     "EvidenceError",
     "GateDecision",
     "GateReason",
+    "MessageEvidence",
     "PacketRequest",
     "PacketRequestError",
     "RecordedEvent",
     "ScriptEvidence",
+    "SentText",
+    "TextLog",
     "VerificationReport",
+    "WebFormEvidence",
     "WordEvidence",
     "append_event",
     "append_only_ddl",
@@ -118,6 +128,7 @@ __all__ = [
     "resubscribe",
     "revoke",
     "revoke_consent",
+    "status_of",
     "stored_instant",
     "summaries_to_csv",
     "summaries_to_json",

@@ -34,6 +34,7 @@ MAX_TEXTS_RANGE = range(1, 5)
 """How many follow-up texts one consent may allow: one to four."""
 
 MAX_BUSINESS_ID_LENGTH = 64
+MAX_MESSAGE_SID_LENGTH = 64
 KEYPAD_DIGITS = frozenset("0123456789*#")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -324,6 +325,59 @@ class ConsentScope:
 
 
 @dataclass(frozen=True)
+class WebFormEvidence:
+    """Where a web form consent came from: the page it was sent from, the sender's IP address
+    and the browser's user agent (as the request gave it, possibly empty)."""
+
+    page_url: str
+    ip_address: str
+    user_agent: str
+
+    def __post_init__(self) -> None:
+        _require_text("web_form.page_url", self.page_url)
+        _require_text("web_form.ip_address", self.ip_address)
+        if not isinstance(self.user_agent, str):
+            raise EvidenceError("web_form.user_agent must be a string")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "page_url": self.page_url,
+            "ip_address": self.ip_address,
+            "user_agent": self.user_agent,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> WebFormEvidence:
+        fields = _fields("web_form", data, ("page_url", "ip_address", "user_agent"))
+        return cls(fields["page_url"], fields["ip_address"], fields["user_agent"])
+
+
+@dataclass(frozen=True)
+class MessageEvidence:
+    """The text that made a change by text (STOP, a plain-language opt-out, START): the person's
+    own words exactly as received, and the provider's id of that message (Twilio's MessageSid),
+    so an auditor can match the record with the carrier's own log."""
+
+    sid: str
+    body: str
+
+    def __post_init__(self) -> None:
+        _require_text("message.sid", self.sid)
+        if len(self.sid) > MAX_MESSAGE_SID_LENGTH:
+            raise EvidenceError(f"message.sid is longer than {MAX_MESSAGE_SID_LENGTH} characters")
+        if not isinstance(self.body, str):
+            raise EvidenceError("message.body must be a string")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sid": self.sid, "body": self.body}
+
+    @classmethod
+    def from_dict(cls, data: object) -> MessageEvidence:
+        fields = _fields("message", data, ("sid", "body"))
+        return cls(sid=fields["sid"], body=fields["body"])
+
+
+@dataclass(frozen=True)
 class ConsentEvidence:
     """Everything one consent event records, as given to the ledger."""
 
@@ -345,6 +399,12 @@ class ConsentEvidence:
     audio_sha256: str | None = None
     note: str = ""
     """Why the outcome is what it is, where that needs saying ("the caller hung up")."""
+    web_form: WebFormEvidence | None = None
+    """The request a ``web_form_consent`` came with; records from before it was kept have none,
+    and their stored form has no such key."""
+    message: MessageEvidence | None = None
+    """The text that made this change, for a change made by text (``sms_keyword``,
+    ``sms_text``); records from before it was kept have none, and no such key."""
 
     def __post_init__(self) -> None:
         self._check_identity()
@@ -379,6 +439,11 @@ class ConsentEvidence:
             _require_sha256("audio_sha256", self.audio_sha256)
         if not isinstance(self.note, str):
             raise EvidenceError(f"note must be a string, got {self.note!r}")
+        if self.message is not None:
+            if not isinstance(self.message, MessageEvidence):
+                raise EvidenceError("message must be a MessageEvidence or None")
+            if self.method not in _BY_TEXT:
+                raise EvidenceError(f"a change made by {self.method.value} carries no text message")
 
     def _check_answers(self) -> None:
         _require_tuple_of("answers", self.answers, AnswerEvidence)
@@ -432,19 +497,23 @@ class ConsentEvidence:
             _require_text(f"call_sid of a {self.method.value} revocation", self.call_sid)
         if self.kind is EventKind.WEB_FORM_CONSENT:
             self._check_web_form()
+        else:
+            _require_absent(self.kind, "web_form", self.web_form is not None)
         if self.kind in OWNER_NOTIFICATION_KINDS | {EventKind.WEB_FORM_CONSENT}:
             _require_absent(self.kind, "answers", self.answers != ())
             _require_absent(self.kind, "classifier", self.classifier is not None)
 
     def _check_web_form(self) -> None:
         """A web form consent shows its disclosure (the script) and happens on no call."""
+        if self.web_form is not None and not isinstance(self.web_form, WebFormEvidence):
+            raise EvidenceError("web_form must be a WebFormEvidence or None")
         if self.script is None:
             raise EvidenceError("a web_form_consent event needs the form's disclosure as script")
         _require_absent(self.kind, "call_sid", self.call_sid is not None)
         _require_absent(self.kind, "stream_sid", self.stream_sid is not None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        written: dict[str, Any] = {
             "business_id": self.business_id,
             "business_name": self.business_name,
             "phone_number": self.phone_number,
@@ -463,10 +532,18 @@ class ConsentEvidence:
             "audio_sha256": self.audio_sha256,
             "note": self.note,
         }
+        # Absent, the record reads as those written before these were kept.
+        if self.web_form is not None:
+            written["web_form"] = self.web_form.to_dict()
+        if self.message is not None:
+            written["message"] = self.message.to_dict()
+        return written
 
     @classmethod
     def from_dict(cls, data: object) -> ConsentEvidence:
-        fields = _fields("evidence", data, _EVIDENCE_FIELDS)
+        fields = _fields("evidence", data, _EVIDENCE_FIELDS, optional=("web_form", "message"))
+        web_form = fields.get("web_form")
+        message = fields.get("message")
         return cls(
             business_id=fields["business_id"],
             business_name=fields["business_name"],
@@ -485,6 +562,8 @@ class ConsentEvidence:
             revokes=fields["revokes"],
             audio_sha256=fields["audio_sha256"],
             note=fields["note"],
+            web_form=None if web_form is None else WebFormEvidence.from_dict(web_form),
+            message=None if message is None else MessageEvidence.from_dict(message),
         )
 
 

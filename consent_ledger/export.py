@@ -8,6 +8,9 @@
 - ``report.pdf``: the same evidence for a person to read (see ``audit_pdf``), with the result of
   verifying each business's whole chain at export time.
 - ``audio/<sha256>.wav``: each event's answer audio when the store still has it.
+- ``texts.jsonl``: every text planned or sent under each event (time, body, status, the
+  carrier's message id), one JSON object per line, oldest first, when the exporter was given a
+  :data:`~consent_ledger.text_log.TextLog` to read them with (the manifest says either way).
 - ``verify.py``: a standard-library-only checker (``standalone_verify``).
 - ``manifest.json``: when and what was asked, the sha256 and size of every file, the event count,
   each business's chain head at export, the state of every audio file, and its own sha256.
@@ -24,6 +27,7 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import cached_property
@@ -46,11 +50,15 @@ from consent_ledger.standalone_verify import (
     manifest_text,
 )
 from consent_ledger.tables import consent_chain_heads, consent_events
+from consent_ledger.text_log import SentText, TextLog
 from consent_ledger.verify import verify_ledger
+from consent_ledger.wording import decision
 
 PACKET_FORMAT = "consent-audit-packet/1"
 NOT_INCLUDED = "not_included"
-"""The audio status of a packet built without access to the audio store."""
+"""The audio status of a packet built without access to the audio store, and its texts' status
+when built without a text log."""
+TEXTS = "texts.jsonl"
 
 
 class PacketRequestError(ValueError):
@@ -154,10 +162,12 @@ class EventSummary:
     business_id: str
     phone_number: str
     kind: str
+    decision: str
     method: str
     script_version: str
     answer_transcript: str
     outcome: str
+    note: str
     hash: str
 
 
@@ -221,18 +231,30 @@ def build_audit_packet(
     *,
     audio_store: AudioStore | None,
     generated_at: datetime,
+    time_zones: Mapping[str, str] | None = None,
+    text_log: TextLog | None = None,
 ) -> bytes:
-    """The audit packet (zip bytes) for ``request``, as the ledger stands now."""
+    """The audit packet (zip bytes) for ``request``, as the ledger stands now.
+
+    ``time_zones`` names each business's time zone, in which the report shows its times (UTC
+    beside them; UTC alone for a business it does not name); ``text_log`` reads the texts sent
+    under the events (without it the packet says that its texts are not included)."""
     require_utc("generated_at", generated_at)
     events = stored_events(conn, request)
     businesses = sorted({e.business_id for e in events} | _named_business(request))
     chains = [_chain_at_export(conn, business) for business in businesses]
     audio = _collect_audio(events, audio_store)
+    texts = None if text_log is None else _texts(conn, text_log, request, events)
+    under: dict[str, list[SentText]] = {}
+    for text in texts or ():
+        under.setdefault(text.consent_event_hash, []).append(text)
     report = AuditReport(
         subject=request.describe(),
         generated_at=generated_at,
-        events=[_reported(event, audio.statuses) for event in events],
+        events=[_reported(event, audio.statuses, under) for event in events],
         chains=chains,
+        time_zones=dict(time_zones or {}),
+        texts_included=texts is not None,
     )
     files: dict[str, bytes] = {
         EVENTS: "".join(_event_line(event) for event in events).encode("utf-8"),
@@ -240,9 +262,26 @@ def build_audit_packet(
         **{f"audio/{sha}.wav": wav for sha, wav in sorted(audio.files.items())},
         "verify.py": _verifier_source(),
     }
-    manifest = _manifest(request, generated_at, events, chains, audio.statuses, files)
+    if texts is not None:
+        files[TEXTS] = "".join(canonical_json(t.as_dict()) + "\n" for t in texts).encode("utf-8")
+    texts_count = None if texts is None else len(texts)
+    manifest = _manifest(request, generated_at, events, chains, audio.statuses, texts_count, files)
     files[MANIFEST] = manifest_text(manifest).encode("utf-8")
     return _zip(files, generated_at)
+
+
+def _texts(
+    conn: Connection, text_log: TextLog, request: PacketRequest, events: list[StoredEvent]
+) -> list[SentText]:
+    """The texts sent under ``events``, business by business, each business's oldest first."""
+    hashes: dict[str, set[str]] = {}
+    for event in events:
+        hashes.setdefault(event.business_id, set()).add(event.hash)
+    return [
+        text
+        for business, named in sorted(hashes.items())
+        for text in text_log(conn, business, request.phone_number, named)
+    ]
 
 
 @dataclass(frozen=True)
@@ -291,6 +330,7 @@ def _manifest(
     events: list[StoredEvent],
     chains: list[ReportedChain],
     audio: dict[str, str],
+    texts_count: int | None,
     files: dict[str, bytes],
 ) -> dict[str, Any]:
     manifest: dict[str, Any] = {
@@ -301,6 +341,7 @@ def _manifest(
         "chain_heads": {c.business_id: {"seq": c.head_seq, "hash": c.head_hash} for c in chains},
         "verification": {c.business_id: _verification(c) for c in chains},
         "audio": [{"sha256": sha, "status": status} for sha, status in sorted(audio.items())],
+        "texts": NOT_INCLUDED if texts_count is None else texts_count,
         "files": [
             {"path": name, "sha256": hashlib.sha256(content).hexdigest(), "size": len(content)}
             for name, content in sorted(files.items())
@@ -324,7 +365,9 @@ def _event_line(event: StoredEvent) -> str:
     return canonical_json(asdict(event)) + "\n"
 
 
-def _reported(event: StoredEvent, audio: dict[str, str]) -> ReportedEvent:
+def _reported(
+    event: StoredEvent, audio: dict[str, str], texts: Mapping[str, Sequence[SentText]]
+) -> ReportedEvent:
     sha = event.audio_sha256()
     return ReportedEvent(
         business_id=event.business_id,
@@ -335,6 +378,7 @@ def _reported(event: StoredEvent, audio: dict[str, str]) -> ReportedEvent:
         hash=event.hash,
         evidence=event.evidence(),
         audio_status=None if sha is None else f"{audio.get(sha, NOT_INCLUDED)} (sha256 {sha})",
+        texts=tuple(texts.get(event.hash, ())),
     )
 
 
@@ -346,10 +390,12 @@ def _summary(event: StoredEvent) -> EventSummary:
             event.business_id,
             event.phone_number,
             event.kind,
+            decision(event.kind),
             "",
             "",
             "",
             "stored evidence does not load",
+            "",
             event.hash,
         )
     return EventSummary(
@@ -357,12 +403,26 @@ def _summary(event: StoredEvent) -> EventSummary:
         business_id=event.business_id,
         phone_number=event.phone_number,
         kind=event.kind,
+        decision=decision(event.kind),
         method=evidence.method.value,
         script_version=evidence.script.version if evidence.script else "",
-        answer_transcript=" / ".join(answer.transcript for answer in evidence.answers),
+        answer_transcript=answer_words(evidence),
         outcome=_outcome(evidence),
+        note=evidence.note,
         hash=event.hash,
     )
+
+
+def answer_words(evidence: ConsentEvidence) -> str:
+    """What the person answered, in order: the words said, a key pressed (``pressed 1 on the
+    keypad``), or the text that made a change by text (``texted "STOP" (SM…)``)."""
+    said = [
+        f"pressed {answer.keypad_digit} on the keypad" if answer.keypad_digit else answer.transcript
+        for answer in evidence.answers
+    ]
+    if evidence.message is not None:
+        said.append(f'texted "{evidence.message.body}" ({evidence.message.sid})')
+    return " / ".join(said)
 
 
 def _outcome(evidence: ConsentEvidence) -> str:
@@ -374,9 +434,7 @@ def _outcome(evidence: ConsentEvidence) -> str:
         )
     if evidence.revokes is not None:
         parts.append(f"undoes event {evidence.revokes}")
-    if evidence.note:
-        parts.append(evidence.note)
-    return "; ".join(parts) or evidence.kind.value
+    return "; ".join(parts) or decision(evidence.kind)
 
 
 def _csv_safe(value: object) -> object:

@@ -28,6 +28,7 @@ from consent_ledger.evidence import (
     ConsentMethod,
     ConsentScope,
     EventKind,
+    MessageEvidence,
 )
 from consent_ledger.instants import require_utc
 from consent_ledger.projection import ConsentStateRow, ConsentStatus, fold
@@ -134,11 +135,13 @@ def revoke(
     *,
     call_sid: str | None = None,
     note: str = "",
+    message: MessageEvidence | None = None,
 ) -> RecordedEvent | None:
     """Record that the caller (or the owner) revoked consent; None when none is in force.
 
     The ``revoked`` event points at the grant in force. A revocation said or keyed on a call
-    (``spoken``, ``keypad``) names the call. Raises CorruptEventError or ValueError when the
+    (``spoken``, ``keypad``) names the call; one made by text keeps the ``message`` (its words
+    and MessageSid). Raises CorruptEventError or ValueError when the
     history cannot be read (the gate refuses every text for that number meanwhile).
     """
     state = _standing_of(conn, business_id, phone_number).state
@@ -155,6 +158,7 @@ def revoke(
         recorded_at,
         call_sid=call_sid,
         note=note,
+        message=message,
     )
 
 
@@ -170,6 +174,7 @@ def revoke_consent(
     *,
     call_sid: str | None = None,
     note: str = "",
+    message: MessageEvidence | None = None,
 ) -> RecordedEvent:
     """Append the ``revoked`` event for the grant ``consent_hash``, which the caller found in
     force (:func:`revoke` finds it in the number's history)."""
@@ -184,6 +189,7 @@ def revoke_consent(
         scope=None,
         call_sid=call_sid,
         note=note,
+        message=message,
     )
     return append_event(conn, revocation, recorded_at)
 
@@ -196,8 +202,11 @@ def resubscribe(
     method: ConsentMethod,
     occurred_at: datetime,
     recorded_at: datetime,
+    *,
+    message: MessageEvidence | None = None,
 ) -> RecordedEvent | None:
-    """Record that the caller undid a revocation; None when the consent is not revoked.
+    """Record that the caller undid a revocation (by the text ``message``, when made by text);
+    None when the consent is not revoked.
 
     The ``resubscribed`` event points at the revocation and carries the revoked consent's scope, so
     it restores at most what was granted, inside the original window.
@@ -224,6 +233,7 @@ def resubscribe(
         EventKind.RESUBSCRIBED,
         revokes=state.event_hash,
         scope=ConsentScope(granted_scope.purpose, state.max_texts, state.window_end),
+        message=message,
     )
     return append_event(conn, resubscription, recorded_at)
 
@@ -262,6 +272,7 @@ def _change_evidence(
     scope: ConsentScope | None,
     call_sid: str | None = None,
     note: str = "",
+    message: MessageEvidence | None = None,
 ) -> ConsentEvidence:
     """Evidence of a change made outside a consent question: no script, no classified answer."""
     return ConsentEvidence(
@@ -281,4 +292,5 @@ def _change_evidence(
         occurred_at=occurred_at,
         revokes=revokes,
         note=note,
+        message=message,
     )

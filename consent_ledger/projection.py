@@ -25,7 +25,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import ColumnElement, Connection, ScalarSelect, insert, select
 
 from consent_ledger.driver_sql import DriverStatement, instant_from_store, instant_to_store, run
 from consent_ledger.evidence import CONSENT_GIVING_KINDS, ConsentEvidence, EventKind
@@ -173,6 +173,22 @@ def consent_state(
     """The stored standing of ``phone_number`` with ``business_id``; None: nothing on record."""
     rows = run(conn, _LOCK_STATE if for_update else _READ_STATE, (business_id, phone_number))
     return _state_from_stored(conn, rows[0]) if rows else None
+
+
+def status_of(
+    business_id: ColumnElement[str], phone_number: ColumnElement[str]
+) -> ScalarSelect[str]:
+    """The standing's status (a :class:`ConsentStatus` value; NULL when nothing is on record) of
+    the number in ``phone_number`` with the business in ``business_id``, as a correlated subquery
+    that a query over other tables can select or filter on."""
+    return (
+        select(consent_states.c.status)
+        .where(
+            consent_states.c.business_id == business_id,
+            consent_states.c.phone_number == phone_number,
+        )
+        .scalar_subquery()
+    )
 
 
 def _changes(state: ConsentStateRow, event: ChainedEvidence) -> dict[str, Any]:

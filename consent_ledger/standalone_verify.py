@@ -4,7 +4,8 @@ This file is shipped inside every audit packet as ``verify.py``. Run it as
 
     python verify.py [PACKET_DIR_OR_ZIP]
 
-(default: the folder it sits in). It checks, printing PASS or FAIL for each:
+(default: the folder it sits in; ``python verify.py --help`` prints the usage). It checks,
+printing PASS or FAIL for each:
 
 1. ``manifest.json`` is intact: written in its canonical layout and matching its own
    ``manifest_sha256`` (the sha256 of the manifest's compact, key-sorted JSON without that field).
@@ -23,6 +24,7 @@ about itself: an auditor may verify with a copy obtained separately.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
@@ -308,8 +310,26 @@ def verify_packet(location: Path) -> list[Check]:
         packet.close()
 
 
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    """The command line: one optional packet location; ``--help`` prints the usage."""
+    parser = argparse.ArgumentParser(
+        prog="verify.py",
+        description="Check a consent audit packet offline: the manifest, every file's sha256, "
+        "every event's hash and chain link, and the answer audio. Exit status 0 only when "
+        "every check passes, 1 when one fails, 2 for bad usage.",
+    )
+    parser.add_argument(
+        "packet",
+        nargs="?",
+        type=Path,
+        default=Path(__file__).resolve().parent,
+        help="the packet's folder or zip file (default: the folder this script sits in)",
+    )
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str]) -> int:
-    location = Path(argv[0]) if argv else Path(__file__).resolve().parent
+    location = _arguments(argv).packet
     if not location.exists():
         print(f"no packet at {location}", file=sys.stderr)
         return 2

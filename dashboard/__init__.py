@@ -8,6 +8,7 @@ from dashboard.access_tokens import (
     AUDITOR_TOKENS,
     OWNER_TOKENS,
     AccessToken,
+    AttemptLimiter,
     TokenStore,
 )
 from dashboard.auditor_tokens import (
@@ -20,11 +21,22 @@ from dashboard.auditor_tokens import (
     list_tokens,
     revoke_token,
 )
+from dashboard.business_settings import (
+    SETTING_LABELS,
+    ConsentScriptText,
+    OwnerSettings,
+    SettingsError,
+    SettingsStore,
+)
+from dashboard.call_handling import handled_at_of, is_handled
 from dashboard.call_log import (
     BusinessProfile,
     CallDetails,
+    CallFilter,
     CallListing,
     CallLog,
+    LiveCall,
+    Texting,
     TranscriptLine,
     UnansweredCall,
 )
@@ -32,28 +44,42 @@ from dashboard.tables import metadata
 
 if TYPE_CHECKING:
     from dashboard.audit_routes import AuditContext, audit_router
-    from dashboard.owner_routes import OwnerContext, owner_router
+    from dashboard.owner_pages import page_environment
+    from dashboard.owner_routes import SECURITY_HEADERS, OwnerContext, from_this_site, owner_router
+    from dashboard.owner_sign_in import owner_sign_in_router
 else:  # the web framework and templates load when the routes are first used
     __getattr__, _, _ = lazy_loader.attach(
         __name__,
         submod_attrs={
             "audit_routes": ["AuditContext", "audit_router"],
-            "owner_routes": ["OwnerContext", "owner_router"],
+            "owner_pages": ["page_environment"],
+            "owner_routes": ["SECURITY_HEADERS", "OwnerContext", "from_this_site", "owner_router"],
+            "owner_sign_in": ["owner_sign_in_router"],
         },
     )
 
 __all__ = [
     "AUDITOR_TOKENS",
     "OWNER_TOKENS",
+    "SECURITY_HEADERS",
+    "SETTING_LABELS",
     "AccessToken",
+    "AttemptLimiter",
     "AuditContext",
     "AuditorToken",
     "BusinessProfile",
     "CallDetails",
+    "CallFilter",
     "CallListing",
     "CallLog",
+    "ConsentScriptText",
     "IssuedToken",
+    "LiveCall",
     "OwnerContext",
+    "OwnerSettings",
+    "SettingsError",
+    "SettingsStore",
+    "Texting",
     "TokenError",
     "TokenStatus",
     "TokenStore",
@@ -61,9 +87,14 @@ __all__ = [
     "UnansweredCall",
     "audit_router",
     "authenticate",
+    "from_this_site",
+    "handled_at_of",
+    "is_handled",
     "issue_token",
     "list_tokens",
     "metadata",
     "owner_router",
+    "owner_sign_in_router",
+    "page_environment",
     "revoke_token",
 ]

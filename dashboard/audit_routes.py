@@ -2,17 +2,19 @@
 
 ``GET /audit/numbers/{e164}`` answers with every event of the number, where its consent stands,
 and whether the business's chain verifies; ``GET /audit/export`` gives the audit packet (zip) or a
-JSON/CSV summary, for the business or one number, over an optional period.
+JSON/CSV summary, for the business or one number, over an optional period. Both also answer under
+``/audit/businesses/{business_id}/…`` for the token's own business.
 
-Every request carries ``Authorization: Bearer rcpt_audit_…``; the token decides the business, so an
-auditor never names one and never sees another's records (a number on record only elsewhere is a
-plain 404). The token check is a plain ``def`` that FastAPI runs in its thread pool. The heavy
-part of each route (reading the records, verifying the business's whole chain, building the PDF
-and the zip) runs off the process that carries the live calls: in worker processes
+Every request carries ``Authorization: Bearer rcpt_audit_…``; the token decides the business, so
+an auditor need not name one and never sees another's records (a number on record only elsewhere
+is a plain 404; a request that names another business, ``?business=…`` or in the path, is a 403).
+The token check is a plain ``def`` that FastAPI runs in its thread pool. The heavy part of each
+route (reading the records, verifying the business's whole chain, building the PDF and the zip)
+runs off the process that carries the live calls: in worker processes
 (``AuditContext.export_processes``, started on first use at a lower CPU priority), at most that
-many at once with ``max_waiting_exports`` more queued, and beyond that a 503 with ``Retry-After``.
-(Pure Python work in a thread would still take the GIL from the event loop; a process does not.)
-Without worker processes the work runs in a thread, one request at a time.
+many at once with ``max_waiting_exports`` more queued, and beyond that a 503 with
+``Retry-After``. (Pure Python work in a thread would still take the GIL from the event loop; a
+process does not.) Without worker processes the work runs in a thread, one request at a time.
 
 The lead puts an :class:`AuditContext` at ``app.state.audit`` and includes :func:`audit_router`.
 """
@@ -55,6 +57,8 @@ from consent_ledger import (
 )
 from dashboard.access_tokens import AttemptLimiter
 from dashboard.auditor_tokens import AuditorToken, authenticate
+from dashboard.call_log import CallLog
+from sms_sender import texts_under_consents
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +72,15 @@ _EXPORT_MEDIA_TYPES = {
 _UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9-]")
 _NO_TOKEN_CHALLENGE = 'Bearer realm="audit"'
 _BAD_TOKEN_CHALLENGE = 'Bearer realm="audit", error="invalid_token"'
+_BUSINESS_PARAMETERS = ("business", "business_id")
 
 
 @dataclass(frozen=True)
 class AuditContext:
     """What the audit routes need from the application: the database (``read_engine`` for the long
     reads: on SQLite it begins deferred, so a verification never holds the write lock that calls
-    need), the consent audio, a clock, and the limiter of bad token attempts per address.
+    need), the consent audio, a clock, the limiter of bad token attempts per address, and the
+    call log that knows each business's time zone.
 
     ``export_processes`` worker processes (0: a thread instead) do the heavy reads and exports,
     each opening the database with ``worker_engine(url)`` (picklable, such as
@@ -91,6 +97,9 @@ class AuditContext:
     worker_engine: Callable[[str], Engine] | None = None
     max_waiting_exports: int = 8
     runner: ExportRunner = field(default_factory=lambda: ExportRunner(), compare=False)
+    call_log: CallLog | None = None
+    """Where the packet's report finds the business's time zone (UTC without one); it must be
+    picklable, as it goes to the worker processes."""
 
     def close(self) -> None:
         """Stop the worker processes (an export under way is abandoned)."""
@@ -197,8 +206,11 @@ def _in_worker(
 def audit_router() -> APIRouter:
     """The ``/audit`` routes."""
     router = APIRouter(prefix="/audit", tags=["audit"])
-    router.add_api_route("/numbers/{e164:path}", audit_number, methods=["GET"])
-    router.add_api_route("/export", audit_export, methods=["GET"], response_class=Response)
+    for prefix in ("", "/businesses/{business_id}"):  # the business named, or the token's
+        router.add_api_route(f"{prefix}/numbers/{{e164:path}}", audit_number, methods=["GET"])
+        router.add_api_route(
+            f"{prefix}/export", audit_export, methods=["GET"], response_class=Response
+        )
     return router
 
 
@@ -243,7 +255,29 @@ def current_auditor(request: Request, context: Context) -> AuditorToken:
     return token
 
 
-Auditor = Annotated[AuditorToken, Depends(current_auditor)]
+def auditor_of_named_business(
+    request: Request, token: Annotated[AuditorToken, Depends(current_auditor)]
+) -> AuditorToken:
+    """The token, when the request names no business or only the token's own (``?business=``,
+    ``?business_id=`` or the path's ``/audit/businesses/{id}/…``); 403 when it names any other,
+    existing or not, so a request meant for another business is never answered with this one's
+    records."""
+    named = [value for name in _BUSINESS_PARAMETERS for value in request.query_params.getlist(name)]
+    if "business_id" in request.path_params:
+        named.append(request.path_params["business_id"])
+    if any(value != token.business_id for value in named):
+        logger.warning(
+            "auditor asked for another business's records; refused",
+            extra={"business_id": token.business_id, "token_id": token.id},
+        )
+        raise HTTPException(
+            403,
+            "this auditor token opens one business's records only, and not the business named",
+        )
+    return token
+
+
+Auditor = Annotated[AuditorToken, Depends(auditor_of_named_business)]
 
 
 async def audit_number(e164: str, auditor: Auditor, context: Context) -> dict[str, Any]:
@@ -314,7 +348,13 @@ async def audit_export(
         raise HTTPException(422, str(error)) from None
     generated_at = context.clock()
     content = await context.runner.run(
-        context, _export, request, export_format, context.audio_store_root, generated_at
+        context,
+        _export,
+        request,
+        export_format,
+        context.audio_store_root,
+        generated_at,
+        context.call_log,
     )
     if content is None:
         raise HTTPException(404, "no consent events for this number")
@@ -374,16 +414,24 @@ def _export(
     export_format: str,
     audio_root: Path,
     generated_at: datetime,
+    call_log: CallLog | None,
 ) -> bytes | None:
-    """The export's bytes, read in one snapshot (None: the number named has no events)."""
+    """The export's bytes, read in one snapshot (None: the number named has no events); a
+    packet holds the texts sent under each event, its times on the business's clock."""
     with _snapshot(_engine_of(source)) as conn:
+        business_id = request.business_id or ""
         number = request.phone_number
-        if number is not None and consent_state(conn, request.business_id or "", number) is None:
+        if number is not None and consent_state(conn, business_id, number) is None:
             return None
         if export_format == "zip":
-            audio_store = AudioStore(audio_root)
+            profile = None if call_log is None else call_log.business(conn, business_id)
             return build_audit_packet(
-                conn, request, audio_store=audio_store, generated_at=generated_at
+                conn,
+                request,
+                audio_store=AudioStore(audio_root),
+                generated_at=generated_at,
+                time_zones={} if profile is None else {business_id: profile.time_zone},
+                text_log=texts_under_consents,
             )
         summaries = summarize_events(conn, request)
     render = summaries_to_json if export_format == "json" else summaries_to_csv

@@ -14,19 +14,28 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 
+from sms_sender import SmsPolicy
+
 
 @dataclass(frozen=True)
 class BusinessProfile:
-    """The business an owner signs in to: its name, and the zone its times are shown in."""
+    """The business an owner signs in to: its name, and the zone its times are shown in; the
+    owner phone its call summaries go to, the number its texts come from, and the owner's
+    e-mail for summaries, when it has them."""
 
     id: str
     name: str
     time_zone: str
+    owner_phone: str | None = None
+    texting_number: str | None = None
+    owner_email: str | None = None
 
 
 @dataclass(frozen=True)
 class CallListing:
-    """One line of the calls page."""
+    """One line of the calls page; ``consent_status`` is the caller's number's standing now (a
+    ``consent_ledger.ConsentStatus`` value, None when nothing is on record), ``handled_at`` when
+    the owner marked the call handled."""
 
     call_sid: str
     started_at: datetime
@@ -35,6 +44,42 @@ class CallListing:
     need: str | None
     urgency: str | None
     consent_outcome: str | None
+    consent_status: str | None = None
+    handled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    """Which calls the owner asked to see; every condition given must hold.
+
+    ``words`` is found in the caller's name, number, need, address or anything said on the call;
+    ``since``/``until`` bound when the call started (``until`` excluded); ``urgency`` is an
+    urgency value; ``consent`` the standing of the caller's number now (a ``ConsentStatus``
+    value, ``none`` for nothing on record); ``handled`` whether the owner marked it handled.
+    """
+
+    words: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    urgency: str | None = None
+    consent: str | None = None
+    handled: bool | None = None
+
+
+@dataclass(frozen=True)
+class LiveCall:
+    """A call the assistant is on now: its stream was admitted and the call is not stored yet."""
+
+    call_sid: str
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class Texting:
+    """How the business texts: its texting policy and the number its texts come from."""
+
+    policy: SmsPolicy
+    from_number: str
 
 
 @dataclass(frozen=True)
@@ -92,14 +137,23 @@ class CallLog(Protocol):
         """The business ``business_id``, or None when there is none."""
         ...
 
-    def count_calls(self, conn: Connection, business_id: str) -> int:
-        """How many calls the business has."""
+    def count_calls(self, conn: Connection, business_id: str, wanted: CallFilter) -> int:
+        """How many of the business's calls ``wanted`` picks."""
         ...
 
     def calls(
-        self, conn: Connection, business_id: str, offset: int, limit: int
+        self, conn: Connection, business_id: str, wanted: CallFilter, offset: int, limit: int | None
     ) -> list[CallListing]:
-        """The business's calls, newest first: ``limit`` of them after skipping ``offset``."""
+        """The business's calls that ``wanted`` picks, newest first: ``limit`` of them (all when
+        None) after skipping ``offset``."""
+        ...
+
+    def live_calls(self, conn: Connection, business_id: str, since: datetime) -> list[LiveCall]:
+        """The business's calls in progress that started at ``since`` or later, oldest first."""
+        ...
+
+    def texting(self, conn: Connection, business_id: str) -> Texting | None:
+        """How the business texts; None when it has no number to text from."""
         ...
 
     def call(self, conn: Connection, business_id: str, call_sid: str) -> CallDetails | None:

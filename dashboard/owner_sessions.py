@@ -1,4 +1,6 @@
-"""Owner sessions: what keeps an owner signed in between pages after presenting an owner token.
+"""Owner sessions: what keeps an owner signed in between pages after presenting an owner token
+(an operator's or a script's way in), and the one lookup the pages make for any session, token
+or phone (``phone_sessions``: owners and staff signed in by code or link).
 
 Signing in creates a row holding the sha256 of a fresh random secret; the secret itself goes to
 the browser in an HttpOnly cookie and nowhere else. A session works until it expires (at most
@@ -26,6 +28,8 @@ from dashboard.access_tokens import (
     stored_instant,
     token_from_row,
 )
+from dashboard.people import Role
+from dashboard.phone_sessions import end_phone_session, find_phone_session
 from dashboard.tables import owner_sessions, owner_tokens
 
 logger = logging.getLogger(__name__)
@@ -37,15 +41,16 @@ _SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 @dataclass(frozen=True)
 class OwnerSession:
-    """A signed-in owner: the session, and the token (hence the business) it rests on."""
+    """A signed-in browser: its business and ``role``, and what it rests on — an owner
+    ``token`` (an owner: everything for the business) or a ``phone_number`` signed in by code or
+    link (an owner or staff, as the business's list of people says)."""
 
     id: int
-    token: AccessToken
+    business_id: str
+    role: Role
     expires_at: datetime
-
-    @property
-    def business_id(self) -> str:
-        return self.token.business_id
+    token: AccessToken | None = None
+    phone_number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,15 +80,22 @@ def start_session(conn: Connection, token: AccessToken, now: datetime) -> Starte
         "owner signed in",
         extra={"business_id": token.business_id, "token_id": token.id, "session_id": session_id},
     )
-    return StartedSession(secret, OwnerSession(int(session_id), token, expires_at))
+    session = OwnerSession(int(session_id), token.business_id, Role.OWNER, expires_at, token)
+    return StartedSession(secret, session)
 
 
 def find_session(conn: Connection, presented: str, now: datetime) -> OwnerSession | None:
-    """The working session whose secret is ``presented``; None when there is none (malformed,
-    unknown, expired, ended, or its token expired or was revoked)."""
+    """The working session whose secret is ``presented``, a token's or a phone's; None when
+    there is none (malformed, unknown, expired, ended, its token expired or was revoked, or its
+    phone's person removed)."""
     now = require_utc("now", now)
     if not _SECRET_SHAPE.fullmatch(presented):
         return None
+    phone = find_phone_session(conn, presented, now)
+    if phone is not None:
+        return OwnerSession(
+            phone.id, phone.business_id, phone.role, phone.expires_at, None, phone.phone_number
+        )
     row = conn.execute(
         select(
             owner_sessions.c.id.label("session_id"),
@@ -100,14 +112,14 @@ def find_session(conn: Connection, presented: str, now: datetime) -> OwnerSessio
     token = token_from_row(row)
     if now >= expires_at or token.status(now) is not TokenStatus.ACTIVE:
         return None
-    return OwnerSession(int(row.session_id), token, expires_at)
+    return OwnerSession(int(row.session_id), token.business_id, Role.OWNER, expires_at, token)
 
 
 def end_session(conn: Connection, presented: str, now: datetime) -> None:
     """Sign out: the session whose secret is ``presented`` stops working from ``now`` (nothing
     happens when there is no such open session)."""
     now = require_utc("now", now)
-    if not _SECRET_SHAPE.fullmatch(presented):
+    if not _SECRET_SHAPE.fullmatch(presented) or end_phone_session(conn, presented, now):
         return
     ended = conn.execute(
         update(owner_sessions)

@@ -59,6 +59,7 @@ logger = logging.getLogger(__name__)
 CHUNK_BYTES = FRAME_BYTES * 10  # 200 ms of audio per outbound media message
 ARRIVALS_KEPT = 1500  # arrival times of the last 30 s of inbound frames, for latency metrics
 SKIPPED_FRAMES_LOGGED = 5  # per stream; the count of all of them is logged at the end
+TRANSCRIPTS_TASK = "bridge-transcripts"
 
 
 async def _pieces(text: str) -> AsyncIterator[str]:
@@ -70,6 +71,16 @@ UNHEARD_SPEECH_LIMIT = 20.0
 cuts an utterance at 15 s and transcription under load takes a few seconds more, so real speech
 always brings its words sooner; only a sound that never becomes words (noise that Deepgram's
 voice detection took for speech, words lost with a transcriber that failed) reaches it."""
+
+AUDIO_READ_SLACK = 0.1
+"""Seconds the caller's audio read so far may trail the clock and still count as read (a few
+frames in flight). A silence whose audio trails further (a busy server reads the stream late)
+is waited for, looking again this often."""
+
+LAST_WORDS_WAIT = 10.0
+"""Seconds a closing call waits for the transcript's last events once the transcriber has
+closed (its pending words are transcribed by then; this only bounds a session that fails to
+end its events)."""
 
 LONGEST_WAIT = 60.0
 """However often noise looks like speech, a question waits at most this long for an answer and a
@@ -213,6 +224,7 @@ class CallBridge:
         self._speech_stop_waiters: list[asyncio.Future[float]] = []
         # Starts of speech whose words are still to come: (stream time, loop time heard).
         self._unheard_speech: list[tuple[float, float]] = []
+        self._words_after_end: list[CallerInput] = []
         self._floor_changed = asyncio.Event()  # an input, a start of speech, its words, the end
 
     @property
@@ -236,6 +248,11 @@ class CallBridge:
                 raise CallEnded("the stream stopped before it started")
         return self.start
 
+    @property
+    def synthesizer(self) -> Synthesizer:
+        """The call's voice."""
+        return self._synthesizer
+
     def listen(self, transcription: TranscriptionSession | None = None) -> None:
         """Read the stream in the background from where ``open`` stopped (nothing is lost),
         feeding the caller's audio to ``transcription``, which the bridge now owns and closes.
@@ -245,7 +262,7 @@ class CallBridge:
             self._transcription = transcription
         self._tasks = [
             asyncio.create_task(self._read_stream(), name="bridge-reader"),
-            asyncio.create_task(self._read_transcripts(), name="bridge-transcripts"),
+            asyncio.create_task(self._read_transcripts(), name=TRANSCRIPTS_TASK),
         ]
 
     async def speech_stopped(self) -> float:
@@ -302,13 +319,16 @@ class CallBridge:
 
         Speech that starts while waiting stops the silence and holds the floor until its words
         come, however long transcription takes (see `UNHEARD_SPEECH_LIMIT`, `LONGEST_WAIT`);
-        the silence starts again from nothing once they have come. Utterances that began
+        the silence starts again from nothing once they have come. A silence counts only once
+        it has lasted ``silence`` seconds by the clock *and* the caller's audio of that long has
+        been read and listened to: a server too busy to read the stream in time waits for the
+        audio rather than taking unread speech for silence. Utterances that began
         before ``after`` (stream seconds) are skipped: they overlapped what the caller was being
         asked. Raises CallEnded once the caller has hung up.
         """
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + LONGEST_WAIT
-        quiet_since: float | None = None
+        quiet_since: tuple[float, float] | None = None  # (loop time, stream time)
         while True:
             self._floor_changed.clear()
             if not self._inputs.empty():
@@ -324,14 +344,18 @@ class CallBridge:
             now = loop.time()
             held_until = self._floor_held_until(now)
             if held_until is None:
-                quiet_since = now if quiet_since is None else quiet_since
-                wake_at = quiet_since + silence
+                quiet_since = quiet_since or (now, self.stream_time)
+                wake_at = quiet_since[0] + silence
+                if now >= wake_at:
+                    if self.stream_time + AUDIO_READ_SLACK >= quiet_since[1] + silence:
+                        return None
+                    wake_at = now + AUDIO_READ_SLACK  # that silence's audio is still unread
             else:
                 quiet_since = None
                 wake_at = held_until
-            wake_at = min(wake_at, give_up_at)
-            if now >= wake_at:
+            if now >= give_up_at:
                 return None
+            wake_at = min(wake_at, give_up_at)
             await self._until_floor_changes(wake_at - now)
 
     async def _until_caller_yields(self, playback: Playback) -> None:
@@ -398,9 +422,17 @@ class CallBridge:
         if self.skipped_frames:
             logger.warning("skipped %d malformed or out-of-order frames", self.skipped_frames)
         self._finish("assistant hung up")
+        # Closing ends the transcript's events after the last words (those of speech cut off
+        # by the hang-up included): the reader of transcripts finishes by itself and keeps them.
         await self._transcription.close()
         for task in self._tasks:
-            task.cancel()
+            if task.get_name() != TRANSCRIPTS_TASK:
+                task.cancel()
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=LAST_WORDS_WAIT)
+            for task in late:
+                logger.warning("the transcript did not end %.0f s after the call", LAST_WORDS_WAIT)
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
             await self._socket.close()
@@ -510,9 +542,23 @@ class CallBridge:
             for at, heard in self._unheard_speech
             if at >= utterance.end and at > utterance.start
         ]
-        if not self.ended:
-            self._inputs.put_nowait(CallerInput(at=utterance.end, utterance=utterance))
+        heard = CallerInput(at=utterance.end, utterance=utterance)
+        if self.ended:
+            self._words_after_end.append(heard)
+        else:
+            self._inputs.put_nowait(heard)
         self._floor_changed.set()
+
+    def inputs_left(self) -> list[CallerInput]:
+        """What the caller said or pressed that nobody took when the call ended: inputs still
+        waiting, then the words transcribed while it closed. Call after `close`."""
+        left: list[CallerInput] = []
+        while not self._inputs.empty():
+            item = self._inputs.get_nowait()
+            if item is not None:
+                left.append(item)
+        self._inputs.put_nowait(None)
+        return [*left, *self._words_after_end]
 
     def _report_speech_stop(self, at: float) -> None:
         waiters, self._speech_stop_waiters = self._speech_stop_waiters, []

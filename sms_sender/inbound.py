@@ -42,7 +42,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
-from consent_ledger import ConsentMethod, RecordedEvent, revoke
+from consent_ledger import ConsentMethod, MessageEvidence, RecordedEvent, revoke
 from sms_sender.advisory_lock import lock_number
 from sms_sender.keywords import ReplyIntent, classify_reply, is_bare_yes, is_opt_out_keyword
 from sms_sender.outbox import (
@@ -147,7 +147,9 @@ def _opt_out(
     )
     _close_holds(conn, policy.business_id, sms.from_number, received_at)
     method = ConsentMethod.SMS_KEYWORD if is_opt_out_keyword(sms.body) else ConsentMethod.SMS_TEXT
-    recorded = record_opt_out(conn, policy, sms.from_number, method, received_at, _carried_by(sms))
+    recorded = record_opt_out(
+        conn, policy, sms.from_number, method, received_at, _carried_by(sms), _words(sms)
+    )
     event, owner_event = recorded.caller_event, recorded.owner_event
     reply = None
     if event is not None or owner_event is not None or not _opted_out_already(conn, sms, policy):
@@ -189,12 +191,20 @@ def _revocation_outcome(recorded: TextedChoice) -> str:
 def _opted_out_already(conn: Connection, sms: InboundSms, policy: SmsPolicy) -> bool:
     """Whether the number's latest other opt-out or opt-in text to this business was an opt-out:
     then this one repeats an opt-out that had its confirmation, and gets none."""
+    return opted_out_by_text(conn, policy.business_id, sms.from_number, besides=sms.message_sid)
+
+
+def opted_out_by_text(
+    conn: Connection, business_id: str, number: str, *, besides: str | None = None
+) -> bool:
+    """Whether ``number``'s latest opt-out or opt-in text to ``business_id`` (but the text
+    ``besides``) was an opt-out: it stands even where no consent was in force to revoke."""
     latest = conn.execute(
         select(sms_inbound.c.intent)
         .where(
-            sms_inbound.c.business_id == policy.business_id,
-            sms_inbound.c.from_number == sms.from_number,
-            sms_inbound.c.message_sid != sms.message_sid,
+            sms_inbound.c.business_id == business_id,
+            sms_inbound.c.from_number == number,
+            sms_inbound.c.message_sid != (besides or ""),
             sms_inbound.c.intent.in_(_OPT_OUTS_AND_OPT_INS),
         )
         .order_by(sms_inbound.c.id.desc())
@@ -218,7 +228,9 @@ def _help(
 def _opt_in(
     conn: Connection, sms: InboundSms, policy: SmsPolicy, received_at: datetime
 ) -> InboundOutcome:
-    recorded = record_opt_in(conn, policy, sms.from_number, received_at, _carried_by(sms))
+    recorded = record_opt_in(
+        conn, policy, sms.from_number, received_at, _carried_by(sms), _words(sms)
+    )
     event, owner_event = recorded.caller_event, recorded.owner_event
     reply = None
     if event is not None or owner_event is not None or not is_bare_yes(sms.body):
@@ -396,6 +408,9 @@ def decide_held_reply(
         .where(*where)
         .with_for_update()
     ).one()
+    words = conn.execute(
+        select(sms_inbound.c.body).where(sms_inbound.c.message_sid == row.message_sid)
+    ).scalar_one()
     if row.decision is not None:
         return HeldDecision(number, row.decision, newly_decided=False)
     conn.execute(update(sms_reply_holds).where(*where).values(decision=decision, decided_at=at))
@@ -423,6 +438,7 @@ def decide_held_reply(
                 min(held_at, at),
                 at,
                 note=f"texted {row.message_sid}; judged an opt-out by the owner",
+                message=MessageEvidence(row.message_sid, words),
             )
     except LEDGER_DAMAGE:
         logger.exception("the owner's opt-out could not be recorded in the ledger", extra=log)
@@ -511,6 +527,11 @@ def _restate_intent(conn: Connection, sms: InboundSms, intent: ReplyIntent) -> N
 def _carried_by(sms: InboundSms) -> str:
     """The note on an owner's choice made by text: which inbound text made it."""
     return f"texted {sms.message_sid}"
+
+
+def _words(sms: InboundSms) -> MessageEvidence:
+    """The inbound text as the ledger keeps it: its MessageSid and the words as stored here."""
+    return MessageEvidence(sms.message_sid, sms.body[:MAX_STORED_BODY])
 
 
 def _log(policy: SmsPolicy) -> dict[str, str]:

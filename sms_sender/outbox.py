@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Row, func, select, update
 from sms_sender.advisory_lock import lock_number
 from sms_sender.segments import segment_count
 from sms_sender.tables import insert_once, outbox
-from sms_sender.templates import ConfirmationRequest, render_confirmation
+from sms_sender.templates import ConfirmationRequest, ConfirmationTerms, render_confirmation
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ class OutboxKind(StrEnum):
     OPT_IN_CONFIRMATION = "opt_in_confirmation"
     OWNER_SUMMARY = "owner_summary"
     OWNER_FORWARD = "owner_forward"
+    OWNER_REPLY = "owner_reply"
+    """A conversational reply the owner wrote to the caller from the call's page."""
+    SIGN_IN_CODE = "sign_in_code"
 
 
 CONSENTED_KINDS = frozenset(
@@ -144,9 +147,10 @@ def queue_text(conn: Connection, text: PlannedText) -> OutboxMessage:
 
 
 def queue_confirmation(
-    conn: Connection, request: ConfirmationRequest, due_at: datetime
+    conn: Connection, request: ConfirmationRequest, due_at: datetime, terms: ConfirmationTerms
 ) -> OutboxMessage:
-    """Plan the confirmation text for ``request``'s call; the existing row if already planned."""
+    """Plan the confirmation text for ``request``'s call, promising ``terms``; the existing row
+    if already planned."""
     _check_request(request)
     return queue_text(
         conn,
@@ -156,7 +160,7 @@ def queue_confirmation(
             to_number=request.to_number,
             from_number=request.from_number,
             kind=OutboxKind.CONFIRMATION,
-            body=render_confirmation(request),
+            body=render_confirmation(request, terms),
             consent_event_hash=request.consent_event_hash,
             due_at=due_at,
         ),

@@ -1,5 +1,6 @@
 """The plan of texts after a call in which the caller opted in: the confirmation at once, then the
-business's optional follow-ups, never more than its maximum, never after the consent expires.
+business's optional follow-ups, never more than its maximum, never after the consent expires. The
+confirmation says so: at most that many texts, until the consent expires.
 
 Repeat calls from one number share one budget: texts sent or still planned to the number in the
 last 24 hours count against the business's maximum (and the three-a-day state cap), so a second
@@ -28,7 +29,13 @@ from sms_sender.outbox import (
 )
 from sms_sender.policy import SmsPolicy
 from sms_sender.tables import outbox
-from sms_sender.templates import ConfirmationRequest, TemplateName, shipped_template
+from sms_sender.templates import (
+    ConfirmationRequest,
+    ConfirmationTerms,
+    TemplateName,
+    booking_link,
+    shipped_template,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +62,9 @@ def plan_texts(
     if policy.excludes(request.to_number):
         logger.info("caller is on the exclusion list; no texts", extra=_log(request))
         return TextPlan((), ("excluded",))
-    budget = _budget(conn, request, policy, ended_at)
+    cap = _cap(request, policy)
+    budget = _budget(conn, request, cap, ended_at)
+    terms = ConfirmationTerms(cap, consent_expires_at, policy.time_zone, policy.booking_url)
     queued: list[OutboxMessage] = []
     left_out: list[str] = []
     for kind, due_at in _wanted(request, policy, ended_at):
@@ -64,7 +73,7 @@ def plan_texts(
         elif len(queued) >= budget:
             left_out.append(f"{kind.value}: over the cap")
         else:
-            queued.append(_queue(conn, request, policy, kind, due_at))
+            queued.append(_queue(conn, request, policy, kind, due_at, terms))
     return TextPlan(tuple(queued), tuple(left_out))
 
 
@@ -85,14 +94,15 @@ def _wanted(
     return wanted
 
 
-def _budget(
-    conn: Connection, request: ConfirmationRequest, policy: SmsPolicy, now: datetime
-) -> int:
-    """How many more consented texts this number may get in the 24 hours from ``now``."""
-    caps = [policy.max_texts]
+def _cap(request: ConfirmationRequest, policy: SmsPolicy) -> int:
+    """The most consented texts the number may get in 24 hours: the business's maximum, or the
+    number's state's cap when that is lower (what the confirmation promises at most)."""
     law_cap = state_cap(request.to_number) if policy.state_caps else None
-    if law_cap is not None:
-        caps.append(law_cap)
+    return policy.max_texts if law_cap is None else min(policy.max_texts, law_cap)
+
+
+def _budget(conn: Connection, request: ConfirmationRequest, cap: int, now: datetime) -> int:
+    """How many more consented texts this number may get in the 24 hours from ``now``."""
     since = now - STATE_CAP_PERIOD
     already = conn.execute(
         select(func.count())
@@ -109,7 +119,7 @@ def _budget(
             ),
         )
     ).scalar_one()
-    return max(min(caps) - int(already), 0)
+    return max(cap - int(already), 0)
 
 
 def _queue(
@@ -118,16 +128,18 @@ def _queue(
     policy: SmsPolicy,
     kind: OutboxKind,
     due_at: datetime,
+    terms: ConfirmationTerms,
 ) -> OutboxMessage:
     if kind is OutboxKind.CONFIRMATION:
-        return queue_confirmation(conn, request, due_at)
+        return queue_confirmation(conn, request, due_at, terms)
+    link = booking_link(policy.booking_url)
     if kind is OutboxKind.NO_REPLY_FOLLOW_UP:
         body = shipped_template(TemplateName.NO_REPLY_FOLLOW_UP).render(
-            business_name=policy.business_name, help_contact=policy.help_contact
+            business_name=policy.business_name, help_contact=policy.help_contact, booking_link=link
         )
     else:
         body = shipped_template(TemplateName.CALLBACK_CHECK).render(
-            business_name=policy.business_name
+            business_name=policy.business_name, booking_link=link
         )
     return queue_text(
         conn,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sms_sender.templates import TemplateName, shipped_template
+from sms_sender.templates import TemplateName, booking_link, shipped_template
 
 MAX_TEXTS_PER_CONSENT = 4
 NO_REPLY_DELAY_RANGE = (timedelta(hours=1), timedelta(hours=7))
@@ -46,6 +46,7 @@ class SmsPolicy:
     ``excluded_numbers`` are never texted.
     ``owner_number`` receives call summaries and forwarded replies when the owner opted in.
     ``state_caps`` applies the 3-per-24-h limit of Florida, Oklahoma and Maryland.
+    ``booking_url`` is shown in the confirmation and the follow-ups when set.
     """
 
     business_id: str
@@ -60,6 +61,7 @@ class SmsPolicy:
     excluded_numbers: frozenset[str] = field(default_factory=frozenset)
     owner_number: str | None = None
     state_caps: bool = True
+    booking_url: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("business_id", "business_name", "help_contact"):
@@ -88,14 +90,21 @@ class SmsPolicy:
         self._check_replies_fit()
 
     def _check_replies_fit(self) -> None:
-        """The business name and help contact must leave every fixed reply within two segments."""
-        fields = {"business_name": self.business_name, "help_contact": self.help_contact}
+        """The business name, help contact and booking link must leave every fixed reply within
+        two segments."""
+        fields = {
+            "business_name": self.business_name,
+            "help_contact": self.help_contact,
+            "booking_link": booking_link(self.booking_url),
+        }
         for name in FIXED_TEMPLATES:
             template = shipped_template(name)
             try:
                 template.render(**{key: fields[key] for key in template.spec.fields})
             except ValueError as error:
-                raise PolicyError(f"business_name or help_contact too long: {error}") from None
+                raise PolicyError(
+                    f"business_name, help_contact or booking_url too long: {error}"
+                ) from None
 
     @property
     def zone(self) -> ZoneInfo:

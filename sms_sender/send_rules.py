@@ -8,7 +8,11 @@
 - Replies to a keyword (HELP, the single opt-out confirmation, the opt-in confirmation) go to a
   number that may have revoked or never consented: the person asked for them. The opt-out
   confirmation must leave within five minutes of the STOP, or not at all.
+- The owner's own replies to a caller follow ``owner_reply.reply_refusal``: a recent text from
+  the person or a consent in force, never after an opt-out.
 - Owner notices go only to the business's owner number, and only while the owner's opt-in stands.
+- A sign-in code goes to the person who asked for it on the owner pages, while it still works
+  (:data:`SIGN_IN_CODE_LIFETIME` after it was asked for), or not at all.
 
 Anything unknown (a kind, a business with no policy) blocks: the rules fail closed.
 """
@@ -36,9 +40,12 @@ from sms_sender.outbox import (
     OutboxMessage,
     count_sent,
 )
+from sms_sender.owner_reply import reply_refusal
 from sms_sender.policy import MAX_TEXTS_PER_CONSENT, SmsPolicy
 
 OPT_OUT_CONFIRMATION_WINDOW = timedelta(minutes=5)
+SIGN_IN_CODE_LIFETIME = timedelta(minutes=10)
+"""How long a texted sign-in code works; one that could only arrive later is not sent."""
 
 PolicySource = Callable[[Connection, str], SmsPolicy | None]
 """The texting policy of a business id (None for an unknown business)."""
@@ -88,6 +95,11 @@ def judge(conn: Connection, message: OutboxMessage, now: datetime, rules: SendRu
         return ALLOW
     if message.kind in OWNER_KINDS:
         return _judge_owner(conn, message, policy, rules)
+    if message.kind is OutboxKind.OWNER_REPLY:
+        return _judge_owner_reply(conn, message, now, policy)
+    if message.kind is OutboxKind.SIGN_IN_CODE:
+        late = now >= message.due_at + SIGN_IN_CODE_LIFETIME
+        return _block("sign_in_code_expired") if late else ALLOW
     return _block("unknown_kind")
 
 
@@ -139,6 +151,15 @@ def _in_send_window(
     if window_end is not None and opens >= window_end:
         return _block("expired_before_send_window")
     return Verdict(False, "quiet_hours", defer_until=opens, consent_window_end=window_end)
+
+
+def _judge_owner_reply(
+    conn: Connection, message: OutboxMessage, now: datetime, policy: SmsPolicy | None
+) -> Verdict:
+    if policy is None:
+        return _block("no_policy")
+    refusal = reply_refusal(conn, policy, message.to_number, now)
+    return ALLOW if refusal is None else _block(refusal.value)
 
 
 def _judge_owner(

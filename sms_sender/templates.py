@@ -10,8 +10,13 @@ with "..." until the text fits in two segments; a blank one is replaced by its s
 
 The confirmation's free field is ``{need}``: what the call was about in a few words of ours that
 follow "about" ("your leaking kitchen sink", or "your service request"), never the caller's
-transcript. The owner's summary quotes the caller's words, shortened inside the quotation marks so
-the quote always closes: ``said "my kitchen sink is leaking under the..."``.
+transcript. It also says what CTIA asks of a first message: how many texts at most
+(``{text_count}``) and until when (``{until}``, on the business's clock), "Msg & data rates may
+apply", HELP and STOP (:class:`ConfirmationTerms`). The texts about the caller's request (the
+confirmation and the follow-ups) carry the business's booking link where it has one
+(``{booking_link}``, an optional field: left out, with the space before it, when blank); replies
+to STOP and HELP never do. The owner's summary quotes the caller's words, shortened inside the
+quotation marks so the quote always closes: ``said "my kitchen sink is leaking under the..."``.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import string
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from functools import cache
 from importlib.resources import files
 from importlib.resources.abc import Traversable
+from zoneinfo import ZoneInfo
 
 from sms_sender.segments import is_gsm7, segment_count, to_gsm7
 
@@ -36,6 +43,8 @@ FALLBACK_NEED = "your service request"
 NOTHING_SAID = "nothing about the job"
 _CTIA_RATES = "Msg & data rates may apply."
 CTIA_OPT_IN_NOTICE = f"{_CTIA_RATES} Reply HELP for help, STOP to opt out."
+BOOKING_LINK = "Book online: {url}"
+"""How a text shows the business's booking link (``{booking_link}``)."""
 _RAW_FIELD_LIMIT = 2000  # bounds the work a hostile, huge value can cause
 _WHITESPACE = re.compile(r"\s+")
 _TRAILING = " .,;:!?-"
@@ -56,6 +65,7 @@ class TemplateName(StrEnum):
     OWNER_FORWARD = "owner_forward"
     OWNER_OPT_OUT = "owner_opt_out"
     OWNER_OPT_IN = "owner_opt_in"
+    SIGN_IN_CODE = "sign_in_code"
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,8 @@ class TemplateSpec:
 
     ``free_field`` is the one field shortened to fit (with ``fallback`` in its place when it holds
     nothing but punctuation; ``quoted`` puts it in quotation marks and shortens it inside them);
-    ``not_blank`` are the fields a text cannot be sent without.
+    ``not_blank`` are the fields a text cannot be sent without; ``optional`` ones are left out,
+    with the space before them, when blank.
     """
 
     fields: frozenset[str]
@@ -73,15 +84,20 @@ class TemplateSpec:
     fallback: str | None = None
     quoted: bool = False
     not_blank: frozenset[str] = frozenset({"business_name"})
+    optional: frozenset[str] = frozenset()
+
+
+_BOOKING = frozenset({"booking_link"})
 
 
 SPECS: dict[TemplateName, TemplateSpec] = {
     TemplateName.CONFIRMATION: TemplateSpec(
-        frozenset({"business_name", "need", "callback_time"}),
-        (CTIA_OPT_IN_NOTICE,),
+        frozenset({"business_name", "need", "callback_time", "text_count", "until"}) | _BOOKING,
+        ("Up to ", CTIA_OPT_IN_NOTICE),
         free_field="need",
         fallback=FALLBACK_NEED,
-        not_blank=frozenset({"business_name", "callback_time"}),
+        not_blank=frozenset({"business_name", "callback_time", "text_count", "until"}),
+        optional=_BOOKING,
     ),
     TemplateName.HELP: TemplateSpec(
         frozenset({"business_name", "help_contact"}), (_CTIA_RATES, "Reply STOP to opt out.")
@@ -99,10 +115,12 @@ SPECS: dict[TemplateName, TemplateSpec] = {
         frozenset({"business_name"}), (_CTIA_RATES, "Reply HELP for help, STOP to opt out.")
     ),
     TemplateName.NO_REPLY_FOLLOW_UP: TemplateSpec(
-        frozenset({"business_name", "help_contact"}), ("Reply STOP to opt out.",)
+        frozenset({"business_name", "help_contact"}) | _BOOKING,
+        ("Reply STOP to opt out.",),
+        optional=_BOOKING,
     ),
     TemplateName.CALLBACK_CHECK: TemplateSpec(
-        frozenset({"business_name"}), ("Reply STOP to opt out.",)
+        frozenset({"business_name"}) | _BOOKING, ("Reply STOP to opt out.",), optional=_BOOKING
     ),
     TemplateName.OWNER_SUMMARY: TemplateSpec(
         frozenset(
@@ -114,6 +132,8 @@ SPECS: dict[TemplateName, TemplateSpec] = {
                 "urgency",
                 "callback_number",
                 "consent",
+                "alert",
+                "link",
             }
         ),
         (),
@@ -123,6 +143,11 @@ SPECS: dict[TemplateName, TemplateSpec] = {
     ),
     TemplateName.OWNER_FORWARD: TemplateSpec(
         frozenset({"business_name", "caller_number", "body"}), (), free_field="body"
+    ),
+    TemplateName.SIGN_IN_CODE: TemplateSpec(
+        frozenset({"business_name", "code"}),
+        ("sign-in code",),
+        not_blank=frozenset({"business_name", "code"}),
     ),
 }
 
@@ -147,6 +172,43 @@ class ConfirmationRequest:
     need: str
     callback_time: str
     consent_event_hash: str
+
+
+@dataclass(frozen=True)
+class ConfirmationTerms:
+    """What the confirmation promises about the texts to come: at most ``max_texts`` (the
+    confirmation included) until ``until`` (when the consent's window closes), told on the
+    business's clock (``time_zone``), and the business's ``booking_url`` where it has one."""
+
+    max_texts: int
+    until: datetime
+    time_zone: str
+    booking_url: str | None = None
+
+    def values(self) -> dict[str, str]:
+        """The confirmation's fields these terms fill in."""
+        return {
+            "text_count": text_count(self.max_texts),
+            "until": until_phrase(self.until, ZoneInfo(self.time_zone)),
+            "booking_link": booking_link(self.booking_url),
+        }
+
+
+def text_count(count: int) -> str:
+    """``1 text``, ``2 texts``."""
+    return f"{count} text" if count == 1 else f"{count} texts"
+
+
+def until_phrase(at: datetime, zone: ZoneInfo) -> str:
+    """``Jun 5, 4:15 PM CDT``: ``at`` on the ``zone``'s clock, short enough for a text."""
+    local = at.astimezone(zone)
+    hour = local.hour % 12 or 12
+    return f"{local:%b} {local.day}, {hour}:{local:%M %p %Z}"
+
+
+def booking_link(url: str | None) -> str:
+    """The booking link as a text shows it; blank (left out) without one."""
+    return BOOKING_LINK.format(url=url) if url else ""
 
 
 @dataclass(frozen=True)
@@ -202,16 +264,21 @@ class SmsTemplate:
     def _filled(self, values: dict[str, str], words: str, length: int) -> str:
         """The text with ``words`` cut to ``length`` characters as its free field (the fallback
         when they hold nothing but punctuation)."""
+        text = self.text
+        for name in self.spec.optional:
+            if not values.get(name):
+                text = text.replace(f" {{{name}}}", "").replace(f"{{{name}}}", "")
+                values = {key: value for key, value in values.items() if key != name}
         free = self.spec.free_field
         if free is None:
-            return self.text.format(**values)
+            return text.format(**values)
         if self.spec.fallback is not None and not _says_anything(words):
             shown = self.spec.fallback
         else:
             shown = _cut(words, length, self._ellipsis())
             if self.spec.quoted:
                 shown = f"{_QUOTE}{shown}{_QUOTE}"
-        return self.text.format(**{**values, free: shown})
+        return text.format(**{**values, free: shown})
 
     def _ellipsis(self) -> str:
         """Three dots, less the full stop the template itself puts right after the free field."""
@@ -257,12 +324,13 @@ def shipped_template(name: TemplateName) -> SmsTemplate:
     return load_template(name)
 
 
-def render_confirmation(request: ConfirmationRequest) -> str:
-    """The confirmation text for ``request``'s call, at most two segments long."""
+def render_confirmation(request: ConfirmationRequest, terms: ConfirmationTerms) -> str:
+    """The confirmation text for ``request``'s call under ``terms``, at most two segments long."""
     return shipped_template(TemplateName.CONFIRMATION).render(
         business_name=request.business_name,
         need=request.need,
         callback_time=request.callback_time,
+        **terms.values(),
     )
 
 

@@ -36,6 +36,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from consent_ledger import (
     ConsentMethod,
     ConsentStatus,
+    MessageEvidence,
     RecordedEvent,
     consent_state,
     owner_notifications_allowed,
@@ -77,13 +78,15 @@ def record_opt_out(
     method: ConsentMethod,
     at: datetime,
     note: str,
+    message: MessageEvidence | None = None,
 ) -> TextedChoice:
-    """Record that ``number`` opted out (``note`` names what carried it), even from a damaged
-    history; never raises for the ledger's damage."""
+    """Record that ``number`` opted out (``note`` names what carried it; the revocation keeps the
+    text ``message`` that did, its words and MessageSid), even from a damaged history; never
+    raises for the ledger's damage."""
     try:
         with conn.begin_nested():
             return TextedChoice(
-                revoke(conn, policy.business_id, policy.business_name, number, method, at, at),
+                revoke(conn, *_business(policy), number, method, at, at, message=message),
                 owner_phone_changes_choice(conn, policy, number, False, method, at, note),
             )
     except LEDGER_DAMAGE as error:
@@ -97,7 +100,7 @@ def record_opt_out(
         conn,
         policy,
         "the revocation",
-        lambda: _revoke_projected_consent(conn, policy, number, method, at, note),
+        lambda: _revoke_projected_consent(conn, policy, number, method, at, note, message),
     )
     owner_event = _append_despite_damage(
         conn,
@@ -109,15 +112,21 @@ def record_opt_out(
 
 
 def record_opt_in(
-    conn: Connection, policy: SmsPolicy, number: str, at: datetime, note: str
+    conn: Connection,
+    policy: SmsPolicy,
+    number: str,
+    at: datetime,
+    note: str,
+    message: MessageEvidence,
 ) -> TextedChoice:
-    """Record that ``number`` opted back in by keyword, where that undoes an opt-out; nothing when
-    its history is damaged (fails closed, never raises for the ledger's damage)."""
+    """Record that ``number`` opted back in by keyword (the text ``message``, kept in the
+    resubscription), where that undoes an opt-out; nothing when its history is damaged (fails
+    closed, never raises for the ledger's damage)."""
     method = ConsentMethod.SMS_KEYWORD
     try:
         with conn.begin_nested():
             return TextedChoice(
-                resubscribe(conn, policy.business_id, policy.business_name, number, method, at, at),
+                resubscribe(conn, *_business(policy), number, method, at, at, message=message),
                 owner_phone_changes_choice(conn, policy, number, True, method, at, note),
             )
     except LEDGER_DAMAGE as error:
@@ -127,6 +136,11 @@ def record_opt_in(
             _described(error),
         )
     return TextedChoice(None, None, ledger_damaged=True)
+
+
+def _business(policy: SmsPolicy) -> tuple[str, str]:
+    """The id and name of the business whose texts the choice is about."""
+    return policy.business_id, policy.business_name
 
 
 def _append_despite_damage(
@@ -163,6 +177,7 @@ def _revoke_projected_consent(
     method: ConsentMethod,
     at: datetime,
     note: str,
+    message: MessageEvidence | None,
 ) -> RecordedEvent | None:
     """Revoke the consent the current-state projection names as in force; None when it names
     none."""
@@ -179,6 +194,7 @@ def _revoke_projected_consent(
         at,
         at,
         note=note,
+        message=message,
     )
 
 

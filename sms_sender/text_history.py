@@ -1,10 +1,15 @@
 """A business's texts as its owner reads them: both ways, with where each stands.
 
+:func:`texts_under_consents` gives the audit packet the texts sent under each consent.
+
 Outbound texts come from the outbox (queued, sent, delivered, failed, cancelled, blocked, with
 the reason), inbound ones from the texts received (with how each was understood, so an opt-out
-stands out). The pages ask for them newest first a page at a time, or for one number's texts in
-order; the database merges and orders both kinds, so a page costs the same however long the
-history is. Everything here only reads.
+stands out). The pages ask for the conversations (one per number, the latest first) a page at a
+time, and for one number's texts in order; the database merges and orders both kinds, so a page
+costs the same however long the history is. Everything here only reads. Sign-in codes texted to
+the business's people are not texts of the business and are never listed; the sign-in link in a
+call summary is shown hidden, so that nobody who reads the page can sign in as the owner's phone
+with it.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from sqlalchemy import (
     union_all,
 )
 
+from consent_ledger import SentText, stored_instant
 from sms_sender.keywords import ReplyIntent
-from sms_sender.outbox import HANDED_TO_CARRIER, OWNER_KINDS
+from sms_sender.outbox import HANDED_TO_CARRIER, OWNER_KINDS, OutboxKind
+from sms_sender.owner import hide_sign_in_links
 from sms_sender.tables import UtcDateTime, outbox, sms_inbound
 from sms_sender.thread import Direction
 
@@ -60,23 +67,6 @@ class TextRecord:
     def is_opt_out(self) -> bool:
         """Whether this is a text in which the person asked for no more texts."""
         return self.direction is Direction.INBOUND and self.state == ReplyIntent.OPT_OUT.value
-
-
-def count_texts(conn: Connection, business_id: str) -> int:
-    """How many texts the business sent, planned or received."""
-    return _count(conn, _history(business_id, None))
-
-
-def business_texts(conn: Connection, business_id: str, offset: int, limit: int) -> list[TextRecord]:
-    """The business's texts, newest first: ``limit`` of them after skipping ``offset``."""
-    history = _history(business_id, None)
-    query = (
-        select(history)
-        .order_by(history.c.at.desc(), history.c.direction.desc(), history.c.id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
-    return [_record(row) for row in conn.execute(query)]
 
 
 def texts_with_number(
@@ -119,6 +109,73 @@ def texts_sent_for_calls(
     return {call_sid: int(count) for call_sid, count in conn.execute(query)}
 
 
+@dataclass(frozen=True)
+class Conversation:
+    """The texts between a business and one number: how many, and when the latest was."""
+
+    number: str
+    texts: int
+    last_at: datetime
+
+
+def count_conversations(conn: Connection, business_id: str) -> int:
+    """With how many numbers the business has texts."""
+    history = _history(business_id, None)
+    numbers = select(history.c.number).distinct().subquery()
+    return int(conn.execute(select(func.count()).select_from(numbers)).scalar_one())
+
+
+def conversations(
+    conn: Connection, business_id: str, offset: int, limit: int
+) -> list[Conversation]:
+    """The business's conversations, the one with the latest text first: ``limit`` of them after
+    skipping ``offset``."""
+    history = _history(business_id, None)
+    last_at = func.max(history.c.at)
+    query = (
+        select(history.c.number, func.count(), last_at)
+        .group_by(history.c.number)
+        .order_by(last_at.desc(), history.c.number)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [
+        Conversation(number, int(count), stored_instant(at))
+        for number, count, at in conn.execute(query)
+    ]
+
+
+def texts_under_consents(
+    conn: Connection, business_id: str, number: str | None, consent_hashes: Collection[str]
+) -> list[SentText]:
+    """The business's texts (to ``number`` only, when given) planned or sent under any of the
+    consent events ``consent_hashes``, oldest first: the audit packet's log of what each consent
+    was used for (``consent_ledger.TextLog``). Read through the (business, number) index."""
+    wanted = set(consent_hashes)
+    query = select(outbox).where(
+        outbox.c.business_id == business_id, outbox.c.consent_event_hash != ""
+    )
+    if number is not None:
+        query = query.where(outbox.c.to_number == number)
+    rows = conn.execute(query.order_by(outbox.c.created_at, outbox.c.id))
+    return [
+        SentText(
+            consent_event_hash=row.consent_event_hash,
+            business_id=row.business_id,
+            to_number=row.to_number,
+            kind=row.kind,
+            body=row.body,
+            status=row.status,
+            queued_at=row.created_at,
+            sent_at=row.sent_at,
+            message_sid=row.provider_message_id,
+            reason=row.reason,
+        )
+        for row in rows
+        if row.consent_event_hash in wanted
+    ]
+
+
 def _count(conn: Connection, history: Subquery) -> int:
     return int(conn.execute(select(func.count()).select_from(history)).scalar_one())
 
@@ -140,7 +197,7 @@ def _history(business_id: str, number: str | None) -> Subquery:
         outbox.c.created_at.label("queued_at"),
         outbox.c.due_at,
         outbox.c.sent_at,
-    ).where(outbox.c.business_id == business_id)
+    ).where(outbox.c.business_id == business_id, outbox.c.kind != OutboxKind.SIGN_IN_CODE.value)
     inbound: Select[tuple[object, ...]] = select(
         literal(Direction.INBOUND.value, String()),
         sms_inbound.c.id,
@@ -162,4 +219,5 @@ def _history(business_id: str, number: str | None) -> Subquery:
 
 def _record(row: Row[Any]) -> TextRecord:
     fields = row._asdict()
-    return TextRecord(**{**fields, "direction": Direction(fields["direction"])})
+    body = hide_sign_in_links(fields["body"])
+    return TextRecord(**{**fields, "body": body, "direction": Direction(fields["direction"])})

@@ -30,6 +30,7 @@ from consent_ledger.evidence import (
 )
 from consent_ledger.tables import create_ledger_schema, drop_append_only_ddl
 from dashboard.tables import metadata as dashboard_metadata
+from sms_sender.tables import metadata as sms_metadata
 from tests.conftest import BACKENDS, fresh_database
 from voice_agent.records.database import make_engine
 
@@ -54,7 +55,10 @@ class Ledger:
 
 @pytest.fixture(params=BACKENDS)
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
+    """A ledger with the outbox beside it (an audit packet lists the texts sent under consent)."""
     with fresh_database(request.param, tmp_path, "ledger") as url, ledger_engine(url) as engine:
+        with engine.begin() as conn:
+            sms_metadata.create_all(conn)
         yield Ledger(url, engine, AudioStore(tmp_path / "audio"))
 
 
@@ -72,11 +76,13 @@ def ledger_engine(url: str) -> Iterator[Engine]:
 
 @contextlib.contextmanager
 def audit_database(kind: str, tmp_path: Path) -> Iterator[Engine]:
-    """An engine holding the consent ledger (tables and append-only triggers) and the dashboard's
-    tables, on a SQLite file or on a PostgreSQL schema of its own (skipped when unreachable)."""
+    """An engine holding the consent ledger (tables and append-only triggers), the dashboard's
+    tables and the outbox, on a SQLite file or on a PostgreSQL schema of its own (skipped when
+    unreachable)."""
     with fresh_database(kind, tmp_path, "audit") as url, ledger_engine(url) as engine:
         with engine.begin() as conn:
             dashboard_metadata.create_all(conn)
+            sms_metadata.create_all(conn)
         yield engine
 
 

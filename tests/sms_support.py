@@ -44,7 +44,7 @@ from sms_sender.owner_choice import record_owner_choice
 from sms_sender.policy import SmsPolicy
 from sms_sender.send_rules import SendRules
 from sms_sender.tables import metadata as outbox_metadata
-from sms_sender.templates import ConfirmationRequest
+from sms_sender.templates import ConfirmationRequest, ConfirmationTerms
 from sms_sender.transport import OutgoingSms, SendReceipt
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, fresh_database
 from voice_agent.journal.applier import JournalApplier, PassReport
@@ -170,7 +170,8 @@ def queue(
     consent: str = "c" * 64,
 ) -> OutboxMessage:
     with engine.begin() as conn:
-        return queue_confirmation(conn, confirmation(call_sid, number, consent), due_at)
+        terms = ConfirmationTerms(2, due_at + timedelta(hours=24), "America/Chicago")
+        return queue_confirmation(conn, confirmation(call_sid, number, consent), due_at, terms)
 
 
 def confirmation(

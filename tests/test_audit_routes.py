@@ -10,11 +10,13 @@ import csv
 import hashlib
 import io
 import json
+import re
 import subprocess
 import sys
 import zipfile
+import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx2 import Response  # what starlette.testclient returns here
-from sqlalchemy import Engine, update
+from sqlalchemy import Connection, Engine, update
 
 from consent_ledger.audio_store import AudioStore
 from consent_ledger.chain import append_event
@@ -37,11 +39,14 @@ from consent_ledger.evidence import (
     WordEvidence,
 )
 from consent_ledger.gate import revoke
+from consent_ledger.queries import events_for_number
 from consent_ledger.tables import consent_events
 from dashboard import audit_routes
 from dashboard.access_tokens import AttemptLimiter
 from dashboard.audit_routes import AuditContext, audit_router
 from dashboard.auditor_tokens import issue_token, list_tokens, revoke_token
+from dashboard.call_log import BusinessProfile
+from sms_sender import OutboxKind, PlannedText, queue_text
 from tests.clock_support import SteppingClock
 from tests.ledger_support import answer_wav, audit_database, drop_append_only_triggers, sha256_hex
 from voice_agent.records.database import make_engine
@@ -495,6 +500,50 @@ def test_without_a_number_the_packet_is_the_whole_business_and_nothing_else(
     assert "all" in response.headers["content-disposition"]
 
 
+@dataclass(frozen=True)
+class AustinCallLog:
+    """The call log's one answer the audit export asks for: the business's time zone."""
+
+    def business(self, conn: Connection, business_id: str) -> BusinessProfile | None:
+        return BusinessProfile(business_id, "Acme", "America/Chicago")
+
+
+def test_the_packet_holds_the_texts_sent_under_each_consent_on_the_business_s_clock(
+    site: AuditSite,
+) -> None:
+    with site.engine.begin() as conn:
+        granted = events_for_number(conn, ACME, CALLER)[0]
+        queue_text(
+            conn,
+            PlannedText(
+                ACME, "CA1", CALLER, "+15125550100", OutboxKind.CONFIRMATION,
+                "Acme: thanks for calling. Reply STOP to opt out.", granted.hash, T0,
+            ),
+        )  # fmt: skip
+    plain = _export(site, site.acme_token, number=CALLER)
+    site.client.app.state.audit = replace(site.client.app.state.audit, call_log=AustinCallLog())
+    local = _export(site, site.acme_token, number=CALLER)
+
+    for response in (plain, local):
+        with zipfile.ZipFile(io.BytesIO(response.content)) as packet:
+            texts = [json.loads(line) for line in packet.read("texts.jsonl").splitlines()]
+            manifest = json.loads(packet.read("manifest.json"))
+        assert [(t["consent_event_hash"], t["body"]) for t in texts] == [
+            (granted.hash, "Acme: thanks for calling. Reply STOP to opt out.")
+        ]
+        assert manifest["texts"] == 1
+    assert b"CDT" in _report_text(local) and b"CDT" not in _report_text(plain)
+
+
+def _report_text(response: Response) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(response.content)) as packet:
+        pdf = packet.read("report.pdf")
+    return b"".join(
+        zlib.decompress(stream)
+        for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.DOTALL)
+    )
+
+
 def test_the_period_limits_the_events(site: AuditSite) -> None:
     before_stop = _export(
         site, site.acme_token, number=CALLER, **{"from": "2025-06-02", "to": "2025-06-02T15:30Z"}
@@ -537,6 +586,69 @@ def test_the_export_never_reveals_another_business_s_number(site: AuditSite) -> 
     unknown = _export(site, site.acme_token, number="+15125550111")
     assert elsewhere.status_code == unknown.status_code == 404
     assert elsewhere.json() == unknown.json()
+
+
+REFUSED_FOR_ANOTHER_BUSINESS = {
+    "detail": "this auditor token opens one business's records only, and not the business named"
+}
+
+
+@pytest.mark.parametrize("parameter", ["business", "business_id"])
+@pytest.mark.parametrize("named", [SPARK, "no-such-business", ACME.upper()])
+def test_a_request_naming_another_business_is_refused_not_answered_with_its_own(
+    site: AuditSite, parameter: str, named: str
+) -> None:
+    token = site.acme_token
+    paths = [
+        f"/audit/numbers/{CALLER}?{parameter}={named}",
+        f"/audit/numbers/{SPARK_ONLY}?{parameter}={named}",
+        f"/audit/export?{parameter}={named}",
+        f"/audit/export?{parameter}={named}&format=csv",
+        f"/audit/export?number=%2B15125550123&{parameter}={named}&format=json",
+        f"/audit/export?{parameter}={ACME}&{parameter}={named}&format=json",
+    ]
+    for path in paths:
+        response = _get(site, path, token)
+        assert response.status_code == 403, path
+        assert response.json() == REFUSED_FOR_ANOTHER_BUSINESS
+        assert CALLER not in response.text and ACME not in response.text
+
+
+@pytest.mark.parametrize("named", [SPARK, "no-such-business"])
+def test_a_path_naming_another_business_is_refused(site: AuditSite, named: str) -> None:
+    for path in (
+        f"/audit/businesses/{named}/numbers/{CALLER}",
+        f"/audit/businesses/{named}/numbers/{SPARK_ONLY}",
+        f"/audit/businesses/{named}/export",
+        f"/audit/businesses/{named}/export?number=%2B15125550123&format=csv",
+    ):
+        response = _get(site, path, site.acme_token)
+        assert response.status_code == 403, path
+        assert response.json() == REFUSED_FOR_ANOTHER_BUSINESS
+
+
+def test_a_path_naming_the_token_s_own_business_is_answered(site: AuditSite) -> None:
+    scoped = _get(site, f"/audit/businesses/{ACME}/numbers/{CALLER}", site.acme_token)
+    assert scoped.status_code == 200
+    assert scoped.json() == _get(site, f"/audit/numbers/{CALLER}", site.acme_token).json()
+    export = _get(site, f"/audit/businesses/{ACME}/export?format=json", site.acme_token)
+    assert export.json() == _get(site, "/audit/export?format=json", site.acme_token).json()
+    elsewhere = _get(site, f"/audit/businesses/{ACME}/numbers/{SPARK_ONLY}", site.acme_token)
+    assert elsewhere.status_code == 404
+
+
+def test_a_request_naming_the_token_s_own_business_is_answered(site: AuditSite) -> None:
+    own = _get(site, f"/audit/export?business={ACME}&format=json", site.acme_token)
+    unnamed = _get(site, "/audit/export?format=json", site.acme_token)
+    assert own.status_code == 200
+    assert own.json() == unnamed.json()
+    spark = _get(site, f"/audit/numbers/{SPARK_ONLY}?business={SPARK}", _issue(site, SPARK))
+    assert spark.status_code == 200 and spark.json()["business_id"] == SPARK
+
+
+def test_a_bad_token_naming_a_business_is_still_401(site: AuditSite) -> None:
+    response = _get(site, f"/audit/export?business={SPARK}", "rcpt_audit_" + "A" * 43)
+    assert response.status_code == 401
 
 
 @pytest.mark.parametrize(

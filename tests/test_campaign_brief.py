@@ -6,22 +6,22 @@ are current, and ``--submit`` creates the campaign through the real SDK on the f
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from pydantic import ValidationError
 
-import sms_sender.templates
-import voice_agent.consent.script
-import voice_agent.records.businesses
 from sms_sender import ReplyIntent, classify_reply
 from sms_sender.keywords import is_bare_yes
 from tests.cli_support import receptionist
 from tests.conftest import ROOT
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, TwilioError, fake_twilio
+from tests.prompt_support import add_consent_script, edit_sms_templates
 from voice_agent.consent.campaign_brief import (
     NEED_PLACEHOLDER,
+    UNTIL_PLACEHOLDER,
     CampaignBrief,
     build_brief,
     has_link,
@@ -30,6 +30,7 @@ from voice_agent.consent.campaign_brief import (
 from voice_agent.consent.script import render_consent_script
 from voice_agent.records.businesses import (
     Business,
+    BusinessConfigError,
     get_business,
     import_businesses,
     load_businesses,
@@ -127,14 +128,17 @@ def test_every_campaign_field_is_filled_from_what_is_really_sent() -> None:
     assert len(brief.message_samples) >= 2
     assert first == (
         f"Acme Plumbing: thanks for calling about {NEED_PLACEHOLDER}. We'll call you back within "
-        "30 minutes. Msg & data rates may apply. Reply HELP for help, STOP to opt out."
+        f"30 minutes. Up to 2 texts about this request until {UNTIL_PLACEHOLDER}. Book online: "
+        "https://acme-plumbing.example/book Msg & data rates may apply. Reply HELP for help, "
+        "STOP to opt out."
     )
     assert NEED_PLACEHOLDER.startswith("[") and NEED_PLACEHOLDER.endswith("]")
+    assert UNTIL_PLACEHOLDER.startswith("[") and UNTIL_PLACEHOLDER.endswith("]")
     assert others[0] == brief.help_message
     assert "(512) 555-0199" in brief.help_message
     assert brief.opt_out_message.startswith("You're unsubscribed from Acme Plumbing texts.")
     assert "resubscribed" in brief.opt_in_message
-    assert brief.has_embedded_phone and not brief.has_embedded_links
+    assert brief.has_embedded_phone and brief.has_embedded_links  # its booking link
     assert (
         brief.pages.privacy == fields["privacy_policy_url"] == f"{BASE_URL}/b/acme-plumbing/privacy"
     )
@@ -217,15 +221,11 @@ def test_changing_the_script_version_max_texts_or_templates_changes_the_brief_at
     more = _brief_json(settings)
     assert "one to four texts" in json.dumps(more) and "one or two texts" not in json.dumps(more)
 
-    prompts = tmp_path / "prompts"
-    shutil.copytree(ROOT / "prompts" / "consent", prompts / "consent")
     v2 = (
         "Hi, automated assistant here: may {business_name} send you {text_count} about this? "
         "Msg and data rates may apply. Reply STOP to opt out, HELP for help. Okay?"
     )
-    (prompts / "consent" / "v2.txt").write_text(v2, encoding="utf-8")
-    monkeypatch.setattr(voice_agent.records.businesses, "PROMPTS_DIR", prompts)
-    monkeypatch.setattr(voice_agent.consent.script, "CONSENT_DIR", prompts / "consent")
+    add_consent_script(tmp_path, monkeypatch, "v2", v2)
     _change(database, "acme-plumbing", consent_script_version="v2")
     second = _brief_json(settings)
     rendered = v2.format(business_name="Acme Plumbing", text_count="one to four texts")
@@ -238,16 +238,9 @@ def test_changing_the_script_version_max_texts_or_templates_changes_the_brief_at
     assert isinstance(fields, dict)
     assert f'"{rendered}"' in fields["message_flow"] and "(version v2)" in fields["message_flow"]
 
-    sms = tmp_path / "sms"
-    shutil.copytree(ROOT / "prompts" / "sms", sms)
-    confirmation = sms / "confirmation.txt"
-    confirmation.write_text(
-        confirmation.read_text(encoding="utf-8").replace(
-            "thanks for calling", "thank you for calling"
-        ),
-        encoding="utf-8",
+    edit_sms_templates(
+        tmp_path, monkeypatch, ("confirmation",), "thanks for calling", "thank you for calling"
     )
-    monkeypatch.setattr(sms_sender.templates, "PROMPTS_SMS_DIR", sms)
     edited = _brief_json(settings)["us_app_to_person"]
     assert isinstance(edited, dict)
     assert edited["message_samples"][0].startswith("Acme Plumbing: thank you for calling about [")
@@ -327,7 +320,7 @@ def test_submit_creates_the_campaign_through_the_twilio_sdk(
     assert brief.script.text in form["MessageFlow"][0]
     assert form["MessageSamples"] == list(brief.message_samples)
     assert form["UsAppToPersonUsecase"] == ["CUSTOMER_CARE"]
-    assert form["HasEmbeddedLinks"] == ["false"] and form["HasEmbeddedPhone"] == ["true"]
+    assert form["HasEmbeddedLinks"] == ["true"] and form["HasEmbeddedPhone"] == ["true"]
     assert form["OptOutKeywords"] == list(brief.opt_out_keywords)
     assert form["HelpKeywords"] == list(brief.help_keywords)
     assert form["OptInKeywords"] == list(brief.opt_in_keywords)
@@ -397,3 +390,67 @@ def test_a_refused_campaign_is_one_sentence_and_exit_1(database: str, twilio: Fa
     )
     assert status == 1 and "20003" in err
     assert twilio.state.campaigns == []
+
+
+# --- the booking link -------------------------------------------------------------------------
+
+
+def test_has_embedded_links_follows_the_booking_link(database: str) -> None:
+    """Stored and read back through the migrated database: setting a booking link puts it in the
+    samples and turns has_embedded_links on; removing it turns it off."""
+    _change(database, "bright-spark-electric", booking_url="https://brightspark.example/book")
+    _change(database, "acme-plumbing", booking_url=None)
+    engine = make_engine(database)
+    with engine.begin() as conn:
+        spark, acme = (
+            get_business(conn, "bright-spark-electric"),
+            get_business(conn, "acme-plumbing"),
+        )
+    engine.dispose()
+    assert spark is not None and acme is not None
+    assert spark.booking_url == "https://brightspark.example/book" and acme.booking_url is None
+    with_link, without = build_brief(spark, BASE_URL), build_brief(acme, BASE_URL)
+    assert with_link.has_embedded_links and not without.has_embedded_links
+    assert "Book online: https://brightspark.example/book" in with_link.message_samples[0]
+    assert "online booking link (https://brightspark.example/book)" in with_link.description
+    assert "booking link" not in without.description
+    assert not any("Book online" in text for text in without.message_samples)
+    for brief in (with_link, without):  # never in the replies to STOP, HELP and START
+        assert "Book online" not in brief.help_message + brief.opt_out_message
+        assert "Book online" not in brief.opt_in_message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://acme.example/book",
+        "acme.example/book",
+        "https://",
+        "https://acme.example/book now",
+        "https://acmé.example/book",
+        "javascript:alert(1)",
+        "https://acme.example/" + "b" * 100,
+    ],
+)
+def test_a_booking_link_must_be_a_short_https_address(url: str) -> None:
+    business = _business("acme-plumbing").model_dump()
+    with pytest.raises(ValidationError, match="booking_url"):
+        Business.model_validate({**business, "booking_url": url})
+
+
+def test_a_business_whose_texts_cannot_be_written_is_refused_at_import(tmp_path: Path) -> None:
+    """A long name with a long booking link leaves a follow-up no room: refused when the file is
+    loaded, not when a call ends."""
+    entry = _business("acme-plumbing").model_dump(mode="json")
+    entry.update(
+        name="Acme " * 30,
+        no_reply_follow_up_hours=2,
+        booking_url="https://acme-plumbing.example/" + "b" * 60,
+    )
+    path = tmp_path / "businesses.yaml"
+    path.write_text(yaml.safe_dump({"businesses": [entry]}), encoding="utf-8")
+    with pytest.raises(BusinessConfigError, match=r"business #1: .*booking_url too long"):
+        load_businesses(path)
+    entry.update(booking_url=None)
+    path.write_text(yaml.safe_dump({"businesses": [entry]}), encoding="utf-8")
+    assert load_businesses(path)[0].name == "Acme " * 30

@@ -274,6 +274,16 @@ def test_listings_show_the_call_and_its_text(stocked: str) -> None:
     assert "kind owner_summary" in receptionist("outbox", "show", "1").stdout
 
 
+def test_listings_show_times_on_the_business_s_clock(stocked: str) -> None:
+    listed = receptionist("calls", "list").stdout
+    assert listed.startswith("2026-03-02 09:04:05 CST  " + CALL_SID)  # 15:04:05 UTC in Chicago
+    assert (
+        "2026-03-02 09:04:05 CST · ended: caller hung up"
+        in receptionist("calls", "show", CALL_SID).stdout
+    )
+    assert " due 2026-03-02 09:04:05 CST " in receptionist("outbox", "list").stdout
+
+
 def test_json_output_parses(stocked: str) -> None:
     def as_json(*argv: str) -> Any:
         result = receptionist(*argv, "--json")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from call_simulator import load_scenario
 from consent_ledger import AudioStatus, AudioStore, RecordedEvent, verify_ledger
 from tests.conftest import ROOT, postgres_schema, serving_receptionist
 from voice_agent.cli.simulate import ScenarioOutcome, run_scenarios
@@ -64,20 +65,20 @@ def _check_scenario(serving: tuple[Settings, str, Engine], path: Path) -> None:
     settings, server_url, engine = serving
     outcome = _run(settings, server_url, path)
     assert outcome.ok, outcome.render()
-    assert outcome.scenario is not None and outcome.scenario.expect is not None
+    assert outcome.expected_consent is not None
     if outcome.simulated is not None and outcome.simulated.stream_sid is None:
         assert outcome.call is None  # the owner answered: the assistant never joined
         return
     call, event = outcome.call, outcome.event
     assert call is not None and event is not None
-    assert event.phone_number == outcome.scenario.caller
+    assert event.phone_number == outcome.caller
     evidence = event.body["evidence"]
     script = evidence["script"]
     business_name, max_texts = DEMO_BUSINESSES[call.business_id]
     expected_script = render_consent_script("v1", business_name, max_texts)
     assert script["text"] == expected_script.text
     assert script["sha256"] == expected_script.sha256
-    barged_in = any(step.interrupt_after is not None for step in outcome.scenario.steps)
+    barged_in = any(step.interrupt_after is not None for step in load_scenario(path).steps)
     if barged_in:
         assert outcome.simulated is not None and outcome.simulated.clears_received >= 1
         assert any(turn.interrupted for turn in call.turns if turn.speaker == "assistant")
@@ -85,14 +86,14 @@ def _check_scenario(serving: tuple[Settings, str, Engine], path: Path) -> None:
     assert spoken[0].startswith(f"This is {business_name}")
     assert "automated assistant" in spoken[0]
     refused_on_call = evidence["note"] == "the caller asked not to be texted during the call"
-    if outcome.scenario.expect.consent == "not_asked" or refused_on_call:
+    if outcome.expected_consent == "not_asked" or refused_on_call:
         assert expected_script.text not in spoken
         assert script["playback_confirmed_at"] is None
     else:
         assert expected_script.text in spoken
         assert script["playback_confirmed_at"] is not None
         assert evidence["answers"], "an answered question stores the caller's answer"
-    if outcome.scenario.expect.consent == "affirmative":
+    if outcome.expected_consent == "affirmative":
         (text,) = outcome.caller_texts
         assert text.status.value == "sent"
         assert business_name in text.body
@@ -101,7 +102,9 @@ def _check_scenario(serving: tuple[Settings, str, Engine], path: Path) -> None:
     else:
         assert outcome.caller_texts == []
     owner_texts = [text for text in outcome.texts if text.kind.value == "owner_summary"]
-    assert [text.reason for text in owner_texts] == ["owner_not_opted_in"]
+    (summary,) = owner_texts  # the owner said yes to summaries when the business was set up
+    assert summary.status.value not in ("blocked", "cancelled"), summary.reason
+    assert f"{settings.public_base_url}/owner/l/" in summary.body  # opens the call signed in
     recorded = call.business_id == "bright-spark-electric"  # the demo business that records
     assert ("This call is recorded." in spoken[0]) == recorded
     spoken_answers = [a for a in evidence["answers"] if not a.get("keypad_digit")]

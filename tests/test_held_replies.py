@@ -124,6 +124,11 @@ def test_the_owner_judging_it_an_opt_out_revokes_and_cancels(engine: Engine) -> 
         decision = conn.execute(select(sms_reply_holds.c.decision)).scalar_one()
     assert kinds[-1] is EventKind.REVOKED
     assert stored == "opt_out" and decision == HOLD_OPT_OUT
+    with engine.begin() as conn:
+        revocation = events_for_number(conn, BUSINESS, CALLER)[-1].evidence()
+        sid = conn.execute(select(sms_inbound.c.message_sid)).scalar_one()
+    assert revocation.message is not None
+    assert (revocation.message.sid, revocation.message.body) == (sid, "wrong number")
     assert confirmation_status(engine)[0] is OutboxStatus.CANCELLED
     # a second click changes nothing
     again = decide(engine, hold_id, HOLD_NOT_OPT_OUT)

@@ -13,7 +13,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from consent_ledger import ConsentMethod, EventKind, events_for_number, revoke
+from consent_ledger import (
+    ConsentEvidence,
+    ConsentMethod,
+    EventKind,
+    MessageEvidence,
+    events_for_number,
+    revoke,
+)
 from sms_sender.dispatch import DispatchReport, dispatch_due
 from sms_sender.inbound import InboundError, InboundSms, handle_inbound
 from sms_sender.keywords import ReplyIntent
@@ -95,6 +102,50 @@ def test_plain_language_revocation_is_a_revocation(engine: Engine) -> None:
     grant(engine)
     receive(engine, text("please stop texting me"))
     assert ledger_kinds(engine)[-1] is EventKind.REVOKED
+
+
+def the_last_event(engine: Engine, number: str = CALLER) -> ConsentEvidence:
+    with engine.begin() as conn:
+        return events_for_number(conn, BUSINESS, number)[-1].evidence()
+
+
+@pytest.mark.parametrize("words", ["STOP", "Please stop texting me, I found someone else 🙏"])
+def test_a_revocation_by_text_keeps_the_person_s_words_and_the_message_sid(
+    engine: Engine, words: str
+) -> None:
+    grant(engine)
+    sms = text(words)
+    receive(engine, sms)
+
+    revocation = the_last_event(engine)
+    assert revocation.kind is EventKind.REVOKED
+    assert revocation.message == MessageEvidence(sms.message_sid, words)
+    with engine.begin() as conn:
+        body = events_for_number(conn, BUSINESS, CALLER)[-1].body
+    assert body["evidence"]["message"] == {"sid": sms.message_sid, "body": words}
+
+
+def test_start_keeps_its_words_and_message_sid_in_the_resubscription(engine: Engine) -> None:
+    grant(engine)
+    receive(engine, text("STOP"))
+    start = text("Start")
+    receive(engine, start)
+    resubscription = the_last_event(engine)
+    assert resubscription.kind is EventKind.RESUBSCRIBED
+    assert resubscription.message == MessageEvidence(start.message_sid, "Start")
+
+
+def test_older_records_without_a_message_still_load_and_keep_their_hash(engine: Engine) -> None:
+    """A revocation made on a call carries no text: its stored form has no ``message`` key, as
+    every record written before the key existed, so their hashes are unchanged."""
+    grant(engine)
+    with engine.begin() as conn:
+        event = revoke(
+            conn, BUSINESS, "Acme", CALLER, ConsentMethod.SPOKEN, NOW, NOW, call_sid="CA9"
+        )
+    assert event is not None
+    assert "message" not in event.body["evidence"]
+    assert the_last_event(engine).message is None
 
 
 def test_no_confirmation_when_twilio_advanced_opt_out_already_answered(engine: Engine) -> None:
@@ -385,6 +436,7 @@ def test_the_webhook_handles_stop_once_and_wakes_the_dispatcher(
     assert services.journal.pending_opt_outs() == set()
     assert services.dispatcher.wakes == 1
     assert ledger_kinds(services.engine)[-1] is EventKind.REVOKED
+    assert the_last_event(services.engine).message == MessageEvidence("SM" + "a" * 32, "Stop.")
     assert kinds_and_statuses(services.engine) == [
         (OutboxKind.OPT_OUT_CONFIRMATION, OutboxStatus.SCHEDULED)
     ]

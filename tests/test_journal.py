@@ -182,6 +182,65 @@ def test_a_database_error_stops_the_pass_and_the_order_is_kept(tmp_path: Path) -
     assert applier.status()["retrying_for_seconds"] is None
 
 
+class _AppliedLog:
+    """A handler that appends each entry's key to a file shared by several processes (each line
+    written with one ``O_APPEND`` write), taking a moment over each so that passes overlap."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self, entry: JournalEntry) -> bool:
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(descriptor, f"{entry.key}\n".encode())
+        finally:
+            os.close(descriptor)
+        time.sleep(0.002)
+        return False
+
+
+def _web_process(directory: Path, log: Path, name: str, start: Any) -> None:
+    """What a web process does with the shared journal: writes entries of its own and applies
+    whatever is pending, until nothing is."""
+    journal = Journal(directory)
+    applier = JournalApplier(journal, {"thing": _AppliedLog(log)})
+    start.wait()
+    for index in range(30):
+        journal.append("thing", f"{name}-{index}", {})
+        applier.apply_pending()
+    while journal.pending():
+        applier.apply_pending()
+
+
+def test_processes_sharing_a_journal_apply_each_entry_once_and_in_order(tmp_path: Path) -> None:
+    """Two web processes on one machine, one journal directory: every entry — those left from
+    before (applied in the order written) and those each process writes meanwhile — is applied
+    exactly once. (Without the directory's lock both passes apply the same entries.)"""
+    import multiprocessing
+
+    journal = Journal(tmp_path / "journal")
+    earlier = [journal.append("thing", f"earlier-{index}", {}).key for index in range(100)]
+    log = tmp_path / "applied.txt"
+    context = multiprocessing.get_context("fork")
+    start = context.Event()
+    processes = [
+        context.Process(target=_web_process, args=(journal.directory, log, name, start))
+        for name in ("web1", "web2")
+    ]
+    for process in processes:
+        process.start()
+    start.set()
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+
+    applied = log.read_text().split()
+    written = earlier + [f"{name}-{index}" for name in ("web1", "web2") for index in range(30)]
+    assert sorted(applied) == sorted(written)  # each exactly once
+    assert [key for key in applied if key.startswith("earlier-")] == earlier
+    assert journal.pending() == []
+
+
 def test_other_errors_are_retried_and_then_the_entry_is_set_aside(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
     bad = journal.append("thing", "bad", {})
@@ -295,12 +354,16 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]
 
 
 def counts(engine: Engine, call_sid: str) -> tuple[int, int, int]:
-    """Calls stored with ``call_sid``, consent events, outbox rows."""
+    """Calls stored with ``call_sid``, the caller's consent events, outbox rows."""
     with engine.begin() as conn:
         stored = conn.execute(
             select(func.count()).select_from(calls).where(calls.c.call_sid == call_sid)
         ).scalar_one()
-        events = conn.execute(select(func.count()).select_from(consent_events)).scalar_one()
+        events = conn.execute(
+            select(func.count())
+            .select_from(consent_events)
+            .where(consent_events.c.phone_number == CALLER)
+        ).scalar_one()
         texts = len(list_outbox(conn))
     return stored, events, texts
 

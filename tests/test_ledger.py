@@ -33,7 +33,9 @@ from consent_ledger.evidence import (
     ConsentMethod,
     ConsentScope,
     EventKind,
+    MessageEvidence,
     ScriptEvidence,
+    WebFormEvidence,
     WordEvidence,
 )
 from consent_ledger.instants import format_instant, parse_instant, stored_instant
@@ -277,8 +279,10 @@ def _no_question(kind: EventKind, method: ConsentMethod, **changes: Any) -> Cons
 
 
 _OPT_IN = EventKind.OWNER_NOTIFICATIONS_OPT_IN
+_FORM_REQUEST = WebFormEvidence("https://example.com/b/acme/callback", "203.0.113.7", "Mozilla/5.0")
 _VALID_WITHOUT_QUESTION: dict[str, Callable[[], ConsentEvidence]] = {
     "web form consent": _web_form,
+    "web form consent with its request": lambda: _web_form(web_form=_FORM_REQUEST),
     "STOP": lambda: _no_question(EventKind.REVOKED, ConsentMethod.SMS_KEYWORD),
     "please stop texting me": lambda: _no_question(EventKind.REVOKED, ConsentMethod.SMS_TEXT),
     "don't text me, said on a call": lambda: _no_question(
@@ -297,6 +301,12 @@ _VALID_WITHOUT_QUESTION: dict[str, Callable[[], ConsentEvidence]] = {
     "owner opts in": lambda: _no_question(_OPT_IN, ConsentMethod.OWNER),
     "owner texts STOP": lambda: _no_question(
         EventKind.OWNER_NOTIFICATIONS_OPT_OUT, ConsentMethod.SMS_KEYWORD
+    ),
+    "STOP with its words and MessageSid": lambda: _no_question(
+        EventKind.REVOKED, ConsentMethod.SMS_KEYWORD, message=MessageEvidence("SM1", " Stop! ")
+    ),
+    "a plain-language text with its words": lambda: _no_question(
+        EventKind.REVOKED, ConsentMethod.SMS_TEXT, message=MessageEvidence("SM2", "no más 🙏")
     ),
 }
 
@@ -319,6 +329,14 @@ _INVALID_WITHOUT_QUESTION: dict[str, tuple[Callable[[], object], str]] = {
         "has no classifier",
     ),
     "web form without scope": (lambda: _web_form(scope=None), "needs a scope"),
+    "web form request without an address": (
+        lambda: _web_form(web_form=replace(_FORM_REQUEST, ip_address=" ")),
+        "web_form.ip_address",
+    ),
+    "web form request on a STOP": (
+        lambda: _no_question(EventKind.REVOKED, ConsentMethod.SMS_KEYWORD, web_form=_FORM_REQUEST),
+        "has no web_form",
+    ),
     "web form window over 24 hours": (
         lambda: _web_form(scope=ConsentScope("x", 1, T0 + timedelta(hours=25))),
         "24 hours",
@@ -372,6 +390,24 @@ _INVALID_WITHOUT_QUESTION: dict[str, tuple[Callable[[], object], str]] = {
     "method as plain string": (
         lambda: _web_form(method="web_form"),
         "ConsentMethod",
+    ),
+    "a text message on a spoken revocation": (
+        lambda: _no_question(
+            EventKind.REVOKED,
+            ConsentMethod.SPOKEN,
+            call_sid="CA1",
+            message=MessageEvidence("SM1", "x"),
+        ),
+        "carries no text message",
+    ),
+    "a message without its sid": (
+        lambda: MessageEvidence(" ", "STOP"),
+        "message.sid must be a non-empty string",
+    ),
+    "a message sid too long": (lambda: MessageEvidence("S" * 65, "STOP"), "longer than 64"),
+    "a message whose words are not text": (
+        lambda: MessageEvidence("SM1", None),  # type: ignore[arg-type]
+        "message.body must be a string",
     ),
 }
 

@@ -4,7 +4,9 @@ phone numbers in them are masked unless debug logging is on."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import sys
 
 import pytest
 
@@ -12,6 +14,7 @@ from sms_sender import LocalSmsTransport, OutgoingSms
 from voice_agent.logging_setup import (
     LOG_FORMAT,
     CallContextFilter,
+    JsonFormatter,
     KeyValueFormatter,
     PhoneNumberMask,
     bind_call,
@@ -78,6 +81,39 @@ def test_lines_mask_numbers_everywhere_unless_debugging() -> None:
     assert masked.endswith("text to +*******0142 failed to=+*******0142")
     full = KeyValueFormatter(LOG_FORMAT).format(record)
     assert full.endswith(f"text to {NUMBER} failed to={NUMBER}")
+
+
+async def _json_in_a_call(formatter: JsonFormatter) -> dict[str, object]:
+    bind_call("CA" + "1" * 32, "acme-plumbing")
+    record = _record("text to %s failed", NUMBER, to=NUMBER, attempt=2)
+    CallContextFilter().filter(record)
+    parsed: dict[str, object] = json.loads(formatter.format(record))
+    return parsed
+
+
+def test_json_lines_carry_the_same_fields_and_mask_numbers_unless_debugging() -> None:
+    masked = asyncio.run(_json_in_a_call(JsonFormatter(mask_numbers=True)))
+    assert masked["call_sid"] == "CA" + "1" * 32 and masked["business_id"] == "acme-plumbing"
+    assert (masked["level"], masked["logger"]) == ("INFO", "tests.logging")
+    assert masked["message"] == "text to +*******0142 failed"
+    assert (masked["to"], masked["attempt"]) == ("+*******0142", 2)
+    assert str(masked["time"]).endswith("+00:00")
+    assert NUMBER not in json.dumps(masked)
+    full = asyncio.run(_json_in_a_call(JsonFormatter()))
+    assert full["message"] == f"text to {NUMBER} failed" and full["to"] == NUMBER
+
+
+def test_a_json_line_carries_the_traceback_masked() -> None:
+    try:
+        raise ValueError(f"no route to {NUMBER}")
+    except ValueError:
+        record = logging.getLogger("tests.logging").makeRecord(
+            "tests.logging", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+        )
+    CallContextFilter().filter(record)
+    parsed = json.loads(JsonFormatter(mask_numbers=True).format(record))
+    assert "ValueError: no route to +*******0142" in parsed["exception"]
+    assert "\n" not in JsonFormatter(mask_numbers=True).format(record)  # one line per record
 
 
 def test_the_web_server_s_access_log_is_masked_with_its_arguments_intact() -> None:

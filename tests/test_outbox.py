@@ -23,6 +23,7 @@ from sms_sender.tables import metadata, outbox
 from sms_sender.templates import (
     CTIA_OPT_IN_NOTICE,
     ConfirmationRequest,
+    ConfirmationTerms,
     TemplateName,
     load_template,
     render_confirmation,
@@ -43,6 +44,11 @@ REQUEST = ConfirmationRequest(
     callback_time="within 30 minutes",
     consent_event_hash="a" * 64,
 )
+
+
+TERMS = ConfirmationTerms(2, NOW + timedelta(hours=24), "America/Chicago")
+"""Two texts at most, until 10:00 the next morning in Austin."""
+PROMISE = "Up to 2 texts about this request until Jun 3, 10:00 AM CDT."
 
 
 def with_need(need: str) -> ConfirmationRequest:
@@ -87,9 +93,10 @@ def test_gsm7_alphabet_and_folding() -> None:
 
 
 def test_renders_the_confirmation_for_an_opted_in_call() -> None:
-    assert render_confirmation(REQUEST) == (
+    assert render_confirmation(REQUEST, TERMS) == (
         "Acme Plumbing: thanks for calling about your leaking kitchen sink. We'll call you back "
-        "within 30 minutes. Msg & data rates may apply. Reply HELP for help, STOP to opt out."
+        "within 30 minutes. Up to 2 texts about this request until Jun 3, 10:00 AM CDT. "
+        "Msg & data rates may apply. Reply HELP for help, STOP to opt out."
     )
 
 
@@ -106,65 +113,67 @@ def test_renders_the_confirmation_for_an_opted_in_call() -> None:
     ],
 )
 def test_hostile_long_needs_are_shortened_to_two_segments(need: str) -> None:
-    body = render_confirmation(with_need(need))
+    body = render_confirmation(with_need(need), TERMS)
     assert segment_count(body) <= 2
     assert body.startswith("Acme Plumbing: thanks for calling about ")
-    assert body.endswith(". We'll call you back within 30 minutes. " + CTIA_OPT_IN_NOTICE)
+    assert body.endswith(f". We'll call you back within 30 minutes. {PROMISE} {CTIA_OPT_IN_NOTICE}")
     assert "... We'll call you back" in body
     assert "...." not in body
 
 
 def test_shortening_cuts_at_a_word_boundary() -> None:
-    body = render_confirmation(with_need("drain " * 100))
+    body = render_confirmation(with_need("drain " * 100), TERMS)
     need = body.removeprefix("Acme Plumbing: thanks for calling about ").split("... We'll")[0]
     assert need.split(" ") == ["drain"] * len(need.split(" "))
     assert segment_count(body) == 2
 
 
 def test_shortening_keeps_as_much_of_the_need_as_fits() -> None:
-    body = render_confirmation(with_need("x" * 5000))
+    body = render_confirmation(with_need("x" * 5000), TERMS)
     longer = body.replace("x...", "xx...", 1)
     assert segment_count(longer) > 2
 
 
 def test_control_and_invisible_characters_are_removed() -> None:
-    body = render_confirmation(with_need("  burst\npipe\t\x07\u200b\u202e in the\r\n attic!!  "))
+    body = render_confirmation(
+        with_need("  burst\npipe\t\x07\u200b\u202e in the\r\n attic!!  "), TERMS
+    )
     assert "about burst pipe in the attic. We'll" in body
 
 
 @pytest.mark.parametrize("need", ["", "   ", "\n\t", "\x00\u200b", "..."])
 def test_an_empty_need_falls_back_to_a_neutral_phrase(need: str) -> None:
-    body = render_confirmation(with_need(need))
+    body = render_confirmation(with_need(need), TERMS)
     assert "thanks for calling about your service request. We'll" in body
 
 
 def test_characters_outside_gsm7_are_folded_when_they_would_not_fit() -> None:
-    body = render_confirmation(with_need("my 🚰 won’t stop — help"))
+    body = render_confirmation(with_need("my 🚰 won’t stop — help"), TERMS)
     assert "about my won't stop - help. We'll" in body
     assert is_gsm7(body)
     assert segment_count(body) == 2
 
 
 def test_placeholders_in_the_need_are_kept_as_text() -> None:
-    body = render_confirmation(with_need("{business_name}"))
+    body = render_confirmation(with_need("{business_name}"), TERMS)
     assert "about {business_name}. We'll" in body
 
 
 def test_a_business_name_outside_gsm7_is_folded_when_the_need_would_not_fit() -> None:
-    body = render_confirmation(dataclasses.replace(REQUEST, business_name="Plomberie Côté"))
+    body = render_confirmation(dataclasses.replace(REQUEST, business_name="Plomberie Côté"), TERMS)
     assert body.startswith("Plomberie Coté: thanks for calling about your leaking kitchen sink.")
     assert segment_count(body) == 2
 
 
 def test_a_business_name_too_long_to_leave_room_is_refused() -> None:
     with pytest.raises(ValueError, match="no room"):
-        render_confirmation(dataclasses.replace(REQUEST, business_name="Acme " * 40))
+        render_confirmation(dataclasses.replace(REQUEST, business_name="Acme " * 40), TERMS)
 
 
 @pytest.mark.parametrize("field", ["business_name", "callback_time"])
 def test_blank_business_name_or_callback_time_is_refused(field: str) -> None:
     with pytest.raises(ValueError, match=f"needs a value for {field}"):
-        render_confirmation(dataclasses.replace(REQUEST, **{field: " \n "}))
+        render_confirmation(dataclasses.replace(REQUEST, **{field: " \n "}), TERMS)
 
 
 # --- loading templates ------------------------------------------------------------------------
@@ -175,17 +184,29 @@ def test_the_shipped_template_loads() -> None:
     assert template.text.endswith(CTIA_OPT_IN_NOTICE)
 
 
+_TERMS = "Up to {text_count} until {until}. {booking_link} " + CTIA_OPT_IN_NOTICE
+
+
 @pytest.mark.parametrize(
     ("template", "problem"),
     [
-        ("{business_name}: " + "x" * 300 + " {need} {callback_time}. " + CTIA_OPT_IN_NOTICE, "fit"),
-        ("{business_name}: {need} {callback_time}. Reply STOP.", "must say"),
-        ("{business_name}: {need}. " + CTIA_OPT_IN_NOTICE, "exactly once"),
-        ("{business_name} {need} {need} {callback_time} " + CTIA_OPT_IN_NOTICE, "exactly once"),
-        ("{business_name} {need} {callback_time} {caller} " + CTIA_OPT_IN_NOTICE, "unknown field"),
-        ("{business_name} {need!r} {callback_time} " + CTIA_OPT_IN_NOTICE, "unknown field"),
-        ("{business_name} {need} {callback_time} } " + CTIA_OPT_IN_NOTICE, "malformed"),
-        ("{business_name} — {need} {callback_time} " + CTIA_OPT_IN_NOTICE, "GSM-7"),
+        ("{business_name}: " + "x" * 300 + " {need} {callback_time}. " + _TERMS, "fit"),
+        ("{business_name}: {need} {callback_time}. " + _TERMS[: -len(CTIA_OPT_IN_NOTICE)], "say"),
+        (
+            "{business_name}: {need} {callback_time}. {text_count} by {until}. {booking_link} "
+            + CTIA_OPT_IN_NOTICE,
+            "must say 'Up to '",
+        ),
+        ("{business_name}: {need}. " + _TERMS, "exactly once"),
+        ("{business_name} {need} {need} {callback_time} " + _TERMS, "exactly once"),
+        ("{business_name} {need} {callback_time} {caller} " + _TERMS, "unknown field"),
+        ("{business_name} {need!r} {callback_time} " + _TERMS, "unknown field"),
+        ("{business_name} {need} {callback_time} } " + _TERMS, "malformed"),
+        ("{business_name} — {need} {callback_time} " + _TERMS, "GSM-7"),
+        (
+            "{business_name} {need} {callback_time} Up to {text_count}. " + CTIA_OPT_IN_NOTICE,
+            "once",
+        ),
     ],
 )
 def test_templates_that_are_malformed_or_cannot_fit_are_refused_at_load(
@@ -213,13 +234,13 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 def test_queue_confirmation_schedules_the_rendered_text(engine: Engine) -> None:
     due = NOW + timedelta(seconds=1)
     with engine.begin() as conn:
-        queued = queue_confirmation(conn, REQUEST, due)
+        queued = queue_confirmation(conn, REQUEST, due, TERMS)
     with engine.begin() as conn:
         [stored] = list_outbox(conn)
     assert stored == queued
     assert stored.status is OutboxStatus.SCHEDULED
     assert stored.kind is OutboxKind.CONFIRMATION
-    assert stored.body == render_confirmation(REQUEST)
+    assert stored.body == render_confirmation(REQUEST, TERMS)
     assert stored.segments == 2
     assert (stored.business_id, stored.call_sid) == ("acme-plumbing", "CA0001")
     assert (stored.to_number, stored.from_number) == ("+15125550123", "+15125550100")
@@ -232,10 +253,14 @@ def test_queue_confirmation_schedules_the_rendered_text(engine: Engine) -> None:
 
 def test_queue_confirmation_is_idempotent_per_call(engine: Engine) -> None:
     with engine.begin() as conn:
-        first = queue_confirmation(conn, REQUEST, NOW)
+        first = queue_confirmation(conn, REQUEST, NOW, TERMS)
     with engine.begin() as conn:
-        again = queue_confirmation(conn, with_need("something else"), NOW + timedelta(hours=1))
-        other_call = queue_confirmation(conn, dataclasses.replace(REQUEST, call_sid="CA0002"), NOW)
+        again = queue_confirmation(
+            conn, with_need("something else"), NOW + timedelta(hours=1), TERMS
+        )
+        other_call = queue_confirmation(
+            conn, dataclasses.replace(REQUEST, call_sid="CA0002"), NOW, TERMS
+        )
     assert again == first
     assert other_call.id != first.id
     with engine.begin() as conn:
@@ -245,7 +270,7 @@ def test_queue_confirmation_is_idempotent_per_call(engine: Engine) -> None:
 def test_times_come_back_as_the_same_instant_in_utc(engine: Engine) -> None:
     due = datetime(2025, 6, 2, 10, 0, tzinfo=timezone(timedelta(hours=-5)))
     with engine.begin() as conn:
-        queued = queue_confirmation(conn, REQUEST, due)
+        queued = queue_confirmation(conn, REQUEST, due, TERMS)
     assert queued.due_at == due
     assert queued.due_at.utcoffset() == timedelta(0)
 
@@ -266,22 +291,25 @@ def test_malformed_requests_are_refused_and_nothing_is_queued(
     engine: Engine, change: dict[str, str]
 ) -> None:
     with engine.begin() as conn, pytest.raises(ValueError):
-        queue_confirmation(conn, dataclasses.replace(REQUEST, **change), NOW)
+        queue_confirmation(conn, dataclasses.replace(REQUEST, **change), NOW, TERMS)
     with engine.begin() as conn:
         assert list_outbox(conn) == []
 
 
 def test_a_naive_due_time_is_refused(engine: Engine) -> None:
     with engine.begin() as conn, pytest.raises(ValueError, match="aware"):
-        queue_confirmation(conn, REQUEST, datetime(2025, 6, 2, 15, 0))
+        queue_confirmation(conn, REQUEST, datetime(2025, 6, 2, 15, 0), TERMS)
 
 
 def test_list_outbox_filters_by_business_and_call(engine: Engine) -> None:
     with engine.begin() as conn:
-        queue_confirmation(conn, REQUEST, NOW)
-        queue_confirmation(conn, dataclasses.replace(REQUEST, call_sid="CA0002"), NOW)
+        queue_confirmation(conn, REQUEST, NOW, TERMS)
+        queue_confirmation(conn, dataclasses.replace(REQUEST, call_sid="CA0002"), NOW, TERMS)
         queue_confirmation(
-            conn, dataclasses.replace(REQUEST, business_id="bright-spark", call_sid="CA0003"), NOW
+            conn,
+            dataclasses.replace(REQUEST, business_id="bright-spark", call_sid="CA0003"),
+            NOW,
+            TERMS,
         )
     with engine.begin() as conn:
         assert [m.call_sid for m in list_outbox(conn, business_id="acme-plumbing")] == [
@@ -297,7 +325,7 @@ def queue_with_status(
 ) -> None:
     request = dataclasses.replace(REQUEST, call_sid=call_sid, **change)
     with engine.begin() as conn:
-        queued = queue_confirmation(conn, request, NOW)
+        queued = queue_confirmation(conn, request, NOW, TERMS)
         conn.execute(
             update(outbox)
             .where(outbox.c.id == queued.id)
@@ -363,4 +391,4 @@ def test_the_need_reads_as_part_of_the_sentence(need: str, reads: str) -> None:
         callback_time="within 30 minutes",
         consent_event_hash="a" * 64,
     )
-    assert reads in render_confirmation(request)
+    assert reads in render_confirmation(request, TERMS)

@@ -10,6 +10,7 @@ router with ``TestClient``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import re
@@ -36,6 +37,7 @@ from consent_ledger import (
     append_event,
 )
 from dashboard import OWNER_TOKENS, OwnerContext, issue_token, owner_queries, owner_router
+from dashboard.owner_routes import form_token
 from dashboard.tables import owner_sessions
 from sms_sender import (
     InboundSms,
@@ -59,6 +61,7 @@ from voice_agent.records.calls import CallRecord, Turn, save_call
 from voice_agent.records.database import make_engine
 from voice_agent.records.migrate import upgrade
 from voice_agent.records.owner_call_log import ReceptionistCallLog
+from voice_agent.web.owner_settings import ReceptionistSettings
 
 T0 = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)  # 10:00 CDT at Acme, 09:00 MDT at Bright Spark
 ACME = "acme-plumbing"
@@ -238,7 +241,14 @@ def _record_history(engine: Engine) -> None:
 
 @pytest.fixture(params=BACKENDS)
 def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OwnerSite]:
-    with fresh_database(request.param, tmp_path, "owner") as url:
+    with owner_site(request.param, tmp_path) as built:
+        yield built
+
+
+@contextlib.contextmanager
+def owner_site(backend: str, tmp_path: Path) -> Iterator[OwnerSite]:
+    """The owner pages of the history above on ``backend``, served by ``TestClient``."""
+    with fresh_database(backend, tmp_path, "owner") as url:
         upgrade(url)
         engine = make_engine(url)
         read_engine = make_engine(url, read_only=True)
@@ -257,6 +267,8 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OwnerSite]:
             clock=clock,
             public_base_url=PUBLIC_BASE_URL,
             page_size=PAGE_SIZE,
+            audio_root=tmp_path / "audio",
+            settings_store=ReceptionistSettings(),
         )
         app.include_router(owner_router())
         client = TestClient(app, base_url=PUBLIC_BASE_URL, follow_redirects=False)
@@ -276,6 +288,11 @@ def _sign_in(site: OwnerSite, token: str | None = None) -> None:
     assert response.headers["location"] == "/owner/calls"
 
 
+def _form(site: OwnerSite) -> dict[str, str]:
+    """The form token the signed-in session's pages carry."""
+    return {"csrf": form_token(site.client.cookies["owner_session"])}
+
+
 def _page(site: OwnerSite, path: str, status: int = 200) -> str:
     response = site.client.get(path)
     assert response.status_code == status, response.text
@@ -289,7 +306,13 @@ def _table_rows(html: str) -> list[str]:
 
 
 def _cells(row: str) -> list[str]:
-    return re.findall(r"<td>(.*?)</td>", row, re.DOTALL)
+    return re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)
+
+
+def _thread_items(html: str) -> list[str]:
+    """The texts of the first conversation thread in ``html``, in order."""
+    body = html.split('<ol class="thread">', 1)[1].split("</ol>", 1)[0]
+    return re.findall(r"<li class=.*?</li>", body, re.DOTALL)
 
 
 # --- signing in and out -----------------------------------------------------------------------
@@ -416,7 +439,7 @@ def test_signing_out_ends_the_session_for_good(site: OwnerSite) -> None:
     _sign_in(site)
     secret = site.client.cookies["owner_session"]
 
-    response = site.client.post("/owner/sign-out", headers=OUR_ORIGIN)
+    response = site.client.post("/owner/sign-out", data=_form(site), headers=OUR_ORIGIN)
 
     assert response.status_code == 303 and response.headers["location"] == "/owner/sign-in"
     assert 'owner_session=""' in response.headers["set-cookie"]
@@ -476,13 +499,15 @@ def test_the_calls_page_lists_the_business_calls_newest_first(site: OwnerSite) -
     assert 'class="emergency-call"' in emergency and "EMERGENCY" in emergency
     assert "2025-06-02 10:00:00 CDT" in emergency  # the business's clock
     assert CALLER in emergency and ESCAPED in emergency
-    assert "yes: may be texted" in emergency
-    assert _cells(emergency)[-1] == "1"  # texts sent: the confirmation
-    assert "Dana" in rows[1] and "a dripping tap" in rows[1] and "not asked" in rows[1]
+    assert "opted out" in emergency  # the number's standing now: it texted STOP
+    assert "may be texted" not in emergency
+    assert _cells(emergency)[-2] == "1"  # texts sent: the confirmation
+    assert f'href="tel:{CALLER}"' in emergency
+    assert "Dana" in rows[1] and "a dripping tap" in rows[1] and "nothing on record" in rows[1]
     assert "EMERGENCY" not in rows[1]
     assert HOSTILE not in second and "<img src=x" not in second
     assert "SPARK-ONLY" not in first + second
-    assert '<th scope="col">Caller number</th>' in first and "<caption>" in first
+    assert '<th scope="col">Number</th>' in first and "<caption>" in first
 
 
 def test_each_owner_sees_only_their_own_business(site: OwnerSite) -> None:
@@ -519,7 +544,7 @@ def test_a_call_page_shows_the_message_the_transcript_and_the_consent(site: Owne
     _sign_in(site)
     html = _page(site, f"/owner/calls/{CALL_YES}")
 
-    assert f"<h1>Call from {CALLER}</h1>" in html
+    assert f"<h1>Call from {ESCAPED}</h1>" in html
     assert "The caller said this is an emergency." in html
     message = html.split("<h2>Message</h2>", 1)[1].split("</dl>", 1)[0]
     assert ESCAPED in message and "+15125550124" in message
@@ -537,7 +562,10 @@ def test_a_call_page_shows_the_message_the_transcript_and_the_consent(site: Owne
     assert "heard with confidence 0.91" in lines[1]
     assert "pressed 1" in lines[2] and "10:00:31" in lines[2]
     consent = html.split("<h2>Consent to texts</h2>", 1)[1].split("<h2>", 1)[0]
-    assert "Agreed to texts" in consent and "spoken answer" in consent
+    on_the_call = consent.split("<h3>On this call</h3>", 1)[1]
+    assert "<strong>Agreed to texts</strong>" in on_the_call and "spoken answer" in on_the_call
+    assert "may be texted" not in consent
+    assert "<strong>Now:</strong> Opted out on 2025-06-02 10:40:00 CDT, by texting STOP." in consent
     assert f"<blockquote>{escape(SCRIPT)}</blockquote>" in consent
     assert hashlib.sha256(SCRIPT.encode()).hexdigest() in consent
     assert "Said “yes &lt;b&gt;sure&lt;/b&gt;”" in consent
@@ -551,17 +579,16 @@ def test_a_call_page_lists_every_text_with_the_number_and_its_status(site: Owner
     _sign_in(site)
     html = _page(site, f"/owner/calls/{CALL_YES}")
 
-    texts = _table_rows(html.split(f"<h2>Texts with {CALLER}</h2>", 1)[1])
+    texts = _thread_items(html.split(f'<h2>Texts with <a href="tel:{CALLER}">', 1)[1])
     assert len(texts) == 4
     confirmation, reply, stop, stop_confirmation = texts
-    assert "sent to" in confirmation and "confirmation" in confirmation
+    assert 'class="outbound"' in confirmation and "Confirmation" in confirmation
     assert "Acme Plumbing &lt;b&gt;today&lt;/b&gt;" in confirmation
-    assert "<td>sent<br>" in confirmation and "sent 2025-06-02 10:03:00 CDT" in confirmation
-    assert "received from" in reply and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in reply
-    assert "reply" in reply
-    assert 'class="opt-out"' in stop and "OPT-OUT (STOP)" in stop
-    assert "opt-out confirmation" in stop_confirmation and "queued" in stop_confirmation
-    assert 'class="opt-out"' not in confirmation + reply + stop_confirmation
+    assert "Sent" in confirmation and "2025-06-02 10:03:00 CDT" in confirmation
+    assert "They wrote" in reply and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in reply
+    assert 'class="inbound opt-out"' in stop and "OPT-OUT (STOP)" in stop
+    assert "Opt-out confirmation" in stop_confirmation and "Queued" in stop_confirmation
+    assert "opt-out" not in confirmation + reply
 
 
 @pytest.mark.parametrize("shown", [3, 1])
@@ -572,11 +599,11 @@ def test_a_call_page_lists_only_the_latest_texts_of_a_long_history(
     _sign_in(site)
     html = _page(site, f"/owner/calls/{CALL_YES}")
 
-    after = html.split(f"<h2>Texts with {CALLER}</h2>", 1)[1]
+    after = html.split(f'<h2>Texts with <a href="tel:{CALLER}">', 1)[1]
     assert f"The latest {shown} of 4 texts between the business and this number" in after
-    texts = _table_rows(after)
+    texts = _thread_items(after)
     assert len(texts) == shown
-    assert "opt-out confirmation" in texts[-1]  # the newest, still last: oldest first
+    assert "Opt-out confirmation" in texts[-1]  # the newest, still last: oldest first
     assert not any("Thanks for calling" in text for text in texts)  # the oldest is left out
     assert any("OPT-OUT (STOP)" in text for text in texts) is (shown == 3)
 
@@ -588,7 +615,8 @@ def test_calls_without_a_readable_consent_record_say_so(site: OwnerSite) -> None
     assert "receptionist ledger verify" in missing
 
     not_asked = _page(site, f"/owner/calls/{CALL_NO}")
-    assert "Outcome: not asked. No consent record was written for this call." in not_asked
+    assert "The consent question was not asked on this call." in not_asked
+    assert "The script, as read to the caller" not in not_asked
     assert "The transcript was deleted on 2025-08-31" in not_asked
     assert "No texts to or from this number." in not_asked
 
@@ -617,24 +645,29 @@ def test_a_call_that_is_not_the_business_s_is_not_found(site: OwnerSite, call_id
 # --- the texts page ------------------------------------------------------------------------------
 
 
-def test_the_texts_page_shows_both_ways_newest_first_with_opt_outs_marked(
+def test_the_texts_page_shows_one_conversation_per_number_and_each_thread_in_order(
     site: OwnerSite,
 ) -> None:
+    _hold_a_reply(site)
     _sign_in(site)
     first = _page(site, "/owner/texts")
-    second = _page(site, "/owner/texts?page=2")
 
-    assert "Page 1 of 2 (4 in all)" in first
-    rows = _table_rows(first) + _table_rows(second)
-    assert len(rows) == 4
-    stop_confirmation, stop, reply, confirmation = rows
-    assert "opt-out confirmation" in stop_confirmation and "queued" in stop_confirmation
-    assert 'class="opt-out"' in stop and "OPT-OUT (STOP)" in stop and "STOP" in stop
-    assert "received from" in reply and "&lt;img src=x" in reply
-    assert "sent to" in confirmation and "delivered" not in confirmation
-    assert "2025-06-02 10:03:00 CDT" in confirmation  # when it was sent
-    assert "<img src=x" not in first + second
-    assert "SPARK-ONLY" not in first + second
+    assert "Page 1 of 1 (2 in all)" in first
+    rows = _table_rows(first.split("Conversations, the latest first", 1)[1])
+    assert len(rows) == 2
+    newest, caller = rows  # the held reply came at 15:00 CDT, the STOP's answer at 10:40
+    assert f'href="tel:{OTHER_CALLER}"' in newest and "wrong number &lt;b&gt;who" in newest
+    assert f'href="tel:{CALLER}"' in caller and "opt-out confirmation" in caller
+    assert 'href="/owner/texts/%2B15125550123">Open the 4 with +15125550123</a>' in caller
+
+    thread = _page(site, "/owner/texts/%2B15125550123")
+    texts = _thread_items(thread)
+    assert len(texts) == 4
+    assert "Acme Plumbing &lt;b&gt;today&lt;/b&gt;" in texts[0]
+    assert "OPT-OUT (STOP)" in texts[2] and "<img src=x" not in thread
+    assert "Opted out on 2025-06-02 10:40:00 CDT, by texting STOP." in thread
+    assert "This number opted out of texts" in thread and "<textarea" not in thread
+    assert "SPARK-ONLY" not in first + thread
 
 
 def test_the_whole_app_serves_the_owner_pages(tmp_path: Path) -> None:
@@ -692,7 +725,7 @@ def test_held_replies_come_first_on_the_texts_page_with_two_buttons(site: OwnerS
     html = _page(site, "/owner/texts")
 
     held_at = html.index("Replies that may be opt-outs (1)")
-    assert held_at < html.index("Texts sent and received")
+    assert held_at < html.index("Conversations, the latest first")
     assert f'action="/owner/texts/held/{hold_id}/opt-out"' in html
     assert f'action="/owner/texts/held/{hold_id}/not-opt-out"' in html
     assert "wrong number &lt;b&gt;who&lt;/b&gt;" in html and "<b>who" not in html
@@ -702,7 +735,9 @@ def test_held_replies_come_first_on_the_texts_page_with_two_buttons(site: OwnerS
 def test_the_owner_decides_a_held_reply(site: OwnerSite, decision: str, intent: str | None) -> None:
     hold_id = _hold_a_reply(site)
     _sign_in(site)
-    response = site.client.post(f"/owner/texts/held/{hold_id}/{decision}", headers=OUR_ORIGIN)
+    response = site.client.post(
+        f"/owner/texts/held/{hold_id}/{decision}", data=_form(site), headers=OUR_ORIGIN
+    )
     assert response.status_code == 303 and response.headers["location"] == "/owner/texts"
     with site.engine.begin() as conn:
         assert not open_hold(conn, ACME, OTHER_CALLER)
@@ -722,9 +757,10 @@ def test_deciding_a_held_reply_needs_our_origin_a_session_and_the_business_s_own
     assert refused.status_code == 403
     assert site.client.post(path, headers=OUR_ORIGIN).status_code == 303  # to sign in
     _sign_in(site, site.spark_token)
-    assert site.client.post(path, headers=OUR_ORIGIN).status_code == 404
+    assert site.client.post(path, headers=OUR_ORIGIN).status_code == 403  # no form token
+    assert site.client.post(path, data=_form(site), headers=OUR_ORIGIN).status_code == 404
     for bad in (f"/owner/texts/held/{hold_id}/maybe", "/owner/texts/held/0/opt-out"):
-        assert site.client.post(bad, headers=OUR_ORIGIN).status_code == 404
+        assert site.client.post(bad, data=_form(site), headers=OUR_ORIGIN).status_code == 404
     with site.engine.begin() as conn:
         assert open_hold(conn, ACME, OTHER_CALLER)
 

@@ -1,7 +1,8 @@
 """The owner's phone texting STOP or START to the business number: the owner's notification texts
 stop (a ledger event, pending summaries cancelled, one confirmation saying how to turn them back
-on) and START turns them on again; the carrier's error 21610 for the owner's phone counts too.
-The webhook's part is in test_inbound_sms, the race with a worker in test_sms_races."""
+on) and START turns them on (also when the owner never chose); the carrier's error 21610 for the
+owner's phone counts too. The webhook's part is in test_inbound_sms, the race with a worker in
+test_sms_races."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from tests.sms_support import (
 )
 
 OWNER_OPT_IN_TEXT = (
-    "Acme Plumbing: call summary texts to this phone are back on. Msg & data rates may apply. "
+    "Acme Plumbing: call summary texts to this phone are on. Msg & data rates may apply. "
     "Reply HELP for help, STOP to opt out."
 )
 OPT_OUTS = (
@@ -288,13 +289,17 @@ def test_a_stop_after_the_owners_start_is_confirmed_again(engine: Engine) -> Non
     assert not owner_may_be_texted(engine)
 
 
-def test_start_does_not_opt_in_an_owner_who_never_chose_or_already_gets_texts(
-    engine: Engine,
-) -> None:
+def test_start_turns_summaries_on_for_an_owner_who_never_chose(engine: Engine) -> None:
     outcome = from_owner(engine, "START")
-    assert (outcome.owner_event, outcome.reply) == (None, None)
-    assert not owner_may_be_texted(engine)
 
+    assert outcome.owner_event is not None
+    assert outcome.owner_event.kind is EventKind.OWNER_NOTIFICATIONS_OPT_IN
+    assert outcome.owner_event.evidence().method is ConsentMethod.SMS_KEYWORD
+    assert outcome.reply is not None and outcome.reply.body == OWNER_OPT_IN_TEXT
+    assert owner_may_be_texted(engine)
+
+
+def test_start_changes_nothing_for_an_owner_who_already_gets_texts(engine: Engine) -> None:
     owner_opts_in(engine)
     outcome = from_owner(engine, "START")
     assert (outcome.owner_event, outcome.reply) == (None, None)

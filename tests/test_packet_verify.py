@@ -120,6 +120,7 @@ def test_verify_uses_only_the_standard_library(ledger: Ledger, tmp_path: Path) -
     }
     assert imports <= {
         "__future__",
+        "argparse",
         "hashlib",
         "json",
         "sys",
@@ -201,3 +202,24 @@ def test_garbage_instead_of_a_packet_fails_cleanly(tmp_path: Path) -> None:
     empty.mkdir()
     assert standalone_verify.verify_packet(empty)[0].detail == "manifest.json is missing"
     assert GENESIS_HASH == "0" * 64
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_prints_the_usage_instead_of_taking_it_for_a_packet(
+    ledger: Ledger, tmp_path: Path, flag: str
+) -> None:
+    folder, _ = _packet(ledger, tmp_path)
+    result = _run(folder, flag)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: verify.py [-h] [packet]")
+    assert "the packet's folder or zip file" in result.stdout
+    assert "no packet at" not in result.stdout + result.stderr
+    assert "PASS" not in result.stdout and "VERDICT" not in result.stdout
+
+
+def test_an_unknown_option_is_bad_usage(ledger: Ledger, tmp_path: Path) -> None:
+    folder, _ = _packet(ledger, tmp_path)
+    result = _run(folder, "--verbose")
+    assert result.returncode == 2
+    assert "usage: verify.py" in result.stderr
+    assert "VERDICT" not in result.stdout

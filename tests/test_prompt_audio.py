@@ -38,6 +38,7 @@ from media_stream import (
 from media_stream.sentences import split_sentences
 from tests.conftest import ROOT
 from voice_agent.call.conversation import ConsentOutcome, Conversation, greeting
+from voice_agent.call.prompt_warmup import consent_prompts, render_ahead
 from voice_agent.call.wrap_up import CallIdentity, consent_evidence
 from voice_agent.chat.port import AgentReply, CallContext, CallerMessage, WholeReply
 from voice_agent.consent.classifier import classify_answer
@@ -123,6 +124,27 @@ async def test_a_rendering_cut_short_or_failed_is_not_kept() -> None:
     with pytest.raises(SynthesizerFailure):
         await _fixed(broken, "Sound good?")
     assert len(cache) == 0
+
+
+async def test_the_consent_prompts_are_rendered_ahead_as_the_bridge_will_ask_for_them() -> None:
+    inner = NoisyVoice()
+    voice = CachedSynthesizer(inner, PromptAudio(), VOICE)
+    await render_ahead(voice, consent_prompts(ACME))
+    said = [sentence for text in consent_prompts(ACME) for sentence in split_sentences(text)]
+    sentences = list(dict.fromkeys(said))  # a sentence said twice is rendered once
+    assert SCRIPT in consent_prompts(ACME)
+    assert inner.rendered == sentences
+    for sentence in sentences:  # the call then plays them without rendering anything
+        await _fixed(voice, sentence)
+    assert inner.rendered == sentences
+    await render_ahead(voice, consent_prompts(ACME))
+    assert inner.rendered == sentences, "kept prompts are not rendered again"
+
+
+async def test_a_sentence_that_fails_to_render_ahead_is_left_for_later() -> None:
+    voice = CachedSynthesizer(BrokenVoice(), PromptAudio(), VOICE)
+    await render_ahead(voice, ("Is that a yes? Sound good?",))  # logs, does not raise
+    assert len(voice._cache) == 0
 
 
 def test_the_least_recently_played_prompt_goes_first() -> None:

@@ -3,6 +3,7 @@ repeat calls and state law, exclusions, owner summaries, policies and templates 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ from sms_sender.templates import (
     NOTHING_SAID,
     SPECS,
     ConfirmationRequest,
+    ConfirmationTerms,
     TemplateError,
     TemplateName,
     load_template,
@@ -41,6 +43,10 @@ from tests.sms_support import BUSINESS, confirmation, grant, sms_engine
 from voice_agent.chat.interviewer import ScriptedInterviewer
 from voice_agent.chat.port import CallContext, CallerMessage
 from voice_agent.chat.topics import subject_of_texts
+from voice_agent.records.businesses import load_businesses
+from voice_agent.records.sms_policies import sms_policy
+
+ROOT = Path(__file__).resolve().parent.parent
 
 NEW_YORK = ZoneInfo("America/New_York")
 EIGHT, TWENTY = time(8), time(20)
@@ -320,7 +326,8 @@ def confirmation_for(topic: str | None) -> str:
             need=subject_of_texts(topic),
             callback_time="within the hour",
             consent_event_hash="c" * 64,
-        )
+        ),
+        ConfirmationTerms(4, datetime(2025, 6, 3, 15, 0, tzinfo=UTC), "America/Denver"),
     )
 
 
@@ -335,8 +342,8 @@ async def message_from(*answers: str) -> CallerMessage:
 def test_the_confirmation_names_the_topic_in_our_words() -> None:
     assert confirmation_for("leaking kitchen sink") == (
         "Bright Spark Electric: thanks for calling about your leaking kitchen sink. We'll call "
-        "you back within the hour. Msg & data rates may apply. Reply HELP for help, STOP to opt "
-        "out."
+        "you back within the hour. Up to 4 texts about this request until Jun 3, 9:00 AM MDT. "
+        "Msg & data rates may apply. Reply HELP for help, STOP to opt out."
     )
     assert "thanks for calling about your service request. We'll" in confirmation_for(None)
 
@@ -428,3 +435,106 @@ def test_the_quote_is_cut_at_a_word_boundary_and_fills_what_fits() -> None:
     assert said.split(" ") == ["drain"] * len(said.split(" "))
     assert segment_count(body) == 2
     assert segment_count(body.replace('..."', ' drain..."', 1)) > 2
+
+
+# --- what carriers expect of the texts -----------------------------------------------------------
+
+BOOKING = "https://acme-plumbing.example/book"
+
+
+def planned_bodies(engine: Engine) -> dict[OutboxKind, str]:
+    with engine.begin() as conn:
+        return {message.kind: message.body for message in list_outbox(conn)}
+
+
+@pytest.mark.parametrize(
+    ("number", "promised"),
+    [
+        (TEXAS, "Up to 4 texts about this request until Jun 3, 10:30 AM CDT."),
+        (FLORIDA, "Up to 3 texts about this request until Jun 3, 10:30 AM CDT."),  # the state cap
+    ],
+)
+def test_the_confirmation_says_who_why_how_many_until_when_rates_help_and_stop(
+    engine: Engine, number: str, promised: str
+) -> None:
+    ended = local("America/Chicago", 2025, 6, 2, 10, 30)
+    plan(engine, "CA1", ended, number=number)
+    body = planned_bodies(engine)[OutboxKind.CONFIRMATION]
+
+    assert body.startswith("Acme Plumbing: thanks for calling about your leaking kitchen sink.")
+    assert promised in body
+    assert body.endswith("Msg & data rates may apply. Reply HELP for help, STOP to opt out.")
+    assert "Book online" not in body and "  " not in body
+    assert segment_count(body) == 2  # every element CTIA asks for leaves no room for one
+
+
+def test_the_confirmation_s_limits_are_the_plan_s(engine: Engine) -> None:
+    """The promise is what the plan obeys: never more texts than promised, none after."""
+    ended = local("America/Chicago", 2025, 6, 2, 10, 30)
+    made = plan(engine, "CA1", ended, number=FLORIDA, max_texts=2)
+    body = planned_bodies(engine)[OutboxKind.CONFIRMATION]
+    assert "Up to 2 texts about this request until Jun 3, 10:30 AM CDT." in body
+    assert len(made.queued) == 2
+    assert all(m.due_at < ended + timedelta(hours=24) for m in made.queued)
+    one = plan(engine, "CA9", ended, number="+15125550777", max_texts=1)
+    assert [m.kind for m in one.queued] == [OutboxKind.CONFIRMATION]
+    assert "Up to 1 text about this request" in planned_bodies(engine)[OutboxKind.CONFIRMATION]
+
+
+def test_the_booking_link_goes_in_the_confirmation_and_follow_ups_only(engine: Engine) -> None:
+    ended = local("America/Chicago", 2025, 6, 2, 10, 30)
+    plan(engine, "CA1", ended, booking_url=BOOKING)
+    bodies = planned_bodies(engine)
+
+    link = f"Book online: {BOOKING} "
+    assert f"until Jun 3, 10:30 AM CDT. {link}Msg & data rates" in bodies[OutboxKind.CONFIRMATION]
+    assert f"and we'll help. {link}Reply STOP" in bodies[OutboxKind.NO_REPLY_FOLLOW_UP]
+    assert f"call right away. {link}Reply STOP" in bodies[OutboxKind.CALLBACK_CHECK]
+    assert all(segment_count(body) <= 2 for body in bodies.values())
+    with_link = policy(booking_url=BOOKING)
+    for name in (TemplateName.HELP, TemplateName.OPT_OUT, TemplateName.OPT_IN):
+        template = shipped_template(name)
+        assert "booking_link" not in template.spec.fields, name
+        values = {"business_name": with_link.business_name, "help_contact": with_link.help_contact}
+        reply = template.render(**{key: values[key] for key in template.spec.fields})
+        assert BOOKING not in reply
+
+
+def test_help_and_stop_replies_name_the_business_and_its_contact() -> None:
+    contact = {"business_name": "Bright Spark Electric", "help_contact": "help@brightspark.example"}
+    for name in (TemplateName.HELP, TemplateName.OPT_OUT):
+        reply = shipped_template(name).render(**contact)
+        assert "Bright Spark Electric" in reply and "help@brightspark.example" in reply, name
+        assert segment_count(reply) == 1, name
+    assert "Reply STOP to opt out." in shipped_template(TemplateName.HELP).render(**contact)
+    opt_out = shipped_template(TemplateName.OPT_OUT).render(**contact)
+    assert "No more messages will be sent." in opt_out
+
+
+def test_a_booking_link_that_leaves_no_room_is_refused_with_the_policy() -> None:
+    with pytest.raises(PolicyError, match="booking_url"):
+        policy(booking_url="https://acme-plumbing.example/" + "b" * 200)
+
+
+def test_the_demo_businesses_texts_carry_what_they_should() -> None:
+    """From the shipped fixtures, through each business's policy: Acme's booking link in its
+    confirmation, Bright Spark with none; both name the business, the limits and the contact."""
+    ended = local("America/Chicago", 2025, 6, 2, 10, 30)
+    businesses = {b.id: b for b in load_businesses(ROOT / "fixtures" / "businesses.yaml")}
+    acme, spark = (sms_policy(businesses[i]) for i in ("acme-plumbing", "bright-spark-electric"))
+    assert acme.booking_url == BOOKING and spark.booking_url is None
+    for business_policy, link in ((acme, True), (spark, False)):
+        terms = ConfirmationTerms(
+            business_policy.max_texts,
+            ended + timedelta(hours=24),
+            business_policy.time_zone,
+            business_policy.booking_url,
+        )
+        request = dataclasses.replace(
+            confirmation("CA1"), business_name=business_policy.business_name
+        )
+        body = render_confirmation(request, terms)
+        assert body.startswith(f"{business_policy.business_name}: thanks for calling about ")
+        assert f"Up to {business_policy.max_texts} texts about this request until Jun 3," in body
+        assert (BOOKING in body) is link
+        assert segment_count(body) == 2

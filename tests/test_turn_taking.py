@@ -131,6 +131,7 @@ class Line:
         self._quiet = asyncio.Event()
         self._sequence = 0
         self._frames: asyncio.Task[None] | None = None
+        self._held: list[str | None] | None = None
 
     def start(self) -> None:
         self.started_at = _now()
@@ -205,7 +206,23 @@ class Line:
             self.quiet_moments.append(_now())
             self._quiet.set()
 
+    def hold(self) -> None:
+        """From now on the server reads nothing (it is too busy), until `release`."""
+        self._held = []
+
+    def release(self) -> None:
+        """The server catches up: everything sent meanwhile is read at once, in order."""
+        held, self._held = self._held or [], None
+        for item in held:
+            self.incoming.put_nowait(item)
+
+    def hang_up(self) -> None:
+        self._push(None)
+
     def _push(self, item: str | None) -> None:
+        if self._held is not None:
+            self._held.append(item)
+            return
         self.incoming.put_nowait(item)
 
     def _next(self) -> int:
@@ -219,6 +236,7 @@ class Ears:
     def __init__(self) -> None:
         self.events_queue: asyncio.Queue[SpeechEvent | None] = asyncio.Queue()
         self.finalized = 0
+        self.transcribing: list[asyncio.Task[None]] = []
 
     def send_audio(self, ulaw: bytes, at: float) -> None:
         """The caller's speech is told to `hear` instead."""
@@ -231,6 +249,8 @@ class Ears:
         self.finalized += 1  # the words still come when they come: the worst case
 
     async def close(self) -> None:
+        """As a real session closes: the words of speech already heard come first."""
+        await asyncio.gather(*self.transcribing)
         self.events_queue.put_nowait(None)
 
 
@@ -260,10 +280,12 @@ class Caller:
         await asyncio.sleep(lasts)
         speech.ended_at, speech.stream_end = _now(), self.line.stream_time()
         self.ears.events_queue.put_nowait(SpeechStopped(speech.stream_end))
-        asyncio.get_running_loop().call_later(transcribed_after, self._words_of, speech)
+        self.ears.transcribing.append(asyncio.create_task(self.words_of(speech, transcribed_after)))
         return speech
 
-    def _words_of(self, speech: Spoken) -> None:
+    async def words_of(self, speech: Spoken, transcribed_after: float) -> None:
+        """The speech's words reach the bridge ``transcribed_after`` seconds from now."""
+        await asyncio.sleep(transcribed_after)
         texts = speech.text.split()
         step = (speech.stream_end - speech.stream_start) / len(texts)
         words = tuple(
@@ -356,6 +378,7 @@ async def _run_call(script: Callable[[Call], Coroutine[Any, Any, None]]) -> Call
         await call.conversation.run()
     finally:
         await bridge.close()
+        call.conversation.hear_last(bridge.inputs_left())
         acting.cancel()
     return call
 
@@ -419,6 +442,54 @@ def test_an_answer_that_starts_in_the_window_is_taken_however_late_its_words(
     run_on_virtual_clock(monkeypatch, main)
 
 
+def test_a_silence_counts_only_once_the_server_has_read_its_audio(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server too busy to read the stream for longer than the consent silence: the answer said
+    meanwhile is found in the audio when it is read, and taken; nobody is asked again."""
+
+    async def caller(call: Call) -> None:
+        mark = await _give_the_message(call)
+        call.line.hold()
+        await asyncio.sleep(3.0)
+        speech = Spoken("No thank you", _now(), stream_start=call.line.stream_time())
+        await asyncio.sleep(1.5)
+        speech.ended_at, speech.stream_end = _now(), call.line.stream_time()
+        await asyncio.sleep(mark + CONSENT_SILENCE + 2.0 - _now())  # the clock's silence is over
+        call.line.release()
+        call.ears.events_queue.put_nowait(SpeechStarted(speech.stream_start))
+        call.ears.events_queue.put_nowait(SpeechStopped(speech.stream_end))
+        await call.caller.words_of(speech, 0.5)
+
+    async def main() -> None:
+        call = await _run_call(caller)
+        consent = call.conversation.consent
+        assert consent.outcome is ConsentOutcome.DECLINED
+        assert not consent.reasked and consent.note == ""
+        assert not any(REASK in p.text for p in call.bridge.playbacks)
+
+    run_on_virtual_clock(monkeypatch, main)
+
+
+def test_words_said_as_the_caller_hangs_up_are_kept_in_the_transcript(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def caller(call: Call) -> None:
+        await call.line.assistant_quiet(1)
+        await asyncio.sleep(1.0)
+        await call.caller.say("Sorry I have the wrong number", 2.0, 2.5)
+        call.line.hang_up()  # before its words were transcribed
+
+    async def main() -> None:
+        call = await _run_call(caller)
+        assert call.bridge.end_reason == "caller hung up"
+        said = [turn.text for turn in call.conversation.transcript if turn.speaker == "caller"]
+        assert said == ["Sorry I have the wrong number"]
+        assert call.conversation.consent.outcome is ConsentOutcome.NOT_ASKED
+
+    run_on_virtual_clock(monkeypatch, main)
+
+
 def test_a_silent_caller_is_asked_once_more_then_let_go_after_the_silence(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -433,7 +504,7 @@ def test_a_silent_caller_is_asked_once_more_then_let_go_after_the_silence(
         consent = call.conversation.consent
         assert consent.outcome is ConsentOutcome.UNCLEAR
         assert consent.reasked and consent.answers == []
-        assert consent.note == "no answer; no answer to the re-ask"
+        assert consent.note == "no answer to the question; no answer to the re-ask"
         script_mark, reask_mark = marks
         assert call.bridge.started(REASK) == pytest.approx(script_mark + CONSENT_SILENCE)
         goodbye = call.bridge.started("Without a clear yes, we won't text you.")

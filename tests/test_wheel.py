@@ -140,6 +140,8 @@ def test_the_installed_wheel_migrates_and_answers_a_call(installed: Path, tmp_pa
     receptionist("db", "upgrade")
     receptionist("business", "import", ROOT / "fixtures" / "businesses.yaml")
     with _server(installed, tmp_path, environment) as url:
+        public_page = httpx.get(f"{url}/b/acme-plumbing/sms", timeout=10)  # templates shipped
+        assert public_page.status_code == 200 and "Before we finish" in public_page.text
         simulated = receptionist(
             "simulate",
             ROOT / "fixtures" / "calls" / "consent-yes.yaml",

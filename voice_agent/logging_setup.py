@@ -1,15 +1,18 @@
 """Structured logs: every line carries the call SID and business id of the call it belongs to,
-and any fields a logger passes with ``extra=`` as ``key=value`` pairs.
+and any fields a logger passes with ``extra=`` as ``key=value`` pairs — or, with
+``LOG_FORMAT=json``, the same fields as one JSON object per line.
 
 Phone numbers are masked to their last four digits (``+*******0123``, also ``%2B…`` in a URL)
 in every line, the web server's access log included, unless debug logging is on."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping
 from contextvars import ContextVar
+from datetime import UTC, datetime
 
 _call_sid: ContextVar[str] = ContextVar("call_sid", default="-")
 _business_id: ContextVar[str] = ContextVar("business_id", default="-")
@@ -73,6 +76,35 @@ class KeyValueFormatter(logging.Formatter):
         return mask_phone_numbers(line) if self.mask_numbers else line
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ``time`` (UTC, ISO 8601), ``level``, ``logger``,
+    ``call_sid``, ``business_id``, ``message``, each ``extra=`` field, and ``exception`` when
+    there is one; with ``mask_numbers``, phone numbers anywhere in it are masked."""
+
+    _LEFT_OUT = _RECORD_FIELDS | {"color_message"}  # uvicorn's coloured twin of the message
+
+    def __init__(self, *, mask_numbers: bool = False) -> None:
+        super().__init__()
+        self.mask_numbers = mask_numbers
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "call_sid": getattr(record, "call_sid", "-"),
+            "business_id": getattr(record, "business_id", "-"),
+            "message": record.getMessage(),
+        }
+        document.update(
+            (key, value) for key, value in vars(record).items() if key not in self._LEFT_OUT
+        )
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        line = json.dumps(document, ensure_ascii=False, default=str)
+        return mask_phone_numbers(line) if self.mask_numbers else line
+
+
 class PhoneNumberMask(logging.Filter):
     """Masks phone numbers in a record's message and its text arguments, keeping their shape
     (the web server's access-log formatter unpacks its arguments)."""
@@ -91,12 +123,16 @@ def _masked(value: object) -> object:
     return mask_phone_numbers(value) if isinstance(value, str) else value
 
 
-def configure_logging(verbose: bool = False) -> None:
-    """One handler on the root logger; ``verbose`` turns debug logging on, and with it shows
-    phone numbers in full."""
+def configure_logging(verbose: bool = False, *, json_lines: bool = False) -> None:
+    """One handler on the root logger, writing ``key=value`` lines or, with ``json_lines``, JSON
+    objects; ``verbose`` turns debug logging on, and with it shows phone numbers in full."""
     handler = logging.StreamHandler()
     handler.addFilter(CallContextFilter())
-    handler.setFormatter(KeyValueFormatter(LOG_FORMAT, mask_numbers=not verbose))
+    handler.setFormatter(
+        JsonFormatter(mask_numbers=not verbose)
+        if json_lines
+        else KeyValueFormatter(LOG_FORMAT, mask_numbers=not verbose)
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
 from consent_ledger import AudioStore
+from dashboard.sign_in_links import CallLinks
 from media_stream import (
     CachedSynthesizer,
     DeepgramSynthesizer,
@@ -30,16 +31,19 @@ from sms_sender import (
     SmsTransport,
     TextDispatcher,
     TwilioSmsTransport,
+    announce_texts_queued,
 )
 from voice_agent.call.journal_entry import CALL_ENDED, apply_call_entry
+from voice_agent.call.owner_notices import OwnerNotices
+from voice_agent.call.summary_email import SmtpServer, SummaryMailer
 from voice_agent.chat.interviewer import ScriptedInterviewer
 from voice_agent.chat.openai_model import OpenAIChatModel
 from voice_agent.chat.port import ChatModel
 from voice_agent.clock import Clock, system_clock
-from voice_agent.journal.applier import Backoff, JournalApplier
+from voice_agent.journal.applier import Backoff, EntryHandler, JournalApplier
 from voice_agent.journal.businesses import BusinessDirectory
 from voice_agent.journal.call_progress import CALL_PROGRESS, apply_progress
-from voice_agent.journal.store import Journal
+from voice_agent.journal.store import Journal, JournalEntry
 from voice_agent.journal.texts import DELIVERY_STATUS, INBOUND_TEXT, apply_inbound, apply_status
 from voice_agent.metrics import CallMetrics
 from voice_agent.records.database import make_engine
@@ -90,6 +94,7 @@ class Services:
     journal: Journal
     journal_applier: JournalApplier
     businesses: BusinessDirectory
+    owner_notices: OwnerNotices = field(default_factory=OwnerNotices)
 
 
 def build_services(
@@ -117,6 +122,7 @@ def build_services(
     voice = _synthesizer(settings, piper or espeak)
     prompt_audio = PromptAudio()
     interviewer = ScriptedInterviewer()
+    notices = owner_notices(settings)
     return Services(
         settings=settings,
         engine=engine,
@@ -136,10 +142,33 @@ def build_services(
         metrics=CallMetrics(),
         journal=journal,
         journal_applier=journal_applier(
-            journal, engine, AudioStore(settings.audio_dir), dispatcher.wake, journal_backoff
+            journal,
+            engine,
+            AudioStore(settings.audio_dir),
+            dispatcher.wake,
+            journal_backoff,
+            notices,
         ),
         businesses=BusinessDirectory(make_engine(settings.database_url, read_only=True)),
+        owner_notices=notices,
     )
+
+
+def owner_notices(settings: Settings) -> OwnerNotices:
+    """Sign-in links under the public base URL, and e-mail summaries when SMTP is set up."""
+    mailer = None
+    if settings.smtp_host is not None:
+        mailer = SummaryMailer(
+            SmtpServer(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                sender=settings.smtp_from,
+                starttls=settings.smtp_starttls,
+                user=settings.smtp_user,
+                password=settings.smtp_password,
+            )
+        )
+    return OwnerNotices(CallLinks(settings.public_base_url), mailer)
 
 
 def journal_applier(
@@ -148,20 +177,35 @@ def journal_applier(
     audio_store: AudioStore,
     wake_dispatcher: Callable[[], None],
     backoff: Backoff | None = None,
+    notices: OwnerNotices | None = None,
 ) -> JournalApplier:
     """The applier of ``journal`` to the database (calls, inbound texts, delivery statuses),
-    which calls ``wake_dispatcher`` when it queued texts."""
+    which calls ``wake_dispatcher`` when it queued texts; ``notices`` add the owner's sign-in
+    link and e-mail to each call's summary."""
+    handlers: dict[str, EntryHandler] = {
+        CALL_ENDED: functools.partial(apply_call_entry, engine, audio_store, notices=notices),
+        INBOUND_TEXT: functools.partial(apply_inbound, engine),
+        DELIVERY_STATUS: functools.partial(apply_status, engine),
+        CALL_PROGRESS: functools.partial(apply_progress, engine),
+    }
     return JournalApplier(
         journal,
-        {
-            CALL_ENDED: functools.partial(apply_call_entry, engine, audio_store),
-            INBOUND_TEXT: functools.partial(apply_inbound, engine),
-            DELIVERY_STATUS: functools.partial(apply_status, engine),
-            CALL_PROGRESS: functools.partial(apply_progress, engine),
-        },
+        {kind: _announcing(handler, engine) for kind, handler in handlers.items()},
         backoff=backoff,
         on_texts_queued=wake_dispatcher,
     )
+
+
+def _announcing(handler: EntryHandler, engine: Engine) -> EntryHandler:
+    """``handler``, announcing to the text workers of other processes the texts it queued."""
+
+    def apply(entry: JournalEntry) -> bool:
+        queued = handler(entry)
+        if queued:
+            announce_texts_queued(engine)
+        return queued
+
+    return apply
 
 
 def _transcriber(settings: Settings, embedded: WhisperTranscriber) -> Transcriber:

@@ -66,6 +66,14 @@ class SmsTransportChoice(StrEnum):
     TWILIO = "twilio"
 
 
+class LogFormatChoice(StrEnum):
+    """``text``: one ``key=value`` line per record (the default); ``json``: one JSON object per
+    line, for a log collector. Phone numbers are masked in both."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
 class Settings(BaseSettings):
     """Everything an operator can set; defaults run on a laptop with no keys and no network."""
 
@@ -145,6 +153,36 @@ class Settings(BaseSettings):
     openai_timeout: float = Field(default=10.0, gt=0, le=120)
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=1, le=65535)
+    smtp_host: str | None = Field(
+        default=None,
+        description="The SMTP server owners' call summaries are e-mailed through; unset: none.",
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_from: str = Field(
+        default="receptionist@localhost", description="The From address of summary e-mails."
+    )
+    smtp_starttls: bool = Field(default=True, description="Upgrade the SMTP connection to TLS.")
+    smtp_user: SecretStr | None = None
+    smtp_password: SecretStr | None = None
+    run_dispatcher: bool = Field(
+        default=True,
+        description=(
+            "Web processes send due texts themselves; false (or `serve --no-dispatcher`) when "
+            "`receptionist worker` processes send them."
+        ),
+    )
+    drain_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        le=7200,
+        description=(
+            "On SIGTERM a web process answers /readyz with 503 and waits at most this long for "
+            "its live calls to end before it stops."
+        ),
+    )
+    log_format: LogFormatChoice = Field(
+        default=LogFormatChoice.TEXT, description="Log lines as key=value text or JSON."
+    )
 
     @field_validator("public_base_url")
     @classmethod

@@ -37,6 +37,7 @@ from media_stream import (
     Utterance,
     fixed_prompts,
 )
+from voice_agent.call.prompt_warmup import consent_prompts, render_ahead
 from voice_agent.call.turn_metrics import measure_turn
 from voice_agent.chat.port import AgentReply, CallContext, CallerMessage, ChatModel, SpokenTurn
 from voice_agent.consent.classifier import ConsentAnswer, classify_answer, classify_keypad
@@ -159,6 +160,7 @@ class Conversation:
             max_texts=business.max_texts,
         )
         self.message = CallerMessage()
+        self._rendering_ahead: asyncio.Task[None] | None = None
         self.transcript: list[Turn] = []
         self.turn_metrics: list[TurnMetrics] = []
         self.consent = ConsentAttempt(
@@ -166,6 +168,12 @@ class Conversation:
                 business.consent_script_version, business.name, business.max_texts
             )
         )
+
+    def hear_last(self, inputs: Sequence[CallerInput]) -> None:
+        """Keep in the transcript what the caller said or pressed that the call ended before
+        taking (words transcribed as the caller hung up): heard, never taken as an answer."""
+        for heard in inputs:
+            self._record_input(heard)
 
     def outcome(self, notes: Sequence[str] = ()) -> CallOutcome:
         """A snapshot of what the call produced, with ``notes`` from outside the conversation
@@ -190,12 +198,20 @@ class Conversation:
             await self._say_uninterrupted(self._goodbye())
         except CallEnded:
             logger.info("caller hung up (%s)", self.bridge.end_reason)
+        finally:
+            if self._rendering_ahead is not None:
+                self._rendering_ahead.cancel()
 
     async def _take_message(self) -> None:
         first = await self.chat_model.reply(self.context, self.message, None)
         # The greeting and the first question, said before the caller has said anything: the
         # same words on every call of this business, rendered once.
         playback = await self._say(f"{greeting(self.business)} {first.text}", fixed=True)
+        # The consent prompts are rendered while the message is taken, once the greeting is out
+        # (never before it: a voice renders one sentence at a time).
+        self._rendering_ahead = asyncio.create_task(
+            render_ahead(self.bridge.synthesizer, consent_prompts(self.business))
+        )
         for _ in range(MAX_MESSAGE_TURNS):
             played = await playback.finished()  # the silence is counted once the question is heard
             if played.cleared:
@@ -378,7 +394,8 @@ class Conversation:
         while True:
             heard = await self.bridge.next_input(CONSENT_SILENCE)
             if heard is None:
-                self._note("no answer" if keypad_from is None else "no answer to the re-ask")
+                asked = "the question" if keypad_from is None else "the re-ask"
+                self._note(f"no answer to {asked}")
                 return ConsentAnswer.UNCLEAR
             if heard.digit is not None:
                 if keypad_from is not None and heard.at >= keypad_from:

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 
 from consent_ledger import AudioStore
 from voice_agent.call.conversation import CallOutcome
+from voice_agent.call.owner_notices import OwnerNotices
 from voice_agent.call.wrap_up import CallIdentity, CallWrapUp, record_call
 from voice_agent.journal.applier import PermanentFailure
 from voice_agent.journal.store import JournalEntry
@@ -98,7 +99,12 @@ def call_from_entry(payload: dict[str, Any]) -> FinishedCall:
     return FinishedCall(business, identity, outcome, end_reason, ended_at.astimezone(UTC))
 
 
-def store_call(engine: Engine, audio_store: AudioStore, call: FinishedCall) -> CallWrapUp:
+def store_call(
+    engine: Engine,
+    audio_store: AudioStore,
+    call: FinishedCall,
+    notices: OwnerNotices | None = None,
+) -> CallWrapUp:
     """Store ``call`` with ``record_call`` (a call stored before is left as it is)."""
     return record_call(
         engine,
@@ -108,16 +114,22 @@ def store_call(engine: Engine, audio_store: AudioStore, call: FinishedCall) -> C
         call.outcome,
         call.end_reason,
         call.ended_at,
+        notices,
     )
 
 
-def apply_call_entry(engine: Engine, audio_store: AudioStore, entry: JournalEntry) -> bool:
+def apply_call_entry(
+    engine: Engine,
+    audio_store: AudioStore,
+    entry: JournalEntry,
+    notices: OwnerNotices | None = None,
+) -> bool:
     """The applier's handler for a journaled call; True when texts were queued."""
     try:
         call = call_from_entry(entry.payload)
     except ValueError as error:
         raise PermanentFailure(str(error)) from None
     try:
-        return store_call(engine, audio_store, call).texts_queued > 0
+        return store_call(engine, audio_store, call, notices).texts_queued > 0
     except CallSidClash as clash:
         raise PermanentFailure(str(clash)) from None

@@ -87,6 +87,7 @@ async def handle_call(services: Services, socket: StreamSocket, admit: StreamAdm
         logger.warning("stream %s names no known business or caller", start.stream_sid)
         await _apologise(bridge)
         return
+    business = business.answering_at(started_at)  # after hours, the after-hours promise
     if business.recording_enabled:
         bridge.record_caller_audio(RECORDING_SECONDS)
     bridge.listen(
@@ -107,6 +108,7 @@ async def handle_call(services: Services, socket: StreamSocket, admit: StreamAdm
         await conversation.run()
     finally:
         await bridge.close()
+        conversation.hear_last(bridge.inputs_left())
         outcome = conversation.outcome(notes=failures)
         services.metrics.call_ended(outcome.consent.outcome.value, outcome.turn_metrics)
         identity = CallIdentity(
@@ -165,7 +167,9 @@ async def _store_directly(services: Services, call: FinishedCall) -> None:
     """Store a call the journal could not take (a full or failed disk), as one attempt."""
     audio_store = AudioStore(services.settings.audio_dir)
     try:
-        wrap_up = await asyncio.to_thread(store_call, services.engine, audio_store, call)
+        wrap_up = await asyncio.to_thread(
+            store_call, services.engine, audio_store, call, services.owner_notices
+        )
     except Exception:
         logger.exception("storing call %s failed; no text will be sent", call.identity.call_sid)
         return

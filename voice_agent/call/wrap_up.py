@@ -7,6 +7,7 @@ and the entry's removal, and a call already stored for its business is then left
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import wave
@@ -40,6 +41,7 @@ from sms_sender import (
     queue_owner_summary,
 )
 from voice_agent.call.conversation import CallOutcome, ConsentAttempt, ConsentOutcome, TimedAnswer
+from voice_agent.call.owner_notices import OwnerNotices
 from voice_agent.chat.topics import subject_of_texts
 from voice_agent.consent.classifier import CLASSIFIER_NAME, CLASSIFIER_VERSION
 from voice_agent.records.businesses import Business
@@ -93,9 +95,11 @@ def record_call(
     outcome: CallOutcome,
     end_reason: str,
     ended_at: datetime,
+    notices: OwnerNotices | None = None,
 ) -> CallWrapUp:
     """Store the call and its consent event, plan the caller's texts if they said yes, revoke
-    standing consent if they said "don't text me", and queue the owner's summary.
+    standing consent if they said "don't text me", and queue the owner's summary (with a
+    sign-in link to the call, and by e-mail too, as ``notices`` provide).
 
     A call already stored for this business (the same call SID) is not stored again: what was
     stored is returned, with no texts queued. (Another business's call with that SID makes
@@ -127,8 +131,18 @@ def record_call(
             _revoke_spoken(conn, business, identity.caller_number, ended_at)
         record = _call_record(business, identity, outcome, end_reason, ended_at, event.hash)
         save_call(conn, record)
-        if queue_owner_summary(conn, _owner_summary(business, record), policy, ended_at):
+        notices = notices or OwnerNotices()
+        summary = _owner_summary(
+            business, record, notices.link(conn, business, record.call_sid, ended_at)
+        )
+        if queue_owner_summary(conn, summary, policy, ended_at):
             queued += 1
+        emailed = None
+        if notices.wants_email(business):
+            link = notices.link(conn, business, record.call_sid, ended_at)
+            emailed = dataclasses.replace(summary, sign_in_link=link)
+    if emailed is not None:
+        notices.email(business, emailed)
     logger.info(
         "call %s stored: consent %s, %d text(s) queued", identity.call_sid, consent.outcome, queued
     )
@@ -160,13 +174,23 @@ def wav_from_ulaw(ulaw: bytes) -> bytes:
 def _confirmation(
     business: Business, identity: CallIdentity, outcome: CallOutcome, consent_hash: str
 ) -> ConfirmationRequest:
+    return confirmation_request(
+        business, identity.caller_number, identity.call_sid, outcome.message.topic, consent_hash
+    )
+
+
+def confirmation_request(
+    business: Business, number: str, reference: str, topic: str | None, consent_hash: str
+) -> ConfirmationRequest:
+    """The confirmation to ``number`` of the consent ``consent_hash``, given on the call (or
+    request) ``reference`` about ``topic``, from the business's first number."""
     return ConfirmationRequest(
         business_id=business.id,
         business_name=business.name,
         from_number=business.twilio_numbers[0],
-        to_number=identity.caller_number,
-        call_sid=identity.call_sid,
-        need=subject_of_texts(outcome.message.topic),  # our words, never the transcript
+        to_number=number,
+        call_sid=reference,
+        need=subject_of_texts(topic),  # our words, never the transcript
         callback_time=business.callback_time,
         consent_event_hash=consent_hash,
     )
@@ -209,7 +233,7 @@ def _call_record(
     )
 
 
-def _owner_summary(business: Business, record: CallRecord) -> CallSummary:
+def _owner_summary(business: Business, record: CallRecord, sign_in_link: str) -> CallSummary:
     return CallSummary(
         call_sid=record.call_sid,
         business_number=business.twilio_numbers[0],
@@ -219,6 +243,7 @@ def _owner_summary(business: Business, record: CallRecord) -> CallSummary:
         callback_number=record.callback_number,
         urgency=record.urgency,
         consent_outcome=record.consent_outcome or "not_asked",
+        sign_in_link=sign_in_link,
     )
 
 

@@ -1,5 +1,6 @@
-"""``receptionist calls list|show``: the calls taken, with both sides of the transcript, the
-consent record and the texts."""
+"""``receptionist calls list|outcomes|show|forget``: the calls taken, with both sides of the
+transcript, the consent record and the texts; what Twilio reported of every call; and a
+caller's calls deleted at their request."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from voice_agent.cli.support import (
     CommandError,
     json_option,
     load_settings,
+    open_database,
     print_json,
     reading,
     require_business,
@@ -44,16 +46,19 @@ def list_calls_command(business: str | None, limit: int, as_json: bool) -> None:
     from voice_agent.cli.reports import call_as_dict, render_call_list
 
     records: list[CallRecord] = []
+    zones: dict[str, str] = {}
     with reading(load_settings()) as conn:
         require_business(conn, business)
         if conn is not None:  # a database where nothing was recorded has no calls to load
+            from voice_agent.records.businesses import business_time_zones
             from voice_agent.records.calls import list_calls
 
             records = list_calls(conn, business, limit)
+            zones = business_time_zones(conn)
     if as_json:
         print_json([call_as_dict(record, None, []) for record in records])
     else:
-        print(render_call_list(records))
+        print(render_call_list(records, zones))
 
 
 @calls.command("outcomes")
@@ -97,6 +102,7 @@ def show_call(call_sid: str, as_json: bool) -> None:
         render_transfer,
         transfer_as_dict,
     )
+    from voice_agent.records.businesses import business_time_zones
     from voice_agent.records.call_progress import get_progress
     from voice_agent.records.call_transfers import transfer_of
     from voice_agent.records.calls import get_call
@@ -111,6 +117,7 @@ def show_call(call_sid: str, as_json: bool) -> None:
             event = event_by_hash(conn, record.consent_event_hash)
         texts = [] if record is None else list_outbox(conn, call_sid=record.call_sid)
         transfer = transfer_of(conn, call_sid)
+        zones = business_time_zones(conn)
     twilio = None if progress is None else progress_as_dict(progress)
     if as_json:
         transferred = None if transfer is None else transfer_as_dict(transfer)
@@ -122,8 +129,30 @@ def show_call(call_sid: str, as_json: bool) -> None:
         )
         return
     if record is not None:
-        print(render_call(record, event, texts))
+        print(render_call(record, event, texts, zones.get(record.business_id, "UTC")))
     if transfer is not None:
         print(render_transfer(transfer))
     if progress is not None:
         print(render_progress_of(progress, standalone=record is None))
+
+
+@calls.command("forget")
+@click.option("--business", metavar="ID", required=True, help="The business asked.")
+@click.argument("number", metavar="NUMBER", help="The caller's phone number, in any common form.")
+def forget_calls(business: str, number: str) -> None:
+    """Delete a caller's calls and callback requests with a business, transcripts included, as
+    they asked (the privacy page promises it). Consent records, opt-outs and texts are kept."""
+    from voice_agent.phone import InvalidPhoneNumber, to_e164
+    from voice_agent.records.calls import forget_caller
+
+    try:
+        caller = to_e164(number)
+    except InvalidPhoneNumber as error:
+        raise CommandError(str(error)) from None
+    with open_database(load_settings()).begin() as conn:
+        require_business(conn, business)
+        deleted = forget_caller(conn, business, caller)
+    print(
+        f"Deleted {deleted} call{'' if deleted == 1 else 's'} of {caller} with {business}, "
+        "transcripts included; consent records, opt-outs and texts are kept as evidence."
+    )

@@ -1,4 +1,5 @@
-"""``receptionist demo``: start the server, place three simulated calls, show what was stored."""
+"""``receptionist demo``: start the server, place three scripted calls and one from a caller who
+listens and answers naturally, show what was stored."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from voice_agent.cli.simulate import SPEED, run_scenarios
+from voice_agent.cli.simulate import SPEED, run_persona, run_scenarios
 from voice_agent.cli.support import CommandError, load_settings, migrate
 
 if TYPE_CHECKING:
@@ -19,8 +20,13 @@ if TYPE_CHECKING:
 
 FIXTURES = Path("fixtures")  # the demo runs from a checkout: its businesses and calls
 DEMO_SCENARIOS = ("consent-yes", "consent-no", "unclear-then-yes")
+NATURAL_CALLER = "slots-all-in-one-breath"
+"""A persona (fixtures/personas/): hears the assistant through its own Whisper, answers after a
+human pause, gives its name, need and urgency in one breath."""
+NATURAL_CALLER_SPEED = 2.0
+"""At most this much faster than real time: the caller's ear must keep up with what it hears."""
 STARTUP_TIMEOUT = 60.0
-OWNER_WHO_WANTS_TEXTS = "acme-plumbing"  # the demo shows one owner getting call summaries
+DASHBOARD_BUSINESS = "acme-plumbing"  # the demo points to this owner's dashboard
 
 
 @click.command()
@@ -28,10 +34,11 @@ OWNER_WHO_WANTS_TEXTS = "acme-plumbing"  # the demo shows one owner getting call
     "--speed", type=SPEED, default=4.0, show_default=True, help="Time scale: 1 is real time."
 )
 def demo(speed: float) -> None:
-    """Serve, place three simulated calls, show what happened.
+    """Serve, place four simulated calls, show what happened.
 
-    Starts the server, places the yes, no and unclear-then-yes calls, shows the results and
-    stops; exit 1 when a call did not go as expected. Run it from a checkout (it reads
+    Starts the server, places the yes, no and unclear-then-yes calls and one from a caller who
+    listens and answers naturally, shows the results and stops; exit 1 when a call did not go as
+    expected. Run it from a checkout (it reads
     fixtures/)."""
     if run_demo(load_settings(), speed) != 0:
         raise click.exceptions.Exit(1)
@@ -41,11 +48,9 @@ def run_demo(settings: Settings, speed: float) -> int:
     """Exit status 0 when every demo call ended as its scenario expects."""
     import asyncio
 
-    from consent_ledger import owner_notifications_allowed
     from voice_agent.clock import system_clock
     from voice_agent.records.businesses import BusinessConfigError, import_businesses
     from voice_agent.records.database import make_engine
-    from voice_agent.records.owner_texts import record_owner_texts_choice
 
     businesses = FIXTURES / "businesses.yaml"
     if not businesses.is_file():
@@ -56,12 +61,8 @@ def run_demo(settings: Settings, speed: float) -> int:
     migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
-        with engine.begin() as conn:
-            for business in import_businesses(conn, businesses):
-                if business.id == OWNER_WHO_WANTS_TEXTS and not owner_notifications_allowed(
-                    conn, business.id, business.owner_phone
-                ):
-                    record_owner_texts_choice(conn, business, True, system_clock())
+        with engine.begin() as conn:  # the owners' yes to call summaries is in the file
+            import_businesses(conn, businesses, system_clock())
     except BusinessConfigError as error:
         raise CommandError(str(error)) from None
     finally:
@@ -77,6 +78,13 @@ def run_demo(settings: Settings, speed: float) -> int:
         paths = [FIXTURES / "calls" / f"{name}.yaml" for name in DEMO_SCENARIOS]
         print(f"Placing {len(paths)} simulated calls at {speed}× real time …", flush=True)
         outcomes = asyncio.run(run_scenarios(settings, paths, server_url, speed))
+        natural_speed = min(speed, NATURAL_CALLER_SPEED)
+        print(
+            f"Placing a call from a caller who listens, at {natural_speed}× real time …",
+            flush=True,
+        )
+        persona = FIXTURES / "personas" / f"{NATURAL_CALLER}.yaml"
+        outcomes.append(asyncio.run(run_persona(settings, persona, server_url, natural_speed)))
     finally:
         server.terminate()
         server.wait(timeout=15)
@@ -91,7 +99,7 @@ def run_demo(settings: Settings, speed: float) -> int:
     )
     print(
         f"Or in the owner dashboard: run `receptionist serve`, open {server_url}/owner and sign "
-        f"in with a token from `receptionist owner token create --business {OWNER_WHO_WANTS_TEXTS}`"
+        f"in with a token from `receptionist owner token create --business {DASHBOARD_BUSINESS}`"
     )
     return 1 if failed else 0
 

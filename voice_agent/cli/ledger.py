@@ -135,7 +135,8 @@ def export(
     """Export an audit packet or a summary of the events.
 
     Name a caller's number (--number) or a business (--business). The packet holds events.jsonl,
-    a readable report.pdf, the answer audio, manifest.json and a standard-library verify.py that
+    the texts sent under each consent (texts.jsonl), a readable report.pdf (times on each
+    business's clock), the answer audio, manifest.json and a standard-library verify.py that
     checks it offline."""
     from consent_ledger import (
         AudioStore,
@@ -146,6 +147,7 @@ def export(
         summaries_to_json,
         summarize_events,
     )
+    from sms_sender import texts_under_consents
 
     if (number is None) == (business is None):
         raise click.UsageError("name either --number or --business (one of them, not both)")
@@ -171,6 +173,8 @@ def export(
                 request,
                 audio_store=AudioStore(settings.audio_dir),
                 generated_at=datetime.now(UTC),
+                time_zones=_time_zones(conn),
+                text_log=texts_under_consents,
             )
         else:
             summaries = summarize_events(conn, request)
@@ -181,6 +185,15 @@ def export(
         return
     _write_atomically(output, content)
     print(f"wrote {output} ({len(content):,} bytes)", file=sys.stderr)
+
+
+def _time_zones(conn: Connection) -> dict[str, str]:
+    """Each configured business's time zone, in which its packet's report shows its times."""
+    from voice_agent.records.businesses import list_businesses
+
+    if not conn.dialect.has_table(conn, "businesses"):
+        return {}
+    return {business.id: business.time_zone for business in list_businesses(conn)}
 
 
 @ledger.command()

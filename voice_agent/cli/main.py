@@ -95,8 +95,10 @@ def cli(verbose: bool) -> None:
     Settings come from the environment or .env (see .env.example). Exit status: 0 done, 1 a
     failure found or a command that cannot do what was asked, 2 bad usage.
     """
+    from voice_agent.cli.support import VERBOSE_KEY
     from voice_agent.logging_setup import configure_logging
 
+    click.get_current_context().meta[VERBOSE_KEY] = verbose
     configure_logging(verbose)
 
 

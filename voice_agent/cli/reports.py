@@ -1,13 +1,15 @@
 """What the CLI shows people: calls with both sides of the transcript, consent records, texts.
 
 It works on the records it is handed and imports none of their modules (``calls list`` loads no
-ledger or SMS code)."""
+ledger or SMS code). Times are shown on the business's clock, with the zone's abbreviation."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
     from consent_ledger import RecordedEvent
@@ -51,11 +53,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def render_call(call: CallRecord, event: RecordedEvent | None, texts: list[OutboxMessage]) -> str:
-    """A call as a person reads it: the message, the transcript, the consent record, the texts."""
+def local_time(instant: datetime, zone: str) -> str:
+    """``instant`` on the clock of ``zone``, with the zone's abbreviation."""
+    return instant.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def render_call(
+    call: CallRecord, event: RecordedEvent | None, texts: list[OutboxMessage], zone: str
+) -> str:
+    """A call as a person reads it: the message, the transcript, the consent record, the texts;
+    times on the clock of ``zone`` (the business's)."""
     lines = [
         f"Call {call.call_sid} · {call.business_id} · from {call.caller_number}",
-        f"  {call.started_at:%Y-%m-%d %H:%M:%S} UTC · ended: {call.end_reason or 'in progress'}",
+        f"  {local_time(call.started_at, zone)} · ended: {call.end_reason or 'in progress'}",
         "  Message: "
         + "; ".join(
             f"{label} {value or '—'}"
@@ -120,23 +130,26 @@ def render_texts(texts: list[OutboxMessage]) -> list[str]:
     ]
 
 
-def render_outbox(messages: list[OutboxMessage]) -> str:
+def render_outbox(messages: list[OutboxMessage], zones: Mapping[str, str]) -> str:
+    """One line per text, its due time on its business's clock (``zones``: business id → zone)."""
     if not messages:
         return "The outbox is empty."
     return "\n".join(
         f"#{m.id} [{m.status.value}] {m.business_id} → {m.to_number}"
-        f" due {m.due_at:%Y-%m-%d %H:%M:%S}"
+        f" due {local_time(m.due_at, zones.get(m.business_id, 'UTC'))}"
         f" ({m.segments} segment{'s' if m.segments != 1 else ''}): {m.body}"
         + (f" ({m.reason})" if m.reason else "")
         for m in messages
     )
 
 
-def render_call_list(records: list[CallRecord]) -> str:
+def render_call_list(records: list[CallRecord], zones: Mapping[str, str]) -> str:
+    """One line per call, its time on its business's clock (``zones``: business id → zone)."""
     if not records:
         return "No calls yet."
     return "\n".join(
-        f"{r.started_at:%Y-%m-%d %H:%M:%S}  {r.call_sid}  {r.business_id:<22} {r.caller_number}"
+        f"{local_time(r.started_at, zones.get(r.business_id, 'UTC'))}"
+        f"  {r.call_sid}  {r.business_id:<22} {r.caller_number}"
         f"  {r.caller_name or '—':<18} consent: {r.consent_outcome or '—'}"
         for r in records
     )

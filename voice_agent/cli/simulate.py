@@ -1,6 +1,6 @@
 """``receptionist simulate``: place scenario calls exactly as Twilio would against a running
 server, and gather what the server stored about each one (the demo, the tests and the benches
-use :func:`run_scenarios` too)."""
+use :func:`run_scenarios` too; the demo also places a caller who listens, :func:`run_persona`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from voice_agent.cli.support import json_option, load_settings, print_json
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from call_simulator import Scenario, SimulatedCall
+    from call_simulator import ListeningCall, SimulatedCall
     from consent_ledger import RecordedEvent
     from sms_sender import OutboxMessage
     from voice_agent.records.calls import CallRecord
@@ -66,40 +66,46 @@ class ScenarioOutcome:
     """One scenario: what the simulated Twilio saw and what the server stored."""
 
     name: str
-    scenario: Scenario | None = None
+    description: str = ""
+    caller: str | None = None
+    expected_consent: str | None = None  # None: the file could not be read, nothing to check
+    expected_texts: int = 0
+    said: tuple[str, ...] = ()  # the lines the caller spoke, in order
+    conversation: tuple[str, ...] = ()  # a listening caller's side of the call, line by line
     simulated: SimulatedCall | None = None
     call: CallRecord | None = None
     event: RecordedEvent | None = None
     texts: list[OutboxMessage] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    zone: str = "UTC"
+    """The business's time zone, which the call's times are shown in."""
 
     @property
     def caller_texts(self) -> list[OutboxMessage]:
         """The texts to the caller (the owner's summary of the call is not one of them)."""
-        caller = self.scenario.caller if self.scenario else None
-        return [text for text in self.texts if text.to_number == caller]
+        return [text for text in self.texts if text.to_number == self.caller]
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def check_expectations(self) -> None:
-        expect = self.scenario.expect if self.scenario else None
-        if expect is None:
+        if self.expected_consent is None:
             return
         # A call the owner answered never reaches the assistant: nothing asked, nothing stored.
         recorded = self.call.consent_outcome if self.call else "not_asked"
-        if recorded != expect.consent:
-            self.problems.append(f"expected consent {expect.consent}, recorded {recorded}")
+        if recorded != self.expected_consent:
+            self.problems.append(f"expected consent {self.expected_consent}, recorded {recorded}")
         texts = len(self.caller_texts)
-        if texts != expect.texts:
-            self.problems.append(f"expected {expect.texts} text(s) to the caller, found {texts}")
+        if texts != self.expected_texts:
+            self.problems.append(
+                f"expected {self.expected_texts} text(s) to the caller, found {texts}"
+            )
 
     def render(self) -> str:
         from voice_agent.cli.reports import render_call
 
-        header = f"━━ {self.name}" + (f": {self.scenario.description}" if self.scenario else "")
-        lines = [header]
+        lines = [f"━━ {self.name}" + (f": {self.description}" if self.description else "")]
         if self.simulated is not None:
             lines.append(
                 "  Twilio: "
@@ -110,8 +116,11 @@ class ScenarioOutcome:
                 + f" · {self.simulated.clears_received} clears"
                 + f" · closed by {self.simulated.closed_by}"
             )
+        if self.conversation:
+            lines.append("  The caller's side (it hears the assistant and answers after a pause):")
+            lines.extend(f"    {line}" for line in self.conversation)
         if self.call is not None:
-            lines.append(render_call(self.call, self.event, self.texts))
+            lines.append(render_call(self.call, self.event, self.texts, self.zone))
         lines.extend(f"  PROBLEM: {problem}" for problem in self.problems)
         return "\n".join(lines)
 
@@ -134,6 +143,7 @@ async def run_scenarios(
     import asyncio
 
     from call_simulator import ScenarioError, SimulationError, load_scenario, simulate_call
+    from call_simulator.scenarios import SayStep
     from voice_agent.records.database import make_engine
 
     engine = make_engine(settings.database_url)
@@ -141,9 +151,15 @@ async def run_scenarios(
     for path in paths:
         outcome = ScenarioOutcome(name=path.stem)
         try:
-            outcome.scenario = load_scenario(path)
+            scenario = load_scenario(path)
+            outcome.description = scenario.description
+            outcome.caller = scenario.caller
+            outcome.said = tuple(step.text for step in scenario.steps if isinstance(step, SayStep))
+            if scenario.expect is not None:
+                outcome.expected_consent = scenario.expect.consent
+                outcome.expected_texts = scenario.expect.texts
             outcome.simulated = await simulate_call(
-                outcome.scenario,
+                scenario,
                 server_url=server_url,
                 public_base_url=settings.public_base_url,
                 account_sid=settings.twilio_account_sid,
@@ -160,6 +176,67 @@ async def run_scenarios(
         outcomes.append(outcome)
     engine.dispose()
     return outcomes
+
+
+async def run_persona(
+    settings: Settings, path: Path, server_url: str, speed: float
+) -> ScenarioOutcome:
+    """Place the call of a caller who listens (``fixtures/personas/*.yaml``) and collect it."""
+    import asyncio
+
+    from call_simulator import PersonaError, SimulationError, call_as_persona, load_persona
+    from voice_agent.records.database import make_engine
+
+    outcome = ScenarioOutcome(name=path.stem)
+    engine = make_engine(settings.database_url)
+    try:
+        persona = load_persona(path)
+        outcome.description = persona.description
+        outcome.caller = persona.caller
+        outcome.expected_consent = persona.expect.consent
+        outcome.expected_texts = persona.expect.texts
+        call = await call_as_persona(
+            persona,
+            server_url=server_url,
+            public_base_url=settings.public_base_url,
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token.get_secret_value(),
+            speed=speed,
+        )
+        outcome.simulated = call.simulated
+        outcome.said = tuple(line.text for line in call.lines if line.kind == "say")
+        outcome.conversation = caller_side(call)
+        outcome.problems.extend(call.simulated.errors)
+        if call.simulated.stream_sid is not None:
+            await asyncio.to_thread(_collect, engine, outcome)
+        outcome.check_expectations()
+    except (PersonaError, SimulationError, OSError) as error:
+        outcome.problems.append(str(error))
+    finally:
+        engine.dispose()
+    return outcome
+
+
+def caller_side(call: ListeningCall) -> tuple[str, ...]:
+    """What a listening caller heard and did, in stream seconds: each line with the pause it
+    took after the assistant's last words."""
+    events: list[tuple[float, str]] = [
+        (heard.heard_to, f"heard   {heard.text.strip()!r}") for heard in call.heard
+    ]
+    for line in call.lines:
+        heard_before = [heard.heard_to for heard in call.heard if heard.heard_to <= line.started_at]
+        pause = line.started_at - max(heard_before) if heard_before else 0.0
+        if line.kind == "say":
+            breaths = f" in {len(line.breaths)} breaths" if len(line.breaths) > 1 else ""
+            what = f"said    {line.text!r} after a {pause:.1f} s pause{breaths}"
+        elif line.kind == "press":
+            what = f"pressed {line.text} after a {pause:.1f} s pause"
+        elif line.kind == "hang_up":
+            what = "hung up"
+        else:
+            what = "kept quiet"
+        events.append((line.started_at, what))
+    return tuple(f"{at:5.1f} s  {what}" for at, what in sorted(events, key=lambda e: e[0]))
 
 
 def _collect(engine: Engine, outcome: ScenarioOutcome) -> None:
@@ -193,11 +270,13 @@ def _poll(condition: Callable[[], bool], timeout: float) -> bool:
 def _load(engine: Engine, outcome: ScenarioOutcome, call_sid: str) -> CallRecord | None:
     from consent_ledger import event_by_hash
     from sms_sender import list_outbox
+    from voice_agent.records.businesses import business_time_zones
     from voice_agent.records.calls import get_call
 
     with engine.connect() as conn:
         outcome.call = get_call(conn, call_sid)
         if outcome.call is not None:
+            outcome.zone = business_time_zones(conn).get(outcome.call.business_id, "UTC")
             outcome.texts = list_outbox(conn, call_sid=call_sid)
             if outcome.call.consent_event_hash:
                 outcome.event = event_by_hash(conn, outcome.call.consent_event_hash)

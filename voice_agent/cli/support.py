@@ -31,6 +31,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 SETTINGS_KEY = "voice_agent.cli.settings"
 """Where the root context's ``meta`` keeps the settings once read."""
+VERBOSE_KEY = "voice_agent.cli.verbose"
+"""Where the root context's ``meta`` keeps ``-v`` (debug logging, numbers in full)."""
 
 
 class CommandError(click.ClickException):
@@ -66,6 +68,10 @@ def load_settings() -> Settings:
             problems = "; ".join(_setting_problem(issue) for issue in error.errors())
             raise SettingsError(f"invalid settings: {problems}") from None
         root.meta[SETTINGS_KEY] = loaded
+        if loaded.log_format == "json":  # LOG_FORMAT=json: the lines from here on are JSON
+            from voice_agent.logging_setup import configure_logging
+
+            configure_logging(root.meta.get(VERBOSE_KEY, False), json_lines=True)
     return loaded
 
 

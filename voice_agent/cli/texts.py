@@ -3,6 +3,8 @@ send-test``: the follow-up texts."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from voice_agent.cli.support import (
@@ -17,6 +19,9 @@ from voice_agent.cli.support import (
     require_business,
 )
 
+if TYPE_CHECKING:
+    from sms_sender import TextDispatcher
+
 TEST_TEXT = "Voice receptionist: this test text confirms that sending works. No reply needed."
 
 
@@ -26,7 +31,8 @@ def worker(once: bool) -> None:
     """Send due texts until stopped.
 
     Run any number of workers against PostgreSQL (each claims due texts with FOR UPDATE SKIP
-    LOCKED); the database is migrated first."""
+    LOCKED, and is woken by the web processes' notices when they queue texts); the database is
+    migrated first."""
     import asyncio
 
     from voice_agent.services import build_services
@@ -38,7 +44,21 @@ def worker(once: bool) -> None:
         report = asyncio.run(dispatcher.run_once())
         print(f"{report.sent} sent, {report.blocked} blocked, {report.failed} failed")
         return
-    asyncio.run(dispatcher.run())
+    asyncio.run(_send_until_sigterm(dispatcher))
+
+
+async def _send_until_sigterm(dispatcher: TextDispatcher) -> None:
+    """Run ``dispatcher`` until SIGTERM, which lets the pass under way finish (a text handed to
+    the transport is recorded as sent) and then stops."""
+    import asyncio
+    import contextlib
+    import signal
+
+    running = asyncio.create_task(dispatcher.run(listen=True))
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, running.cancel)
+    print("sending due texts until stopped", flush=True)
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
 
 
 @click.group()
@@ -55,14 +75,16 @@ def list_texts(business: str | None, as_json: bool) -> None:
     """List every text, newest first."""
     from sms_sender import list_outbox
     from voice_agent.cli.reports import outbox_as_dict, render_outbox
+    from voice_agent.records.businesses import business_time_zones
 
     with reading(load_settings()) as conn:
         require_business(conn, business)
         messages = [] if conn is None else list_outbox(conn, business_id=business)
+        zones = {} if conn is None else business_time_zones(conn)
     if as_json:
         print_json([outbox_as_dict(message) for message in messages])
     else:
-        print(render_outbox(messages))
+        print(render_outbox(messages, zones))
 
 
 @outbox.command("show")
@@ -72,15 +94,17 @@ def show_text(text_id: int, as_json: bool) -> None:
     """Show one text: its status, kind, attempts and provider id."""
     from sms_sender import get_message
     from voice_agent.cli.reports import outbox_as_dict, render_outbox
+    from voice_agent.records.businesses import business_time_zones
 
     with reading(load_settings()) as conn:
         message = None if conn is None else get_message(conn, text_id)
+        zones = {} if conn is None else business_time_zones(conn)
     if message is None:
         raise CommandError(f"no text #{text_id}")
     if as_json:
         print_json(outbox_as_dict(message))
     else:
-        print(render_outbox([message]))
+        print(render_outbox([message], zones))
         print(f"  kind {message.kind.value} · attempts {message.attempts}")
         print(f"  provider id {message.provider_message_id or '—'} · call {message.call_sid}")
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from voice_agent.cli.owner_phones import people, sessions
 from voice_agent.cli.support import (
     CommandError,
     Count,
@@ -179,7 +180,10 @@ AUDITOR_TOKEN_COMMANDS = TokenCommands(
 
 OWNER_TOKEN_COMMANDS = TokenCommands(
     role="owner",
-    group_help="Owner access to the dashboard: calls, transcripts, texts.",
+    group_help=(
+        "Owner access to the dashboard: tokens for operators and scripts; the phones that sign "
+        "in by code, and their sessions."
+    ),
     token_help="Sign-in tokens for /owner, one business each (only a hash is stored).",
     label_example="'Dana, owner'",
     default_days=90,
@@ -187,3 +191,5 @@ OWNER_TOKEN_COMMANDS = TokenCommands(
 
 auditor = AUDITOR_TOKEN_COMMANDS.group()
 owner = OWNER_TOKEN_COMMANDS.group()
+owner.add_command(people)
+owner.add_command(sessions)

@@ -29,7 +29,9 @@ from sms_sender import (
     OPT_IN_KEYWORDS,
     OPT_OUT_KEYWORDS,
     TemplateName,
+    booking_link,
     sample,
+    text_count,
 )
 from voice_agent.consent.script import (
     REASK,
@@ -43,7 +45,8 @@ USE_CASE = "CUSTOMER_CARE"
 """Texts about the caller's own service request: a confirmation and follow-ups, no marketing."""
 
 NEED_PLACEHOLDER = "[what the call was about, in our words]"
-"""The confirmation's one field that changes from text to text."""
+UNTIL_PLACEHOLDER = "[24 hours after the call]"
+"""The confirmation's fields that change from text to text."""
 
 CARRIER_KEYWORDS: dict[str, tuple[str, ...]] = {
     "opt_out": (
@@ -240,7 +243,7 @@ def message_samples(business: Business) -> tuple[str, ...]:
     """What a caller who said yes can receive: the confirmation, then each follow-up the business
     has turned on and its maximum leaves room for; the HELP reply when that makes fewer than two
     (Twilio asks for at least two)."""
-    name = business.name
+    name, link = business.name, booking_link(business.booking_url)
     samples = [
         sample(
             TemplateName.CONFIRMATION,
@@ -248,6 +251,9 @@ def message_samples(business: Business) -> tuple[str, ...]:
                 "business_name": name,
                 "need": NEED_PLACEHOLDER,
                 "callback_time": business.callback_time,
+                "text_count": text_count(business.max_texts),
+                "until": UNTIL_PLACEHOLDER,
+                "booking_link": link,
             },
         )
     ]
@@ -255,11 +261,17 @@ def message_samples(business: Business) -> tuple[str, ...]:
         samples.append(
             sample(
                 TemplateName.NO_REPLY_FOLLOW_UP,
-                {"business_name": name, "help_contact": business.help_contact},
+                {
+                    "business_name": name,
+                    "help_contact": business.help_contact,
+                    "booking_link": link,
+                },
             )
         )
     if business.callback_check_hours is not None:
-        samples.append(sample(TemplateName.CALLBACK_CHECK, {"business_name": name}))
+        samples.append(
+            sample(TemplateName.CALLBACK_CHECK, {"business_name": name, "booking_link": link})
+        )
     samples = samples[: business.max_texts]
     if len(samples) < 2:
         samples.append(
@@ -301,12 +313,18 @@ def _description(business: Business) -> str:
     turned_on = [name for name, on in follow_ups.items() if on][: business.max_texts - 1]
     extra = f", then {' and '.join('a ' + name for name in turned_on)}" if turned_on else ""
     name, count = business.name, text_count_phrase(business.max_texts)
+    booking = (
+        f" These texts carry {name}'s online booking link ({business.booking_url})."
+        if business.booking_url
+        else ""
+    )
     return (
         f"{name}{trade} uses an automated phone assistant to answer the calls its staff cannot "
         f"take. The assistant takes the caller's message and, on the call, asks whether {name} "
         f"may text the caller about that service request. A caller who says yes gets {count} "
-        "at most, within 24 hours: a confirmation that names the business and when to expect "
-        f"the callback{extra}. Replies reach the business. Texts are only about the caller's "
+        "at most, within 24 hours: a confirmation that names the business, when to expect "
+        f"the callback and how many texts may follow until when{extra}.{booking} Replies reach "
+        "the business. Texts are only about the caller's "
         "own request: no marketing, no promotions, nothing sent to anyone who did not say yes. "
         'STOP, HELP and START work at any time, and a plain request such as "please stop '
         'texting me" also opts out.'

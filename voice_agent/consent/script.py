@@ -11,6 +11,9 @@ from importlib.resources import files
 
 CONSENT_DIR = files("prompts") / "consent"
 
+FORM_DISCLOSURE_VERSION = "web-form-v1"
+"""The disclosure beside the SMS box of the public callback form (``prompts/consent/``)."""
+
 REASK = "Is that a yes? You can also press 1 for yes or 2 for no."
 
 _COUNT_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
@@ -37,6 +40,15 @@ def text_count_phrase(max_texts: int) -> str:
 
 def render_consent_script(version: str, business_name: str, max_texts: int) -> ConsentScript:
     """Fill the versioned template with the business name and the number of texts."""
+    return _rendered(version, business_name, max_texts)
+
+
+def render_form_disclosure(business_name: str, max_texts: int) -> ConsentScript:
+    """The words beside the callback form's SMS box, rendered like the spoken script."""
+    return _rendered(FORM_DISCLOSURE_VERSION, business_name, max_texts)
+
+
+def _rendered(version: str, business_name: str, max_texts: int) -> ConsentScript:
     template = (CONSENT_DIR / f"{version}.txt").read_text(encoding="utf-8").strip()
     text = template.format(business_name=business_name, text_count=text_count_phrase(max_texts))
     return ConsentScript(version, text, hashlib.sha256(text.encode("utf-8")).hexdigest())

@@ -11,7 +11,8 @@ bad entry cannot hold up the rest); a :class:`PermanentFailure` sets it aside at
 ever dropped.
 
 The applier runs on a thread of its own, so an outage that makes it wait never takes a thread
-from anyone else; a new entry wakes it at once.
+from anyone else; a new entry wakes it at once. A pass holds the journal directory's lock, so the
+appliers of several processes sharing the directory take turns (see ``store``).
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ class JournalApplier:
         """Apply the pending entries in order, until the first that cannot be applied yet."""
         applied = set_aside = 0
         queued = False
-        with self._lock:
+        with self._lock, self.journal.applying():
             for name in self.journal.pending():
                 outcome = self._apply(name)
                 if outcome is None:

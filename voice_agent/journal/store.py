@@ -10,12 +10,21 @@ in. An entry that can never be applied is moved to ``failed/`` with a note of wh
 An entry that opts a number out carries the number in its file name (``…-optout+15125550123``),
 so the dispatcher — in this process or another on the same machine — can refuse texts to it
 without reading any entry, until the opt-out is in the database and the entry gone.
+
+Every process on a machine shares one journal directory (on local disk: the journal is what
+outlives a database outage, so it must not depend on a network share). A name carries the
+writer's process id after its stamp, so two processes writing in the same nanosecond never
+collide. Appliers take the directory's lock (:meth:`Journal.applying`, an ``flock`` the kernel
+releases when its process dies) for a whole pass: one applier at a time applies the entries, in
+the order they were written, so no entry is applied twice at once nor skipped, and a STOP is never
+overtaken by the START that followed it. Each machine has its own directory and its own appliers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -31,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 SUFFIX = ".json"
 OPT_OUT_MARK = "-optout"
+APPLIER_LOCK = "applier.lock"
 _STAMP_DIGITS = 20
 ABANDONED_WRITE_SECONDS = 600.0
 
@@ -95,7 +105,8 @@ class Journal:
         if opt_out is not None and not (opt_out.startswith("+") and opt_out[1:].isdigit()):
             raise ValueError("an opt-out must name an E.164 number")
         stamp = self._next_stamp()
-        name = f"{stamp:0{_STAMP_DIGITS}d}-{kind}{OPT_OUT_MARK + opt_out if opt_out else ''}"
+        name = f"{stamp:0{_STAMP_DIGITS}d}-p{os.getpid()}-{kind}"
+        name += OPT_OUT_MARK + opt_out if opt_out else ""
         name += SUFFIX
         document = {"kind": kind, "key": key, "journaled_ns": stamp, "payload": payload}
         data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -139,6 +150,16 @@ class Journal:
         except (ValueError, KeyError, TypeError) as error:
             raise JournalCorrupt(f"{name}: {error}") from None
         return entry
+
+    @contextlib.contextmanager
+    def applying(self) -> Iterator[None]:
+        """Hold the directory's applier lock (waiting for another process's pass to end)."""
+        descriptor = os.open(self.directory / APPLIER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
 
     def complete(self, name: str) -> None:
         """Remove an applied entry. (Not fsync'd: an entry that comes back after a crash is

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -19,6 +20,8 @@ from pydantic import (
 )
 from sqlalchemy import Connection, delete, insert, select
 
+from dashboard.people import sync_config_owner
+from sms_sender import record_setup_choice
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.records.tables import business_numbers, businesses
 
@@ -58,6 +61,32 @@ class Business(BaseModel):
     on_call_phones: tuple[str, ...] = Field((), max_length=10)  # rung together (Twilio's limit)
     on_call_start: time | None = None  # on-call hours, in the business's time zone; neither set:
     on_call_end: time | None = None  # at any hour. A start after the end spans midnight.
+    address: str = Field("", max_length=300)
+    contact_email: str = Field("", max_length=200)
+    owner_email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    booking_url: str | None = Field(None, max_length=100)
+    hours_start: time | None = None
+    hours_end: time | None = None
+    open_days: tuple[int, ...] = (0, 1, 2, 3, 4)
+    after_hours_callback: str = Field("on the next business day", min_length=1, max_length=200)
+    """Business hours (on ``time_zone``'s clock, Monday = 0): a call outside them is promised
+    ``after_hours_callback`` instead of ``callback_time``. No hours: always open."""
+
+    def answering_at(self, at: datetime) -> Business:
+        """The business as a call that starts at ``at`` sees it: outside its hours, its callback
+        promise is the after-hours one."""
+        if self.is_open(at):
+            return self
+        return self.model_copy(update={"callback_time": self.after_hours_callback})
+
+    def is_open(self, at: datetime) -> bool:
+        """Whether ``at`` falls in the business hours (always, when none are set)."""
+        if self.hours_start is None or self.hours_end is None:
+            return True
+        local = at.astimezone(ZoneInfo(self.time_zone))
+        return local.weekday() in self.open_days and (
+            self.hours_start <= local.time().replace(tzinfo=None) < self.hours_end
+        )
 
     @field_validator("twilio_numbers", mode="before")
     @classmethod
@@ -85,6 +114,22 @@ class Business(BaseModel):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("booking_url")
+    @classmethod
+    def _web_link(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if (
+            parts.scheme != "https"
+            or not parts.hostname
+            or not value.isascii()
+            or not value.isprintable()
+            or " " in value
+        ):
+            raise ValueError("must be an https:// web address without spaces")
         return value
 
     @field_validator("consent_script_version")
@@ -120,6 +165,24 @@ class Business(BaseModel):
             return self.on_call_start <= local < self.on_call_end
         return local >= self.on_call_start or local < self.on_call_end  # across midnight
 
+    @field_validator("open_days", mode="before")
+    @classmethod
+    def _week_days(cls, value: Any) -> tuple[int, ...]:
+        if not isinstance(value, list | tuple) or not all(
+            isinstance(day, int) and 0 <= day <= 6 for day in value
+        ):
+            raise ValueError("must be days of the week, 0 (Monday) to 6 (Sunday)")
+        return tuple(sorted(set(value)))
+
+    @model_validator(mode="after")
+    def _hours_are_a_daytime_span(self) -> Business:
+        if (self.hours_start is None) != (self.hours_end is None):
+            raise ValueError("business hours need both an opening and a closing time")
+        start, end = self.hours_start, self.hours_end
+        if start is not None and end is not None and start >= end:
+            raise ValueError("business hours must open before they close")
+        return self
+
 
 def _e164(value: Any) -> str:
     if not isinstance(value, str):
@@ -130,25 +193,52 @@ def _e164(value: Any) -> str:
         raise ValueError(str(error)) from None
 
 
+OWNER_SUMMARY_TEXTS = "owner_summary_texts"
+"""A business entry's answer, when it is set up, to a text summary to the owner after every call
+(true or false): recorded as a ledger event at import, not kept in the profile (the ledger is its
+record, and the owner may change it later)."""
+
+
 def load_businesses(path: Path) -> list[Business]:
     """Parse and validate a businesses YAML file (``businesses: [...]``)."""
+    return [business for business, _answer in _load(path)]
+
+
+def _load(path: Path) -> list[tuple[Business, bool | None]]:
+    """Each business of the file at ``path`` with its owner's answer about summary texts,
+    refusing a business whose texts could not be written (a name, contact or booking link too
+    long for them)."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise BusinessConfigError(f"{path}: cannot read: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("businesses"), list):
         raise BusinessConfigError(f"{path}: expected a mapping with a 'businesses' list")
-    loaded: list[Business] = []
+    from sms_sender import PolicyError
+    from voice_agent.records.sms_policies import sms_policy  # it imports this module
+
+    loaded: list[tuple[Business, bool | None]] = []
     for index, entry in enumerate(document["businesses"]):
+        answer = entry.get(OWNER_SUMMARY_TEXTS) if isinstance(entry, dict) else None
+        if answer is not None and not isinstance(answer, bool):
+            raise BusinessConfigError(
+                f"{path}: business #{index + 1}: {OWNER_SUMMARY_TEXTS}: must be true or false"
+            )
+        if isinstance(entry, dict):
+            entry = {key: value for key, value in entry.items() if key != OWNER_SUMMARY_TEXTS}
         try:
-            loaded.append(Business.model_validate(entry))
+            business = Business.model_validate(entry)
+            sms_policy(business)  # its texts can be written: name, contact and link fit
         except ValidationError as error:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}"
                 for issue in error.errors()
             )
             raise BusinessConfigError(f"{path}: business #{index + 1}: {problems}") from None
-    _refuse_duplicates(path, loaded)
+        except PolicyError as error:
+            raise BusinessConfigError(f"{path}: business #{index + 1}: {error}") from None
+        loaded.append((business, answer))
+    _refuse_duplicates(path, [business for business, _answer in loaded])
     return loaded
 
 
@@ -166,6 +256,7 @@ def save_business(conn: Connection, business: Business) -> None:
     row = business.model_dump(exclude={"twilio_numbers"})
     row["excluded_numbers"] = list(business.excluded_numbers)
     row["on_call_phones"] = list(business.on_call_phones)
+    row["open_days"] = list(business.open_days)
     conn.execute(delete(business_numbers).where(business_numbers.c.business_id == business.id))
     conn.execute(
         delete(business_numbers).where(business_numbers.c.number.in_(business.twilio_numbers))
@@ -178,12 +269,18 @@ def save_business(conn: Connection, business: Business) -> None:
     )
 
 
-def import_businesses(conn: Connection, path: Path) -> list[Business]:
-    """Validate the businesses file at ``path``, then store each business (nothing on error)."""
-    loaded = load_businesses(path)
-    for business in loaded:
+def import_businesses(conn: Connection, path: Path, at: datetime | None = None) -> list[Business]:
+    """Validate the businesses file at ``path``, then store each business (nothing on error),
+    set up its owner phone as its first owner, and record the owner's answer about summary texts
+    (``owner_summary_texts``) as a ledger event when the phone has made no choice yet."""
+    loaded = _load(path)
+    now = at or datetime.now(UTC)
+    for business, answer in loaded:
         save_business(conn, business)
-    return loaded
+        sync_config_owner(conn, business.id, business.owner_phone, now)
+        if answer is not None:
+            record_setup_choice(conn, business.id, business.name, business.owner_phone, answer, now)
+    return [business for business, _answer in loaded]
 
 
 def business_for_number(conn: Connection, number: str) -> Business | None:
@@ -204,6 +301,12 @@ def get_business(conn: Connection, business_id: str) -> Business | None:
         .order_by(business_numbers.c.number)
     ).scalars()
     return Business.model_validate({**row, "twilio_numbers": list(numbers)})
+
+
+def business_time_zones(conn: Connection) -> dict[str, str]:
+    """Each business's time zone, by business id (what the CLI shows times in)."""
+    rows = conn.execute(select(businesses.c.id, businesses.c.time_zone))
+    return {business_id: zone for business_id, zone in rows}
 
 
 def list_businesses(conn: Connection) -> list[Business]:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
 from consent_ledger import stored_instant
 from media_stream import Word
@@ -220,3 +220,15 @@ def _record(row: Any, turns: tuple[Turn, ...]) -> CallRecord:
         if values[name] is not None:
             values[name] = stored_instant(values[name])  # SQLite drops the zone
     return CallRecord(**values, turns=turns)
+
+
+def forget_caller(conn: Connection, business_id: str, number: str) -> int:
+    """Delete what ``business_id`` stored of ``number``'s calls and callback requests (the
+    message and the transcript), as a caller's deletion request asks; how many were deleted.
+    Consent events, opt-outs and texts stay: they are the evidence of what the caller agreed to
+    and what was sent under it."""
+    theirs = (calls.c.business_id == business_id) & (calls.c.caller_number == number)
+    conn.execute(
+        delete(call_turns).where(call_turns.c.call_sid.in_(select(calls.c.call_sid).where(theirs)))
+    )
+    return int(conn.execute(delete(calls).where(theirs)).rowcount)

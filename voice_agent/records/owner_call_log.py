@@ -3,13 +3,35 @@ business and call tables, read-only and always scoped to one business."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, select
+from datetime import datetime
+from typing import Any
 
-from consent_ledger import stored_instant
-from dashboard import BusinessProfile, CallDetails, CallListing, TranscriptLine, UnansweredCall
+from sqlalchemy import ColumnElement, Connection, Select, exists, func, or_, select
+
+from consent_ledger import ConsentStatus, status_of, stored_instant
+from dashboard import (
+    BusinessProfile,
+    CallDetails,
+    CallFilter,
+    CallListing,
+    LiveCall,
+    Texting,
+    TranscriptLine,
+    UnansweredCall,
+    handled_at_of,
+    is_handled,
+)
+from voice_agent.records.businesses import get_business
 from voice_agent.records.call_progress import unanswered_progress
 from voice_agent.records.calls import CallRecord, get_call
-from voice_agent.records.tables import businesses, calls
+from voice_agent.records.sms_policies import sms_policy
+from voice_agent.records.tables import (
+    business_numbers,
+    businesses,
+    call_turns,
+    calls,
+    stream_credential_uses,
+)
 
 
 class ReceptionistCallLog:
@@ -17,19 +39,40 @@ class ReceptionistCallLog:
 
     def business(self, conn: Connection, business_id: str) -> BusinessProfile | None:
         row = conn.execute(
-            select(businesses.c.id, businesses.c.name, businesses.c.time_zone).where(
-                businesses.c.id == business_id
-            )
+            select(
+                businesses.c.id,
+                businesses.c.name,
+                businesses.c.time_zone,
+                businesses.c.owner_phone,
+                businesses.c.owner_email,
+                select(func.min(business_numbers.c.number))
+                .where(business_numbers.c.business_id == businesses.c.id)
+                .scalar_subquery()
+                .label("texting_number"),
+            ).where(businesses.c.id == business_id)
         ).one_or_none()
-        return None if row is None else BusinessProfile(row.id, row.name, row.time_zone)
+        if row is None:
+            return None
+        return BusinessProfile(
+            row.id, row.name, row.time_zone, row.owner_phone, row.texting_number, row.owner_email
+        )
 
-    def count_calls(self, conn: Connection, business_id: str) -> int:
-        query = select(func.count()).select_from(calls).where(calls.c.business_id == business_id)
+    def count_calls(self, conn: Connection, business_id: str, wanted: CallFilter) -> int:
+        query = _picked(select(func.count()).select_from(calls), business_id, wanted)
         return int(conn.execute(query).scalar_one())
 
     def calls(
-        self, conn: Connection, business_id: str, offset: int, limit: int
+        self, conn: Connection, business_id: str, wanted: CallFilter, offset: int, limit: int | None
     ) -> list[CallListing]:
+        # The page's calls first, on narrow rows (the sort needs no more), then what they show:
+        # the consent standing and the handled mark are read for the page's calls only.
+        page = (
+            _picked(select(calls.c.call_sid, calls.c.started_at), business_id, wanted)
+            .order_by(calls.c.started_at.desc(), calls.c.call_sid.desc())
+            .offset(offset)
+            .limit(limit)
+            .subquery("page")
+        )
         query = (
             select(
                 calls.c.call_sid,
@@ -39,16 +82,13 @@ class ReceptionistCallLog:
                 calls.c.need,
                 calls.c.urgency,
                 calls.c.consent_outcome,
+                status_of(calls.c.business_id, calls.c.caller_number).label("consent_status"),
+                handled_at_of(calls.c.call_sid).label("handled_at"),
             )
-            .where(calls.c.business_id == business_id)
-            .order_by(calls.c.started_at.desc(), calls.c.call_sid.desc())
-            .offset(offset)
-            .limit(limit)
+            .join(page, page.c.call_sid == calls.c.call_sid)
+            .order_by(page.c.started_at.desc(), page.c.call_sid.desc())
         )
-        return [
-            CallListing(**{**row._asdict(), "started_at": stored_instant(row.started_at)})
-            for row in conn.execute(query)
-        ]
+        return [_listing(row._asdict()) for row in conn.execute(query)]
 
     def unanswered_calls(
         self, conn: Connection, business_id: str, limit: int
@@ -65,6 +105,72 @@ class ReceptionistCallLog:
         if record is None or record.business_id != business_id:
             return None
         return _details(record)
+
+    def live_calls(self, conn: Connection, business_id: str, since: datetime) -> list[LiveCall]:
+        uses = stream_credential_uses
+        stored = exists().where(calls.c.call_sid == uses.c.call_sid)
+        query = (
+            select(uses.c.call_sid, uses.c.used_at)
+            .where(uses.c.business_id == business_id, uses.c.used_at >= since, ~stored)
+            .order_by(uses.c.used_at, uses.c.call_sid)
+        )
+        return [LiveCall(sid, stored_instant(at)) for sid, at in conn.execute(query)]
+
+    def texting(self, conn: Connection, business_id: str) -> Texting | None:
+        business = get_business(conn, business_id)
+        if business is None or not business.twilio_numbers:
+            return None
+        return Texting(sms_policy(business), business.twilio_numbers[0])
+
+
+def _picked(query: Select[Any], business_id: str, wanted: CallFilter) -> Select[Any]:
+    """``query`` over ``calls`` narrowed to the business's calls that ``wanted`` picks."""
+    conditions: list[ColumnElement[bool]] = [calls.c.business_id == business_id]
+    if wanted.words:
+        conditions.append(_mentions(wanted.words))
+    if wanted.since is not None:
+        conditions.append(calls.c.started_at >= wanted.since)
+    if wanted.until is not None:
+        conditions.append(calls.c.started_at < wanted.until)
+    if wanted.urgency is not None:
+        conditions.append(calls.c.urgency == wanted.urgency)
+    if wanted.consent is not None:
+        status = status_of(calls.c.business_id, calls.c.caller_number)
+        none = wanted.consent == ConsentStatus.NONE.value
+        conditions.append(status.is_(None) if none else status == wanted.consent)
+    if wanted.handled is not None:
+        handled = is_handled(calls.c.call_sid)
+        conditions.append(handled if wanted.handled else ~handled)
+    return query.where(*conditions)
+
+
+def _mentions(words: str) -> ColumnElement[bool]:
+    """The call's caller, number, need, address or transcript holds ``words``."""
+    digits = "".join(character for character in words if character.isdigit())
+    said = exists().where(
+        call_turns.c.call_sid == calls.c.call_sid,
+        call_turns.c.text.icontains(words, autoescape=True),
+    )
+    found = [
+        calls.c.caller_name.icontains(words, autoescape=True),
+        calls.c.need.icontains(words, autoescape=True),
+        calls.c.address.icontains(words, autoescape=True),
+        said,
+    ]
+    if len(digits) >= 3 and len(digits) * 2 >= len(words.replace(" ", "")):
+        found += [calls.c.caller_number.contains(digits), calls.c.callback_number.contains(digits)]
+    return or_(*found)
+
+
+def _listing(fields: dict[str, Any]) -> CallListing:
+    handled_at = fields["handled_at"]
+    return CallListing(
+        **{
+            **fields,
+            "started_at": stored_instant(fields["started_at"]),
+            "handled_at": None if handled_at is None else stored_instant(handled_at),
+        }
+    )
 
 
 def _details(record: CallRecord) -> CallDetails:

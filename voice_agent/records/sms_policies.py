@@ -12,7 +12,7 @@ from voice_agent.records.businesses import Business, get_business
 
 
 def sms_policy(business: Business) -> SmsPolicy:
-    """The texting policy of ``business``."""
+    """The texting policy of ``business`` (PolicyError when its texts cannot be written)."""
     return SmsPolicy(
         business_id=business.id,
         business_name=business.name,
@@ -26,6 +26,7 @@ def sms_policy(business: Business) -> SmsPolicy:
         excluded_numbers=frozenset(business.excluded_numbers),
         owner_number=business.owner_phone,
         state_caps=business.sms_state_caps,
+        booking_url=business.booking_url,
     )
 
 

@@ -48,6 +48,19 @@ businesses = Table(
     Column("on_call_phones", JSON, nullable=False, server_default="[]"),
     Column("on_call_start", Time),
     Column("on_call_end", Time),
+    Column("address", Text, nullable=False, server_default=""),
+    Column("contact_email", String(200), nullable=False, server_default=""),
+    Column("owner_email", String(254)),
+    Column("booking_url", String(100)),
+    Column("hours_start", Time),
+    Column("hours_end", Time),
+    Column("open_days", JSON, nullable=False, server_default="[0, 1, 2, 3, 4]"),
+    Column(
+        "after_hours_callback",
+        String(200),
+        nullable=False,
+        server_default="on the next business day",
+    ),
 )
 
 business_numbers = Table(
@@ -107,6 +120,7 @@ stream_credential_uses = Table(
     Column("business_id", String(64), nullable=False),
     Column("used_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_stream_credential_uses_business_used", "business_id", "used_at"),
 )
 
 call_progress = Table(

@@ -11,6 +11,9 @@ from sms_sender import metadata as sms_metadata
 from voice_agent.records.database import make_engine
 from voice_agent.records.tables import metadata as receptionist_metadata
 
+MIGRATION_LOCK = 0x7265636570_0001
+"""The PostgreSQL advisory lock a migration holds."""
+
 target_metadata: list[MetaData] = [
     receptionist_metadata,
     ledger_metadata,
@@ -30,6 +33,10 @@ def run_migrations_online() -> None:
             render_as_batch=connection.dialect.name == "sqlite",
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Processes starting together migrate one after the other; the later ones find
+                # the schema current. (The lock ends with the transaction.)
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             context.run_migrations()
     engine.dispose()
 

@@ -3,7 +3,7 @@ owner's leg and the call's final status and duration; each business's on-call ph
 and the transfers of emergency callers to them
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0014
 Create Date: 2026-12-07 10:20:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0010"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
