@@ -783,10 +783,11 @@ def test_the_calls_page_lists_calls_the_assistant_did_not_answer(site: OwnerSite
     unanswered = _table_rows(first.split("<h2>Calls the assistant did not answer</h2>", 1)[1])
     assert [_cells(row)[1:] for row in unanswered] == [
         ["withheld", "the caller hung up before anyone answered (6 s)"],
-        [OTHER_CALLER, "the owner took the call (64 s)"],
+        [f'<a href="tel:{OTHER_CALLER}">{OTHER_CALLER}</a>', "the owner took the call (64 s)"],
     ]
     assert "2025-06-02 13:00:00 CDT" in unanswered[0]  # the business's clock
     assert "Calls the assistant did not answer" not in _page(site, "/owner/calls?page=2")
+    assert "Calls the assistant did not answer" not in _page(site, "/owner/calls?q=Dana")
     _sign_in(site, site.spark_token)
     spark = _page(site, "/owner/calls")
     assert SPARK_CALLER in spark.split("<h2>", 1)[1] and OTHER_CALLER not in spark

@@ -42,7 +42,8 @@ def test_unanswered_calls_are_listed_and_fit_a_phone() -> None:
         with chromium() as browser:
             for width in (NARROW_PHONE_WIDTH, DESKTOP_WIDTH):
                 with page_at(browser, width) as page:
-                    page.goto(f"{server_url}/owner")
+                    page.goto(f"{server_url}/owner/sign-in")
+                    page.get_by_text("Sign in with an access token").click()
                     page.get_by_label("Access token").fill(token)
                     page.get_by_role("button", name="Sign in").click()
                     heading = page.get_by_role("heading", name="Calls the assistant did not answer")
