@@ -12,7 +12,13 @@ from call_simulator.listening_caller import (
     call_as_persona,
 )
 from call_simulator.personas import Persona, PersonaError, load_persona, load_personas
-from call_simulator.scenarios import Scenario, ScenarioError, load_scenario, load_scenarios
+from call_simulator.scenarios import (
+    OwnerLeg,
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    load_scenarios,
+)
 from call_simulator.simulator import (
     CallParties,
     SimulatedCall,
@@ -28,6 +34,7 @@ __all__ = [
     "HeardTurn",
     "Hearing",
     "ListeningCall",
+    "OwnerLeg",
     "Persona",
     "PersonaError",
     "Scenario",

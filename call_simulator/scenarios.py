@@ -1,18 +1,23 @@
 """Scripted test calls: what a simulated caller says, presses and plays, read from YAML.
 
 A scenario file (``fixtures/calls/<name>.yaml``) names the business number called, the caller's
-number and voice, whether the owner picks up, the caller's steps in order, and what the
-end-to-end tests expect to find afterwards. Loading is strict: an unknown key, a malformed
-phone number, an empty step list, a keypad digit outside 0-9 * #, a missing or unreadable WAV
-file or a negative ``interrupt_after`` raises ``ScenarioError`` naming the file and the field.
+number and voice, what happens on the owner's phone when the business rings its owner first
+(``owner``: one of ``OwnerLeg``; ``owner_answers: true`` is short for ``takes-it``) and on the
+on-call phones when the assistant transfers an emergency (``on_call``), the caller's steps in
+order, and what the end-to-end tests expect to find afterwards. Loading is strict: an unknown
+key, a malformed phone number, an empty step list, a keypad digit outside 0-9 * #, a missing or
+unreadable WAV file or a negative ``interrupt_after`` raises ``ScenarioError`` naming the file
+and the field.
 """
 
 from __future__ import annotations
 
 import math
 import wave
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, cast, get_args
 
 from call_simulator.fixture_files import (
     ConsentExpectation,
@@ -21,9 +26,14 @@ from call_simulator.fixture_files import (
     read_yaml,
 )
 
+OwnerLeg = Literal["no-answer", "takes-it", "presses-nothing", "voicemail", "busy", "failed"]
+"""What happens on the owner's phone when it rings: nobody answers; the owner answers and
+presses 1 to take the call; the owner answers and presses nothing; the owner's voicemail
+answers (after ``VOICEMAIL_ANSWERS_AFTER`` seconds) and plays its greeting; busy; failed."""
+
 _SCENARIO_KEYS = frozenset(
     {"name", "description", "business_number", "caller", "caller_voice", "owner_answers"}
-    | {"steps", "expect"}
+    | {"owner", "on_call", "steps", "expect"}
 )
 _REQUIRED_KEYS = ("description", "business_number", "caller", "steps")
 _ACTION_KEYS = ("say", "press", "wav", "hang_up")
@@ -87,7 +97,8 @@ class Scenario:
     caller: str
     steps: tuple[Step, ...]
     caller_voice: str | None = None
-    owner_answers: bool = False
+    owner: OwnerLeg = "no-answer"
+    on_call: OwnerLeg = "no-answer"
     expect: Expectation | None = None
 
 
@@ -117,9 +128,24 @@ class _ScenarioReader(FieldReader):
             caller=self._phone_number(fields["caller"], "caller"),
             steps=self._steps(fields["steps"]),
             caller_voice=self._voice(fields.get("caller_voice"), "caller_voice"),
-            owner_answers=self._flag(fields.get("owner_answers", False), "owner_answers"),
+            owner=self._owner(fields),
+            on_call=self._leg(fields.get("on_call", "no-answer"), "on_call"),
             expect=self._expectation(fields["expect"]) if "expect" in fields else None,
         )
+
+    def _owner(self, fields: Mapping[str, object]) -> OwnerLeg:
+        if "owner" in fields and "owner_answers" in fields:
+            raise self._error("owner", "give owner or owner_answers, not both")
+        if "owner" not in fields:
+            answers = self._flag(fields.get("owner_answers", False), "owner_answers")
+            return "takes-it" if answers else "no-answer"
+        return self._leg(fields["owner"], "owner")
+
+    def _leg(self, value: object, field: str) -> OwnerLeg:
+        legs = get_args(OwnerLeg)
+        if value not in legs:
+            raise self._error(field, f"must be one of {', '.join(legs)}, got {value!r}")
+        return cast(OwnerLeg, value)
 
     def _steps(self, value: object) -> tuple[Step, ...]:
         if not isinstance(value, list) or not value:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 import wave
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -40,7 +41,15 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from call_simulator.scenarios import HangUpStep, PressStep, SayStep, Scenario, Step, WavStep
+from call_simulator.scenarios import (
+    HangUpStep,
+    OwnerLeg,
+    PressStep,
+    SayStep,
+    Scenario,
+    Step,
+    WavStep,
+)
 from media_stream.codec import (
     FRAME_BYTES,
     FRAME_SECONDS,
@@ -74,7 +83,11 @@ QUIET_SECONDS = 0.6  # stream time of assistant silence before the caller takes 
 DIGIT_SECONDS = 0.25  # stream time between two keypad presses of one step
 REPLY_TIMEOUT_SECONDS = 30.0  # wall-clock patience for a reply or for the server to hang up
 VOICE_WEBHOOK_PATH = "/twilio/voice"
-OWNER_CALL_SECONDS = 60  # DialCallDuration reported when the owner answers
+STATUS_CALLBACK_PATH = "/twilio/voice/status"
+OWNER_CALL_SECONDS = 60  # DialCallDuration reported when the owner takes the call
+VOICEMAIL_ANSWERS_AFTER = 12.0  # seconds of ringing before the owner's voicemail picks up
+OWNER_TAKES_IT_KEY = "1"  # what an owner who takes the call presses when the leg is screened
+_ANSWERING_LEGS = frozenset({"takes-it", "presses-nothing", "voicemail"})
 MAX_TWIML_DOCUMENTS = 10  # action callbacks followed before the call is declared looping
 _HTTP_TIMEOUT_SECONDS = 15.0
 _API_VERSION = "2010-04-01"
@@ -95,13 +108,15 @@ class CallerVoice(Protocol):
 
 @dataclass(frozen=True)
 class CallParties:
-    """Who calls whom: the caller's number, the business number dialled, whether the owner
-    picks up, and a name for the call in logs and results."""
+    """Who calls whom: the caller's number, the business number dialled, what happens on the
+    owner's phone when the business rings it (before the assistant answers) and on the on-call
+    phones when it transfers the caller (after), and a name for the call in logs and results."""
 
     name: str
     caller: str
     business_number: str
-    owner_answers: bool = False
+    owner: OwnerLeg = "no-answer"
+    on_call: OwnerLeg = "no-answer"
 
 
 class AssistantListener(Protocol):
@@ -225,13 +240,16 @@ async def simulate_call(
     speed: float = 1.0,
     synthesizer: CallerVoice | None = None,
     reply_timeout: float = REPLY_TIMEOUT_SECONDS,
+    status_callback: bool = False,
 ) -> SimulatedCall:
     """Place ``scenario``'s call to the server at ``server_url`` as Twilio would.
 
     ``public_base_url`` is the address the server believes Twilio uses (what is signed);
     requests go to ``server_url``. ``synthesizer`` speaks the caller's lines (by default
-    espeak-ng in the scenario's ``caller_voice``). Raises ``SimulationError`` when the call
-    cannot go on; problems that Twilio would log and survive are listed in ``errors``.
+    espeak-ng in the scenario's ``caller_voice``). With ``status_callback``, the number's call
+    status callback is posted when the call ends (see ``place_call``). Raises
+    ``SimulationError`` when the call cannot go on; problems that Twilio would log and survive
+    are listed in ``errors``.
     """
     _check_pace(speed, reply_timeout)
     caller_audio = await asyncio.to_thread(_render_caller_audio, scenario, synthesizer)
@@ -239,7 +257,8 @@ async def simulate_call(
         name=scenario.name,
         caller=scenario.caller,
         business_number=scenario.business_number,
-        owner_answers=scenario.owner_answers,
+        owner=scenario.owner,
+        on_call=scenario.on_call,
     )
     return await place_call(
         parties,
@@ -250,6 +269,7 @@ async def simulate_call(
         auth_token=auth_token,
         speed=speed,
         reply_timeout=reply_timeout,
+        status_callback=status_callback,
     )
 
 
@@ -263,9 +283,14 @@ async def place_call(
     auth_token: str,
     speed: float = 1.0,
     reply_timeout: float = REPLY_TIMEOUT_SECONDS,
+    status_callback: bool = False,
 ) -> SimulatedCall:
     """Place a call from ``parties.caller`` as Twilio would, with ``caller`` on the line once
-    the media stream is connected (``simulate_call`` with any caller behaviour)."""
+    the media stream is connected (``simulate_call`` with any caller behaviour).
+
+    With ``status_callback`` the business number is one whose status callback is
+    ``STATUS_CALLBACK_PATH`` (as ``receptionist twilio connect`` sets it): when the call ends,
+    Twilio posts ``CallStatus=completed`` and the call's ``CallDuration`` there."""
     _check_pace(speed, reply_timeout)
     call = _CallState(parties=parties, account_sid=account_sid)
     signer = _Signer(RequestValidator(auth_token))
@@ -273,7 +298,13 @@ async def place_call(
     async with httpx.AsyncClient(timeout=_HTTP_TIMEOUT_SECONDS) as http:
         webhooks = _Webhooks(http, addresses, signer)
         stream_settings = _StreamSettings(speed, reply_timeout, caller)
+        started = time.monotonic()
         await _TwimlFollower(call, webhooks, addresses, signer, stream_settings).run()
+        if status_callback:
+            seconds = round((time.monotonic() - started) * speed)  # on the call's own clock
+            completed = call.params("completed") | {"CallDuration": str(seconds)}
+            url = public_base_url.rstrip("/") + STATUS_CALLBACK_PATH
+            await webhooks.post(url, completed)
     return call.result()
 
 
@@ -528,20 +559,78 @@ class _TwimlFollower:
         return None
 
     async def _dial(self, document: _TwimlDocument, verb: ElementTree.Element) -> _Next:
-        numbers = [(child.text or "").strip() for child in verb if child.tag == "Number"]
-        dialled = ", ".join(numbers) or (verb.text or "").strip()
-        timeout = verb.get("timeout", "30")
-        status = "completed" if self._call.parties.owner_answers else "no-answer"
-        self._call.heard("Dial", f"{dialled} (timeout {timeout}s): {status}")
+        """Ring the owner (or, once the assistant has had the call, the on-call phones). A leg
+        that answers runs its ``<Number url>`` TwiML (screening) and is
+        bridged only when that ends without hanging up; the action gets ``DialCallStatus`` and
+        ``DialBridged`` as Twilio posts them."""
+        numbers = [child for child in verb if child.tag == "Number"]
+        dialled = ", ".join((n.text or "").strip() for n in numbers) or (verb.text or "").strip()
+        timeout = float(verb.get("timeout", "30"))
+        parties = self._call.parties
+        leg = parties.owner if self._call.stream_sid is None else parties.on_call
+        if leg == "voicemail" and timeout <= VOICEMAIL_ANSWERS_AFTER:
+            leg = "no-answer"  # the dial gives up before the voicemail picks up
+        bridged = False
+        if leg in _ANSWERING_LEGS:
+            status = "completed"
+            url = numbers[0].get("url") if numbers else None
+            bridged = url is None or await self._screen(document, numbers[0], url, leg)
+        else:
+            status = leg
+        self._call.heard(
+            "Dial", f"{dialled} (timeout {timeout:g}s): {status}, bridged: {str(bridged).lower()}"
+        )
         action = verb.get("action")
         if action is None:
             return "continue"
         params = self._call.params("in-progress") | {
             "DialCallStatus": status,
             "DialCallSid": new_sid("CA"),
-            "DialCallDuration": str(OWNER_CALL_SECONDS if status == "completed" else 0),
+            "DialCallDuration": str(OWNER_CALL_SECONDS if bridged else 0),
+            "DialBridged": str(bridged).lower(),
         }
         return await self._action(document, verb, action, params)
+
+    async def _screen(
+        self, document: _TwimlDocument, number: ElementTree.Element, url: str, leg: OwnerLeg
+    ) -> bool:
+        """Run the owner leg's ``<Number url>`` TwiML: ``<Say>``, ``<Gather>`` (the owner who
+        takes the call presses 1; nobody else presses anything, and Twilio goes on to the next
+        verb) and ``<Hangup>``. Whether the leg is bridged: its TwiML ended without a hangup."""
+        if number.get("method", "POST").upper() != "POST":
+            raise SimulationError("<Number method> other than POST is not simulated")
+        params = {
+            "CallSid": new_sid("CA"),
+            "ParentCallSid": self._call.call_sid,
+            "AccountSid": self._call.account_sid,
+            "From": self._call.parties.caller,  # the caller's number is shown to the owner
+            "To": (number.text or "").strip(),
+            "CallStatus": "in-progress",
+            "Direction": "outbound-dial",
+            "ApiVersion": _API_VERSION,
+        }
+        screen = await self._fetch(self._addresses.public(url, document.url), params)
+        for _ in range(MAX_TWIML_DOCUMENTS):
+            following: _TwimlDocument | None = None
+            for owner_verb in screen.root:
+                said = " ".join((say.text or "").strip() for say in owner_verb.iter("Say"))
+                if owner_verb.tag == "Hangup":
+                    return False
+                if owner_verb.tag == "Say":
+                    self._call.heard("Screen", said)
+                elif owner_verb.tag == "Gather":
+                    self._call.heard("Screen", said)
+                    if leg == "takes-it":
+                        action = owner_verb.get("action") or screen.url
+                        digits = params | {"Digits": OWNER_TAKES_IT_KEY}
+                        following = await self._action(screen, owner_verb, action, digits)
+                        break
+                else:
+                    raise SimulationError(f"<{owner_verb.tag}> on the owner's leg is not simulated")
+            if following is None:
+                return True
+            screen = following
+        raise SimulationError(f"more than {MAX_TWIML_DOCUMENTS} screening documents: a loop?")
 
     async def _action(
         self,

@@ -38,6 +38,7 @@ from dashboard.call_log import (
     LiveCall,
     Texting,
     TranscriptLine,
+    UnansweredCall,
 )
 from dashboard.tables import metadata
 
@@ -83,6 +84,7 @@ __all__ = [
     "TokenStatus",
     "TokenStore",
     "TranscriptLine",
+    "UnansweredCall",
     "audit_router",
     "authenticate",
     "from_this_site",

@@ -83,6 +83,18 @@ class Texting:
 
 
 @dataclass(frozen=True)
+class UnansweredCall:
+    """A call the assistant never answered (the owner took it, or the caller hung up while it
+    rang), as Twilio reported it: its outcome in words, and its length."""
+
+    call_sid: str
+    reported_at: datetime
+    caller_number: str | None
+    outcome: str
+    duration_seconds: int | None
+
+
+@dataclass(frozen=True)
 class TranscriptLine:
     """One thing said (or keyed) on the call; ``start`` and ``end`` count seconds from the
     start of the call's audio."""
@@ -146,4 +158,10 @@ class CallLog(Protocol):
 
     def call(self, conn: Connection, business_id: str, call_sid: str) -> CallDetails | None:
         """The call ``call_sid`` with its transcript when it is the business's; None otherwise."""
+        ...
+
+    def unanswered_calls(
+        self, conn: Connection, business_id: str, limit: int
+    ) -> list[UnansweredCall]:
+        """The business's latest ``limit`` calls the assistant never answered, newest first."""
         ...

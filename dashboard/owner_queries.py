@@ -24,7 +24,14 @@ from consent_ledger import (
     event_by_hash,
 )
 from dashboard.call_handling import CallNote, Handling, handling, notes_on
-from dashboard.call_log import BusinessProfile, CallDetails, CallFilter, CallListing, CallLog
+from dashboard.call_log import (
+    BusinessProfile,
+    CallDetails,
+    CallFilter,
+    CallListing,
+    CallLog,
+    UnansweredCall,
+)
 from sms_sender import (
     FOLLOW_UP_KINDS,
     Conversation,
@@ -108,6 +115,7 @@ class CallsPage:
     business: BusinessProfile
     rows: list[CallRow]
     window: PageWindow
+    unanswered: list[UnansweredCall]  # on the first page of all calls only
 
 
 @dataclass(frozen=True)
@@ -182,6 +190,10 @@ class TextsPage:
     """Replies that may be opt-outs, waiting for the owner's decision, oldest first."""
 
 
+UNANSWERED_SHOWN = 20
+"""How many of the latest calls the assistant never answered the first calls page lists."""
+
+
 @dataclass(frozen=True)
 class ThreadPage:
     business: BusinessProfile
@@ -199,13 +211,18 @@ def calls_page(
     number: int,
     size: int,
 ) -> CallsPage:
-    """Page ``number`` of the business's calls that ``wanted`` picks, newest first;
-    PageNotFound past the last."""
+    """Page ``number`` of the business's calls that ``wanted`` picks, newest first, and on the
+    first page of all calls the latest calls the assistant never answered; PageNotFound past
+    the last."""
     window = _window(number, size, call_log.count_calls(conn, business.id, wanted))
     listings = call_log.calls(conn, business.id, wanted, window.offset, window.size)
     sent = texts_sent_for_calls(conn, business.id, [listing.call_sid for listing in listings])
     rows = [CallRow(listing, sent.get(listing.call_sid, 0)) for listing in listings]
-    return CallsPage(business, rows, window)
+    unfiltered_first = number == 1 and wanted == CallFilter()  # the search does not reach them
+    unanswered = (
+        call_log.unanswered_calls(conn, business.id, UNANSWERED_SHOWN) if unfiltered_first else []
+    )
+    return CallsPage(business, rows, window, unanswered)
 
 
 def call_page(

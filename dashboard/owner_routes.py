@@ -399,6 +399,7 @@ def calls(
         section="calls",
         rows=found.rows,
         window=found.window,
+        unanswered=found.unanswered,
         search=search,
         query=search.query(),
         urgencies=URGENCIES,

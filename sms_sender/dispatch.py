@@ -18,9 +18,10 @@ A pass has three steps, each its own transaction:
    the 21610 path below never deadlocks with a STOP or another worker. A row whose recipient has
    an opt-out that is still on its way to the database (``pending_opt_outs``: the receptionist's
    journal) is deferred for ``OPT_OUT_PENDING_DELAY`` instead; once the opt-out is stored it
-   cancels the row like any other. So is an automated text to a number whose reply is held for
-   the owner as a possible opt-out (``inbound.open_hold``), every ``HELD_REPLY_DELAY`` until the
-   owner decides; replies to HELP, STOP and START are not paused.
+   cancels the row like any other (an opt-out confirmation goes: what is pending is a repeat of
+   the STOP it confirms, or a STOP it answers as well). So is an automated text to a number whose
+   reply is held for the owner as a possible opt-out (``inbound.open_hold``), every
+   ``HELD_REPLY_DELAY`` until the owner decides; replies to HELP, STOP and START are not paused.
 
 No duplicates: a row whose earlier attempt may have been accepted (a worker died mid-send, a
 timeout) is looked up with the provider before it is sent again. Failures close: a row whose
@@ -216,7 +217,11 @@ def _send_claimed(
     if row is None or row.status != OutboxStatus.CLAIMED.value:
         return _Outcome.SKIPPED  # cancelled or recovered since it was leased
     message = message_from_row(row)
-    if pending_opt_outs is not None and message.to_number in pending_opt_outs():
+    if (
+        message.kind is not OutboxKind.OPT_OUT_CONFIRMATION  # what that opt-out asks for
+        and pending_opt_outs is not None
+        and message.to_number in pending_opt_outs()
+    ):
         waiting = Verdict(False, OPT_OUT_PENDING, defer_until=now + OPT_OUT_PENDING_DELAY)
         return _hold_back(conn, message, waiting)
     if message.kind not in _NOT_PAUSED_BY_HOLDS and open_hold(

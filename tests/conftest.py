@@ -57,6 +57,16 @@ def migrated_engine(settings: Settings) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture
+def demo_database(
+    settings: Settings, migrated_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The settings' database URL, migrated, with the demo businesses; the test runs in a folder
+    of its own (no stray .env is read)."""
+    monkeypatch.chdir(tmp_path)
+    return settings.database_url
+
+
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
@@ -101,3 +111,25 @@ def fresh_database(backend: str, tmp_path: Path, name: str) -> Iterator[str]:
         return
     with postgres_schema(f"{name}_test") as url:
         yield url
+
+
+@contextlib.contextmanager
+def serving_receptionist(database_url: str) -> Iterator[tuple[Settings, str, Engine]]:
+    """The real application under uvicorn on a free loopback port, on ``database_url`` (migrated,
+    with the demo businesses): its settings, its URL and its engine."""
+    import tempfile
+
+    from voice_agent.services import build_services
+    from voice_agent.web.local_server import free_port, serving
+
+    with tempfile.TemporaryDirectory(prefix="receptionist-audio-") as audio_dir:
+        settings = receptionist_settings(database_url, port=free_port(), audio_dir=Path(audio_dir))
+        upgrade(settings.database_url)
+        services = build_services(settings)
+        with services.engine.begin() as conn:
+            import_businesses(conn, ROOT / "fixtures" / "businesses.yaml")
+        try:
+            with serving(services) as server_url:
+                yield settings, server_url, services.engine
+        finally:
+            services.engine.dispose()

@@ -10,6 +10,8 @@ It speaks HTTP/1.1 with keep-alive and chunked transfer encoding, like the real 
   ``stream_options.include_usage`` is set, a usage chunk with no choices.
 - ``POST /v1/audio/speech`` streams raw PCM (24 kHz, 16-bit little-endian, mono) for
   ``response_format=pcm``.
+- ``GET /v1/models`` lists the models; with ``api_key`` given, any other bearer key gets the 401
+  ``invalid_api_key`` error.
 
 Each request takes the next scripted answer (a :class:`ScriptedCompletion` or
 :class:`ScriptedSpeech`), which can also be slow, fail with an HTTP status, stall, hold until the
@@ -29,7 +31,8 @@ from typing import Any
 
 SPEECH_SAMPLE_RATE = 24000
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests"}
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}
+_REASONS |= {429: "Too Many Requests"}
 _REASONS |= {500: "Internal Server Error", 503: "Service Unavailable"}
 
 
@@ -99,7 +102,8 @@ def tone(seconds: float, frequency: float = 440.0) -> bytes:
 class FakeOpenAI:
     """The server: ``async with FakeOpenAI() as fake``, then point clients at ``fake.base_url``."""
 
-    def __init__(self) -> None:
+    def __init__(self, api_key: str | None = None) -> None:
+        self.api_key = api_key
         self.completions: deque[ScriptedCompletion] = deque()
         self.speech: deque[ScriptedSpeech] = deque()
         self.requests: list[tuple[str, dict[str, Any]]] = []
@@ -165,13 +169,22 @@ class FakeOpenAI:
         }
         body = json.loads(await reader.readexactly(int(headers.get("content-length", "0"))) or "{}")
         self.requests.append((path, body))
-        if path == "/v1/chat/completions" and self.completions:
+        if path == "/v1/models":
+            await self._answer_models(writer, headers.get("authorization", ""))
+        elif path == "/v1/chat/completions" and self.completions:
             await self._answer_completion(reader, writer, self.completions.popleft(), body)
         elif path == "/v1/audio/speech" and self.speech:
             await self._answer_speech(reader, writer, self.speech.popleft())
         else:
             await _send_error(writer, 404, f"nothing scripted for {path}")
         return True
+
+    async def _answer_models(self, writer: asyncio.StreamWriter, authorization: str) -> None:
+        if self.api_key is not None and authorization != f"Bearer {self.api_key}":
+            await _send_json(writer, 401, _INVALID_KEY)
+            return
+        models = [{"id": "gpt-4o-mini", "object": "model", "created": 0, "owned_by": "system"}]
+        await _send_json(writer, 200, {"object": "list", "data": models})
 
     async def _answer_completion(
         self,
@@ -305,10 +318,25 @@ def _chunk(
     return chunk
 
 
+_INVALID_KEY = {
+    "error": {
+        "message": "Incorrect API key provided.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "invalid_api_key",
+    }
+}
+
+
 async def _send_error(writer: asyncio.StreamWriter, status: int, message: str) -> None:
     kind = "rate_limit_exceeded" if status == 429 else "server_error"
-    body = json.dumps({"error": {"message": message, "type": kind, "param": None, "code": kind}})
-    encoded = body.encode()
+    await _send_json(
+        writer, status, {"error": {"message": message, "type": kind, "param": None, "code": kind}}
+    )
+
+
+async def _send_json(writer: asyncio.StreamWriter, status: int, document: object) -> None:
+    encoded = json.dumps(document).encode()
     writer.write(
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n".encode()
         + b"content-type: application/json\r\n"

@@ -97,6 +97,9 @@ def test_ring_owner_first(client: TestClient) -> None:
     assert dial.get("timeout") == "20"
     assert dial.get("action") == PUBLIC_BASE_URL + "/twilio/voice/dial-status"
     assert dial.findtext("Number") == "+15125550199"
+    number = dial.find("Number")
+    assert number is not None
+    assert number.get("url") == PUBLIC_BASE_URL + "/twilio/voice/screen?business=acme-plumbing"
 
 
 def _stream_of(document: str) -> tuple[str, dict[str, str], list[str]]:
@@ -154,10 +157,17 @@ def test_a_signed_webhook_without_a_call_sid_gets_no_stream(client: TestClient) 
     assert [child.tag for child in root] == ["Say", "Hangup"]
 
 
-def test_answered_dial_hangs_up(client: TestClient) -> None:
-    response = _post(client, "/twilio/voice/dial-status", _call(ACME, DialCallStatus="completed"))
-    root = ET.fromstring(response.text)
+def test_bridged_dial_hangs_up(client: TestClient) -> None:
+    params = _call(ACME, DialCallStatus="completed", DialBridged="true")
+    root = ET.fromstring(_post(client, "/twilio/voice/dial-status", params).text)
     assert [child.tag for child in root] == ["Hangup"]
+
+
+def test_answered_but_unbridged_dial_connects_the_stream(client: TestClient) -> None:
+    """The owner's leg answered (a voicemail, or no key pressed) but was never bridged."""
+    params = _call(ACME, DialCallStatus="completed", DialBridged="false")
+    _, parameters, _ = _stream_of(_post(client, "/twilio/voice/dial-status", params).text)
+    assert parameters["business"] == "acme-plumbing"
 
 
 @pytest.mark.parametrize("to", ["+15550001111", "not a number", "", "+1" + "9" * 60])

@@ -8,8 +8,6 @@ test then reads what the server stored: the call, its consent event, and the out
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,15 +16,11 @@ from sqlalchemy import Engine
 
 from call_simulator import load_scenario
 from consent_ledger import AudioStatus, AudioStore, RecordedEvent, verify_ledger
-from tests.conftest import ROOT, postgres_schema, receptionist_settings
+from tests.conftest import ROOT, postgres_schema, serving_receptionist
 from voice_agent.cli.simulate import ScenarioOutcome, run_scenarios
 from voice_agent.consent.script import render_consent_script
-from voice_agent.records.businesses import import_businesses
 from voice_agent.records.calls import CallRecord
-from voice_agent.records.migrate import upgrade
-from voice_agent.services import build_services
 from voice_agent.settings import Settings
-from voice_agent.web.local_server import free_port, serving
 
 SCENARIOS = sorted((ROOT / "fixtures" / "calls").glob("*.yaml"))
 SPEED = 4.0  # the simulated caller keeps in step with the assistant on a busy machine
@@ -37,32 +31,16 @@ DEMO_BUSINESSES = {
 }
 
 
-@contextlib.contextmanager
-def _serving(database_url: str) -> Iterator[tuple[Settings, str, Engine]]:
-    """The real application under uvicorn on a free loopback port, on ``database_url``."""
-    with tempfile.TemporaryDirectory(prefix="receptionist-audio-") as audio_dir:
-        settings = receptionist_settings(database_url, port=free_port(), audio_dir=Path(audio_dir))
-        upgrade(settings.database_url)
-        services = build_services(settings)
-        with services.engine.begin() as conn:
-            import_businesses(conn, ROOT / "fixtures" / "businesses.yaml")
-        try:
-            with serving(services) as server_url:
-                yield settings, server_url, services.engine
-        finally:
-            services.engine.dispose()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str, Engine]]:
     database = tmp_path_factory.mktemp("e2e") / "receptionist.db"
-    with _serving(f"sqlite:///{database}") as serving:
+    with serving_receptionist(f"sqlite:///{database}") as serving:
         yield serving
 
 
 @pytest.fixture(scope="module")
 def postgres_server() -> Iterator[tuple[Settings, str, Engine]]:
-    with postgres_schema("e2e") as database_url, _serving(database_url) as serving:
+    with postgres_schema("e2e") as database_url, serving_receptionist(database_url) as serving:
         yield serving
 
 

@@ -442,6 +442,28 @@ def test_the_webhook_handles_stop_once_and_wakes_the_dispatcher(
     ]
 
 
+def test_a_repeated_stop_waiting_in_the_journal_does_not_hold_back_the_confirmation(
+    webhook: tuple[TestClient, WebhookServices],
+) -> None:
+    client, services = webhook
+    assert post_signed(client, "/twilio/sms", inbound_params("STOP")) == 200
+    services.settle()
+    assert post_signed(client, "/twilio/sms", inbound_params("STOP")) == 200  # Twilio's retry
+    assert services.journal.pending_opt_outs() == {CALLER}
+    transport = LocalSmsTransport()
+
+    report = dispatch_due(
+        services.engine,
+        transport,
+        NOW + timedelta(minutes=1),
+        rules=RULES,
+        pending_opt_outs=services.journal.pending_opt_outs,
+    )
+
+    assert (report.sent, report.deferred) == (1, 0)
+    assert [sms.to_number for sms in transport.delivered] == [CALLER]
+
+
 def test_the_webhook_confirms_stop_from_a_number_that_never_consented(
     webhook: tuple[TestClient, WebhookServices],
 ) -> None:

@@ -55,6 +55,8 @@ from sms_sender.tables import sms_inbound
 from tests.clock_support import SteppingClock
 from tests.conftest import BACKENDS, PUBLIC_BASE_URL, ROOT, fresh_database
 from voice_agent.records.businesses import import_businesses
+from voice_agent.records.call_progress import OwnerLeg as RecordedLeg
+from voice_agent.records.call_progress import ProgressReport, record_progress
 from voice_agent.records.calls import CallRecord, Turn, save_call
 from voice_agent.records.database import make_engine
 from voice_agent.records.migrate import upgrade
@@ -761,3 +763,31 @@ def test_deciding_a_held_reply_needs_our_origin_a_session_and_the_business_s_own
         assert site.client.post(bad, data=_form(site), headers=OUR_ORIGIN).status_code == 404
     with site.engine.begin() as conn:
         assert open_hold(conn, ACME, OTHER_CALLER)
+
+
+def test_the_calls_page_lists_calls_the_assistant_did_not_answer(site: OwnerSite) -> None:
+    took_it, hung_up = "CA" + "e5" * 16, "CA" + "f6" * 16
+    reports = [  # as Twilio's webhooks report them (see test_call_progress.py)
+        ProgressReport(took_it, T0 + timedelta(hours=2), ACME, OTHER_CALLER, RecordedLeg.TOOK_IT),
+        ProgressReport(took_it, T0 + timedelta(hours=2), ACME, OTHER_CALLER, None, "completed", 64),
+        ProgressReport(hung_up, T0 + timedelta(hours=3), ACME, None, None, "completed", 6),
+        ProgressReport(CALL_YES, T0, ACME, CALLER, RecordedLeg.NO_ANSWER, "completed", 90),
+        ProgressReport("CA" + "a7" * 16, T0, SPARK, SPARK_CALLER, None, "completed", 3),
+    ]
+    with site.engine.begin() as conn:
+        for report in reports:
+            record_progress(conn, report)
+    _sign_in(site)
+    first = _page(site, "/owner/calls")
+    assert "<h2>Calls the assistant did not answer</h2>" in first
+    unanswered = _table_rows(first.split("<h2>Calls the assistant did not answer</h2>", 1)[1])
+    assert [_cells(row)[1:] for row in unanswered] == [
+        ["withheld", "the caller hung up before anyone answered (6 s)"],
+        [f'<a href="tel:{OTHER_CALLER}">{OTHER_CALLER}</a>', "the owner took the call (64 s)"],
+    ]
+    assert "2025-06-02 13:00:00 CDT" in unanswered[0]  # the business's clock
+    assert "Calls the assistant did not answer" not in _page(site, "/owner/calls?page=2")
+    assert "Calls the assistant did not answer" not in _page(site, "/owner/calls?q=Dana")
+    _sign_in(site, site.spark_token)
+    spark = _page(site, "/owner/calls")
+    assert SPARK_CALLER in spark.split("<h2>", 1)[1] and OTHER_CALLER not in spark

@@ -77,7 +77,7 @@ def test_valid_scenario_is_read_with_defaults(tmp_path: Path) -> None:
     scenario = load_scenario(_write(tmp_path, VALID, "consent-yes"))
     assert scenario.name == "consent-yes"
     assert scenario.steps == (SayStep("Hi, my name is Maria Lopez."), SayStep("Yes."))
-    assert scenario.owner_answers is False
+    assert scenario.owner == "no-answer"
     assert scenario.caller_voice is None
     assert scenario.expect is None
 
@@ -105,7 +105,7 @@ def test_every_step_kind_and_option(tmp_path: Path) -> None:
         HangUpStep(),
     )
     assert scenario.caller_voice == "en-us+f3"
-    assert scenario.owner_answers is True
+    assert scenario.owner == "takes-it"
     assert scenario.expect == Expectation("unclear", 0)
 
 
@@ -133,6 +133,8 @@ BAD_DOCUMENTS: list[tuple[str, object, str]] = [
     ("hostile number", {**VALID, "caller": "+1512555014\n2; DROP TABLE"}, "caller"),
     ("voice with shell", {**VALID, "caller_voice": "en; rm -rf /"}, "caller_voice"),
     ("owner_answers as string", {**VALID, "owner_answers": "yes"}, "owner_answers"),
+    ("unknown owner leg", {**VALID, "owner": "hangs-up"}, "owner"),
+    ("owner twice", {**VALID, "owner": "busy", "owner_answers": True}, "owner"),
     ("empty steps", {**VALID, "steps": []}, "steps"),
     ("steps not a list", {**VALID, "steps": {"say": "hi"}}, "steps"),
     ("step not a mapping", {**VALID, "steps": ["hi"]}, "steps[0]"),

@@ -28,7 +28,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from twilio.request_validator import RequestValidator
 
-from call_simulator.scenarios import HangUpStep, PressStep, SayStep, Scenario, Step
+from call_simulator.scenarios import HangUpStep, OwnerLeg, PressStep, SayStep, Scenario, Step
 from call_simulator.simulator import (
     PlayoutBuffer,
     SimulatedCall,
@@ -83,14 +83,14 @@ class ToneVoice:
         return _tone(0.3)
 
 
-def _scenario(*steps: Step, owner_answers: bool = False) -> Scenario:
+def _scenario(*steps: Step, owner: OwnerLeg = "no-answer") -> Scenario:
     return Scenario(
         name="fake",
         description="A call to the fake server.",
         business_number="+15125550100",
         caller="+15125550142",
         steps=steps,
-        owner_answers=owner_answers,
+        owner=owner,
     )
 
 
@@ -371,7 +371,7 @@ async def test_owner_answering_ends_the_call_without_a_stream(server: FakeServer
     )
     server.dial_twiml = _twiml("<Hangup/>")
 
-    call = await _call(server, _scenario(HangUpStep(), owner_answers=True))
+    call = await _call(server, _scenario(HangUpStep(), owner="takes-it"))
 
     assert server.webhooks[1].form["DialCallStatus"] == "completed"
     assert all(hook.signed for hook in server.webhooks)

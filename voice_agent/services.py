@@ -42,6 +42,7 @@ from voice_agent.chat.port import ChatModel
 from voice_agent.clock import Clock, system_clock
 from voice_agent.journal.applier import Backoff, EntryHandler, JournalApplier
 from voice_agent.journal.businesses import BusinessDirectory
+from voice_agent.journal.call_progress import CALL_PROGRESS, apply_progress
 from voice_agent.journal.store import Journal, JournalEntry
 from voice_agent.journal.texts import DELIVERY_STATUS, INBOUND_TEXT, apply_inbound, apply_status
 from voice_agent.metrics import CallMetrics
@@ -185,6 +186,7 @@ def journal_applier(
         CALL_ENDED: functools.partial(apply_call_entry, engine, audio_store, notices=notices),
         INBOUND_TEXT: functools.partial(apply_inbound, engine),
         DELIVERY_STATUS: functools.partial(apply_status, engine),
+        CALL_PROGRESS: functools.partial(apply_progress, engine),
     }
     return JournalApplier(
         journal,

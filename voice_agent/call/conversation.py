@@ -26,6 +26,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Protocol
 
 from media_stream import (
     CallBridge,
@@ -61,6 +62,26 @@ message does, and a caller who stays silent reaches the goodbye (no texts) soone
 MAX_MESSAGE_TURNS = 12
 ANSWER_AUDIO_LEAD = 1.0  # seconds of audio kept before a recorded consent answer
 RECORDING_SECONDS = 60.0  # how much caller audio a recorded call keeps in memory
+
+
+TRANSFER_OFFER = "I can connect you to the on-call technician now. Would you like that?"
+TRANSFER_CONNECTING = "Connecting you now. Please stay on the line."
+TRANSFER_UNAVAILABLE = (
+    "I'm sorry, I can't connect you right now. Your message is marked as an emergency."
+)
+
+
+class TransferDesk(Protocol):
+    """Where an emergency caller can be put through to a person on call."""
+
+    def open_now(self) -> bool:
+        """Whether someone is on call now."""
+        ...
+
+    async def request(self) -> bool:
+        """Ask for this call's transfer, to follow when the stream closes; False when it cannot
+        be arranged."""
+        ...
 
 
 class ConsentOutcome(StrEnum):
@@ -120,9 +141,15 @@ class Conversation:
     """Runs one call over a CallBridge; :meth:`outcome` hands over what it produced."""
 
     def __init__(
-        self, business: Business, caller_number: str, chat_model: ChatModel, bridge: CallBridge
+        self,
+        business: Business,
+        caller_number: str,
+        chat_model: ChatModel,
+        bridge: CallBridge,
+        transfer_desk: TransferDesk | None = None,
     ) -> None:
         self.business = business
+        self.transfer_desk = transfer_desk
         self.bridge = bridge
         self.chat_model = chat_model
         self.context = CallContext(
@@ -161,6 +188,8 @@ class Conversation:
         """The whole call; returns when it is over (the caller may hang up at any point)."""
         try:
             await self._take_message()
+            if await self._put_through():
+                return  # the stream closes and Twilio rings the on-call phones
             if self.consent.refused_during_call:
                 self.consent.outcome = ConsentOutcome.DECLINED
                 self.consent.note = "the caller asked not to be texted during the call"
@@ -194,6 +223,31 @@ class Conversation:
             if reply.finished:
                 return
         self.message.notes.append("message taking stopped after too many turns")
+
+    async def _put_through(self) -> bool:
+        """Offer an emergency caller the on-call technician, when someone is on call; True when
+        the caller said yes and the transfer is asked for (no consent question then: no texts).
+        Every offer and its answer is in the message's notes."""
+        desk = self.transfer_desk
+        if desk is None or not self.message.emergencies or not desk.open_now():
+            return False
+        await self._say_uninterrupted(TRANSFER_OFFER)
+        heard = await self._caller_turn(CONSENT_SILENCE)
+        said = self._hear(heard)
+        pressed = heard.digit if heard is not None else None
+        answer = classify_keypad(pressed) if pressed is not None else classify_answer(said)
+        offered = "an emergency: offered the on-call technician"
+        if answer is not ConsentAnswer.AFFIRMATIVE:
+            declined = answer is ConsentAnswer.DECLINED
+            self.message.notes.append(f"{offered}; {'declined' if declined else 'no clear yes'}")
+            return False
+        if not await desk.request():
+            self.message.notes.append(f"{offered}; accepted, but it could not be arranged")
+            await self._say_uninterrupted(TRANSFER_UNAVAILABLE)
+            return False
+        self.message.notes.append(f"{offered}; accepted and put through")
+        await self._say_uninterrupted(TRANSFER_CONNECTING)
+        return True
 
     async def _reply_to(self, said: str) -> tuple[Playback, AgentReply, float]:
         """Speak the model's reply sentence by sentence as it is written; returns the playback,

@@ -13,6 +13,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from consent_ledger import AudioStore
 from media_stream import (
     CallBridge,
@@ -30,6 +32,7 @@ from voice_agent.chat.failover import FailoverChatModel
 from voice_agent.logging_setup import bind_call
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.records.businesses import Business
+from voice_agent.records.call_transfers import request_transfer
 from voice_agent.services import Services
 
 logger = logging.getLogger(__name__)
@@ -98,7 +101,8 @@ async def handle_call(services: Services, socket: StreamSocket, admit: StreamAdm
     chat_model = FailoverChatModel(
         services.chat_model, services.embedded_chat_model, provider_failed
     )
-    conversation = Conversation(business, caller, chat_model, bridge)
+    desk = OnCallDesk(services, business, start.call_sid)
+    conversation = Conversation(business, caller, chat_model, bridge, desk)
     services.metrics.call_started()
     try:
         await conversation.run()
@@ -111,6 +115,31 @@ async def handle_call(services: Services, socket: StreamSocket, admit: StreamAdm
             start.call_sid, start.stream_sid, caller, started_at, started_monotonic
         )
         await _store(services, business, identity, outcome, bridge.end_reason)
+
+
+class OnCallDesk:
+    """The business's on-call phones, for this call: the transfer is asked for in the database,
+    where the webhook Twilio calls when the stream closes finds it (in any process)."""
+
+    def __init__(self, services: Services, business: Business, call_sid: str) -> None:
+        self._services = services
+        self._business = business
+        self._call_sid = call_sid
+
+    def open_now(self) -> bool:
+        return self._business.on_call_at(self._services.clock())
+
+    async def request(self) -> bool:
+        def ask() -> None:
+            with self._services.engine.begin() as conn:
+                request_transfer(conn, self._call_sid, self._business.id, self._services.clock())
+
+        try:
+            await asyncio.to_thread(ask)
+        except SQLAlchemyError:
+            logger.exception("the transfer to the on-call phones could not be asked for")
+            return False
+        return True
 
 
 async def _store(

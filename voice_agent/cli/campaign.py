@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from voice_agent.cli.support import (
+    TWILIO_MESSAGING_URL,
     CommandError,
     SettingsError,
     json_option,
@@ -17,6 +18,9 @@ from voice_agent.cli.support import (
     load_settings,
     print_json,
     reading,
+    talking_to_twilio,
+    twilio_account_missing,
+    twilio_client,
     unknown_business,
 )
 
@@ -24,10 +28,6 @@ if TYPE_CHECKING:
     from voice_agent.consent.campaign_brief import CampaignBrief
     from voice_agent.records.businesses import Business
     from voice_agent.settings import Settings
-
-TWILIO_MESSAGING_URL = "https://messaging.twilio.com"
-_DEVELOPMENT_AUTH_TOKEN = "local-development-token"  # Settings' default: no account configured
-_DEVELOPMENT_ACCOUNT_SID = "AC" + "0" * 32
 
 
 @click.group()
@@ -129,11 +129,7 @@ def brief(
 def _require_submit_settings(
     settings: Settings, messaging_service: str | None, brand_registration: str | None
 ) -> None:
-    token = settings.twilio_auth_token.get_secret_value()
-    if settings.twilio_account_sid == _DEVELOPMENT_ACCOUNT_SID or token in (
-        "",
-        _DEVELOPMENT_AUTH_TOKEN,
-    ):
+    if twilio_account_missing(settings):
         raise SettingsError(
             "--submit needs your Twilio account: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
         )
@@ -197,32 +193,11 @@ def submit_campaign(
 ) -> dict[str, Any]:
     """Create ``brief``'s campaign (``UsAppToPerson``) on the Messaging Service; what Twilio
     answered (sid, status, service). CommandError when Twilio refuses it or cannot be reached."""
-    import logging
-
-    import requests
-    from twilio.base.exceptions import TwilioException, TwilioRestException
-    from twilio.http.http_client import TwilioHttpClient
-    from twilio.rest import Client
-
-    http_log = logging.getLogger(f"{__name__}.twilio_http")  # the SDK logs every request
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # at INFO: shown only with -v
-        http_log.setLevel(logging.WARNING)
-    client = Client(
-        settings.twilio_account_sid,
-        settings.twilio_auth_token.get_secret_value(),
-        http_client=TwilioHttpClient(timeout=30, logger=http_log),
-    )
-    client.messaging.base_url = base_url.rstrip("/")
-    try:
+    client = twilio_client(settings, "--submit", messaging_base_url=base_url)
+    with talking_to_twilio(f"the campaign of {brief.business_id}"):
         created = client.messaging.v1.services(messaging_service).us_app_to_person.create(
             brand_registration_sid=brand_registration, **brief.usa2p_fields()
         )
-    except TwilioRestException as error:
-        raise CommandError(
-            f"Twilio refused the campaign of {brief.business_id}: {error.code} {error.msg}"
-        ) from None
-    except (requests.RequestException, TwilioException) as error:
-        raise CommandError(f"Twilio could not be reached: {type(error).__name__}") from None
     return {
         "sid": created.sid,
         "messaging_service_sid": created.messaging_service_sid,

@@ -32,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "business": "voice_agent.cli.business:business",
     "campaign": "voice_agent.cli.campaign:campaign",
     "db": "voice_agent.cli.db:db",
+    "twilio": "voice_agent.cli.twilio_setup:twilio",
+    "doctor": "voice_agent.cli.doctor:doctor",
 }
 """Every top-level command and where it is defined, in the order ``--help`` lists them."""
 

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 if TYPE_CHECKING:
     from consent_ledger import RecordedEvent
     from sms_sender import OutboxMessage
+    from voice_agent.records.call_progress import CallProgress
+    from voice_agent.records.call_transfers import CallTransfer
     from voice_agent.records.calls import CallRecord
 
 
@@ -150,4 +152,57 @@ def render_call_list(records: list[CallRecord], zones: Mapping[str, str]) -> str
         f"  {r.call_sid}  {r.business_id:<22} {r.caller_number}"
         f"  {r.caller_name or '—':<18} consent: {r.consent_outcome or '—'}"
         for r in records
+    )
+
+
+def progress_as_dict(call: CallProgress) -> dict[str, Any]:
+    """A call's progress as Twilio reported it, and its outcome, as JSON-ready data."""
+    return _json_object({**asdict(call), "outcome": call.outcome})
+
+
+def render_progress(progress: list[CallProgress]) -> str:
+    if not progress:
+        return "No calls reported by Twilio yet."
+    return "\n".join(
+        f"{p.first_reported_at:%Y-%m-%d %H:%M:%S}  {p.call_sid}  {p.business_id or '—':<22} "
+        f"{p.caller_number or 'withheld':<12}  {p.outcome}{_reported(p)}"
+        for p in progress
+    )
+
+
+def render_progress_of(call: CallProgress, *, standalone: bool) -> str:
+    """What Twilio reported of one call: a line under the call's record, or on its own (a call
+    the assistant never answered)."""
+    if not standalone:
+        return f"  Outcome: {call.outcome}{_reported(call)}"
+    return (
+        f"Call {call.call_sid} · {call.business_id or '—'} · from "
+        f"{call.caller_number or 'a withheld number'}\n"
+        f"  {call.first_reported_at:%Y-%m-%d %H:%M:%S} UTC · {call.outcome}{_reported(call)}"
+    )
+
+
+def _reported(call: CallProgress) -> str:
+    return (
+        (f" · owner's phone: {call.owner_leg.value}" if call.owner_leg else "")
+        + (f" · Twilio: {call.status}" if call.status else "")
+        + (f", {call.duration_seconds} s" if call.duration_seconds is not None else "")
+    )
+
+
+def transfer_as_dict(transfer: CallTransfer) -> dict[str, Any]:
+    return _json_object(asdict(transfer))
+
+
+def render_transfer(transfer: CallTransfer) -> str:
+    """An emergency caller's transfer to the on-call phones: when it was asked for, how it
+    ended."""
+    ended = (
+        f"{transfer.outcome.value} at {transfer.ended_at:%H:%M:%S} UTC"
+        if transfer.outcome is not None and transfer.ended_at is not None
+        else "not ended"
+    )
+    return (
+        f"  Transfer to the on-call phones: asked at {transfer.requested_at:%Y-%m-%d %H:%M:%S} "
+        f"UTC · {ended}"
     )

@@ -22,6 +22,7 @@ import click
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
+    from twilio.rest import Client
 
     from sms_sender import OutgoingSms, SendReceipt
     from voice_agent.settings import Settings
@@ -89,6 +90,77 @@ def configured_database_url() -> str | None:
     settings = root.obj if root.obj is not None else root.meta.get(SETTINGS_KEY)
     url = getattr(settings, "database_url", None)
     return url if isinstance(url, str) else None
+
+
+# --- the Twilio account ------------------------------------------------------------------------
+
+TWILIO_API_URL = "https://api.twilio.com"
+TWILIO_MESSAGING_URL = "https://messaging.twilio.com"
+_DEVELOPMENT_AUTH_TOKEN = "local-development-token"  # Settings' default: no account configured
+_DEVELOPMENT_ACCOUNT_SID = "AC" + "0" * 32
+
+
+def twilio_account_missing(settings: Settings) -> bool:
+    """Whether the settings name no Twilio account (the development defaults, or no token)."""
+    token = settings.twilio_auth_token.get_secret_value()
+    return settings.twilio_account_sid == _DEVELOPMENT_ACCOUNT_SID or token in (
+        "",
+        _DEVELOPMENT_AUTH_TOKEN,
+    )
+
+
+def twilio_client(
+    settings: Settings,
+    what: str,
+    *,
+    api_base_url: str = TWILIO_API_URL,
+    messaging_base_url: str = TWILIO_MESSAGING_URL,
+) -> Client:
+    """The ``twilio`` SDK's client for the configured account, its REST API at ``api_base_url``
+    and its Messaging API at ``messaging_base_url`` (test servers in tests); a SettingsError when
+    no account is configured, ``what`` naming what needs it. The SDK logs each request at INFO:
+    shown only with ``-v``."""
+    import logging
+
+    from twilio.http.http_client import TwilioHttpClient
+    from twilio.rest import Client
+
+    if twilio_account_missing(settings):
+        raise SettingsError(
+            f"{what} needs your Twilio account: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+        )
+    http_log = logging.getLogger(f"{__name__}.twilio_http")
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        http_log.setLevel(logging.WARNING)
+    client = Client(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        http_client=TwilioHttpClient(timeout=30, logger=http_log),
+    )
+    client.api.base_url = api_base_url.rstrip("/")
+    client.messaging.base_url = messaging_base_url.rstrip("/")
+    return client
+
+
+@contextmanager
+def talking_to_twilio(what: str) -> Iterator[None]:
+    """Turn Twilio's refusal, or no answer, into one sentence: "Twilio refused ``what``: …"."""
+    import requests
+    from twilio.base.exceptions import TwilioException, TwilioRestException
+
+    try:
+        yield
+    except TwilioRestException as error:
+        raise CommandError(f"Twilio refused {what}: {error.code} {error.msg}") from None
+    except TwilioException as error:  # a list page Twilio would not give: the HTTP answer
+        answer = error.args[1] if len(error.args) > 1 else None
+        status = getattr(answer, "status_code", None)
+        if status is None:
+            raise CommandError(f"Twilio could not be reached: {type(error).__name__}") from None
+        hint = " (check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)" if status in (401, 403) else ""
+        raise CommandError(f"Twilio refused {what}: HTTP {status}{hint}") from None
+    except requests.RequestException as error:
+        raise CommandError(f"Twilio could not be reached: {type(error).__name__}") from None
 
 
 # --- the database ------------------------------------------------------------------------------

@@ -58,6 +58,9 @@ class Business(BaseModel):
     callback_check_hours: float | None = Field(None, gt=0, lt=24)
     excluded_numbers: tuple[str, ...] = ()
     sms_state_caps: bool = True
+    on_call_phones: tuple[str, ...] = Field((), max_length=10)  # rung together (Twilio's limit)
+    on_call_start: time | None = None  # on-call hours, in the business's time zone; neither set:
+    on_call_end: time | None = None  # at any hour. A start after the end spans midnight.
     address: str = Field("", max_length=300)
     contact_email: str = Field("", max_length=200)
     owner_email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -92,9 +95,9 @@ class Business(BaseModel):
             raise ValueError("must be a list of phone numbers")
         return tuple(_e164(number) for number in value)
 
-    @field_validator("excluded_numbers", mode="before")
+    @field_validator("excluded_numbers", "on_call_phones", mode="before")
     @classmethod
-    def _excluded_e164(cls, value: Any) -> tuple[str, ...]:
+    def _listed_e164(cls, value: Any) -> tuple[str, ...]:
         if not isinstance(value, list | tuple):
             raise ValueError("must be a list of phone numbers")
         return tuple(_e164(number) for number in value)
@@ -141,6 +144,26 @@ class Business(BaseModel):
         if self.sms_send_window_start >= self.sms_send_window_end:
             raise ValueError("sms_send_window_start must be before sms_send_window_end")
         return self
+
+    @model_validator(mode="after")
+    def _on_call_hours_are_a_span(self) -> Business:
+        if (self.on_call_start is None) != (self.on_call_end is None):
+            raise ValueError("give both on_call_start and on_call_end, or neither")
+        if self.on_call_start is not None and self.on_call_start == self.on_call_end:
+            raise ValueError("on_call_start and on_call_end must differ (leave both out: always)")
+        return self
+
+    def on_call_at(self, instant: datetime) -> bool:
+        """Whether an on-call phone may be rung at ``instant``: the business names some, and
+        it is within the on-call hours on the business's clock."""
+        if not self.on_call_phones:
+            return False
+        if self.on_call_start is None or self.on_call_end is None:
+            return True
+        local = instant.astimezone(ZoneInfo(self.time_zone)).time()
+        if self.on_call_start < self.on_call_end:
+            return self.on_call_start <= local < self.on_call_end
+        return local >= self.on_call_start or local < self.on_call_end  # across midnight
 
     @field_validator("open_days", mode="before")
     @classmethod
@@ -232,6 +255,7 @@ def save_business(conn: Connection, business: Business) -> None:
     """Insert or replace a business and its numbers."""
     row = business.model_dump(exclude={"twilio_numbers"})
     row["excluded_numbers"] = list(business.excluded_numbers)
+    row["on_call_phones"] = list(business.on_call_phones)
     row["open_days"] = list(business.open_days)
     conn.execute(delete(business_numbers).where(business_numbers.c.business_id == business.id))
     conn.execute(

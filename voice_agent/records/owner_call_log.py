@@ -17,10 +17,12 @@ from dashboard import (
     LiveCall,
     Texting,
     TranscriptLine,
+    UnansweredCall,
     handled_at_of,
     is_handled,
 )
 from voice_agent.records.businesses import get_business
+from voice_agent.records.call_progress import unanswered_progress
 from voice_agent.records.calls import CallRecord, get_call
 from voice_agent.records.sms_policies import sms_policy
 from voice_agent.records.tables import (
@@ -87,6 +89,16 @@ class ReceptionistCallLog:
             .order_by(page.c.started_at.desc(), page.c.call_sid.desc())
         )
         return [_listing(row._asdict()) for row in conn.execute(query)]
+
+    def unanswered_calls(
+        self, conn: Connection, business_id: str, limit: int
+    ) -> list[UnansweredCall]:
+        return [
+            UnansweredCall(
+                p.call_sid, p.first_reported_at, p.caller_number, p.outcome, p.duration_seconds
+            )
+            for p in unanswered_progress(conn, business_id, limit)
+        ]
 
     def call(self, conn: Connection, business_id: str, call_sid: str) -> CallDetails | None:
         record = get_call(conn, call_sid)

@@ -45,6 +45,9 @@ businesses = Table(
     Column("callback_check_hours", Float),
     Column("excluded_numbers", JSON, nullable=False, server_default="[]"),
     Column("sms_state_caps", Boolean, nullable=False, server_default=sa_true()),
+    Column("on_call_phones", JSON, nullable=False, server_default="[]"),
+    Column("on_call_start", Time),
+    Column("on_call_end", Time),
     Column("address", Text, nullable=False, server_default=""),
     Column("contact_email", String(200), nullable=False, server_default=""),
     Column("owner_email", String(254)),
@@ -118,4 +121,32 @@ stream_credential_uses = Table(
     Column("used_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Index("ix_stream_credential_uses_business_used", "business_id", "used_at"),
+)
+
+call_progress = Table(
+    "call_progress",
+    metadata,
+    # What Twilio reported about a call (the owner's leg, the final status and duration), for
+    # every call, including those that never reached the media stream.
+    Column("call_sid", String(64), primary_key=True),
+    Column("business_id", String(64)),
+    Column("caller_number", String(20)),
+    Column("owner_leg", String(16)),
+    Column("status", String(16)),
+    Column("duration_seconds", Integer),
+    Column("first_reported_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Index("ix_call_progress_business_reported", "business_id", "first_reported_at"),
+)
+
+call_transfers = Table(
+    "call_transfers",
+    metadata,
+    # An emergency caller who accepted the transfer to the on-call phones: asked for before the
+    # media stream closes, read when Twilio asks what comes after it, and how it ended.
+    Column("call_sid", String(64), primary_key=True),
+    Column("business_id", String(64), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("outcome", String(16)),
+    Column("ended_at", DateTime(timezone=True)),
 )

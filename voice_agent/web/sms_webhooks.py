@@ -16,16 +16,12 @@ applied, and is logged.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import time
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
-from sqlalchemy import Engine
 
 from sms_sender import (
     OUTBOX_ID_PARAMETER,
@@ -33,7 +29,6 @@ from sms_sender import (
     InboundError,
     InboundSms,
 )
-from voice_agent.journal.store import JournalEntry
 from voice_agent.journal.texts import (
     DELIVERY_STATUS,
     INBOUND_TEXT,
@@ -46,12 +41,14 @@ from voice_agent.journal.texts import (
 )
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.services import Services
+from voice_agent.web.journaling import journal_request
 from voice_agent.web.voice_webhooks import signed_form
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
+INBOUND_PATH = "/twilio/sms"
 SignedForm = Annotated[dict[str, str], Depends(signed_form)]
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 MAX_OUTBOX_ID = 2**31 - 1  # the outbox's integer key on PostgreSQL
@@ -84,13 +81,15 @@ def _inbound_sms(params: dict[str, str]) -> InboundSms:
         raise HTTPException(status_code=400, detail=f"malformed inbound text: {error}") from None
 
 
-@router.post("/twilio/sms")
+@router.post(INBOUND_PATH)
 async def inbound_text(request: Request, params: SignedForm) -> Response:
     services = _services(request)
     sms = _inbound_sms(params)
     payload = inbound_entry(sms, services.clock())
     opt_out = inbound_opt_out(sms)
-    await _journal(services, INBOUND_TEXT, sms.message_sid, payload, opt_out, apply_inbound)
+    await journal_request(
+        services, INBOUND_TEXT, sms.message_sid, payload, apply_inbound, opt_out=opt_out
+    )
     logger.info("inbound text %s journaled%s", sms.message_sid, " (an opt-out)" if opt_out else "")
     return _twiml()
 
@@ -101,30 +100,11 @@ async def delivery_status(request: Request, params: SignedForm) -> Response:
     report = _delivery_report(params, request.query_params.getlist(OUTBOX_ID_PARAMETER))
     payload = status_entry(report, services.clock())
     opt_out = status_opt_out(report)
-    await _journal(services, DELIVERY_STATUS, report.message_sid, payload, opt_out, apply_status)
+    await journal_request(
+        services, DELIVERY_STATUS, report.message_sid, payload, apply_status, opt_out=opt_out
+    )
     logger.info("status %s for %s journaled", report.status, report.message_sid)
     return _twiml()
-
-
-async def _journal(
-    services: Services,
-    kind: str,
-    key: str,
-    payload: dict[str, Any],
-    opt_out: str | None,
-    apply: Callable[[Engine, JournalEntry], bool],
-) -> None:
-    """Journal the request and wake the applier; should the journal fail (a full disk), apply
-    it at once instead, as one attempt (a 500 if that fails too)."""
-    try:
-        await services.journal.append_async(kind, key, payload, opt_out=opt_out)
-    except OSError:
-        logger.exception("journaling %s %s failed; applying it directly", kind, key)
-        entry = JournalEntry("(not journaled)", kind, key, time.time_ns(), payload)
-        if await asyncio.to_thread(apply, services.engine, entry):
-            services.dispatcher.wake()
-        return
-    services.journal_applier.wake()
 
 
 def _delivery_report(params: dict[str, str], outbox_ids: list[str]) -> DeliveryReport:

@@ -1,42 +1,73 @@
 """Twilio's voice webhooks and the media-stream websocket.
 
-``POST /twilio/voice`` rings the owner first or connects the stream; ``POST
-/twilio/voice/dial-status`` connects the stream when the owner did not answer; the websocket
-runs the call. Every request must carry a valid Twilio signature. The TwiML that connects a
-stream carries the call's credential (``stream_credentials``); the websocket runs a call only
-when its ``start`` presents that credential for the first time, and closes with 1008 otherwise.
+``POST /twilio/voice`` rings the owner first or connects the stream. The owner's leg is
+screened: when it answers, ``POST /twilio/voice/screen?business=ID`` asks whoever answered to
+press 1 to take the call, and ``POST /twilio/voice/screen/answer?business=ID`` bridges the legs
+only on that key. ``POST /twilio/voice/dial-status`` hangs up when the legs were bridged (the
+owner took the call) and otherwise — no answer, busy, failed, no key, a voicemail that answered
+— connects the stream; the websocket runs the call. Every request must carry a valid Twilio
+signature. The TwiML that connects a stream carries the call's credential
+(``stream_credentials``); the websocket runs a call only when its ``start`` presents that
+credential for the first time, and closes with 1008 otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request, WebSocket
 from fastapi.responses import Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.websockets import WebSocketDisconnect
 
 from media_stream import Start, StreamClosed
 from voice_agent.call.session import handle_call
+from voice_agent.chat.numbers_in_words import spoken_phone_number
+from voice_agent.journal.call_progress import CALL_PROGRESS, apply_progress, progress_entry
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.records.businesses import Business
+from voice_agent.records.call_progress import FINAL_STATUSES, OwnerLeg, ProgressReport
+from voice_agent.records.call_transfers import CallTransfer, end_transfer, transfer_of
 from voice_agent.services import Services
+from voice_agent.web.journaling import journal_request
 from voice_agent.web.stream_credentials import (
     CREDENTIAL_PARAMETER,
     CredentialRefused,
     StreamClaims,
     StreamCredentials,
 )
-from voice_agent.web.twiml import apology, connect_stream, hang_up, ring_owner
+from voice_agent.web.twiml import (
+    apology,
+    connect_stream,
+    hang_up,
+    nothing,
+    owner_answer,
+    ring,
+    screen,
+    transfer_not_taken,
+)
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
-UNANSWERED = {"no-answer", "busy", "failed", "canceled"}
+VOICE_PATH = "/twilio/voice"
+DIAL_STATUS_PATH = "/twilio/voice/dial-status"
+SCREEN_PATH = "/twilio/voice/screen"
+SCREEN_ANSWER_PATH = "/twilio/voice/screen/answer"
+CALL_STATUS_PATH = "/twilio/voice/status"
+STREAM_ENDED_PATH = "/twilio/voice/stream-ended"
+TRANSFER_STATUS_PATH = "/twilio/voice/transfer-status"
+SCREEN_SECONDS = 6
+"""How long the owner's leg has to press 1 once the screening question has been said."""
 MAX_FORM_FIELDS = 100
 POLICY_VIOLATION = 1008
 _CALL_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what a stream's start.callSid may be
+_DURATION = re.compile(r"[0-9]{1,7}")
+_CALL_STATUSES = frozenset({"queued", "ringing", "in-progress", *FINAL_STATUSES})
 
 
 def _services(request: Request | WebSocket) -> Services:
@@ -84,12 +115,15 @@ def _stream(services: Services, business: Business, params: dict[str, str]) -> R
     credential = StreamCredentials.from_settings(services.settings).issue(
         call_sid, business.id, caller, services.clock()
     )
-    return _twiml(
-        connect_stream(services.settings.media_stream_url, business.id, caller, credential)
-    )
+    stream_url, ended_url = services.settings.media_stream_url, _public(services, STREAM_ENDED_PATH)
+    return _twiml(connect_stream(stream_url, business.id, caller, credential, ended_url))
 
 
-@router.post("/twilio/voice")
+def _public(services: Services, path: str, **query: str) -> str:
+    return services.signatures.public_url(path, urlencode(query))
+
+
+@router.post(VOICE_PATH)
 async def incoming_call(request: Request) -> Response:
     params = await signed_form(request)
     services = _services(request)
@@ -98,21 +132,177 @@ async def incoming_call(request: Request) -> Response:
         logger.warning("call to a number no business owns")
         return _twiml(apology())
     if business.ring_owner_first:
-        action = services.signatures.public_url("/twilio/voice/dial-status")
-        return _twiml(ring_owner(business.owner_phone, business.ring_seconds, action))
+        return _twiml(
+            ring(
+                [business.owner_phone],
+                business.ring_seconds,
+                _public(services, DIAL_STATUS_PATH),
+                _public(services, SCREEN_PATH, business=business.id),
+            )
+        )
     return _stream(services, business, params)
 
 
-@router.post("/twilio/voice/dial-status")
-async def dial_status(request: Request) -> Response:
+@router.post(SCREEN_PATH)
+async def screen_leg(request: Request) -> Response:
+    """A screened leg answered (the owner, an on-call phone, or a voicemail): ask for the key
+    that takes the call."""
     params = await signed_form(request)
     services = _services(request)
-    if params.get("DialCallStatus") not in UNANSWERED:
+    business = await services.businesses.by_id(request.query_params.get("business", ""))
+    if business is None:
         return _twiml(hang_up())
+    caller = spoken_phone_number(params.get("From", "")) or "a withheld number"
+    answer_url = services.signatures.public_url(SCREEN_ANSWER_PATH, request.url.query)
+    emergency = request.query_params.get("on_call") == "1"
+    return _twiml(screen(business.name, caller, answer_url, SCREEN_SECONDS, emergency=emergency))
+
+
+@router.post(SCREEN_ANSWER_PATH)
+async def screen_answer(request: Request) -> Response:
+    params = await signed_form(request)
+    return _twiml(owner_answer(params.get("Digits", "")))
+
+
+@router.post(DIAL_STATUS_PATH)
+async def dial_status(request: Request) -> Response:
+    """The owner's leg ended. Bridged means the owner pressed 1 and took the call: it is over.
+    Anything else goes to the assistant."""
+    params = await signed_form(request)
+    services = _services(request)
     business = await _called_business(services, params)
+    bridged = params.get("DialBridged") == "true"
+    try:
+        await _report(services, params, business, owner_leg=_leg_outcome(params, bridged))
+    except Exception:  # the record of the owner's leg must never keep the caller from us
+        logger.exception("recording how the owner's leg ended failed; the call goes on")
+    if bridged:
+        return _twiml(hang_up())
     if business is None:
         return _twiml(apology())
     return _stream(services, business, params)
+
+
+def _leg_outcome(params: dict[str, str], bridged: bool) -> OwnerLeg | None:
+    """How ringing a screened phone ended, from the ``<Dial action>``'s report."""
+    if bridged:
+        return OwnerLeg.TOOK_IT
+    status = params.get("DialCallStatus", "")
+    if status in ("completed", "answered"):
+        return OwnerLeg.NOT_TAKEN
+    return OwnerLeg(status) if status in {leg.value for leg in OwnerLeg} else None
+
+
+@router.post(STREAM_ENDED_PATH)
+async def stream_ended(request: Request) -> Response:
+    """We closed the call's media stream. An emergency caller who accepted the transfer is put
+    through to the on-call phones (screened like the owner's); any other call ends."""
+    params = await signed_form(request)
+    services = _services(request)
+    call_sid = params.get("CallSid", "")
+    try:
+        transfer = await asyncio.to_thread(_read_transfer, services, call_sid)
+    except SQLAlchemyError:
+        logger.exception("the call's transfer could not be read; the call ends")
+        return _twiml(hang_up())
+    if transfer is None or transfer.outcome is not None:
+        return _twiml(hang_up())
+    business = await services.businesses.by_id(transfer.business_id)
+    if business is None or not business.on_call_phones:
+        return _twiml(hang_up())
+    return _twiml(
+        ring(
+            business.on_call_phones,
+            business.ring_seconds,
+            _public(services, TRANSFER_STATUS_PATH),
+            _public(services, SCREEN_PATH, business=business.id, on_call="1"),
+        )
+    )
+
+
+@router.post(TRANSFER_STATUS_PATH)
+async def transfer_status(request: Request) -> Response:
+    """Ringing the on-call phones ended: bridged, someone took the call; otherwise the caller
+    hears that the message stands. Either way the attempt's outcome is recorded."""
+    params = await signed_form(request)
+    services = _services(request)
+    bridged = params.get("DialBridged") == "true"
+    outcome = _leg_outcome(params, bridged) or OwnerLeg.FAILED
+    call_sid = params.get("CallSid", "")
+    try:
+        transfer = await asyncio.to_thread(_end_transfer, services, call_sid, outcome)
+    except SQLAlchemyError:
+        logger.exception("the transfer's outcome could not be recorded")
+        transfer = None
+    if bridged:
+        return _twiml(hang_up())
+    business = None if transfer is None else await services.businesses.by_id(transfer.business_id)
+    if business is None:
+        return _twiml(apology())
+    return _twiml(transfer_not_taken(business.name, business.callback_time))
+
+
+def _read_transfer(services: Services, call_sid: str) -> CallTransfer | None:
+    with services.engine.connect() as conn:
+        return transfer_of(conn, call_sid)
+
+
+def _end_transfer(services: Services, call_sid: str, outcome: OwnerLeg) -> CallTransfer | None:
+    with services.engine.begin() as conn:
+        end_transfer(conn, call_sid, outcome, services.clock())
+        return transfer_of(conn, call_sid)
+
+
+@router.post(CALL_STATUS_PATH)
+async def call_status(request: Request) -> Response:
+    """Twilio's status callback for a call (the number's, at least ``completed``): its status
+    and duration, kept whether or not the call reached the assistant."""
+    params = await signed_form(request)
+    status = params.get("CallStatus", "")
+    duration = params.get("CallDuration")
+    known = status in _CALL_STATUSES and _CALL_SID.fullmatch(params.get("CallSid", ""))
+    if not known or (duration is not None and not _DURATION.fullmatch(duration)):
+        raise HTTPException(status_code=400, detail="a call status needs CallSid and CallStatus")
+    services = _services(request)
+    business = await _called_business(services, params)
+    await _report(
+        services,
+        params,
+        business,
+        status=status,
+        duration_seconds=None if duration is None else int(duration),
+    )
+    return _twiml(nothing())
+
+
+async def _report(
+    services: Services,
+    params: dict[str, str],
+    business: Business | None,
+    *,
+    owner_leg: OwnerLeg | None = None,
+    status: str | None = None,
+    duration_seconds: int | None = None,
+) -> None:
+    """Journal what this webhook says about its call (nothing without a usable CallSid)."""
+    call_sid = params.get("CallSid", "")
+    if not _CALL_SID.fullmatch(call_sid):
+        logger.warning("signed call webhook without a usable CallSid: nothing to record")
+        return
+    try:
+        caller: str | None = to_e164(params.get("From", ""))
+    except InvalidPhoneNumber:
+        caller = None
+    report = ProgressReport(
+        call_sid=call_sid,
+        reported_at=services.clock(),
+        business_id=None if business is None else business.id,
+        caller_number=caller,
+        owner_leg=owner_leg,
+        status=status,
+        duration_seconds=duration_seconds,
+    )
+    await journal_request(services, CALL_PROGRESS, call_sid, progress_entry(report), apply_progress)
 
 
 class StarletteStreamSocket:
