@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ears.py
 	$(BIN)/python bench/callers.py
 	$(BIN)/python bench/owner_pages.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) var
