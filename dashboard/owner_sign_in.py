@@ -61,6 +61,7 @@ from dashboard.sign_in_links import peek_link, redeem_link
 from sms_sender import (
     SIGN_IN_LINK_PATH,
     SignInCodeText,
+    announce_texts_queued,
     last_four,
     queue_sign_in_code,
     record_notification_choice,
@@ -139,6 +140,8 @@ def _ask_for_code(request: Request, context: OwnerContext, phone: str) -> tuple[
         queued = False
         if isinstance(issued, IssuedCode) and business is not None:
             queued = _text_code(conn, issued.id, issued.code, business, number, now)
+    if queued:  # text workers in other processes (serve --no-dispatcher) send it now too
+        announce_texts_queued(context.engine)
     if isinstance(issued, CodeRefused):
         return _too_many_codes(request, issued.retry_after), False
     return _code_page(request, 200, number, problem=None), queued

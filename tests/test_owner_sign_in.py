@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -54,6 +55,7 @@ from sms_sender import (
     handle_inbound,
     list_outbox,
 )
+from sms_sender.outbox_notices import listen_for_queued_texts
 from tests.cli_support import receptionist
 from tests.clock_support import SteppingClock
 from tests.conftest import BACKENDS, PUBLIC_BASE_URL, ROOT, fresh_database, receptionist_settings
@@ -207,6 +209,28 @@ def test_sign_in_by_code_end_to_end(site: Site) -> None:
     # the code is used up, and the texts page never lists codes
     _enter_code(site, OWNER, code.group(1), status=401)
     assert "sign-in code" not in site.client.get("/owner/texts").text
+
+
+def test_a_code_request_wakes_text_workers_in_other_processes(site: Site) -> None:
+    """With ``serve --no-dispatcher`` the code is sent by a worker process: on PostgreSQL the
+    request announces it (NOTIFY), so a listening worker sends it at once, not at its poll."""
+    if site.engine.dialect.name != "postgresql":
+        pytest.skip("NOTIFY is PostgreSQL's; on SQLite the web process sends its own texts")
+    woken, stop = threading.Event(), threading.Event()
+    listening = threading.Thread(
+        target=listen_for_queued_texts, args=(site.engine, woken.set, stop), daemon=True
+    )
+    listening.start()
+    try:
+        for _ in range(50):  # the listener connects first: ask (a new code each time) until heard
+            _ask_for_code(site, OWNER)
+            if woken.wait(0.2):
+                break
+            site.clock.now += timedelta(minutes=15)  # past the per-phone limit of 3 codes
+    finally:
+        stop.set()
+        listening.join(timeout=10)
+    assert woken.is_set()
 
 
 def test_a_session_slides_for_30_days_from_its_last_use(site: Site) -> None:
