@@ -67,18 +67,20 @@ def test_not_ready_before_the_speech_engine_is_loaded(tmp_path: Path) -> None:
 async def _sigterm_while_a_call_is_live(server_stops: list[int]) -> list[str]:
     """SIGTERM with one live call, then the call ends; a second drain gets two SIGTERMs."""
     seen = []
-    drain = CallDrain(drain_seconds=60)
+    drain = CallDrain(drain_seconds=60, follow_up_seconds=0.3)
     drain.install()
     drain.stream_opened()
     os.kill(os.getpid(), signal.SIGTERM)
     await asyncio.sleep(0.2)
     seen.append(f"draining={drain.draining} server stopped={len(server_stops)}")
     drain.stream_closed()
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.1)  # Twilio's webhooks after the stream still reach this process
+    seen.append(f"just after the call: server stopped={len(server_stops)}")
+    await asyncio.sleep(0.4)
     seen.append(f"after the call: server stopped={len(server_stops)}")
     drain.uninstall()
 
-    impatient = CallDrain(drain_seconds=60)
+    impatient = CallDrain(drain_seconds=60, follow_up_seconds=0.05)
     impatient.install()
     impatient.stream_opened()
     os.kill(os.getpid(), signal.SIGTERM)
@@ -103,6 +105,7 @@ def test_sigterm_reaches_the_server_only_when_the_live_calls_have_ended() -> Non
         signal.signal(signal.SIGTERM, original)
     assert seen == [
         "draining=True server stopped=0",
+        "just after the call: server stopped=0",
         "after the call: server stopped=1",
         "second SIGTERM: server stopped=2",
     ]
@@ -120,7 +123,8 @@ def test_without_live_calls_the_drain_ends_at_once_and_a_bounded_wait_ends_anywa
     stops: list[int] = []
     original = signal.signal(signal.SIGTERM, lambda signum, _frame: stops.append(signum))
     try:
-        assert asyncio.run(drained(CallDrain(drain_seconds=60), stops)) == 1  # no calls
+        no_calls = CallDrain(drain_seconds=60, follow_up_seconds=0.05)
+        assert asyncio.run(drained(no_calls, stops)) == 1
         held = CallDrain(drain_seconds=0.05)
         held.stream_opened()  # a call that never ends: given up after drain_seconds
         assert asyncio.run(drained(held, stops)) == 2

@@ -29,12 +29,18 @@ logger = logging.getLogger(__name__)
 
 SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
+FOLLOW_UP_SECONDS = 5.0
+"""How long a draining process keeps serving after its last media stream closed: Twilio then
+posts the ``<Connect>`` action (``/twilio/voice/stream-ended``) and the call's status callback,
+within a second or two, to this same process."""
+
 
 class CallDrain:
     """This process's live media streams, and whether it is shutting down."""
 
-    def __init__(self, drain_seconds: float) -> None:
+    def __init__(self, drain_seconds: float, follow_up_seconds: float = FOLLOW_UP_SECONDS) -> None:
         self.drain_seconds = drain_seconds
+        self.follow_up_seconds = follow_up_seconds
         self.live_streams = 0
         self.draining = False
         self._server_handler: SignalHandler = None
@@ -91,7 +97,7 @@ class CallDrain:
 
     async def _stop_when_idle(self) -> None:
         try:
-            await asyncio.wait_for(self._idle.wait(), self.drain_seconds)
+            await asyncio.wait_for(self._idle_for_good(), self.drain_seconds)
             logger.info("no live calls: stopping")
         except TimeoutError:
             logger.warning(
@@ -100,6 +106,15 @@ class CallDrain:
                 self.drain_seconds,
             )
         self._stop(signal.SIGTERM, None)
+
+    async def _idle_for_good(self) -> None:
+        """Until no stream has been open for ``follow_up_seconds`` (Twilio's webhooks after a
+        call's stream are served here too)."""
+        while True:
+            await self._idle.wait()
+            await asyncio.sleep(self.follow_up_seconds)
+            if self._idle.is_set():
+                return
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         """Hand the signal to the server's handler (or, with none, to the default action)."""
