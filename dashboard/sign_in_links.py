@@ -15,8 +15,9 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Row, insert, select, update
 
 from dashboard.access_tokens import require_utc, sha256_hex, stored_instant
 from dashboard.tables import sign_in_links
@@ -79,11 +80,7 @@ class CallLinks:
 def peek_link(conn: Connection, presented: str, now: datetime) -> SeenLink | None:
     """The link ``presented`` without using it; None when there is no such link."""
     now = require_utc("now", now)
-    if not _SECRET_SHAPE.fullmatch(presented):
-        return None
-    row = conn.execute(
-        select(sign_in_links).where(sign_in_links.c.link_sha256 == sha256_hex(presented))
-    ).one_or_none()
+    row = _link_row(conn, presented)
     if row is None:
         return None
     works = row.used_at is None and row.revoked_at is None and now < stored_instant(row.expires_at)
@@ -94,11 +91,7 @@ def redeem_link(conn: Connection, presented: str, now: datetime) -> LinkTarget |
     """Use the link whose secret is ``presented``; None when it does not work (malformed,
     unknown, expired, used or revoked)."""
     now = require_utc("now", now)
-    if not _SECRET_SHAPE.fullmatch(presented):
-        return None
-    row = conn.execute(
-        select(sign_in_links).where(sign_in_links.c.link_sha256 == sha256_hex(presented))
-    ).one_or_none()
+    row = _link_row(conn, presented)
     if row is None:
         logger.warning("unknown sign-in link presented")
         return None
@@ -117,6 +110,15 @@ def redeem_link(conn: Connection, presented: str, now: datetime) -> LinkTarget |
         return None
     logger.info("sign-in link %d used", row.id, extra={"business_id": row.business_id})
     return LinkTarget(row.business_id, row.phone_number, row.call_sid)
+
+
+def _link_row(conn: Connection, presented: str) -> Row[Any] | None:
+    """The stored link whose secret is ``presented``; None for a malformed or unknown one."""
+    if not _SECRET_SHAPE.fullmatch(presented):
+        return None
+    return conn.execute(
+        select(sign_in_links).where(sign_in_links.c.link_sha256 == sha256_hex(presented))
+    ).one_or_none()
 
 
 def revoke_links(conn: Connection, phone_number: str, now: datetime) -> int:
