@@ -128,6 +128,7 @@ class CallDetails:
     consent_event_hash: str | None
     transcript_purged_at: datetime | None
     transcript: tuple[TranscriptLine, ...]
+    notice_confirmed_at: datetime | None = None  # the caller heard "automated assistant" then
 
 
 class CallLog(Protocol):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import lazy_loader
 
 from media_stream.failover import ONE_MOMENT, FailoverSynthesizer, FailoverTranscription, Notify
+from media_stream.notice_hold import NoticeHold
 from media_stream.ports import (
     SpeechEvent,
     SpeechStarted,
@@ -129,6 +130,7 @@ __all__ = [
     "Media",
     "MediaFormat",
     "ModelIntegrityError",
+    "NoticeHold",
     "Notify",
     "OpenAITtsSynthesizer",
     "OutboundMark",

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from urllib.parse import urlsplit
 
@@ -55,12 +57,31 @@ class PlayedCall:
     handed_on_at: float = 0.0
 
 
-class Twilio:
-    """Plays a ring-owner-first call against the app, posting signed webhooks."""
+class CallClock:
+    """An app's clock, moved on by the seconds a played call takes."""
 
-    def __init__(self, client: TestClient) -> None:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Twilio:
+    """Plays a ring-owner-first call against the app, posting signed webhooks. The app's clock
+    is moved on (``advance``) as the call's seconds pass, so ringing takes the time it would."""
+
+    def __init__(
+        self, client: TestClient, advance: Callable[[float], None] = lambda seconds: None
+    ) -> None:
         self.client = client
+        self.advance = advance
         self.posted: list[str] = []
+        self.answers_after: float | None = None  # when the owner picks up; 3 s unless set
+        self.key_waits: list[int] = []  # each screening <Gather>'s timeout
 
     def send(self, url: str, params: dict[str, str]) -> httpx.Response:
         """POST the form to the public ``url``, signed as Twilio signs it."""
@@ -94,9 +115,13 @@ class Twilio:
             OwnerLeg.FAILED: "failed",
             OwnerLeg.NO_ANSWER: "no-answer",
         }.get(owner)
+        answers_at = VOICEMAIL_ANSWERS_AFTER if owner is OwnerLeg.VOICEMAIL else 3.0
+        answers_at = self.answers_after or answers_at
+        if status is None and answers_at >= ring_seconds:
+            status = "no-answer"  # the dial gives up before the leg answers
         if status is None:
-            clock = VOICEMAIL_ANSWERS_AFTER if owner is OwnerLeg.VOICEMAIL else 3.0
-            assert clock < ring_seconds  # the leg answers before the dial gives up
+            clock = answers_at
+            self.advance(clock)
             clock += self._screen(number.get("url", ""), owner, played)
             status = "completed"
         else:
@@ -134,6 +159,7 @@ class Twilio:
             assert verb.tag == "Gather", verb.tag
             assert verb.get("numDigits") == "1"
             played.screening_said = verb.findtext("Say")
+            self.key_waits.append(int(verb.get("timeout", "5")))
             seconds += len((played.screening_said or "").split()) / SPEECH_WORDS_PER_SECOND
             key = {OwnerLeg.PRESSES_1: "1", OwnerLeg.PRESSES_2: "2"}.get(owner)
             if key is None:  # the owner, or a voicemail greeting, presses nothing

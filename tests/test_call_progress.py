@@ -113,7 +113,7 @@ def test_a_caller_who_hung_up_while_it_rang(
 @pytest.mark.parametrize(
     ("owner", "leg"),
     [
-        (OwnerLeg.VOICEMAIL, "not-taken"),
+        (OwnerLeg.VOICEMAIL, "no-answer"),  # rung off before the voicemail picks up
         (OwnerLeg.PRESSES_NOTHING, "not-taken"),
         (OwnerLeg.BUSY, "busy"),
         (OwnerLeg.NO_ANSWER, "no-answer"),

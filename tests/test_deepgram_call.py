@@ -46,13 +46,13 @@ from tests.fake_deepgram import (
     results_message,
     utterance_end_message,
 )
-from voice_agent.call.conversation import ConsentOutcome, Conversation
+from voice_agent.call.conversation import ConsentOutcome, Conversation, greeting
 from voice_agent.call.keyterms import call_keyterms
-from voice_agent.call.session import UNKNOWN_NUMBER_APOLOGY
+from voice_agent.call.session import NOTICE_NOT_CONFIRMED, UNKNOWN_NUMBER_APOLOGY
 from voice_agent.call.wrap_up import CallIdentity, consent_evidence
 from voice_agent.chat.port import AgentReply, CallContext, CallerMessage, WholeReply
 from voice_agent.records.businesses import import_businesses, load_businesses
-from voice_agent.records.calls import get_call
+from voice_agent.records.calls import CallRecord, get_call
 from voice_agent.records.migrate import upgrade
 from voice_agent.services import build_services
 from voice_agent.settings import Settings, TranscriberChoice
@@ -150,6 +150,7 @@ async def test_a_call_opens_deepgram_with_its_business_keyterms(settings: Settin
         _media_stream(settings, server_url) as twilio,
     ):
         await twilio.send(_start(ACME.id, 1, settings))
+        await _play_the_greeting(twilio, sequence=2)
         stream = await fake.next_stream()
         assert stream.query["keyterm"] == [
             "Acme Plumbing",
@@ -158,16 +159,117 @@ async def test_a_call_opens_deepgram_with_its_business_keyterms(settings: Settin
             "water heaters",
             "burst pipes",
         ]
-        await twilio.send(encode_inbound(Stop(2, STREAM, ACCOUNT, CALL)))
+        await twilio.send(encode_inbound(Stop(10, STREAM, ACCOUNT, CALL)))
         async for _ in twilio:  # until the server hangs up
             pass
-
-        def stored() -> bool:
-            with engine.connect() as conn:
-                return get_call(conn, CALL) is not None
-
-        await _until(stored)
+        await _until(lambda: _stored_call(engine) is not None)
         assert fake.streams_opened == 1
+
+
+# --- the notice: no caller audio leaves before the greeting has said who answers --------------
+
+
+def _stored_call(engine: Engine) -> CallRecord | None:
+    with engine.connect() as conn:
+        return get_call(conn, CALL)
+
+
+async def _greeting_marks(twilio: ClientConnection) -> list[str]:
+    """Read what the server sends until the greeting's marks (one per sentence) have come."""
+    wanted = len(split_sentences(greeting(ACME)))
+    marks: list[str] = []
+    while len(marks) < wanted:
+        message = parse_outbound(await twilio.recv())
+        if isinstance(message, OutboundMark):
+            marks.append(message.name)
+    return marks
+
+
+async def _play_the_greeting(twilio: ClientConnection, sequence: int) -> int:
+    """Play the greeting's marks back, as Twilio does once it has played them; the next
+    sequence number."""
+    for name in await _greeting_marks(twilio):
+        await twilio.send(encode_inbound(Mark(sequence, STREAM, name)))
+        sequence += 1
+    return sequence
+
+
+def _caller_frames(ulaw: bytes, first_chunk: int, sequence: int) -> list[str]:
+    """``ulaw`` as the caller's 20 ms media frames, numbered from ``first_chunk``."""
+    frames = []
+    for index, offset in enumerate(range(0, len(ulaw), 160)):
+        chunk = first_chunk + index
+        payload = ulaw[offset : offset + 160].ljust(160, b"\xff")
+        frames.append(
+            encode_inbound(
+                Media(sequence + index, STREAM, "inbound", chunk, (chunk - 1) * 20, payload)
+            )
+        )
+    return frames
+
+
+async def test_caller_audio_reaches_deepgram_only_after_the_greetings_notice_was_played(
+    settings: Settings,
+) -> None:
+    """A caller talking over the greeting is heard by the embedded engine alone; Deepgram's
+    stream opens when Twilio confirms the notice was played, and gets only what follows."""
+    said_over_greeting = EspeakSynthesizer(settings.assistant_voice).render_ulaw(
+        "Hello, my kitchen sink is leaking everywhere."
+    )
+    async with (
+        _deepgram_server(settings) as (fake, server_url, engine),
+        _media_stream(settings, server_url) as twilio,
+    ):
+        await twilio.send(_start(ACME.id, 1, settings))
+        frames = _caller_frames(said_over_greeting + b"\xff" * 8000, 1, 2)
+        for frame in frames:
+            await twilio.send(frame)
+        marks = await _greeting_marks(twilio)
+        await asyncio.sleep(0.5)  # time enough to open a stream, had the audio been let through
+        assert fake.streams_opened == 0
+        sequence = len(frames) + 2
+        for name in marks:
+            await twilio.send(encode_inbound(Mark(sequence, STREAM, name)))
+            sequence += 1
+        stream = await fake.next_stream()
+        after_notice = _caller_frames(b"\x7f" * 8000, len(frames) + 1, sequence)
+        for frame in after_notice:
+            await twilio.send(frame)
+        await stream.wait_for_audio(1.0)
+        await twilio.send(encode_inbound(Stop(sequence + len(after_notice), STREAM, ACCOUNT, CALL)))
+        async for _ in twilio:  # until the server hangs up
+            pass
+        await _until(lambda: _stored_call(engine) is not None)
+    assert stream.audio_seconds == pytest.approx(1.0, abs=0.05)  # none of what came before
+    assert not stream.audio.count(said_over_greeting[:800])
+    record = _stored_call(engine)
+    assert record is not None and record.notice_confirmed_at is not None
+    assert record.started_at <= record.notice_confirmed_at <= (record.ended_at or record.started_at)
+    heard_locally = " ".join(t.text.lower() for t in record.turns if t.speaker == "caller")
+    assert any(word in heard_locally for word in ("kitchen", "sink", "leak")), heard_locally
+    assert NOTICE_NOT_CONFIRMED not in record.notes
+
+
+async def test_a_caller_who_hangs_up_during_the_greeting_never_reaches_deepgram(
+    settings: Settings,
+) -> None:
+    async with (
+        _deepgram_server(settings) as (fake, server_url, engine),
+        _media_stream(settings, server_url) as twilio,
+    ):
+        await twilio.send(_start(ACME.id, 1, settings))
+        frames = _caller_frames(b"\x7f" * 8000, 1, 2)
+        for frame in frames:
+            await twilio.send(frame)
+        await _greeting_marks(twilio)  # sent, never confirmed played: the caller hangs up
+        await twilio.send(encode_inbound(Stop(len(frames) + 2, STREAM, ACCOUNT, CALL)))
+        async for _ in twilio:
+            pass
+        await _until(lambda: _stored_call(engine) is not None)
+        assert fake.streams_opened == 0
+    record = _stored_call(engine)
+    assert record is not None and record.notice_confirmed_at is None
+    assert NOTICE_NOT_CONFIRMED in record.notes
 
 
 async def test_an_unknown_business_hears_the_apology_and_opens_no_deepgram_stream(

@@ -36,6 +36,7 @@ from media_stream import (
     PlaybackResult,
     Utterance,
     fixed_prompts,
+    split_sentences,
 )
 from voice_agent.call.prompt_warmup import consent_prompts, render_ahead
 from voice_agent.call.turn_metrics import measure_turn
@@ -66,6 +67,7 @@ RECORDING_SECONDS = 60.0  # how much caller audio a recorded call keeps in memor
 
 TRANSFER_OFFER = "I can connect you to the on-call technician now. Would you like that?"
 TRANSFER_CONNECTING = "Connecting you now. Please stay on the line."
+TRANSFER_DECLINED = "Okay, I'll take your message."
 TRANSFER_UNAVAILABLE = (
     "I'm sorry, I can't connect you right now. Your message is marked as an emergency."
 )
@@ -135,6 +137,7 @@ class CallOutcome:
     consent: ConsentAttempt
     transcript: tuple[Turn, ...]
     turn_metrics: tuple[TurnMetrics, ...]
+    notice_confirmed_at: float | None = None  # time.monotonic() as the greeting's mark arrived
 
 
 class Conversation:
@@ -160,6 +163,10 @@ class Conversation:
             max_texts=business.max_texts,
         )
         self.message = CallerMessage()
+        self.notice_played = asyncio.Event()  # set once Twilio has played the greeting's notice
+        self.notice_confirmed_at: float | None = None
+        self._confirming_notice: asyncio.Task[None] | None = None
+        self._transfer_offered = False
         self._rendering_ahead: asyncio.Task[None] | None = None
         self.transcript: list[Turn] = []
         self.turn_metrics: list[TurnMetrics] = []
@@ -181,14 +188,17 @@ class Conversation:
         message = copy.deepcopy(self.message)
         message.notes.extend(notes)
         return CallOutcome(
-            message, copy.deepcopy(self.consent), tuple(self.transcript), tuple(self.turn_metrics)
+            message,
+            copy.deepcopy(self.consent),
+            tuple(self.transcript),
+            tuple(self.turn_metrics),
+            self.notice_confirmed_at,
         )
 
     async def run(self) -> None:
         """The whole call; returns when it is over (the caller may hang up at any point)."""
         try:
-            await self._take_message()
-            if await self._put_through():
+            if await self._take_message() or await self._put_through():
                 return  # the stream closes and Twilio rings the on-call phones
             if self.consent.refused_during_call:
                 self.consent.outcome = ConsentOutcome.DECLINED
@@ -199,14 +209,19 @@ class Conversation:
         except CallEnded:
             logger.info("caller hung up (%s)", self.bridge.end_reason)
         finally:
-            if self._rendering_ahead is not None:
-                self._rendering_ahead.cancel()
+            for task in (self._rendering_ahead, self._confirming_notice):
+                if task is not None:
+                    task.cancel()
 
-    async def _take_message(self) -> None:
+    async def _take_message(self) -> bool:
+        """Take the message; True when, as an emergency, the caller was put through instead."""
         first = await self.chat_model.reply(self.context, self.message, None)
         # The greeting and the first question, said before the caller has said anything: the
-        # same words on every call of this business, rendered once.
-        playback = await self._say(f"{greeting(self.business)} {first.text}", fixed=True)
+        # same words on every call of this business, rendered once. The greeting is the notice
+        # (an automated assistant; a recorded call), so talking over it does not cut it short.
+        notice = await self._say(greeting(self.business), interruptible=False)
+        self._confirming_notice = asyncio.create_task(self._confirm_notice(notice))
+        playback = await self._say(first.text, fixed=True)
         # The consent prompts are rendered while the message is taken, once the greeting is out
         # (never before it: a voice renders one sentence at a time).
         self._rendering_ahead = asyncio.create_task(
@@ -221,16 +236,36 @@ class Conversation:
             if heard is not None:
                 self.turn_metrics.append(measure_turn(self.bridge, heard, reply_ready_at, playback))
             if reply.finished:
-                return
+                return False
+            if self._transfer_due() and (await playback.finished()).played:
+                # The emergency was just heard: a person is offered now, not after the message.
+                if await self._put_through():
+                    return True
+                playback = await self._say(_going_on(playback.text))
         self.message.notes.append("message taking stopped after too many turns")
+        return False
+
+    async def _confirm_notice(self, notice: Playback) -> None:
+        played = await notice.finished()
+        if played.played:
+            self.notice_confirmed_at = played.known_at
+            self.notice_played.set()
+
+    def _transfer_due(self) -> bool:
+        """The message is an emergency, someone is on call, and no transfer was offered yet."""
+        desk = self.transfer_desk
+        if self._transfer_offered or desk is None or not self.message.emergencies:
+            return False
+        return desk.open_now()
 
     async def _put_through(self) -> bool:
-        """Offer an emergency caller the on-call technician, when someone is on call; True when
-        the caller said yes and the transfer is asked for (no consent question then: no texts).
-        Every offer and its answer is in the message's notes."""
+        """Offer an emergency caller the on-call technician (once a call), when someone is on
+        call; True when the caller said yes and the transfer is asked for (no consent question
+        then: no texts). Every offer and its answer is in the message's notes."""
         desk = self.transfer_desk
-        if desk is None or not self.message.emergencies or not desk.open_now():
+        if desk is None or not self._transfer_due():
             return False
+        self._transfer_offered = True
         await self._say_uninterrupted(TRANSFER_OFFER)
         heard = await self._caller_turn(CONSENT_SILENCE)
         said = self._hear(heard)
@@ -474,6 +509,14 @@ class Conversation:
         else:
             texts = "Okay, we won't text you."
         return f"{texts}{promise} Thanks for calling, goodbye!"
+
+
+def _going_on(reply: str) -> str:
+    """After a declined transfer, back to the message: the question the reply ended with, asked
+    again (the caller answered the offer, not it)."""
+    sentences = split_sentences(reply)
+    question = sentences[-1] if sentences and sentences[-1].endswith("?") else ""
+    return f"{TRANSFER_DECLINED} {question}".strip()
 
 
 def greeting(business: Business) -> str:

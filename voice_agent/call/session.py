@@ -2,8 +2,11 @@
 
 The call's transcription session opens once Twilio's ``start`` has named the business, so the
 transcriber can be told the business's words (its name, its services); the caller's audio
-waits on the websocket meanwhile. A stream is run only once ``start`` has come in time and been
-admitted (by the web layer: the per-call credential of ``voice_agent.web.stream_credentials``).
+waits on the websocket meanwhile. With a cloud transcriber, the embedded engine hears the caller
+until Twilio has played the greeting's notice (`NoticeHold`): no audio leaves this machine
+before the caller has been told an automated assistant answers. A stream is run only once
+``start`` has come in time and been admitted (by the web layer: the per-call credential of
+``voice_agent.web.stream_credentials``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from media_stream import (
     CallEnded,
     FailoverSynthesizer,
     FailoverTranscription,
+    NoticeHold,
     Start,
     StreamSocket,
 )
@@ -41,6 +45,11 @@ UNKNOWN_NUMBER_APOLOGY = (
     "Sorry, this number isn't set up to take messages right now. Please try again later. Goodbye."
 )
 
+
+NOTICE_NOT_CONFIRMED = (
+    "the greeting's notice was never confirmed played, so the caller's audio stayed on this "
+    "machine (embedded transcription)"
+)
 
 StreamAdmission = Callable[[Start], Awaitable[bool]]
 """Decides from Twilio's ``start`` whether the stream belongs to a call we answered."""
@@ -90,24 +99,34 @@ async def handle_call(services: Services, socket: StreamSocket, admit: StreamAdm
     business = business.answering_at(started_at)  # after hours, the after-hours promise
     if business.recording_enabled:
         bridge.record_caller_audio(RECORDING_SECONDS)
-    bridge.listen(
-        FailoverTranscription(
-            services.transcriber,
-            services.embedded_transcriber,
-            provider_failed,
-            keyterms=call_keyterms(business),
+    keyterms = call_keyterms(business)
+
+    def cloud_transcription() -> FailoverTranscription:
+        return FailoverTranscription(
+            services.transcriber, services.embedded_transcriber, provider_failed, keyterms
         )
-    )
+
+    hold = None
+    if services.transcriber is services.embedded_transcriber:
+        bridge.listen(cloud_transcription())  # nothing leaves this machine: nothing to hold
+    else:
+        hold = NoticeHold(services.embedded_transcriber.open_session(keyterms), cloud_transcription)
+        bridge.listen(hold)
     chat_model = FailoverChatModel(
         services.chat_model, services.embedded_chat_model, provider_failed
     )
     desk = OnCallDesk(services, business, start.call_sid)
     conversation = Conversation(business, caller, chat_model, bridge, desk)
+    releasing = None if hold is None else asyncio.create_task(_release(conversation, hold))
     services.metrics.call_started()
     try:
         await conversation.run()
     finally:
+        if releasing is not None:
+            releasing.cancel()
         await bridge.close()
+        if hold is not None and not hold.released:
+            failures.append(NOTICE_NOT_CONFIRMED)
         conversation.hear_last(bridge.inputs_left())
         outcome = conversation.outcome(notes=failures)
         services.metrics.call_ended(outcome.consent.outcome.value, outcome.turn_metrics)
@@ -115,6 +134,12 @@ async def handle_call(services: Services, socket: StreamSocket, admit: StreamAdm
             start.call_sid, start.stream_sid, caller, started_at, started_monotonic
         )
         await _store(services, business, identity, outcome, bridge.end_reason)
+
+
+async def _release(conversation: Conversation, hold: NoticeHold) -> None:
+    """The caller's audio goes to the cloud transcriber only once they have heard the notice."""
+    await conversation.notice_played.wait()
+    hold.release()
 
 
 class OnCallDesk:

@@ -230,6 +230,9 @@ def _call_record(
         consent_event_hash=consent_hash,
         turn_metrics=outcome.turn_metrics,
         turns=outcome.transcript,
+        notice_confirmed_at=None
+        if outcome.notice_confirmed_at is None
+        else identity.instant(outcome.notice_confirmed_at, not_after=ended_at),
     )
 
 

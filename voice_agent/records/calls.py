@@ -67,6 +67,7 @@ class CallRecord:
     turn_metrics: tuple[TurnMetrics, ...] = ()
     transcript_purged_at: datetime | None = None
     turns: tuple[Turn, ...] = ()
+    notice_confirmed_at: datetime | None = None  # Twilio played the greeting's AI notice
 
 
 class CallSidClash(Exception):
@@ -216,7 +217,7 @@ def _record(row: Any, turns: tuple[Turn, ...]) -> CallRecord:
     values = dict(row)
     values["notes"] = tuple(values["notes"] or ())
     values["turn_metrics"] = tuple(TurnMetrics(**m) for m in values["turn_metrics"] or ())
-    for name in ("started_at", "ended_at", "transcript_purged_at"):
+    for name in ("started_at", "ended_at", "transcript_purged_at", "notice_confirmed_at"):
         if values[name] is not None:
             values[name] = stored_instant(values[name])  # SQLite drops the zone
     return CallRecord(**values, turns=turns)

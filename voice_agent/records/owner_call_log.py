@@ -190,6 +190,7 @@ def _details(record: CallRecord) -> CallDetails:
         consent_outcome=record.consent_outcome,
         consent_event_hash=record.consent_event_hash,
         transcript_purged_at=record.transcript_purged_at,
+        notice_confirmed_at=record.notice_confirmed_at,
         transcript=tuple(
             TranscriptLine(
                 speaker=turn.speaker,

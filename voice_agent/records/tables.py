@@ -91,6 +91,7 @@ calls = Table(
     Column("consent_event_hash", String(64)),
     Column("turn_metrics", JSON, nullable=False),
     Column("transcript_purged_at", DateTime(timezone=True)),
+    Column("notice_confirmed_at", DateTime(timezone=True)),
     Index("ix_calls_business_started", "business_id", "started_at"),
 )
 

@@ -26,16 +26,20 @@ def ring(phones: Sequence[str], ring_seconds: int, action_url: str, screen_url: 
     return str(response)
 
 
-def screen(
-    business_name: str, caller: str, answer_url: str, seconds: int, *, emergency: bool
-) -> str:
-    """Ask whoever answered a screened leg to press 1 to take the call ("Missed call for …",
-    or "Emergency call for …" on an on-call phone); the key goes to ``answer_url``. No key in
-    ``seconds`` (a voicemail greeting presses none) hangs the leg up, unbridged."""
+def screening_question(business_name: str, caller: str, *, emergency: bool) -> str:
+    """What whoever answers a screened leg hears ("Missed call for …", or "Emergency call for
+    …" on an on-call phone)."""
+    kind = "Emergency call" if emergency else "Missed call"
+    return f"{kind} for {business_name} from {caller}: press {OWNER_TAKES_IT} to take it."
+
+
+def screen(question: str, answer_url: str, seconds: int) -> str:
+    """Ask whoever answered a screened leg ``question``; the key goes to ``answer_url``. No key
+    in ``seconds`` after it was said (a voicemail greeting presses none) hangs the leg up,
+    unbridged."""
     response = VoiceResponse()
     gather = Gather(num_digits=1, timeout=seconds, action=answer_url, method="POST")
-    kind = "Emergency call" if emergency else "Missed call"
-    gather.say(f"{kind} for {business_name} from {caller}: press {OWNER_TAKES_IT} to take it.")
+    gather.say(question)
     response.append(gather)
     response.hangup()
     return str(response)

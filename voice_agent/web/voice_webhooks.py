@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
+from datetime import datetime
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request, WebSocket
@@ -47,6 +49,7 @@ from voice_agent.web.twiml import (
     owner_answer,
     ring,
     screen,
+    screening_question,
     transfer_not_taken,
 )
 
@@ -62,7 +65,11 @@ CALL_STATUS_PATH = "/twilio/voice/status"
 STREAM_ENDED_PATH = "/twilio/voice/stream-ended"
 TRANSFER_STATUS_PATH = "/twilio/voice/transfer-status"
 SCREEN_SECONDS = 6
-"""How long the owner's leg has to press 1 once the screening question has been said."""
+"""How long the owner's leg has to press 1 once the screening question has been said, at most:
+less when the business's ring time would run out first."""
+SAY_WORDS_PER_SECOND = 2.5  # how fast Twilio's <Say> reads the screening question, roughly
+MIN_KEY_WAIT = 2  # seconds: the least wait for the key that ringing leaves room for
+MIN_RING_SECONDS = 5
 MAX_FORM_FIELDS = 100
 POLICY_VIOLATION = 1008
 _CALL_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what a stream's start.callSid may be
@@ -132,15 +139,45 @@ async def incoming_call(request: Request) -> Response:
         logger.warning("call to a number no business owns")
         return _twiml(apology())
     if business.ring_owner_first:
-        return _twiml(
-            ring(
-                [business.owner_phone],
-                business.ring_seconds,
-                _public(services, DIAL_STATUS_PATH),
-                _public(services, SCREEN_PATH, business=business.id),
-            )
-        )
+        return _ring_screened(services, business, params, DIAL_STATUS_PATH, on_call=False)
     return _stream(services, business, params)
+
+
+def _ring_screened(
+    services: Services,
+    business: Business,
+    params: dict[str, str],
+    action_path: str,
+    *,
+    on_call: bool,
+) -> Response:
+    """Ring the owner's phone (or the on-call phones), screened, so that whatever happens the
+    caller is handed on within the business's ring time: the phones ring for that time less
+    what the screening question and a short wait for the key take, and the screening is told
+    when the ring time ends."""
+    question = _question(business, params, on_call=on_call)
+    screening = _saying_seconds(question) + MIN_KEY_WAIT
+    ring_for = max(MIN_RING_SECONDS, math.floor(business.ring_seconds - screening))
+    ends = math.floor(services.clock().timestamp()) + business.ring_seconds
+    query = {"business": business.id, "until": str(ends)} | ({"on_call": "1"} if on_call else {})
+    phones = business.on_call_phones if on_call else [business.owner_phone]
+    return _twiml(
+        ring(
+            phones,
+            ring_for,
+            _public(services, action_path),
+            _public(services, SCREEN_PATH, **query),
+        )
+    )
+
+
+def _question(business: Business, params: dict[str, str], *, on_call: bool) -> str:
+    caller = spoken_phone_number(params.get("From", "")) or "a withheld number"
+    return screening_question(business.name, caller, emergency=on_call)
+
+
+def _saying_seconds(text: str) -> float:
+    return len(text.split()) / SAY_WORDS_PER_SECOND
 
 
 @router.post(SCREEN_PATH)
@@ -152,10 +189,23 @@ async def screen_leg(request: Request) -> Response:
     business = await services.businesses.by_id(request.query_params.get("business", ""))
     if business is None:
         return _twiml(hang_up())
-    caller = spoken_phone_number(params.get("From", "")) or "a withheld number"
     answer_url = services.signatures.public_url(SCREEN_ANSWER_PATH, request.url.query)
-    emergency = request.query_params.get("on_call") == "1"
-    return _twiml(screen(business.name, caller, answer_url, SCREEN_SECONDS, emergency=emergency))
+    question = _question(business, params, on_call=request.query_params.get("on_call") == "1")
+    key_wait = _key_wait(request.query_params.get("until"), question, services.clock())
+    if key_wait < 1:
+        logger.info("a screened leg answered too late to be asked in time: the caller goes on")
+        return _twiml(hang_up())
+    return _twiml(screen(question, answer_url, key_wait))
+
+
+def _key_wait(until: str | None, question: str, now: datetime) -> int:
+    """Whole seconds the leg may wait for its key once ``question`` is said, so that the caller
+    is handed on by ``until`` (the end of the business's ring time, in epoch seconds; a URL
+    without it, made before this was kept, gets the full wait)."""
+    if until is None or not until.isdigit():
+        return SCREEN_SECONDS
+    left = int(until) - now.timestamp() - _saying_seconds(question)
+    return min(SCREEN_SECONDS, math.floor(left))
 
 
 @router.post(SCREEN_ANSWER_PATH)
@@ -210,14 +260,7 @@ async def stream_ended(request: Request) -> Response:
     business = await services.businesses.by_id(transfer.business_id)
     if business is None or not business.on_call_phones:
         return _twiml(hang_up())
-    return _twiml(
-        ring(
-            business.on_call_phones,
-            business.ring_seconds,
-            _public(services, TRANSFER_STATUS_PATH),
-            _public(services, SCREEN_PATH, business=business.id, on_call="1"),
-        )
-    )
+    return _ring_screened(services, business, params, TRANSFER_STATUS_PATH, on_call=True)
 
 
 @router.post(TRANSFER_STATUS_PATH)
