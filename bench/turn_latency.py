@@ -5,13 +5,20 @@ served on a loopback port, then reads the per-turn metrics each call stored: cal
 frame of speech → endpointing → transcription → agent → synthesis → our first frame out.
 Also scores the offline transcription of every caller line (word error rate).
 
+``--at-once 1 2 4 8`` measures how many calls the embedded engines carry at once instead: for
+each number, that many ``consent-yes`` calls are placed together (started a second apart, as
+calls arrive), and the turn latency of all their turns is reported, p50/p95 against the 1.5 s
+that a caller starts to notice.
+
     .venv/bin/python bench/turn_latency.py [--calls consent-yes consent-no …] [--speed 1]
+    .venv/bin/python bench/turn_latency.py --at-once 1 2 4 6 8 10
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import statistics
 import tempfile
@@ -59,10 +66,57 @@ def caller_lines(outcome: ScenarioOutcome) -> list[tuple[str, str]]:
     return list(zip(outcome.said, heard, strict=False))
 
 
+AT_ONCE_CALL = "consent-yes"
+STAGGER_SECONDS = 1.0
+NOTICEABLE_MS = 1500
+
+
+async def calls_at_once(
+    settings: Settings, server_url: str, calls: int, speed: float
+) -> list[ScenarioOutcome]:
+    """``calls`` copies of one scenario call, started a second apart, all live together."""
+    path = ROOT / "fixtures" / "calls" / f"{AT_ONCE_CALL}.yaml"
+
+    async def one(index: int) -> list[ScenarioOutcome]:
+        await asyncio.sleep(index * STAGGER_SECONDS)
+        return await run_scenarios(settings, [path], server_url, speed)
+
+    placed = await asyncio.gather(*(one(index) for index in range(calls)))
+    return [outcome for outcomes in placed for outcome in outcomes]
+
+
+def report_at_once(levels: dict[int, list[ScenarioOutcome]], loads: dict[int, float]) -> None:
+    print("| calls at once | turns | turn latency p50 ms | p95 ms | calls as expected | load |")
+    print("|---|---|---|---|---|---|")
+    carried, exceeded = 0, False  # the most calls before the first level past the mark
+    for calls, outcomes in levels.items():
+        totals = [
+            turn.total_ms
+            for outcome in outcomes
+            if outcome.call is not None
+            for turn in outcome.call.turn_metrics
+            if turn.total_ms is not None
+        ]
+        if not totals:
+            print(f"| {calls} | 0 | – | – | 0/{calls} | {loads[calls]:.1f} |")
+            exceeded = True
+            continue
+        p95 = percentile(totals, 0.95)
+        exceeded = exceeded or p95 > NOTICEABLE_MS
+        carried = carried if exceeded else calls
+        ok = sum(outcome.ok for outcome in outcomes)
+        print(
+            f"| {calls} | {len(totals)} | {statistics.median(totals):.0f} | {p95:.0f} "
+            f"| {ok}/{calls} | {loads[calls]:.1f} |"
+        )
+    print(f"\nmost calls at once with turn latency p95 ≤ {NOTICEABLE_MS} ms: {carried}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", nargs="+", default=list(DEFAULT_CALLS))
     parser.add_argument("--speed", type=float, default=1.0)
+    parser.add_argument("--at-once", nargs="+", type=int, metavar="N", help="calls at once")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(
@@ -76,9 +130,21 @@ def main() -> int:
         with services.engine.begin() as conn:
             import_businesses(conn, ROOT / "fixtures" / "businesses.yaml")
         paths = [ROOT / "fixtures" / "calls" / f"{name}.yaml" for name in args.calls]
+        levels: dict[int, list[ScenarioOutcome]] = {}
+        loads: dict[int, float] = {}
         with serving(services) as server_url:
-            outcomes = asyncio.run(run_scenarios(settings, paths, server_url, args.speed))
+            if args.at_once:
+                for calls in args.at_once:
+                    levels[calls] = asyncio.run(
+                        calls_at_once(settings, server_url, calls, args.speed)
+                    )
+                    loads[calls] = os.getloadavg()[0]
+            else:
+                outcomes = asyncio.run(run_scenarios(settings, paths, server_url, args.speed))
         services.engine.dispose()
+    if args.at_once:
+        report_at_once(levels, loads)
+        return 0
     report(outcomes)
     return 0 if all(outcome.ok for outcome in outcomes) else 1
 

@@ -147,13 +147,17 @@ class Playback:
     started_at: float
     marks: list[str] = field(default_factory=list)
     sentences: dict[str, str] = field(default_factory=dict)  # mark name → the sentence before it
-    played_marks: set[str] = field(default_factory=set)
     result: asyncio.Future[PlaybackResult] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     sending_done: bool = False
     first_audio_at: float | None = None  # time.monotonic() when its first audio was sent
+    played_at: dict[str, float] = field(default_factory=dict)  # mark → monotonic() it came
     _audio_sent: hashlib._Hash = field(default_factory=hashlib.sha256, repr=False)
+    _progress: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    def __post_init__(self) -> None:
+        self.result.add_done_callback(lambda _: self._progress.set())
 
     @property
     def audio_sha256(self) -> str:
@@ -163,15 +167,28 @@ class Playback:
 
     @property
     def fully_played(self) -> bool:
-        return self.sending_done and bool(self.marks) and self.marks[-1] in self.played_marks
+        return self.sending_done and bool(self.marks) and self.marks[-1] in self.played_at
 
     def played_text(self) -> str:
         """The sentences Twilio confirmed it played (all of them unless the reply was cut)."""
-        return " ".join(self.sentences[name] for name in self.marks if name in self.played_marks)
+        return " ".join(self.sentences[name] for name in self.marks if name in self.played_at)
 
     async def finished(self) -> PlaybackResult:
         """Wait until Twilio has played the whole reply, or it was cleared, or the call ended."""
         return await asyncio.shield(self.result)
+
+    async def until_played(self, sentences: int) -> float | None:
+        """When Twilio had played the first ``sentences`` sentences of this reply (the
+        ``time.monotonic()`` their last mark came back), or None once the reply is over (cleared,
+        the call ended) without them."""
+        while True:
+            named = self.marks[:sentences]
+            if len(named) == sentences and all(name in self.played_at for name in named):
+                return self.played_at[named[-1]]
+            if self.result.done():
+                return None
+            self._progress.clear()
+            await self._progress.wait()
 
 
 class _Unheard:
@@ -582,7 +599,8 @@ class CallBridge:
         playback = self._playbacks.pop(name, None)
         if playback is None or playback.result.done():
             return  # unknown, or echoed because of a clear: proves nothing
-        playback.played_marks.add(name)
+        playback.played_at[name] = time.monotonic()
+        playback._progress.set()
         if playback.fully_played:
             playback.result.set_result(PlaybackResult(True, self.stream_time))
 

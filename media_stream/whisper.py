@@ -108,7 +108,7 @@ _INVENTED_DOUBT_NO_SPEECH = 0.4  # a stock phrase this likely to be non-speech i
 _INVENTED_DOUBT_LOG_PROB = -0.8  # … as is one decoded this unsurely
 
 _model_lock = threading.Lock()  # guards loading and every use of a model
-_loaded_models: dict[tuple[Path, int, str, str], WhisperModel] = {}
+_loaded_models: dict[tuple[Path, int, str, str, bool], WhisperModel] = {}
 
 
 class ModelIntegrityError(RuntimeError):
@@ -185,11 +185,41 @@ def _verify_model(model_dir: Path, expected_sha256: str) -> None:
         )
 
 
-def _load_model(model_dir: Path, cpu_threads: int, compute_type: str = "int8") -> WhisperModel:
+FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s window, in 10 ms feature frames
+MIN_WINDOW_FRAMES = 1500
+WINDOW_MARGIN_FRAMES = 200
+
+
+def encoder_frames(features: npt.NDArray[np.float32]) -> int:
+    """How much of Whisper's 30 s window to encode for these features: the clip's own frames
+    (faster-whisper pads the rest of the window with zeros) and 2 s after them, at least 15 s,
+    in whole seconds. The encoder's cost grows faster than its input, and a caller's turn is a
+    few seconds: encoding 30 s took 0.62 s on this machine, 10 s 0.07 s. Measured on the 210
+    caller lines of ``bench/ears.py`` (tiny.en): transcription p50 0.79 → 0.31 s; word error rate
+    35.6 → 37.9 %, yes/no 67 → 70 % right, digits 34 → 36 %, names 25 → 22 % (a 5 s floor: 0.23 s,
+    39.3 %; 10 s: 0.27 s, 38.6 %)."""
+    frames = features.reshape(-1, features.shape[-1])
+    voiced = np.flatnonzero(np.any(frames != 0.0, axis=0))
+    content = int(voiced[-1]) + 1 if len(voiced) else 0
+    window = max(MIN_WINDOW_FRAMES, content + WINDOW_MARGIN_FRAMES)
+    return min(FULL_WINDOW_FRAMES, math.ceil(window / 100) * 100)
+
+
+def _load_model(
+    model_dir: Path, cpu_threads: int, compute_type: str = "int8", *, full_window: bool = False
+) -> WhisperModel:
     os.environ["HF_HUB_OFFLINE"] = "1"  # a local directory only; never reach for the Hub
     from faster_whisper import WhisperModel
 
-    return WhisperModel(
+    class ShortWindowModel(WhisperModel):  # type: ignore[misc]  # the library has no types
+        """faster-whisper pads every clip to the 30 s window; this encodes what
+        `encoder_frames` keeps of it (CTranslate2 takes a shorter input)."""
+
+        def encode(self, features: npt.NDArray[np.float32]) -> Any:
+            return super().encode(features[..., : encoder_frames(features)])
+
+    model_class = WhisperModel if full_window else ShortWindowModel
+    return model_class(
         str(model_dir), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads
     )
 
@@ -283,8 +313,9 @@ class WhisperTranscriber:
     it is loaded from); ``beam_size`` 1 is greedy decoding; ``turn_end`` True ends a turn by
     its words rather than after a fixed silence, ``voice_activity`` True has Silero VAD confirm
     the energy endpointer's voice (`WhisperSession`). ``without_timestamps``,
-    ``vad_filter`` and ``compute_type`` exist for ``bench/ears.py``: the defaults are the
-    measured ones.
+    ``vad_filter``, ``compute_type`` and ``full_window`` (encode the whole 30 s window, as
+    faster-whisper does, instead of `encoder_frames`) exist for ``bench/ears.py``: the defaults
+    are the measured ones.
     """
 
     def __init__(
@@ -298,6 +329,7 @@ class WhisperTranscriber:
         without_timestamps: bool = False,
         vad_filter: bool = True,
         compute_type: str = "int8",
+        full_window: bool = False,
         turn_end: bool = False,
         voice_activity: bool = False,
     ) -> None:
@@ -316,6 +348,7 @@ class WhisperTranscriber:
         self._without_timestamps = without_timestamps
         self._vad_filter = vad_filter
         self._compute_type = compute_type
+        self._full_window = full_window
         self.turn_end = turn_end
         self.voice_activity = voice_activity
 
@@ -326,10 +359,21 @@ class WhisperTranscriber:
     def _model(self) -> WhisperModel:
         with _model_lock:
             model_dir = (self._model_dir or model_dir_for(self._choice)).resolve()
-            key = (model_dir, self._cpu_threads, self._expected_sha256, self._compute_type)
+            key = (
+                model_dir,
+                self._cpu_threads,
+                self._expected_sha256,
+                self._compute_type,
+                self._full_window,
+            )
             if key not in _loaded_models:
                 _verify_model(model_dir, self._expected_sha256)
-                _loaded_models[key] = _load_model(model_dir, self._cpu_threads, self._compute_type)
+                _loaded_models[key] = _load_model(
+                    model_dir,
+                    self._cpu_threads,
+                    self._compute_type,
+                    full_window=self._full_window,
+                )
                 logger.info("loaded Whisper model from %s", model_dir)
             return _loaded_models[key]
 

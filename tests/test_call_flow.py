@@ -94,12 +94,15 @@ def test_ring_owner_first(client: TestClient) -> None:
     root = ET.fromstring(response.text)
     dial = root.find("Dial")
     assert dial is not None
-    assert dial.get("timeout") == "20"
+    # Acme rings for 20 s, screening included: the phone itself rings for less.
+    assert 5 <= int(dial.get("timeout", "")) < 20
     assert dial.get("action") == PUBLIC_BASE_URL + "/twilio/voice/dial-status"
     assert dial.findtext("Number") == "+15125550199"
     number = dial.find("Number")
     assert number is not None
-    assert number.get("url") == PUBLIC_BASE_URL + "/twilio/voice/screen?business=acme-plumbing"
+    assert number.get("url", "").startswith(
+        PUBLIC_BASE_URL + "/twilio/voice/screen?business=acme-plumbing&until="
+    )
 
 
 def _stream_of(document: str) -> tuple[str, dict[str, str], list[str]]:

@@ -17,6 +17,7 @@ from media_stream.endpointing import Endpointer, SpeechEnded
 from media_stream.espeak import EspeakSynthesizer
 from media_stream.ports import SpeechEvent, SpeechStarted, Transcriber, Utterance
 from media_stream.whisper import (
+    FULL_WINDOW_FRAMES,
     MODEL_FILE,
     MODEL_SHA256,
     MODELS,
@@ -27,6 +28,7 @@ from media_stream.whisper import (
     _is_trustworthy,
     _trusted,
     bundled_model_dir,
+    encoder_frames,
     file_sha256,
     model_dir_for,
 )
@@ -368,3 +370,26 @@ def test_the_operator_chooses_the_model_and_beam_size(monkeypatch: pytest.Monkey
     monkeypatch.setenv("WHISPER_MODEL", "small")
     with pytest.raises(ValueError):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("content", "encoded"), [(0, 1500), (273, 1500), (1301, 1600), (1450, 1700), (2900, 3000)]
+)
+def test_the_encoder_gets_the_clip_and_two_seconds_of_its_padding(
+    content: int, encoded: int
+) -> None:
+    features = np.zeros((80, FULL_WINDOW_FRAMES), np.float32)
+    features[:, :content] = -0.5  # log-mel frames of the clip; faster-whisper pads with zeros
+    assert encoder_frames(features) == encoded
+    assert encoder_frames(features[None]) == encoded  # with a batch axis too
+
+
+def test_a_short_window_hears_what_the_whole_window_hears() -> None:
+    """The same line through the 30 s window and through the short one: the same words."""
+    line = "My kitchen sink is leaking under the cabinet."
+    audio = ulaw_decode(EspeakSynthesizer("en-us").render_ulaw(line))
+    short = WhisperTranscriber().transcribe(audio, 0.0, 0.0)
+    whole = WhisperTranscriber(full_window=True).transcribe(audio, 0.0, 0.0)
+    assert short.text and whole.text
+    assert len(short.words) >= len(whole.words) - 1
+    assert short.words[-1].end <= len(audio) / SAMPLE_RATE + 0.5  # times stay within the clip

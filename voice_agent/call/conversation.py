@@ -217,11 +217,12 @@ class Conversation:
         """Take the message; True when, as an emergency, the caller was put through instead."""
         first = await self.chat_model.reply(self.context, self.message, None)
         # The greeting and the first question, said before the caller has said anything: the
-        # same words on every call of this business, rendered once. The greeting is the notice
-        # (an automated assistant; a recorded call), so talking over it does not cut it short.
-        notice = await self._say(greeting(self.business), interruptible=False)
-        self._confirming_notice = asyncio.create_task(self._confirm_notice(notice))
-        playback = await self._say(first.text, fixed=True)
+        # same words on every call of this business, rendered once.
+        notice = greeting(self.business)
+        playback = await self._say(f"{notice} {first.text}", fixed=True)
+        self._confirming_notice = asyncio.create_task(
+            self._confirm_notice(playback, len(split_sentences(notice)))
+        )
         # The consent prompts are rendered while the message is taken, once the greeting is out
         # (never before it: a voice renders one sentence at a time).
         self._rendering_ahead = asyncio.create_task(
@@ -245,10 +246,13 @@ class Conversation:
         self.message.notes.append("message taking stopped after too many turns")
         return False
 
-    async def _confirm_notice(self, notice: Playback) -> None:
-        played = await notice.finished()
-        if played.played:
-            self.notice_confirmed_at = played.known_at
+    async def _confirm_notice(self, playback: Playback, sentences: int) -> None:
+        """The greeting's notice (an automated assistant; a recorded call) is confirmed once
+        Twilio has played its sentences, the first of ``playback``; a caller who talked over
+        it, or hung up, was never told in full, and it stays unconfirmed."""
+        played_at = await playback.until_played(sentences)
+        if played_at is not None:
+            self.notice_confirmed_at = played_at
             self.notice_played.set()
 
     def _transfer_due(self) -> bool:

@@ -158,7 +158,7 @@ def _ring_screened(
     question = _question(business, params, on_call=on_call)
     screening = _saying_seconds(question) + MIN_KEY_WAIT
     ring_for = max(MIN_RING_SECONDS, math.floor(business.ring_seconds - screening))
-    ends = math.floor(services.clock().timestamp()) + business.ring_seconds
+    ends = round((services.clock().timestamp() + business.ring_seconds) * 1000)
     query = {"business": business.id, "until": str(ends)} | ({"on_call": "1"} if on_call else {})
     phones = business.on_call_phones if on_call else [business.owner_phone]
     return _twiml(
@@ -200,11 +200,11 @@ async def screen_leg(request: Request) -> Response:
 
 def _key_wait(until: str | None, question: str, now: datetime) -> int:
     """Whole seconds the leg may wait for its key once ``question`` is said, so that the caller
-    is handed on by ``until`` (the end of the business's ring time, in epoch seconds; a URL
-    without it, made before this was kept, gets the full wait)."""
+    is handed on by ``until`` (the end of the business's ring time, in epoch milliseconds; a
+    URL without it, made before this was kept, gets the full wait)."""
     if until is None or not until.isdigit():
         return SCREEN_SECONDS
-    left = int(until) - now.timestamp() - _saying_seconds(question)
+    left = int(until) / 1000 - now.timestamp() - _saying_seconds(question)
     return min(SCREEN_SECONDS, math.floor(left))
 
 
