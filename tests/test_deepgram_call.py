@@ -234,14 +234,10 @@ async def test_caller_audio_reaches_deepgram_only_after_the_greetings_notice_was
         for frame in after:
             await twilio.send(frame)
         await stream.wait_for_audio(1.0)
-        await twilio.send(encode_inbound(Stop(sequence + len(after), STREAM, ACCOUNT, CALL)))
-        async for _ in twilio:  # until the server hangs up
-            pass
-        await _until(lambda: _stored_call(engine) is not None)
+        record = await _hang_up(twilio, engine, sequence + len(after))
     assert stream.audio_seconds == pytest.approx(1.0, abs=0.05)
     assert b"\xfe" not in stream.audio  # none of what came before the notice
-    record = _stored_call(engine)
-    assert record is not None and record.notice_confirmed_at is not None
+    assert record.notice_confirmed_at is not None
     assert record.started_at <= record.notice_confirmed_at <= (record.ended_at or record.started_at)
     assert NOTICE_NOT_CONFIRMED not in record.notes
 
@@ -272,14 +268,9 @@ async def test_a_caller_who_talks_over_the_notice_is_heard_on_this_machine_alone
             await twilio.send(encode_inbound(Mark(sequence, STREAM, name)))
             sequence += 1
         await asyncio.sleep(0.5)
-        await twilio.send(encode_inbound(Stop(sequence, STREAM, ACCOUNT, CALL)))
-        async for _ in twilio:
-            pass
-        await _until(lambda: _stored_call(engine) is not None)
+        record = await _hang_up(twilio, engine, sequence)
         assert fake.streams_opened == 0
-    record = _stored_call(engine)
-    assert record is not None and record.notice_confirmed_at is None
-    assert NOTICE_NOT_CONFIRMED in record.notes
+    assert record.notice_confirmed_at is None and NOTICE_NOT_CONFIRMED in record.notes
     heard = " ".join(turn.text.lower() for turn in record.turns if turn.speaker == "caller")
     assert any(word in heard for word in ("kitchen", "sink", "leak")), heard
 
@@ -296,14 +287,20 @@ async def test_a_caller_who_hangs_up_during_the_greeting_never_reaches_deepgram(
         for frame in frames:
             await twilio.send(frame)
         await _greeting_marks(twilio)  # sent, never confirmed played: the caller hangs up
-        await twilio.send(encode_inbound(Stop(len(frames) + 2, STREAM, ACCOUNT, CALL)))
-        async for _ in twilio:
-            pass
-        await _until(lambda: _stored_call(engine) is not None)
+        record = await _hang_up(twilio, engine, len(frames) + 2)
         assert fake.streams_opened == 0
+    assert record.notice_confirmed_at is None and NOTICE_NOT_CONFIRMED in record.notes
+
+
+async def _hang_up(twilio: ClientConnection, engine: Engine, sequence: int) -> CallRecord:
+    """Twilio's ``stop``; the call as stored once the server has hung up and applied it."""
+    await twilio.send(encode_inbound(Stop(sequence, STREAM, ACCOUNT, CALL)))
+    async for _ in twilio:  # until the server hangs up
+        pass
+    await _until(lambda: _stored_call(engine) is not None)
     record = _stored_call(engine)
-    assert record is not None and record.notice_confirmed_at is None
-    assert NOTICE_NOT_CONFIRMED in record.notes
+    assert record is not None
+    return record
 
 
 async def test_an_unknown_business_hears_the_apology_and_opens_no_deepgram_stream(
