@@ -290,17 +290,18 @@ def _trusted(segments: list[_Heard], speech_end_offset: float) -> list[_Heard]:
 
 
 def _stream_words(
-    segments: Iterable[_Heard], audio_start: float, speech_start: float
+    segments: Iterable[_Heard], audio_start: float, speech_start: float, speech_end: float
 ) -> tuple[Word, ...]:
-    """Word times on the stream clock, kept in order and not before the speech onset."""
+    """Word times on the stream clock, kept in order and within the speech: Whisper's alignment
+    may stretch the last word into the silence after it, which the endpointer heard as such."""
     words: list[Word] = []
     not_before = speech_start
     for segment in segments:
         for text, start, end, probability in segment.words:
             if not text:
                 continue
-            word_start = max(audio_start + start, not_before)
-            word_end = max(audio_start + end, word_start)
+            word_start = min(max(audio_start + start, not_before), speech_end)
+            word_end = min(max(audio_start + end, word_start), speech_end)
             words.append(Word(text, word_start, word_end, probability))
             not_before = word_end
     return tuple(words)
@@ -396,7 +397,7 @@ class WhisperTranscriber:
         if len(samples) < _MIN_AUDIO_SECONDS * SAMPLE_RATE:
             return Utterance("", speech_start, end, 0.0, self.name)
         kept = _trusted(self._recognise(samples), speech_end_offset=end - audio_start)
-        words = _stream_words(kept, audio_start, speech_start)
+        words = _stream_words(kept, audio_start, speech_start, end)
         text = " ".join(s.text for s in kept).strip()
         if not text or not words:
             return Utterance("", speech_start, end, 0.0, self.name)
