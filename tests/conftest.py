@@ -24,39 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 AUTH_TOKEN = "test-auth-token"
 PUBLIC_BASE_URL = "https://receptionist.example.com"
 
-LONGEST_FIRST = (  # files whose tests run for tens of seconds (real-time calls, many processes)
-    "test_fleet.py",
-    "test_personas.py",
-    "test_wheel.py",
-    "test_sms_races.py",
-    "test_benches.py",
-    "test_end_to_end.py",
-    "test_on_call_transfer.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest tests go first, so that the workers (``make test`` runs three) finish
-    together instead of one of them starting a minute-long test at the end."""
-    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)
-
-
-def receptionist_settings(
-    database_url: str, port: int = 8765, audio_dir: Path = Path("var/audio")
-) -> Settings:
-    return Settings(
-        database_url=database_url,
-        audio_dir=audio_dir,
-        public_base_url=PUBLIC_BASE_URL,
-        twilio_auth_token=SecretStr(AUTH_TOKEN),
-        port=port,
-        # espeak-ng: fast and the same on every run; Piper, the default voice, is tested in
-        # test_piper.py and end to end from the installed wheel (test_wheel.py).
-        synthesizer=SynthesizerChoice.ESPEAK,
-        _env_file=None,  # type: ignore[call-arg]
-    )
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return receptionist_settings(f"sqlite:///{tmp_path / 'receptionist.db'}")
