@@ -24,6 +24,23 @@ ROOT = Path(__file__).resolve().parent.parent
 AUTH_TOKEN = "test-auth-token"
 PUBLIC_BASE_URL = "https://receptionist.example.com"
 
+
+def receptionist_settings(
+    database_url: str, port: int = 8765, audio_dir: Path = Path("var/audio")
+) -> Settings:
+    return Settings(
+        database_url=database_url,
+        audio_dir=audio_dir,
+        public_base_url=PUBLIC_BASE_URL,
+        twilio_auth_token=SecretStr(AUTH_TOKEN),
+        port=port,
+        # espeak-ng: fast and the same on every run; Piper, the default voice, is tested in
+        # test_piper.py and end to end from the installed wheel (test_wheel.py).
+        synthesizer=SynthesizerChoice.ESPEAK,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return receptionist_settings(f"sqlite:///{tmp_path / 'receptionist.db'}")
