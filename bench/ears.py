@@ -66,7 +66,7 @@ CLOSING_SILENCE = 0.7  # the silence that ended the turn, still in the clip
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "tiny.en": {"model": "tiny.en"},
-    "tiny.en-30s": {"model": "tiny.en", "full_window": True},
+    "tiny.en-short": {"model": "tiny.en", "full_window": False},
     "tiny.en-b5": {"model": "tiny.en", "beam_size": 5},
     "tiny.en-nots": {"model": "tiny.en", "without_timestamps": True},
     "tiny.en-novad": {"model": "tiny.en", "vad_filter": False},
@@ -74,7 +74,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "base": {"model": "base"},
     "base-b5": {"model": "base", "beam_size": 5},
     "base-novad": {"model": "base", "vad_filter": False},
-    "base-30s": {"model": "base", "full_window": True},
+    "base-short": {"model": "base", "full_window": False},
 }
 
 _UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
