@@ -45,14 +45,19 @@ async def _collect(hold: NoticeHold, into: list[SpeechEvent]) -> None:
         into.append(event)
 
 
-async def test_audio_before_the_notice_stays_local_and_after_it_goes_to_the_cloud() -> None:
+def _held() -> tuple[NoticeHold, RecordingSession, list[RecordingSession]]:
+    """A hold over an embedded session, and the cloud sessions it opens, as they open."""
     local, clouds = RecordingSession("embedded"), []
 
     def open_cloud() -> RecordingSession:
         clouds.append(RecordingSession("cloud"))
         return clouds[-1]
 
-    hold = NoticeHold(local, open_cloud)
+    return NoticeHold(local, open_cloud), local, clouds
+
+
+async def test_audio_before_the_notice_stays_local_and_after_it_goes_to_the_cloud() -> None:
+    hold, local, clouds = _held()
     events: list[SpeechEvent] = []
     reading = asyncio.create_task(_collect(hold, events))
     hold.send_audio(b"a", 0.0)
@@ -75,13 +80,7 @@ async def test_audio_before_the_notice_stays_local_and_after_it_goes_to_the_clou
 
 
 async def test_a_call_closed_before_the_notice_never_opens_the_cloud_session() -> None:
-    local, opened = RecordingSession("embedded"), []
-
-    def open_cloud() -> RecordingSession:
-        opened.append(RecordingSession("cloud"))
-        return opened[-1]
-
-    hold = NoticeHold(local, open_cloud)
+    hold, local, opened = _held()
     events: list[SpeechEvent] = []
     reading = asyncio.create_task(_collect(hold, events))
     hold.send_audio(b"a", 0.0)

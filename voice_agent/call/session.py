@@ -101,16 +101,18 @@ async def handle_call(services: Services, socket: StreamSocket, admit: StreamAdm
         bridge.record_caller_audio(RECORDING_SECONDS)
     keyterms = call_keyterms(business)
 
-    def cloud_transcription() -> FailoverTranscription:
+    def configured_transcription() -> FailoverTranscription:
         return FailoverTranscription(
             services.transcriber, services.embedded_transcriber, provider_failed, keyterms
         )
 
     hold = None
     if services.transcriber is services.embedded_transcriber:
-        bridge.listen(cloud_transcription())  # nothing leaves this machine: nothing to hold
+        bridge.listen(configured_transcription())  # embedded: nothing leaves, nothing to hold
     else:
-        hold = NoticeHold(services.embedded_transcriber.open_session(keyterms), cloud_transcription)
+        hold = NoticeHold(
+            services.embedded_transcriber.open_session(keyterms), configured_transcription
+        )
         bridge.listen(hold)
     chat_model = FailoverChatModel(
         services.chat_model, services.embedded_chat_model, provider_failed
