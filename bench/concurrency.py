@@ -61,6 +61,7 @@ from bench.fake_providers import FakeLatencies
 from bench.fake_server import FakeServerOptions, RunningServer, running_fake_server
 from bench.turn_latency import percentile
 from bench.turn_overhead import TurnOverhead, turn_overhead
+from call_simulator.caller_voices import PIPER, caller_voice
 from call_simulator.scenarios import SayStep, Scenario, load_scenario
 from call_simulator.simulator import new_sid
 from media_stream import (
@@ -69,7 +70,6 @@ from media_stream import (
     SAMPLE_RATE,
     SILENCE_BYTE,
     Connected,
-    EspeakSynthesizer,
     Mark,
     Media,
     Start,
@@ -740,7 +740,7 @@ def print_details(result: RunResult) -> None:
 
 
 def _caller_lines(scenario: Scenario) -> tuple[bytes, ...]:
-    voice = EspeakSynthesizer(voice=scenario.caller_voice or "en-us")
+    voice = caller_voice(scenario.caller_voice or PIPER)
     return tuple(voice.render_ulaw(s.text) for s in scenario.steps if isinstance(s, SayStep))
 
 

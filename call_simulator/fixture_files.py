@@ -13,11 +13,12 @@ from typing import Literal, cast, get_args
 import phonenumbers
 import yaml
 
+from call_simulator.caller_voices import voice_problem
+
 ConsentExpectation = Literal["affirmative", "declined", "unclear", "not_asked"]
 MAX_TEXTS = 4  # the most follow-up texts a consent allows
 _KEYPAD = re.compile(r"[0-9*#]+")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
-_VOICE = re.compile(r"[a-z]{2,3}(-[a-z0-9]+)*(\+[a-z0-9]+)?")
 
 
 class FixtureError(ValueError):
@@ -91,8 +92,11 @@ class FieldReader:
     def _voice(self, value: object, field: str) -> str | None:
         if value is None:
             return None
-        if not isinstance(value, str) or not _VOICE.fullmatch(value):
-            raise self._error(field, f"must be an espeak-ng voice like en-us+f3, got {value!r}")
+        if not isinstance(value, str):
+            raise self._error(field, f"must be a voice name, got {value!r}")
+        problem = voice_problem(value)
+        if problem is not None:
+            raise self._error(field, problem)
         return value
 
     def _flag(self, value: object, field: str) -> bool:

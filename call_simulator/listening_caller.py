@@ -40,10 +40,10 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from call_simulator.caller_voices import CallerVoice, caller_voice
 from call_simulator.personas import HangUp, KeepQuiet, Persona, Press, Rule, Say, normalise
 from call_simulator.simulator import (
     REPLY_TIMEOUT_SECONDS,
-    CallerVoice,
     CallLine,
     CallParties,
     ClosedBy,
@@ -213,11 +213,9 @@ def _default_hearing() -> Hearing:
 def _render_lines(persona: Persona, voice: CallerVoice | None) -> dict[str, bytes]:
     """μ-law audio of every breath the persona may say, rendered before the call."""
     if voice is None and persona.lines:
-        from media_stream import EspeakSynthesizer
-
-        voice = EspeakSynthesizer(
-            voice=persona.voice or DEFAULT_CALLER_VOICE,
-            words_per_minute=persona.words_per_minute or DEFAULT_WORDS_PER_MINUTE,
+        voice = caller_voice(
+            persona.voice or DEFAULT_CALLER_VOICE,
+            persona.words_per_minute or DEFAULT_WORDS_PER_MINUTE,
         )
     assert voice is not None or not persona.lines
     return {line: voice.render_ulaw(line) for line in persona.lines} if voice else {}

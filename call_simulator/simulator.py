@@ -41,6 +41,7 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from call_simulator.caller_voices import PIPER, CallerVoice, caller_voice
 from call_simulator.scenarios import (
     HangUpStep,
     OwnerLeg,
@@ -79,7 +80,9 @@ from media_stream.protocol import (
 
 logger = logging.getLogger(__name__)
 
-QUIET_SECONDS = 0.6  # stream time of assistant silence before the caller takes its turn
+# Assistant silence before the caller takes its turn, in stream time and in wall time both: a
+# call run faster than real time gives the server as long as a real one to go on speaking.
+QUIET_SECONDS = 0.6
 DIGIT_SECONDS = 0.25  # stream time between two keypad presses of one step
 REPLY_TIMEOUT_SECONDS = 30.0  # wall-clock patience for a reply or for the server to hang up
 VOICE_WEBHOOK_PATH = "/twilio/voice"
@@ -98,12 +101,6 @@ ClosedBy = Literal["server", "caller"]
 
 class SimulationError(RuntimeError):
     """The call could not go on: bad TwiML, a failed webhook, or a reply that never came."""
-
-
-class CallerVoice(Protocol):
-    """Renders the caller's lines as μ-law 8 kHz audio (``EspeakSynthesizer`` is one)."""
-
-    def render_ulaw(self, text: str) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -333,12 +330,8 @@ def _render_caller_audio(scenario: Scenario, voice: CallerVoice | None) -> dict[
 
 
 def _default_voice(scenario: Scenario) -> CallerVoice:
-    # espeak-ng is loaded only when a scenario has lines to speak and no voice was given.
-    from media_stream.espeak import EspeakSynthesizer
-
-    if scenario.caller_voice is None:
-        return EspeakSynthesizer()
-    return EspeakSynthesizer(voice=scenario.caller_voice)
+    # A voice is loaded only when a scenario has lines to speak and no voice was given.
+    return caller_voice(scenario.caller_voice or PIPER)
 
 
 def read_wav_as_ulaw(path: Path) -> bytes:
@@ -1108,6 +1101,11 @@ class _MediaStreamSession:
         self._call.error(problem)
 
 
+def _quiet_needed(line: CallLine) -> float:
+    """Stream seconds of assistant silence after which the caller speaks (`QUIET_SECONDS`)."""
+    return max(QUIET_SECONDS, QUIET_SECONDS / line.wall_seconds(1.0))
+
+
 class _ScriptedCaller:
     """The scenario's caller: its steps in order, each once the assistant has had its say."""
 
@@ -1164,8 +1162,8 @@ class _ScriptedCaller:
         while not line.closed:
             if self._turn_has_come(line, step):
                 return True
-            if line.playout.quiet_since() >= line.now():
-                deadline = loop.time() + line.reply_timeout  # still talking: no stall
+            if line.playout.quiet_since() + _quiet_needed(line) >= line.now():
+                deadline = loop.time() + line.reply_timeout  # talking or just done: no stall
             if loop.time() >= deadline:
                 awaited = "start" if step.interrupt_after is not None else "finish"
                 raise SimulationError(
@@ -1183,7 +1181,7 @@ class _ScriptedCaller:
         now = line.now()
         if step.interrupt_after is not None:
             return now >= reply_start + step.interrupt_after
-        return now >= line.playout.quiet_since() + QUIET_SECONDS
+        return now >= line.playout.quiet_since() + _quiet_needed(line)
 
     async def _perform(
         self, line: CallLine, index: int, step: SayStep | PressStep | WavStep
