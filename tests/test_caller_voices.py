@@ -46,6 +46,4 @@ def test_any_other_name_is_an_espeak_voice_at_its_pace() -> None:
     slow = caller_voice("en-us+f3", words_per_minute=120)
     fast = caller_voice("en-us+f3", words_per_minute=220)
     assert isinstance(slow, EspeakSynthesizer) and isinstance(fast, EspeakSynthesizer)
-    assert duration_seconds(slow.render_ulaw(line)) > 1.4 * duration_seconds(
-        fast.render_ulaw(line)
-    )
+    assert duration_seconds(slow.render_ulaw(line)) > 1.4 * duration_seconds(fast.render_ulaw(line))
