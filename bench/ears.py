@@ -64,17 +64,17 @@ LINES = ROOT / "tests" / "data" / "caller_lines.yaml"
 PRE_ROLL = 0.2  # what the endpointer keeps before an onset
 CLOSING_SILENCE = 0.7  # the silence that ended the turn, still in the clip
 
-CONFIGS: dict[str, dict[str, Any]] = {
+CONFIGS: dict[str, dict[str, Any]] = {  # each encodes `encoder_frames` unless "-full"
     "tiny.en": {"model": "tiny.en"},
-    "tiny.en-short": {"model": "tiny.en", "full_window": False},
+    "tiny.en-full": {"model": "tiny.en", "full_window": True},
     "tiny.en-b5": {"model": "tiny.en", "beam_size": 5},
     "tiny.en-nots": {"model": "tiny.en", "without_timestamps": True},
     "tiny.en-novad": {"model": "tiny.en", "vad_filter": False},
     "tiny.en-f32": {"model": "tiny.en", "compute_type": "float32"},
     "base": {"model": "base"},
+    "base-full": {"model": "base", "full_window": True},
     "base-b5": {"model": "base", "beam_size": 5},
     "base-novad": {"model": "base", "vad_filter": False},
-    "base-short": {"model": "base", "full_window": False},
 }
 
 _UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
