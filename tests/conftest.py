@@ -3,8 +3,11 @@ fresh databases on SQLite or on PostgreSQL (a schema of their own) for the stora
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
+import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,36 +83,73 @@ def postgres_unreachable() -> str | None:
     return None
 
 
+def _postgres_url(database: str) -> str:
+    # Commits need not wait for the disk: nothing here survives a crash of the server anyway.
+    url = make_url(POSTGRES_URL).set(
+        database=database, query={"options": "-csynchronous_commit=off"}
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def _postgres_admin(statement: str) -> None:
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
+        conn.execute(statement)  # type: ignore[arg-type]  # our own names, not input
+
+
+@functools.cache
+def _migrated_postgres_template() -> str:
+    """A database migrated to the newest schema, made once per test process and copied for
+    each test (``CREATE DATABASE … TEMPLATE``: 0.1 s, against 0.4 s to migrate)."""
+    name = f"receptionist_template_{os.getpid()}"
+    _postgres_admin(f"DROP DATABASE IF EXISTS {name}")
+    _postgres_admin(f"CREATE DATABASE {name}")
+    atexit.register(_postgres_admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    upgrade(_postgres_url(name))
+    return name
+
+
 @contextlib.contextmanager
-def postgres_schema(prefix: str) -> Iterator[str]:
-    """A database URL whose connections use a fresh schema, dropped afterwards (or a skip)."""
+def postgres_database(prefix: str, *, migrated: bool = True) -> Iterator[str]:
+    """The URL of a database of the test's own on the local PostgreSQL, dropped afterwards (or
+    a skip): migrated to the newest schema, or with ``migrated=False`` empty."""
     reason = postgres_unreachable()
     if reason is not None:
         pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable: {reason}")
-    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    url = make_url(POSTGRES_URL).set(query={"options": f"-csearch_path={schema}"})
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    template = f" TEMPLATE {_migrated_postgres_template()}" if migrated else ""
+    _postgres_admin(f"CREATE DATABASE {name}{template}")
     try:
-        yield url.render_as_string(hide_password=False)
+        yield _postgres_url(name)
     finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
+        _postgres_admin(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@functools.cache
+def _migrated_sqlite_template(folder: Path) -> Path:
+    path = folder / f"receptionist-template-{os.getpid()}.db"
+    path.unlink(missing_ok=True)
+    upgrade(f"sqlite:///{path}")
+    return path
 
 
 BACKENDS = ("sqlite", "postgresql")
 
 
 @contextlib.contextmanager
-def fresh_database(backend: str, tmp_path: Path, name: str) -> Iterator[str]:
-    """The URL of an empty database: a SQLite file ``name``.db, or a PostgreSQL schema named
-    after ``name`` (dropped afterwards; a skip when PostgreSQL is unreachable)."""
+def fresh_database(
+    backend: str, tmp_path: Path, name: str, *, migrated: bool = True
+) -> Iterator[str]:
+    """The URL of a database of the test's own: a SQLite file ``name``.db, or a PostgreSQL
+    database named after ``name`` (dropped afterwards; a skip when PostgreSQL is unreachable);
+    migrated to the newest schema (a copy of one migrated once), or with ``migrated=False``
+    empty."""
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / f'{name}.db'}"
+        path = tmp_path / f"{name}.db"
+        if migrated:
+            shutil.copyfile(_migrated_sqlite_template(tmp_path.parent), path)
+        yield f"sqlite:///{path}"
         return
-    with postgres_schema(f"{name}_test") as url:
+    with postgres_database(f"{name}_test", migrated=migrated) as url:
         yield url
 
 

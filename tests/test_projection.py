@@ -67,8 +67,16 @@ DISCLOSURE = "By ticking this box you agree that Acme may text you about your re
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
+    """A database at the newest schema: a SQLite file, or a PostgreSQL database dropped
+    afterwards."""
     with fresh_database(request.param, tmp_path, "projection") as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database, for the migrations to start from."""
+    with fresh_database(request.param, tmp_path, "projection", migrated=False) as url:
         yield url
 
 
@@ -472,9 +480,9 @@ def _legacy_ledger(conn: Connection) -> None:
     _legacy_append(conn, decline, 3, second)
 
 
-def test_migrations_create_everything_from_empty(database_url: str) -> None:
-    upgrade(database_url)
-    database = make_engine(database_url)
+def test_migrations_create_everything_from_empty(empty_database_url: str) -> None:
+    upgrade(empty_database_url)
+    database = make_engine(empty_database_url)
     try:
         _append(database, _web_form("acme", NUMBERS[0], T0), T0)
         _append(
@@ -490,14 +498,14 @@ def test_migrations_create_everything_from_empty(database_url: str) -> None:
         database.dispose()
 
 
-def test_migrating_a_0001_ledger_projects_its_events(database_url: str) -> None:
-    command.upgrade(alembic_config(database_url), "0001")
-    database = make_engine(database_url)
+def test_migrating_a_0001_ledger_projects_its_events(empty_database_url: str) -> None:
+    command.upgrade(alembic_config(empty_database_url), "0001")
+    database = make_engine(empty_database_url)
     try:
         with database.begin() as conn:
             _legacy_ledger(conn)
 
-        upgrade(database_url)
+        upgrade(empty_database_url)
 
         with database.begin() as conn:
             migrated = _stored_rows(conn)
@@ -517,9 +525,9 @@ def test_migrating_a_0001_ledger_projects_its_events(database_url: str) -> None:
         database.dispose()
 
 
-def test_migrating_gives_existing_businesses_the_default_retention(database_url: str) -> None:
-    command.upgrade(alembic_config(database_url), "0001")
-    database = make_engine(database_url)
+def test_migrating_gives_existing_businesses_the_default_retention(empty_database_url: str) -> None:
+    command.upgrade(alembic_config(empty_database_url), "0001")
+    database = make_engine(empty_database_url)
     try:
         with database.begin() as conn:
             conn.exec_driver_sql(
@@ -528,7 +536,7 @@ def test_migrating_gives_existing_businesses_the_default_retention(database_url:
                 "consent_script_version, recording_enabled) VALUES ('acme', 'Acme', "
                 "'+15555550100', true, 20, 'UTC', '', 'soon', 2, 'x', 'v1', false)"
             )
-        upgrade(database_url)
+        upgrade(empty_database_url)
         with database.begin() as conn:
             retention = conn.exec_driver_sql(
                 "SELECT transcript_retention_days, consent_retention_years FROM businesses"
@@ -538,16 +546,16 @@ def test_migrating_gives_existing_businesses_the_default_retention(database_url:
         database.dispose()
 
 
-def test_migrating_a_damaged_0001_ledger_still_upgrades(database_url: str) -> None:
-    command.upgrade(alembic_config(database_url), "0001")
-    database = make_engine(database_url)
+def test_migrating_a_damaged_0001_ledger_still_upgrades(empty_database_url: str) -> None:
+    command.upgrade(alembic_config(empty_database_url), "0001")
+    database = make_engine(empty_database_url)
     try:
         with database.begin() as conn:
             _legacy_ledger(conn)
             drop_append_only_triggers(conn)
             conn.execute(update(consent_events).where(consent_events.c.seq == 2).values(seq=9))
 
-        upgrade(database_url)
+        upgrade(empty_database_url)
 
         with database.begin() as conn:
             assert _stored_rows(conn) == []
