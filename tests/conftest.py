@@ -3,11 +3,11 @@ fresh databases on SQLite or on PostgreSQL (a schema of their own) for the stora
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,45 +83,84 @@ def postgres_unreachable() -> str | None:
     return None
 
 
-def _postgres_url(database: str) -> str:
-    # Commits need not wait for the disk: nothing here survives a crash of the server anyway.
+def _schema_url(schema: str) -> str:
+    # Commits need not wait for the disk: nothing here outlives the test.
     url = make_url(POSTGRES_URL).set(
-        database=database, query={"options": "-csynchronous_commit=off"}
+        query={"options": f"-csearch_path={schema} -csynchronous_commit=off"}
     )
     return url.render_as_string(hide_password=False)
 
 
-def _postgres_admin(statement: str) -> None:
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
-        conn.execute(statement)  # type: ignore[arg-type]  # our own names, not input
+def _postgres_admin() -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True)
 
 
 @functools.cache
-def _migrated_postgres_template() -> str:
-    """A database migrated to the newest schema, made once per test process and copied for
-    each test (``CREATE DATABASE … TEMPLATE``: 0.1 s, against 0.4 s to migrate)."""
-    name = f"receptionist_template_{os.getpid()}"
-    _postgres_admin(f"DROP DATABASE IF EXISTS {name}")
-    _postgres_admin(f"CREATE DATABASE {name}")
-    atexit.register(_postgres_admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    upgrade(_postgres_url(name))
-    return name
+def _migrated_schema_script() -> tuple[str, str] | None:
+    """The DDL of a schema at the newest version, and the name it uses for the schema: a
+    schema migrated once per test process and dumped with ``pg_dump`` (one round trip makes a
+    copy in 0.07 s, against 0.2–0.4 s to migrate). None when pg_dump is missing or cannot
+    dump this server: each schema is then migrated."""
+    pg_dump = shutil.which("pg_dump")
+    if pg_dump is None:
+        return None
+    template = f"receptionist_template_{os.getpid()}"
+    with _postgres_admin() as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {template} CASCADE")  # type: ignore[arg-type]
+        conn.execute(f"CREATE SCHEMA {template}")  # type: ignore[arg-type]
+        try:
+            upgrade(_schema_url(template))
+            (version,) = conn.execute(
+                f"SELECT version_num FROM {template}.alembic_version"  # type: ignore[arg-type]
+            ).fetchone() or ("",)
+            dumped = subprocess.run(
+                [
+                    pg_dump,
+                    "--host=127.0.0.1",
+                    "--username=postgres",
+                    "--dbname=test",
+                    f"--schema={template}",
+                    "--schema-only",
+                    "--no-owner",
+                    "--no-privileges",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            conn.execute(f"DROP SCHEMA {template} CASCADE")  # type: ignore[arg-type]
+    if dumped.returncode != 0 or not version:
+        return None
+    # psql's own commands (\restrict) are not SQL
+    lines = [line for line in dumped.stdout.splitlines() if not line.startswith("\\")]
+    lines.append(f"INSERT INTO {template}.alembic_version VALUES ('{version}');")
+    return "\n".join(lines), template
 
 
 @contextlib.contextmanager
-def postgres_database(prefix: str, *, migrated: bool = True) -> Iterator[str]:
-    """The URL of a database of the test's own on the local PostgreSQL, dropped afterwards (or
-    a skip): migrated to the newest schema, or with ``migrated=False`` empty."""
+def postgres_schema(prefix: str, *, migrated: bool = True) -> Iterator[str]:
+    """A database URL whose connections use a schema of their own, dropped afterwards (or a
+    skip): at the newest version, or with ``migrated=False`` empty."""
     reason = postgres_unreachable()
     if reason is not None:
         pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable: {reason}")
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    template = f" TEMPLATE {_migrated_postgres_template()}" if migrated else ""
-    _postgres_admin(f"CREATE DATABASE {name}{template}")
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    script = _migrated_schema_script() if migrated else None
+    with _postgres_admin() as conn, conn.transaction():
+        if script is None:
+            conn.execute(f"CREATE SCHEMA {schema}")  # type: ignore[arg-type]
+        else:
+            ddl, template = script
+            conn.execute(ddl.replace(template, schema))  # type: ignore[arg-type]
+    url = _schema_url(schema)
+    if migrated and script is None:
+        upgrade(url)
     try:
-        yield _postgres_url(name)
+        yield url
     finally:
-        _postgres_admin(f"DROP DATABASE {name} WITH (FORCE)")
+        with _postgres_admin() as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")  # type: ignore[arg-type]
 
 
 @functools.cache
@@ -140,16 +179,15 @@ def fresh_database(
     backend: str, tmp_path: Path, name: str, *, migrated: bool = True
 ) -> Iterator[str]:
     """The URL of a database of the test's own: a SQLite file ``name``.db, or a PostgreSQL
-    database named after ``name`` (dropped afterwards; a skip when PostgreSQL is unreachable);
-    migrated to the newest schema (a copy of one migrated once), or with ``migrated=False``
-    empty."""
+    schema named after ``name`` (dropped afterwards; a skip when PostgreSQL is unreachable);
+    at the newest version (a copy of one migrated once), or with ``migrated=False`` empty."""
     if backend == "sqlite":
         path = tmp_path / f"{name}.db"
         if migrated:
             shutil.copyfile(_migrated_sqlite_template(tmp_path.parent), path)
         yield f"sqlite:///{path}"
         return
-    with postgres_database(f"{name}_test", migrated=migrated) as url:
+    with postgres_schema(f"{name}_test", migrated=migrated) as url:
         yield url
 
 

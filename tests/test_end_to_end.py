@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from call_simulator import load_scenario
 from consent_ledger import AudioStatus, AudioStore, RecordedEvent, verify_ledger
-from tests.conftest import ROOT, postgres_database, serving_receptionist
+from tests.conftest import ROOT, postgres_schema, serving_receptionist
 from voice_agent.cli.simulate import ScenarioOutcome, run_scenarios
 from voice_agent.consent.script import render_consent_script
 from voice_agent.records.calls import CallRecord
@@ -40,7 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings,
 
 @pytest.fixture(scope="module")
 def postgres_server() -> Iterator[tuple[Settings, str, Engine]]:
-    with postgres_database("e2e") as database_url, serving_receptionist(database_url) as serving:
+    with postgres_schema("e2e") as database_url, serving_receptionist(database_url) as serving:
         yield serving
 
 

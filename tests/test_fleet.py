@@ -36,7 +36,7 @@ from consent_ledger import EventKind, verify_ledger
 from consent_ledger.tables import consent_events
 from sms_sender import OutboxKind, OutboxStatus, list_outbox
 from sms_sender.tables import outbox
-from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, ROOT, postgres_database
+from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, ROOT, postgres_schema
 from voice_agent.records.businesses import import_businesses
 from voice_agent.records.calls import get_call
 from voice_agent.records.database import make_engine
@@ -206,7 +206,7 @@ async def _traffic(web: tuple[str, str]) -> list[SimulatedCall]:
 
 
 def test_two_web_processes_and_two_workers_keep_every_invariant(tmp_path: Path) -> None:
-    with postgres_database("fleet") as database_url:
+    with postgres_schema("fleet") as database_url:
         engine = _prepared_database(database_url)
         environment = _environment(database_url, tmp_path)
         ports = (free_port(), free_port())

@@ -8,7 +8,7 @@ from pathlib import Path
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from tests.conftest import fresh_database, postgres_database
+from tests.conftest import fresh_database, postgres_schema
 from voice_agent.records.database import make_engine
 from voice_agent.records.migrate import alembic_config, schema_is_current, upgrade
 
@@ -42,7 +42,7 @@ def test_processes_starting_together_on_postgresql_migrate_one_after_the_other()
     lets one migrate while the others wait, then find the schema current."""
     import multiprocessing
 
-    with postgres_database("migrate_together", migrated=False) as url:
+    with postgres_schema("migrate_together", migrated=False) as url:
         context = multiprocessing.get_context("fork")
         processes = [context.Process(target=upgrade, args=(url,)) for _ in range(3)]
         for process in processes:

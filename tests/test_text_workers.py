@@ -24,7 +24,7 @@ from sms_sender import (
 )
 from sms_sender.dispatcher_loop import BATCH
 from sms_sender.outbox_notices import listen_for_queued_texts
-from tests.conftest import postgres_database
+from tests.conftest import postgres_schema
 from tests.sms_support import NOW, RULES, grant, queue, sms_engine
 from voice_agent.records.database import make_engine
 
@@ -32,7 +32,7 @@ WAIT = 10.0  # seconds; a notice normally arrives within milliseconds
 
 
 def test_a_notice_wakes_a_listening_worker_on_postgresql() -> None:
-    with postgres_database("notices") as database_url:
+    with postgres_schema("notices") as database_url:
         engine = make_engine(database_url)
         woken = threading.Event()
         stop = threading.Event()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from consent_ledger import verify_workers
 from consent_ledger.evidence import EventKind
 from consent_ledger.verify import VerificationReport, verify_ledger
 from consent_ledger.verify_workers import _cut
-from tests.conftest import fresh_database
+from tests.conftest import fresh_database, postgres_schema
 from tests.ledger_support import (
     OTHER_NUMBER,
     Ledger,
@@ -188,27 +187,13 @@ def test_a_worker_that_fails_a_range_leaves_it_to_this_process(
         if filled.url.startswith("sqlite"):
             sqlite3.connect(tmp_path / "empty.db").close()
             empty = f"sqlite:///{tmp_path / 'empty.db'}"
-        else:  # the same database (so the snapshot is there to share), an empty schema
-            empty = stack.enter_context(_empty_schema(filled.engine))
+        else:  # the same server (so the snapshot is there to share), an empty schema
+            empty = stack.enter_context(postgres_schema("empty", migrated=False))
         monkeypatch.setattr(verify_workers, "worker_database_url", lambda _conn: empty)
         with filled.engine.connect() as conn:
             report = verify_ledger(conn, workers=2)
     assert report.ok and report.events_checked == 60
     assert re.search(r"worker failed: .*(no such table|does not exist)", caplog.text)
-
-
-@contextlib.contextmanager
-def _empty_schema(engine: Engine) -> Iterator[str]:
-    """The URL of ``engine``'s database with an empty schema of its own first on the path."""
-    schema = f"empty_{uuid.uuid4().hex[:12]}"
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    url = engine.url.set(query={"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.mark.usefixtures("small_ranges")
