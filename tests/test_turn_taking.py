@@ -46,6 +46,7 @@ from tests.conftest import ROOT
 from voice_agent.call.conversation import (
     ANSWER_SILENCE,
     CONSENT_SILENCE,
+    SECOND_BREATH,
     ConsentOutcome,
     Conversation,
 )
@@ -564,6 +565,51 @@ def test_an_answer_said_in_two_breaths_is_one_answer_and_nothing_is_said_between
         assert call.bridge.started(REASK) >= second.heard_at
         assert consent.outcome is ConsentOutcome.UNCLEAR
         _assert_no_prompt_over_the_caller(call)
+
+    run_on_virtual_clock(monkeypatch, main)
+
+
+def test_a_yes_taken_back_in_a_second_breath_is_no_yes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """"Sure." and, once its words are in, "Actually, no thanks.": one answer, unclear, so the
+    re-ask settles it; no text on the first breath alone."""
+
+    async def caller(call: Call) -> None:
+        mark = await _give_the_message(call)
+        await asyncio.sleep(mark + 1.0 - _now())
+        await call.caller.say("Sure.", 0.5, 0.3)
+        await asyncio.sleep(0.3 + SECOND_BREATH * 0.6)  # its words are in, and then some
+        await call.caller.say("Actually, no thanks.", 1.2, 0.3)
+        reasked = await call.line.assistant_quiet(3)
+        await asyncio.sleep(reasked + 1.0 - _now())
+        await call.caller.say("No.", 0.4, 0.3)
+
+    async def main() -> None:
+        call = await _run_call(caller)
+        consent = call.conversation.consent
+        first, second = (a.heard.utterance.text for a in consent.answers if a.heard.utterance)
+        assert first == "Sure. Actually, no thanks."
+        assert second == "No."
+        _, sure, taken_back, _ = call.caller.spoken
+        assert sure.heard_at < taken_back.began_at  # two breaths, the first one's words in
+        assert consent.reasked and consent.outcome is ConsentOutcome.DECLINED
+        _assert_no_prompt_over_the_caller(call)
+
+    run_on_virtual_clock(monkeypatch, main)
+
+
+def test_a_yes_is_taken_once_it_has_stood_for_a_breath(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def caller(call: Call) -> None:
+        mark = await _give_the_message(call)
+        await asyncio.sleep(mark + 1.0 - _now())
+        await call.caller.say("Yes please.", 0.8, 0.3)
+
+    async def main() -> None:
+        call = await _run_call(caller)
+        consent = call.conversation.consent
+        assert consent.outcome is ConsentOutcome.AFFIRMATIVE and not consent.reasked
+        _, yes = call.caller.spoken
+        goodbye = call.bridge.started("you'll get a text shortly")
+        assert yes.heard_at + SECOND_BREATH <= goodbye < yes.heard_at + SECOND_BREATH + 0.5
 
     run_on_virtual_clock(monkeypatch, main)
 

@@ -60,6 +60,12 @@ CONSENT_SILENCE = 7.0
 """The same for the consent question and its re-ask: a yes or a no needs less thought than a
 message does, and a caller who stays silent reaches the goodbye (no texts) sooner."""
 
+SECOND_BREATH = 1.0
+"""Seconds of silence a yes must stand for before it is taken: a caller who says "Sure." and,
+a breath later, "Actually, no thanks" has not agreed. What they say within it joins the answer
+(which the classifier then hears as unclear, and the re-ask settles). Only a yes waits: a no
+or an unclear answer cannot become less of a yes."""
+
 MAX_MESSAGE_TURNS = 12
 ANSWER_AUDIO_LEAD = 1.0  # seconds of audio kept before a recorded consent answer
 RECORDING_SECONDS = 60.0  # how much caller audio a recorded call keeps in memory
@@ -447,6 +453,9 @@ class Conversation:
                 self._record_input(heard)  # began while the question was still playing
                 continue
             answer = await self._rest_of_turn(heard)
+            assert answer.utterance is not None
+            if classify_answer(answer.utterance.text) is ConsentAnswer.AFFIRMATIVE:
+                answer = await self._second_breath(answer)
             self._take_answer(answer)
             spoken = answer.utterance
             assert spoken is not None
@@ -454,6 +463,21 @@ class Conversation:
                 spoken.start - ANSWER_AUDIO_LEAD, spoken.end
             )
             return classify_answer(spoken.text)
+
+    async def _second_breath(self, answer: CallerInput) -> CallerInput:
+        """``answer`` (a yes) with what the caller goes on to say before `SECOND_BREATH`
+        seconds of silence. A key press meanwhile is recorded and changes nothing; a caller who
+        hangs up has let the yes stand."""
+        try:
+            more = await self.bridge.next_input(SECOND_BREATH)
+        except CallEnded:
+            return answer
+        if more is None:
+            return answer
+        if more.utterance is None:
+            self._record_input(more)
+            return answer
+        return _joined([answer, await self._rest_of_turn(more)])
 
     async def _say(
         self, text: str, *, interruptible: bool = True, fixed: bool | None = None
