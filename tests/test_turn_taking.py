@@ -570,7 +570,7 @@ def test_an_answer_said_in_two_breaths_is_one_answer_and_nothing_is_said_between
 
 
 def test_a_yes_taken_back_in_a_second_breath_is_no_yes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """"Sure." and, once its words are in, "Actually, no thanks.": one answer, unclear, so the
+    """ "Sure." and, once its words are in, "Actually, no thanks.": one answer, unclear, so the
     re-ask settles it; no text on the first breath alone."""
 
     async def caller(call: Call) -> None:
