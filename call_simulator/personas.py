@@ -2,7 +2,7 @@
 
 A persona file (``fixtures/personas/<name>.yaml``) describes one caller for the listening
 caller (``call_simulator.listening_caller``): the number called and the caller's own, an
-espeak-ng voice, the range of the human pause before an answer, and a list of rules. Each rule
+espeak-ng voice (or ``piper``: ``call_simulator.caller_voices``), the range of the human pause before an answer, and a list of rules. Each rule
 names cue phrases (``when``) and what the caller does once it has heard one of them: says a
 line (one string, or a list of strings said in several breaths), presses keys, stays quiet or
 hangs up (after its line, when both are given). ``over: true`` makes the caller act as soon as

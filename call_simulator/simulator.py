@@ -243,7 +243,7 @@ async def simulate_call(
 
     ``public_base_url`` is the address the server believes Twilio uses (what is signed);
     requests go to ``server_url``. ``synthesizer`` speaks the caller's lines (by default
-    espeak-ng in the scenario's ``caller_voice``). With ``status_callback``, the number's call
+    the scenario's ``caller_voice``, Piper when it names none; ``call_simulator.caller_voices``). With ``status_callback``, the number's call
     status callback is posted when the call ends (see ``place_call``). Raises
     ``SimulationError`` when the call cannot go on; problems that Twilio would log and survive
     are listed in ``errors``.

@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 import pytest
 
 from media_stream import (
+    FRAME_SECONDS,
     CachedSynthesizer,
     CallBridge,
     Connected,
     Mark,
+    Media,
     MediaFormat,
     OutboundMark,
     OutboundMedia,
@@ -200,6 +202,15 @@ class Line:
     async def close(self) -> None:
         self._push(None)
 
+    async def send_silence(self) -> None:
+        """The caller's frames every 20 ms, as Twilio sends them: here, silence."""
+        chunk = 0
+        while True:
+            chunk += 1
+            frame = Media(self._next(), STREAM, "inbound", chunk, (chunk - 1) * 20, b"\xff" * 160)
+            self._push(encode_inbound(frame))
+            await asyncio.sleep(FRAME_SECONDS)
+
     def audio_of(self, playback: Playback) -> bytes:
         """The media payloads sent on the websocket for ``playback``, in order."""
         return b"".join(self.audio_before_mark[name] for name in playback.marks)
@@ -273,9 +284,11 @@ async def _call(voice: CachedSynthesizer, line: Line) -> tuple[KeptBridge, Conve
     await bridge.open()
     bridge.listen(Ears("My kitchen sink leaks", "Yes please"))
     conversation = Conversation(ACME, CALLER, AskForNeed(), bridge)
+    frames = asyncio.create_task(line.send_silence())
     try:
         await asyncio.wait_for(conversation.run(), timeout=30)
     finally:
+        frames.cancel()
         await bridge.close()
     return bridge, conversation
 
