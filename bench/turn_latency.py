@@ -162,7 +162,7 @@ def report(outcomes: list[ScenarioOutcome]) -> None:
                 f"{percentile(values, 0.95):>10.0f}{max(values):>10.0f}"
             )
     errors = words = 0
-    print("\nword error rate per caller line (espeak caller voice → μ-law → faster-whisper):")
+    print("\nword error rate per caller line (the caller's voice → μ-law → faster-whisper):")
     for outcome in outcomes:
         if outcome.call is None:
             continue

@@ -1,15 +1,16 @@
 """Callers who listen: who they are, how they answer what they hear, and what the record must show.
 
-A persona file (``fixtures/personas/<name>.yaml``) describes one caller for the listening
-caller (``call_simulator.listening_caller``): the number called and the caller's own, an
-espeak-ng voice (or ``piper``: ``call_simulator.caller_voices``), the range of the human pause before an answer, and a list of rules. Each rule
-names cue phrases (``when``) and what the caller does once it has heard one of them: says a
-line (one string, or a list of strings said in several breaths), presses keys, stays quiet or
-hangs up (after its line, when both are given). ``over: true`` makes the caller act as soon as
-a cue is heard, over the assistant, instead of waiting for it to finish; ``times`` caps how
-often a rule fires. The cue ``anything`` matches whatever was heard. When several rules match,
-the one whose cue was heard last wins (ties go to the earlier rule), so "Thanks, Maria. What do
-you need?" is answered as a question about the need, not as thanks.
+A persona file (``fixtures/personas/<name>.yaml``) describes one caller for the listening caller
+(``call_simulator.listening_caller``): the number called and the caller's own, an espeak-ng
+voice (or ``piper``: ``call_simulator.caller_voices``), the range of the human pause before an
+answer, and a list of rules. Each rule names cue phrases (``when``) and what the caller does
+once it has heard one of them: says a line (one string, or a list of strings said in several
+breaths), presses keys, stays quiet or hangs up (after its line, when both are given).
+``over: true`` makes the caller act as soon as a cue is heard, over the assistant, instead of
+waiting for it to finish; ``times`` caps how often a rule fires. The cue ``anything`` matches
+whatever was heard. When several rules match, the one whose cue was heard last wins (ties go to
+the earlier rule), so "Thanks, Maria. What do you need?" is answered as a question about the
+need, not as thanks.
 
 ``expect`` says what the stored call must show afterwards: the consent outcome and the number of
 texts to the caller (both required), and optionally whether the consent script was played in

@@ -1,14 +1,14 @@
 """Scripted test calls: what a simulated caller says, presses and plays, read from YAML.
 
 A scenario file (``fixtures/calls/<name>.yaml``) names the business number called, the caller's
-number and voice (``caller_voice``: ``piper``, the default, ``piper@1.1`` for a slower pace,
-or an espeak-ng voice; see ``call_simulator.caller_voices``), what happens on the owner's phone when the business rings its owner first
-(``owner``: one of ``OwnerLeg``; ``owner_answers: true`` is short for ``takes-it``) and on the
-on-call phones when the assistant transfers an emergency (``on_call``), the caller's steps in
-order, and what the end-to-end tests expect to find afterwards. Loading is strict: an unknown
-key, a malformed phone number, an empty step list, a keypad digit outside 0-9 * #, a missing or
-unreadable WAV file or a negative ``interrupt_after`` raises ``ScenarioError`` naming the file
-and the field.
+number and voice (``caller_voice``: ``piper``, the default, ``piper@1.1`` for a slower pace, or
+an espeak-ng voice; see ``call_simulator.caller_voices``), what happens on the owner's phone
+when the business rings its owner first (``owner``: one of ``OwnerLeg``; ``owner_answers: true``
+is short for ``takes-it``) and on the on-call phones when the assistant transfers an emergency
+(``on_call``), the caller's steps in order, and what the end-to-end tests expect to find
+afterwards. Loading is strict: an unknown key, a malformed phone number, an empty step list, a
+keypad digit outside 0-9 * #, a missing or unreadable WAV file or a negative ``interrupt_after``
+raises ``ScenarioError`` naming the file and the field.
 """
 
 from __future__ import annotations

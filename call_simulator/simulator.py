@@ -243,10 +243,10 @@ async def simulate_call(
 
     ``public_base_url`` is the address the server believes Twilio uses (what is signed);
     requests go to ``server_url``. ``synthesizer`` speaks the caller's lines (by default
-    the scenario's ``caller_voice``, Piper when it names none; ``call_simulator.caller_voices``). With ``status_callback``, the number's call
-    status callback is posted when the call ends (see ``place_call``). Raises
-    ``SimulationError`` when the call cannot go on; problems that Twilio would log and survive
-    are listed in ``errors``.
+    the scenario's ``caller_voice``, Piper when it names none: ``call_simulator.caller_voices``).
+    With ``status_callback``, the number's call status callback is posted when the call ends
+    (see ``place_call``). Raises ``SimulationError`` when the call cannot go on; problems that
+    Twilio would log and survive are listed in ``errors``.
     """
     _check_pace(speed, reply_timeout)
     caller_audio = await asyncio.to_thread(_render_caller_audio, scenario, synthesizer)
