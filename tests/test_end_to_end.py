@@ -23,7 +23,7 @@ from voice_agent.records.calls import CallRecord
 from voice_agent.settings import Settings
 
 SCENARIOS = sorted((ROOT / "fixtures" / "calls").glob("*.yaml"))
-SPEED = 4.0  # the simulated caller keeps in step with the assistant on a busy machine
+SPEED = 6.0  # faster than real time; the caller still waits 0.6 s of wall time to answer
 POSTGRES_SCENARIOS = ("consent-yes", "keypad-on-reask", "hangup-before-question")
 DEMO_BUSINESSES = {
     "acme-plumbing": ("Acme Plumbing", 2),

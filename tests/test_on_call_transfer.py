@@ -235,7 +235,6 @@ def _emergency_call(
         description="a smoking outlet; the on-call technician is offered",
         business_number=BRIGHT_SPARK,
         caller=caller,
-        caller_voice="en-us+m6",
         steps=(*SMOKE, *answers),
         on_call=on_call,
     )
