@@ -39,9 +39,10 @@ class WhisperModelChoice(StrEnum):
 
 class TurnEndChoice(StrEnum):
     """``words``: a yes/no or whole phone number ends the turn after 0.25 s of silence, words
-    that lead on wait 1.5 s, others 0.7 s (fewer false cut-offs, transcripts sooner, but two of
-    bench/turn_latency.py's five scenario calls lose step with it: not yet the default);
-    ``silence`` (the default): a fixed 0.7 s of silence ends every turn."""
+    that lead on wait 1.5 s, others 0.7 s (fewer false cut-offs, transcripts sooner: turn
+    latency p50 737 ms in bench/turn_latency.py, where with espeak callers a scenario call once
+    lost step; not yet the default); ``silence`` (the default): a fixed 0.7 s of silence ends
+    every turn."""
 
     WORDS = "words"
     SILENCE = "silence"
