@@ -71,13 +71,14 @@ def demo_database(
 
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+_POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"  # the same, for psycopg and pg_dump
 
 
 @functools.cache
 def postgres_unreachable() -> str | None:
     """Why PostgreSQL at 127.0.0.1:5432 cannot be used, or None when it can."""
     try:
-        psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=2).close()
+        psycopg.connect(_POSTGRES_DSN, connect_timeout=2).close()
     except psycopg.Error as error:
         return str(error).strip() or type(error).__name__
     return None
@@ -92,7 +93,7 @@ def _schema_url(schema: str) -> str:
 
 
 def _postgres_admin() -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True)
+    return psycopg.connect(_POSTGRES_DSN, autocommit=True)
 
 
 @functools.cache
@@ -110,15 +111,13 @@ def _migrated_schema_script() -> tuple[str, str] | None:
         conn.execute(f"CREATE SCHEMA {template}")  # type: ignore[arg-type]
         try:
             upgrade(_schema_url(template))
-            (version,) = conn.execute(
+            version = conn.execute(
                 f"SELECT version_num FROM {template}.alembic_version"  # type: ignore[arg-type]
-            ).fetchone() or ("",)
+            ).fetchone()
             dumped = subprocess.run(
                 [
                     pg_dump,
-                    "--host=127.0.0.1",
-                    "--username=postgres",
-                    "--dbname=test",
+                    f"--dbname={_POSTGRES_DSN}",
                     f"--schema={template}",
                     "--schema-only",
                     "--no-owner",
@@ -130,11 +129,11 @@ def _migrated_schema_script() -> tuple[str, str] | None:
             )
         finally:
             conn.execute(f"DROP SCHEMA {template} CASCADE")  # type: ignore[arg-type]
-    if dumped.returncode != 0 or not version:
+    if dumped.returncode != 0 or version is None:
         return None
     # psql's own commands (\restrict) are not SQL
     lines = [line for line in dumped.stdout.splitlines() if not line.startswith("\\")]
-    lines.append(f"INSERT INTO {template}.alembic_version VALUES ('{version}');")
+    lines.append(f"INSERT INTO {template}.alembic_version VALUES ('{version[0]}');")
     return "\n".join(lines), template
 
 

@@ -16,8 +16,8 @@ def test_voice_names_that_are_voices(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "problem"),
     [
-        ("piper@2.5", "length scale must be 0.5–2"),
-        ("piper@0.1", "length scale must be 0.5–2"),
+        ("piper@2.5", "length_scale must be 0.5–2.0, got 2.5"),
+        ("piper@0.1", "length_scale must be 0.5–2.0, got 0.1"),
         ("piper@", "must be piper"),
         ("piper@fast", "must be piper"),
         ("Piper", "must be piper"),
