@@ -42,7 +42,7 @@ from sqlalchemy import Engine
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import voice_agent
-from bench.turn_latency import percentile, word_errors
+from bench.scoring import percentile, word_errors
 from call_simulator import (
     ListeningCall,
     Persona,
@@ -260,6 +260,9 @@ def report(runs: Sequence[PersonaRun], *, speed: float, load_before: str) -> str
     answers = sum(v.answer_lines for v in verdicts)
     gaps = [gap * 1000 for v in verdicts for gap in v.reply_gaps]
     server_ms = [ms for run in runs for ms in run.server_turn_ms]
+    calls = [run.call for run in runs if run.call is not None]
+    cut_offs = [line for call in calls for line in call.cut_offs()]
+    split = sum(1 for call in calls for line in call.lines if len(line.breaths) > 1)
     lines = [
         f"commit {_commit()} (receptionist code from {Path(voice_agent.__file__).parent.parent}), "
         f"speed {speed:g}, load average before {load_before}, after {_load_average()}",
@@ -270,6 +273,8 @@ def report(runs: Sequence[PersonaRun], *, speed: float, load_before: str) -> str
         f"answers lost           {lost} (of {answers} lines said in an answer window)",
         f"answers unheard        {sum(len(v.unheard) for v in verdicts)} "
         "(stored as speech without words: the recogniser made nothing of them)",
+        f"false cut-offs         {len(cut_offs)} (of {split} lines said in several breaths; "
+        "the assistant spoke between a line's first breath and its end)",
         f"re-asks                {sum(v.re_asks for v in verdicts)} "
         f"({_mean([v.re_asks for v in verdicts]):.2f} per call)",
         f"mean call length       {_mean([v.duration for v in verdicts if v.duration]):.1f} s",

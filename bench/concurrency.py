@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fake_providers import FakeLatencies
 from bench.fake_server import FakeServerOptions, RunningServer, running_fake_server
-from bench.turn_latency import percentile
+from bench.scoring import percentile
 from bench.turn_overhead import TurnOverhead, turn_overhead
 from call_simulator.caller_voices import PIPER, caller_voice
 from call_simulator.scenarios import SayStep, Scenario, load_scenario

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -53,7 +52,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.turn_latency import percentile
+from bench.scoring import digits_of, edit_distance, normalise, percentile
 from media_stream import EspeakSynthesizer, PiperSynthesizer, WhisperTranscriber
 from media_stream.codec import FRAME_BYTES, FRAME_SECONDS, SAMPLE_RATE, ulaw_decode, ulaw_encode
 from media_stream.ports import Utterance
@@ -76,71 +75,6 @@ CONFIGS: dict[str, dict[str, Any]] = {  # each encodes `encoder_frames` unless "
     "base-b5": {"model": "base", "beam_size": 5},
     "base-novad": {"model": "base", "vad_filter": False},
 }
-
-_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-_TEENS = [
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-]
-_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-_SAME = {"ok": "okay", "o'brien": "obrien", "yeah": "yeah", "alright": "all right"}
-
-
-def normalise(text: str) -> list[str]:
-    """Words for scoring: lower case, no punctuation, numbers as single digits."""
-    text = text.lower().replace("-", " ").replace("'s", " is").replace("o'", "o")
-    text = re.sub(r"(\d)", r" \1 ", text)
-    raw = re.sub(r"[^a-z0-9' ]+", " ", text).split()
-    words: list[str] = []
-    index = 0
-    while index < len(raw):
-        word = _SAME.get(raw[index], raw[index])
-        following = raw[index + 1] if index + 1 < len(raw) else ""
-        if word == "double" and following in [*_UNITS, "oh"]:
-            digit = "0" if following == "oh" else str(_UNITS.index(following))
-            words += [digit, digit]
-            index += 2
-            continue
-        if word in _TENS[2:]:
-            tens = str(_TENS.index(word))
-            if following in _UNITS[1:]:
-                words += [tens, str(_UNITS.index(following))]
-                index += 2
-                continue
-            words += [tens, "0"]
-        elif word in _TEENS:
-            words += ["1", str(_TEENS.index(word))]
-        elif word in _UNITS:
-            words.append(str(_UNITS.index(word)))
-        elif word == "oh":
-            words.append("0")
-        else:
-            words.append(word)
-        index += 1
-    return words
-
-
-def edit_distance(reference: list[str], hypothesis: list[str]) -> int:
-    previous = list(range(len(hypothesis) + 1))
-    for i, ref_word in enumerate(reference, 1):
-        current = [i]
-        for j, hyp_word in enumerate(hypothesis, 1):
-            cost = 0 if ref_word == hyp_word else 1
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost))
-        previous = current
-    return previous[-1]
-
-
-def digits_of(words: list[str]) -> str:
-    return "".join(w for w in words if w.isdigit())
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from pydantic import SecretStr
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fake_providers import FakeLatencies, with_fake_engines
-from bench.turn_latency import percentile
+from bench.scoring import percentile
 from call_simulator.scenarios import SayStep, load_scenario
 from voice_agent.logging_setup import configure_logging
 from voice_agent.records.businesses import import_businesses

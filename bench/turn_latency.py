@@ -19,44 +19,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import statistics
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
 
+from bench.scoring import percentile, word_errors
 from voice_agent.cli.simulate import ScenarioOutcome, run_scenarios
 from voice_agent.records.businesses import import_businesses
 from voice_agent.records.calls import CallRecord
 from voice_agent.records.migrate import upgrade
-from voice_agent.services import build_services
+from voice_agent.services import Services, build_services
 from voice_agent.settings import Settings
 from voice_agent.web.local_server import free_port, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CALLS = ("consent-yes", "consent-no", "unclear-then-yes", "keypad-on-reask", "talk-over")
 STAGES = ("endpointing", "transcription", "agent", "synthesis", "total")
-_WORD = re.compile(r"[a-z0-9']+")
-
-
-def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(edit distance in words, reference length) after lower-casing and dropping punctuation."""
-    ref, hyp = _WORD.findall(reference.lower()), _WORD.findall(hypothesis.lower())
-    previous = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, 1):
-        current = [i]
-        for j, hyp_word in enumerate(hyp, 1):
-            current.append(
-                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
-            )
-        previous = current
-    return previous[-1], len(ref)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def caller_lines(outcome: ScenarioOutcome) -> list[tuple[str, str]]:
@@ -112,41 +94,65 @@ def report_at_once(levels: dict[int, list[ScenarioOutcome]], loads: dict[int, fl
     print("(the copies share one caller number, so only their timing is compared)")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", nargs="+", default=list(DEFAULT_CALLS))
-    parser.add_argument("--speed", type=float, default=1.0)
-    parser.add_argument("--at-once", nargs="+", type=int, metavar="N", help="calls at once")
-    args = parser.parse_args()
+@dataclass(frozen=True)
+class Placement:
+    """What to place: scenario calls in turn, or ``at_once`` copies of one live together."""
+
+    paths: Sequence[Path] = ()
+    at_once: int = 0
+    speed: float = 1.0
+
+
+def place_calls(
+    placement: Placement,
+    overrides: Mapping[str, object] | None = None,
+    adjust: Callable[[Services], Services] = lambda services: services,
+) -> list[ScenarioOutcome]:
+    """Serve the application (embedded engines, a fresh SQLite database, ``overrides`` over the
+    default settings, ``adjust`` applied to its services) on a loopback port and place the
+    calls against it."""
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(
             database_url=f"sqlite:///{folder}/bench.db",
             twilio_auth_token=SecretStr("bench-token"),
             port=free_port(),
             _env_file=None,  # type: ignore[call-arg]
-        )
+        ).model_copy(update=overrides)
         upgrade(settings.database_url)
-        services = build_services(settings)
+        services = adjust(build_services(settings))
         with services.engine.begin() as conn:
             import_businesses(conn, ROOT / "fixtures" / "businesses.yaml")
-        paths = [ROOT / "fixtures" / "calls" / f"{name}.yaml" for name in args.calls]
+        with serving(services) as server_url:
+            if placement.at_once:
+                placed = calls_at_once(settings, server_url, placement.at_once, placement.speed)
+            else:
+                placed = run_scenarios(settings, list(placement.paths), server_url, placement.speed)
+            outcomes = asyncio.run(placed)
+        services.engine.dispose()
+    return outcomes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", nargs="+", default=list(DEFAULT_CALLS))
+    parser.add_argument("--speed", type=float, default=1.0)
+    parser.add_argument("--at-once", nargs="+", type=int, metavar="N", help="calls at once")
+    args = parser.parse_args()
+    if args.at_once:
         levels: dict[int, list[ScenarioOutcome]] = {}
         loads: dict[int, float] = {}
-        with serving(services) as server_url:
-            if args.at_once:
-                for calls in args.at_once:
-                    levels[calls] = asyncio.run(
-                        calls_at_once(settings, server_url, calls, args.speed)
-                    )
-                    loads[calls] = os.getloadavg()[0]
-            else:
-                outcomes = asyncio.run(run_scenarios(settings, paths, server_url, args.speed))
-        services.engine.dispose()
-    if args.at_once:
+        for calls in args.at_once:
+            levels[calls] = place_calls(Placement(at_once=calls, speed=args.speed))
+            loads[calls] = os.getloadavg()[0]
         report_at_once(levels, loads)
         return 0
+    outcomes = place_calls(Placement(scenario_paths(args.calls), speed=args.speed))
     report(outcomes)
     return 0 if all(outcome.ok for outcome in outcomes) else 1
+
+
+def scenario_paths(names: Sequence[str]) -> list[Path]:
+    return [ROOT / "fixtures" / "calls" / f"{name}.yaml" for name in names]
 
 
 def report(outcomes: list[ScenarioOutcome]) -> None:

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fake_providers import FakeLatencies
 from bench.fake_server import FakeServerOptions, running_fake_server
-from bench.turn_latency import percentile
+from bench.scoring import percentile
 from media_stream import FRAME_SECONDS
 from voice_agent.cli.simulate import ScenarioOutcome, run_scenarios
 from voice_agent.records.calls import TurnMetrics

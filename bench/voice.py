@@ -8,8 +8,8 @@ sample call asks them) is synthesized as the bridge does (sentence by sentence, 
 decoded, and transcribed by the embedded Whisper tiny.en (`WhisperTranscriber`, its VAD and its
 filters included). Reported per prompt kind and overall:
 
-- word error rate against the prompt's text (words lower-cased, punctuation dropped, numbers as
-  the prompt writes them: "press 1" heard as "press one" is an error for both voices alike);
+- word error rate against the prompt's text, both normalised as `bench.scoring` does (so
+  "press 1" heard as "press one" is no error);
 - time to first audio: from asking the engine for a prompt to its first chunk, p50 and p95 over
   ``--repeats`` renderings of every prompt (the first rendering of all, model loading included,
   is reported apart as "cold"), and the same once each prompt is kept as a fixed prompt
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import statistics
 import sys
 import time
@@ -36,8 +35,7 @@ from typing import Protocol, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import turn_latency
-from bench.turn_latency import percentile
+from bench.scoring import percentile, word_errors
 from media_stream import (
     CachedSynthesizer,
     CallBridge,
@@ -65,8 +63,6 @@ SAMPLE_CALL = ("Maria Lopez", "my kitchen sink is leaking", "yes that's right", 
 LONGEST_STRETCH = 12.0
 """Seconds of audio Whisper hears at once: the caller's speech reaches it in utterances the
 endpointer cuts at 15 s, and a longer stretch overruns its cap on new tokens."""
-_DIGIT = re.compile(r"[0-9]")
-_DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
 class Voice(Protocol):
@@ -150,16 +146,6 @@ def heard(transcriber: WhisperTranscriber, sentences: Sequence[bytes]) -> str:
 def phone_audio(voice: Voice, text: str) -> list[bytes]:
     """The μ-law a call would send, sentence by sentence as the bridge asks for it."""
     return [asyncio.run(_whole(voice, sentence)) for sentence in split_sentences(text)]
-
-
-def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    """`bench.turn_latency.word_errors` after spelling digits out one by one on both sides
-    ("512-555" and "five one two, five five five" are the same words)."""
-    return turn_latency.word_errors(_spelled(reference), _spelled(hypothesis))
-
-
-def _spelled(text: str) -> str:
-    return _DIGIT.sub(lambda digit: f" {_DIGIT_WORDS[int(digit.group())]} ", text.replace("-", " "))
 
 
 async def _first_audio(voice: Synthesizer, text: str) -> float:

@@ -146,6 +146,19 @@ class ListeningCall:
     def closed_by(self) -> ClosedBy:
         return self.simulated.closed_by
 
+    def cut_offs(self) -> tuple[CallerLine, ...]:
+        """The lines the assistant cut off: it began to speak after the caller's first breath
+        and before its last one ended (it took a pause inside an answer for the end)."""
+        return tuple(
+            line
+            for line in self.lines
+            if line.kind == "say"
+            and line.breaths
+            and any(
+                line.breaths[0].ended_at < onset < line.ended_at for onset in self.assistant_onsets
+            )
+        )
+
     def reply_gaps(self) -> tuple[float, ...]:
         """For each line said in an answer window, the silence the caller heard between its
         last breath and the assistant's next words (when they came before its next line)."""

@@ -311,9 +311,9 @@ class WhisperTranscriber:
     """The offline `Transcriber`: Whisper on CPU behind our own endpointing.
 
     ``model`` names one of `MODELS` (``model_dir`` with ``expected_sha256`` overrides where
-    it is loaded from); ``beam_size`` 1 is greedy decoding; ``turn_end`` True ends a turn by
-    its words rather than after a fixed silence, ``voice_activity`` True has Silero VAD confirm
-    the energy endpointer's voice (`WhisperSession`). ``without_timestamps``,
+    it is loaded from); ``beam_size`` 1 is greedy decoding; ``turn_end`` True (the default)
+    ends a turn by its words rather than after a fixed silence, ``voice_activity`` True has
+    Silero VAD confirm the energy endpointer's voice (`WhisperSession`). ``without_timestamps``,
     ``vad_filter``, ``compute_type`` and ``full_window`` (True: encode the whole 30 s window,
     not only `encoder_frames` of it) exist for ``bench/ears.py``: the defaults are the measured
     ones. The short window is 2.5 times faster for about 2 points of word error rate.
@@ -331,7 +331,7 @@ class WhisperTranscriber:
         vad_filter: bool = True,
         compute_type: str = "int8",
         full_window: bool = False,
-        turn_end: bool = False,
+        turn_end: bool = True,
         voice_activity: bool = False,
     ) -> None:
         if not 1 <= cpu_threads <= 64:
@@ -453,10 +453,10 @@ class WhisperSession:
     speech is transcribed in the background and its `Utterance` queued in order, with
     text "" when nothing trustworthy was heard (or the engine failed).
 
-    With ``turn_end``, a turn ends when its words say it is finished
+    With ``turn_end`` (the default), a turn ends when its words say it is finished
     (``media_stream.turn_end``): the speech so far is transcribed after a short silence, and
     that transcript ends the turn at once, after the usual silence, or after a longer hold.
-    Without it (the default), a fixed ``SILENCE_TO_END`` of silence ends every turn. With
+    Without it, a fixed ``SILENCE_TO_END`` of silence ends every turn. With
     ``voice_activity`` Silero VAD confirms each loud frame is speech
     (``media_stream.voice_activity``; energy alone when it cannot load).
     """
@@ -466,7 +466,7 @@ class WhisperSession:
         transcriber: WhisperTranscriber,
         endpointer: Endpointer | None = None,
         *,
-        turn_end: bool = False,
+        turn_end: bool = True,
         voice_activity: bool = False,
     ):
         self._transcriber = transcriber

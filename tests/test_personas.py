@@ -237,6 +237,23 @@ def test_a_line_said_in_an_answer_window_and_missing_from_the_record_is_lost() -
     assert any("name: expected 'Maria Lopez'" in problem for problem in verdict.problems)
 
 
+def test_the_assistant_speaking_between_two_breaths_of_a_line_is_a_cut_off() -> None:
+    def two_breaths(first: tuple[float, float], second: tuple[float, float]) -> CallerLine:
+        breaths = (
+            Breath("My cell is five one two, five five five.", *first, over_assistant=False),
+            Breath("Zero one six six.", *second, over_assistant=False),
+        )
+        return CallerLine(0, "say", "…", "heard", first[0], first[0], breaths, True)
+
+    cut = two_breaths((10.0, 12.0), (13.5, 14.5))  # the assistant began at 12.9, in the pause
+    whole = two_breaths((20.0, 22.0), (23.0, 24.0))  # it waited until 24.8
+    single = _line("Yes, please.", 30.0, 30.8)  # one breath: only a later onset follows it
+    call = ListeningCall(
+        "p", _simulated(), (), (cut, whole, single), (5.0, 12.9, 24.8, 31.5), (), 60.0, ()
+    )
+    assert call.cut_offs() == (cut,)
+
+
 def test_a_breath_missing_from_the_record_loses_its_line_unless_said_over_the_assistant() -> None:
     persona = load_persona(SUITE / "plain-yes.yaml")
     two_breaths = CallerLine(

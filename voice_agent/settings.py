@@ -38,11 +38,11 @@ class WhisperModelChoice(StrEnum):
 
 
 class TurnEndChoice(StrEnum):
-    """``words``: a yes/no or whole phone number ends the turn after 0.25 s of silence, words
-    that lead on wait 1.5 s, others 0.7 s (fewer false cut-offs, transcripts sooner: turn
-    latency p50 737 ms in bench/turn_latency.py, where with espeak callers a scenario call once
-    lost step; not yet the default); ``silence`` (the default): a fixed 0.7 s of silence ends
-    every turn."""
+    """``words`` (the default): a yes/no or whole phone number ends the turn after 0.25 s of
+    silence, words that lead on wait 1.5 s, others 0.7 s; the speech is transcribed from 0.25 s
+    of silence on, so the transcript is ready when the turn ends (bench/voice.py: turn latency
+    p50 737 ms against 1,144 ms, and fewer false cut-offs); ``silence``: a fixed 0.7 s of
+    silence ends every turn, which is transcribed only then."""
 
     WORDS = "words"
     SILENCE = "silence"
@@ -115,7 +115,7 @@ class Settings(BaseSettings):
         default=1, ge=1, le=5, description="Whisper's beam size; 1 is greedy (the fastest)."
     )
     turn_end: TurnEndChoice = Field(
-        default=TurnEndChoice.SILENCE,
+        default=TurnEndChoice.WORDS,
         description="How the embedded ears decide a caller has finished (media_stream.turn_end).",
     )
     voice_activity: VoiceActivityChoice = Field(
