@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/consent_answers.py
 	$(BIN)/python bench/inbound_replies.py
 	$(BIN)/python bench/voice.py
+	$(BIN)/python bench/assistant_voice.py
 	$(BIN)/python bench/ears.py
 	$(BIN)/python bench/callers.py
 	$(BIN)/python bench/owner_pages.py

@@ -97,12 +97,15 @@ class Score:
     yes_no: list[bool] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     misheard: list[tuple[str, str]] = field(default_factory=list)
+    by_voice: dict[str, tuple[int, int]] = field(default_factory=dict)  # voice → (edits, words)
 
     def add(self, clip: Clip, heard: str, seconds: float) -> None:
         reference, hypothesis = normalise(clip.text), normalise(heard)
         errors = edit_distance(reference, hypothesis)
         self.errors += errors
         self.words += len(reference)
+        edits, words = self.by_voice.get(clip.voice, (0, 0))
+        self.by_voice[clip.voice] = (edits + errors, words + len(reference))
         self.seconds.append(seconds)
         if clip.kind == "trade":
             self.trade_errors += errors
@@ -214,7 +217,7 @@ LEAD_IN = 0.5
 TRAILING = 3.0  # more than the longest hold and a transcription
 
 
-class _Timed(WhisperTranscriber):
+class TimedTranscriber(WhisperTranscriber):
     """Counts transcriptions under way, so the bench's clock can wait for them."""
 
     busy = 0
@@ -227,12 +230,12 @@ class _Timed(WhisperTranscriber):
         speech_start: float,
         speech_end: float | None = None,
     ) -> Utterance:
-        _Timed.busy += 1
-        _Timed.calls += 1
+        TimedTranscriber.busy += 1
+        TimedTranscriber.calls += 1
         try:
             return super().transcribe(pcm8k, audio_start, speech_start, speech_end)
         finally:
-            _Timed.busy -= 1
+            TimedTranscriber.busy -= 1
 
 
 def _speech_end(pcm: npt.NDArray[np.int16]) -> int:
@@ -282,7 +285,7 @@ async def one_turn(
         session.send_audio(ulaw[index : index + FRAME_BYTES], at)
         clock.append((time.monotonic(), at + FRAME_SECONDS))
         await asyncio.sleep(0)
-        if _Timed.busy:
+        if TimedTranscriber.busy:
             await asyncio.sleep(FRAME_SECONDS)  # a phone line's pace while words are decided
     await session.close()
     await listener
@@ -311,17 +314,68 @@ def with_noise(ulaw: bytes, seed: int) -> bytes:
     return ulaw_encode(np.clip(pcm + noise, -32768, 32767).astype(np.int16))
 
 
-def turn_ends(model: str, noisy: bool) -> None:
-    transcriber = _Timed(model=model)
-    transcriber.load()
+@dataclass(frozen=True)
+class VoicedTurn:
+    """One of `TURN_LINES` voiced with its pauses: the μ-law, when its last part begins and
+    when its speech ends (stream seconds)."""
+
+    parts: tuple[str, ...]
+    ulaw: bytes
+    last_start: float
+    end: float
+
+
+@dataclass
+class TurnEndFigures:
+    """How one way of ending turns did on the voiced turns."""
+
+    cut_offs: int = 0  # turns with pauses inside reported before their last part
+    paused: int = 0
+    finished: int = 0  # turns said in one go
+    decided: list[float] = field(default_factory=list)  # end of speech → end decided, s
+    heard: list[float] = field(default_factory=list)  # end of speech → transcript, s
+    transcriptions: int = 0
+
+
+def voiced_turns(noisy: bool) -> list[VoicedTurn]:
     speakers = voices()
     turns = []
     for index, parts in enumerate(TURN_LINES):
         pauses = [TURN_PAUSES[(index + k) % len(TURN_PAUSES)] for k in range(len(parts) - 1)]
         _name, voice = speakers[index % len(speakers)]
         ulaw, last_start, end = voiced_turn(parts, pauses, voice)
-        turns.append((parts, with_noise(ulaw, index) if noisy else ulaw, last_start, end))
-    paused = sum(len(parts) > 1 for parts, *_ in turns)
+        turns.append(VoicedTurn(parts, with_noise(ulaw, index) if noisy else ulaw, last_start, end))
+    return turns
+
+
+def measure_turn_ends(
+    transcriber: WhisperTranscriber, turns: list[VoicedTurn], turn_end: bool, voice_activity: bool
+) -> TurnEndFigures:
+    figures = TurnEndFigures()
+    TimedTranscriber.calls = 0
+    for turn in turns:
+        reported = asyncio.run(one_turn(transcriber, turn.ulaw, turn_end, voice_activity))
+        if len(turn.parts) > 1:
+            figures.paused += 1
+        else:
+            figures.finished += 1
+        if any(utterance.end < turn.last_start for utterance, *_ in reported):
+            figures.cut_offs += 1
+            said = [u.text for u, *_ in reported]
+            print(f"    cut off {turn.parts} → {said}", file=sys.stderr)
+        elif len(turn.parts) == 1 and reported and reported[-1][2] < len(turn.ulaw) / SAMPLE_RATE:
+            _utterance, at, at_decided = reported[-1]  # taken before the call closed
+            figures.heard.append(at - turn.end)
+            figures.decided.append(at_decided - turn.end)
+    figures.transcriptions = TimedTranscriber.calls
+    return figures
+
+
+def turn_ends(model: str, noisy: bool) -> None:
+    transcriber = TimedTranscriber(model=model)
+    transcriber.load()
+    turns = voiced_turns(noisy)
+    paused = sum(len(turn.parts) > 1 for turn in turns)
     noise = f", with noise (RMS {NOISE_RMS:g})" if noisy else ", clean"
     print(f"{len(turns)} turns ({paused} with pauses inside), model {model}{noise}")
     print(
@@ -331,26 +385,22 @@ def turn_ends(model: str, noisy: bool) -> None:
     print("|---|---|---|---|---|---|---|")
     for name, (turn_end, voice_activity) in TURN_MODES.items():
         load_before = os.getloadavg()[0]
-        cut_offs, decided, heard = 0, [], []
-        _Timed.calls = 0
-        for parts, ulaw, last_start, end in turns:
-            reported = asyncio.run(one_turn(transcriber, ulaw, turn_end, voice_activity))
-            if any(utterance.end < last_start for utterance, *_ in reported):
-                cut_offs += 1
-                said = [u.text for u, *_ in reported]
-                print(f"    {name}: cut off {parts} → {said}", file=sys.stderr)
-            elif len(parts) == 1 and reported and reported[-1][2] < len(ulaw) / SAMPLE_RATE:
-                _utterance, at, at_decided = reported[-1]  # taken before the call closed
-                heard.append(at - end)
-                decided.append(at_decided - end)
+        figures = measure_turn_ends(transcriber, turns, turn_end, voice_activity)
         print(
-            f"| {name} | {cut_offs}/{paused} | {len(heard)}/{len(turns) - paused} "
-            f"| {percentile(decided, 0.5):.2f} / {percentile(decided, 0.95):.2f} "
-            f"| {percentile(heard, 0.5):.2f} / {percentile(heard, 0.95):.2f} "
-            f"| {_Timed.calls / len(turns):.1f} "
+            f"| {name} | {figures.cut_offs}/{figures.paused} "
+            f"| {len(figures.heard)}/{figures.finished} "
+            f"| {spread(figures.decided)} | {spread(figures.heard)} "
+            f"| {figures.transcriptions / len(turns):.1f} "
             f"| {load_before:.1f}→{os.getloadavg()[0]:.1f} |",
             flush=True,
         )
+
+
+def spread(values: list[float]) -> str:
+    """p50 / p95 of seconds, or – when there are none."""
+    if not values:
+        return "–"
+    return f"{percentile(values, 0.5):.2f} / {percentile(values, 0.95):.2f}"
 
 
 def share(values: list[bool]) -> str:

@@ -1,258 +1,218 @@
-"""The embedded voices through the phone path: how well our own prompts are heard, how soon the
-first audio comes, and how much CPU a second of speech costs.
+"""The embedded voice before and after issue #13, measured in one run on this machine.
 
-For each voice (espeak-ng, Piper), every prompt the assistant says in the same words on every call
-(the greeting and first question of both demo businesses, their rendered consent scripts, the
-re-ask and its question-answering form, the goodbyes, and the scripted interviewer's questions as a
-sample call asks them) is synthesized as the bridge does (sentence by sentence, μ-law at 8 kHz),
-decoded, and transcribed by the embedded Whisper tiny.en (`WhisperTranscriber`, its VAD and its
-filters included). Reported per prompt kind and overall:
+*Before* is where the embedded engines started: espeak-ng speaks for the assistant, Whisper
+tiny.en encodes its whole 30 s window, and a fixed 0.7 s of silence ends every caller turn.
+*After* is today's defaults: the Piper voice, the short encoder window, and turn ends decided
+by the caller's words. Each part measures both on the same inputs, then one table sets them
+beside the issue's goals:
 
-- word error rate against the prompt's text, both normalised as `bench.scoring` does (so
-  "press 1" heard as "press one" is no error);
-- time to first audio: from asking the engine for a prompt to its first chunk, p50 and p95 over
-  ``--repeats`` renderings of every prompt (the first rendering of all, model loading included,
-  is reported apart as "cold"), and the same once each prompt is kept as a fixed prompt
-  (`CachedSynthesizer`: "replayed");
-- CPU seconds (this process, all threads) per second of speech rendered.
+- **the assistant, heard** (`bench.assistant_voice`): word error rate of our own prompts and
+  consent script through the phone path, as the embedded Whisper hears them, and time to
+  first audio;
+- **the caller, heard** (`bench.ears`): the 210 caller lines of ``tests/data/caller_lines.yaml``
+  voiced by espeak-ng at three speeds and by Piper: word error rate (per voice too), names,
+  digits, yes/no, and the time one transcription takes;
+- **turn ends** (`bench.ears`): false cut-offs on the answers with pauses inside them, and how
+  soon a finished answer is decided;
+- **turns through the server** (`bench.turn_latency`): the five scenario calls in real time
+  through the real server and websocket: the caller's last word → our first audio, p50/p95,
+  and the word error rate of the callers' lines.
 
-    .venv/bin/python bench/voice.py [--voices espeak piper] [--repeats 3] [--piper-threads 1]
+    .venv/bin/python bench/voice.py [--parts assistant callers turn-ends calls] [--lines N]
 
-Bounded: about 40 prompts; a few minutes on two cores.
+Bounded: about 25 minutes on two cores (the calls are real time: about 8 minutes each way).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import dataclasses
 import statistics
 import sys
-import time
-from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import assistant_voice, ears, turn_latency
 from bench.scoring import percentile, word_errors
-from media_stream import (
-    CachedSynthesizer,
-    CallBridge,
-    EspeakSynthesizer,
-    PiperSynthesizer,
-    PromptAudio,
-    Synthesizer,
-    WhisperTranscriber,
-    fixed_prompts,
-)
-from media_stream.codec import SAMPLE_RATE, ulaw_decode
-from media_stream.sentences import split_sentences
-from voice_agent.call.conversation import ConsentOutcome, Conversation, greeting
-from voice_agent.chat.interviewer import ScriptedInterviewer
-from voice_agent.chat.port import CallContext, CallerMessage
-from voice_agent.consent.questions import ASK_YES_OR_NO
-from voice_agent.consent.script import REASK
-from voice_agent.records.businesses import Business, load_businesses
+from media_stream import EspeakSynthesizer, PiperSynthesizer, WhisperTranscriber
+from voice_agent.cli.simulate import ScenarioOutcome
+from voice_agent.records.businesses import load_businesses
+from voice_agent.services import Services
+from voice_agent.settings import SynthesizerChoice, TurnEndChoice
 
 ROOT = Path(__file__).resolve().parent.parent
-CALLER = "+15125550142"
-GOODBYES = (ConsentOutcome.AFFIRMATIVE, ConsentOutcome.DECLINED, ConsentOutcome.UNCLEAR)
-SAMPLE_CALL = ("Maria Lopez", "my kitchen sink is leaking", "yes that's right", "it can wait")
-"""What the sample caller answers to the interviewer's questions, in order."""
-LONGEST_STRETCH = 12.0
-"""Seconds of audio Whisper hears at once: the caller's speech reaches it in utterances the
-endpointer cuts at 15 s, and a longer stretch overruns its cap on new tokens."""
-
-
-class Voice(Protocol):
-    name: str
-
-    def synthesize(self, text: str) -> AsyncGenerator[bytes, None]: ...
+PARTS = ("assistant", "callers", "turn-ends", "calls")
+BEFORE_WHISPER: dict[str, Any] = {"model": "tiny.en", "full_window": True, "turn_end": False}
+AFTER_WHISPER: dict[str, Any] = {"model": "tiny.en"}
 
 
 @dataclass(frozen=True)
-class Prompt:
-    kind: str
-    text: str
+class Row:
+    """One line of the summary: a measure, before, after, and the goal (if the issue set one)."""
+
+    measure: str
+    before: str
+    after: str
+    goal: str = ""
 
 
-@dataclass
-class VoiceFigures:
-    """What one voice scored."""
-
-    name: str
-    errors: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind → (edits, words)
-    worst: list[tuple[float, str, str]] = field(default_factory=list)  # (wer, said, heard)
-    cold_first_audio: float = 0.0
-    first_audio: list[float] = field(default_factory=list)
-    replayed_first_audio: list[float] = field(default_factory=list)  # fixed prompts, cached
-    cpu_seconds: float = 0.0
-    speech_seconds: float = 0.0
+def _rate(edits: int, words: int) -> str:
+    return f"{100 * edits / max(words, 1):.1f} %"
 
 
-def prompts(businesses: Sequence[Business]) -> list[Prompt]:
-    """Everything the assistant says in the same words on every call, and a sample call's
-    questions from the scripted interviewer."""
-    found: list[Prompt] = []
-    for business in businesses:
-        context = CallContext(
-            business_name=business.name,
-            services=business.services,
-            callback_time=business.callback_time,
-            caller_number=CALLER,
-            max_texts=business.max_texts,
-        )
-        questions = asyncio.run(_interviewer_lines(context))
-        found.append(Prompt("greeting", f"{greeting(business)} {questions[0]}"))
-        conversation = Conversation(business, CALLER, ScriptedInterviewer(), cast(CallBridge, None))
-        found.append(Prompt("consent script", conversation.consent.script.text))
-        for outcome in (
-            ConsentOutcome.AFFIRMATIVE,
-            ConsentOutcome.DECLINED,
-            ConsentOutcome.UNCLEAR,
-        ):
-            conversation.consent.outcome = outcome
-            found.append(Prompt("goodbye", conversation._goodbye()))
-        found += [Prompt("interviewer", line) for line in questions[1:]]
-    found += [Prompt("re-ask", REASK), Prompt("re-ask", ASK_YES_OR_NO)]
-    return found
+def _ms(values: Sequence[float]) -> str:
+    if not values:
+        return "–"
+    return f"{statistics.median(values):,.0f} / {percentile(list(values), 0.95):,.0f} ms"
 
 
-async def _interviewer_lines(context: CallContext) -> list[str]:
-    interviewer, message = ScriptedInterviewer(), CallerMessage()
-    lines = [(await interviewer.reply(context, message, None)).text]
-    for said in SAMPLE_CALL:
-        reply = await interviewer.reply(context, message, said)
-        lines.append(reply.text)
-        if reply.finished:
-            break
-    return lines
+def _seconds(values: Sequence[float]) -> str:
+    return _ms([1000 * value for value in values])
 
 
-def heard(transcriber: WhisperTranscriber, sentences: Sequence[bytes]) -> str:
-    """What the embedded Whisper makes of a prompt's μ-law audio, heard as the caller's own
-    speech is: in stretches of at most `LONGEST_STRETCH` seconds, each cut after a sentence."""
-    stretches: list[bytes] = []
-    for audio in sentences:
-        if stretches and len(stretches[-1]) + len(audio) <= LONGEST_STRETCH * SAMPLE_RATE:
-            stretches[-1] += audio
-        else:
-            stretches.append(audio)
-    texts = [transcriber.transcribe(ulaw_decode(audio), 0.0, 0.0).text for audio in stretches]
-    return " ".join(text for text in texts if text)
+def assistant_rows() -> list[Row]:
+    said = assistant_voice.prompts(load_businesses(ROOT / "fixtures" / "businesses.yaml"))
+    listener = WhisperTranscriber()
+    listener.load()
+    before = assistant_voice.measure(EspeakSynthesizer(), said, listener, repeats=1)
+    after = assistant_voice.measure(PiperSynthesizer(), said, listener, repeats=1)
 
+    def errors(figures: assistant_voice.VoiceFigures, kind: str | None) -> str:
+        kept = [e for k, e in figures.errors.items() if kind in (None, k)]
+        return _rate(sum(e for e, _ in kept), sum(w for _, w in kept))
 
-def phone_audio(voice: Voice, text: str) -> list[bytes]:
-    """The μ-law a call would send, sentence by sentence as the bridge asks for it."""
-    return [asyncio.run(_whole(voice, sentence)) for sentence in split_sentences(text)]
-
-
-async def _first_audio(voice: Synthesizer, text: str) -> float:
-    """Seconds from asking for ``text`` (its first sentence, as the bridge does) to its first
-    chunk of audio."""
-    started = time.perf_counter()
-    chunks = voice.synthesize(split_sentences(text)[0])
-    async for _ in chunks:
-        took = time.perf_counter() - started
-        await chunks.aclose()
-        return took
-    return time.perf_counter() - started
-
-
-async def _whole(voice: Synthesizer, text: str) -> bytes:
-    return b"".join([chunk async for chunk in voice.synthesize(text)])
-
-
-def measure(
-    voice: Voice, said: Sequence[Prompt], transcriber: WhisperTranscriber, repeats: int
-) -> VoiceFigures:
-    figures = VoiceFigures(voice.name)
-    figures.cold_first_audio = asyncio.run(_first_audio(voice, said[0].text))
-    for prompt in said:
-        cpu = time.process_time()
-        audio = phone_audio(voice, prompt.text)
-        figures.cpu_seconds += time.process_time() - cpu
-        figures.speech_seconds += sum(len(sentence) for sentence in audio) / SAMPLE_RATE
-        hypothesis = heard(transcriber, audio)
-        edits, words = word_errors(prompt.text, hypothesis)
-        total = figures.errors.get(prompt.kind, (0, 0))
-        figures.errors[prompt.kind] = (total[0] + edits, total[1] + words)
-        figures.worst.append((edits / max(words, 1), prompt.text, hypothesis))
-    for _ in range(repeats):
-        for prompt in said:
-            figures.first_audio.append(asyncio.run(_first_audio(voice, prompt.text)))
-    replaying = CachedSynthesizer(voice, PromptAudio(), voice.name)
-    with fixed_prompts():
-        for prompt in said:  # a first call renders each whole, and that is kept
-            asyncio.run(_whole(replaying, split_sentences(prompt.text)[0]))
-        for _ in range(repeats):
-            for prompt in said:
-                took = asyncio.run(_first_audio(replaying, prompt.text))
-                figures.replayed_first_audio.append(took)
-    figures.worst.sort(reverse=True)
-    return figures
-
-
-def _rate(errors: tuple[int, int]) -> str:
-    edits, words = errors
-    return f"{100 * edits / max(words, 1):5.1f} % ({edits}/{words})"
-
-
-def report(all_figures: Sequence[VoiceFigures], kinds: Sequence[str], show_worst: int) -> None:
-    width = max(len(kind) for kind in [*kinds, "all prompts"]) + 2
-    names = "".join(f"{f.name:>22}" for f in all_figures)
-    print(f"{'word error rate':<{width}}{names}")
-    for kind in kinds:
-        row = "".join(f"{_rate(f.errors.get(kind, (0, 0))):>22}" for f in all_figures)
-        print(f"  {kind:<{width - 2}}{row}")
-    totals = [
-        (sum(e for e, _ in f.errors.values()), sum(w for _, w in f.errors.values()))
-        for f in all_figures
-    ]
-    print(f"  {'all prompts':<{width - 2}}" + "".join(f"{_rate(t):>22}" for t in totals))
-    rows: list[tuple[str, Callable[[VoiceFigures], str]]] = [
-        ("first audio p50", lambda f: f"{1000 * statistics.median(f.first_audio):.0f} ms"),
-        ("first audio p95", lambda f: f"{1000 * percentile(f.first_audio, 0.95):.0f} ms"),
-        ("first audio, cold", lambda f: f"{1000 * f.cold_first_audio:.0f} ms"),
-        (
-            "first audio, replayed p95",
-            lambda f: f"{1000 * percentile(f.replayed_first_audio, 0.95):.1f} ms",
+    return [
+        Row("our prompts heard: WER", errors(before, None), errors(after, None), "≤ 10 %"),
+        Row(
+            "  … the consent script",
+            errors(before, "consent script"),
+            errors(after, "consent script"),
         ),
-        ("CPU s per s of speech", lambda f: f"{f.cpu_seconds / max(f.speech_seconds, 1e-9):.3f}"),
-        ("speech rendered", lambda f: f"{f.speech_seconds:.0f} s"),
+        Row("  … the greeting", errors(before, "greeting"), errors(after, "greeting")),
+        Row(
+            "time to first audio p50 / p95",
+            _seconds(before.first_audio),
+            _seconds(after.first_audio),
+        ),
     ]
-    for label, cell in rows:
-        print(f"{label:<{width}}" + "".join(f"{cell(f):>22}" for f in all_figures))
-    for figures in all_figures:
-        print(f"\nworst heard, {figures.name}:")
-        for wer, said, hypothesis in figures.worst[:show_worst]:
-            print(f"  {100 * wer:3.0f} %  said: {said}\n         heard: {hypothesis}")
+
+
+def caller_rows(lines: int | None) -> list[Row]:
+    made = ears.clips(lines)
+    before, _, _ = ears.run("before", BEFORE_WHISPER, made)
+    after, _, _ = ears.run("after", AFTER_WHISPER, made)
+    rows = [
+        Row(
+            f"caller lines heard ({len(made)}): WER",
+            _rate(before.errors, before.words),
+            _rate(after.errors, after.words),
+            f"≤ {_rate(before.errors, 2 * before.words)} (half)",
+        )
+    ]
+    for voice in sorted(before.by_voice):
+        rows.append(
+            Row(
+                f"  … voiced by {voice}",
+                _rate(*before.by_voice[voice]),
+                _rate(*after.by_voice[voice]),
+            )
+        )
+    rows += [
+        Row("  names heard whole", ears.share(before.names), ears.share(after.names)),
+        Row(
+            "  phone and house digits in order", ears.share(before.digits), ears.share(after.digits)
+        ),
+        Row("  yes/no word for word", ears.share(before.yes_no), ears.share(after.yes_no)),
+        Row("one transcription p50 / p95", _seconds(before.seconds), _seconds(after.seconds)),
+    ]
+    return rows
+
+
+def turn_end_rows() -> list[Row]:
+    transcriber = ears.TimedTranscriber()
+    transcriber.load()
+    turns = ears.voiced_turns(noisy=False)
+    before = ears.measure_turn_ends(transcriber, turns, turn_end=False, voice_activity=False)
+    after = ears.measure_turn_ends(transcriber, turns, turn_end=True, voice_activity=False)
+    return [
+        Row(
+            f"false cut-offs ({before.paused} answers with pauses inside)",
+            str(before.cut_offs),
+            str(after.cut_offs),
+            "not more",
+        ),
+        Row(
+            "finished answer: end decided p50 / p95",
+            _seconds(before.decided),
+            _seconds(after.decided),
+        ),
+        Row(
+            "finished answer: transcript ready p50 / p95",
+            _seconds(before.heard),
+            _seconds(after.heard),
+        ),
+    ]
+
+
+def _whole_window(services: Services) -> Services:
+    whisper = WhisperTranscriber(**BEFORE_WHISPER)
+    return dataclasses.replace(services, transcriber=whisper, embedded_transcriber=whisper)
+
+
+def call_rows() -> list[Row]:
+    placement = turn_latency.Placement(turn_latency.scenario_paths(turn_latency.DEFAULT_CALLS))
+    before_settings = {"synthesizer": SynthesizerChoice.ESPEAK, "turn_end": TurnEndChoice.SILENCE}
+    placed: dict[str, list[ScenarioOutcome]] = {
+        "before": turn_latency.place_calls(placement, before_settings, _whole_window),
+        "after": turn_latency.place_calls(placement),
+    }
+    totals, errors, kept = {}, {}, {}
+    for name, outcomes in placed.items():
+        calls = [o.call for o in outcomes if o.call is not None]
+        totals[name] = [t.total_ms for c in calls for t in c.turn_metrics if t.total_ms is not None]
+        scored = [
+            word_errors(said, heard)
+            for o in outcomes
+            if o.call
+            for said, heard in turn_latency.caller_lines(o)
+        ]
+        errors[name] = _rate(sum(e for e, _ in scored), sum(w for _, w in scored))
+        kept[name] = f"{sum(o.ok for o in outcomes)} of {len(outcomes)}"
+    return [
+        Row(
+            "turn latency p50 / p95 (5 calls, real time)",
+            _ms(totals["before"]),
+            _ms(totals["after"]),
+            "≤ 800 / ≤ 1,200 ms",
+        ),
+        Row("  calls that went as scripted", kept["before"], kept["after"]),
+        Row("  the callers' lines heard: WER", errors["before"], errors["after"]),
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--voices", nargs="+", choices=("espeak", "piper"), default=None)
-    parser.add_argument("--repeats", type=int, default=3, help="renderings per prompt for timing")
-    parser.add_argument("--piper-threads", type=int, default=1)
-    parser.add_argument("--piper-length-scale", type=float, default=None)
-    parser.add_argument("--worst", type=int, default=3, help="worst-heard prompts shown")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--lines", type=int, default=None, help="use about this many caller lines")
     arguments = parser.parse_args(argv)
-    businesses = load_businesses(ROOT / "fixtures" / "businesses.yaml")
-    said = prompts(businesses)
-    kinds = list(dict.fromkeys(prompt.kind for prompt in said))
-    transcriber = WhisperTranscriber()
-    transcriber.load()
-    makers: dict[str, Callable[[], Voice]] = {
-        "espeak": EspeakSynthesizer,
-        "piper": lambda: PiperSynthesizer(
-            threads=arguments.piper_threads, length_scale=arguments.piper_length_scale
-        ),
+    measures: dict[str, Callable[[], list[Row]]] = {
+        "assistant": assistant_rows,
+        "callers": lambda: caller_rows(arguments.lines),
+        "turn-ends": turn_end_rows,
+        "calls": call_rows,
     }
-    chosen = arguments.voices or list(makers)
-    print(f"{len(said)} prompts, {sum(len(p.text.split()) for p in said)} words; voices {chosen}")
-    all_figures = [measure(makers[name](), said, transcriber, arguments.repeats) for name in chosen]
-    report(all_figures, kinds, arguments.worst)
+    rows: list[Row] = []
+    for part in arguments.parts:
+        print(f"measuring {part} …", file=sys.stderr, flush=True)
+        rows += measures[part]()
+    print("| measure | before | after | goal |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print(f"| {row.measure} | {row.before} | {row.after} | {row.goal} |")
     return 0
 
 
