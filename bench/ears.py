@@ -238,7 +238,7 @@ class TimedTranscriber(WhisperTranscriber):
             TimedTranscriber.busy -= 1
 
 
-def _speech_end(pcm: npt.NDArray[np.int16]) -> int:
+def speech_end(pcm: npt.NDArray[np.int16]) -> int:
     loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > 300)
     return int(loud[-1]) + 1 if len(loud) else 0
 
@@ -251,7 +251,7 @@ def voiced_turn(
     last_start = end = 0.0
     for index, part in enumerate(parts):
         speech = ulaw_decode(voice.render_ulaw(part))
-        speech = speech[: _speech_end(speech)]
+        speech = speech[: speech_end(speech)]
         if index:
             pieces.append(np.zeros(round(pauses[index - 1] * SAMPLE_RATE), np.int16))
         offset = sum(len(p) for p in pieces) / SAMPLE_RATE

@@ -224,7 +224,7 @@ def _load_model(
     )
 
 
-def _upsample_to_16k(pcm8k: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:
+def upsample_to_16k(pcm8k: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:
     """8 kHz int16 → 16 kHz float32 in [-1, 1]: zero-stuffing and a windowed-sinc low-pass.
 
     Measured on espeak phone audio, this recognises better than linear interpolation.
@@ -406,7 +406,7 @@ class WhisperTranscriber:
 
     def _recognise(self, samples: npt.NDArray[np.int16]) -> list[_Heard]:
         model = self._model()
-        audio = _upsample_to_16k(samples)
+        audio = upsample_to_16k(samples)
         with _model_lock:
             segments, _info = model.transcribe(
                 audio,
