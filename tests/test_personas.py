@@ -343,21 +343,14 @@ def _explain(run: PersonaRun) -> str:
     return "\n".join(lines)
 
 
-REAL_WEBSOCKET_PERSONAS: list[object] = [
+REAL_WEBSOCKET_PERSONAS = [
     "plain-no",  # a whole message, then a plain no
     "backchannel-over-script",  # "okay" during the script is not the answer; the yes after it is
     "question-what-kind-of-texts",  # a question at the consent point, answered, then a yes
     "hedged-suppose-keypad",  # a hedge, then 1 on the keypad at the re-ask
     "dont-text-me-in-need",  # "don't text me" mid-call: never asked, never texted
     "reversed-sure-then-no-thanks",  # a yes stands a breath before it is taken
-    pytest.param(
-        "conditional-no-ads",
-        marks=pytest.mark.xfail(
-            reason="a conditional answer ('Only if you don't send me ads', heard as 'Only if you "
-            "don't end me eggs') is recorded as declined without the re-ask a condition calls for",
-            strict=False,
-        ),
-    ),
+    "conditional-no-ads",  # a condition worded with "don't" is re-asked, then a yes
 ]
 # "hangup-during-script" stays in the bench only: whether the listening caller hangs up before
 # the script's last mark depends on how soon its ear transcribes the script, so it varies.

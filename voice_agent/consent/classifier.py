@@ -17,6 +17,9 @@ The answer is split, longest first, into known phrases and single words, each wi
   a yes that does ("yeah, no problem").
 * **hedge** — "maybe", "I guess", "I think", "probably", "not sure", "wait", "actually",
   "never mind"…: a hesitation or a reversal, the whole answer is unclear.
+* **condition** — "only if", "as long as", "so long as", "provided", "on condition": the caller
+  sets terms on the texts, the whole answer is unclear however it is worded ("only if you don't
+  send me ads" says "don't" and is no refusal); the re-ask settles it.
 * **ambiguous** — an idiom that is as often a polite no as a yes, or sarcasm: "I'm good",
   "I'm all set", "whatever", "if you want", "not at all", "yeah right", "just great",
   "go on", "you go ahead" (after talking over each other). Never part of a yes.
@@ -35,7 +38,8 @@ The answer is split, longest first, into known phrases and single words, each wi
 
 The answer is then:
 
-* ``unclear`` if it is empty or longer than :data:`MAX_ANSWER_WORDS` words, holds a hedge, or
+* ``unclear`` if it is empty or longer than :data:`MAX_ANSWER_WORDS` words, holds a hedge or
+  a condition, or
   opens with a question word that is not part of a known phrase ("can you text me", "what
   texts", "how do I stop them", but not "can do" or "do it") — with or without a question mark;
 * ``unclear`` if it says yes and no ("no wait yes", "sure, no"), or no next to a soft yes
@@ -69,7 +73,7 @@ from enum import Enum, StrEnum
 from itertools import product
 
 CLASSIFIER_NAME = "rules"
-CLASSIFIER_VERSION = "2"
+CLASSIFIER_VERSION = "3"
 
 MAX_ANSWER_WORDS = 40
 """A longer answer is not a clear answer to a yes-or-no question, so it is never affirmative."""
@@ -95,6 +99,7 @@ class _Meaning(Enum):
     YES = "yes"
     NO = "no"
     HEDGE = "hedge"  # hesitation or a reversal: the whole answer is unclear
+    CONDITION = "condition"  # terms set on the texts: the whole answer is unclear
     AMBIGUOUS = "ambiguous"  # an idiom that may mean yes or no, or sarcasm: never agreement
     SOFT_YES = "soft yes"  # agreement next to an explicit yes; unclear alone or next to a no
     COURTESY = "courtesy"  # harmless next to a yes or a no, meaningless on its own
@@ -167,6 +172,10 @@ depends | it depends | let me think | think about it | i'll think about it | let
 wait | hold on | hang on | actually | on second thought | second thought | scratch that
 never mind | nevermind | doesn't matter | should be | i mean no | no entiendo | no hablo
 no comprendo | leaning
+"""
+
+_CONDITION_PHRASES = """
+only if | as long as | so long as | provided | providing | on condition | on one condition
 """
 
 _AMBIGUOUS_PHRASES = """
@@ -311,6 +320,7 @@ def _phrase_table() -> dict[tuple[str, ...], _Meaning]:
     add(_Meaning.YES, _phrases(_YES_PHRASES))
     add(_Meaning.NO, _phrases(_NO_PHRASES))
     add(_Meaning.HEDGE, _phrases(_HEDGE_PHRASES))
+    add(_Meaning.CONDITION, _phrases(_CONDITION_PHRASES))
     add(_Meaning.AMBIGUOUS, _phrases(_AMBIGUOUS_PHRASES))
     add(_Meaning.SOFT_YES, _phrases(_SOFT_YES_PHRASES))
     add(_Meaning.COURTESY, _phrases(_COURTESY_PHRASES))
@@ -367,7 +377,7 @@ def classify_answer(text: str) -> ConsentAnswer:
     if _opens_like_a_question(matches[0], words):
         return ConsentAnswer.UNCLEAR
     meanings = [_effective_meaning(match, matches, words) for match in matches]
-    if _Meaning.HEDGE in meanings:
+    if _Meaning.HEDGE in meanings or _Meaning.CONDITION in meanings:
         return ConsentAnswer.UNCLEAR
     said_yes = _Meaning.YES in meanings
     said_no = _Meaning.NO in meanings
