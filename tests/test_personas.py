@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+import yaml
 
 from bench.callers import PersonaRun, Served, judged, place_persona_call, served_receptionist
 from call_simulator import (
@@ -50,6 +51,9 @@ def test_the_suite_has_forty_personas_covering_every_family() -> None:
     assert {persona.family for persona in personas} == set(FAMILIES)
     callers = [persona.caller for persona in personas]
     assert len(set(callers)) == len(callers), "each persona calls from its own number"
+    businesses = yaml.safe_load((ROOT / "fixtures" / "businesses.yaml").read_text())
+    owners = {business["owner_phone"] for business in businesses["businesses"]}
+    assert not owners & set(callers), "a persona calling from an owner's phone gets its summary"
     for persona in personas:
         low, high = persona.pause
         assert HUMAN_PAUSE[0] <= low <= high <= HUMAN_PAUSE[1], persona.name
