@@ -20,12 +20,15 @@ import argparse
 import asyncio
 import os
 import statistics
+import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scoring import percentile, word_errors
 from voice_agent.cli.simulate import ScenarioOutcome, run_scenarios
