@@ -4,6 +4,7 @@ listens and answers naturally, show what was stored."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 
 FIXTURES = Path("fixtures")  # the demo runs from a checkout: its businesses and calls
 DEMO_SCENARIOS = ("consent-yes", "consent-no", "unclear-then-yes")
+DEMO_DATABASE = Path("var") / "demo.db"
+DEMO_JOURNAL = Path("var") / "demo.db.journal"
+"""The demo's own SQLite database and journal, emptied at every run: its callers' texts of an
+earlier run would count against their daily limit and hold this run's texts back."""
 NATURAL_CALLER = "slots-all-in-one-breath"
 """A persona (fixtures/personas/): hears the assistant through its own Whisper, answers after a
 human pause, gives its name, need and urgency in one breath."""
@@ -58,6 +63,7 @@ def run_demo(settings: Settings, speed: float) -> int:
             f"the demo runs from a checkout of the project: there is no {businesses} in "
             f"{Path.cwd()}"
         )
+    settings = _fresh_demo_database(settings)
     migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
@@ -71,7 +77,13 @@ def run_demo(settings: Settings, speed: float) -> int:
     print(f"Starting the receptionist at {server_url} …", flush=True)
     server = subprocess.Popen(
         [sys.executable, "-m", "voice_agent", "serve"],
-        env={**os.environ, "HOST": settings.host, "PORT": str(settings.port)},
+        env={
+            **os.environ,
+            "HOST": settings.host,
+            "PORT": str(settings.port),
+            "DATABASE_URL": settings.database_url,
+            "JOURNAL_DIR": str(DEMO_JOURNAL),
+        },
     )
     try:
         _wait_until_up(server, server_url)
@@ -94,14 +106,30 @@ def run_demo(settings: Settings, speed: float) -> int:
     print()
     print(f"Demo finished: {len(outcomes) - len(failed)} of {len(outcomes)} calls as expected.")
     print(
-        "Look again with: receptionist calls list · receptionist calls show CALL_SID · "
-        "receptionist outbox list"
+        f"Look again with: export DATABASE_URL={settings.database_url} "
+        f"JOURNAL_DIR={DEMO_JOURNAL}, then receptionist calls list · receptionist calls show "
+        "CALL_SID · receptionist outbox list"
     )
     print(
         f"Or in the owner dashboard: run `receptionist serve`, open {server_url}/owner and sign "
         f"in with a token from `receptionist owner token create --business {DASHBOARD_BUSINESS}`"
     )
     return 1 if failed else 0
+
+
+def _fresh_demo_database(settings: Settings) -> Settings:
+    """``settings`` on `DEMO_DATABASE`, emptied, with its journal."""
+    from voice_agent.settings import Settings
+
+    DEMO_DATABASE.parent.mkdir(parents=True, exist_ok=True)
+    DEMO_DATABASE.unlink(missing_ok=True)
+    shutil.rmtree(DEMO_JOURNAL, ignore_errors=True)
+    fields = {
+        **settings.model_dump(),
+        "database_url": f"sqlite:///./{DEMO_DATABASE}",
+        "journal_dir": DEMO_JOURNAL,
+    }
+    return Settings(**fields, _env_file=None)  # type: ignore[call-arg]
 
 
 def _wait_until_up(server: subprocess.Popen[bytes], server_url: str) -> None:
