@@ -411,6 +411,11 @@ def test_serve_with_workers_runs_that_many_web_processes_and_stops_them_all(
     ) as server:
         _wait_ready(server, url)
         assert _poll(lambda: len(_serving_children(server.popen.pid)) == 2, START_TIMEOUT)
+        # Both must have started their application (and with it the drain on SIGTERM): one
+        # answering /readyz says nothing of the other.
+        assert _poll(
+            lambda: server.output().count("Application startup complete") == 2, START_TIMEOUT
+        )
         workers = _serving_children(server.popen.pid)
         server.popen.send_signal(signal.SIGTERM)
         server.popen.wait(timeout=30)
