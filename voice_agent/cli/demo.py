@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 FIXTURES = Path("fixtures")  # the demo runs from a checkout: its businesses and calls
 DEMO_SCENARIOS = ("consent-yes", "consent-no", "unclear-then-yes")
 DEMO_DATABASE = Path("var") / "demo.db"
-DEMO_JOURNAL = Path("var") / "demo.db.journal"
+DEMO_JOURNAL = DEMO_DATABASE.with_name(DEMO_DATABASE.name + ".journal")
 """The demo's own SQLite database and journal, emptied at every run: its callers' texts of an
 earlier run would count against their daily limit and hold this run's texts back."""
 NATURAL_CALLER = "slots-all-in-one-breath"
@@ -122,7 +122,8 @@ def _fresh_demo_database(settings: Settings) -> Settings:
     from voice_agent.settings import Settings
 
     DEMO_DATABASE.parent.mkdir(parents=True, exist_ok=True)
-    DEMO_DATABASE.unlink(missing_ok=True)
+    for suffix in ("", "-wal", "-shm"):  # a killed run leaves its write-ahead log behind
+        DEMO_DATABASE.with_name(DEMO_DATABASE.name + suffix).unlink(missing_ok=True)
     shutil.rmtree(DEMO_JOURNAL, ignore_errors=True)
     fields = {
         **settings.model_dump(),
