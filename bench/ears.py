@@ -245,20 +245,22 @@ def speech_end(pcm: npt.NDArray[np.int16]) -> int:
 
 def voiced_turn(
     parts: tuple[str, ...], pauses: list[float], voice: Any
-) -> tuple[bytes, float, float]:
-    """μ-law of a whole turn; the stream times the last part starts and the speech ends."""
+) -> tuple[bytes, float, tuple[float, ...]]:
+    """μ-law of a whole turn; the stream time the last part starts, and when each part's speech
+    ends."""
     pieces = [np.zeros(round(LEAD_IN * SAMPLE_RATE), np.int16)]
-    last_start = end = 0.0
+    last_start = 0.0
+    part_ends: list[float] = []
     for index, part in enumerate(parts):
         speech = ulaw_decode(voice.render_ulaw(part))
         speech = speech[: speech_end(speech)]
         if index:
             pieces.append(np.zeros(round(pauses[index - 1] * SAMPLE_RATE), np.int16))
-        offset = sum(len(p) for p in pieces) / SAMPLE_RATE
-        last_start, end = offset, offset + len(speech) / SAMPLE_RATE
+        last_start = sum(len(p) for p in pieces) / SAMPLE_RATE
+        part_ends.append(last_start + len(speech) / SAMPLE_RATE)
         pieces.append(speech)
     pieces.append(np.zeros(round(TRAILING * SAMPLE_RATE), np.int16))
-    return ulaw_encode(np.concatenate(pieces)), last_start, end
+    return ulaw_encode(np.concatenate(pieces)), last_start, tuple(part_ends)
 
 
 async def one_turn(
@@ -317,12 +319,17 @@ def with_noise(ulaw: bytes, seed: int) -> bytes:
 @dataclass(frozen=True)
 class VoicedTurn:
     """One of `TURN_LINES` voiced with its pauses: the μ-law, when its last part begins and
-    when its speech ends (stream seconds)."""
+    when each part's speech ends (stream seconds)."""
 
     parts: tuple[str, ...]
     ulaw: bytes
     last_start: float
-    end: float
+    part_ends: tuple[float, ...]
+
+    @property
+    def end(self) -> float:
+        """When the turn's speech ends."""
+        return self.part_ends[-1]
 
 
 @dataclass
@@ -343,8 +350,9 @@ def voiced_turns(noisy: bool) -> list[VoicedTurn]:
     for index, parts in enumerate(TURN_LINES):
         pauses = [TURN_PAUSES[(index + k) % len(TURN_PAUSES)] for k in range(len(parts) - 1)]
         _name, voice = speakers[index % len(speakers)]
-        ulaw, last_start, end = voiced_turn(parts, pauses, voice)
-        turns.append(VoicedTurn(parts, with_noise(ulaw, index) if noisy else ulaw, last_start, end))
+        ulaw, last_start, part_ends = voiced_turn(parts, pauses, voice)
+        heard = with_noise(ulaw, index) if noisy else ulaw
+        turns.append(VoicedTurn(parts, heard, last_start, part_ends))
     return turns
 
 

@@ -3,9 +3,10 @@
 Smart Turn (pipecat-ai ships ``smart-turn-v3.2-cpu.onnx``; BSD-2-Clause) reads the last 8 s of
 a caller's audio as Whisper log-mel features and gives the probability that the turn is over.
 This bench voices every answer of `bench.ears.TURN_LINES` as `bench.ears` does (espeak-ng at
-three speeds and Piper, through the phone path), asks the model after each part of an answer
-(0.2 s into the silence after it) and counts, at several thresholds, the finished answers it
-would take and the pauses inside answers it would take for the end (false cut-offs).
+three speeds and Piper, through the phone path, with the same pauses of 0.3–1.2 s between the
+parts), asks the model after each part of an answer (0.2 s into the silence after it) and
+counts, at several thresholds, the finished answers it would take and the pauses inside answers
+it would take for the end (false cut-offs).
 
 The model is not one of our dependencies: give the path of the file, taken from a pipecat-ai
 wheel (``pip download --no-deps pipecat-ai``, then unzip
@@ -36,7 +37,6 @@ from media_stream.whisper import upsample_to_16k
 WINDOW_SECONDS = 8  # the model hears the last 8 s, zeros in front when there is less
 MODEL_RATE = 16000
 PROBE_SILENCE = 0.2  # seconds of silence after a part when the model is asked
-PAUSE = 0.5  # seconds between the parts of one answer
 THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
 
 
@@ -62,23 +62,17 @@ class SmartTurn:
 
 def probes(model: SmartTurn) -> tuple[list[float], list[float], list[float]]:
     """(after the last part of an answer, after a part that more follows, seconds per ask)."""
-    speakers = ears.voices()
     finished: list[float] = []
     unfinished: list[float] = []
     seconds: list[float] = []
-    silence = np.zeros(round(PAUSE * SAMPLE_RATE), np.int16)
-    probe = np.zeros(round(PROBE_SILENCE * SAMPLE_RATE), np.int16)
-    for index, parts in enumerate(ears.TURN_LINES):
-        _name, voice = speakers[index % len(speakers)]
-        heard = silence
-        for position, part in enumerate(parts):
-            speech = ulaw_decode(voice.render_ulaw(part))
-            heard = np.concatenate((heard, speech[: ears.speech_end(speech)]))
+    probe = round(PROBE_SILENCE * SAMPLE_RATE)
+    for turn in ears.voiced_turns(noisy=False):
+        pcm = ulaw_decode(turn.ulaw)
+        for position, part_end in enumerate(turn.part_ends):
             started = time.perf_counter()
-            probability = model.finished(np.concatenate((heard, probe)))
+            probability = model.finished(pcm[: round(part_end * SAMPLE_RATE) + probe])
             seconds.append(time.perf_counter() - started)
-            (finished if position == len(parts) - 1 else unfinished).append(probability)
-            heard = np.concatenate((heard, silence))
+            (finished if position == len(turn.part_ends) - 1 else unfinished).append(probability)
     return finished, unfinished, seconds
 
 

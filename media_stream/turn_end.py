@@ -14,7 +14,7 @@ The words of the last check are the utterance's transcript when no voice came ba
 early costs no second transcription. These are rules, and rising pitch is not used. The one
 trained end-of-turn model that ships its weights, Smart Turn v3.2 (inside ``pipecat-ai``), was
 measured on the same voiced answers (``bench/smart_turn.py``): at a 0.5 threshold it took 29 of
-42 finished answers, but also 18 of 24 pauses inside answers for the end. Our synthetic callers
+42 finished answers, but also 17 of 24 pauses inside answers for the end. Our synthetic callers
 close every fragment with a falling pitch, as if finished, which is what that model listens
 to; it cannot be judged fairly on them, and it is not used.
 
