@@ -14,7 +14,10 @@ its first words come sooner (a clause takes about a tenth of its length to rende
 each with a comma's pause.
 
 Piper samples noise as it speaks, so one sentence never renders to the same bytes twice: fixed
-prompts are rendered once and replayed (`media_stream.prompt_audio`).
+prompts are rendered once and replayed (`media_stream.prompt_audio`). A synthesizer given a
+``seed`` has a model session of its own whose noise starts from that seed, so the same lines in
+the same order render to the same bytes in every run (the simulated callers speak so, to be
+repeatable).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 import threading
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
@@ -176,7 +180,12 @@ def _file_sha256(path: Path) -> str:
 
 
 def _load_voice(
-    model: Path, config: Path, expected_sha256: str | None, threads: int, length_scale: float | None
+    model: Path,
+    config: Path,
+    expected_sha256: str | None,
+    threads: int,
+    length_scale: float | None,
+    seed: int | None = None,
 ) -> _Voice:
     try:
         settings = json.loads(config.read_text(encoding="utf-8"))
@@ -208,12 +217,19 @@ def _load_voice(
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    if seed is not None:
+        # The model's random nodes take onnxruntime's process-wide seed as the session is
+        # built (under _voices_lock); a random one is put back for the next session.
+        onnxruntime.set_seed(seed)
     try:
         session = onnxruntime.InferenceSession(
             str(model), sess_options=options, providers=["CPUExecutionProvider"]
         )
     except Exception as error:  # onnxruntime raises its own types for a bad file
         raise PiperVoiceError(f"onnxruntime cannot load the Piper model {model}: {error}") from None
+    finally:
+        if seed is not None:
+            onnxruntime.set_seed(secrets.randbits(31))
     inputs = {node.name for node in session.get_inputs()}
     if not {"input", "input_lengths", "scales"} <= inputs:
         raise PiperVoiceError(f"{model} is not a Piper voice (its inputs are {sorted(inputs)})")
@@ -243,10 +259,12 @@ class PiperSynthesizer:
         expected_sha256: str | None = None,
         threads: int = 1,
         length_scale: float | None = None,
+        seed: int | None = None,
     ) -> None:
         """``model_path`` defaults to the bundled voice (checked against its pinned sha256);
         ``config_path`` to the model's path with ``.json`` added. ``threads`` is onnxruntime's
-        per synthesis; ``length_scale`` above 1 speaks slower than the voice's own pace."""
+        per synthesis; ``length_scale`` above 1 speaks slower than the voice's own pace. With a
+        ``seed`` this synthesizer loads a session of its own (see the module's docstring)."""
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         if length_scale is not None and not 0.5 <= length_scale <= 2.0:
@@ -256,12 +274,15 @@ class PiperSynthesizer:
         self._expected_sha256 = expected_sha256
         self._threads = threads
         self._length_scale = length_scale
+        self._seed = seed
+        self._own_voice: _Voice | None = None
         self.voice = (model_path.name.removesuffix(".onnx") if model_path else BUNDLED_VOICE) + (
             f"@{length_scale:g}" if length_scale else ""
         )
 
     def load(self) -> None:
-        """Check and load the voice (blocking); later calls, from any instance, reuse it."""
+        """Check and load the voice (blocking); later calls, from any unseeded instance, reuse
+        it."""
         self._voice()
 
     def _voice(self) -> _Voice:
@@ -275,9 +296,13 @@ class PiperSynthesizer:
             expected = self._expected_sha256
         key = (model.resolve(), config.resolve(), expected, self._threads, self._length_scale)
         with _voices_lock:
+            if self._seed is not None:
+                if self._own_voice is None:
+                    self._own_voice = _load_voice(*key, seed=self._seed)
+                return self._own_voice
             voice = _loaded_voices.get(key)
             if voice is None:
-                voice = _load_voice(model, config, expected, self._threads, self._length_scale)
+                voice = _load_voice(*key)
                 _loaded_voices[key] = voice
         return voice
 

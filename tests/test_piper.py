@@ -113,6 +113,19 @@ async def test_a_slower_pace_takes_longer() -> None:
     assert slower > usual * 1.05  # Piper varies its durations a little from run to run
 
 
+def test_a_seeded_voice_says_the_same_lines_the_same_way_every_time() -> None:
+    lines = ["Hello, it's Priya Patel.", "Yes, that's fine."]
+    first, second = PiperSynthesizer(seed=7), PiperSynthesizer(seed=7)
+    assert [first.render_ulaw(line) for line in lines] == [
+        second.render_ulaw(line) for line in lines
+    ]
+    unseeded = PiperSynthesizer()
+    assert unseeded.render_ulaw(lines[0]) != unseeded.render_ulaw(lines[0])
+    assert PiperSynthesizer(seed=8).render_ulaw(lines[0]) != PiperSynthesizer(seed=7).render_ulaw(
+        lines[0]
+    )
+
+
 async def test_calls_speak_at_once_without_mixing_up_their_sentences() -> None:
     piper = PiperSynthesizer()
     short, long = "Yes.", "Message and data rates may apply, and we may text you at any time."
