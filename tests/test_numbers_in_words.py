@@ -43,6 +43,36 @@ def test_phone_numbers_said_every_way(said: str, number: str | None) -> None:
     assert find_phone_number(said) == number
 
 
+@pytest.mark.parametrize(
+    ("heard", "number"),
+    [  # what the embedded ears wrote for numbers said down the phone line
+        ("My number is time one to, time time time, zero one nine nine.", "+15125550199"),
+        ("It's free 0 3 time time time 1 4 2 1", "+13035551421"),
+        ("for one time, time time time, two two three four", "+14155552234"),
+        ("3-1-2, time time time, 4-3-2-6", "+13125554326"),
+        ("two zero fix, five five five, one two one two", "+12065551212"),
+    ],
+)
+def test_digits_heard_as_words_that_sound_alike(heard: str, number: str) -> None:
+    assert find_phone_number(heard) == number
+
+
+@pytest.mark.parametrize(
+    "heard",
+    [
+        "I need someone to come for the leak, any time this week.",
+        "Call me back on for 155-505-2453, please.",  # a digit lost: no number abroad made of it
+        "It's time to fix the two taps, for the third time.",
+    ],
+)
+def test_sound_alikes_make_no_number_of_other_words(heard: str) -> None:
+    assert find_phone_number(heard) is None
+
+
+def test_the_words_as_heard_come_before_their_sound_alikes() -> None:
+    assert find_phone_number("Call 512 555 0199 any time, for free.") == "+15125550199"
+
+
 def test_the_address_number_and_the_phone_number_stay_apart() -> None:
     said = "i'm at 1420 elm street and my number is five one two five five five oh one nine nine"
     assert find_phone_number(said) == "+15125550199"

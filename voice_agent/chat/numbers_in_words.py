@@ -6,6 +6,10 @@ repeats ("double nine") or hundreds ("eight hundred"). :func:`digit_runs` turns 
 such words into its digits; :func:`find_phone_number` finds the first valid phone number among
 them (US numbers need no country code); :func:`spoken_phone_number` reads one back in groups:
 "five one two, five five five, zero one nine nine".
+
+Down a phone line the embedded ears write some digits as words that sound alike ("time time
+time" for five five five, "free" for three): when no phone number is found in the words as
+heard, those words are read as their digits and a number found so is taken.
 """
 
 from __future__ import annotations
@@ -30,6 +34,17 @@ _TEENS = {word: 10 + offset for offset, word in enumerate(_TEEN_WORDS.split())}
 _TENS = {word: 2 + offset for offset, word in enumerate(_TEN_WORDS.split())}
 _REPEATS = {"double": 2, "triple": 3}
 _TRANSPARENT = frozenset({"dash", "hyphen"})
+_SOUND_ALIKES = {
+    "time": "five",
+    "times": "five",
+    "free": "three",
+    "fix": "six",
+    "for": "four",
+    "to": "two",
+    "too": "two",
+}
+"""Words heard for digits through the phone band, read as digits only to find a phone number
+(a home one: read so, "for one five five …" would make a number abroad of a misheard one)."""
 
 
 @dataclass(frozen=True)
@@ -50,9 +65,12 @@ class DigitRun:
         return (self.digits, "0" + self.digits) if self.lead_zero else (self.digits,)
 
 
-def digit_runs(utterance: Utterance) -> list[DigitRun]:
-    """Every stretch of spoken or written digits; any other word ends a stretch."""
+def digit_runs(utterance: Utterance, *, sound_alikes: bool = False) -> list[DigitRun]:
+    """Every stretch of spoken or written digits; any other word ends a stretch. With
+    ``sound_alikes`` the words heard for digits ("time" for five) count as those digits."""
     tokens = utterance.tokens
+    if sound_alikes:
+        tokens = tuple(_SOUND_ALIKES.get(token, token) for token in tokens)
     runs: list[DigitRun] = []
     digits, first, last, lead_zero, repeat = "", -1, -1, False, 1
     index = 0
@@ -149,11 +167,18 @@ def find_phone_number(text: str | Utterance) -> str | None:
 
 
 def phone_number_run(utterance: Utterance) -> tuple[str, int, int] | None:
-    """The first valid phone number said, as E.164, with the words it took (first, last)."""
-    runs = digit_runs(utterance)
+    """The first valid phone number said, as E.164, with the words it took (first, last);
+    read with the digits' sound-alikes only when the words as heard hold none."""
+    return _phone_number_in(digit_runs(utterance), abroad=True) or _phone_number_in(
+        digit_runs(utterance, sound_alikes=True), abroad=False
+    )
+
+
+def _phone_number_in(runs: list[DigitRun], *, abroad: bool) -> tuple[str, int, int] | None:
+    """The first number ``runs`` say (``abroad``: a run may be one with its country code)."""
     for run in runs:
         for digits in run.readings():
-            number = e164_or_none(digits) or e164_or_none("+" + digits)
+            number = e164_or_none(digits) or (e164_or_none("+" + digits) if abroad else None)
             if number is not None:
                 return number, run.first, run.last
     if 1 < len(runs) <= 4:  # "five one two and then five five five zero one nine nine"
