@@ -13,6 +13,8 @@ then transcribes every clip with `WhisperTranscriber`, its filters included, and
 - names: share of name lines where the whole name was heard;
 - digits: share of number and address lines whose digits (all ten of a phone number, the
   house number) were heard in order;
+- numbers taken: share of phone number lines whose number the receptionist reads from what was
+  heard (``find_phone_number``, sound-alikes and all) and gets right;
 - yes/no: share of yes/no lines heard word for word;
 - latency p50/p95: wall-clock seconds of one `transcribe` call (model loaded beforehand);
 - load: the 1-minute load average before and after the configuration (the machine is shared).
@@ -57,6 +59,7 @@ from media_stream import EspeakSynthesizer, PiperSynthesizer, WhisperTranscriber
 from media_stream.codec import FRAME_BYTES, FRAME_SECONDS, SAMPLE_RATE, ulaw_decode, ulaw_encode
 from media_stream.ports import Utterance
 from media_stream.whisper import WhisperSession
+from voice_agent.chat.numbers_in_words import find_phone_number
 
 ROOT = Path(__file__).resolve().parent.parent
 LINES = ROOT / "tests" / "data" / "caller_lines.yaml"
@@ -66,6 +69,7 @@ CLOSING_SILENCE = 0.7  # the silence that ended the turn, still in the clip
 CONFIGS: dict[str, dict[str, Any]] = {  # each encodes `encoder_frames` unless "-full"
     "tiny.en": {"model": "tiny.en"},
     "tiny.en-full": {"model": "tiny.en", "full_window": True},
+    "tiny.en-once": {"model": "tiny.en", "reread_numbers": False},
     "tiny.en-b5": {"model": "tiny.en", "beam_size": 5},
     "tiny.en-nots": {"model": "tiny.en", "without_timestamps": True},
     "tiny.en-novad": {"model": "tiny.en", "vad_filter": False},
@@ -94,6 +98,7 @@ class Score:
     trade_words: int = 0
     names: list[bool] = field(default_factory=list)
     digits: list[bool] = field(default_factory=list)
+    numbers_taken: list[bool] = field(default_factory=list)
     yes_no: list[bool] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     misheard: list[tuple[str, str]] = field(default_factory=list)
@@ -115,6 +120,8 @@ class Score:
             self.names.append(f" {key} " in f" {' '.join(hypothesis)} ")
         elif clip.kind in ("number", "address"):
             self.digits.append(clip.key in digits_of(hypothesis))
+            if clip.kind == "number":
+                self.numbers_taken.append(find_phone_number(heard) == "+1" + clip.key)
         elif clip.kind == "yes-no":
             self.yes_no.append(errors == 0)
         if errors:
@@ -431,15 +438,17 @@ def main() -> None:
     kinds = {kind: sum(c.kind == kind for c in made) for kind in sorted({c.kind for c in made})}
     print(f"{len(made)} clips ({kinds}); voices: {sorted({c.voice for c in made})}")
     print(
-        "| config | WER | WER trade | names | digits | yes/no | p50 s | p95 s | load before→after |"
+        "| config | WER | WER trade | names | digits | numbers taken | yes/no | p50 s | p95 s "
+        "| load before→after |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.configs:
         score, before, after = run(name, CONFIGS[name], made)
         print(
             f"| {name} | {100 * score.errors / score.words:.1f} % "
             f"| {100 * score.trade_errors / max(1, score.trade_words):.1f} % "
-            f"| {share(score.names)} | {share(score.digits)} | {share(score.yes_no)} "
+            f"| {share(score.names)} | {share(score.digits)} | {share(score.numbers_taken)} "
+            f"| {share(score.yes_no)} "
             f"| {percentile(score.seconds, 0.5):.2f} | {percentile(score.seconds, 0.95):.2f} "
             f"| {before:.1f}→{after:.1f} |",
             flush=True,

@@ -46,7 +46,12 @@ from voice_agent.settings import SynthesizerChoice, TurnEndChoice
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTS = ("assistant", "callers", "turn-ends", "calls")
-BEFORE_WHISPER: dict[str, Any] = {"model": "tiny.en", "full_window": True, "turn_end": False}
+BEFORE_WHISPER: dict[str, Any] = {
+    "model": "tiny.en",
+    "full_window": True,
+    "turn_end": False,
+    "reread_numbers": False,
+}
 AFTER_WHISPER: dict[str, Any] = {"model": "tiny.en"}
 
 
@@ -125,6 +130,11 @@ def caller_rows(lines: int | None) -> list[Row]:
         Row("  names heard whole", ears.share(before.names), ears.share(after.names)),
         Row(
             "  phone and house digits in order", ears.share(before.digits), ears.share(after.digits)
+        ),
+        Row(
+            "  phone numbers taken right",
+            ears.share(before.numbers_taken),
+            ears.share(after.numbers_taken),
         ),
         Row("  yes/no word for word", ears.share(before.yes_no), ears.share(after.yes_no)),
         Row("one transcription p50 / p95", _seconds(before.seconds), _seconds(after.seconds)),

@@ -32,6 +32,8 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
+from media_stream.spoken_digits import DIGIT_WORDS
+
 QUICK_SILENCE = 0.25
 """Seconds of silence before the words are checked: longer than the gaps inside a phrase (stop
 closures and breaths, 0.1–0.2 s), short enough that with a transcription a finished answer is
@@ -73,19 +75,6 @@ _YES_NO = _word_set(
     please thanks thank you that's fine good sounds great of course go ahead don't i'd rather
     agree do"""
 )
-_DIGIT_WORDS = {
-    "zero": "0",
-    "oh": "0",
-    "one": "1",
-    "two": "2",
-    "three": "3",
-    "four": "4",
-    "five": "5",
-    "six": "6",
-    "seven": "7",
-    "eight": "8",
-    "nine": "9",
-}
 _MAX_YES_NO_WORDS = 5
 
 
@@ -99,8 +88,8 @@ def _trailing_digits(words: list[str]) -> str:
     for word in reversed(words):
         if word.isdigit():
             digits.insert(0, word)
-        elif word in _DIGIT_WORDS:
-            digits.insert(0, _DIGIT_WORDS[word])
+        elif word in DIGIT_WORDS:
+            digits.insert(0, DIGIT_WORDS[word])
         elif word == "double" and digits:
             digits.insert(0, digits[0][0])
         else:

@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -15,7 +16,9 @@ import pytest
 from media_stream.codec import SAMPLE_RATE, SILENCE_BYTE, frames, ulaw_decode, ulaw_encode
 from media_stream.endpointing import Endpointer, SpeechEnded
 from media_stream.espeak import EspeakSynthesizer
+from media_stream.piper import PiperSynthesizer
 from media_stream.ports import SpeechEvent, SpeechStarted, Transcriber, Utterance
+from media_stream.spoken_digits import digit_runs, garbled_number
 from media_stream.whisper import (
     FULL_WINDOW_FRAMES,
     MODEL_FILE,
@@ -123,6 +126,43 @@ def test_a_spoken_yes_is_heard(transcriber: WhisperTranscriber) -> None:
 def test_a_callers_name_is_heard(transcriber: WhisperTranscriber) -> None:
     utterance = hear(transcriber, caller_says("My name is Maria Lopez.", voice="en-us+f3"))
     assert "maria lopez" in utterance.text.lower()
+
+
+def test_a_number_heard_with_digits_missing_is_heard_again_whole(
+    transcriber: WhisperTranscriber,
+) -> None:
+    said = PiperSynthesizer(seed=1).render_ulaw(
+        "My number is five one two, five five five, zero zero nine three."
+    )
+    once = hear(WhisperTranscriber(reread_numbers=False), said)
+    assert garbled_number(once.text)  # "512-550093": one five of three lost
+    again = hear(transcriber, said)
+    assert digit_runs(again.text) == ["5125550093"]
+    assert [w.start for w in again.words] == sorted(w.start for w in again.words)
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "Yes please, that sounds good.",
+        "No, I'm at 43 Maple Street.",
+        "My name is Maria Lopez.",
+        "It started two days ago.",
+    ],
+)
+def test_other_answers_are_heard_once_with_no_prompt(
+    transcriber: WhisperTranscriber, said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prompts: list[str | None] = []
+    recognise = WhisperTranscriber._recognise
+
+    def recording(self: WhisperTranscriber, samples: Any, prompt: str | None = None) -> Any:
+        prompts.append(prompt)
+        return recognise(self, samples, prompt)
+
+    monkeypatch.setattr(WhisperTranscriber, "_recognise", recording)
+    assert hear(transcriber, caller_says(said)).text
+    assert prompts == [None]
 
 
 def test_word_times_are_ordered_and_on_the_stream_clock(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import phonenumbers
 
+from media_stream.spoken_digits import SOUND_ALIKES
 from voice_agent.chat.caller_text import BOUNDARIES, Utterance, read
 
 DEFAULT_REGION = "US"
@@ -34,17 +35,6 @@ _TEENS = {word: 10 + offset for offset, word in enumerate(_TEEN_WORDS.split())}
 _TENS = {word: 2 + offset for offset, word in enumerate(_TEN_WORDS.split())}
 _REPEATS = {"double": 2, "triple": 3}
 _TRANSPARENT = frozenset({"dash", "hyphen"})
-_SOUND_ALIKES = {
-    "time": "five",
-    "times": "five",
-    "free": "three",
-    "fix": "six",
-    "for": "four",
-    "to": "two",
-    "too": "two",
-}
-"""Words heard for digits through the phone band, read as digits only to find a phone number
-(a home one: read so, "for one five five …" would make a number abroad of a misheard one)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +60,7 @@ def digit_runs(utterance: Utterance, *, sound_alikes: bool = False) -> list[Digi
     ``sound_alikes`` the words heard for digits ("time" for five) count as those digits."""
     tokens = utterance.tokens
     if sound_alikes:
-        tokens = tuple(_SOUND_ALIKES.get(token, token) for token in tokens)
+        tokens = tuple(_sound_alike_digit(token) for token in tokens)
     runs: list[DigitRun] = []
     digits, first, last, lead_zero, repeat = "", -1, -1, False, 1
     index = 0
@@ -106,6 +96,12 @@ def digit_runs(utterance: Utterance, *, sound_alikes: bool = False) -> list[Digi
         index += 1
     close()
     return runs
+
+
+def _sound_alike_digit(token: str) -> str:
+    """The digit word a sound-alike the ears write stands for ("time" → "five"), else the token."""
+    digit = SOUND_ALIKES.get(token)
+    return token if digit is None else SPOKEN_DIGITS[int(digit)]
 
 
 def _is_single_digit(token: str) -> bool:
@@ -168,7 +164,8 @@ def find_phone_number(text: str | Utterance) -> str | None:
 
 def phone_number_run(utterance: Utterance) -> tuple[str, int, int] | None:
     """The first valid phone number said, as E.164, with the words it took (first, last);
-    read with the digits' sound-alikes only when the words as heard hold none."""
+    read with the digits' sound-alikes only when the words as heard hold none, and then only a
+    home number (read so, "for one five five …" would make a number abroad of a misheard one)."""
     return _phone_number_in(digit_runs(utterance), abroad=True) or _phone_number_in(
         digit_runs(utterance, sound_alikes=True), abroad=False
     )
