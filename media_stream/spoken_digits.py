@@ -2,9 +2,10 @@
 
 Down a phone line Whisper writes a said phone number in many ways: "512-555-0199", "five one
 two, five five five…", "4155 double 5", and with the digits' sound-alikes ("time time time" for
-five five five, "free" for three). `digit_runs` reads each stretch of them as its digits, so the
-ears can tell a phone number heard whole from one garbled in the hearing. (The receptionist's own
-reading of numbers, with hundreds, corrections and validity, is ``voice_agent.chat``'s.)
+five five five, "free" for three, "or" for oh). `digit_runs` reads each stretch of them as its
+digits, so the ears can tell a phone number heard whole from one garbled in the hearing. (The
+receptionist's own reading of numbers, with hundreds, corrections and validity, is
+``voice_agent.chat``'s.)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ SOUND_ALIKES = {
     "for": "4",
     "to": "2",
     "too": "2",
+    "or": "0",
 }
 """Words Whisper writes for digits said down the phone line (measured on our number lines)."""
 

@@ -51,6 +51,7 @@ def test_phone_numbers_said_every_way(said: str, number: str | None) -> None:
         ("for one time, time time time, two two three four", "+14155552234"),
         ("3-1-2, time time time, 4-3-2-6", "+13125554326"),
         ("two zero fix, five five five, one two one two", "+12065551212"),
+        ("call my cell, 3 or 3, 5 5 5, 0, 1, 9, 9.", "+13035550199"),
     ],
 )
 def test_digits_heard_as_words_that_sound_alike(heard: str, number: str) -> None:

@@ -15,6 +15,7 @@ from media_stream.spoken_digits import digit_runs, garbled_number, holds_whole_n
         ("It's 4155 double 5 triple 0 9.", ["4155550009"]),
         ("2 1 0, time time time, 8 1 3 time", ["2105558135"]),
         ("It's free zero three, fix", ["3036"]),
+        ("3 or 3, 5, 5, 0, 1, 9, 9", ["303550199"]),
         ("I'm at 43 Maple Street, apartment 2.", ["43", "2"]),
         ("Oh, the sink is leaking.", ["0"]),
         ("", []),
