@@ -167,7 +167,8 @@ class _Voice:
         return audio.reshape(-1)
 
 
-_voices_lock = threading.Lock()
+_voices_lock = threading.Lock()  # guards _loaded_voices
+_sessions_lock = threading.Lock()  # onnxruntime's seed is process-wide: one session built at once
 _loaded_voices: dict[tuple[Path, Path, str | None, int, float | None], _Voice] = {}
 
 
@@ -217,19 +218,22 @@ def _load_voice(
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    if seed is not None:
-        # The model's random nodes take onnxruntime's process-wide seed as the session is
-        # built (under _voices_lock); a random one is put back for the next session.
-        onnxruntime.set_seed(seed)
-    try:
-        session = onnxruntime.InferenceSession(
-            str(model), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-    except Exception as error:  # onnxruntime raises its own types for a bad file
-        raise PiperVoiceError(f"onnxruntime cannot load the Piper model {model}: {error}") from None
-    finally:
+    with _sessions_lock:
         if seed is not None:
-            onnxruntime.set_seed(secrets.randbits(31))
+            # The model's random nodes take onnxruntime's process-wide seed as the session is
+            # built; a random one is put back for the next session.
+            onnxruntime.set_seed(seed)
+        try:
+            session = onnxruntime.InferenceSession(
+                str(model), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime raises its own types for a bad file
+            raise PiperVoiceError(
+                f"onnxruntime cannot load the Piper model {model}: {error}"
+            ) from None
+        finally:
+            if seed is not None:
+                onnxruntime.set_seed(secrets.randbits(31))
     inputs = {node.name for node in session.get_inputs()}
     if not {"input", "input_lengths", "scales"} <= inputs:
         raise PiperVoiceError(f"{model} is not a Piper voice (its inputs are {sorted(inputs)})")
@@ -276,6 +280,7 @@ class PiperSynthesizer:
         self._length_scale = length_scale
         self._seed = seed
         self._own_voice: _Voice | None = None
+        self._own_voice_lock = threading.Lock()
         self.voice = (model_path.name.removesuffix(".onnx") if model_path else BUNDLED_VOICE) + (
             f"@{length_scale:g}" if length_scale else ""
         )
@@ -295,11 +300,13 @@ class PiperSynthesizer:
             config = self._config_path or model.with_name(model.name + ".json")
             expected = self._expected_sha256
         key = (model.resolve(), config.resolve(), expected, self._threads, self._length_scale)
-        with _voices_lock:
-            if self._seed is not None:
+        if self._seed is not None:
+            # Not under _voices_lock: loading takes a while, and other calls' voices go on.
+            with self._own_voice_lock:
                 if self._own_voice is None:
                     self._own_voice = _load_voice(*key, seed=self._seed)
                 return self._own_voice
+        with _voices_lock:
             voice = _loaded_voices.get(key)
             if voice is None:
                 voice = _load_voice(*key)
