@@ -5,7 +5,10 @@ several ways, trade words, yes/no answers) is voiced once, by one of espeak-ng a
 210 words a minute and Piper's bundled voice (when it loads), taking turns, through the phone
 path (synthesized, μ-law 8 kHz, decoded), with the pre-roll and closing silence the endpointer
 hands over. Each configuration (model, beam size, timestamps, Silero VAD filter, compute type)
-then transcribes every clip with `WhisperTranscriber`, its filters included, and reports:
+then transcribes every clip with `WhisperTranscriber`, its filters included, prompted as on a
+call for the question the line answers (`ANSWER_TO`; a problem with the keyterms of one demo
+business or the other; a yes or no with no prompt; ``tiny.en-unasked``: no question asked, as
+the ears were before), and reports:
 
 - WER: word error rate over all lines (and over the trade lines), after normalising both sides
   alike: lower case, no punctuation, every number as single digits ("twenty three", "23" and
@@ -55,19 +58,34 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scoring import digits_of, edit_distance, normalise, percentile
-from media_stream import EspeakSynthesizer, PiperSynthesizer, WhisperTranscriber
+from media_stream import AnswerKind, EspeakSynthesizer, PiperSynthesizer, WhisperTranscriber
+from media_stream.answer_prompts import prompt_for
 from media_stream.codec import FRAME_BYTES, FRAME_SECONDS, SAMPLE_RATE, ulaw_decode, ulaw_encode
 from media_stream.ports import Utterance
 from media_stream.whisper import WhisperSession
+from voice_agent.call.keyterms import call_keyterms
 from voice_agent.chat.numbers_in_words import find_phone_number
+from voice_agent.records.businesses import load_businesses
 
 ROOT = Path(__file__).resolve().parent.parent
 LINES = ROOT / "tests" / "data" / "caller_lines.yaml"
+BUSINESSES = ROOT / "fixtures" / "businesses.yaml"
 PRE_ROLL = 0.2  # what the endpointer keeps before an onset
 CLOSING_SILENCE = 0.7  # the silence that ended the turn, still in the clip
 
+ANSWER_TO = {
+    "name": AnswerKind.NAME,
+    "address": AnswerKind.ADDRESS,
+    "number": AnswerKind.PHONE_NUMBER,
+    "trade": AnswerKind.PROBLEM,
+    "yes-no": AnswerKind.ANY,
+}
+"""The question each kind of line answers on a call, and so Whisper's prompt for it."""
+DEMO_KEYTERMS = [call_keyterms(business) for business in load_businesses(BUSINESSES)]
+
 CONFIGS: dict[str, dict[str, Any]] = {  # each encodes `encoder_frames` unless "-full"
     "tiny.en": {"model": "tiny.en"},
+    "tiny.en-unasked": {"model": "tiny.en", "asked": False},
     "tiny.en-full": {"model": "tiny.en", "full_window": True},
     "tiny.en-once": {"model": "tiny.en", "reread_numbers": False},
     "tiny.en-b5": {"model": "tiny.en", "beam_size": 5},
@@ -159,15 +177,24 @@ def clips(limit: int | None) -> list[Clip]:
     return made
 
 
+def asked_prompt(clip: Clip, index: int) -> str | None:
+    """The prompt a call gives Whisper for this line: that of the question it answers, with the
+    keyterms of one demo business or the other, taking turns."""
+    return prompt_for(ANSWER_TO[clip.kind], DEMO_KEYTERMS[index % len(DEMO_KEYTERMS)])
+
+
 def run(name: str, options: dict[str, Any], made: list[Clip]) -> tuple[Score, float, float]:
-    transcriber = WhisperTranscriber(**options)
+    """Transcribe every clip; with ``"asked": False`` in ``options``, with no question asked."""
+    asked = options.get("asked", True)
+    transcriber = WhisperTranscriber(**{k: v for k, v in options.items() if k != "asked"})
     transcriber.load()
     transcriber.transcribe(made[0].pcm, 0.0, PRE_ROLL)  # warm-up, not counted
     load_before = os.getloadavg()[0]
     score = Score()
-    for clip in made:
+    for index, clip in enumerate(made):
+        prompt = asked_prompt(clip, index) if asked else None
         started = time.perf_counter()
-        heard = transcriber.transcribe(clip.pcm, 0.0, PRE_ROLL)
+        heard = transcriber.transcribe(clip.pcm, 0.0, PRE_ROLL, prompt=prompt)
         score.add(clip, heard.text, time.perf_counter() - started)
     return score, load_before, os.getloadavg()[0]
 
@@ -236,11 +263,12 @@ class TimedTranscriber(WhisperTranscriber):
         audio_start: float,
         speech_start: float,
         speech_end: float | None = None,
+        prompt: str | None = None,
     ) -> Utterance:
         TimedTranscriber.busy += 1
         TimedTranscriber.calls += 1
         try:
-            return super().transcribe(pcm8k, audio_start, speech_start, speech_end)
+            return super().transcribe(pcm8k, audio_start, speech_start, speech_end, prompt)
         finally:
             TimedTranscriber.busy -= 1
 

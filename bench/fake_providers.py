@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from media_stream import (
     SAMPLE_RATE,
+    AnswerKind,
     SpeechEvent,
     SpeechStarted,
     Utterance,
@@ -114,6 +115,9 @@ class FakeTranscriptionSession:
         """`SpeechStarted` at each onset and an `Utterance` per stretch of speech, in order."""
         while (event := await self._events.get()) is not None:
             yield event
+
+    def expect(self, answer: AnswerKind) -> None:
+        """The fake hears every answer alike."""
 
     async def finalize(self) -> None:
         """End the utterance in progress now, as if its closing silence had been heard."""

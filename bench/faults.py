@@ -72,7 +72,7 @@ from consent_ledger import (
 )
 from consent_ledger.tables import consent_events
 from dashboard import AuditContext, audit_router, issue_token
-from media_stream import CallerInput, SpeechEvent, StreamClosed, Utterance, Word
+from media_stream import AnswerKind, CallerInput, SpeechEvent, StreamClosed, Utterance, Word
 from sms_sender import LocalSmsTransport, OutboxKind, OutboxStatus, list_outbox
 from voice_agent.call.conversation import CallOutcome, ConsentAttempt, ConsentOutcome, TimedAnswer
 from voice_agent.call.journal_entry import CALL_ENDED, FinishedCall, apply_call_entry, call_entry
@@ -182,6 +182,9 @@ class SilentSession:
         await self._closed.wait()
         return
         yield  # an async generator that yields nothing
+
+    def expect(self, answer: AnswerKind) -> None:
+        return
 
     async def finalize(self) -> None:
         return

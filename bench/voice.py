@@ -108,7 +108,7 @@ def assistant_rows() -> list[Row]:
 
 def caller_rows(lines: int | None) -> list[Row]:
     made = ears.clips(lines)
-    before, _, _ = ears.run("before", BEFORE_WHISPER, made)
+    before, _, _ = ears.run("before", {**BEFORE_WHISPER, "asked": False}, made)
     after, _, _ = ears.run("after", AFTER_WHISPER, made)
     rows = [
         Row(

@@ -11,6 +11,7 @@ import lazy_loader
 from media_stream.failover import ONE_MOMENT, FailoverSynthesizer, FailoverTranscription, Notify
 from media_stream.notice_hold import NoticeHold
 from media_stream.ports import (
+    AnswerKind,
     SpeechEvent,
     SpeechStarted,
     Synthesizer,
@@ -111,6 +112,7 @@ __all__ = [
     "ONE_MOMENT",
     "SAMPLE_RATE",
     "SILENCE_BYTE",
+    "AnswerKind",
     "CachedSynthesizer",
     "CallBridge",
     "CallEnded",

@@ -30,6 +30,7 @@ from typing import Protocol
 
 from media_stream.codec import FRAME_BYTES, FRAME_SECONDS
 from media_stream.ports import (
+    AnswerKind,
     SpeechEvent,
     SpeechStarted,
     SpeechStopped,
@@ -203,6 +204,9 @@ class _Unheard:
         return
         yield
 
+    def expect(self, answer: AnswerKind) -> None:
+        """Nobody listens."""
+
     async def finalize(self) -> None:
         """Nothing is in progress."""
 
@@ -288,6 +292,10 @@ class CallBridge:
         waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._speech_stop_waiters.append(waiter)
         return await waiter
+
+    def expect(self, answer: AnswerKind) -> None:
+        """The question being asked wants this kind of answer (see `TranscriptionSession`)."""
+        self._transcription.expect(answer)
 
     async def finalize_transcript(self) -> None:
         """Ask the transcriber for the final words of what the caller said so far, now."""

@@ -57,6 +57,7 @@ from deepgram.listen.v1 import (
 
 from media_stream.codec import SAMPLE_RATE
 from media_stream.ports import (
+    AnswerKind,
     SpeechEvent,
     SpeechStarted,
     SpeechStopped,
@@ -368,6 +369,9 @@ class DeepgramSession:
         self._clock.note_audio(len(ulaw) / SAMPLE_RATE, at)
         for offset in range(0, len(ulaw), MAX_MEDIA_BYTES):
             self._post(ulaw[offset : offset + MAX_MEDIA_BYTES])
+
+    def expect(self, answer: AnswerKind) -> None:
+        """Nothing: Deepgram hears every answer with the call's keyterms, given at connect."""
 
     async def finalize(self) -> None:
         """Ask Deepgram to finish the utterance in progress now (after the audio sent so far).

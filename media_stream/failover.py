@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 
 from media_stream.ports import (
+    AnswerKind,
     SpeechEvent,
     Synthesizer,
     SynthesizerFailure,
@@ -69,6 +70,7 @@ class FailoverTranscription:
         self._keyterms = tuple(keyterms)
         self._session: TranscriptionSession = primary.open_session(self._keyterms)
         self._failed = primary is fallback
+        self._expected = AnswerKind.ANY
 
     def send_audio(self, ulaw: bytes, at: float) -> None:
         self._session.send_audio(ulaw, at)
@@ -84,10 +86,15 @@ class FailoverTranscription:
             self._failed = True
             self._notify(self._primary_name, f"{failure}; {self._fallback.name} took over")
             failed, self._session = self._session, self._fallback.open_session(self._keyterms)
+            self._session.expect(self._expected)
             with contextlib.suppress(Exception):  # the failed provider may not close cleanly
                 await failed.close()
         async for event in self._session.events():
             yield event
+
+    def expect(self, answer: AnswerKind) -> None:
+        self._expected = answer
+        self._session.expect(answer)
 
     async def finalize(self) -> None:
         await self._session.finalize()

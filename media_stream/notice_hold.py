@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
-from media_stream.ports import SpeechEvent, TranscriptionSession
+from media_stream.ports import AnswerKind, SpeechEvent, TranscriptionSession
 
 
 class NoticeHold:
@@ -29,6 +29,7 @@ class NoticeHold:
         self._cloud: TranscriptionSession | None = None
         self._local_closing: asyncio.Task[None] | None = None
         self._closed = False
+        self._expected = AnswerKind.ANY
 
     @property
     def released(self) -> bool:
@@ -40,6 +41,7 @@ class NoticeHold:
         if self._cloud is not None or self._closed:
             return
         self._cloud = self._open_cloud()
+        self._cloud.expect(self._expected)
         self._local_closing = asyncio.create_task(self._local.close())
 
     def send_audio(self, ulaw: bytes, at: float) -> None:
@@ -51,6 +53,10 @@ class NoticeHold:
         if self._cloud is not None:
             async for event in self._cloud.events():
                 yield event
+
+    def expect(self, answer: AnswerKind) -> None:
+        self._expected = answer
+        (self._cloud or self._local).expect(answer)
 
     async def finalize(self) -> None:
         await (self._cloud or self._local).finalize()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 
@@ -57,6 +58,20 @@ class Utterance:
 SpeechEvent = SpeechStarted | SpeechStopped | Utterance
 
 
+class AnswerKind(StrEnum):
+    """What the question just asked wants for an answer, so that an engine may listen for it.
+
+    ``ANY`` is for every question whose answer must be heard exactly as said, with nothing
+    favoured: a yes or no (the consent question above all), a confirmation, anything unsure.
+    """
+
+    ANY = "any"
+    NAME = "name"  # "What's your name?"
+    PHONE_NUMBER = "phone number"  # "What's the best number to reach you?"
+    ADDRESS = "address"  # "What's the address for the job?"
+    PROBLEM = "problem"  # "What can we help you with today?"
+
+
 class TranscriberFailure(Exception):
     """A cloud transcriber can no longer transcribe this call (raised from ``events``)."""
 
@@ -73,6 +88,11 @@ class TranscriptionSession(Protocol):
 
     def events(self) -> AsyncIterator[SpeechEvent]:
         """Speech events in order; the iterator ends after ``close``."""
+
+    def expect(self, answer: AnswerKind) -> None:
+        """The question the assistant just asked wants this kind of answer, until the next
+        one is asked; an engine may listen for it (the embedded one prompts Whisper), or ignore
+        it. A session starts at ``AnswerKind.ANY``."""
 
     async def finalize(self) -> None:
         """The caller has finished: report the utterance in progress now, from the audio sent

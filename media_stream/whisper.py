@@ -15,10 +15,12 @@ lone "Thank you."-style segment that Whisper itself doubts, or that lies after t
 ended, is dropped. Whisper pins its first word to the start of the clip, so an utterance's
 start is the endpointer's onset, not Whisper's.
 
-A call's keyterms are not given to Whisper: a prompt or hotwords make it write those words
-into noise and silence, and the consent answer must be heard exactly as it was said. The one
-prompt used, `NUMBER_PROMPT`, is given only to hear again speech already heard as a phone
-number with digits missing, and it holds no yes or no.
+Whisper is prompted with the kind of answer the question just asked wants
+(`WhisperSession.expect`, `media_stream.answer_prompts`): names for a name, numbers in words for
+a phone number, the call's keyterms for a problem. A question that wants a yes or a no (the
+consent question above all) is heard with no prompt, and no prompt holds a yes or a no: the
+consent answer is heard exactly as it was said. Speech heard as a phone number with digits
+missing is heard once more with `NUMBER_PROMPT`.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from media_stream.answer_prompts import NUMBER_PROMPT, prompt_for
 from media_stream.codec import SAMPLE_RATE, ulaw_decode
 from media_stream.endpointing import Endpointer, SpeechBegan, SpeechEnded, SpeechPaused
-from media_stream.ports import SpeechEvent, SpeechStarted, Utterance, Word
+from media_stream.ports import AnswerKind, SpeechEvent, SpeechStarted, Utterance, Word
 from media_stream.spoken_digits import garbled_number, holds_whole_number
 from media_stream.turn_end import HOLD_SILENCE, QUICK_SILENCE, USUAL_SILENCE, judge, silence_needed
 from media_stream.voice_activity import load_voice_activity
@@ -109,12 +112,6 @@ _INVENTED_PHRASES = frozenset(
 )
 _INVENTED_DOUBT_NO_SPEECH = 0.4  # a stock phrase this likely to be non-speech is dropped …
 _INVENTED_DOUBT_LOG_PROB = -0.8  # … as is one decoded this unsurely
-NUMBER_PROMPT = (
-    "My number is five one two, double five, five zero one nine nine. "
-    "Call me back on four one five, five five five, two two three four."
-)
-"""Whisper's prompt when it hears a phone number again: numbers written out as said. It holds
-no yes or no, so it cannot tilt how a consent answer is heard."""
 
 _model_lock = threading.Lock()  # guards loading and every use of a model
 _loaded_models: dict[tuple[Path, int, str, str, bool], WhisperModel] = {}
@@ -331,12 +328,13 @@ class WhisperTranscriber:
     not only `encoder_frames` of it) exist for ``bench/ears.py``: the defaults are the measured
     ones. The short window is 2.5 times faster for about 2 points of word error rate.
 
-    With ``reread_numbers`` (the default), speech whose words give five digits or more but no
-    whole phone number is transcribed once more with `NUMBER_PROMPT`, and that reading is taken
-    when it holds a whole number (`media_stream.spoken_digits`). Unprompted, Whisper writes a
-    number said down the phone as numerals and drops repeated digits ("five five five" as "55");
-    prompted with numbers in words, it writes each digit said. Measured on 200 number lines
-    (espeak-ng at three speeds and Piper): callback numbers taken right 62 → 114.
+    With ``reread_numbers`` (the default), speech heard without `NUMBER_PROMPT` whose words give
+    five digits or more but no whole phone number is transcribed once more with it, and that
+    reading is taken when it holds a whole number (`media_stream.spoken_digits`). Unprompted,
+    Whisper writes a number said down the phone as numerals and drops repeated digits ("five
+    five five" as "55"); prompted with numbers in words, it writes each digit said. Measured on
+    200 number lines (espeak-ng at three speeds and Piper): callback numbers taken right
+    62 → 114.
     """
 
     def __init__(
@@ -406,11 +404,13 @@ class WhisperTranscriber:
         audio_start: float,
         speech_start: float,
         speech_end: float | None = None,
+        prompt: str | None = None,
     ) -> Utterance:
         """Transcribe one utterance (blocking); text is "" when nothing trustworthy was heard.
 
         ``pcm8k`` starts at ``audio_start`` stream seconds; ``speech_start`` and ``speech_end``
         are the endpointer's onset and end (``speech_end`` defaults to the end of the audio).
+        ``prompt`` is Whisper's (`media_stream.answer_prompts`); None hears with no prompt.
         """
         samples = _checked_audio(pcm8k)
         _check_times(audio_start, speech_start, speech_end)
@@ -418,9 +418,13 @@ class WhisperTranscriber:
         end = audio_end if speech_end is None else speech_end
         if len(samples) < _MIN_AUDIO_SECONDS * SAMPLE_RATE:
             return Utterance("", speech_start, end, 0.0, self.name)
-        heard = self._recognise(samples)
+        heard = self._recognise(samples, prompt)
         kept = _trusted(heard, speech_end_offset=end - audio_start)
-        if self._reread_numbers and garbled_number(_joined(heard)):  # a looping one too
+        if (
+            self._reread_numbers
+            and prompt != NUMBER_PROMPT
+            and garbled_number(_joined(heard))  # a looping one too
+        ):
             again = _trusted(self._recognise(samples, NUMBER_PROMPT), end - audio_start)
             if holds_whole_number(_joined(again)):
                 kept = again
@@ -453,8 +457,10 @@ class WhisperTranscriber:
             return [_heard(segment) for segment in segments]  # decoding happens here
 
     def open_session(self, keyterms: Sequence[str] = ()) -> WhisperSession:
-        """A session for one call; ``keyterms`` are ignored (see the module's docstring)."""
-        return WhisperSession(self, turn_end=self.turn_end, voice_activity=self.voice_activity)
+        """A session for one call; ``keyterms`` prompt the answer to a problem question."""
+        return WhisperSession(
+            self, turn_end=self.turn_end, voice_activity=self.voice_activity, keyterms=keyterms
+        )
 
 
 def _checked_audio(pcm8k: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
@@ -486,7 +492,8 @@ class WhisperSession:
     that transcript ends the turn at once, after the usual silence, or after a longer hold.
     Without it, a fixed ``SILENCE_TO_END`` of silence ends every turn. With
     ``voice_activity`` Silero VAD confirms each loud frame is speech
-    (``media_stream.voice_activity``; energy alone when it cannot load).
+    (``media_stream.voice_activity``; energy alone when it cannot load). Each stretch is
+    transcribed with the prompt for the answer last `expect`-ed (``keyterms`` for a problem).
     """
 
     def __init__(
@@ -496,8 +503,11 @@ class WhisperSession:
         *,
         turn_end: bool = True,
         voice_activity: bool = False,
+        keyterms: Sequence[str] = (),
     ):
         self._transcriber = transcriber
+        self._keyterms = tuple(keyterms)
+        self._prompt: str | None = None  # for the answer the last question wants
         if endpointer is None:
             detector = load_voice_activity() if voice_activity else None
             endpointer = (
@@ -526,6 +536,10 @@ class WhisperSession:
             return
         for event in self._endpointer.push_all(ulaw_decode(ulaw), at):
             self._dispatch(event)
+
+    def expect(self, answer: AnswerKind) -> None:
+        """Prompt Whisper for this kind of answer from now on (none for `AnswerKind.ANY`)."""
+        self._prompt = prompt_for(answer, self._keyterms)
 
     def _dispatch(self, event: SpeechBegan | SpeechPaused | SpeechEnded) -> None:
         if isinstance(event, SpeechBegan):
@@ -559,7 +573,7 @@ class WhisperSession:
     def _transcribe(self, speech: SpeechPaused | SpeechEnded) -> Utterance:
         try:
             return self._transcriber.transcribe(
-                speech.audio, speech.audio_start, speech.start, speech.end
+                speech.audio, speech.audio_start, speech.start, speech.end, self._prompt
             )
         except Exception:
             logger.exception("transcription failed; reporting the speech as unheard")

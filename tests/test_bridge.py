@@ -11,6 +11,7 @@ import pytest
 
 import media_stream.bridge as bridge_module
 from media_stream import (
+    AnswerKind,
     CallBridge,
     CallEnded,
     Connected,
@@ -102,6 +103,7 @@ class FakeTranscription:
         self.queue: asyncio.Queue[SpeechEvent | None] = asyncio.Queue()
         self.audio: list[tuple[bytes, float]] = []
         self.finalized = 0
+        self.expected: list[AnswerKind] = []
         self.closed = False
 
     def send_audio(self, ulaw: bytes, at: float) -> None:
@@ -110,6 +112,9 @@ class FakeTranscription:
     async def events(self) -> AsyncIterator[SpeechEvent]:
         while (event := await self.queue.get()) is not None:
             yield event
+
+    def expect(self, answer: AnswerKind) -> None:
+        self.expected.append(answer)
 
     async def finalize(self) -> None:
         self.finalized += 1
@@ -212,6 +217,16 @@ async def test_a_speech_stop_is_no_input_and_the_transcript_can_be_finalized() -
     assert heard is not None and heard.utterance is not None
     assert heard.utterance.text == "yes please"
     await bridge.close()
+
+
+async def test_the_answer_a_question_wants_reaches_the_session_and_is_dropped_unheard() -> None:
+    _twilio, transcription, bridge = await _open()
+    bridge.expect(AnswerKind.NAME)
+    bridge.expect(AnswerKind.ANY)
+    assert transcription.expected == [AnswerKind.NAME, AnswerKind.ANY]
+    await bridge.close()
+    unheard = CallBridge(FakeTwilio(), FakeSynthesizer())
+    unheard.expect(AnswerKind.NAME)  # a stream nobody listens to: nothing to tell, no error
 
 
 async def test_caller_speech_clears_an_interruptible_reply() -> None:

@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 from media_stream import (
     ONE_MOMENT,
+    AnswerKind,
     DeepgramSynthesizer,
     DeepgramTranscriber,
     FailoverSynthesizer,
@@ -66,6 +67,7 @@ class CannedSession:
     def __init__(self, keyterms: tuple[str, ...]) -> None:
         self.keyterms = keyterms
         self.finalized = 0
+        self.expected: list[AnswerKind] = []
         self.queue: asyncio.Queue[SpeechEvent | None] = asyncio.Queue()
 
     def send_audio(self, ulaw: bytes, at: float) -> None:
@@ -74,6 +76,9 @@ class CannedSession:
     async def events(self) -> AsyncIterator[SpeechEvent]:
         while (event := await self.queue.get()) is not None:
             yield event
+
+    def expect(self, answer: AnswerKind) -> None:
+        self.expected.append(answer)
 
     async def finalize(self) -> None:
         self.finalized += 1
@@ -120,6 +125,7 @@ async def test_transcriber_that_cannot_connect_reopens_on_the_fallback() -> None
         keyterms=["Acme Plumbing", "water heaters"],
     )
     first_event = asyncio.ensure_future(anext(session.events()))
+    session.expect(AnswerKind.PHONE_NUMBER)  # asked before the provider failed
     session.send_audio(b"\xff" * 160, 0.0)  # lost with the failed provider
     for _ in range(500):
         if notes.seen:
@@ -131,6 +137,7 @@ async def test_transcriber_that_cannot_connect_reopens_on_the_fallback() -> None
     assert isinstance(heard, Utterance) and heard.text == "heard by the fallback"
     (reopened,) = fallback.sessions
     assert reopened.keyterms == ("Acme Plumbing", "water heaters")
+    assert reopened.expected == [AnswerKind.PHONE_NUMBER]  # the fallback listens for it too
     await session.finalize()
     assert reopened.finalized == 1
     await session.close()

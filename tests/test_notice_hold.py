@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from media_stream import NoticeHold, SpeechEvent, SpeechStarted, Utterance
+from media_stream import AnswerKind, NoticeHold, SpeechEvent, SpeechStarted, Utterance
 
 
 class RecordingSession:
@@ -16,6 +16,7 @@ class RecordingSession:
     def __init__(self, engine: str) -> None:
         self.engine = engine
         self.audio: list[tuple[bytes, float]] = []
+        self.expected: list[AnswerKind] = []
         self.closed = False
         self.finalized = 0
         self._events: asyncio.Queue[SpeechEvent | None] = asyncio.Queue()
@@ -31,6 +32,9 @@ class RecordingSession:
     async def events(self) -> AsyncIterator[SpeechEvent]:
         while (event := await self._events.get()) is not None:
             yield event
+
+    def expect(self, answer: AnswerKind) -> None:
+        self.expected.append(answer)
 
     async def finalize(self) -> None:
         self.finalized += 1
@@ -88,3 +92,19 @@ async def test_a_call_closed_before_the_notice_never_opens_the_cloud_session() -
     hold.release()  # a mark echoed after the call closed: too late to open anything
     await asyncio.wait_for(reading, 5)
     assert not opened and local.closed and not hold.released
+
+
+async def test_the_answer_wanted_goes_to_the_session_listening_and_to_the_cloud_when_it_opens() -> (
+    None
+):
+    hold, local, clouds = _held()
+    hold.expect(AnswerKind.NAME)
+    assert local.expected == [AnswerKind.NAME]
+    hold.release()
+    assert clouds[0].expected == [AnswerKind.NAME]  # the question asked before the notice ended
+    hold.expect(AnswerKind.ANY)
+    assert local.expected == [AnswerKind.NAME] and clouds[0].expected == [
+        AnswerKind.NAME,
+        AnswerKind.ANY,
+    ]
+    await hold.close()

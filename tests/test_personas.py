@@ -162,6 +162,7 @@ class _ScriptedHearing:
         audio_start: float,
         speech_start: float,
         speech_end: float | None = None,
+        prompt: str | None = None,
     ) -> Utterance:
         self.heard_seconds.append(len(pcm8k) / SAMPLE_RATE)
         words = tuple(Word(text, end - 0.2, end, 0.9) for text, end in self.words)

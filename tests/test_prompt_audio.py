@@ -18,6 +18,7 @@ import pytest
 
 from media_stream import (
     FRAME_SECONDS,
+    AnswerKind,
     CachedSynthesizer,
     CallBridge,
     Connected,
@@ -239,6 +240,9 @@ class Ears:
     async def events(self) -> AsyncIterator[SpeechEvent]:
         while (event := await self.events_queue.get()) is not None:
             yield event
+
+    def expect(self, answer: AnswerKind) -> None:
+        """Every answer is already written."""
 
     async def finalize(self) -> None:
         """The words are all there already."""

@@ -122,6 +122,7 @@ class _Scripted(WhisperTranscriber):
         audio_start: float,
         speech_start: float,
         speech_end: float | None = None,
+        prompt: str | None = None,
     ) -> Utterance:
         self.calls += 1
         end = speech_end if speech_end is not None else audio_start

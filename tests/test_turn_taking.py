@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from media_stream import (
+    AnswerKind,
     CallBridge,
     Connected,
     Dtmf,
@@ -238,6 +239,7 @@ class Ears:
         self.events_queue: asyncio.Queue[SpeechEvent | None] = asyncio.Queue()
         self.finalized = 0
         self.transcribing: list[asyncio.Task[None]] = []
+        self.wanted = AnswerKind.ANY  # what the question last asked wants
 
     def send_audio(self, ulaw: bytes, at: float) -> None:
         """The caller's speech is told to `hear` instead."""
@@ -245,6 +247,10 @@ class Ears:
     async def events(self) -> AsyncIterator[SpeechEvent]:
         while (event := await self.events_queue.get()) is not None:
             yield event
+
+    def expect(self, answer: AnswerKind) -> None:
+        """The words are scripted whatever was asked; what it wanted is kept."""
+        self.wanted = answer
 
     async def finalize(self) -> None:
         self.finalized += 1  # the words still come when they come: the worst case
@@ -487,6 +493,27 @@ def test_words_said_as_the_caller_hangs_up_are_kept_in_the_transcript(
         said = [turn.text for turn in call.conversation.transcript if turn.speaker == "caller"]
         assert said == ["Sorry I have the wrong number"]
         assert call.conversation.consent.outcome is ConsentOutcome.NOT_ASKED
+
+    run_on_virtual_clock(monkeypatch, main)
+
+
+def test_the_ears_listen_for_what_each_question_wants_and_for_nothing_in_the_consent_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wanted: list[AnswerKind] = []
+
+    async def caller(call: Call) -> None:
+        await call.line.assistant_quiet(1)
+        wanted.append(call.ears.wanted)  # "What can we help you with?"
+        await call.caller.say("My kitchen sink leaks", 1.5, 0.8)
+        await call.line.assistant_quiet(2)
+        wanted.append(call.ears.wanted)  # the consent script
+        await call.caller.say("Yes please", 1.0, 0.5)
+
+    async def main() -> None:
+        call = await _run_call(caller)
+        assert wanted == [AnswerKind.PROBLEM, AnswerKind.ANY]
+        assert call.conversation.consent.outcome is ConsentOutcome.AFFIRMATIVE
 
     run_on_virtual_clock(monkeypatch, main)
 

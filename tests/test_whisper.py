@@ -13,11 +13,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from media_stream.answer_prompts import NAME_PROMPT, NUMBER_PROMPT, prompt_for
 from media_stream.codec import SAMPLE_RATE, SILENCE_BYTE, frames, ulaw_decode, ulaw_encode
 from media_stream.endpointing import Endpointer, SpeechEnded
 from media_stream.espeak import EspeakSynthesizer
 from media_stream.piper import PiperSynthesizer
-from media_stream.ports import SpeechEvent, SpeechStarted, Transcriber, Utterance
+from media_stream.ports import AnswerKind, SpeechEvent, SpeechStarted, Transcriber, Utterance
 from media_stream.spoken_digits import digit_runs, garbled_number
 from media_stream.whisper import (
     FULL_WINDOW_FRAMES,
@@ -113,6 +114,26 @@ def test_silence_and_line_noise_give_no_words(transcriber: WhisperTranscriber, c
     assert utterance.confidence == 0.0
 
 
+ANSWER_PROMPTS = [
+    prompt_for(kind, ["Acme Plumbing", "water heaters"])
+    for kind in AnswerKind
+    if kind.value != "any"
+]
+
+
+@pytest.mark.parametrize("prompt", ANSWER_PROMPTS, ids=[k for k in AnswerKind if k != "any"])
+@pytest.mark.parametrize(
+    "clip",
+    [phone_silence(3), phone_noise(3, 60), phone_noise(3, 1500), phone_hum(3)],
+    ids=["silence", "quiet-line-noise", "loud-line-noise", "60-hz-hum"],
+)
+def test_no_answer_prompt_writes_words_into_silence_or_noise(
+    transcriber: WhisperTranscriber, clip: bytes, prompt: str
+) -> None:
+    pcm = ulaw_decode(clip)
+    assert transcriber.transcribe(pcm, STREAM_OFFSET, STREAM_OFFSET, prompt=prompt).text == ""
+
+
 def test_a_spoken_yes_is_heard(transcriber: WhisperTranscriber) -> None:
     utterance = hear(transcriber, caller_says("Yes please, that sounds good."))
     assert "yes" in utterance.text.lower()
@@ -153,6 +174,13 @@ def test_a_number_heard_with_digits_missing_is_heard_again_whole(
 def test_other_answers_are_heard_once_with_no_prompt(
     transcriber: WhisperTranscriber, said: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    prompts = record_prompts(monkeypatch)
+    assert hear(transcriber, caller_says(said)).text
+    assert prompts == [None]
+
+
+def record_prompts(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """Every prompt Whisper is run with from now on, in order."""
     prompts: list[str | None] = []
     recognise = WhisperTranscriber._recognise
 
@@ -161,8 +189,48 @@ def test_other_answers_are_heard_once_with_no_prompt(
         return recognise(self, samples, prompt)
 
     monkeypatch.setattr(WhisperTranscriber, "_recognise", recording)
-    assert hear(transcriber, caller_says(said)).text
-    assert prompts == [None]
+    return prompts
+
+
+async def test_a_session_prompts_for_the_answer_its_question_wants(
+    transcriber: WhisperTranscriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prompts = record_prompts(monkeypatch)
+    session = transcriber.open_session(keyterms=["Acme Plumbing", "water heaters"])
+    caller = PiperSynthesizer(seed=1)
+    events = session.events()
+    heard = []
+    at = STREAM_OFFSET
+    for kind, said in [
+        (AnswerKind.NAME, "My name is Maria Lopez."),
+        (AnswerKind.PROBLEM, "The water heater stopped working."),
+        (AnswerKind.ANY, "Yes please, that sounds good."),  # the consent question
+    ]:
+        session.expect(kind)
+        for frame in frames(phone_silence(0.5) + caller.render_ulaw(said) + phone_silence(2)):
+            session.send_audio(frame, at)
+            at += 0.02
+        while not isinstance(event := await asyncio.wait_for(anext(events), 30), Utterance):
+            pass  # the answer's words come before the next question is asked
+        heard.append(event.text.lower())
+    await session.close()
+    assert prompts == [NAME_PROMPT, "Acme Plumbing, water heaters.", None]
+    assert "maria lopez" in heard[0] and "water heater" in heard[1] and "yes" in heard[2]
+
+
+def test_an_expected_number_is_heard_once_with_its_own_prompt(
+    transcriber: WhisperTranscriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said = PiperSynthesizer(seed=1).render_ulaw(
+        "My number is five one two, five five five, zero zero nine three."
+    )
+    prompts = record_prompts(monkeypatch)
+    (speech,) = endpointed(phone_silence(1) + said + phone_silence(1.5))
+    utterance = transcriber.transcribe(
+        speech.audio, speech.audio_start, speech.start, speech.end, prompt=NUMBER_PROMPT
+    )
+    assert digit_runs(utterance.text) == ["5125550093"]
+    assert prompts == [NUMBER_PROMPT]
 
 
 def test_word_times_are_ordered_and_on_the_stream_clock(
@@ -310,6 +378,7 @@ class _BrokenTranscriber(WhisperTranscriber):
         audio_start: float,
         speech_start: float,
         speech_end: float | None = None,
+        prompt: str | None = None,
     ) -> Utterance:
         raise RuntimeError("engine fell over")
 

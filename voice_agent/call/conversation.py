@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from media_stream import (
+    AnswerKind,
     CallBridge,
     CallEnded,
     CallerInput,
@@ -38,6 +39,7 @@ from media_stream import (
     fixed_prompts,
     split_sentences,
 )
+from voice_agent.call.answer_wanted import answer_wanted
 from voice_agent.call.prompt_warmup import consent_prompts, render_ahead
 from voice_agent.call.turn_metrics import measure_turn
 from voice_agent.chat.port import AgentReply, CallContext, CallerMessage, ChatModel, SpokenTurn
@@ -308,6 +310,7 @@ class Conversation:
         try:
             playback = await self.bridge.say_pieces(sentences())
             finished = await reply.result()
+            self.bridge.expect(answer_wanted(finished.text))
         finally:
             await reply.aclose()
         self.transcript.append(Turn("assistant", "speech", playback.text, playback.started_at))
@@ -485,6 +488,9 @@ class Conversation:
         """Speak ``text``; a fixed prompt (by default, whatever is not interruptible: the script,
         the re-ask, the goodbye) is rendered once per voice and replayed on later calls."""
         is_fixed = not interruptible if fixed is None else fixed
+        # What is said without barge-in (the consent script, its re-ask, the transfer offer,
+        # the goodbye) wants a yes, a no or nothing: heard with nothing favoured.
+        self.bridge.expect(answer_wanted(text) if interruptible else AnswerKind.ANY)
         with fixed_prompts() if is_fixed else contextlib.nullcontext():
             playback = await self.bridge.say(text, interruptible=interruptible)
         self.transcript.append(Turn("assistant", "speech", text, playback.started_at))
