@@ -29,7 +29,8 @@ shared cores.
 
 ``--turn-ends`` measures turn ends instead: `TURN_LINES` (finished answers, and answers with
 pauses of 0.3–1.2 s inside them) are voiced, with silence around, and fed frame by frame to a
-`WhisperSession` with the word-aware turn end and with the fixed 0.7 s of silence. Stream time
+`WhisperSession` listening for what the line's question wants, with the word-aware turn end and
+with the fixed 0.7 s of silence. Stream time
 runs at the speed of a phone line whenever a transcription is under way (so what the words
 decide comes as late as on a call) and jumps ahead otherwise. Reported: false cut-offs (a turn
 reported before the caller's last words), and for finished answers the time from the end of
@@ -199,51 +200,60 @@ def run(name: str, options: dict[str, Any], made: list[Clip]) -> tuple[Score, fl
     return score, load_before, os.getloadavg()[0]
 
 
-TURN_LINES: list[tuple[str, ...]] = [
+TURN_LINES: list[tuple[AnswerKind, tuple[str, ...]]] = [  # with what the question asked wants
     # finished answers, said in one go
-    ("Yes.",),
-    ("No.",),
-    ("Yes, please.",),
-    ("No, thank you.",),
-    ("Yeah, that's fine.",),
-    ("Sure, go ahead.",),
-    ("My name is Maria Lopez.",),
-    ("It's James Smith.",),
-    ("Five one two, five five five, zero one four two.",),
-    ("My number is three one two, five five five, eight four one nine.",),
-    ("My kitchen sink is leaking.",),
-    ("The water heater stopped working this morning.",),
-    ("I'm locked out of my house.",),
-    ("The breaker keeps tripping in the kitchen.",),
-    ("I'm at twenty three Oak Avenue.",),
-    ("It can wait until next week.",),
-    ("Please come as soon as you can.",),
-    ("That's right.",),
-    ("There's no hot water upstairs.",),
-    ("The toilet keeps running.",),
+    (AnswerKind.ANY, ("Yes.",)),
+    (AnswerKind.ANY, ("No.",)),
+    (AnswerKind.ANY, ("Yes, please.",)),
+    (AnswerKind.ANY, ("No, thank you.",)),
+    (AnswerKind.ANY, ("Yeah, that's fine.",)),
+    (AnswerKind.ANY, ("Sure, go ahead.",)),
+    (AnswerKind.NAME, ("My name is Maria Lopez.",)),
+    (AnswerKind.NAME, ("It's James Smith.",)),
+    (AnswerKind.PHONE_NUMBER, ("Five one two, five five five, zero one four two.",)),
+    (
+        AnswerKind.PHONE_NUMBER,
+        ("My number is three one two, five five five, eight four one nine.",),
+    ),
+    (AnswerKind.PROBLEM, ("My kitchen sink is leaking.",)),
+    (AnswerKind.PROBLEM, ("The water heater stopped working this morning.",)),
+    (AnswerKind.PROBLEM, ("I'm locked out of my house.",)),
+    (AnswerKind.PROBLEM, ("The breaker keeps tripping in the kitchen.",)),
+    (AnswerKind.ADDRESS, ("I'm at twenty three Oak Avenue.",)),
+    (AnswerKind.ANY, ("It can wait until next week.",)),
+    (AnswerKind.ANY, ("Please come as soon as you can.",)),
+    (AnswerKind.ANY, ("That's right.",)),
+    (AnswerKind.PROBLEM, ("There's no hot water upstairs.",)),
+    (AnswerKind.PROBLEM, ("The toilet keeps running.",)),
     # answers with pauses inside them
-    ("My sink is", "leaking."),
-    ("Five one two", "five five five", "zero one four two."),
-    ("My name is", "Maria Lopez."),
-    ("I'm at", "twenty three Oak Avenue."),
-    ("The water heater", "stopped working."),
-    ("Um", "I think it's the breaker."),
-    ("It's", "five one two, five five five, zero one four two."),
-    ("The number is seven three seven", "five five five", "two two one eight."),
-    ("My kitchen sink and", "the dishwasher are both leaking."),
-    ("I need someone to look at the", "furnace."),
-    ("We have a leak in the", "basement."),
-    ("Call me back on", "four one five, five five five, six six seven zero."),
-    ("It's the", "back door lock."),
-    ("So", "the lights flicker when the dryer runs."),
-    ("My address is", "forty two Elm Drive."),
-    ("Uh", "no, not right now."),
-    ("The pipes are", "frozen."),
-    ("I was wondering if", "someone could come tomorrow."),
-    ("It started leaking", "and now the floor is wet."),
-    ("Yes", "and please call my cell."),
-    ("My name is James", "James Smith."),
-    ("The furnace won't start", "and it's cold."),
+    (AnswerKind.PROBLEM, ("My sink is", "leaking.")),
+    (AnswerKind.PHONE_NUMBER, ("Five one two", "five five five", "zero one four two.")),
+    (AnswerKind.NAME, ("My name is", "Maria Lopez.")),
+    (AnswerKind.ADDRESS, ("I'm at", "twenty three Oak Avenue.")),
+    (AnswerKind.PROBLEM, ("The water heater", "stopped working.")),
+    (AnswerKind.PROBLEM, ("Um", "I think it's the breaker.")),
+    (AnswerKind.PHONE_NUMBER, ("It's", "five one two, five five five, zero one four two.")),
+    (
+        AnswerKind.PHONE_NUMBER,
+        ("The number is seven three seven", "five five five", "two two one eight."),
+    ),
+    (AnswerKind.PROBLEM, ("My kitchen sink and", "the dishwasher are both leaking.")),
+    (AnswerKind.PROBLEM, ("I need someone to look at the", "furnace.")),
+    (AnswerKind.PROBLEM, ("We have a leak in the", "basement.")),
+    (
+        AnswerKind.PHONE_NUMBER,
+        ("Call me back on", "four one five, five five five, six six seven zero."),
+    ),
+    (AnswerKind.PROBLEM, ("It's the", "back door lock.")),
+    (AnswerKind.PROBLEM, ("So", "the lights flicker when the dryer runs.")),
+    (AnswerKind.ADDRESS, ("My address is", "forty two Elm Drive.")),
+    (AnswerKind.ANY, ("Uh", "no, not right now.")),
+    (AnswerKind.PROBLEM, ("The pipes are", "frozen.")),
+    (AnswerKind.ANY, ("I was wondering if", "someone could come tomorrow.")),
+    (AnswerKind.PROBLEM, ("It started leaking", "and now the floor is wet.")),
+    (AnswerKind.ANY, ("Yes", "and please call my cell.")),
+    (AnswerKind.NAME, ("My name is James", "James Smith.")),
+    (AnswerKind.PROBLEM, ("The furnace won't start", "and it's cold.")),
 ]
 TURN_PAUSES = (0.3, 0.5, 0.8, 1.2)
 """Pauses inside an answer, taken in turn: a breath, a search for a word, reading a number."""
@@ -299,10 +309,20 @@ def voiced_turn(
 
 
 async def one_turn(
-    transcriber: WhisperTranscriber, ulaw: bytes, turn_end: bool, voice_activity: bool
+    transcriber: WhisperTranscriber,
+    turn: VoicedTurn,
+    turn_end: bool,
+    voice_activity: bool,
+    asked: bool = True,
 ) -> list[tuple[Utterance, float, float]]:
-    """(utterance, stream time reported, stream time endpointed) for each non-empty one."""
-    session = WhisperSession(transcriber, turn_end=turn_end, voice_activity=voice_activity)
+    """(utterance, stream time reported, stream time endpointed) for each non-empty one; with
+    ``asked``, the session listens for what the turn's question wants."""
+    session = WhisperSession(
+        transcriber, turn_end=turn_end, voice_activity=voice_activity, keyterms=turn.keyterms
+    )
+    if asked:
+        session.expect(turn.wanted)
+    ulaw = turn.ulaw
     clock: list[tuple[float, float]] = []  # (monotonic, stream time fed so far)
     reported: list[tuple[Utterance, float, float]] = []
 
@@ -354,12 +374,15 @@ def with_noise(ulaw: bytes, seed: int) -> bytes:
 @dataclass(frozen=True)
 class VoicedTurn:
     """One of `TURN_LINES` voiced with its pauses: the μ-law, when its last part begins and
-    when each part's speech ends (stream seconds)."""
+    when each part's speech ends (stream seconds); what its question wants, and the keyterms of
+    the business it calls."""
 
     parts: tuple[str, ...]
     ulaw: bytes
     last_start: float
     part_ends: tuple[float, ...]
+    wanted: AnswerKind
+    keyterms: tuple[str, ...]
 
     @property
     def end(self) -> float:
@@ -382,22 +405,27 @@ class TurnEndFigures:
 def voiced_turns(noisy: bool) -> list[VoicedTurn]:
     speakers = voices()
     turns = []
-    for index, parts in enumerate(TURN_LINES):
+    for index, (wanted, parts) in enumerate(TURN_LINES):
         pauses = [TURN_PAUSES[(index + k) % len(TURN_PAUSES)] for k in range(len(parts) - 1)]
         _name, voice = speakers[index % len(speakers)]
         ulaw, last_start, part_ends = voiced_turn(parts, pauses, voice)
         heard = with_noise(ulaw, index) if noisy else ulaw
-        turns.append(VoicedTurn(parts, heard, last_start, part_ends))
+        keyterms = DEMO_KEYTERMS[index % len(DEMO_KEYTERMS)]
+        turns.append(VoicedTurn(parts, heard, last_start, part_ends, wanted, keyterms))
     return turns
 
 
 def measure_turn_ends(
-    transcriber: WhisperTranscriber, turns: list[VoicedTurn], turn_end: bool, voice_activity: bool
+    transcriber: WhisperTranscriber,
+    turns: list[VoicedTurn],
+    turn_end: bool,
+    voice_activity: bool,
+    asked: bool = True,
 ) -> TurnEndFigures:
     figures = TurnEndFigures()
     TimedTranscriber.calls = 0
     for turn in turns:
-        reported = asyncio.run(one_turn(transcriber, turn.ulaw, turn_end, voice_activity))
+        reported = asyncio.run(one_turn(transcriber, turn, turn_end, voice_activity, asked))
         if len(turn.parts) > 1:
             figures.paused += 1
         else:

@@ -146,7 +146,9 @@ def turn_end_rows() -> list[Row]:
     transcriber = ears.TimedTranscriber()
     transcriber.load()
     turns = ears.voiced_turns(noisy=False)
-    before = ears.measure_turn_ends(transcriber, turns, turn_end=False, voice_activity=False)
+    before = ears.measure_turn_ends(
+        transcriber, turns, turn_end=False, voice_activity=False, asked=False
+    )
     after = ears.measure_turn_ends(transcriber, turns, turn_end=True, voice_activity=False)
     return [
         Row(

@@ -1,16 +1,19 @@
-"""Whisper's prompt for each kind of answer: answers of that kind, written out as they are said.
+"""Whisper's prompt for each kind of answer: what the question just asked wants, said its way.
 
-Whisper continues its prompt's style, so a prompt of names makes it write names, and a prompt of
-numbers in words makes it write every digit said ("five five five", where unprompted it writes
-"55"). The session prompts with the kind of answer the question just asked wants
-(`AnswerKind`); a problem is prompted with the business's keyterms (its name and services).
+Whisper continues its prompt's style: prompted with numbers in words, it writes every digit
+said ("five five five", where unprompted it writes "55"); prompted with the business's keyterms
+(its name and services), it writes its trade words ("clogged", not "cloud"). The session prompts
+for the kind of answer the question just asked wants (`AnswerKind`).
+
+Names and addresses are heard with no prompt. A prompt of names heard the 40 names of
+``tests/data/caller_lines.yaml`` better (whole names 22 → 32 %), but on the personas' own lines
+no better (36 → 35 of 48), and there it wrote its own names into six answers ("Hi, this is
+Ingrid" for "Hi, this is Chris Allen") and a "Good." after three: a name made up is worse than
+a name misheard, which the caller can be asked again. A street in the prompt leaked the same
+way ("eighty Birch Way" heard as "80 Birch Lane").
 
 No prompt holds a yes or a no, and a question that wants one (`AnswerKind.ANY`, the consent
 question above all) is never prompted, so nothing here can tilt how a consent answer is heard.
-The prompts' names, numbers and streets are none of those in ``tests/data/caller_lines.yaml``,
-where they are measured (``bench/ears.py``), nor the personas'. No prompt writes words into
-silence, line noise, babble, breaths or knocks (``tests/test_whisper.py``; 0 of 40 noises
-each, measured).
 """
 
 from __future__ import annotations
@@ -25,23 +28,11 @@ NUMBER_PROMPT = (
 )
 """Also the prompt when a phone number is heard again: numbers written out as said."""
 
-NAME_PROMPT = (
-    "My name is Declan Ellis. It's Anika Sharma. This is Wei Zhang calling. Kofi Boateng. "
-    "It's Ingrid, Ingrid Olsen. Mateo Rossi. It's Siobhan Gallagher. Hi, this is Arjun Mehta."
-)
-"""Eight names as callers give them (three heard no better than one; eight than five)."""
-
-ADDRESS_PROMPT = "I'm at 1420 Maple Street. It's 87 Birch Lane, apartment 4."
-
 
 def prompt_for(answer: AnswerKind, keyterms: Sequence[str] = ()) -> str | None:
     """Whisper's prompt for an answer of this kind, or None (hear it with no prompt)."""
-    if answer is AnswerKind.NAME:
-        return NAME_PROMPT
     if answer is AnswerKind.PHONE_NUMBER:
         return NUMBER_PROMPT
-    if answer is AnswerKind.ADDRESS:
-        return ADDRESS_PROMPT
     if answer is AnswerKind.PROBLEM and keyterms:
         return ", ".join(keyterms) + "."
     return None

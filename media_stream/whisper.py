@@ -15,12 +15,13 @@ lone "Thank you."-style segment that Whisper itself doubts, or that lies after t
 ended, is dropped. Whisper pins its first word to the start of the clip, so an utterance's
 start is the endpointer's onset, not Whisper's.
 
-Whisper is prompted with the kind of answer the question just asked wants
-(`WhisperSession.expect`, `media_stream.answer_prompts`): names for a name, numbers in words for
-a phone number, the call's keyterms for a problem. A question that wants a yes or a no (the
-consent question above all) is heard with no prompt, and no prompt holds a yes or a no: the
-consent answer is heard exactly as it was said. Speech heard as a phone number with digits
-missing is heard once more with `NUMBER_PROMPT`.
+Whisper is prompted for the kind of answer the question just asked wants
+(`WhisperSession.expect`, `media_stream.answer_prompts`): numbers in words for a phone number,
+the call's keyterms for a problem; a name, an address and anything else are heard with no
+prompt. A question that wants a yes or a no (the consent question above all) is never prompted,
+and no prompt holds a yes or a no: the consent answer is heard exactly as it was said. Speech
+that a prompted reading leaves empty is heard again with no prompt, and speech heard as a phone
+number with digits missing is heard once more with `NUMBER_PROMPT`.
 """
 
 from __future__ import annotations
@@ -420,6 +421,9 @@ class WhisperTranscriber:
             return Utterance("", speech_start, end, 0.0, self.name)
         heard = self._recognise(samples, prompt)
         kept = _trusted(heard, speech_end_offset=end - audio_start)
+        if not kept and prompt is not None:  # a prompt never makes speech go unheard
+            heard = self._recognise(samples)
+            kept = _trusted(heard, speech_end_offset=end - audio_start)
         if (
             self._reread_numbers
             and prompt != NUMBER_PROMPT
