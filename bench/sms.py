@@ -33,6 +33,7 @@ from sqlalchemy.exc import OperationalError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.scoring import percentile
 from consent_ledger import (
     AnswerEvidence,
     ConsentEvidence,
@@ -131,11 +132,6 @@ class TimedTransport(LocalSmsTransport):
             self.arrivals[sms.to_number] = time.perf_counter()
             self.arrived.notify_all()
         return receipt
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(share * len(ordered)), len(ordered) - 1)]
 
 
 async def hangup_to_first_text(engine: Engine) -> list[float]:
