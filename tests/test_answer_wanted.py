@@ -23,6 +23,7 @@ from voice_agent.consent.script import render_consent_script
         ("May I have your full name, please?", AnswerKind.NAME),
         ("Okay. What's the address for the job?", AnswerKind.ADDRESS),
         ("Where are you located?", AnswerKind.ADDRESS),
+        ("Okay. Is that the number you’re calling from?", AnswerKind.ANY),  # a curly apostrophe
         ("Hi there! What's going on with the furnace?", AnswerKind.PROBLEM),
         ("When would be a good time for us to come by?", AnswerKind.ANY),
         # questions that check something want a yes or a no

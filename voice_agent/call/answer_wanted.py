@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from media_stream import AnswerKind, split_sentences
+from voice_agent.chat.caller_text import clean
 
 _CHECKING = frozenset(
     ["is", "are", "was", "were", "am", "do", "does", "did", "have", "has", "had", "shall", "should"]
@@ -35,7 +36,7 @@ def answer_wanted(said: str) -> AnswerKind:
     questions = [s for s in split_sentences(said) if s.rstrip().endswith("?")]
     if not questions:
         return AnswerKind.ANY
-    question = questions[-1].lower().replace("’", "'")
+    question = clean(questions[-1]).lower()
     words = re.findall(r"[a-z']+", question)
     if not words or words[0] in _CHECKING:
         return AnswerKind.ANY
